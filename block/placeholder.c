@@ -1,0 +1,1 @@
+/* replaced by the block layer */ int vireo_block_placeholder;
