@@ -1,0 +1,63 @@
+/*
+ * Character devices: the host end of a serial port, a monitor or a qtest
+ * channel. Back-ends: stdio, null, file, socket (UNIX or TCP, listening with
+ * server=on or connecting out), created from -chardev/-serial/-qmp/-monitor
+ * options and found by id.
+ *
+ * A front-end (a UART, a monitor) attaches once and gets bytes through its
+ * callbacks on the main loop. Output is queued and never blocks the caller:
+ * if the peer does not read, bytes beyond CHARDEV_OUTBUF_MAX are dropped, as
+ * a UART without flow control would.
+ */
+#ifndef VIREO_CHARDEV_CHARDEV_H
+#define VIREO_CHARDEV_CHARDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+#define CHARDEV_OUTBUF_MAX (1u << 20)
+
+typedef struct Chardev Chardev;
+
+typedef enum ChardevEvent {
+    CHARDEV_EVENT_OPENED,   /* a peer connected (or the device is ready) */
+    CHARDEV_EVENT_CLOSED,   /* the peer went away */
+} ChardevEvent;
+
+typedef struct ChardevHandlers {
+    /* How many bytes the front-end can take now (0 pauses input). */
+    size_t (*can_read)(void *opaque);
+    void (*read)(void *opaque, const uint8_t *buf, size_t len);
+    void (*event)(void *opaque, ChardevEvent event);
+} ChardevHandlers;
+
+/* Create from an option string such as "socket,id=mon0,path=/tmp/s,server=on,wait=off". */
+Chardev *chardev_new_from_opts(const char *opts, Error **errp);
+/* Create with a generated id from a -serial/-qmp/-monitor style spec ("stdio", "unix:PATH,server=on", "tcp:HOST:PORT,server,nowait", "file:PATH", "null", "chardev:ID"). */
+Chardev *chardev_new_from_legacy(const char *spec, const char *id_prefix, Error **errp);
+Chardev *chardev_find(const char *id);
+const char *chardev_id(const Chardev *chr);
+
+/* Attach a front-end; fails if one is attached already. */
+bool chardev_attach(Chardev *chr, const ChardevHandlers *h, void *opaque, Error **errp);
+void chardev_detach(Chardev *chr);
+
+/* Queue bytes for the peer. Returns len, or 0 when nobody is connected. */
+size_t chardev_write(Chardev *chr, const void *buf, size_t len);
+/* Is a peer connected right now? */
+bool chardev_is_connected(const Chardev *chr);
+/* Is the back-end an interactive terminal (stdio on a tty)? */
+bool chardev_is_tty(const Chardev *chr);
+
+/* Hand an accepted connection (from add_client) to a socket chardev. */
+bool chardev_add_client(Chardev *chr, int fd, Error **errp);
+
+/* Descriptors received with the last read (SCM_RIGHTS), for getfd/add-fd. */
+int chardev_take_received_fd(Chardev *chr);
+
+void chardev_cleanup_all(void);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * Port I/O and MMIO dispatch: devices register the ranges they decode; the
+ * accelerator (KVM exits, or the qtest protocol) dispatches guest accesses.
+ *
+ * Accesses to addresses no device claims read as all ones and drop writes,
+ * as on a PC bus. Regions may not overlap; PCI BARs move with io_region_move.
+ * Dispatch runs under the big lock (core/lock.h), so device callbacks never
+ * race with each other or with the main loop.
+ */
+#ifndef VIREO_MACHINE_ADDRESS_SPACE_H
+#define VIREO_MACHINE_ADDRESS_SPACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+typedef enum AddressSpaceId {
+    AS_PIO,     /* x86 I/O ports, 0..0xffff */
+    AS_MMIO,    /* guest-physical addresses not backed by RAM */
+    AS__MAX,
+} AddressSpaceId;
+
+typedef struct IoOps {
+    /* offset is relative to the region base; size is 1, 2, 4 or 8 */
+    uint64_t (*read)(void *opaque, uint64_t offset, unsigned size);
+    void (*write)(void *opaque, uint64_t offset, uint64_t value, unsigned size);
+} IoOps;
+
+typedef struct IoRegion IoRegion;
+
+IoRegion *io_region_add(AddressSpaceId as, const char *name, uint64_t base,
+                        uint64_t size, const IoOps *ops, void *opaque,
+                        Error **errp);
+/* Move a region (PCI BAR reprogramming); false if the new place overlaps. */
+bool io_region_move(IoRegion *r, uint64_t new_base, Error **errp);
+/* Enable/disable decoding without forgetting the region (PCI command register). */
+void io_region_set_enabled(IoRegion *r, bool enabled);
+void io_region_del(IoRegion *r);
+
+uint64_t io_region_base(const IoRegion *r);
+
+/*
+ * Perform one guest access. Returns false when no region claims addr (reads
+ * then yield all ones in *val). Accesses that straddle the end of a region
+ * are refused the same way.
+ */
+bool io_dispatch_read(AddressSpaceId as, uint64_t addr, unsigned size, uint64_t *val);
+bool io_dispatch_write(AddressSpaceId as, uint64_t addr, unsigned size, uint64_t val);
+
+/* For 'info mtree'-like listings: call fn for each enabled region in address order. */
+void io_region_foreach(AddressSpaceId as,
+                       void (*fn)(void *ctx, const char *name, uint64_t base, uint64_t size),
+                       void *ctx);
+
+#endif

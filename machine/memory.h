@@ -1,0 +1,63 @@
+/*
+ * Guest physical memory.
+ *
+ * Guest RAM is one memfd (so vhost-user back-ends and ivshmem peers can map
+ * it), mapped into vireo in one or more regions of guest-physical space (on
+ * x86 RAM above the 32-bit PCI hole continues at 4 GiB).
+ *
+ * Everything the guest or an image hands us is hostile: an address/length
+ * pair from a descriptor, a DMA register, a boot parameter. All access goes
+ * through the helpers below, which check the whole range with overflow-safe
+ * arithmetic and never touch memory outside a region. A range that crosses
+ * from one region into a gap is refused, not truncated.
+ */
+#ifndef VIREO_MACHINE_MEMORY_H
+#define VIREO_MACHINE_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+#define GUEST_MEMORY_MAX_REGIONS 4
+
+typedef struct GuestRegion {
+    uint64_t gpa;           /* first guest-physical address */
+    uint64_t size;          /* bytes */
+    uint64_t fd_offset;     /* where the region starts inside the memfd */
+    uint8_t *hva;           /* host mapping */
+} GuestRegion;
+
+typedef struct GuestMemory {
+    int fd;                 /* the memfd; -1 when not created */
+    uint64_t ram_size;      /* total RAM bytes */
+    int nr_regions;
+    GuestRegion regions[GUEST_MEMORY_MAX_REGIONS];
+} GuestMemory;
+
+/*
+ * Create ram_size bytes of RAM. RAM below 4 GiB stops at lowmem_limit; the
+ * rest continues at 4 GiB (lowmem_limit = UINT64_MAX keeps it in one region).
+ */
+bool guest_memory_create(GuestMemory *mem, uint64_t ram_size,
+                         uint64_t lowmem_limit, Error **errp);
+void guest_memory_destroy(GuestMemory *mem);
+
+/* Host pointer to [gpa, gpa+len) if it lies wholly inside one region, else NULL. */
+void *gmem_ptr(const GuestMemory *mem, uint64_t gpa, uint64_t len);
+
+/* Copy to/from guest memory; false (nothing copied) if any byte is outside RAM. */
+bool gmem_read(const GuestMemory *mem, uint64_t gpa, void *buf, uint64_t len);
+bool gmem_write(const GuestMemory *mem, uint64_t gpa, const void *buf, uint64_t len);
+bool gmem_fill(const GuestMemory *mem, uint64_t gpa, uint8_t byte, uint64_t len);
+
+/* Little-endian scalar accessors (the guest is x86). */
+bool gmem_read_u16(const GuestMemory *mem, uint64_t gpa, uint16_t *val);
+bool gmem_read_u32(const GuestMemory *mem, uint64_t gpa, uint32_t *val);
+bool gmem_read_u64(const GuestMemory *mem, uint64_t gpa, uint64_t *val);
+bool gmem_write_u16(const GuestMemory *mem, uint64_t gpa, uint16_t val);
+bool gmem_write_u32(const GuestMemory *mem, uint64_t gpa, uint32_t val);
+bool gmem_write_u64(const GuestMemory *mem, uint64_t gpa, uint64_t val);
+
+#endif

@@ -1,0 +1,172 @@
+#include "util/error.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct Error {
+    ErrorClass cls;
+    char *msg;
+};
+
+/* A unique address; never dereferenced. */
+static Error error_fatal_marker;
+Error *error_fatal = &error_fatal_marker;
+
+static char *vformat(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) {
+        abort();
+    }
+    return s;
+}
+
+static void error_setv(Error **errp, ErrorClass cls, char *msg)
+{
+    if (!errp) {
+        free(msg);
+        return;
+    }
+    if (errp == &error_fatal) {
+        fprintf(stderr, "vireo: %s\n", msg);
+        exit(1);
+    }
+    if (*errp) {
+        /* First error wins, like QEMU: a second set is a programming error,
+         * but keep going with the original message rather than crash. */
+        free(msg);
+        return;
+    }
+    Error *err = malloc(sizeof(*err));
+    if (!err) {
+        abort();
+    }
+    err->cls = cls;
+    err->msg = msg;
+    *errp = err;
+}
+
+void error_setg(Error **errp, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vformat(fmt, ap);
+    va_end(ap);
+    error_setv(errp, ERROR_CLASS_GENERIC_ERROR, msg);
+}
+
+void error_set(Error **errp, ErrorClass cls, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vformat(fmt, ap);
+    va_end(ap);
+    error_setv(errp, cls, msg);
+}
+
+void error_setg_errno(Error **errp, int os_errno, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vformat(fmt, ap);
+    va_end(ap);
+    char *full = NULL;
+    if (asprintf(&full, "%s: %s", msg, strerror(os_errno)) < 0) {
+        abort();
+    }
+    free(msg);
+    error_setv(errp, ERROR_CLASS_GENERIC_ERROR, full);
+}
+
+void error_prepend(Error **errp, const char *fmt, ...)
+{
+    if (!errp || errp == &error_fatal || !*errp) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *prefix = vformat(fmt, ap);
+    va_end(ap);
+    char *full = NULL;
+    if (asprintf(&full, "%s%s", prefix, (*errp)->msg) < 0) {
+        abort();
+    }
+    free(prefix);
+    free((*errp)->msg);
+    (*errp)->msg = full;
+}
+
+void error_propagate(Error **dst, Error *src)
+{
+    if (!src) {
+        return;
+    }
+    if (dst == &error_fatal) {
+        fprintf(stderr, "vireo: %s\n", src->msg);
+        exit(1);
+    }
+    if (!dst || *dst) {
+        error_free(src);
+        return;
+    }
+    *dst = src;
+}
+
+const char *error_get_pretty(const Error *err)
+{
+    return err->msg;
+}
+
+ErrorClass error_get_class(const Error *err)
+{
+    return err->cls;
+}
+
+const char *error_class_name(ErrorClass cls)
+{
+    static const char *const names[] = {
+        [ERROR_CLASS_GENERIC_ERROR] = "GenericError",
+        [ERROR_CLASS_COMMAND_NOT_FOUND] = "CommandNotFound",
+        [ERROR_CLASS_DEVICE_NOT_ACTIVE] = "DeviceNotActive",
+        [ERROR_CLASS_DEVICE_NOT_FOUND] = "DeviceNotFound",
+        [ERROR_CLASS_KVM_MISSING_CAP] = "KVMMissingCap",
+    };
+    return names[cls];
+}
+
+void error_free(Error *err)
+{
+    if (err && err != &error_fatal_marker) {
+        free(err->msg);
+        free(err);
+    }
+}
+
+void error_report_err(Error *err)
+{
+    fprintf(stderr, "vireo: %s\n", err->msg);
+    error_free(err);
+}
+
+void error_report(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vireo: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void warn_report(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vireo: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
