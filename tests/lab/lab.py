@@ -1,0 +1,993 @@
+"""The nested KVM test lab: run real-guest tests where /dev/kvm cannot boot Linux.
+
+Some hosts expose a /dev/kvm that cannot run a stock Linux guest (the kvm_pvm
+module). There, this module boots an "L1" Linux guest under QEMU's TCG with an
+emulated AMD SVM CPU; inside it Debian's kvm-amd gives a working /dev/kvm. The
+host root is shared read-only into L1 over 9p, so the project's build and the
+host's tools run there unchanged inside `chroot /host`.
+
+Entry points (see README.md):
+  run_vmm(script, timeout)   run a shell script where KVM can boot Linux:
+                             directly on the host when possible, else in a Lab
+  Lab                        one booted L1; lab.run(script, timeout) many times
+  build_initramfs(...)       an L2 guest initramfs from busybox-static + modules
+  kvm_can_boot_linux()       whether the host /dev/kvm can boot Linux
+  kernel_path(), kernel_version(), modules_dir()
+
+Python 3.11 standard library only.
+"""
+import atexit
+import ctypes
+import fcntl
+import functools
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+# Exit status reported when a script ran out of time (as coreutils timeout).
+TIMEOUT = 124
+# A tmpfs inside L1 (and on any Linux host): UNIX sockets cannot be bound on
+# the 9p-shared host root, so jobs get $LAB_TMP, a fresh directory under it.
+L1_TMPFS = "/dev/shm"
+
+# Modules of the L1 guest, in load order. Dependencies are added
+# automatically; the optional ones are skipped when the kernel lacks them.
+L1_MODULES = [
+    "irqbypass", "ccp", "kvm nx_huge_pages=off", "kvm-amd",
+    "virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev",
+    "virtio_pci", "virtio_console",
+    "netfs", "fscache", "9pnet", "9pnet_virtio", "9p",
+]
+L1_OPTIONAL_MODULES = ["tun", "vhost_iotlb", "vhost", "vhost_net", "vsock", "vhost_vsock"]
+
+# Environment passed from the caller into jobs run inside L1 (on the host the
+# whole environment is inherited).
+PASS_ENV = re.compile(r"^(PATH|HOME|LANG|LC_\w+|TERM|VIREO_\w+|ASAN_OPTIONS|UBSAN_OPTIONS|"
+                      r"LSAN_OPTIONS|PYTHONPATH|PYTHONDONTWRITEBYTECODE)$")
+
+# Bumped whenever the initramfs layout changes, to invalidate the cache.
+INITRAMFS_FORMAT = 4
+
+
+class LabError(Exception):
+    """The lab itself failed (L1 did not boot, QEMU died, tools missing)."""
+
+
+def _log(msg):
+    if os.environ.get("VIREO_LAB_VERBOSE"):
+        print(f"vireo-lab: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Host detection
+
+_KVM_GET_API_VERSION = 0xAE00
+_kvm_verdict = None
+
+
+def kvm_can_boot_linux():
+    """True when the host /dev/kvm can run a stock Linux guest.
+
+    VIREO_LAB=force makes this False (always use the lab), VIREO_LAB=never
+    makes it True (never use the lab). Otherwise it is False when /dev/kvm is
+    missing or unusable, or when the host KVM module is kvm_pvm, which runs
+    tiny real-mode code but stalls a real kernel in early boot.
+    """
+    global _kvm_verdict
+    override = os.environ.get("VIREO_LAB", "").strip().lower()
+    if override == "force":
+        return False
+    if override == "never":
+        return True
+    if _kvm_verdict is None:
+        _kvm_verdict = _probe_kvm()
+    return _kvm_verdict
+
+
+def _probe_kvm():
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if fcntl.ioctl(fd, _KVM_GET_API_VERSION) != 12:
+            return False
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return not _kvm_pvm_loaded()
+
+
+def _kvm_pvm_loaded():
+    # /proc/modules may not exist (no CONFIG_MODULES, or hidden); /sys/module
+    # lists both loaded modules and built-ins that have parameters.
+    if os.path.isdir("/sys/module/kvm_pvm"):
+        return True
+    try:
+        with open("/proc/modules") as f:
+            return any(line.split()[0] == "kvm_pvm" for line in f if line.strip())
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Debian's kernel
+
+def _version_key(text):
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", text) if p]
+
+
+def kernel_path():
+    """Path of the newest installed Debian kernel (/boot/vmlinuz-*) that has a
+    modules directory. VIREO_LAB_KERNEL overrides it (the version is then
+    taken from the file name)."""
+    forced = os.environ.get("VIREO_LAB_KERNEL")
+    if forced:
+        return forced
+    found = []
+    for name in os.listdir("/boot") if os.path.isdir("/boot") else []:
+        if name.startswith("vmlinuz-") and os.path.isdir(os.path.join("/lib/modules", name[8:])):
+            found.append(name)
+    if not found:
+        raise LabError("no /boot/vmlinuz-* with /lib/modules/<version>: install linux-image-amd64")
+    return os.path.join("/boot", max(found, key=lambda n: _version_key(n[8:])))
+
+
+def kernel_version():
+    """Version string of kernel_path(), e.g. '6.1.0-56-amd64'."""
+    name = os.path.basename(kernel_path())
+    return name[8:] if name.startswith("vmlinuz-") else name
+
+
+def modules_dir(version=None):
+    """/lib/modules/<version> of that kernel (default: kernel_version())."""
+    return os.path.join("/lib/modules", version or kernel_version())
+
+
+# ---------------------------------------------------------------------------
+# Kernel modules
+
+@functools.lru_cache(maxsize=None)
+def _modinfo(version, field, name):
+    cmd = ["modinfo", "-k", version] + (["-n"] if field == "filename" else ["-F", field]) + [name]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise LabError("modinfo is missing: install kmod") from None
+    if p.returncode != 0:
+        return None
+    return p.stdout.strip()
+
+
+def module_available(name, version=None):
+    """Whether the kernel has module NAME (as a loadable module)."""
+    return bool(_modinfo(version or kernel_version(), "filename", name.split()[0]))
+
+
+def resolve_modules(names, version):
+    """Modules NAMES plus their dependencies, dependencies first.
+
+    Each name may carry insmod parameters ('kvm nx_huge_pages=off'). Returns a
+    list of (module_file_path, params). Built-in modules are skipped."""
+    params, order, seen = {}, [], set()
+    for entry in names:
+        name, _, args = entry.strip().partition(" ")
+        params[_canon(name)] = args.strip()
+
+    def visit(name, chain):
+        key = _canon(name)
+        if key in seen:
+            return
+        if key in chain:
+            raise LabError(f"module dependency cycle: {' -> '.join(chain + [key])}")
+        path = _modinfo(version, "filename", name)
+        if not path:
+            raise LabError(f"kernel {version} has no module {name!r}")
+        if path == "(builtin)":
+            seen.add(key)
+            return
+        deps = _modinfo(version, "depends", name) or ""
+        for dep in filter(None, deps.split(",")):
+            visit(dep, chain + [key])
+        seen.add(key)
+        order.append((path, params.get(key, "")))
+
+    for entry in names:
+        visit(entry.split()[0], [])
+    return order
+
+
+def _canon(name):
+    return name.replace("-", "_")
+
+
+def _module_bytes(path):
+    """A module's contents, decompressed: busybox insmod loads plain ELF only."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.endswith(".zst"):
+        try:
+            return subprocess.run(["zstd", "-dc", path], capture_output=True, check=True,
+                                  timeout=60).stdout
+        except (FileNotFoundError, subprocess.CalledProcessError) as e:
+            raise LabError(f"cannot decompress {path}: install zstd ({e})") from None
+    return data
+
+
+def _module_name(path):
+    base = os.path.basename(path)
+    return base[:base.index(".ko")] + ".ko"
+
+
+# ---------------------------------------------------------------------------
+# newc cpio writer
+
+class Cpio:
+    """An initramfs under construction: paths -> entries, written as a gzip'd
+    newc cpio archive (no root needed: device nodes are just headers)."""
+
+    def __init__(self):
+        self.entries = {}
+
+    def _parents(self, path):
+        parts = path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d and d not in self.entries:
+                self.entries[d] = (stat.S_IFDIR | 0o755, b"", 0)
+
+    def add_dir(self, path, mode=0o755):
+        path = path.strip("/")
+        self._parents(path)
+        self.entries[path] = (stat.S_IFDIR | mode, b"", 0)
+
+    def add_file(self, path, data, mode=0o644):
+        path = path.strip("/")
+        if isinstance(data, str):
+            data = data.encode()
+        self._parents(path)
+        self.entries[path] = (stat.S_IFREG | mode, data, 0)
+
+    def add_symlink(self, path, target):
+        path = path.strip("/")
+        self._parents(path)
+        self.entries[path] = (stat.S_IFLNK | 0o777, target.encode(), 0)
+
+    def add_chardev(self, path, major, minor, mode=0o600):
+        path = path.strip("/")
+        self._parents(path)
+        self.entries[path] = (stat.S_IFCHR | mode, b"", (major << 8) | minor)
+
+    def has(self, path):
+        return path.strip("/") in self.entries
+
+    def archive(self):
+        """The uncompressed newc archive. A parent path sorts before its
+        children, so directories precede their contents."""
+        out = io.BytesIO()
+        for ino, path in enumerate(sorted(self.entries), start=1):
+            mode, data, rdev = self.entries[path]
+            self._write(out, ino, path, mode, data, rdev)
+        self._write(out, 0, "TRAILER!!!", 0, b"", 0)
+        return out.getvalue()
+
+    @staticmethod
+    def _write(out, ino, name, mode, data, rdev):
+        name_b = name.encode() + b"\0"
+        nlink = 2 if stat.S_ISDIR(mode) else 1
+        fields = [ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rdev >> 8, rdev & 0xFF,
+                  len(name_b), 0]
+        out.write(b"070701" + "".join(f"{v:08X}" for v in fields).encode())
+        out.write(name_b)
+        out.write(b"\0" * (-(110 + len(name_b)) % 4))
+        out.write(data)
+        out.write(b"\0" * (-len(data) % 4))
+
+
+def read_cpio(data):
+    """Parse a (possibly gzip'd) newc archive into {path: (mode, bytes)};
+    used by tests to look inside generated images."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    entries, pos = {}, 0
+    while True:
+        if data[pos:pos + 6] != b"070701":
+            raise ValueError(f"bad cpio magic at {pos}")
+        f = [int(data[pos + 6 + 8 * i: pos + 14 + 8 * i], 16) for i in range(13)]
+        mode, size, namesize = f[1], f[6], f[11]
+        name = data[pos + 110: pos + 110 + namesize - 1].decode()
+        pos += 110 + namesize
+        pos += -pos % 4
+        body = data[pos: pos + size]
+        pos += size
+        pos += -pos % 4
+        if name == "TRAILER!!!":
+            return entries
+        entries[name] = (mode, body)
+
+
+# ---------------------------------------------------------------------------
+# Guest initramfs
+
+def _busybox():
+    for path in ("/bin/busybox", "/usr/bin/busybox"):
+        if os.path.exists(path) and _is_static(path):
+            return path
+    raise LabError("no static busybox: install busybox-static")
+
+
+def _is_static(path):
+    # A dynamically linked ELF has a PT_INTERP program header.
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            return False
+        phoff = int.from_bytes(head[32:40], "little")
+        phentsize = int.from_bytes(head[54:56], "little")
+        phnum = int.from_bytes(head[56:58], "little")
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return all(int.from_bytes(table[i * phentsize: i * phentsize + 4], "little") != 3
+               for i in range(phnum))
+
+
+LOAD_MODULES = """#!/bin/sh
+# Loads the initramfs's kernel modules, dependencies first.
+set -f
+while read -r mod args; do
+    [ -n "$mod" ] && { insmod "$mod" $args || echo "load-modules: $mod failed" >&2; }
+done < /lib/modules/load-order
+"""
+
+
+def _cache_dir():
+    d = os.environ.get("VIREO_LAB_CACHE") or os.path.join(HERE, "cache")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def _stat_id(path):
+    st = os.stat(path)
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def _file_entry(value):
+    """Normalize a files={} value to (bytes, mode). A value is bytes or str
+    content, a (content, mode) pair, or an os.PathLike naming a host file."""
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        with open(path, "rb") as f:
+            return f.read(), stat.S_IMODE(os.stat(path).st_mode)
+    mode = None
+    if isinstance(value, tuple):
+        value, mode = value
+    if isinstance(value, str):
+        value = value.encode()
+    if mode is None:
+        mode = 0o755 if value.startswith(b"#!") else 0o644
+    return value, mode
+
+
+def build_initramfs(out_path, init_script, modules=(), files={}, kernel_version=None):
+    """Write a gzip'd newc initramfs for a Debian-kernel guest to OUT_PATH.
+
+    Contents: static busybox with every applet linked (bin/sh, sbin/insmod,
+    ...), /init = INIT_SCRIPT (a shell script run as PID 1), /dev/console, the
+    kernel MODULES plus their dependencies (decompressed) under /lib/modules/
+    with /lib/modules/load-order and a `load-modules` command that insmods them
+    in order (also a modules.dep so busybox modprobe works), and FILES
+    ({path_in_image: content}, see _file_entry). Entries of MODULES may carry
+    insmod parameters: 'kvm nx_huge_pages=off'.
+
+    Images are cached by a hash of the inputs, so a repeated build is a copy.
+    OUT_PATH None returns the cached image's path. Returns the path written.
+    """
+    version = kernel_version or globals()["kernel_version"]()
+    entries = {p: _file_entry(v) for p, v in files.items()}
+    key = _initramfs_key(init_script, list(modules), entries, version)
+    cached = os.path.join(_cache_dir(), "initramfs", key + ".cpio.gz")
+    if not os.path.exists(cached):
+        data = _make_initramfs(init_script, list(modules), entries, version)
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        tmp = f"{cached}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, cached)
+        _log(f"built initramfs {cached} ({len(data)} bytes)")
+    if out_path is None:
+        return cached
+    if os.path.abspath(out_path) != cached:
+        tmp = f"{out_path}.{os.getpid()}.tmp"
+        shutil.copyfile(cached, tmp)
+        os.replace(tmp, out_path)
+    return out_path
+
+
+def _initramfs_key(init_script, modules, entries, version):
+    depfile = os.path.join(modules_dir(version), "modules.dep")
+    ident = {
+        "format": INITRAMFS_FORMAT,
+        "init": init_script,
+        "modules": modules,
+        "version": version,
+        "modules.dep": _stat_id(depfile) if os.path.exists(depfile) else None,
+        "busybox": _stat_id(_busybox()),
+        "files": {p: [hashlib.sha256(d).hexdigest(), m] for p, (d, m) in sorted(entries.items())},
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _make_initramfs(init_script, modules, entries, version):
+    img = Cpio()
+    busybox = _busybox()
+    with open(busybox, "rb") as f:
+        img.add_file("bin/busybox", f.read(), 0o755)
+    applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True,
+                             check=True, timeout=30).stdout.split()
+    for applet in applets:
+        if applet != "bin/busybox" and not img.has(applet):
+            img.add_symlink(applet, "/bin/busybox")
+    for d in ("dev", "proc", "sys", "tmp", "run", "root", "mnt", "etc"):
+        img.add_dir(d)
+    img.add_chardev("dev/console", 5, 1)
+    img.add_chardev("dev/null", 1, 3, 0o666)
+    _add_modules(img, modules, version)
+    img.add_file("bin/load-modules", LOAD_MODULES, 0o755)
+    for path, (data, mode) in entries.items():
+        img.add_file(path, data, mode)
+    img.add_file("init", init_script, 0o755)
+    return gzip.compress(img.archive(), compresslevel=6, mtime=0)
+
+
+def _add_modules(img, modules, version):
+    # Modules go to /lib/modules/<version>/extra/, where busybox modprobe
+    # finds them through the generated modules.dep; load-order has full paths.
+    resolved = resolve_modules(modules, version) if modules else []
+    base = f"lib/modules/{version}"
+    order, files = [], {}
+    for path, params in resolved:
+        name = _module_name(path)
+        img.add_file(f"{base}/extra/{name}", _module_bytes(path))
+        order.append(f"/{base}/extra/{name} {params}".strip())
+        files[_canon(name[:-3])] = f"extra/{name}"
+    img.add_file("lib/modules/load-order", "".join(line + "\n" for line in order))
+    # As depmod writes it: all transitive dependencies, to be loaded last first.
+    direct = {}
+    for path, _ in resolved:
+        deps = filter(None, (_modinfo(version, "depends", path) or "").split(","))
+        direct[_canon(_module_name(path)[:-3])] = [_canon(d) for d in deps if _canon(d) in files]
+    lines = []
+    for key in files:
+        closure, todo = set(), list(direct[key])
+        while todo:
+            d = todo.pop()
+            if d not in closure:
+                closure.add(d)
+                todo += direct[d]
+        dep_files = [files[k] for k in reversed(list(files)) if k in closure]
+        lines.append(f"{files[key]}: {' '.join(dep_files)}".rstrip())
+    img.add_file(f"{base}/modules.dep", "".join(l + "\n" for l in lines))
+
+
+# ---------------------------------------------------------------------------
+# Jobs: one shell script run with a given environment, on the host or in L1
+
+def _job_wrapper(script_path, env, cwd, tmp):
+    """The shell wrapper every job runs under (same on host and in L1): it sets
+    the environment, creates $LAB_TMP on a tmpfs, runs the script, cleans up."""
+    lines = ["# vireo lab job wrapper"]
+    for k, v in sorted(env.items()):
+        lines.append(f"export {k}={shlex.quote(str(v))}")
+    lines += [
+        f"export LAB_TMP={shlex.quote(tmp)} TMPDIR={shlex.quote(tmp)}",
+        'mkdir -p "$LAB_TMP"',
+        f"cd {shlex.quote(cwd)} || exit 125",
+        f"/bin/sh {shlex.quote(script_path)}",
+        "st=$?",
+        'rm -rf "$LAB_TMP"',
+        "exit $st",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _as_script(script):
+    if isinstance(script, (list, tuple)):
+        return shlex.join(str(a) for a in script) + "\n"
+    return script if script.endswith("\n") else script + "\n"
+
+
+class _Tail:
+    """Follows a job's output file, echoing new bytes to a stream."""
+
+    def __init__(self, path, stream):
+        self.path, self.stream, self.pos = path, stream, 0
+
+    def poll(self):
+        if self.stream is None:
+            return
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                chunk = f.read()
+        except OSError:
+            return
+        if chunk:
+            self.pos += len(chunk)
+            buf = getattr(self.stream, "buffer", None)
+            if buf is not None:
+                self.stream.flush()
+                buf.write(chunk)
+                buf.flush()
+            else:
+                self.stream.write(chunk.decode(errors="replace"))
+                self.stream.flush()
+
+
+def _read_text(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _timeout_note(timeout):
+    return f"\n[vireo-lab: timed out after {timeout:g} s]\n"
+
+
+def run_on_host(script, timeout=300, env=None, cwd=None, stream=None, jobs_dir=None):
+    """Run SCRIPT with /bin/sh on this host, like a Lab job. Returns
+    (exit_status, output); output is stdout and stderr merged; a timeout kills
+    the script's whole process group and returns (TIMEOUT, output + note)."""
+    jobs_dir = jobs_dir or os.path.join(_session_root(), ".jobs")
+    os.makedirs(jobs_dir, exist_ok=True)
+    job = tempfile.mkdtemp(prefix="host-", dir=jobs_dir)
+    script_path = os.path.join(job, "script.sh")
+    with open(script_path, "w") as f:
+        f.write(_as_script(script))
+    tmp = tempfile.mkdtemp(prefix="vireo-lab-tmp-", dir=L1_TMPFS if os.path.isdir(L1_TMPFS) else None)
+    full_env = dict(os.environ, LAB_MODE="host", LAB_SHARED=_session_root())
+    full_env.update(env or {})
+    with open(os.path.join(job, "run.sh"), "w") as f:
+        f.write(_job_wrapper(script_path, {}, cwd or os.getcwd(), tmp))
+    out_path = os.path.join(job, "out")
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(["/bin/sh", os.path.join(job, "run.sh")], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, env=full_env,
+                                start_new_session=True)
+    tail, deadline, timed_out = _Tail(out_path, stream), time.monotonic() + timeout, False
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            timed_out = True
+            break
+        tail.poll()
+        time.sleep(0.05)
+    _kill_group(proc.pid)
+    status = proc.wait()
+    tail.poll()
+    shutil.rmtree(tmp, ignore_errors=True)
+    output = _read_text(out_path)
+    shutil.rmtree(job, ignore_errors=True)
+    if timed_out:
+        return TIMEOUT, output + _timeout_note(timeout)
+    return (128 - status if status < 0 else status), output
+
+
+def _kill_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# ---------------------------------------------------------------------------
+# L1
+
+# The L1 guest's /init. It mounts the host root (read-only) and the writable
+# share at the same path as on the host, then either serves jobs on the
+# virtio-serial port named lab.ctl or gives a shell on the console.
+#
+# Control protocol, one text line per message:
+#   L1 -> host  "ready UPTIME"            once, when jobs can run
+#   host -> L1  "run ID SECONDS"          run $SHARE/.jobs/ID/run.sh in the chroot;
+#                                         output goes to $SHARE/.jobs/ID/out
+#   L1 -> host  "done ID STATUS"          the job ended with exit STATUS; a job
+#                                         killed for time also leaves .../timedout
+#   host -> L1  "quit 0 0"                power off
+L1_INIT = r"""#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+fail() { echo "LAB-INIT-FAILED: $*"; sync; poweroff -f; sleep 10; }
+arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1="*) echo "${w#*=}";; esac; done; }
+load-modules 2>&1 | grep -v 'File exists'
+SHARE=$(arg lab.share)
+MODE=$(arg lab.mode)
+P9=trans=virtio,version=9p2000.L,msize=512000
+mkdir -p /host
+mount -t 9p -o $P9,ro hostroot /host || fail "cannot mount the host root"
+mount -t proc proc /host/proc || fail "cannot mount /host/proc"
+mount -t sysfs sysfs /host/sys
+mount -t devtmpfs devtmpfs /host/dev
+mkdir -p /host/dev/pts /host/dev/shm
+mount -t devpts devpts /host/dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
+mount -t tmpfs -o mode=755 tmpfs /host/run
+mkdir -p "/host$SHARE" 2>/dev/null
+mount -t 9p -o $P9 labshare "/host$SHARE" || fail "cannot mount the share at $SHARE"
+[ -c /dev/kvm ] || fail "no /dev/kvm (kvm-amd did not load)"
+
+if [ "$MODE" = shell ]; then
+    echo "vireo-lab: L1 shell in chroot /host; /dev/kvm ready; shared dir $SHARE; exit powers off"
+    export HOME=/root TERM=xterm TMPDIR=/dev/shm LAB_MODE=lab LAB_SHARED="$SHARE" LAB_TMP=/dev/shm
+    setsid sh -c 'exec chroot /host /bin/sh -c "cd /; exec bash -i 2>/dev/null || exec sh -i" <>/dev/ttyS0 >&0 2>&1'
+    sync; poweroff -f
+fi
+
+PORT=
+for d in /sys/class/virtio-ports/*; do
+    [ "$(cat "$d/name" 2>/dev/null)" = lab.ctl ] && PORT=/dev/${d##*/}
+done
+[ -n "$PORT" ] || fail "no lab.ctl virtio-serial port"
+exec 3<>"$PORT"
+
+run_job() {
+    J="$SHARE/.jobs/$1"
+    setsid chroot /host /bin/sh "$J/run.sh" >"/host$J/out" 2>&1 </dev/null &
+    pid=$!
+    ( sleep "$2"; : >"/host$J/timedout"; kill -KILL -"$pid" ) >/dev/null 2>&1 &
+    dog=$!
+    wait "$pid"
+    st=$?
+    kill -KILL "$dog" 2>/dev/null
+    # Whatever the job left running in its session goes too.
+    kill -KILL -"$pid" 2>/dev/null
+    echo "done $1 $st" >&3
+}
+
+echo "ready $(cut -d' ' -f1 /proc/uptime)" >&3
+while read -r verb id limit <&3; do
+    case "$verb" in
+        run) run_job "$id" "$limit" ;;
+        quit) break ;;
+    esac
+done
+sync
+poweroff -f
+"""
+
+
+def l1_initramfs(version=None):
+    """Path of the (cached) L1 initramfs for that kernel."""
+    version = version or kernel_version()
+    mods = L1_MODULES + [m for m in L1_OPTIONAL_MODULES if module_available(m, version)]
+    return build_initramfs(None, L1_INIT, modules=mods, kernel_version=version)
+
+
+def _set_pdeathsig():
+    # Runs in the QEMU child before exec: if the test process dies (even by
+    # SIGKILL from a runner's timeout), the kernel kills QEMU too.
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+_session = None
+
+
+def _session_root():
+    """A per-process directory shared with L1 (writable there, same path);
+    workdir() directories and job files live here. Removed at exit."""
+    global _session
+    if _session is None:
+        _session = tempfile.mkdtemp(prefix="vireo-lab-")
+        atexit.register(shutil.rmtree, _session, True)
+    return _session
+
+
+class Lab:
+    """One L1 guest with a working /dev/kvm. Use as a context manager:
+
+        with lab.Lab() as l1:
+            status, output = l1.run("ls -l /dev/kvm", timeout=30)
+
+    Jobs run with /bin/sh inside `chroot /host` (the host root, read-only),
+    in the caller's working directory, with $LAB_MODE=lab, $LAB_SHARED (the
+    writable shared directory, same path on both sides), $LAB_TMP and $TMPDIR
+    (a fresh directory on a tmpfs, for UNIX sockets and scratch files).
+    """
+
+    def __init__(self, shared_dir=None, memory_mb=4096, boot_timeout=180, kernel=None,
+                 qemu="qemu-system-x86_64", extra_qemu_args=()):
+        self.shared = os.path.abspath(shared_dir or _session_root())
+        self.tmpfs = L1_TMPFS
+        self.memory_mb = memory_mb
+        self.boot_timeout = boot_timeout
+        self.kernel = kernel or kernel_path()
+        self.qemu = qemu
+        self.extra_qemu_args = list(extra_qemu_args)
+        self.proc = None
+        self.sock = None
+        self.boot_seconds = None
+        self._rundir = None
+        self._buf = b""
+        self._next_job = 0
+        if re.search(r"\s", self.shared):
+            raise LabError(f"shared dir must not contain whitespace: {self.shared!r}")
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None and self.sock is not None
+
+    def qemu_command(self, initrd, mode="agent", ctl_path=None, console="file"):
+        """The L0 QEMU command line booting L1 (see ../shared kvm-lab notes)."""
+        append = ("console=ttyS0 panic=-1 quiet kvm.nx_huge_pages=off "
+                  f"lab.share={self.shared} lab.mode={mode}")
+        cmd = [self.qemu, "-M", "pc", "-accel", "tcg", "-cpu", "EPYC,+svm",
+               "-m", str(self.memory_mb), "-smp", "1",
+               "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+               "-kernel", self.kernel, "-initrd", initrd, "-append", append,
+               "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,"
+                          "readonly=on,multidevs=remap",
+               "-virtfs", f"local,path={self.shared},mount_tag=labshare,"
+                          "security_model=none,multidevs=remap"]
+        if console == "file":
+            cmd += ["-serial", f"file:{os.path.join(self._rundir, 'console.log')}"]
+        else:
+            cmd += ["-serial", "mon:stdio"]
+        if ctl_path:
+            cmd += ["-chardev", f"socket,id=labctl,path={ctl_path}",
+                    "-device", "virtio-serial-pci",
+                    "-device", "virtserialport,chardev=labctl,name=lab.ctl"]
+        return cmd + self.extra_qemu_args
+
+    def start(self):
+        """Boot L1 and wait until it serves jobs. Raises LabError on failure."""
+        if self.alive:
+            return
+        self.close()
+        if not shutil.which(self.qemu):
+            raise LabError(f"{self.qemu} not found: install qemu-system-x86")
+        os.makedirs(os.path.join(self.shared, ".jobs"), exist_ok=True)
+        initrd = l1_initramfs(kernel_version_of(self.kernel))
+        self._rundir = tempfile.mkdtemp(prefix="vireo-l1-")
+        ctl_path = os.path.join(self._rundir, "ctl.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(ctl_path)
+        listener.listen(1)
+        t0 = time.monotonic()
+        with open(os.path.join(self._rundir, "qemu.log"), "wb") as log:
+            self.proc = subprocess.Popen(self.qemu_command(initrd, ctl_path=ctl_path),
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         preexec_fn=_set_pdeathsig)
+        _log(f"L1 QEMU pid {self.proc.pid}, run dir {self._rundir}")
+        try:
+            self.sock = self._accept(listener, t0 + 60)
+            line = self._readline(t0 + self.boot_timeout)
+            if not line or not line.startswith("ready"):
+                raise LabError(f"L1 did not come up (got {line!r})")
+        except BaseException:
+            failure = self._diagnostics()
+            self.close()
+            if isinstance(sys.exc_info()[1], LabError):
+                raise LabError(f"{sys.exc_info()[1]}\n{failure}") from None
+            raise
+        finally:
+            listener.close()
+        self.boot_seconds = time.monotonic() - t0
+        _log(f"L1 ready in {self.boot_seconds:.1f} s ({line})")
+
+    def _accept(self, listener, deadline):
+        while True:
+            if self.proc.poll() is not None:
+                raise LabError(f"L1 QEMU exited with {self.proc.returncode} before connecting")
+            r, _, _ = select.select([listener], [], [], 0.2)
+            if r:
+                conn, _ = listener.accept()
+                return conn
+            if time.monotonic() > deadline:
+                raise LabError("L1 QEMU did not connect its control channel")
+
+    def _readline(self, deadline, on_wait=None):
+        """Next control line from L1, or None if L1 died or DEADLINE passed."""
+        while b"\n" not in self._buf:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                return None
+            r, _, _ = select.select([self.sock], [], [], 0.2)
+            if on_wait:
+                on_wait()
+            if r:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    return None
+                self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.decode(errors="replace").strip()
+
+    def _diagnostics(self):
+        parts = []
+        if self.proc and self.proc.poll() is not None:
+            parts.append(f"QEMU exit status {self.proc.returncode}")
+        for name in ("qemu.log", "console.log"):
+            text = _read_text(os.path.join(self._rundir or "", name)).strip()
+            if text:
+                parts.append(f"--- {name} (tail) ---\n" + "\n".join(text.splitlines()[-30:]))
+        return "\n".join(parts)
+
+    def console_log(self):
+        """The L1 serial console so far (kernel messages, init errors)."""
+        return _read_text(os.path.join(self._rundir or "", "console.log"))
+
+    def close(self):
+        """Power L1 off (killing QEMU if it does not exit promptly)."""
+        if self.sock is not None:
+            try:
+                self.sock.sendall(b"quit 0 0\n")
+            except OSError:
+                pass
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10 if self.sock is not None else 0.1)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.sock is not None:
+            self.sock.close()
+        self.proc = self.sock = None
+        self._buf = b""
+        if self._rundir and not os.environ.get("VIREO_LAB_KEEP"):
+            shutil.rmtree(self._rundir, ignore_errors=True)
+        self._rundir = None
+
+    # -- jobs --------------------------------------------------------------
+
+    def workdir(self, prefix="work-"):
+        """A new directory writable both here and inside L1 (same path)."""
+        return tempfile.mkdtemp(prefix=prefix, dir=self.shared)
+
+    def run(self, script, timeout=300, env=None, cwd=None, stream=None):
+        """Run SCRIPT (shell text, or an argv list) in L1's chroot of the host.
+
+        Returns (exit_status, output), output being stdout and stderr merged.
+        After TIMEOUT seconds the job's process group is killed and
+        (TIMEOUT, output + note) is returned; L1 stays usable. If L1 itself
+        stops answering, it is killed (the next run() boots a new one).
+        STREAM, if given (e.g. sys.stdout), receives output as it arrives."""
+        if not self.alive:
+            self.start()
+        self._next_job += 1
+        job_id = f"{os.getpid()}-{self._next_job}"
+        job = os.path.join(self.shared, ".jobs", job_id)
+        os.makedirs(job)
+        script_path = os.path.join(job, "script.sh")
+        with open(script_path, "w") as f:
+            f.write(_as_script(script))
+        job_env = {k: v for k, v in os.environ.items() if PASS_ENV.match(k)}
+        job_env.update(LAB_MODE="lab", LAB_SHARED=self.shared)
+        job_env.update(env or {})
+        with open(os.path.join(job, "run.sh"), "w") as f:
+            f.write(_job_wrapper(script_path, job_env, cwd or os.getcwd(),
+                                 f"{self.tmpfs}/lab-{job_id}"))
+        try:
+            return self._run_job(job, job_id, timeout, stream)
+        finally:
+            shutil.rmtree(job, ignore_errors=True)
+
+    def _run_job(self, job, job_id, timeout, stream):
+        out_path = os.path.join(job, "out")
+        tail = _Tail(out_path, stream)
+        limit = max(1, int(round(timeout)))
+        self.sock.sendall(f"run {job_id} {limit}\n".encode())
+        # L1 enforces the time limit itself; this deadline only catches an L1
+        # that stopped answering (TCG can be slow, hence the grace period).
+        deadline = time.monotonic() + limit + 60
+        while True:
+            line = self._readline(deadline, on_wait=tail.poll)
+            if line is None:
+                tail.poll()
+                note = self._diagnostics()
+                self.close()
+                return TIMEOUT, (_read_text(out_path) + _timeout_note(timeout)
+                                 + "[vireo-lab: L1 stopped answering and was killed]\n" + note)
+            words = line.split()
+            if len(words) == 3 and words[0] == "done" and words[1] == job_id:
+                break
+        tail.poll()
+        output = _read_text(out_path)
+        if os.path.exists(os.path.join(job, "timedout")):
+            return TIMEOUT, output + _timeout_note(timeout)
+        return int(words[2]), output
+
+    # -- interactive -------------------------------------------------------
+
+    def shell(self):
+        """Boot L1 with a root shell (chroot of the host) on this terminal.
+        Returns QEMU's exit status. Ctrl-A X quits QEMU."""
+        initrd = l1_initramfs(kernel_version_of(self.kernel))
+        self._rundir = tempfile.mkdtemp(prefix="vireo-l1-")
+        try:
+            return subprocess.call(self.qemu_command(initrd, mode="shell", console="stdio"),
+                                   preexec_fn=_set_pdeathsig)
+        finally:
+            shutil.rmtree(self._rundir, ignore_errors=True)
+            self._rundir = None
+
+
+def kernel_version_of(kernel):
+    name = os.path.basename(kernel)
+    return name[8:] if name.startswith("vmlinuz-") else kernel_version()
+
+
+# ---------------------------------------------------------------------------
+# The entry point for tests
+
+_shared_lab = None
+
+
+def _the_lab():
+    """One L1 per test process, booted on first use and powered off at exit."""
+    global _shared_lab
+    if _shared_lab is None:
+        _shared_lab = Lab()
+        atexit.register(_shared_lab.close)
+    return _shared_lab
+
+
+def uses_lab():
+    """Whether run_vmm() runs scripts inside the lab."""
+    return not kvm_can_boot_linux()
+
+
+def workdir(prefix="work-"):
+    """A new directory that run_vmm() scripts can write (same path for the
+    test and the script, in either mode). Removed when the process exits."""
+    return tempfile.mkdtemp(prefix=prefix, dir=_session_root())
+
+
+def run_vmm(script, timeout=300, env=None, cwd=None, stream=None):
+    """Run SCRIPT (shell text or argv list) where KVM can boot Linux.
+
+    Directly on the host if kvm_can_boot_linux(), else inside the process's
+    Lab (booted on first use, reused by later calls). Returns (exit_status,
+    output) in both cases, with the same environment conventions: $LAB_MODE
+    (host|lab), $LAB_TMP and $TMPDIR (tmpfs scratch dir for sockets, removed
+    after the script), $LAB_SHARED; files of workdir() are writable. A timeout
+    kills the script and returns (TIMEOUT, output + note). Raises LabError if
+    the lab cannot boot."""
+    if kvm_can_boot_linux():
+        return run_on_host(script, timeout, env, cwd, stream)
+    return _the_lab().run(script, timeout, env, cwd, stream)
