@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -63,7 +64,7 @@ PASS_ENV = re.compile(r"^(PATH|HOME|LANG|LC_\w+|TERM|VIREO_\w+|ASAN_OPTIONS|UBSA
                       r"LSAN_OPTIONS|PYTHONPATH|PYTHONDONTWRITEBYTECODE)$")
 
 # Bumped whenever the initramfs layout changes, to invalidate the cache.
-INITRAMFS_FORMAT = 4
+INITRAMFS_FORMAT = 6
 
 
 class LabError(Exception):
@@ -155,6 +156,51 @@ def kernel_version():
     """Version string of kernel_path(), e.g. '6.1.0-56-amd64'."""
     name = os.path.basename(kernel_path())
     return name[8:] if name.startswith("vmlinuz-") else name
+
+
+def vmlinux_path(kernel=None):
+    """An uncompressed ELF copy of KERNEL (default kernel_path()), cached.
+
+    Debian's 6.1 bzImage is xz-compressed; decompressing it under TCG costs
+    about 2 s of every L1 boot, while QEMU boots the ELF directly through its
+    PVH entry (CONFIG_PVH=y). Returns None if the payload's compression is not
+    one Python can undo (then boot the bzImage)."""
+    kernel = kernel or kernel_path()
+    key = hashlib.sha256(json.dumps(_stat_id(kernel)).encode()).hexdigest()[:16]
+    out = os.path.join(_cache_dir(), f"vmlinux-{os.path.basename(kernel)}-{key}")
+    if os.path.exists(out):
+        return out
+    with open(kernel, "rb") as f:
+        data = f.read()
+    elf = None
+    for magic, unpack in ((b"\xfd7zXZ\x00", _unxz), (b"\x1f\x8b\x08", _ungzip)):
+        at = data.find(magic)
+        if at >= 0:
+            elf = unpack(data[at:])
+            if elf and elf[:4] == b"\x7fELF":
+                break
+            elf = None
+    if elf is None:
+        return None
+    tmp = f"{out}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(elf)
+    os.replace(tmp, out)
+    return out
+
+
+def _unxz(data):
+    try:
+        return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data)
+    except lzma.LZMAError:
+        return None
+
+
+def _ungzip(data):
+    try:
+        return zlib.decompressobj(31).decompress(data)
+    except zlib.error:
+        return None
 
 
 def modules_dir(version=None):
@@ -408,7 +454,9 @@ def build_initramfs(out_path, init_script, modules=(), files={}, kernel_version=
     entries = {p: _file_entry(v) for p, v in files.items()}
     key = _initramfs_key(init_script, list(modules), entries, version)
     cached = os.path.join(_cache_dir(), "initramfs", key + ".cpio.gz")
-    if not os.path.exists(cached):
+    if os.path.exists(cached):
+        os.utime(cached)  # recently used: spared by _prune_cache()
+    else:
         data = _make_initramfs(init_script, list(modules), entries, version)
         os.makedirs(os.path.dirname(cached), exist_ok=True)
         tmp = f"{cached}.{os.getpid()}.tmp"
@@ -416,6 +464,7 @@ def build_initramfs(out_path, init_script, modules=(), files={}, kernel_version=
             f.write(data)
         os.replace(tmp, cached)
         _log(f"built initramfs {cached} ({len(data)} bytes)")
+        _prune_cache(os.path.dirname(cached))
     if out_path is None:
         return cached
     if os.path.abspath(out_path) != cached:
@@ -423,6 +472,18 @@ def build_initramfs(out_path, init_script, modules=(), files={}, kernel_version=
         shutil.copyfile(cached, tmp)
         os.replace(tmp, out_path)
     return out_path
+
+
+def _prune_cache(directory, max_age_days=7):
+    """Forget images unused for a week (tests generate many variants)."""
+    limit = time.time() - max_age_days * 86400
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        try:
+            if os.stat(path).st_mtime < limit:
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 def _initramfs_key(init_script, modules, entries, version):
@@ -496,18 +557,16 @@ def _add_modules(img, modules, version):
 
 def _job_wrapper(script_path, env, cwd, tmp):
     """The shell wrapper every job runs under (same on host and in L1): it sets
-    the environment, creates $LAB_TMP on a tmpfs, runs the script, cleans up."""
+    the environment and runs the script. The caller creates and removes $LAB_TMP
+    (in L1 the agent does, with its own busybox: each exec from the 9p host
+    root costs time under TCG)."""
     lines = ["# vireo lab job wrapper"]
     for k, v in sorted(env.items()):
         lines.append(f"export {k}={shlex.quote(str(v))}")
     lines += [
         f"export LAB_TMP={shlex.quote(tmp)} TMPDIR={shlex.quote(tmp)}",
-        'mkdir -p "$LAB_TMP"',
         f"cd {shlex.quote(cwd)} || exit 125",
-        f"/bin/sh {shlex.quote(script_path)}",
-        "st=$?",
-        'rm -rf "$LAB_TMP"',
-        "exit $st",
+        f"exec /bin/sh {shlex.quote(script_path)}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -628,7 +687,7 @@ SHARE=$(arg lab.share)
 MODE=$(arg lab.mode)
 P9=trans=virtio,version=9p2000.L,msize=512000
 mkdir -p /host
-mount -t 9p -o $P9,ro hostroot /host || fail "cannot mount the host root"
+mount -t 9p -o $P9,ro,cache=$(arg lab.cache) hostroot /host || fail "cannot mount the host root"
 mount -t proc proc /host/proc || fail "cannot mount /host/proc"
 mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
@@ -656,15 +715,18 @@ exec 3<>"$PORT"
 
 run_job() {
     J="$SHARE/.jobs/$1"
+    mkdir -p "/host/dev/shm/lab-$1"
     setsid chroot /host /bin/sh "$J/run.sh" >"/host$J/out" 2>&1 </dev/null &
     pid=$!
-    ( sleep "$2"; : >"/host$J/timedout"; kill -KILL -"$pid" ) >/dev/null 2>&1 &
+    # The watchdog is a session of its own so that killing it takes its sleep too.
+    setsid sh -c "sleep $2; : >'/host$J/timedout'; kill -KILL -$pid" >/dev/null 2>&1 &
     dog=$!
     wait "$pid"
     st=$?
-    kill -KILL "$dog" 2>/dev/null
+    kill -KILL -"$dog" 2>/dev/null
     # Whatever the job left running in its session goes too.
     kill -KILL -"$pid" 2>/dev/null
+    rm -rf "/host/dev/shm/lab-$1"
     echo "done $1 $st" >&3
 }
 
@@ -731,6 +793,10 @@ class Lab:
         self.kernel = kernel or kernel_path()
         self.qemu = qemu
         self.extra_qemu_args = list(extra_qemu_args)
+        # 9p caching of the host root: "none" sees host changes at once (a
+        # rebuilt binary, a new image); "loose" makes repeated execs faster
+        # but may serve stale files.
+        self.cache = os.environ.get("VIREO_LAB_9P_CACHE", "none")
         self.proc = None
         self.sock = None
         self.boot_seconds = None
@@ -753,14 +819,21 @@ class Lab:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None and self.sock is not None
 
+    def boot_kernel(self):
+        """The file L1 boots: the kernel's uncompressed ELF (PVH entry, saves
+        ~2 s of decompression under TCG) unless VIREO_LAB_PVH=0."""
+        if os.environ.get("VIREO_LAB_PVH", "1") != "0":
+            return vmlinux_path(self.kernel) or self.kernel
+        return self.kernel
+
     def qemu_command(self, initrd, mode="agent", ctl_path=None, console="file"):
         """The L0 QEMU command line booting L1 (see ../shared kvm-lab notes)."""
         append = ("console=ttyS0 panic=-1 quiet kvm.nx_huge_pages=off "
-                  f"lab.share={self.shared} lab.mode={mode}")
+                  f"lab.share={self.shared} lab.mode={mode} lab.cache={self.cache}")
         cmd = [self.qemu, "-M", "pc", "-accel", "tcg", "-cpu", "EPYC,+svm",
                "-m", str(self.memory_mb), "-smp", "1",
                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-               "-kernel", self.kernel, "-initrd", initrd, "-append", append,
+               "-kernel", self.boot_kernel(), "-initrd", initrd, "-append", append,
                "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,"
                           "readonly=on,multidevs=remap",
                "-virtfs", f"local,path={self.shared},mount_tag=labshare,"
@@ -901,7 +974,7 @@ class Lab:
         job_env.update(env or {})
         with open(os.path.join(job, "run.sh"), "w") as f:
             f.write(_job_wrapper(script_path, job_env, cwd or os.getcwd(),
-                                 f"{self.tmpfs}/lab-{job_id}"))
+                                 f"{L1_TMPFS}/lab-{job_id}"))
         try:
             return self._run_job(job, job_id, timeout, stream)
         finally:
@@ -958,8 +1031,9 @@ def kernel_version_of(kernel):
 _shared_lab = None
 
 
-def _the_lab():
-    """One L1 per test process, booted on first use and powered off at exit."""
+def shared_lab():
+    """The process's Lab used by run_vmm(): one L1 per test process, booted on
+    first run (or by .start()), powered off at exit."""
     global _shared_lab
     if _shared_lab is None:
         _shared_lab = Lab()
@@ -990,4 +1064,4 @@ def run_vmm(script, timeout=300, env=None, cwd=None, stream=None):
     the lab cannot boot."""
     if kvm_can_boot_linux():
         return run_on_host(script, timeout, env, cwd, stream)
-    return _the_lab().run(script, timeout, env, cwd, stream)
+    return shared_lab().run(script, timeout, env, cwd, stream)
