@@ -797,6 +797,8 @@ class Lab:
         # rebuilt binary, a new image); "loose" makes repeated execs faster
         # but may serve stale files.
         self.cache = os.environ.get("VIREO_LAB_9P_CACHE", "none")
+        # Seconds past a job's time limit before L1 is declared hung.
+        self.grace = 60
         self.proc = None
         self.sock = None
         self.boot_seconds = None
@@ -925,9 +927,12 @@ class Lab:
         """The L1 serial console so far (kernel messages, init errors)."""
         return _read_text(os.path.join(self._rundir or "", "console.log"))
 
-    def close(self):
-        """Power L1 off (killing QEMU if it does not exit promptly)."""
-        if self.sock is not None:
+    def close(self, kill=False):
+        """Power L1 off (killing QEMU if it does not exit promptly, or at
+        once with KILL)."""
+        if kill and self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.sock is not None and not kill:
             try:
                 self.sock.sendall(b"quit 0 0\n")
             except OSError:
@@ -957,8 +962,9 @@ class Lab:
 
         Returns (exit_status, output), output being stdout and stderr merged.
         After TIMEOUT seconds the job's process group is killed and
-        (TIMEOUT, output + note) is returned; L1 stays usable. If L1 itself
-        stops answering, it is killed (the next run() boots a new one).
+        (TIMEOUT, output + note) is returned; L1 stays usable. If L1 stops
+        answering, it is killed and TIMEOUT returned; if it dies, LabError is
+        raised. Either way the next run() boots a new L1.
         STREAM, if given (e.g. sys.stdout), receives output as it arrives."""
         if not self.alive:
             self.start()
@@ -984,17 +990,27 @@ class Lab:
         out_path = os.path.join(job, "out")
         tail = _Tail(out_path, stream)
         limit = max(1, int(round(timeout)))
-        self.sock.sendall(f"run {job_id} {limit}\n".encode())
+        try:
+            self.sock.sendall(f"run {job_id} {limit}\n".encode())
+        except OSError as e:
+            note = self._diagnostics()
+            self.close(kill=True)
+            raise LabError(f"L1 control channel broke: {e}\n{note}") from None
         # L1 enforces the time limit itself; this deadline only catches an L1
         # that stopped answering (TCG can be slow, hence the grace period).
-        deadline = time.monotonic() + limit + 60
+        deadline = time.monotonic() + limit + self.grace
         while True:
             line = self._readline(deadline, on_wait=tail.poll)
             if line is None:
                 tail.poll()
+                # Before the deadline, no line means EOF or QEMU exited.
+                died = time.monotonic() < deadline or self.proc.poll() is not None
                 note = self._diagnostics()
-                self.close()
-                return TIMEOUT, (_read_text(out_path) + _timeout_note(timeout)
+                self.close(kill=True)
+                output = _read_text(out_path)
+                if died:
+                    raise LabError(f"L1 died during a job\n--- job output ---\n{output}\n{note}")
+                return TIMEOUT, (output + _timeout_note(timeout)
                                  + "[vireo-lab: L1 stopped answering and was killed]\n" + note)
             words = line.split()
             if len(words) == 3 and words[0] == "done" and words[1] == job_id:

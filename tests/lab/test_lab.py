@@ -8,6 +8,7 @@ kernel as an L2 guest with QEMU microvm and a build_initramfs() image.
 import gzip
 import os
 import shutil
+import signal
 import stat
 import sys
 import time
@@ -211,6 +212,36 @@ def test_run_vmm_mode():
     status, out = lab.run_vmm('echo "$LAB_MODE"; test -c /dev/kvm && echo kvm', timeout=60)
     assert status == 0, (status, out)
     assert out == ("lab" if lab.uses_lab() else "host") + "\nkvm\n", out
+
+
+
+def test_l1_death_is_reported_and_recovered():
+    l1 = lab_or_skip()
+    try:
+        l1.run("echo b > /proc/sysrq-trigger; sleep 30", timeout=60)
+        raise AssertionError("a powered-off L1 went unnoticed")
+    except lab.LabError as e:
+        assert "L1 died" in str(e), e
+    assert not l1.alive
+    status, out = l1.run("echo back", timeout=30)
+    assert (status, out) == (0, "back\n"), (status, out)
+
+
+
+def test_hung_l1_is_killed_and_replaced():
+    l1 = lab_or_skip()
+    l1.grace = 2
+    try:
+        l1.proc.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        status, out = l1.run("echo never", timeout=1)
+        assert status == lab.TIMEOUT and "stopped answering" in out, (status, out)
+        assert time.monotonic() - t0 < 10
+        assert not l1.alive
+        status, out = l1.run("echo back", timeout=30)
+        assert (status, out) == (0, "back\n"), (status, out)
+    finally:
+        l1.grace = 60
 
 
 vtest.main()
