@@ -1,0 +1,203 @@
+/*
+ * Inside the block layer: the format driver interface and the host file
+ * helpers every format is built on.  Not for use outside block/ and tools/.
+ */
+#ifndef VIREO_BLOCK_BLOCK_INT_H
+#define VIREO_BLOCK_BLOCK_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "block/block.h"
+
+#define BDRV_SECTOR_SIZE 512
+#define BLK_DIRECT_ALIGN 4096          /* O_DIRECT alignment we always honour */
+#define BLK_MAX_BACKING_DEPTH 32
+
+/* ---- Host files ---- */
+
+typedef struct BlockFile {
+    int fd;                 /* -1 when closed */
+    bool direct;            /* opened O_DIRECT: bounce unaligned requests */
+    bool writable;
+} BlockFile;
+
+int bfile_open(BlockFile *f, const char *path, bool writable, bool direct, Error **errp);
+void bfile_close(BlockFile *f);
+/* Reads past the end of the file return zeros. */
+int bfile_pread(BlockFile *f, uint64_t off, void *buf, size_t len, Error **errp);
+int bfile_pwrite(BlockFile *f, uint64_t off, const void *buf, size_t len, Error **errp);
+int bfile_flush(BlockFile *f, Error **errp);
+int64_t bfile_length(BlockFile *f, Error **errp);
+int bfile_truncate(BlockFile *f, uint64_t len, Error **errp);
+/* Make [off, off+len) read as zeros without growing the file. */
+int bfile_zero_range(BlockFile *f, uint64_t off, uint64_t len, Error **errp);
+int64_t bfile_allocated_bytes(BlockFile *f);
+void *blk_alloc_aligned(size_t len);     /* zeroed, BLK_DIRECT_ALIGN-aligned */
+
+/* ---- Async plumbing between the queue and the formats ---- */
+
+typedef struct BlockAioReq BlockAioReq;
+
+typedef enum BlockAioPlan {
+    BLK_PLAN_DIRECT,   /* one host I/O at req->host_offset covers everything */
+    BLK_PLAN_DONE,     /* the driver finished it synchronously, req->ret set */
+    BLK_PLAN_WAIT,     /* parked by the driver; it calls blk_aio_replan() later */
+    BLK_PLAN_SYNC,     /* needs the generic synchronous path (after a quiesce) */
+} BlockAioPlan;
+
+enum { BLK_AIO_READ, BLK_AIO_WRITE, BLK_AIO_FLUSH };
+
+struct BlockAioReq {
+    BlockQueue *queue;
+    int type;                      /* BLK_AIO_* */
+    uint64_t offset, len;          /* guest range */
+    struct iovec *iov;
+    int iovcnt;
+    BlockCompletionFn *cb;
+    void *opaque;
+    int ret;
+    uint64_t host_offset;          /* for BLK_PLAN_DIRECT */
+    /* Called after the host I/O completed, before the caller's callback. */
+    void (*commit)(BlockImage *img, BlockAioReq *req);
+    void *commit_data;
+    BlockAioReq *next;             /* list link: waiters, completions */
+};
+
+/* Re-plan a request the driver parked with BLK_PLAN_WAIT. */
+void blk_aio_replan(BlockAioReq *req);
+/* Wait for every host I/O of the image's queue (commits run, callbacks deferred). */
+void blk_aio_quiesce(BlockImage *img);
+
+/* ---- Format drivers ---- */
+
+typedef struct BlockDriver {
+    const char *name;
+    /* How sure the driver is that @buf (the file's first bytes) is its format. */
+    int (*probe)(const uint8_t *buf, size_t len);
+    int (*open)(BlockImage *img, Error **errp);
+    int (*close)(BlockImage *img, Error **errp);
+    int (*create)(const char *filename, const BlockCreateOptions *opts, Error **errp);
+    int (*read)(BlockImage *img, uint64_t off, void *buf, size_t len, Error **errp);
+    int (*write)(BlockImage *img, uint64_t off, const void *buf, size_t len, Error **errp);
+    int (*write_compressed)(BlockImage *img, uint64_t off, const void *buf, size_t len,
+                            Error **errp);
+    int (*flush)(BlockImage *img, Error **errp);
+    int (*discard)(BlockImage *img, uint64_t off, uint64_t len, Error **errp);
+    int (*write_zeroes)(BlockImage *img, uint64_t off, uint64_t len, Error **errp);
+    int (*block_status)(BlockImage *img, uint64_t off, uint64_t len, BlockStatus *st,
+                        Error **errp);
+    int (*check)(BlockImage *img, BlockCheckResult *res, int fix, Error **errp);
+    int (*resize)(BlockImage *img, uint64_t size, Error **errp);
+    int (*get_info)(BlockImage *img, BlockFormatInfo *info, Error **errp);
+    BlockAioPlan (*aio_plan)(BlockImage *img, BlockAioReq *req);
+    /* snapshots */
+    int (*snapshot_create)(BlockImage *img, const char *name, Error **errp);
+    int (*snapshot_apply)(BlockImage *img, const char *name, Error **errp);
+    int (*snapshot_delete)(BlockImage *img, const char *name, Error **errp);
+    /* persistent bitmaps */
+    int (*bitmap_add)(BlockImage *img, const char *name, uint32_t granularity,
+                      bool disabled, Error **errp);
+    int (*bitmap_remove)(BlockImage *img, const char *name, Error **errp);
+    int (*bitmap_clear)(BlockImage *img, const char *name, Error **errp);
+    int (*bitmap_enable)(BlockImage *img, const char *name, bool enable, Error **errp);
+    int (*bitmap_or)(BlockImage *img, const char *dst, const uint8_t *bits,
+                     uint64_t nbits, uint32_t granularity, Error **errp);
+    int (*bitmap_get)(BlockImage *img, const char *name, uint8_t **bits,
+                      uint64_t *nbits, uint32_t *granularity, Error **errp);
+} BlockDriver;
+
+extern const BlockDriver blk_driver_raw;
+extern const BlockDriver blk_driver_qcow2;
+extern const BlockDriver blk_driver_parallels;
+
+struct BlockImage {
+    const BlockDriver *drv;
+    void *opaque;                  /* the format's state */
+    BlockFile file;
+    char *filename;
+    unsigned flags;                /* BLK_O_* */
+    uint64_t size;                 /* guest-visible size in bytes */
+    uint32_t cluster_size;         /* allocation unit, set by the driver */
+    BlockImage *backing;
+    char *backing_name;            /* as recorded in the image */
+    char *backing_fmt;
+    int depth;                     /* position in a backing chain, 0 = top */
+    BlockQueue *queue;             /* the async queue attached, if any */
+};
+
+/* Open the backing file recorded in img->backing_name, if any. */
+int blk_open_backing(BlockImage *img, Error **errp);
+/* Read from the backing file, zero-filling beyond its end or when there is none. */
+int blk_read_backing(BlockImage *img, uint64_t off, void *buf, size_t len, Error **errp);
+/* Write zeros through the driver's write function. */
+int blk_write_zeroes_fallback(BlockImage *img, uint64_t off, uint64_t len, Error **errp);
+/* Resolve a backing path relative to the directory of @image_path. */
+char *blk_backing_path(const char *image_path, const char *backing);
+
+/* Big-endian and little-endian field helpers for on-disk structures. */
+static inline uint16_t ld_be16(const void *p)
+{
+    const uint8_t *b = p;
+    return (uint16_t)(b[0] << 8 | b[1]);
+}
+static inline uint32_t ld_be32(const void *p)
+{
+    const uint8_t *b = p;
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+static inline uint64_t ld_be64(const void *p)
+{
+    return (uint64_t)ld_be32(p) << 32 | ld_be32((const uint8_t *)p + 4);
+}
+static inline void st_be16(void *p, uint16_t v)
+{
+    uint8_t *b = p;
+    b[0] = v >> 8;
+    b[1] = v;
+}
+static inline void st_be32(void *p, uint32_t v)
+{
+    uint8_t *b = p;
+    b[0] = v >> 24;
+    b[1] = v >> 16;
+    b[2] = v >> 8;
+    b[3] = v;
+}
+static inline void st_be64(void *p, uint64_t v)
+{
+    st_be32(p, v >> 32);
+    st_be32((uint8_t *)p + 4, (uint32_t)v);
+}
+static inline uint32_t ld_le32(const void *p)
+{
+    const uint8_t *b = p;
+    return (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[1] << 8 | b[0];
+}
+static inline uint64_t ld_le64(const void *p)
+{
+    return (uint64_t)ld_le32((const uint8_t *)p + 4) << 32 | ld_le32(p);
+}
+static inline void st_le32(void *p, uint32_t v)
+{
+    uint8_t *b = p;
+    b[0] = v;
+    b[1] = v >> 8;
+    b[2] = v >> 16;
+    b[3] = v >> 24;
+}
+static inline void st_le64(void *p, uint64_t v)
+{
+    st_le32(p, (uint32_t)v);
+    st_le32((uint8_t *)p + 4, v >> 32);
+}
+
+static inline bool is_power_of_2(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+bool buffer_is_zero(const void *buf, size_t len);
+
+#endif

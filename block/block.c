@@ -1,0 +1,470 @@
+/*
+ * The block layer's front door: probing, opening backing chains, and the
+ * thin dispatch from the public API to the format drivers.
+ */
+#include "block/block-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/osdep.h"
+
+static const BlockDriver *const drivers[] = {
+    &blk_driver_qcow2,
+    &blk_driver_raw,
+};
+
+static const BlockDriver *find_driver(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(drivers); i++) {
+        if (strcmp(drivers[i]->name, name) == 0) {
+            return drivers[i];
+        }
+    }
+    return NULL;
+}
+
+static const BlockDriver *probe_driver(BlockFile *f, Error **errp)
+{
+    uint8_t *buf = blk_alloc_aligned(BLK_DIRECT_ALIGN);
+    const BlockDriver *best = &blk_driver_raw;
+    int best_score = 0;
+    if (bfile_pread(f, 0, buf, BLK_DIRECT_ALIGN, errp) < 0) {
+        free(buf);
+        return NULL;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(drivers); i++) {
+        int score = drivers[i]->probe ? drivers[i]->probe(buf, BLK_DIRECT_ALIGN) : 0;
+        if (score > best_score) {
+            best_score = score;
+            best = drivers[i];
+        }
+    }
+    free(buf);
+    return best;
+}
+
+char *blk_backing_path(const char *image_path, const char *backing)
+{
+    if (backing[0] == '/' || strncmp(image_path, "/dev/fdset/", 11) == 0 ||
+        !strchr(image_path, '/')) {
+        return xstrdup(backing);
+    }
+    char *copy = xstrdup(image_path);
+    char *path = xasprintf("%s/%s", dirname(copy), backing);
+    free(copy);
+    return path;
+}
+
+/* True when @path names the same file as one already in the chain above. */
+static bool chain_has_file(BlockImage *top, const char *path)
+{
+    struct stat a, b;
+    if (stat(path, &a) < 0) {
+        return false;
+    }
+    for (BlockImage *i = top; i; i = i->backing) {
+        if (fstat(i->file.fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static BlockImage *open_at_depth(const char *filename, const char *format,
+                                 unsigned flags, int depth, BlockImage *top,
+                                 Error **errp);
+
+int blk_open_backing(BlockImage *img, Error **errp)
+{
+    if (!img->backing_name || (img->flags & BLK_O_NO_BACKING)) {
+        return 0;
+    }
+    if (img->depth + 1 >= BLK_MAX_BACKING_DEPTH) {
+        error_setg(errp, "backing chain of '%s' is deeper than %d images",
+                   img->filename, BLK_MAX_BACKING_DEPTH);
+        return -1;
+    }
+    char *path = blk_backing_path(img->filename, img->backing_name);
+    BlockImage *top = img;
+    if (chain_has_file(top, path)) {
+        error_setg(errp, "backing file '%s' of '%s' makes a loop in the backing chain",
+                   path, img->filename);
+        free(path);
+        return -1;
+    }
+    /* Backing files are only ever read. */
+    unsigned flags = img->flags & (BLK_O_NOCACHE | BLK_O_URING);
+    img->backing = open_at_depth(path, img->backing_fmt, flags, img->depth + 1, img, errp);
+    if (!img->backing) {
+        error_prepend(errp, "Could not open backing file '%s': ", path);
+    }
+    free(path);
+    return img->backing ? 0 : -1;
+}
+
+static BlockImage *open_at_depth(const char *filename, const char *format,
+                                 unsigned flags, int depth, BlockImage *top,
+                                 Error **errp)
+{
+    BlockImage *img = xzalloc(sizeof(*img));
+    img->file.fd = -1;
+    img->filename = xstrdup(filename);
+    img->flags = flags;
+    img->depth = depth;
+    (void)top;
+    if (bfile_open(&img->file, filename, flags & BLK_O_RDWR, flags & BLK_O_NOCACHE,
+                   errp) < 0) {
+        goto fail;
+    }
+    if (format) {
+        img->drv = find_driver(format);
+        if (!img->drv) {
+            error_setg(errp, "Unknown driver '%s'", format);
+            goto fail;
+        }
+    } else {
+        img->drv = probe_driver(&img->file, errp);
+        if (!img->drv) {
+            goto fail;
+        }
+    }
+    if (img->drv->open(img, errp) < 0) {
+        goto fail;
+    }
+    return img;
+fail:
+    if (img->backing) {
+        blk_close(img->backing, NULL);
+    }
+    bfile_close(&img->file);
+    free(img->backing_name);
+    free(img->backing_fmt);
+    free(img->filename);
+    free(img);
+    return NULL;
+}
+
+BlockImage *blk_open(const char *filename, const char *format, unsigned flags,
+                     Error **errp)
+{
+    return open_at_depth(filename, format, flags, 0, NULL, errp);
+}
+
+int blk_close(BlockImage *img, Error **errp)
+{
+    if (!img) {
+        return 0;
+    }
+    int ret = 0;
+    if (img->queue) {
+        blk_queue_free(img->queue);
+    }
+    if (img->drv->close) {
+        ret = img->drv->close(img, errp);
+    }
+    if (img->backing) {
+        blk_close(img->backing, NULL);
+    }
+    bfile_close(&img->file);
+    free(img->backing_name);
+    free(img->backing_fmt);
+    free(img->filename);
+    free(img);
+    return ret;
+}
+
+uint64_t blk_size(BlockImage *img) { return img->size; }
+const char *blk_format(BlockImage *img) { return img->drv->name; }
+const char *blk_filename(BlockImage *img) { return img->filename; }
+BlockImage *blk_backing(BlockImage *img) { return img->backing; }
+bool blk_is_writable(BlockImage *img) { return img->flags & BLK_O_RDWR; }
+
+int64_t blk_allocated_bytes(BlockImage *img) { return bfile_allocated_bytes(&img->file); }
+uint32_t blk_cluster_size(BlockImage *img) { return img->cluster_size; }
+
+static int check_request(BlockImage *img, uint64_t off, uint64_t len, bool write,
+                         Error **errp)
+{
+    if (!range_within(off, len, img->size)) {
+        error_setg(errp, "request [%llu, +%llu) is beyond the end of the %llu-byte image",
+                   (unsigned long long)off, (unsigned long long)len,
+                   (unsigned long long)img->size);
+        return -1;
+    }
+    if (write && !(img->flags & BLK_O_RDWR)) {
+        error_setg(errp, "image '%s' is read-only", img->filename);
+        return -1;
+    }
+    if (write) {
+        blk_aio_quiesce(img);
+    }
+    return 0;
+}
+
+int blk_pread(BlockImage *img, uint64_t off, void *buf, size_t len, Error **errp)
+{
+    if (check_request(img, off, len, false, errp) < 0) {
+        return -1;
+    }
+    return len ? img->drv->read(img, off, buf, len, errp) : 0;
+}
+
+int blk_pwrite(BlockImage *img, uint64_t off, const void *buf, size_t len, Error **errp)
+{
+    if (check_request(img, off, len, true, errp) < 0) {
+        return -1;
+    }
+    return len ? img->drv->write(img, off, buf, len, errp) : 0;
+}
+
+int blk_pwrite_compressed(BlockImage *img, uint64_t off, const void *buf, size_t len,
+                          Error **errp)
+{
+    if (check_request(img, off, len, true, errp) < 0) {
+        return -1;
+    }
+    if (!img->drv->write_compressed) {
+        error_setg(errp, "format '%s' does not support compression", img->drv->name);
+        return -1;
+    }
+    return img->drv->write_compressed(img, off, buf, len, errp);
+}
+
+int blk_flush(BlockImage *img, Error **errp)
+{
+    blk_aio_quiesce(img);
+    if (!(img->flags & BLK_O_RDWR)) {
+        return 0;
+    }
+    return img->drv->flush ? img->drv->flush(img, errp) : bfile_flush(&img->file, errp);
+}
+
+int blk_discard(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
+{
+    if (check_request(img, off, len, true, errp) < 0) {
+        return -1;
+    }
+    return img->drv->discard ? img->drv->discard(img, off, len, errp) : 0;
+}
+
+int blk_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
+{
+    if (check_request(img, off, len, true, errp) < 0) {
+        return -1;
+    }
+    if (img->drv->write_zeroes) {
+        return img->drv->write_zeroes(img, off, len, errp);
+    }
+    return blk_write_zeroes_fallback(img, off, len, errp);
+}
+
+int blk_write_zeroes_fallback(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
+{
+    size_t chunk = MIN(len, (uint64_t)1 << 20);
+    void *zeros = blk_alloc_aligned(chunk);
+    int ret = 0;
+    while (len && ret == 0) {
+        size_t n = MIN(len, (uint64_t)chunk);
+        ret = img->drv->write(img, off, zeros, n, errp);
+        off += n;
+        len -= n;
+    }
+    free(zeros);
+    return ret;
+}
+
+int blk_block_status(BlockImage *img, uint64_t off, uint64_t len, BlockStatus *st,
+                     Error **errp)
+{
+    if (check_request(img, off, len, false, errp) < 0) {
+        return -1;
+    }
+    if (!img->drv->block_status) {
+        st->kind = BLK_STATUS_DATA;
+        st->len = len;
+        st->host_offset = off;
+        return 0;
+    }
+    return img->drv->block_status(img, off, len, st, errp);
+}
+
+int blk_read_backing(BlockImage *img, uint64_t off, void *buf, size_t len, Error **errp)
+{
+    BlockImage *b = img->backing;
+    if (!b || off >= b->size) {
+        memset(buf, 0, len);
+        return 0;
+    }
+    size_t n = MIN((uint64_t)len, b->size - off);
+    if (b->drv->read(b, off, buf, n, errp) < 0) {
+        return -1;
+    }
+    memset((uint8_t *)buf + n, 0, len - n);
+    return 0;
+}
+
+int blk_resize(BlockImage *img, uint64_t size, Error **errp)
+{
+    if (!(img->flags & BLK_O_RDWR)) {
+        error_setg(errp, "image '%s' is read-only", img->filename);
+        return -1;
+    }
+    if (!img->drv->resize) {
+        error_setg(errp, "format '%s' cannot be resized", img->drv->name);
+        return -1;
+    }
+    blk_aio_quiesce(img);
+    return img->drv->resize(img, size, errp);
+}
+
+int blk_check(BlockImage *img, BlockCheckResult *res, int fix, Error **errp)
+{
+    memset(res, 0, sizeof(*res));
+    if (!img->drv->check) {
+        error_setg(errp, "This image format does not support checks");
+        return -1;
+    }
+    if (fix && !(img->flags & BLK_O_RDWR)) {
+        error_setg(errp, "image '%s' must be writable to repair it", img->filename);
+        return -1;
+    }
+    return img->drv->check(img, res, fix, errp);
+}
+
+int blk_create(const char *filename, const BlockCreateOptions *opts, Error **errp)
+{
+    const BlockDriver *drv = find_driver(opts->format ? opts->format : "raw");
+    if (!drv || !drv->create) {
+        error_setg(errp, "Unknown file format '%s'", opts->format);
+        return -1;
+    }
+    return drv->create(filename, opts, errp);
+}
+
+int blk_get_info(BlockImage *img, BlockFormatInfo *info, Error **errp)
+{
+    memset(info, 0, sizeof(*info));
+    return img->drv->get_info ? img->drv->get_info(img, info, errp) : 0;
+}
+
+void blk_free_info(BlockFormatInfo *info)
+{
+    for (int i = 0; i < info->nb_snapshots; i++) {
+        free(info->snapshots[i].id);
+        free(info->snapshots[i].name);
+    }
+    for (int i = 0; i < info->nb_bitmaps; i++) {
+        free(info->bitmaps[i].name);
+    }
+    free(info->snapshots);
+    free(info->bitmaps);
+    free(info->backing_file);
+    free(info->backing_fmt);
+    memset(info, 0, sizeof(*info));
+}
+
+/* Snapshot and bitmap calls: writable image, driver support, then dispatch. */
+static int can_modify(BlockImage *img, const void *op, const char *what, Error **errp)
+{
+    if (!op) {
+        error_setg(errp, "format '%s' does not support %s", img->drv->name, what);
+        return -1;
+    }
+    if (!(img->flags & BLK_O_RDWR)) {
+        error_setg(errp, "image '%s' is read-only", img->filename);
+        return -1;
+    }
+    blk_aio_quiesce(img);
+    return 0;
+}
+
+int blk_snapshot_create(BlockImage *img, const char *name, Error **errp)
+{
+    if (can_modify(img, img->drv->snapshot_create, "internal snapshots", errp) < 0) {
+        return -1;
+    }
+    return img->drv->snapshot_create(img, name, errp);
+}
+
+int blk_snapshot_apply(BlockImage *img, const char *name, Error **errp)
+{
+    if (can_modify(img, img->drv->snapshot_apply, "internal snapshots", errp) < 0) {
+        return -1;
+    }
+    return img->drv->snapshot_apply(img, name, errp);
+}
+
+int blk_snapshot_delete(BlockImage *img, const char *name, Error **errp)
+{
+    if (can_modify(img, img->drv->snapshot_delete, "internal snapshots", errp) < 0) {
+        return -1;
+    }
+    return img->drv->snapshot_delete(img, name, errp);
+}
+
+int blk_bitmap_add(BlockImage *img, const char *name, uint32_t granularity,
+                   bool disabled, Error **errp)
+{
+    if (can_modify(img, img->drv->bitmap_add, "persistent bitmaps", errp) < 0) {
+        return -1;
+    }
+    return img->drv->bitmap_add(img, name, granularity, disabled, errp);
+}
+
+int blk_bitmap_remove(BlockImage *img, const char *name, Error **errp)
+{
+    if (can_modify(img, img->drv->bitmap_remove, "persistent bitmaps", errp) < 0) {
+        return -1;
+    }
+    return img->drv->bitmap_remove(img, name, errp);
+}
+
+int blk_bitmap_clear(BlockImage *img, const char *name, Error **errp)
+{
+    if (can_modify(img, img->drv->bitmap_clear, "persistent bitmaps", errp) < 0) {
+        return -1;
+    }
+    return img->drv->bitmap_clear(img, name, errp);
+}
+
+int blk_bitmap_enable(BlockImage *img, const char *name, bool enable, Error **errp)
+{
+    if (can_modify(img, img->drv->bitmap_enable, "persistent bitmaps", errp) < 0) {
+        return -1;
+    }
+    return img->drv->bitmap_enable(img, name, enable, errp);
+}
+
+int blk_bitmap_get(BlockImage *img, const char *name, uint8_t **bits,
+                   uint64_t *nbits, uint32_t *granularity, Error **errp)
+{
+    if (!img->drv->bitmap_get) {
+        error_setg(errp, "format '%s' does not support persistent bitmaps",
+                   img->drv->name);
+        return -1;
+    }
+    return img->drv->bitmap_get(img, name, bits, nbits, granularity, errp);
+}
+
+int blk_bitmap_merge(BlockImage *img, const char *dst, BlockImage *src_img,
+                     const char *src, Error **errp)
+{
+    if (can_modify(img, img->drv->bitmap_or, "persistent bitmaps", errp) < 0) {
+        return -1;
+    }
+    uint8_t *bits;
+    uint64_t nbits;
+    uint32_t gran;
+    if (blk_bitmap_get(src_img ? src_img : img, src, &bits, &nbits, &gran, errp) < 0) {
+        return -1;
+    }
+    int ret = img->drv->bitmap_or(img, dst, bits, nbits, gran, errp);
+    free(bits);
+    return ret;
+}

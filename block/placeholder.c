@@ -1,1 +1,0 @@
-/* replaced by the block layer */ int vireo_block_placeholder;

@@ -1,0 +1,878 @@
+/*
+ * qcow2 guest-to-host mapping: L1/L2 lookup, reads, allocating writes with
+ * copy-on-write, zero clusters, discard, compressed clusters, and the
+ * asynchronous fast path.
+ */
+#include "block/qcow2.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "util/osdep.h"
+
+typedef enum ClusterKind {
+    CLUSTER_UNALLOCATED,
+    CLUSTER_ZERO_PLAIN,     /* zero flag, no host cluster */
+    CLUSTER_ZERO_ALLOC,     /* zero flag, host cluster kept for later writes */
+    CLUSTER_NORMAL,
+    CLUSTER_COMPRESSED,
+} ClusterKind;
+
+static ClusterKind cluster_kind(uint64_t e)
+{
+    if (e & QCOW2_OFLAG_COMPRESSED) {
+        return CLUSTER_COMPRESSED;
+    }
+    if (e & QCOW2_OFLAG_ZERO) {
+        return (e & QCOW2_OFFSET_MASK) ? CLUSTER_ZERO_ALLOC : CLUSTER_ZERO_PLAIN;
+    }
+    return (e & QCOW2_OFFSET_MASK) ? CLUSTER_NORMAL : CLUSTER_UNALLOCATED;
+}
+
+static uint64_t l1_index(BDRVQcow2 *s, uint64_t off)
+{
+    return off >> (s->cluster_bits + s->cluster_bits - 3);
+}
+
+static uint64_t l2_index(BDRVQcow2 *s, uint64_t off)
+{
+    return (off >> s->cluster_bits) & (s->l2_entries - 1);
+}
+
+/* Validate an L2 entry from disk before anything trusts it. */
+static int check_l2_entry(BlockImage *img, uint64_t e, uint64_t guest_off, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (e & QCOW2_OFLAG_COMPRESSED) {
+        return 0;
+    }
+    if (e & QCOW2_L2E_RESERVED) {
+        qcow2_signal_corruption(img, errp, "L2 entry 0x%" PRIx64 " for guest offset %"
+                                PRIu64 " has reserved bits set", e, guest_off);
+        return -1;
+    }
+    if ((e & QCOW2_OFFSET_MASK) & (s->cluster_size - 1)) {
+        qcow2_signal_corruption(img, errp, "data cluster offset 0x%" PRIx64
+                                " is not cluster aligned", e & QCOW2_OFFSET_MASK);
+        return -1;
+    }
+    return 0;
+}
+
+static int l2_table_offset(BlockImage *img, uint64_t l1i, uint64_t *off, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t e = s->l1[l1i];
+    *off = e & QCOW2_OFFSET_MASK;
+    if ((e & QCOW2_L1E_RESERVED) || (*off & (s->cluster_size - 1))) {
+        qcow2_signal_corruption(img, errp, "L1 entry %" PRIu64 " (0x%" PRIx64
+                                ") is invalid", l1i, e);
+        return -1;
+    }
+    if (*off == 0 && (e & ~QCOW2_OFLAG_COPIED)) {
+        qcow2_signal_corruption(img, errp, "L1 entry %" PRIu64 " is invalid", l1i);
+        return -1;
+    }
+    return 0;
+}
+
+int qcow2_get_l2_entry(BlockImage *img, uint64_t guest_off, uint64_t *l2e, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t l1i = l1_index(s, guest_off), l2_off;
+    *l2e = 0;
+    if (l1i >= s->l1_size) {
+        return 0;
+    }
+    if (l2_table_offset(img, l1i, &l2_off, errp) < 0) {
+        return -1;
+    }
+    if (!l2_off) {
+        return 0;
+    }
+    uint8_t *t = qcow2_cache_get(img, &s->l2_cache, l2_off, false, errp);
+    if (!t) {
+        return -1;
+    }
+    *l2e = ld_be64(t + 8 * l2_index(s, guest_off));
+    qcow2_cache_put(&s->l2_cache, t);
+    return check_l2_entry(img, *l2e, guest_off, errp);
+}
+
+/* ---- L1 ---- */
+
+int qcow2_write_l1(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    size_t bytes = (size_t)s->l1_size * 8;
+    uint64_t *buf = blk_alloc_aligned(bytes);
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        st_be64(&buf[i], s->l1[i]);
+    }
+    int ret = bytes ? bfile_pwrite(&img->file, s->l1_offset, buf, bytes, errp) : 0;
+    free(buf);
+    if (ret == 0) {
+        s->l1_dirty = false;
+    }
+    return ret;
+}
+
+int qcow2_grow_l1(BlockImage *img, uint64_t min_size, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (min_size <= s->l1_size) {
+        return 0;
+    }
+    if (min_size * 8 > QCOW2_MAX_L1_BYTES) {
+        error_setg(errp, "L1 table would need %" PRIu64 " entries, more than allowed",
+                   min_size);
+        return -1;
+    }
+    uint64_t bytes = ROUND_UP(min_size * 8, s->cluster_size);
+    int64_t off = qcow2_alloc_clusters(img, bytes >> s->cluster_bits, errp);
+    if (off < 0) {
+        return -1;
+    }
+    uint64_t *l1 = blk_alloc_aligned(bytes);
+    memcpy(l1, s->l1, (size_t)s->l1_size * 8);
+    uint64_t old_off = s->l1_offset;
+    uint64_t old_bytes = ROUND_UP((uint64_t)s->l1_size * 8, s->cluster_size);
+    uint32_t old_size = s->l1_size;
+    uint64_t *old = s->l1;
+    s->l1 = l1;
+    s->l1_size = (uint32_t)min_size;
+    s->l1_offset = (uint64_t)off;
+    /* New table and the refcounts for it first, then the header switches over. */
+    if (qcow2_flush_metadata(img, false, errp) < 0 || qcow2_write_l1(img, errp) < 0 ||
+        bfile_flush(&img->file, errp) < 0 || qcow2_write_header(img, errp) < 0) {
+        s->l1 = old;
+        s->l1_size = old_size;
+        s->l1_offset = old_off;
+        free(l1);
+        return -1;
+    }
+    free(old);
+    if (old_size) {
+        return qcow2_free_clusters(img, old_off, old_bytes, errp);
+    }
+    return 0;
+}
+
+/* ---- compressed clusters ---- */
+
+static void compressed_location(BDRVQcow2 *s, uint64_t e, uint64_t *off, size_t *len)
+{
+    int x = 62 - (s->cluster_bits - 8);
+    uint64_t coff = e & ((1ull << x) - 1);
+    uint64_t sectors = ((e & ~(QCOW2_OFLAG_COPIED | QCOW2_OFLAG_COMPRESSED)) >> x) + 1;
+    *off = coff;
+    *len = (size_t)(sectors * BDRV_SECTOR_SIZE - (coff & (BDRV_SECTOR_SIZE - 1)));
+}
+
+static int inflate_zlib(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len)
+{
+    z_stream z = { 0 };
+    if (inflateInit2(&z, -12) != Z_OK) {
+        return -1;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)in_len;
+    z.next_out = out;
+    z.avail_out = (uInt)out_len;
+    int r = inflate(&z, Z_FINISH);
+    inflateEnd(&z);
+    return ((r == Z_STREAM_END || r == Z_BUF_ERROR) && z.avail_out == 0) ? 0 : -1;
+}
+
+static int inflate_zstd(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len)
+{
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    ZSTD_inBuffer ib = { in, in_len, 0 };
+    ZSTD_outBuffer ob = { out, out_len, 0 };
+    int ret = 0;
+    if (!d) {
+        return -1;
+    }
+    while (ob.pos < ob.size) {
+        size_t before_in = ib.pos, before_out = ob.pos;
+        size_t r = ZSTD_decompressStream(d, &ob, &ib);
+        if (ZSTD_isError(r) || (ib.pos == before_in && ob.pos == before_out)) {
+            ret = -1;   /* bad data, or no progress: the stream ended too early */
+            break;
+        }
+    }
+    ZSTD_freeDCtx(d);
+    return ret;
+}
+
+int qcow2_decompress(BlockImage *img, uint64_t e, uint8_t *out, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t coff;
+    size_t clen;
+    compressed_location(s, e, &coff, &clen);
+    if (!qcow2_offset_ok(img, coff, clen)) {
+        qcow2_signal_corruption(img, errp, "compressed cluster at 0x%" PRIx64
+                                " is out of range", coff);
+        return -1;
+    }
+    uint8_t *in = xmalloc(clen);
+    int ret = bfile_pread(&img->file, coff, in, clen, errp);
+    if (ret == 0) {
+        ret = s->compression_type == QCOW2_COMPRESSION_ZSTD
+              ? inflate_zstd(in, clen, out, s->cluster_size)
+              : inflate_zlib(in, clen, out, s->cluster_size);
+        if (ret < 0) {
+            error_setg(errp, "compressed cluster at 0x%" PRIx64 " does not decompress "
+                       "to a full cluster", coff);
+        }
+    }
+    free(in);
+    return ret;
+}
+
+static ssize_t compress_cluster(BDRVQcow2 *s, const uint8_t *in, uint8_t *out, size_t cap)
+{
+    if (s->compression_type == QCOW2_COMPRESSION_ZSTD) {
+        size_t r = ZSTD_compress(out, cap, in, s->cluster_size, 1);
+        return ZSTD_isError(r) ? -1 : (ssize_t)r;
+    }
+    z_stream z = { 0 };
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
+        return -1;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = s->cluster_size;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    int r = deflate(&z, Z_FINISH);
+    ssize_t len = r == Z_STREAM_END ? (ssize_t)(cap - z.avail_out) : -1;
+    deflateEnd(&z);
+    return len;
+}
+
+/* ---- reads ---- */
+
+static int read_cluster_part(BlockImage *img, uint64_t e, uint64_t off, uint8_t *buf,
+                             size_t len, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t in_cluster = off & (s->cluster_size - 1);
+    switch (cluster_kind(e)) {
+    case CLUSTER_UNALLOCATED:
+        return blk_read_backing(img, off, buf, len, errp);
+    case CLUSTER_ZERO_PLAIN:
+    case CLUSTER_ZERO_ALLOC:
+        memset(buf, 0, len);
+        return 0;
+    case CLUSTER_COMPRESSED: {
+        uint8_t *tmp = xmalloc(s->cluster_size);
+        int ret = qcow2_decompress(img, e, tmp, errp);
+        if (ret == 0) {
+            memcpy(buf, tmp + in_cluster, len);
+        }
+        free(tmp);
+        return ret;
+    }
+    default:
+        return bfile_pread(&img->file, (e & QCOW2_OFFSET_MASK) + in_cluster, buf, len, errp);
+    }
+}
+
+int qcow2_read(BlockImage *img, uint64_t off, void *buf, size_t len, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint8_t *p = buf;
+    while (len) {
+        uint64_t e;
+        if (qcow2_get_l2_entry(img, off, &e, errp) < 0) {
+            return -1;
+        }
+        size_t n = MIN(len, (size_t)(s->cluster_size - (off & (s->cluster_size - 1))));
+        /* Merge following clusters that are contiguous on the host into one read. */
+        if (cluster_kind(e) == CLUSTER_NORMAL) {
+            uint64_t host_next = (e & QCOW2_OFFSET_MASK) + s->cluster_size;
+            while (n < len && n < (8u << 20)) {
+                uint64_t e2;
+                if (qcow2_get_l2_entry(img, off + n, &e2, errp) < 0) {
+                    return -1;
+                }
+                if (cluster_kind(e2) != CLUSTER_NORMAL ||
+                    (e2 & QCOW2_OFFSET_MASK) != host_next) {
+                    break;
+                }
+                n = MIN(len, n + s->cluster_size);
+                host_next += s->cluster_size;
+            }
+        }
+        if (read_cluster_part(img, e, off, p, n, errp) < 0) {
+            return -1;
+        }
+        off += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* ---- L2 tables for writing ---- */
+
+/* Make L2 changes durable before a reference they dropped is released. */
+static int flush_tables_before_free(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (qcow2_cache_flush(img, &s->l2_cache, errp) < 0) {
+        return -1;
+    }
+    return s->l1_dirty ? qcow2_write_l1(img, errp) : 0;
+}
+
+/*
+ * Get the L2 table for @off ready for modification: allocate it if missing,
+ * copy it if it is shared with a snapshot.  The table is pinned.
+ */
+static uint8_t *l2_for_write(BlockImage *img, uint64_t off, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t l1i = l1_index(s, off), l2_off;
+    if (l1i >= s->l1_size && qcow2_grow_l1(img, l1i + 1, errp) < 0) {
+        return NULL;
+    }
+    if (l2_table_offset(img, l1i, &l2_off, errp) < 0) {
+        return NULL;
+    }
+    if (l2_off && (s->l1[l1i] & QCOW2_OFLAG_COPIED)) {
+        return qcow2_cache_get(img, &s->l2_cache, l2_off, false, errp);
+    }
+    int64_t new_off = qcow2_alloc_clusters(img, 1, errp);
+    if (new_off < 0) {
+        return NULL;
+    }
+    uint8_t *t = qcow2_cache_get(img, &s->l2_cache, (uint64_t)new_off, true, errp);
+    if (!t) {
+        return NULL;
+    }
+    if (l2_off) {
+        uint8_t *old = qcow2_cache_get(img, &s->l2_cache, l2_off, false, errp);
+        if (!old) {
+            qcow2_cache_put(&s->l2_cache, t);
+            return NULL;
+        }
+        memcpy(t, old, s->cluster_size);
+        qcow2_cache_put(&s->l2_cache, old);
+    }
+    qcow2_cache_mark_dirty(&s->l2_cache, t);
+    s->l1[l1i] = (uint64_t)new_off | QCOW2_OFLAG_COPIED;
+    s->l1_dirty = true;
+    if (l2_off && (flush_tables_before_free(img, errp) < 0 ||
+                   qcow2_free_clusters(img, l2_off, s->cluster_size, errp) < 0)) {
+        qcow2_cache_put(&s->l2_cache, t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Set one L2 entry, releasing what the old entry referenced. */
+static int set_l2_entry(BlockImage *img, uint64_t off, uint64_t entry, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint8_t *t = l2_for_write(img, off, errp);
+    if (!t) {
+        return -1;
+    }
+    uint64_t i = l2_index(s, off);
+    uint64_t old = ld_be64(t + 8 * i);
+    st_be64(t + 8 * i, entry);
+    qcow2_cache_mark_dirty(&s->l2_cache, t);
+    qcow2_cache_put(&s->l2_cache, t);
+    bool releases = (old & QCOW2_OFLAG_COMPRESSED) || (old & QCOW2_OFFSET_MASK);
+    if (!releases || ((old ^ entry) & QCOW2_OFFSET_MASK) == 0) {
+        return 0;
+    }
+    if (flush_tables_before_free(img, errp) < 0) {
+        return -1;
+    }
+    return qcow2_free_l2_entry(img, old, errp);
+}
+
+/* Allocate @n contiguous data clusters; *fresh says whether they already read as zeros. */
+static int64_t alloc_data(BlockImage *img, uint64_t n, bool *fresh, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t before = s->zeroed_from;
+    int64_t off = qcow2_alloc_clusters(img, n, errp);
+    if (off < 0) {
+        return -1;
+    }
+    uint64_t end = (uint64_t)off + (n << s->cluster_bits);
+    *fresh = (uint64_t)off >= before;
+    s->zeroed_from = MAX(s->zeroed_from, end);
+    return off;
+}
+
+/* The current contents of the cluster containing @off, for copy-on-write. */
+static int old_cluster_contents(BlockImage *img, uint64_t e, uint64_t cluster_start,
+                                uint8_t *buf, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    size_t len = (size_t)MIN((uint64_t)s->cluster_size, img->size - cluster_start);
+    memset(buf + len, 0, s->cluster_size - len);
+    return read_cluster_part(img, e, cluster_start, buf, len, errp);
+}
+
+/* Does writing part of a cluster with entry @e need its old contents? */
+static bool needs_cow_data(BlockImage *img, uint64_t e)
+{
+    switch (cluster_kind(e)) {
+    case CLUSTER_UNALLOCATED:
+        return img->backing != NULL;
+    case CLUSTER_ZERO_PLAIN:
+    case CLUSTER_ZERO_ALLOC:
+        return false;
+    default:
+        return true;
+    }
+}
+
+static int write_one_cluster(BlockImage *img, uint64_t off, const uint8_t *buf, size_t n,
+                             uint64_t e, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t in_cluster = off & (s->cluster_size - 1);
+    uint64_t cluster_start = off - in_cluster;
+    if (cluster_kind(e) == CLUSTER_NORMAL && (e & QCOW2_OFLAG_COPIED)) {
+        return bfile_pwrite(&img->file, (e & QCOW2_OFFSET_MASK) + in_cluster, buf, n, errp);
+    }
+    bool fresh;
+    int64_t host = alloc_data(img, 1, &fresh, errp);
+    if (host < 0) {
+        return -1;
+    }
+    int ret;
+    if (n == s->cluster_size) {
+        ret = bfile_pwrite(&img->file, (uint64_t)host, buf, n, errp);
+    } else if (!needs_cow_data(img, e) && fresh) {
+        ret = bfile_pwrite(&img->file, (uint64_t)host + in_cluster, buf, n, errp);
+    } else {
+        uint8_t *full = blk_alloc_aligned(s->cluster_size);
+        ret = needs_cow_data(img, e) ? old_cluster_contents(img, e, cluster_start, full, errp)
+                                     : 0;
+        if (ret == 0) {
+            memcpy(full + in_cluster, buf, n);
+            ret = bfile_pwrite(&img->file, (uint64_t)host, full, s->cluster_size, errp);
+        }
+        free(full);
+    }
+    if (ret == 0) {
+        ret = set_l2_entry(img, off, (uint64_t)host | QCOW2_OFLAG_COPIED, errp);
+    }
+    if (ret < 0) {
+        qcow2_free_clusters(img, (uint64_t)host, s->cluster_size, NULL);
+    }
+    return ret;
+}
+
+/*
+ * Whole clusters that need a new host cluster and no old data: allocate them
+ * as one contiguous run and write them with one system call.
+ */
+static int write_run(BlockImage *img, uint64_t off, const uint8_t *buf, size_t len,
+                     size_t *done, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t n = 0;
+    uint64_t max = MIN(len >> s->cluster_bits, (uint64_t)(8u << 20) >> s->cluster_bits);
+    uint64_t l2_left = s->l2_entries - l2_index(s, off);
+    max = MIN(max, l2_left);
+    while (n < max) {
+        uint64_t e;
+        if (qcow2_get_l2_entry(img, off + (n << s->cluster_bits), &e, errp) < 0) {
+            return -1;
+        }
+        ClusterKind k = cluster_kind(e);
+        if (k != CLUSTER_UNALLOCATED && k != CLUSTER_ZERO_PLAIN) {
+            break;
+        }
+        n++;
+    }
+    *done = 0;
+    if (n < 2) {
+        return 0;
+    }
+    bool fresh;
+    int64_t host = alloc_data(img, n, &fresh, errp);
+    if (host < 0) {
+        return -1;
+    }
+    size_t bytes = (size_t)(n << s->cluster_bits);
+    if (bfile_pwrite(&img->file, (uint64_t)host, buf, bytes, errp) < 0) {
+        qcow2_free_clusters(img, (uint64_t)host, bytes, NULL);
+        return -1;
+    }
+    uint8_t *t = l2_for_write(img, off, errp);
+    if (!t) {
+        return -1;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        st_be64(t + 8 * (l2_index(s, off) + i),
+                ((uint64_t)host + (i << s->cluster_bits)) | QCOW2_OFLAG_COPIED);
+    }
+    qcow2_cache_mark_dirty(&s->l2_cache, t);
+    qcow2_cache_put(&s->l2_cache, t);
+    *done = bytes;
+    return 0;
+}
+
+int qcow2_write(BlockImage *img, uint64_t off, const void *buf, size_t len, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    const uint8_t *p = buf;
+    qcow2_bitmaps_mark_write(img, off, len);
+    while (len) {
+        size_t n = MIN(len, (size_t)(s->cluster_size - (off & (s->cluster_size - 1))));
+        if (n == s->cluster_size && len >= 2 * (size_t)s->cluster_size) {
+            size_t done;
+            if (write_run(img, off, p, len, &done, errp) < 0) {
+                return -1;
+            }
+            if (done) {
+                off += done;
+                p += done;
+                len -= done;
+                continue;
+            }
+        }
+        uint64_t e;
+        if (qcow2_get_l2_entry(img, off, &e, errp) < 0 ||
+            write_one_cluster(img, off, p, n, e, errp) < 0) {
+            return -1;
+        }
+        off += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* ---- compressed writes ---- */
+
+/* Reserve @len bytes (sector aligned start) for compressed data. */
+static int64_t alloc_compressed(BlockImage *img, size_t len, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t start = s->comp_next;
+    if (start && start + len <= s->comp_end) {
+        /* Shares the current cluster: one more reference to it. */
+        if (qcow2_update_refcount(img, start, len, 1, errp) < 0) {
+            return -1;
+        }
+    } else {
+        uint64_t n = (len + s->cluster_size - 1) >> s->cluster_bits;
+        bool fresh;
+        int64_t off = alloc_data(img, n, &fresh, errp);
+        if (off < 0) {
+            return -1;
+        }
+        start = (uint64_t)off;
+        s->comp_end = start + (n << s->cluster_bits);
+    }
+    s->comp_next = ROUND_UP(start + len, BDRV_SECTOR_SIZE);
+    if (s->comp_next >= s->comp_end) {
+        s->comp_next = 0;
+    }
+    return (int64_t)start;
+}
+
+int qcow2_write_compressed(BlockImage *img, uint64_t off, const void *buf, size_t len,
+                           Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if ((off & (s->cluster_size - 1)) ||
+        (len != s->cluster_size && off + len != img->size) || len > s->cluster_size) {
+        error_setg(errp, "compressed writes must cover exactly one cluster");
+        return -1;
+    }
+    uint8_t *in = blk_alloc_aligned(s->cluster_size);
+    memcpy(in, buf, len);
+    size_t cap = s->cluster_size;
+    uint8_t *out = blk_alloc_aligned(cap);
+    ssize_t clen = compress_cluster(s, in, out, cap);
+    int ret;
+    /* Incompressible data, or more than a cluster's worth of sectors: store plain. */
+    if (clen < 0 || (size_t)clen > s->cluster_size - BDRV_SECTOR_SIZE) {
+        ret = qcow2_write(img, off, buf, len, errp);
+        goto out;
+    }
+    qcow2_bitmaps_mark_write(img, off, len);
+    size_t padded = ROUND_UP((size_t)clen, BDRV_SECTOR_SIZE);
+    int64_t host = alloc_compressed(img, padded, errp);
+    ret = host < 0 ? -1 : bfile_pwrite(&img->file, (uint64_t)host, out, padded, errp);
+    if (ret == 0) {
+        int x = 62 - (s->cluster_bits - 8);
+        uint64_t sectors = padded / BDRV_SECTOR_SIZE;
+        uint64_t entry = QCOW2_OFLAG_COMPRESSED | ((sectors - 1) << x) | (uint64_t)host;
+        ret = set_l2_entry(img, off, entry, errp);
+    }
+out:
+    free(in);
+    free(out);
+    return ret;
+}
+
+/* ---- discard and zeroes ---- */
+
+/*
+ * Replace whole clusters in [off, off+len) by @entry (0 or the zero flag),
+ * then release what they referenced once the tables are on disk.
+ */
+static int replace_clusters(BlockImage *img, uint64_t off, uint64_t len, uint64_t entry,
+                            Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t *released = NULL;
+    size_t nb_released = 0, cap = 0;
+    int ret = 0;
+    for (uint64_t o = off; o < off + len; o += s->cluster_size) {
+        uint64_t e;
+        if (qcow2_get_l2_entry(img, o, &e, errp) < 0) {
+            ret = -1;
+            break;
+        }
+        if (e == entry) {
+            continue;
+        }
+        uint8_t *t = l2_for_write(img, o, errp);
+        if (!t) {
+            ret = -1;
+            break;
+        }
+        st_be64(t + 8 * l2_index(s, o), entry);
+        qcow2_cache_mark_dirty(&s->l2_cache, t);
+        qcow2_cache_put(&s->l2_cache, t);
+        if ((e & QCOW2_OFLAG_COMPRESSED) || (e & QCOW2_OFFSET_MASK)) {
+            if (nb_released == cap) {
+                cap = cap ? cap * 2 : 64;
+                released = xrealloc(released, cap * sizeof(*released));
+            }
+            released[nb_released++] = e;
+        }
+    }
+    if (nb_released && flush_tables_before_free(img, ret < 0 ? NULL : errp) < 0) {
+        ret = -1;
+        nb_released = 0;   /* tables not on disk: keep the clusters (a leak at worst) */
+    }
+    for (size_t i = 0; i < nb_released; i++) {
+        if (qcow2_free_l2_entry(img, released[i], ret < 0 ? NULL : errp) < 0) {
+            ret = -1;
+        }
+    }
+    free(released);
+    return ret;
+}
+
+int qcow2_discard(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t start = ROUND_UP(off, s->cluster_size);
+    uint64_t end = off + len == img->size ? ROUND_UP(img->size, s->cluster_size)
+                                          : (off + len) & ~(uint64_t)(s->cluster_size - 1);
+    if (start >= end) {
+        return 0;
+    }
+    qcow2_bitmaps_mark_write(img, start, MIN(end, img->size) - start);
+    /* With a backing file, plain deallocation would expose its data again. */
+    uint64_t entry = img->backing && s->version >= 3 ? QCOW2_OFLAG_ZERO : 0;
+    if (img->backing && s->version < 3) {
+        return 0;
+    }
+    return replace_clusters(img, start, end - start, entry, errp);
+}
+
+int qcow2_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t end = off + len;
+    uint64_t head_end = MIN(end, ROUND_UP(off, s->cluster_size));
+    uint64_t tail_start = end == img->size ? ROUND_UP(end, s->cluster_size)
+                                           : end & ~(uint64_t)(s->cluster_size - 1);
+    if (s->version < 3 || tail_start <= head_end) {
+        return blk_write_zeroes_fallback(img, off, len, errp);
+    }
+    if (head_end > off && blk_write_zeroes_fallback(img, off, head_end - off, errp) < 0) {
+        return -1;
+    }
+    qcow2_bitmaps_mark_write(img, head_end, MIN(tail_start, img->size) - head_end);
+    if (replace_clusters(img, head_end, tail_start - head_end, QCOW2_OFLAG_ZERO, errp) < 0) {
+        return -1;
+    }
+    if (tail_start < end) {
+        return blk_write_zeroes_fallback(img, tail_start, end - tail_start, errp);
+    }
+    return 0;
+}
+
+/* ---- block status ---- */
+
+int qcow2_block_status(BlockImage *img, uint64_t off, uint64_t len, BlockStatus *st,
+                       Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t e;
+    if (qcow2_get_l2_entry(img, off, &e, errp) < 0) {
+        return -1;
+    }
+    ClusterKind k = cluster_kind(e);
+    uint64_t host = (e & QCOW2_OFFSET_MASK) + (off & (s->cluster_size - 1));
+    uint64_t n = MIN(len, s->cluster_size - (off & (s->cluster_size - 1)));
+    while (n < len) {
+        uint64_t e2;
+        if (qcow2_get_l2_entry(img, off + n, &e2, errp) < 0) {
+            return -1;
+        }
+        ClusterKind k2 = cluster_kind(e2);
+        bool same = k2 == k || (k == CLUSTER_ZERO_PLAIN && k2 == CLUSTER_ZERO_ALLOC) ||
+                    (k == CLUSTER_ZERO_ALLOC && k2 == CLUSTER_ZERO_PLAIN);
+        if (!same || (k == CLUSTER_NORMAL && (e2 & QCOW2_OFFSET_MASK) != host + n)) {
+            break;
+        }
+        n = MIN(len, n + s->cluster_size);
+    }
+    st->len = n;
+    st->host_offset = host;
+    switch (k) {
+    case CLUSTER_UNALLOCATED: st->kind = BLK_STATUS_UNALLOCATED; break;
+    case CLUSTER_NORMAL: st->kind = BLK_STATUS_DATA; break;
+    case CLUSTER_COMPRESSED: st->kind = BLK_STATUS_COMPRESSED; break;
+    default: st->kind = BLK_STATUS_ZERO; break;
+    }
+    return 0;
+}
+
+/* ---- asynchronous fast path ---- */
+
+static Qcow2InflightAlloc *find_inflight(BDRVQcow2 *s, uint64_t guest_cluster)
+{
+    for (Qcow2InflightAlloc *a = s->inflight; a; a = a->next) {
+        if (a->guest_cluster == guest_cluster) {
+            return a;
+        }
+    }
+    return NULL;
+}
+
+/* The data of an allocating write is on disk: now the L2 entry may point to it. */
+static void commit_alloc(BlockImage *img, BlockAioReq *req)
+{
+    BDRVQcow2 *s = img->opaque;
+    Qcow2InflightAlloc *a = req->commit_data;
+    Error *err = NULL;
+    if (req->ret == 0 &&
+        set_l2_entry(img, a->guest_cluster << s->cluster_bits,
+                     a->host_offset | QCOW2_OFLAG_COPIED, &err) < 0) {
+        req->ret = -EIO;
+    }
+    if (req->ret < 0) {
+        qcow2_free_clusters(img, a->host_offset, s->cluster_size, NULL);
+    }
+    error_free(err);
+    for (Qcow2InflightAlloc **pp = &s->inflight; *pp; pp = &(*pp)->next) {
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    }
+    BlockAioReq *w = a->waiters;
+    free(a);
+    while (w) {
+        BlockAioReq *next = w->next;
+        blk_aio_replan(w);
+        w = next;
+    }
+}
+
+static BlockAioPlan plan_alloc(BlockImage *img, BlockAioReq *req, uint64_t e)
+{
+    BDRVQcow2 *s = img->opaque;
+    Error *err = NULL;
+    if (needs_cow_data(img, e) || cluster_kind(e) == CLUSTER_ZERO_ALLOC) {
+        return BLK_PLAN_SYNC;
+    }
+    /* Make sure the L2 table exists and is ours before the data goes out. */
+    uint8_t *t = l2_for_write(img, req->offset, &err);
+    if (!t) {
+        error_free(err);
+        return BLK_PLAN_SYNC;
+    }
+    qcow2_cache_put(&s->l2_cache, t);
+    bool fresh;
+    int64_t host = alloc_data(img, 1, &fresh, &err);
+    if (host < 0 || (!fresh && bfile_zero_range(&img->file, (uint64_t)host,
+                                                s->cluster_size, &err) < 0)) {
+        error_free(err);
+        req->ret = -EIO;
+        return BLK_PLAN_DONE;
+    }
+    Qcow2InflightAlloc *a = xzalloc(sizeof(*a));
+    a->guest_cluster = req->offset >> s->cluster_bits;
+    a->host_offset = (uint64_t)host;
+    a->next = s->inflight;
+    s->inflight = a;
+    req->commit = commit_alloc;
+    req->commit_data = a;
+    req->host_offset = (uint64_t)host + (req->offset & (s->cluster_size - 1));
+    return BLK_PLAN_DIRECT;
+}
+
+BlockAioPlan qcow2_aio_plan(BlockImage *img, BlockAioReq *req)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t in_cluster = req->offset & (s->cluster_size - 1);
+    if (in_cluster + req->len > s->cluster_size) {
+        return BLK_PLAN_SYNC;
+    }
+    if (req->type == BLK_AIO_WRITE) {
+        Qcow2InflightAlloc *a = find_inflight(s, req->offset >> s->cluster_bits);
+        if (a) {
+            req->next = a->waiters;
+            a->waiters = req;
+            return BLK_PLAN_WAIT;
+        }
+    }
+    uint64_t e;
+    Error *err = NULL;
+    if (qcow2_get_l2_entry(img, req->offset, &e, &err) < 0) {
+        error_free(err);
+        req->ret = -EIO;
+        return BLK_PLAN_DONE;
+    }
+    ClusterKind k = cluster_kind(e);
+    if (req->type == BLK_AIO_READ) {
+        if (k == CLUSTER_NORMAL) {
+            req->host_offset = (e & QCOW2_OFFSET_MASK) + in_cluster;
+            return BLK_PLAN_DIRECT;
+        }
+        if (k == CLUSTER_ZERO_PLAIN || k == CLUSTER_ZERO_ALLOC ||
+            (k == CLUSTER_UNALLOCATED && !img->backing)) {
+            for (int i = 0; i < req->iovcnt; i++) {
+                memset(req->iov[i].iov_base, 0, req->iov[i].iov_len);
+            }
+            req->ret = 0;
+            return BLK_PLAN_DONE;
+        }
+        return BLK_PLAN_SYNC;
+    }
+    if (s->inflight && img->backing) {
+        return BLK_PLAN_SYNC;
+    }
+    qcow2_bitmaps_mark_write(img, req->offset, req->len);
+    if (k == CLUSTER_NORMAL && (e & QCOW2_OFLAG_COPIED)) {
+        req->host_offset = (e & QCOW2_OFFSET_MASK) + in_cluster;
+        return BLK_PLAN_DIRECT;
+    }
+    return plan_alloc(img, req, e);
+}

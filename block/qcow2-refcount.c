@@ -1,0 +1,738 @@
+/*
+ * qcow2 host cluster management: refcounts of every width, allocation,
+ * freeing, growing the refcount table, and the consistency check.
+ */
+#include "block/qcow2.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/osdep.h"
+
+/* ---- refcount entries: 1, 2, 4 bits packed LSB first, or 8..64-bit big-endian ---- */
+
+uint64_t qcow2_refcount_get_entry(BDRVQcow2 *s, const uint8_t *block, uint64_t i)
+{
+    switch (s->refcount_order) {
+    case 0: return (block[i / 8] >> (i % 8)) & 0x1;
+    case 1: return (block[i / 4] >> (2 * (i % 4))) & 0x3;
+    case 2: return (block[i / 2] >> (4 * (i % 2))) & 0xf;
+    case 3: return block[i];
+    case 4: return ld_be16(block + 2 * i);
+    case 5: return ld_be32(block + 4 * i);
+    default: return ld_be64(block + 8 * i);
+    }
+}
+
+void qcow2_refcount_set_entry(BDRVQcow2 *s, uint8_t *block, uint64_t i, uint64_t v)
+{
+    unsigned shift;
+    switch (s->refcount_order) {
+    case 0:
+        shift = i % 8;
+        block[i / 8] = (uint8_t)((block[i / 8] & ~(0x1u << shift)) | (v << shift));
+        break;
+    case 1:
+        shift = 2 * (i % 4);
+        block[i / 4] = (uint8_t)((block[i / 4] & ~(0x3u << shift)) | (v << shift));
+        break;
+    case 2:
+        shift = 4 * (i % 2);
+        block[i / 2] = (uint8_t)((block[i / 2] & ~(0xfu << shift)) | (v << shift));
+        break;
+    case 3: block[i] = (uint8_t)v; break;
+    case 4: st_be16(block + 2 * i, (uint16_t)v); break;
+    case 5: st_be32(block + 4 * i, (uint32_t)v); break;
+    default: st_be64(block + 8 * i, v); break;
+    }
+}
+
+int qcow2_refcount_init(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t bytes = (uint64_t)s->reftable_clusters * s->cluster_size;
+    if (bytes == 0 || bytes > QCOW2_MAX_REFTABLE_BYTES) {
+        error_setg(errp, "Reference count table too large or empty (%u clusters)",
+                   s->reftable_clusters);
+        return -1;
+    }
+    if ((s->reftable_offset & (s->cluster_size - 1)) ||
+        !qcow2_offset_ok(img, s->reftable_offset, bytes)) {
+        error_setg(errp, "Invalid reference count table offset 0x%" PRIx64,
+                   s->reftable_offset);
+        return -1;
+    }
+    s->reftable_entries = bytes / 8;
+    s->reftable = xmalloc(bytes);
+    if (bfile_pread(&img->file, s->reftable_offset, s->reftable, bytes, errp) < 0) {
+        return -1;
+    }
+    for (uint64_t i = 0; i < s->reftable_entries; i++) {
+        s->reftable[i] = ld_be64(&s->reftable[i]);
+    }
+    return 0;
+}
+
+/* The refcount block covering cluster @index, or 0 when it is not allocated. */
+static int refblock_offset(BlockImage *img, uint64_t index, uint64_t *offset, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t r = index / s->rb_entries;
+    *offset = 0;
+    if (r >= s->reftable_entries) {
+        return 0;
+    }
+    uint64_t off = s->reftable[r] & ~QCOW2_REFT_RESERVED;
+    if (off & (s->cluster_size - 1)) {
+        qcow2_signal_corruption(img, errp, "refcount block %" PRIu64
+                                " at 0x%" PRIx64 " is not cluster aligned", r, off);
+        return -1;
+    }
+    *offset = off;
+    return 0;
+}
+
+int qcow2_get_refcount(BlockImage *img, uint64_t index, uint64_t *refcount, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t rb;
+    *refcount = 0;
+    if (refblock_offset(img, index, &rb, errp) < 0) {
+        return -1;
+    }
+    if (!rb) {
+        return 0;
+    }
+    uint8_t *block = qcow2_cache_get(img, &s->rb_cache, rb, false, errp);
+    if (!block) {
+        return -1;
+    }
+    *refcount = qcow2_refcount_get_entry(s, block, index % s->rb_entries);
+    qcow2_cache_put(&s->rb_cache, block);
+    return 0;
+}
+
+int qcow2_update_refcount(BlockImage *img, uint64_t offset, uint64_t len, int64_t delta,
+                          Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (len == 0) {
+        return 0;
+    }
+    uint64_t first = offset >> s->cluster_bits;
+    uint64_t last = (offset + len - 1) >> s->cluster_bits;
+    for (uint64_t i = first; i <= last; i++) {
+        uint64_t rb;
+        if (refblock_offset(img, i, &rb, errp) < 0) {
+            return -1;
+        }
+        if (!rb) {
+            qcow2_signal_corruption(img, errp, "no refcount block for cluster %" PRIu64, i);
+            return -1;
+        }
+        uint8_t *block = qcow2_cache_get(img, &s->rb_cache, rb, false, errp);
+        if (!block) {
+            return -1;
+        }
+        uint64_t old = qcow2_refcount_get_entry(s, block, i % s->rb_entries);
+        uint64_t new = old + (uint64_t)delta;
+        if ((delta < 0 && old < (uint64_t)-delta) ||
+            (delta > 0 && (new > s->refcount_max || new < old))) {
+            qcow2_cache_put(&s->rb_cache, block);
+            error_setg(errp, "refcount of cluster %" PRIu64 " would %s (%" PRIu64
+                       " %+" PRId64 ")", i, delta < 0 ? "drop below zero" : "overflow",
+                       old, delta);
+            return -1;
+        }
+        qcow2_refcount_set_entry(s, block, i % s->rb_entries, new);
+        qcow2_cache_mark_dirty(&s->rb_cache, block);
+        qcow2_cache_put(&s->rb_cache, block);
+        if (new == 0 && i < s->free_hint) {
+            s->free_hint = i;
+        }
+    }
+    return 0;
+}
+
+/* Write the in-memory refcount table to @offset (big-endian). */
+static int write_reftable(BlockImage *img, uint64_t offset, const uint64_t *table,
+                          uint64_t entries, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    size_t bytes = ROUND_UP(entries * 8, s->cluster_size);
+    uint64_t *buf = blk_alloc_aligned(bytes);
+    for (uint64_t i = 0; i < entries; i++) {
+        st_be64(&buf[i], table[i]);
+    }
+    int ret = bfile_pwrite(&img->file, offset, buf, bytes, errp);
+    free(buf);
+    return ret;
+}
+
+/* Index one past the highest cluster anything could occupy. */
+static uint64_t used_end(BlockImage *img)
+{
+    BDRVQcow2 *s = img->opaque;
+    int64_t len = bfile_length(&img->file, NULL);
+    uint64_t end = len > 0 ? ROUND_UP((uint64_t)len, s->cluster_size) >> s->cluster_bits : 1;
+    return MAX(end, s->zeroed_from >> s->cluster_bits);
+}
+
+/*
+ * Grow the refcount table so it covers cluster @need.  The new table and the
+ * refcount blocks for its own clusters go at the end of the file; every
+ * refcount block it names is on disk before the header points to it.
+ */
+static int grow_reftable(BlockImage *img, uint64_t need, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t start = MAX(used_end(img), need + 1);
+    uint64_t entries = MAX(s->reftable_entries * 2, need / s->rb_entries + 1);
+    uint64_t rt_clusters, k = 0;
+    /* The area [start, start + rt_clusters + k) needs k new refcount blocks. */
+    for (;;) {
+        uint64_t area_end = start + ROUND_UP(entries * 8, s->cluster_size) / s->cluster_size + k;
+        entries = MAX(entries, area_end / s->rb_entries + 1);
+        rt_clusters = ROUND_UP(entries * 8, s->cluster_size) / s->cluster_size;
+        area_end = start + rt_clusters + k;
+        uint64_t missing = 0;
+        for (uint64_t r = start / s->rb_entries; r <= (area_end - 1) / s->rb_entries; r++) {
+            if (r >= s->reftable_entries || !s->reftable[r]) {
+                missing++;
+            }
+        }
+        if (missing == k) {
+            break;
+        }
+        k = missing;
+    }
+    if (entries * 8 > QCOW2_MAX_REFTABLE_BYTES) {
+        error_setg(errp, "refcount table would exceed %u bytes", QCOW2_MAX_REFTABLE_BYTES);
+        return -1;
+    }
+    uint64_t *table = xzalloc(rt_clusters * s->cluster_size);
+    memcpy(table, s->reftable, s->reftable_entries * 8);
+    uint64_t rt_offset = start << s->cluster_bits;
+    uint64_t next_rb = start + rt_clusters;
+    uint64_t area_end = start + rt_clusters + k;
+    for (uint64_t r = start / s->rb_entries; r <= (area_end - 1) / s->rb_entries; r++) {
+        if (!table[r]) {
+            table[r] = next_rb++ << s->cluster_bits;
+            uint8_t *blk = qcow2_cache_get(img, &s->rb_cache, table[r], true, errp);
+            if (!blk) {
+                free(table);
+                return -1;
+            }
+            qcow2_cache_mark_dirty(&s->rb_cache, blk);
+            qcow2_cache_put(&s->rb_cache, blk);
+        }
+    }
+    uint64_t *old = s->reftable;
+    uint64_t old_entries = s->reftable_entries;
+    uint64_t old_offset = s->reftable_offset;
+    uint32_t old_clusters = s->reftable_clusters;
+    s->reftable = table;
+    s->reftable_entries = rt_clusters * s->cluster_size / 8;
+    /* Account for the area itself inside the (possibly new) blocks. */
+    int ret = qcow2_update_refcount(img, rt_offset, (area_end - start) << s->cluster_bits,
+                                    1, errp);
+    if (ret == 0) {
+        ret = qcow2_cache_flush(img, &s->rb_cache, errp);
+    }
+    if (ret == 0) {
+        ret = write_reftable(img, rt_offset, table, s->reftable_entries, errp);
+    }
+    if (ret == 0) {
+        ret = bfile_flush(&img->file, errp);
+    }
+    if (ret < 0) {
+        s->reftable = old;
+        s->reftable_entries = old_entries;
+        free(table);
+        return -1;
+    }
+    s->reftable_offset = rt_offset;
+    s->reftable_clusters = (uint32_t)rt_clusters;
+    s->zeroed_from = MAX(s->zeroed_from, area_end << s->cluster_bits);
+    free(old);
+    if (qcow2_write_header(img, errp) < 0) {
+        return -1;
+    }
+    return qcow2_free_clusters(img, old_offset, (uint64_t)old_clusters << s->cluster_bits,
+                               errp);
+}
+
+/* Create the missing refcount block @r in the first cluster it covers. */
+static int create_refblock(BlockImage *img, uint64_t r, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (r == 0) {
+        qcow2_signal_corruption(img, errp, "the first refcount block is missing");
+        return -1;
+    }
+    uint64_t offset = (r * s->rb_entries) << s->cluster_bits;
+    uint8_t *blk = qcow2_cache_get(img, &s->rb_cache, offset, true, errp);
+    if (!blk) {
+        return -1;
+    }
+    qcow2_refcount_set_entry(s, blk, 0, 1);    /* it describes itself */
+    qcow2_cache_mark_dirty(&s->rb_cache, blk);
+    qcow2_cache_put(&s->rb_cache, blk);
+    /* The block must be on disk before the table names it. */
+    if (qcow2_cache_flush(img, &s->rb_cache, errp) < 0) {
+        return -1;
+    }
+    s->reftable[r] = offset;
+    uint64_t be;
+    st_be64(&be, offset);
+    s->zeroed_from = MAX(s->zeroed_from, offset + s->cluster_size);
+    return bfile_pwrite(&img->file, s->reftable_offset + r * 8, &be, 8, errp);
+}
+
+/* First run of @n clusters with refcount 0 at or after the hint. */
+static int find_free_run(BlockImage *img, uint64_t n, uint64_t *start, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t i = MAX(s->free_hint, (uint64_t)1), run = 0;
+    for (;; i++) {
+        uint64_t rc;
+        if (qcow2_get_refcount(img, i, &rc, errp) < 0) {
+            return -1;
+        }
+        if (rc) {
+            run = 0;
+            if (i == s->free_hint) {
+                s->free_hint = i + 1;
+            }
+            continue;
+        }
+        if (++run == n) {
+            *start = i + 1 - n;
+            return 0;
+        }
+    }
+}
+
+int64_t qcow2_alloc_clusters(BlockImage *img, uint64_t n, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t start;
+    for (;;) {
+        if (find_free_run(img, n, &start, errp) < 0) {
+            return -1;
+        }
+        if ((start + n) > ((uint64_t)INT64_MAX >> s->cluster_bits)) {
+            error_setg(errp, "image file would grow beyond the maximum size");
+            return -1;
+        }
+        bool retry = false;
+        for (uint64_t r = start / s->rb_entries; r <= (start + n - 1) / s->rb_entries; r++) {
+            if (r >= s->reftable_entries) {
+                if (grow_reftable(img, start + n, errp) < 0) {
+                    return -1;
+                }
+                retry = true;
+                break;
+            }
+            if (!s->reftable[r]) {
+                if (create_refblock(img, r, errp) < 0) {
+                    return -1;
+                }
+                retry = true;
+                break;
+            }
+        }
+        if (!retry) {
+            break;
+        }
+    }
+    uint64_t offset = start << s->cluster_bits;
+    if (qcow2_update_refcount(img, offset, n << s->cluster_bits, 1, errp) < 0) {
+        return -1;
+    }
+    if (start == s->free_hint) {
+        s->free_hint = start + n;
+    }
+    return (int64_t)offset;
+}
+
+int qcow2_free_clusters(BlockImage *img, uint64_t offset, uint64_t len, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (qcow2_update_refcount(img, offset, len, -1, errp) < 0) {
+        return -1;
+    }
+    for (uint64_t o = offset & ~(uint64_t)(s->cluster_size - 1); o < offset + len;
+         o += s->cluster_size) {
+        uint64_t rc;
+        if (qcow2_get_refcount(img, o >> s->cluster_bits, &rc, NULL) == 0 && rc == 0) {
+            qcow2_cache_forget(&s->l2_cache, o);
+        }
+    }
+    return 0;
+}
+
+/* Host range a compressed L2 entry refers to, as refcounts account for it. */
+static void compressed_range(BDRVQcow2 *s, uint64_t l2e, uint64_t *off, uint64_t *len)
+{
+    int x = 62 - (s->cluster_bits - 8);
+    uint64_t coff = l2e & ((1ull << x) - 1);
+    uint64_t sectors = ((l2e & ~QCOW2_OFLAG_COPIED & ~QCOW2_OFLAG_COMPRESSED) >> x) + 1;
+    *off = coff;
+    *len = sectors * BDRV_SECTOR_SIZE - (coff & (BDRV_SECTOR_SIZE - 1));
+}
+
+int qcow2_free_l2_entry(BlockImage *img, uint64_t l2e, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (l2e & QCOW2_OFLAG_COMPRESSED) {
+        uint64_t off, len;
+        compressed_range(s, l2e, &off, &len);
+        return qcow2_free_clusters(img, off, len, errp);
+    }
+    uint64_t off = l2e & QCOW2_OFFSET_MASK;
+    return off ? qcow2_free_clusters(img, off, s->cluster_size, errp) : 0;
+}
+
+/* Add @delta to everything an L1 table references (L2 tables and their clusters). */
+int qcow2_update_l1_refcounts(BlockImage *img, uint64_t l1_offset, uint32_t l1_size,
+                              int delta, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t *l1 = blk_alloc_aligned((size_t)l1_size * 8);
+    uint64_t *l2 = blk_alloc_aligned(s->cluster_size);
+    int ret = bfile_pread(&img->file, l1_offset, l1, (size_t)l1_size * 8, errp);
+    for (uint32_t i = 0; ret == 0 && i < l1_size; i++) {
+        uint64_t l2_off = ld_be64(&l1[i]) & QCOW2_OFFSET_MASK;
+        if (!l2_off) {
+            continue;
+        }
+        uint8_t *t = qcow2_cache_get(img, &s->l2_cache, l2_off, false, errp);
+        if (!t) {
+            ret = -1;
+            break;
+        }
+        memcpy(l2, t, s->cluster_size);
+        qcow2_cache_put(&s->l2_cache, t);
+        for (uint64_t j = 0; ret == 0 && j < s->l2_entries; j++) {
+            uint64_t e = ld_be64(&l2[j]);
+            if (e & QCOW2_OFLAG_COMPRESSED) {
+                uint64_t off, len;
+                compressed_range(s, e, &off, &len);
+                ret = delta < 0 ? qcow2_free_clusters(img, off, len, errp)
+                                : qcow2_update_refcount(img, off, len, delta, errp);
+            } else if (e & QCOW2_OFFSET_MASK) {
+                ret = delta < 0
+                    ? qcow2_free_clusters(img, e & QCOW2_OFFSET_MASK, s->cluster_size, errp)
+                    : qcow2_update_refcount(img, e & QCOW2_OFFSET_MASK, s->cluster_size,
+                                            delta, errp);
+            }
+        }
+        if (ret == 0) {
+            ret = delta < 0 ? qcow2_free_clusters(img, l2_off, s->cluster_size, errp)
+                            : qcow2_update_refcount(img, l2_off, s->cluster_size, delta, errp);
+        }
+    }
+    free(l1);
+    free(l2);
+    return ret;
+}
+
+/* ---- check ---- */
+
+typedef struct CheckState {
+    BlockImage *img;
+    BDRVQcow2 *s;
+    BlockCheckResult *res;
+    int fix;
+    uint32_t *refs;            /* references found, per host cluster */
+    uint64_t nb_clusters;      /* clusters the file holds */
+} CheckState;
+
+static int add_ref(void *opaque, uint64_t off, uint64_t len)
+{
+    CheckState *cs = opaque;
+    BDRVQcow2 *s = cs->s;
+    if (len == 0) {
+        return 0;
+    }
+    uint64_t first = off >> s->cluster_bits;
+    uint64_t last = (off + len - 1) >> s->cluster_bits;
+    if (off + len < off) {
+        last = UINT64_MAX >> s->cluster_bits;
+    }
+    for (uint64_t i = first; i <= last; i++) {
+        if (i >= cs->nb_clusters) {
+            fprintf(stderr, "ERROR cluster %" PRIu64 " is beyond the end of the image file\n",
+                    i);
+            cs->res->corruptions++;
+            return 0;
+        }
+        if (cs->refs[i] < UINT32_MAX) {
+            cs->refs[i]++;
+        }
+    }
+    return 0;
+}
+
+static void walk_l2(CheckState *cs, uint64_t *l2, bool active, uint64_t *next_contig)
+{
+    BDRVQcow2 *s = cs->s;
+    for (uint64_t j = 0; j < s->l2_entries; j++) {
+        uint64_t e = ld_be64(&l2[j]);
+        if (e & QCOW2_OFLAG_COMPRESSED) {
+            uint64_t off, len;
+            compressed_range(s, e, &off, &len);
+            add_ref(cs, off, len);
+            if (active) {
+                cs->res->allocated_clusters++;
+                cs->res->compressed_clusters++;
+                cs->res->fragmented_clusters++;
+            }
+            continue;
+        }
+        uint64_t off = e & QCOW2_OFFSET_MASK;
+        if (e & QCOW2_L2E_RESERVED) {
+            fprintf(stderr, "ERROR: L2 entry 0x%" PRIx64 " has reserved bits set\n", e);
+            cs->res->corruptions++;
+        }
+        if (!off) {
+            continue;
+        }
+        if (off & (s->cluster_size - 1)) {
+            fprintf(stderr, "ERROR offset=%" PRIx64 ": Cluster is not properly aligned; "
+                    "L2 entry corrupted.\n", off);
+            cs->res->corruptions++;
+            continue;
+        }
+        add_ref(cs, off, s->cluster_size);
+        if (active) {
+            cs->res->allocated_clusters++;
+            if (*next_contig && off != *next_contig) {
+                cs->res->fragmented_clusters++;
+            }
+            *next_contig = off + s->cluster_size;
+        }
+    }
+}
+
+static int walk_l1(CheckState *cs, uint64_t l1_offset, uint32_t l1_size, bool active)
+{
+    BDRVQcow2 *s = cs->s;
+    Error *err = NULL;
+    uint64_t bytes = (uint64_t)l1_size * 8;
+    if (!qcow2_offset_ok(cs->img, l1_offset, bytes) || bytes > QCOW2_MAX_L1_BYTES) {
+        fprintf(stderr, "ERROR: L1 table at 0x%" PRIx64 " is out of range\n", l1_offset);
+        cs->res->corruptions++;
+        return 0;
+    }
+    add_ref(cs, l1_offset, bytes);
+    uint64_t *l1 = blk_alloc_aligned(bytes);
+    uint64_t *l2 = blk_alloc_aligned(s->cluster_size);
+    uint64_t next_contig = 0;
+    if (bfile_pread(&cs->img->file, l1_offset, l1, bytes, &err) < 0) {
+        error_report_err(err);
+        cs->res->check_errors++;
+        goto out;
+    }
+    for (uint32_t i = 0; i < l1_size; i++) {
+        uint64_t e = ld_be64(&l1[i]);
+        uint64_t off = e & QCOW2_OFFSET_MASK;
+        if (e & QCOW2_L1E_RESERVED) {
+            fprintf(stderr, "ERROR: L1 entry %u has reserved bits set\n", i);
+            cs->res->corruptions++;
+        }
+        if (!off) {
+            continue;
+        }
+        if (off & (s->cluster_size - 1)) {
+            fprintf(stderr, "ERROR l2_offset=%" PRIx64 ": Table is not cluster aligned; "
+                    "L1 entry corrupted\n", off);
+            cs->res->corruptions++;
+            continue;
+        }
+        add_ref(cs, off, s->cluster_size);
+        if ((off >> s->cluster_bits) >= cs->nb_clusters) {
+            continue;
+        }
+        if (bfile_pread(&cs->img->file, off, l2, s->cluster_size, &err) < 0) {
+            error_report_err(err);
+            err = NULL;
+            cs->res->check_errors++;
+            continue;
+        }
+        walk_l2(cs, l2, active, &next_contig);
+    }
+out:
+    free(l1);
+    free(l2);
+    return 0;
+}
+
+static void walk_reftable(CheckState *cs)
+{
+    BDRVQcow2 *s = cs->s;
+    add_ref(cs, s->reftable_offset, (uint64_t)s->reftable_clusters << s->cluster_bits);
+    for (uint64_t r = 0; r < s->reftable_entries; r++) {
+        uint64_t off = s->reftable[r] & ~QCOW2_REFT_RESERVED;
+        if (!off) {
+            continue;
+        }
+        if (off & (s->cluster_size - 1)) {
+            fprintf(stderr, "ERROR refcount block %" PRIu64 " is not cluster aligned; "
+                    "refcount table entry corrupted\n", r);
+            cs->res->corruptions++;
+            continue;
+        }
+        if ((off >> s->cluster_bits) >= cs->nb_clusters) {
+            fprintf(stderr, "ERROR refcount block %" PRIu64 " is outside image\n", r);
+            cs->res->corruptions++;
+            continue;
+        }
+        add_ref(cs, off, s->cluster_size);
+    }
+}
+
+/* Set the refcount of cluster @i to @want, allocating nothing. */
+static int set_refcount(CheckState *cs, uint64_t i, uint64_t have, uint64_t want)
+{
+    Error *err = NULL;
+    int ret = qcow2_update_refcount(cs->img, i << cs->s->cluster_bits, cs->s->cluster_size,
+                                    (int64_t)(want - have), &err);
+    if (ret < 0) {
+        error_report_err(err);
+    }
+    return ret;
+}
+
+static void compare_refcounts(CheckState *cs, uint64_t *highest)
+{
+    BDRVQcow2 *s = cs->s;
+    uint64_t limit = MAX(cs->nb_clusters, s->reftable_entries * s->rb_entries);
+    limit = MIN(limit, cs->nb_clusters + s->rb_entries);
+    for (uint64_t i = 0; i < limit; i++) {
+        uint64_t have;
+        Error *err = NULL;
+        if (qcow2_get_refcount(cs->img, i, &have, &err) < 0) {
+            error_free(err);
+            cs->res->check_errors++;
+            continue;
+        }
+        uint64_t want = i < cs->nb_clusters ? cs->refs[i] : 0;
+        if (have || want) {
+            *highest = i;
+        }
+        if (have == want) {
+            continue;
+        }
+        bool leak = have > want;
+        bool fixing = leak ? (cs->fix & BLK_FIX_LEAKS) : (cs->fix & BLK_FIX_ERRORS);
+        fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
+                fixing ? "Repairing" : leak ? "Leaked" : "ERROR", i, have, want);
+        if (fixing && want <= s->refcount_max && set_refcount(cs, i, have, want) == 0) {
+            if (leak) {
+                cs->res->leaks_fixed++;
+            } else {
+                cs->res->corruptions_fixed++;
+            }
+        } else if (leak) {
+            cs->res->leaks++;
+        } else {
+            cs->res->corruptions++;
+        }
+    }
+}
+
+/* Active tables must carry COPIED exactly when the refcount is one. */
+static void check_copied(CheckState *cs)
+{
+    BDRVQcow2 *s = cs->s;
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t l2_off = s->l1[i] & QCOW2_OFFSET_MASK;
+        if (!l2_off || (l2_off & (s->cluster_size - 1)) ||
+            (l2_off >> s->cluster_bits) >= cs->nb_clusters) {
+            continue;
+        }
+        uint64_t rc;
+        if (qcow2_get_refcount(cs->img, l2_off >> s->cluster_bits, &rc, NULL) < 0) {
+            continue;
+        }
+        if ((rc == 1) != !!(s->l1[i] & QCOW2_OFLAG_COPIED)) {
+            fprintf(stderr, "%s OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%" PRIx64
+                    " refcount=%" PRIu64 "\n",
+                    cs->fix & BLK_FIX_ERRORS ? "Repairing" : "ERROR", i, s->l1[i], rc);
+            if (cs->fix & BLK_FIX_ERRORS) {
+                s->l1[i] = rc == 1 ? s->l1[i] | QCOW2_OFLAG_COPIED
+                                   : s->l1[i] & ~QCOW2_OFLAG_COPIED;
+                s->l1_dirty = true;
+                cs->res->corruptions_fixed++;
+            } else {
+                cs->res->corruptions++;
+            }
+        }
+        uint8_t *l2 = qcow2_cache_get(cs->img, &s->l2_cache, l2_off, false, NULL);
+        if (!l2) {
+            cs->res->check_errors++;
+            continue;
+        }
+        for (uint64_t j = 0; j < s->l2_entries; j++) {
+            uint64_t e = ld_be64(l2 + j * 8);
+            uint64_t off = e & QCOW2_OFFSET_MASK;
+            if ((e & QCOW2_OFLAG_COMPRESSED) || !off || (off & (s->cluster_size - 1)) ||
+                qcow2_get_refcount(cs->img, off >> s->cluster_bits, &rc, NULL) < 0) {
+                continue;
+            }
+            if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
+                fprintf(stderr, "%s OFLAG_COPIED data cluster: l2_entry=%" PRIx64
+                        " refcount=%" PRIu64 "\n",
+                        cs->fix & BLK_FIX_ERRORS ? "Repairing" : "ERROR", e, rc);
+                if (cs->fix & BLK_FIX_ERRORS) {
+                    st_be64(l2 + j * 8, rc == 1 ? e | QCOW2_OFLAG_COPIED
+                                                : e & ~QCOW2_OFLAG_COPIED);
+                    qcow2_cache_mark_dirty(&s->l2_cache, l2);
+                    cs->res->corruptions_fixed++;
+                } else {
+                    cs->res->corruptions++;
+                }
+            }
+        }
+        qcow2_cache_put(&s->l2_cache, l2);
+    }
+}
+
+int qcow2_check(BlockImage *img, BlockCheckResult *res, int fix, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if ((img->flags & BLK_O_RDWR) && qcow2_flush_metadata(img, false, errp) < 0) {
+        return -1;
+    }
+    int64_t file_len = bfile_length(&img->file, errp);
+    if (file_len < 0) {
+        return -1;
+    }
+    CheckState cs = { .img = img, .s = s, .res = res, .fix = fix };
+    cs.nb_clusters = ROUND_UP((uint64_t)file_len, s->cluster_size) >> s->cluster_bits;
+    cs.refs = xzalloc(cs.nb_clusters * sizeof(uint32_t) + 1);
+    res->total_clusters = ROUND_UP(img->size, s->cluster_size) >> s->cluster_bits;
+
+    add_ref(&cs, 0, s->cluster_size);                    /* header */
+    walk_l1(&cs, s->l1_offset, s->l1_size, true);
+    for (int i = 0; i < s->nb_snapshots; i++) {
+        walk_l1(&cs, s->snapshots[i].l1_offset, s->snapshots[i].l1_size, false);
+    }
+    add_ref(&cs, s->snapshots_offset, s->snapshots_size);
+    walk_reftable(&cs);
+    qcow2_bitmaps_for_each_ref(img, add_ref, &cs);
+
+    uint64_t highest = 0;
+    compare_refcounts(&cs, &highest);
+    check_copied(&cs);
+    res->image_end_offset = (highest + 1) << s->cluster_bits;
+    free(cs.refs);
+    if (fix && (res->leaks_fixed || res->corruptions_fixed)) {
+        return qcow2_flush_metadata(img, true, errp);
+    }
+    return 0;
+}

@@ -1,0 +1,245 @@
+/*
+ * qcow2 inside the block layer: on-disk constants and the driver state
+ * shared by block/qcow2*.c.
+ */
+#ifndef VIREO_BLOCK_QCOW2_H
+#define VIREO_BLOCK_QCOW2_H
+
+#include "block/block-int.h"
+
+#define QCOW2_MAGIC              0x514649fbu   /* "QFI\xfb" */
+#define QCOW2_V2_HEADER_LEN      72
+#define QCOW2_V3_HEADER_LEN      104
+#define QCOW2_MIN_CLUSTER_BITS   9
+#define QCOW2_MAX_CLUSTER_BITS   21
+#define QCOW2_MAX_L1_BYTES       (32u << 20)   /* a sane upper bound for the L1 table */
+#define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
+#define QCOW2_MAX_SNAPSHOTS      65536
+#define QCOW2_MAX_BITMAPS        65535
+#define QCOW2_MAX_BITMAP_NAME    1023
+#define QCOW2_MAX_BACKING_NAME   1023
+
+/* incompatible_features */
+#define QCOW2_INCOMPAT_DIRTY       ((uint64_t)1 << 0)
+#define QCOW2_INCOMPAT_CORRUPT     ((uint64_t)1 << 1)
+#define QCOW2_INCOMPAT_DATA_FILE   ((uint64_t)1 << 2)
+#define QCOW2_INCOMPAT_COMPRESSION ((uint64_t)1 << 3)
+#define QCOW2_INCOMPAT_EXTL2       ((uint64_t)1 << 4)
+#define QCOW2_INCOMPAT_KNOWN       (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
+                                    QCOW2_INCOMPAT_COMPRESSION)
+/* compatible_features */
+#define QCOW2_COMPAT_LAZY_REFCOUNTS ((uint64_t)1 << 0)
+/* autoclear_features */
+#define QCOW2_AUTOCLEAR_BITMAPS    ((uint64_t)1 << 0)
+#define QCOW2_AUTOCLEAR_DATA_RAW   ((uint64_t)1 << 1)
+
+/* header extension types */
+#define QCOW2_EXT_END              0x00000000u
+#define QCOW2_EXT_BACKING_FORMAT   0xe2792acau
+#define QCOW2_EXT_FEATURE_TABLE    0x6803f857u
+#define QCOW2_EXT_BITMAPS          0x23852875u
+
+/* table entries */
+#define QCOW2_OFFSET_MASK   ((uint64_t)0x00fffffffffffe00)   /* bits 9-55 */
+#define QCOW2_OFLAG_COPIED  ((uint64_t)1 << 63)
+#define QCOW2_OFLAG_COMPRESSED ((uint64_t)1 << 62)
+#define QCOW2_OFLAG_ZERO    ((uint64_t)1 << 0)
+#define QCOW2_L1E_RESERVED  ((uint64_t)0x7f000000000001ff)   /* bits 0-8 and 56-62 */
+#define QCOW2_L2E_RESERVED  ((uint64_t)0x3f000000000001fe)   /* bits 1-8 and 56-61 */
+#define QCOW2_REFT_RESERVED ((uint64_t)0x00000000000001ff)
+
+#define QCOW2_COMPRESSION_ZLIB 0
+#define QCOW2_COMPRESSION_ZSTD 1
+
+/* A small write-back cache of metadata clusters (L2 tables or refcount blocks). */
+typedef struct Qcow2CacheEntry {
+    uint64_t offset;        /* host offset of the cluster, 0 when unused */
+    uint8_t *data;          /* cluster_size bytes, as on disk (big-endian) */
+    bool dirty;
+    int pins;               /* >0 while a caller holds the table */
+    uint64_t last_use;
+} Qcow2CacheEntry;
+
+typedef struct Qcow2Cache {
+    Qcow2CacheEntry *entries;
+    int nb_entries;
+    uint64_t use_counter;
+    bool is_l2;             /* L2 tables must wait for refcounts before write-back */
+} Qcow2Cache;
+
+typedef struct Qcow2Snapshot {
+    uint64_t l1_offset;
+    uint32_t l1_size;
+    char *id;
+    char *name;
+    uint32_t date_sec, date_nsec;
+    uint64_t vm_clock_nsec;
+    uint32_t vm_state_size;
+    uint64_t vm_state_size_large;
+    uint64_t disk_size;
+    uint64_t icount;        /* UINT64_MAX when not recorded */
+    uint32_t extra_size;    /* extra data bytes as found (we keep unknown tail) */
+    uint8_t *extra;
+} Qcow2Snapshot;
+
+typedef struct Qcow2Bitmap {
+    char *name;
+    uint64_t table_offset;  /* bitmap table on disk, 0 when not stored yet */
+    uint32_t table_size;    /* entries */
+    uint32_t flags;         /* BME_FLAG_* */
+    uint8_t type;
+    uint8_t granularity_bits;
+    uint32_t extra_size;
+    uint8_t *extra;
+    uint8_t *bits;          /* loaded bitmap, NULL if not loaded */
+    uint64_t nbits;
+    bool modified;          /* bits differ from what is on disk */
+} Qcow2Bitmap;
+
+#define BME_FLAG_IN_USE     (1u << 0)
+#define BME_FLAG_AUTO       (1u << 1)
+#define BME_FLAG_EXTRA_COMPAT (1u << 2)
+#define BME_RESERVED_FLAGS  0xfffffff8u
+#define BME_TYPE_DIRTY      1
+#define BME_TABLE_RESERVED  ((uint64_t)0xff000000000001fe)
+
+typedef struct Qcow2UnknownExt {
+    uint32_t type, len;
+    uint8_t *data;
+} Qcow2UnknownExt;
+
+/* An allocating write in flight: other writes to the cluster wait for it. */
+typedef struct Qcow2InflightAlloc {
+    uint64_t guest_cluster;
+    uint64_t host_offset;
+    BlockAioReq *waiters;
+    struct Qcow2InflightAlloc *next;
+} Qcow2InflightAlloc;
+
+typedef struct BDRVQcow2 {
+    uint32_t cluster_size;
+    int cluster_bits;
+    int version;
+    uint64_t incompat, compat, autoclear;
+    int refcount_order;
+    uint64_t refcount_max;
+    uint32_t header_length;
+    int compression_type;
+
+    uint64_t l2_entries;        /* entries per L2 table */
+    uint64_t *l1;               /* active L1, host byte order */
+    uint32_t l1_size;
+    uint64_t l1_offset;
+    bool l1_dirty;
+
+    uint64_t *reftable;         /* host byte order */
+    uint64_t reftable_entries;
+    uint64_t reftable_offset;
+    uint32_t reftable_clusters;
+    uint64_t rb_entries;        /* refcounts per refcount block */
+
+    Qcow2Cache l2_cache;
+    Qcow2Cache rb_cache;
+
+    Qcow2Snapshot *snapshots;
+    int nb_snapshots;
+    uint64_t snapshots_offset;
+    uint64_t snapshots_size;    /* bytes of the snapshot table on disk */
+
+    Qcow2Bitmap *bitmaps;
+    int nb_bitmaps;
+    bool bitmaps_ext;           /* the image has a (consistent) bitmaps extension */
+    uint64_t bitmap_dir_offset, bitmap_dir_size;
+    bool bitmaps_in_use_marked; /* we set in_use on disk at open */
+
+    Qcow2UnknownExt *unknown_exts;
+    int nb_unknown_exts;
+
+    uint64_t free_hint;         /* no free cluster below this index */
+    uint64_t zeroed_from;       /* host bytes at or above read as zeros */
+    uint64_t comp_next, comp_end;  /* packing position for compressed data */
+    bool header_dirty;
+    bool corrupt_marked;
+    Qcow2InflightAlloc *inflight;
+    uint8_t *zero_cluster;      /* cluster of zeros, aligned */
+} BDRVQcow2;
+
+/* qcow2.c */
+int qcow2_write_header(BlockImage *img, Error **errp);
+int qcow2_flush_metadata(BlockImage *img, bool sync, Error **errp);
+void qcow2_signal_corruption(BlockImage *img, Error **errp, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+bool qcow2_offset_ok(BlockImage *img, uint64_t off, uint64_t len);
+
+/* qcow2-cache.c */
+void qcow2_cache_init(Qcow2Cache *c, int nb_entries, uint32_t cluster_size, bool is_l2);
+void qcow2_cache_destroy(Qcow2Cache *c);
+/* Get the table at @offset (read from disk unless @fresh: zero-filled). Pinned. */
+uint8_t *qcow2_cache_get(BlockImage *img, Qcow2Cache *c, uint64_t offset, bool fresh,
+                         Error **errp);
+void qcow2_cache_put(Qcow2Cache *c, uint8_t *table);
+void qcow2_cache_mark_dirty(Qcow2Cache *c, uint8_t *table);
+int qcow2_cache_flush(BlockImage *img, Qcow2Cache *c, Error **errp);
+bool qcow2_cache_has_dirty(Qcow2Cache *c);
+void qcow2_cache_forget(Qcow2Cache *c, uint64_t offset);
+void qcow2_cache_forget_all(Qcow2Cache *c);
+
+/* qcow2-refcount.c */
+int qcow2_refcount_init(BlockImage *img, Error **errp);
+int qcow2_get_refcount(BlockImage *img, uint64_t cluster_index, uint64_t *refcount,
+                       Error **errp);
+int qcow2_update_refcount(BlockImage *img, uint64_t offset, uint64_t len, int64_t delta,
+                          Error **errp);
+int64_t qcow2_alloc_clusters(BlockImage *img, uint64_t n, Error **errp);
+int qcow2_free_clusters(BlockImage *img, uint64_t offset, uint64_t len, Error **errp);
+/* Drop one reference held by an L2 entry (data, compressed or zero-allocated). */
+int qcow2_free_l2_entry(BlockImage *img, uint64_t l2e, Error **errp);
+int qcow2_check(BlockImage *img, BlockCheckResult *res, int fix, Error **errp);
+uint64_t qcow2_refcount_get_entry(BDRVQcow2 *s, const uint8_t *block, uint64_t i);
+void qcow2_refcount_set_entry(BDRVQcow2 *s, uint8_t *block, uint64_t i, uint64_t v);
+/* Increase or decrease every cluster referenced through an L1 table (snapshots). */
+int qcow2_update_l1_refcounts(BlockImage *img, uint64_t l1_offset, uint32_t l1_size,
+                              int delta, Error **errp);
+
+/* qcow2-cluster.c */
+int qcow2_read(BlockImage *img, uint64_t off, void *buf, size_t len, Error **errp);
+int qcow2_write(BlockImage *img, uint64_t off, const void *buf, size_t len, Error **errp);
+int qcow2_write_compressed(BlockImage *img, uint64_t off, const void *buf, size_t len,
+                           Error **errp);
+int qcow2_discard(BlockImage *img, uint64_t off, uint64_t len, Error **errp);
+int qcow2_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error **errp);
+int qcow2_block_status(BlockImage *img, uint64_t off, uint64_t len, BlockStatus *st,
+                       Error **errp);
+BlockAioPlan qcow2_aio_plan(BlockImage *img, BlockAioReq *req);
+int qcow2_get_l2_entry(BlockImage *img, uint64_t guest_off, uint64_t *l2e, Error **errp);
+int qcow2_grow_l1(BlockImage *img, uint64_t min_size, Error **errp);
+int qcow2_write_l1(BlockImage *img, Error **errp);
+int qcow2_decompress(BlockImage *img, uint64_t l2e, uint8_t *out, Error **errp);
+
+/* qcow2-snapshot.c */
+int qcow2_read_snapshots(BlockImage *img, Error **errp);
+void qcow2_free_snapshots(BDRVQcow2 *s);
+int qcow2_snapshot_create(BlockImage *img, const char *name, Error **errp);
+int qcow2_snapshot_apply(BlockImage *img, const char *name, Error **errp);
+int qcow2_snapshot_delete(BlockImage *img, const char *name, Error **errp);
+
+/* qcow2-bitmap.c */
+int qcow2_read_bitmaps(BlockImage *img, const uint8_t *ext, uint32_t len, Error **errp);
+int qcow2_bitmaps_open_rw(BlockImage *img, Error **errp);
+int qcow2_store_bitmaps(BlockImage *img, Error **errp);
+void qcow2_free_bitmaps(BDRVQcow2 *s);
+void qcow2_bitmaps_mark_write(BlockImage *img, uint64_t off, uint64_t len);
+int qcow2_bitmap_add(BlockImage *img, const char *name, uint32_t granularity,
+                     bool disabled, Error **errp);
+int qcow2_bitmap_remove(BlockImage *img, const char *name, Error **errp);
+int qcow2_bitmap_clear(BlockImage *img, const char *name, Error **errp);
+int qcow2_bitmap_enable(BlockImage *img, const char *name, bool enable, Error **errp);
+int qcow2_bitmap_or(BlockImage *img, const char *dst, const uint8_t *bits,
+                    uint64_t nbits, uint32_t granularity, Error **errp);
+int qcow2_bitmap_get(BlockImage *img, const char *name, uint8_t **bits,
+                     uint64_t *nbits, uint32_t *granularity, Error **errp);
+/* For check: add references of bitmap metadata and data. */
+typedef int Qcow2RefFn(void *opaque, uint64_t off, uint64_t len);
+int qcow2_bitmaps_for_each_ref(BlockImage *img, Qcow2RefFn *fn, void *opaque);
+
+#endif

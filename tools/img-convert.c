@@ -1,0 +1,404 @@
+/*
+ * vireo-img convert and measure.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/img.h"
+#include "util/osdep.h"
+
+#define CONVERT_CHUNK (2u << 20)
+
+typedef struct Convert {
+    BlockImage **src;
+    int nb_src;
+    BlockImage *dst;
+    uint64_t total;
+    bool compress, fresh_target, skip_unallocated, progress;
+    uint32_t zero_unit;      /* granularity of zero detection on the target */
+    uint8_t *buf;
+} Convert;
+
+/* How [off, off+len) of @img reads, looking down its backing chain. */
+static int read_status(BlockImage *img, uint64_t off, uint64_t len, bool top_only,
+                       BlockStatusKind *kind, uint64_t *n, Error **errp)
+{
+    BlockStatus st;
+    for (BlockImage *i = img; i; i = blk_backing(i)) {
+        if (off >= blk_size(i)) {
+            *kind = BLK_STATUS_ZERO;
+            *n = len;
+            return 0;
+        }
+        if (blk_block_status(i, off, MIN(len, blk_size(i) - off), &st, errp) < 0) {
+            return -1;
+        }
+        len = st.len;
+        if (st.kind != BLK_STATUS_UNALLOCATED) {
+            *kind = st.kind == BLK_STATUS_ZERO ? BLK_STATUS_ZERO : BLK_STATUS_DATA;
+            *n = len;
+            return 0;
+        }
+        if (top_only) {
+            break;
+        }
+    }
+    *kind = top_only ? BLK_STATUS_UNALLOCATED : BLK_STATUS_ZERO;
+    *n = len;
+    return 0;
+}
+
+/* Write @len bytes at @off, leaving out zero blocks a fresh target already has. */
+static int write_data(Convert *c, uint64_t off, const uint8_t *buf, size_t len, Error **errp)
+{
+    size_t unit = c->zero_unit;
+    size_t pos = 0;
+    while (pos < len) {
+        size_t n = MIN(unit - (size_t)((off + pos) % unit), len - pos);
+        bool zero = buffer_is_zero(buf + pos, n);
+        size_t run = n;
+        /* Extend the run while blocks have the same zero-ness. */
+        while (pos + run < len) {
+            size_t m = MIN(unit, len - pos - run);
+            if (buffer_is_zero(buf + pos + run, m) != zero) {
+                break;
+            }
+            run += m;
+        }
+        int ret = 0;
+        if (zero && c->fresh_target) {
+            ret = 0;
+        } else if (zero) {
+            ret = blk_write_zeroes(c->dst, off + pos, run, errp);
+        } else if (c->compress) {
+            for (size_t o = 0; o < run && ret == 0; o += unit) {
+                size_t l = MIN(unit, run - o);
+                ret = blk_pwrite_compressed(c->dst, off + pos + o, buf + pos + o, l, errp);
+            }
+        } else {
+            ret = blk_pwrite(c->dst, off + pos, buf + pos, run, errp);
+        }
+        if (ret < 0) {
+            return -1;
+        }
+        pos += run;
+    }
+    return 0;
+}
+
+static void show_progress(Convert *c, uint64_t done)
+{
+    if (c->progress) {
+        printf("    (%.2f/100%%)\r", c->total ? done * 100.0 / c->total : 100.0);
+        fflush(stdout);
+    }
+}
+
+static int copy_source(Convert *c, BlockImage *src, uint64_t base, Error **errp)
+{
+    uint64_t size = blk_size(src);
+    for (uint64_t off = 0; off < size;) {
+        BlockStatusKind kind;
+        uint64_t n;
+        uint64_t want = MIN((uint64_t)CONVERT_CHUNK - (off % CONVERT_CHUNK), size - off);
+        if (read_status(src, off, want, c->skip_unallocated, &kind, &n, errp) < 0) {
+            return -1;
+        }
+        if (kind == BLK_STATUS_UNALLOCATED) {
+            /* Left to the target's backing file. */
+        } else if (kind == BLK_STATUS_ZERO) {
+            if (!c->fresh_target && blk_write_zeroes(c->dst, base + off, n, errp) < 0) {
+                return -1;
+            }
+        } else {
+            if (blk_pread(src, off, c->buf, n, errp) < 0 ||
+                write_data(c, base + off, c->buf, n, errp) < 0) {
+                return -1;
+            }
+        }
+        off += n;
+        show_progress(c, base + off);
+    }
+    return 0;
+}
+
+int img_convert(int argc, char **argv)
+{
+    const char *fmt = NULL, *out_fmt = "raw", *backing = NULL, *backing_fmt = NULL;
+    char *opt_backing = NULL, *opt_backing_fmt = NULL;
+    BlockCreateOptions o = { 0 };
+    bool no_create = false, quiet = false;
+    Convert c = { .zero_unit = 4096 };
+    int ch;
+    static const struct option longopts[] = {
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    while ((ch = getopt_long(argc, argv, "f:O:B:F:o:cpqnhS:Wm:t:T:U", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'f': fmt = optarg; break;
+        case 'O': out_fmt = optarg; break;
+        case 'B': backing = optarg; break;
+        case 'F': backing_fmt = optarg; break;
+        case 'c': c.compress = true; break;
+        case 'p': c.progress = true; break;
+        case 'q': quiet = true; break;
+        case 'n': no_create = true; break;
+        case 'S': case 'W': case 'm': case 't': case 'T': case 'U': break;
+        case 'o':
+            if (!img_parse_create_opts(optarg, &o, &opt_backing, &opt_backing_fmt)) {
+                return 1;
+            }
+            break;
+        default: return 1;
+        }
+    }
+    c.progress &= !quiet;
+    if (argc - optind < 2) {
+        fprintf(stderr, "vireo-img: Must specify image file name\n");
+        return 1;
+    }
+    if (opt_backing) {
+        backing = opt_backing;
+    }
+    if (opt_backing_fmt) {
+        backing_fmt = opt_backing_fmt;
+    }
+    const char *out_name = argv[argc - 1];
+    c.nb_src = argc - optind - 1;
+    c.src = xzalloc(sizeof(BlockImage *) * (size_t)c.nb_src);
+    int ret = 1;
+    Error *err = NULL;
+    for (int i = 0; i < c.nb_src; i++) {
+        c.src[i] = img_open(argv[optind + i], fmt, 0);
+        if (!c.src[i]) {
+            goto out;
+        }
+        c.total += blk_size(c.src[i]);
+    }
+    if (c.compress && strcmp(out_fmt, "qcow2")) {
+        fprintf(stderr, "vireo-img: Compression not supported for this file format\n");
+        goto out;
+    }
+    if (!no_create) {
+        o.format = out_fmt;
+        o.size = c.total;
+        o.backing_file = backing;
+        o.backing_fmt = backing_fmt;
+        if (backing && !backing_fmt) {
+            char *path = blk_backing_path(out_name, backing);
+            BlockImage *b = img_open(path, NULL, BLK_O_NO_BACKING);
+            free(path);
+            if (!b) {
+                goto out;
+            }
+            o.backing_fmt = backing_fmt = blk_format(b);
+            o.backing_fmt = opt_backing_fmt = xstrdup(backing_fmt);
+            blk_close(b, NULL);
+        }
+        if (blk_create(out_name, &o, &err) < 0) {
+            fprintf(stderr, "vireo-img: %s: %s\n", out_name, error_get_pretty(err));
+            error_free(err);
+            goto out;
+        }
+    }
+    c.dst = img_open(out_name, no_create ? NULL : out_fmt, BLK_O_RDWR);
+    if (!c.dst) {
+        goto out;
+    }
+    c.fresh_target = !no_create;
+    c.skip_unallocated = backing != NULL;
+    if (strcmp(blk_format(c.dst), "raw")) {
+        c.zero_unit = blk_cluster_size(c.dst);
+    }
+    if (c.compress && blk_cluster_size(c.dst) > CONVERT_CHUNK) {
+        fprintf(stderr, "vireo-img: cluster size too large for compression\n");
+        goto out;
+    }
+    c.buf = blk_alloc_aligned(CONVERT_CHUNK);
+    uint64_t base = 0;
+    ret = 0;
+    for (int i = 0; i < c.nb_src && ret == 0; i++) {
+        if (copy_source(&c, c.src[i], base, &err) < 0) {
+            fprintf(stderr, "vireo-img: error while converting: %s\n", error_get_pretty(err));
+            error_free(err);
+            err = NULL;
+            ret = 1;
+        }
+        base += blk_size(c.src[i]);
+    }
+    if (c.progress && ret == 0) {
+        printf("    (100.00/100%%)\n");
+    }
+out:
+    if (c.dst && blk_close(c.dst, &err) < 0) {
+        error_report_err(err);
+        ret = 1;
+    }
+    for (int i = 0; i < c.nb_src; i++) {
+        blk_close(c.src[i], NULL);
+    }
+    free(c.src);
+    free(c.buf);
+    free(opt_backing);
+    free(opt_backing_fmt);
+    return ret;
+}
+
+/* ---- measure ---- */
+
+static uint64_t div_round_up(uint64_t a, uint64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* Clusters of refcount table and blocks to cover @clusters plus themselves. */
+static uint64_t refcount_meta_bytes(uint64_t clusters, uint64_t cs, int refcount_order)
+{
+    uint64_t per_table_cluster = cs / 8;
+    uint64_t per_block = cs * 8 >> refcount_order;
+    uint64_t table = 0, blocks = 0, n = 0, last;
+    bool generous = true;
+    do {
+        last = n;
+        blocks = div_round_up(clusters + table + blocks, per_block);
+        table = div_round_up(blocks, per_table_cluster);
+        n = clusters + blocks + table;
+        if (n == last && generous) {
+            /* Leave room for the table to grow by half without relocating. */
+            clusters += div_round_up(table, 2);
+            n = 0;
+            generous = false;
+        }
+    } while (n != last);
+    return (blocks + table) * cs;
+}
+
+static uint64_t qcow2_full_size(uint64_t size, uint64_t cs, int refcount_order)
+{
+    uint64_t aligned = ROUND_UP(size, cs);
+    uint64_t meta = cs;                                    /* header */
+    uint64_t l2e = ROUND_UP(aligned / cs, cs / 8);
+    meta += l2e * 8;                                       /* L2 tables */
+    uint64_t l1e = ROUND_UP(l2e * 8 / cs, cs / 8);
+    meta += l1e * 8;                                       /* L1 table */
+    meta += refcount_meta_bytes(div_round_up(aligned + meta, cs), cs, refcount_order);
+    return meta + aligned;
+}
+
+static uint64_t bitmaps_size(BlockImage *img, uint64_t cs)
+{
+    BlockFormatInfo fi;
+    uint64_t total = 0, dir = 0;
+    if (blk_get_info(img, &fi, NULL) < 0) {
+        return 0;
+    }
+    for (int i = 0; i < fi.nb_bitmaps; i++) {
+        uint64_t bits = div_round_up(blk_size(img), fi.bitmaps[i].granularity);
+        uint64_t clusters = div_round_up(div_round_up(bits, 8), cs);
+        total += clusters * cs + ROUND_UP(clusters * 8, cs);
+        dir += ROUND_UP(24 + strlen(fi.bitmaps[i].name), 8);
+    }
+    total += ROUND_UP(dir, cs);
+    blk_free_info(&fi);
+    return total;
+}
+
+int img_measure(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "output", required_argument, NULL, 256 },
+        { "size", required_argument, NULL, 257 },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *fmt = NULL, *out_fmt = "raw";
+    char *bk = NULL, *bkf = NULL;
+    BlockCreateOptions o = { 0 };
+    bool json = false, has_size = false;
+    uint64_t size = 0;
+    Error *err = NULL;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "f:O:o:hU", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'f': fmt = optarg; break;
+        case 'O': out_fmt = optarg; break;
+        case 'U': break;
+        case 'o':
+            if (!img_parse_create_opts(optarg, &o, &bk, &bkf)) {
+                return 1;
+            }
+            break;
+        case 256: json = !strcmp(optarg, "json"); break;
+        case 257:
+            if (!parse_size(optarg, &size, &err)) {
+                fprintf(stderr, "vireo-img: Invalid size specified\n");
+                error_free(err);
+                return 1;
+            }
+            has_size = true;
+            break;
+        default: return 1;
+        }
+    }
+    free(bk);
+    free(bkf);
+    if (has_size == (optind < argc)) {
+        fprintf(stderr, "vireo-img: Either --size N or one filename must be specified.\n");
+        return 1;
+    }
+    BlockImage *img = has_size ? NULL : img_open(argv[optind], fmt, 0);
+    if (!has_size && !img) {
+        return 1;
+    }
+    bool qcow2 = !strcmp(out_fmt, "qcow2");
+    uint64_t cs = o.cluster_size ? o.cluster_size : 65536;
+    int order = __builtin_ctz(o.refcount_bits ? (unsigned)o.refcount_bits : 16u);
+    uint64_t virt = img ? blk_size(img) : size;
+    uint64_t data = 0, bitmaps = 0;
+    for (uint64_t off = 0; img && off < virt;) {
+        BlockStatusKind kind;
+        uint64_t n;
+        if (read_status(img, off, virt - off, false, &kind, &n, &err) < 0) {
+            error_report_err(err);
+            blk_close(img, NULL);
+            return 1;
+        }
+        if (kind == BLK_STATUS_DATA) {
+            uint64_t unit = qcow2 ? cs : 1;
+            data += ROUND_UP(off + n, unit) - (off / unit * unit);
+            n = ROUND_UP(off + n, unit) - off;
+        }
+        off += n;
+    }
+    if (!img) {
+        data = qcow2 ? ROUND_UP(virt, cs) : virt;
+    }
+    uint64_t full = qcow2 ? qcow2_full_size(virt, cs, order) : virt;
+    uint64_t required = qcow2 ? full - ROUND_UP(virt, cs) + MIN(data, ROUND_UP(virt, cs))
+                              : (img ? MIN(data, virt) : virt);
+    bool has_bitmaps = qcow2 && img && o.compat != 2 && !strcmp(blk_format(img), "qcow2");
+    if (has_bitmaps) {
+        bitmaps = bitmaps_size(img, cs);
+    }
+    if (json) {
+        json_object *j = json_object_new_object();
+        if (has_bitmaps) {
+            json_object_object_add(j, "bitmaps", json_object_new_int64((int64_t)bitmaps));
+        }
+        json_object_object_add(j, "required", json_object_new_int64((int64_t)required));
+        json_object_object_add(j, "fully-allocated", json_object_new_int64((int64_t)full));
+        img_json_print(j);
+        json_object_put(j);
+    } else {
+        printf("required size: %" PRIu64 "\nfully allocated size: %" PRIu64 "\n", required, full);
+        if (has_bitmaps) {
+            printf("bitmaps size: %" PRIu64 "\n", bitmaps);
+        }
+    }
+    blk_close(img, NULL);
+    return 0;
+}

@@ -1,0 +1,198 @@
+/*
+ * vireo-img helpers: JSON printing in qemu-img's layout, human sizes,
+ * creation options.
+ */
+#include "tools/img.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/osdep.h"
+
+static void indent(int level)
+{
+    for (int i = 0; i < level; i++) {
+        fputs("    ", stdout);
+    }
+}
+
+static void print_value(json_object *v, int level)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_object: {
+        bool first = true;
+        fputs("{\n", stdout);
+        json_object_object_foreach(v, key, val) {
+            if (!first) {
+                fputs(",\n", stdout);
+            }
+            first = false;
+            indent(level + 1);
+            printf("%s: ", json_object_to_json_string_ext(json_object_new_string(key),
+                                                          JSON_C_TO_STRING_PLAIN));
+            print_value(val, level + 1);
+        }
+        fputs("\n", stdout);
+        indent(level);
+        fputs("}", stdout);
+        break;
+    }
+    case json_type_array: {
+        size_t n = json_object_array_length(v);
+        fputs("[\n", stdout);
+        for (size_t i = 0; i < n; i++) {
+            indent(level + 1);
+            print_value(json_object_array_get_idx(v, i), level + 1);
+            fputs(i + 1 < n ? ",\n" : "\n", stdout);
+        }
+        indent(level);
+        fputs("]", stdout);
+        break;
+    }
+    default:
+        fputs(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), stdout);
+        break;
+    }
+}
+
+void img_json_print(json_object *obj)
+{
+    print_value(obj, 0);
+    fputs("\n", stdout);
+}
+
+char *img_size_str(uint64_t bytes)
+{
+    static const char *const units[] = { "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei" };
+    int exp = 0;
+    /* Switch unit once the value reaches 1000 of the smaller one. */
+    frexp((double)bytes / (1000.0 / 1024.0), &exp);
+    int i = exp > 0 ? (exp - 1) / 10 : 0;
+    if (i >= (int)ARRAY_SIZE(units)) {
+        i = ARRAY_SIZE(units) - 1;
+    }
+    return xasprintf("%0.3g %sB", (double)bytes / (double)(1ull << (i * 10)), units[i]);
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "on") || !strcmp(v, "true")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(v, "off") || !strcmp(v, "false")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+static bool apply_opt(const char *key, const char *val, BlockCreateOptions *o,
+                      char **backing, char **backing_fmt)
+{
+    Error *err = NULL;
+    uint64_t n;
+    if (!strcmp(key, "cluster_size")) {
+        if (!parse_size(val, &n, &err) || n > UINT32_MAX) {
+            goto bad;
+        }
+        o->cluster_size = (uint32_t)n;
+    } else if (!strcmp(key, "size")) {
+        if (!parse_size(val, &o->size, &err)) {
+            goto bad;
+        }
+    } else if (!strcmp(key, "compression_type")) {
+        if (!strcmp(val, "zlib")) {
+            o->compression_type = 0;
+        } else if (!strcmp(val, "zstd")) {
+            o->compression_type = 1;
+        } else {
+            goto bad;
+        }
+    } else if (!strcmp(key, "backing_file")) {
+        free(*backing);
+        *backing = xstrdup(val);
+    } else if (!strcmp(key, "backing_fmt")) {
+        free(*backing_fmt);
+        *backing_fmt = xstrdup(val);
+    } else if (!strcmp(key, "lazy_refcounts")) {
+        if (!parse_bool(val, &o->lazy_refcounts)) {
+            goto bad;
+        }
+    } else if (!strcmp(key, "refcount_bits")) {
+        char *end;
+        long v = strtol(val, &end, 10);
+        if (*end || v <= 0 || v > 64) {
+            goto bad;
+        }
+        o->refcount_bits = (int)v;
+    } else if (!strcmp(key, "preallocation")) {
+        static const char *const modes[] = { "off", "metadata", "falloc", "full" };
+        o->preallocation = -1;
+        for (int i = 0; i < 4; i++) {
+            if (!strcmp(val, modes[i])) {
+                o->preallocation = i;
+            }
+        }
+        if (o->preallocation < 0) {
+            goto bad;
+        }
+    } else if (!strcmp(key, "compat") || !strcmp(key, "version")) {
+        if (!strcmp(val, "0.10") || !strcmp(val, "v2")) {
+            o->compat = 2;
+        } else if (!strcmp(val, "1.1") || !strcmp(val, "v3")) {
+            o->compat = 3;
+        } else {
+            goto bad;
+        }
+    } else if (!strcmp(key, "extended_l2")) {
+        bool on;
+        if (!parse_bool(val, &on) || on) {
+            fprintf(stderr, "vireo-img: extended_l2=on is not supported\n");
+            return false;
+        }
+    } else {
+        fprintf(stderr, "vireo-img: Invalid parameter '%s'\n", key);
+        return false;
+    }
+    return true;
+bad:
+    if (err) {
+        error_free(err);
+    }
+    fprintf(stderr, "vireo-img: Invalid value '%s' for option '%s'\n", val, key);
+    return false;
+}
+
+bool img_parse_create_opts(const char *opts, BlockCreateOptions *o, char **backing,
+                           char **backing_fmt)
+{
+    char *copy = xstrdup(opts), *save = NULL;
+    bool ok = true;
+    for (char *tok = strtok_r(copy, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            fprintf(stderr, "vireo-img: Invalid parameter '%s'\n", tok);
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        ok = apply_opt(tok, eq + 1, o, backing, backing_fmt);
+    }
+    free(copy);
+    return ok;
+}
+
+BlockImage *img_open(const char *filename, const char *fmt, unsigned flags)
+{
+    Error *err = NULL;
+    BlockImage *img = blk_open(filename, fmt, flags, &err);
+    if (!img) {
+        fprintf(stderr, "vireo-img: Could not open '%s': %s\n", filename,
+                error_get_pretty(err));
+        error_free(err);
+    }
+    return img;
+}

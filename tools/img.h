@@ -1,0 +1,30 @@
+/*
+ * vireo-img internals shared by its subcommand files.
+ */
+#ifndef VIREO_TOOLS_IMG_H
+#define VIREO_TOOLS_IMG_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "block/block-int.h"
+
+/* Print @obj the way qemu-img does: 4-space indentation, "key": value. */
+void img_json_print(json_object *obj);
+
+/* "64 MiB", "196 KiB", "1.5 GiB": three significant digits, binary units. */
+char *img_size_str(uint64_t bytes);
+
+/* Parse "-o a=b,c=d" into create options; returns false with a message. */
+bool img_parse_create_opts(const char *opts, BlockCreateOptions *o, char **backing,
+                           char **backing_fmt);
+
+int img_convert(int argc, char **argv);
+int img_bench(int argc, char **argv);
+int img_measure(int argc, char **argv);
+
+/* Open helpers that report errors as qemu-img does and return NULL. */
+BlockImage *img_open(const char *filename, const char *fmt, unsigned flags);
+
+#endif

@@ -1,0 +1,1046 @@
+/*
+ * vireo-img: create, inspect, check, convert and benchmark disk images,
+ * with qemu-img's command line, output and exit statuses.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tools/img.h"
+#include "util/osdep.h"
+
+enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_ADD, OPT_REMOVE, OPT_CLEAR, OPT_ENABLE,
+       OPT_DISABLE, OPT_MERGE, OPT_SIZE, OPT_IMAGE_OPTS, OPT_SHRINK, OPT_OBJECT,
+       OPT_FORCE_SHARE };
+
+static bool parse_output(const char *arg, bool *json)
+{
+    if (!strcmp(arg, "json")) {
+        *json = true;
+    } else if (!strcmp(arg, "human")) {
+        *json = false;
+    } else {
+        fprintf(stderr, "vireo-img: --output must be used with human or json as argument.\n");
+        return false;
+    }
+    return true;
+}
+
+/* ---- create ---- */
+
+static void print_formatting(const char *filename, const BlockCreateOptions *o)
+{
+    printf("Formatting '%s', fmt=%s", filename, o->format);
+    if (!strcmp(o->format, "qcow2")) {
+        printf(" cluster_size=%u", o->cluster_size ? o->cluster_size : 65536);
+        if (o->compat == 2) {
+            printf(" compat=0.10");
+        }
+        printf(" extended_l2=off compression_type=%s", o->compression_type ? "zstd" : "zlib");
+        if (o->backing_file) {
+            printf(" backing_file=%s", o->backing_file);
+        }
+        if (o->backing_fmt) {
+            printf(" backing_fmt=%s", o->backing_fmt);
+        }
+        printf(" size=%" PRIu64 " lazy_refcounts=%s refcount_bits=%d\n", o->size,
+               o->lazy_refcounts ? "on" : "off", o->refcount_bits ? o->refcount_bits : 16);
+    } else {
+        printf(" size=%" PRIu64 "\n", o->size);
+    }
+}
+
+static int cmd_create(int argc, char **argv)
+{
+    BlockCreateOptions o = { .format = "raw" };
+    char *backing = NULL, *backing_fmt = NULL;
+    bool quiet = false, unsafe = false;
+    int c;
+    while ((c = getopt(argc, argv, "f:b:F:o:quh")) != -1) {
+        switch (c) {
+        case 'f': o.format = optarg; break;
+        case 'b': free(backing); backing = xstrdup(optarg); break;
+        case 'F': free(backing_fmt); backing_fmt = xstrdup(optarg); break;
+        case 'o':
+            if (!img_parse_create_opts(optarg, &o, &backing, &backing_fmt)) {
+                return 1;
+            }
+            break;
+        case 'q': quiet = true; break;
+        case 'u': unsafe = true; break;
+        default: return 1;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "vireo-img: Expecting image file name\n");
+        return 1;
+    }
+    const char *filename = argv[optind++];
+    Error *err = NULL;
+    if (optind < argc && !parse_size(argv[optind], &o.size, &err)) {
+        fprintf(stderr, "vireo-img: Invalid image size specified. You may use k, M, G, T, "
+                "P or E suffixes for\nvireo-img: kilobytes, megabytes, gigabytes, terabytes, "
+                "petabytes and exabytes.\n");
+        error_free(err);
+        return 1;
+    }
+    o.backing_file = backing;
+    o.backing_fmt = backing_fmt;
+    if (backing && !unsafe) {
+        char *path = blk_backing_path(filename, backing);
+        BlockImage *b = img_open(path, backing_fmt, BLK_O_NO_BACKING);
+        free(path);
+        if (!b) {
+            return 1;
+        }
+        if (optind >= argc) {
+            o.size = blk_size(b);
+        }
+        if (!backing_fmt) {
+            o.backing_fmt = backing_fmt = xstrdup(blk_format(b));
+        }
+        blk_close(b, NULL);
+    } else if (optind >= argc && !o.size) {
+        fprintf(stderr, "vireo-img: %s: Size must be specified\n", filename);
+        return 1;
+    }
+    if (!quiet) {
+        print_formatting(filename, &o);
+    }
+    int ret = blk_create(filename, &o, &err);
+    if (ret < 0) {
+        fprintf(stderr, "vireo-img: %s: %s\n", filename, error_get_pretty(err));
+        error_free(err);
+    }
+    free(backing);
+    free(backing_fmt);
+    return ret < 0 ? 1 : 0;
+}
+
+/* ---- info ---- */
+
+static json_object *snapshot_json(const BlockSnapshotInfo *sn)
+{
+    json_object *o = json_object_new_object();
+    if (sn->icount != UINT64_MAX) {
+        json_object_object_add(o, "icount", json_object_new_int64((int64_t)sn->icount));
+    }
+    json_object_object_add(o, "vm-clock-nsec",
+                           json_object_new_int64((int64_t)(sn->vm_clock_nsec % 1000000000)));
+    json_object_object_add(o, "name", json_object_new_string(sn->name));
+    json_object_object_add(o, "date-sec", json_object_new_int64(sn->date_sec));
+    json_object_object_add(o, "date-nsec", json_object_new_int64(sn->date_nsec));
+    json_object_object_add(o, "vm-clock-sec",
+                           json_object_new_int64((int64_t)(sn->vm_clock_nsec / 1000000000)));
+    json_object_object_add(o, "id", json_object_new_string(sn->id));
+    json_object_object_add(o, "vm-state-size", json_object_new_int64((int64_t)sn->vm_state_size));
+    return o;
+}
+
+static json_object *format_specific_json(const BlockFormatInfo *fi)
+{
+    json_object *data = json_object_new_object();
+    json_object_object_add(data, "compat",
+                           json_object_new_string(fi->compat >= 3 ? "1.1" : "0.10"));
+    json_object_object_add(data, "compression-type",
+                           json_object_new_string(fi->compression_type ? "zstd" : "zlib"));
+    if (fi->compat >= 3) {
+        json_object_object_add(data, "lazy-refcounts", json_object_new_boolean(fi->lazy_refcounts));
+    }
+    if (fi->has_bitmaps) {
+        json_object *arr = json_object_new_array();
+        for (int i = 0; i < fi->nb_bitmaps; i++) {
+            json_object *b = json_object_new_object();
+            json_object *flags = json_object_new_array();
+            if (fi->bitmaps[i].in_use) {
+                json_object_array_add(flags, json_object_new_string("in-use"));
+            }
+            if (fi->bitmaps[i].autoflag) {
+                json_object_array_add(flags, json_object_new_string("auto"));
+            }
+            json_object_object_add(b, "flags", flags);
+            json_object_object_add(b, "name", json_object_new_string(fi->bitmaps[i].name));
+            json_object_object_add(b, "granularity",
+                                   json_object_new_int64(fi->bitmaps[i].granularity));
+            json_object_array_add(arr, b);
+        }
+        json_object_object_add(data, "bitmaps", arr);
+    }
+    json_object_object_add(data, "refcount-bits", json_object_new_int(fi->refcount_bits));
+    if (fi->compat >= 3) {
+        json_object_object_add(data, "corrupt", json_object_new_boolean(fi->corrupt));
+        json_object_object_add(data, "extended-l2", json_object_new_boolean(false));
+    }
+    json_object *fs = json_object_new_object();
+    json_object_object_add(fs, "type", json_object_new_string(fi->type));
+    json_object_object_add(fs, "data", data);
+    return fs;
+}
+
+static json_object *info_json(BlockImage *img, const BlockFormatInfo *fi)
+{
+    json_object *o = json_object_new_object();
+    if (fi->nb_snapshots) {
+        json_object *arr = json_object_new_array();
+        for (int i = 0; i < fi->nb_snapshots; i++) {
+            json_object_array_add(arr, snapshot_json(&fi->snapshots[i]));
+        }
+        json_object_object_add(o, "snapshots", arr);
+    }
+    if (fi->backing_fmt) {
+        json_object_object_add(o, "backing-filename-format",
+                               json_object_new_string(fi->backing_fmt));
+    }
+    json_object_object_add(o, "virtual-size", json_object_new_int64((int64_t)blk_size(img)));
+    json_object_object_add(o, "filename", json_object_new_string(blk_filename(img)));
+    if (fi->type) {
+        json_object_object_add(o, "cluster-size",
+                               json_object_new_int64(blk_cluster_size(img)));
+    }
+    json_object_object_add(o, "format", json_object_new_string(blk_format(img)));
+    json_object_object_add(o, "actual-size", json_object_new_int64(blk_allocated_bytes(img)));
+    if (fi->type && !strcmp(fi->type, "qcow2")) {
+        json_object_object_add(o, "format-specific", format_specific_json(fi));
+    }
+    if (fi->backing_file) {
+        char *full = blk_backing_path(blk_filename(img), fi->backing_file);
+        json_object_object_add(o, "full-backing-filename", json_object_new_string(full));
+        json_object_object_add(o, "backing-filename", json_object_new_string(fi->backing_file));
+        free(full);
+    }
+    json_object_object_add(o, "dirty-flag", json_object_new_boolean(fi->dirty));
+    return o;
+}
+
+static void print_snapshot_table(const BlockFormatInfo *fi)
+{
+    printf("Snapshot list:\n");
+    printf("%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+    for (int i = 0; i < fi->nb_snapshots; i++) {
+        const BlockSnapshotInfo *sn = &fi->snapshots[i];
+        char date[32], clock[32];
+        time_t t = sn->date_sec;
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+        uint64_t secs = sn->vm_clock_nsec / 1000000000;
+        snprintf(clock, sizeof(clock), "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64,
+                 secs / 3600, (secs / 60) % 60, secs % 60,
+                 (sn->vm_clock_nsec / 1000000) % 1000);
+        char *vmsize = img_size_str(sn->vm_state_size);
+        char icount[24] = "";
+        if (sn->icount != UINT64_MAX) {
+            snprintf(icount, sizeof(icount), "%" PRIu64, sn->icount);
+        }
+        printf("%-9s %-16s %8s%20s%13s%11s\n", sn->id, sn->name, vmsize, date, clock, icount);
+        free(vmsize);
+    }
+}
+
+static void print_format_specific(const BlockFormatInfo *fi)
+{
+    printf("Format specific information:\n");
+    printf("    compat: %s\n", fi->compat >= 3 ? "1.1" : "0.10");
+    printf("    compression type: %s\n", fi->compression_type ? "zstd" : "zlib");
+    if (fi->compat >= 3) {
+        printf("    lazy refcounts: %s\n", fi->lazy_refcounts ? "true" : "false");
+    }
+    if (fi->has_bitmaps) {
+        printf("    bitmaps:\n");
+        for (int i = 0; i < fi->nb_bitmaps; i++) {
+            printf("        [%d]:\n            flags:\n", i);
+            int n = 0;
+            if (fi->bitmaps[i].in_use) {
+                printf("                [%d]: in-use\n", n++);
+            }
+            if (fi->bitmaps[i].autoflag) {
+                printf("                [%d]: auto\n", n++);
+            }
+            printf("            name: %s\n            granularity: %u\n",
+                   fi->bitmaps[i].name, fi->bitmaps[i].granularity);
+        }
+    }
+    printf("    refcount bits: %d\n", fi->refcount_bits);
+    if (fi->compat >= 3) {
+        printf("    corrupt: %s\n    extended l2: false\n", fi->corrupt ? "true" : "false");
+    }
+}
+
+static void info_human(BlockImage *img, const BlockFormatInfo *fi)
+{
+    char *vsize = img_size_str(blk_size(img));
+    char *dsize = img_size_str((uint64_t)MAX(blk_allocated_bytes(img), 0));
+    printf("image: %s\nfile format: %s\nvirtual size: %s (%" PRIu64 " bytes)\n"
+           "disk size: %s\n", blk_filename(img), blk_format(img), vsize, blk_size(img), dsize);
+    free(vsize);
+    free(dsize);
+    if (fi->type) {
+        printf("cluster_size: %u\n", blk_cluster_size(img));
+    }
+    if (fi->backing_file) {
+        char *full = blk_backing_path(blk_filename(img), fi->backing_file);
+        printf("backing file: %s", fi->backing_file);
+        if (strcmp(full, fi->backing_file)) {
+            printf(" (actual path: %s)", full);
+        }
+        printf("\n");
+        free(full);
+        if (fi->backing_fmt) {
+            printf("backing file format: %s\n", fi->backing_fmt);
+        }
+    }
+    if (fi->dirty) {
+        printf("cleanly shut down: no\n");
+    }
+    if (fi->nb_snapshots) {
+        print_snapshot_table(fi);
+    }
+    if (fi->type && !strcmp(fi->type, "qcow2")) {
+        print_format_specific(fi);
+    }
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "output", required_argument, NULL, OPT_OUTPUT },
+        { "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *fmt = NULL;
+    bool json = false, chain = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "f:hU", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': fmt = optarg; break;
+        case 'U': break;
+        case OPT_OUTPUT:
+            if (!parse_output(optarg, &json)) {
+                return 1;
+            }
+            break;
+        case OPT_BACKING_CHAIN: chain = true; break;
+        default: return 1;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "vireo-img: Expecting one image file name\n");
+        return 1;
+    }
+    BlockImage *top = img_open(argv[optind], fmt, chain ? 0 : BLK_O_NO_BACKING);
+    if (!top) {
+        return 1;
+    }
+    json_object *arr = chain && json ? json_object_new_array() : NULL;
+    for (BlockImage *img = top; img; img = chain ? blk_backing(img) : NULL) {
+        BlockFormatInfo fi;
+        Error *err = NULL;
+        if (blk_get_info(img, &fi, &err) < 0) {
+            error_report_err(err);
+            blk_close(top, NULL);
+            return 1;
+        }
+        if (json) {
+            json_object *o = info_json(img, &fi);
+            if (arr) {
+                json_object_array_add(arr, o);
+            } else {
+                img_json_print(o);
+                json_object_put(o);
+            }
+        } else {
+            if (img != top) {
+                printf("\n");
+            }
+            info_human(img, &fi);
+        }
+        blk_free_info(&fi);
+    }
+    if (arr) {
+        img_json_print(arr);
+        json_object_put(arr);
+    }
+    blk_close(top, NULL);
+    return 0;
+}
+
+/* ---- check ---- */
+
+static void check_human(const BlockCheckResult *r)
+{
+    if (!r->corruptions && !r->leaks && !r->check_errors) {
+        printf("No errors were found on the image.\n");
+    } else {
+        if (r->corruptions) {
+            printf("\n%" PRId64 " errors were found on the image.\n"
+                   "Data may be corrupted, or further writes to the image may corrupt it.\n",
+                   r->corruptions);
+        }
+        if (r->leaks) {
+            printf("\n%" PRId64 " leaked clusters were found on the image.\n"
+                   "This means waste of disk space, but no harm to data.\n", r->leaks);
+        }
+        if (r->check_errors) {
+            printf("\n%" PRId64 " internal errors have occurred during the check.\n",
+                   r->check_errors);
+        }
+    }
+    if (r->total_clusters && r->allocated_clusters) {
+        printf("%" PRIu64 "/%" PRIu64 " = %0.2f%% allocated, %0.2f%% fragmented, "
+               "%0.2f%% compressed clusters\n", r->allocated_clusters, r->total_clusters,
+               r->allocated_clusters * 100.0 / r->total_clusters,
+               r->fragmented_clusters * 100.0 / r->allocated_clusters,
+               r->compressed_clusters * 100.0 / r->allocated_clusters);
+    }
+    if (r->image_end_offset) {
+        printf("Image end offset: %" PRIu64 "\n", r->image_end_offset);
+    }
+}
+
+static void add_nonzero(json_object *o, const char *key, int64_t v)
+{
+    if (v) {
+        json_object_object_add(o, key, json_object_new_int64(v));
+    }
+}
+
+static void check_json(BlockImage *img, const BlockCheckResult *r)
+{
+    json_object *o = json_object_new_object();
+    if (r->image_end_offset) {
+        json_object_object_add(o, "image-end-offset",
+                               json_object_new_int64((int64_t)r->image_end_offset));
+    }
+    add_nonzero(o, "corruptions", r->corruptions);
+    add_nonzero(o, "leaks", r->leaks);
+    add_nonzero(o, "corruptions-fixed", r->corruptions_fixed);
+    add_nonzero(o, "leaks-fixed", r->leaks_fixed);
+    if (r->total_clusters) {
+        json_object_object_add(o, "total-clusters",
+                               json_object_new_int64((int64_t)r->total_clusters));
+    }
+    json_object_object_add(o, "check-errors", json_object_new_int64(r->check_errors));
+    add_nonzero(o, "allocated-clusters", (int64_t)r->allocated_clusters);
+    add_nonzero(o, "fragmented-clusters", (int64_t)r->fragmented_clusters);
+    add_nonzero(o, "compressed-clusters", (int64_t)r->compressed_clusters);
+    json_object_object_add(o, "filename", json_object_new_string(blk_filename(img)));
+    json_object_object_add(o, "format", json_object_new_string(blk_format(img)));
+    img_json_print(o);
+    json_object_put(o);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "output", required_argument, NULL, OPT_OUTPUT },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *fmt = NULL;
+    bool json = false, quiet = false;
+    int fix = 0, c;
+    while ((c = getopt_long(argc, argv, "f:r:hqU", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': fmt = optarg; break;
+        case 'q': quiet = true; break;
+        case 'U': break;
+        case 'r':
+            if (!strcmp(optarg, "leaks")) {
+                fix = BLK_FIX_LEAKS;
+            } else if (!strcmp(optarg, "all")) {
+                fix = BLK_FIX_LEAKS | BLK_FIX_ERRORS;
+            } else {
+                fprintf(stderr, "vireo-img: Unknown option value for -r (expecting 'leaks' "
+                        "or 'all'): %s\n", optarg);
+                return 1;
+            }
+            break;
+        case OPT_OUTPUT:
+            if (!parse_output(optarg, &json)) {
+                return 1;
+            }
+            break;
+        default: return 1;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "vireo-img: Expecting one image file name\n");
+        return 1;
+    }
+    BlockImage *img = img_open(argv[optind], fmt,
+                               BLK_O_NO_BACKING | BLK_O_CHECK | BLK_O_NO_BITMAPS |
+                               (fix ? BLK_O_RDWR : 0));
+    if (!img) {
+        return 1;
+    }
+    BlockCheckResult r;
+    Error *err = NULL;
+    if (blk_check(img, &r, fix, &err) < 0) {
+        bool unsupported = strstr(error_get_pretty(err), "does not support checks") != NULL;
+        fprintf(stderr, "vireo-img: %s\n", unsupported
+                ? "This image format does not support checks" : error_get_pretty(err));
+        error_free(err);
+        blk_close(img, NULL);
+        return unsupported ? 63 : 1;
+    }
+    if (r.leaks_fixed || r.corruptions_fixed) {
+        if (!json && !quiet) {
+            printf("The following inconsistencies were found and repaired:\n\n"
+                   "    %" PRId64 " leaked clusters\n    %" PRId64 " corruptions\n\n"
+                   "Double checking the fixed image now...\n",
+                   r.leaks_fixed, r.corruptions_fixed);
+        }
+        BlockCheckResult again;
+        if (blk_check(img, &again, 0, &err) < 0) {
+            error_report_err(err);
+            blk_close(img, NULL);
+            return 1;
+        }
+        again.leaks_fixed = r.leaks_fixed;
+        again.corruptions_fixed = r.corruptions_fixed;
+        r = again;
+    }
+    if (json) {
+        check_json(img, &r);
+    } else if (!quiet) {
+        check_human(&r);
+    }
+    if (blk_close(img, &err) < 0) {
+        error_report_err(err);
+        return 1;
+    }
+    if (r.check_errors) {
+        return 1;
+    }
+    return r.corruptions ? 2 : r.leaks ? 3 : 0;
+}
+
+/* ---- map ---- */
+
+typedef struct MapEntry {
+    uint64_t start, length;
+    int depth;
+    bool present, zero, data;
+    uint64_t offset;
+    bool has_offset;
+    const char *filename;
+} MapEntry;
+
+/* Status at @off looking down the chain: which image holds it and how. */
+static int chain_status(BlockImage *top, uint64_t off, uint64_t len, MapEntry *e)
+{
+    Error *err = NULL;
+    int depth = 0;
+    BlockImage *img = top;
+    for (;;) {
+        BlockStatus st;
+        if (off >= blk_size(img)) {
+            *e = (MapEntry) { .start = off, .length = len, .depth = depth, .zero = true,
+                              .present = depth > 0 ? false : false };
+            return 0;
+        }
+        uint64_t l = MIN(len, blk_size(img) - off);
+        if (blk_block_status(img, off, l, &st, &err) < 0) {
+            error_report_err(err);
+            return -1;
+        }
+        len = st.len;
+        *e = (MapEntry) { .start = off, .length = len, .depth = depth,
+                          .filename = blk_filename(img) };
+        switch (st.kind) {
+        case BLK_STATUS_DATA:
+            e->present = e->data = e->has_offset = true;
+            e->offset = st.host_offset;
+            return 0;
+        case BLK_STATUS_COMPRESSED:
+            e->present = e->data = true;
+            return 0;
+        case BLK_STATUS_ZERO:
+            e->present = e->zero = true;
+            if (!strcmp(blk_format(img), "raw")) {
+                e->has_offset = true;
+                e->offset = st.host_offset;
+            }
+            return 0;
+        case BLK_STATUS_UNALLOCATED:
+            if (!blk_backing(img)) {
+                e->zero = true;
+                return 0;
+            }
+            img = blk_backing(img);
+            depth++;
+        }
+    }
+}
+
+static bool mergeable(const MapEntry *a, const MapEntry *b)
+{
+    return a->depth == b->depth && a->present == b->present && a->zero == b->zero &&
+           a->data == b->data && a->has_offset == b->has_offset &&
+           (!a->has_offset || a->offset + a->length == b->offset) &&
+           a->filename == b->filename;
+}
+
+static void print_map_entry(const MapEntry *e, bool json, bool first)
+{
+    if (json) {
+        printf("%s{ \"start\": %" PRIu64 ", \"length\": %" PRIu64 ", \"depth\": %d, "
+               "\"present\": %s, \"zero\": %s, \"data\": %s", first ? "[" : ",\n",
+               e->start, e->length, e->depth, e->present ? "true" : "false",
+               e->zero ? "true" : "false", e->data ? "true" : "false");
+        if (e->has_offset) {
+            printf(", \"offset\": %" PRIu64, e->offset);
+        }
+        printf("}");
+    } else if (e->data && e->has_offset) {
+        printf("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n", e->start, e->length,
+               e->offset, e->filename);
+    }
+}
+
+static int cmd_map(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "output", required_argument, NULL, OPT_OUTPUT },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *fmt = NULL;
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "f:hU", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': fmt = optarg; break;
+        case 'U': break;
+        case OPT_OUTPUT:
+            if (!parse_output(optarg, &json)) {
+                return 1;
+            }
+            break;
+        default: return 1;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "vireo-img: Expecting one image file name\n");
+        return 1;
+    }
+    BlockImage *img = img_open(argv[optind], fmt, 0);
+    if (!img) {
+        return 1;
+    }
+    if (!json) {
+        printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
+    }
+    MapEntry cur = { 0 };
+    bool have = false, first = true;
+    int ret = 0;
+    for (uint64_t off = 0; off < blk_size(img);) {
+        MapEntry e;
+        if (chain_status(img, off, MIN(blk_size(img) - off, (uint64_t)1 << 30), &e) < 0) {
+            ret = 1;
+            break;
+        }
+        if (have && mergeable(&cur, &e)) {
+            cur.length += e.length;
+        } else {
+            if (have) {
+                print_map_entry(&cur, json, first);
+                first = false;
+            }
+            cur = e;
+            have = true;
+        }
+        off += e.length;
+    }
+    if (have) {
+        print_map_entry(&cur, json, first);
+        first = false;
+    }
+    if (json) {
+        printf(first ? "[]\n" : "]\n");
+    }
+    blk_close(img, NULL);
+    return ret;
+}
+
+/* ---- compare ---- */
+
+static int compare_tail(BlockImage *img, uint64_t from, uint8_t *buf, size_t chunk,
+                        uint64_t *mismatch)
+{
+    Error *err = NULL;
+    for (uint64_t off = from; off < blk_size(img); off += chunk) {
+        size_t n = (size_t)MIN((uint64_t)chunk, blk_size(img) - off);
+        if (blk_pread(img, off, buf, n, &err) < 0) {
+            error_report_err(err);
+            return -1;
+        }
+        if (!buffer_is_zero(buf, n)) {
+            for (size_t i = 0; i < n; i++) {
+                if (buf[i]) {
+                    *mismatch = off + (i & ~(size_t)511);
+                    return 1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+    const char *fmt1 = NULL, *fmt2 = NULL;
+    bool strict = false, quiet = false;
+    int c;
+    while ((c = getopt(argc, argv, "f:F:sqhpU")) != -1) {
+        switch (c) {
+        case 'f': fmt1 = optarg; break;
+        case 'F': fmt2 = optarg; break;
+        case 's': strict = true; break;
+        case 'q': quiet = true; break;
+        case 'p': case 'U': break;
+        default: return 2;
+        }
+    }
+    if (optind != argc - 2) {
+        fprintf(stderr, "vireo-img: Expecting two image file names\n");
+        return 2;
+    }
+    BlockImage *a = img_open(argv[optind], fmt1, 0);
+    BlockImage *b = a ? img_open(argv[optind + 1], fmt2, 0) : NULL;
+    if (!a || !b) {
+        blk_close(a, NULL);
+        return 2;
+    }
+    size_t chunk = 1 << 20;
+    uint8_t *ba = blk_alloc_aligned(chunk), *bb = blk_alloc_aligned(chunk);
+    uint64_t common = MIN(blk_size(a), blk_size(b)), mismatch = 0;
+    int ret = 0;
+    Error *err = NULL;
+    if (strict && blk_size(a) != blk_size(b)) {
+        if (!quiet) {
+            printf("Strict mode: Image size mismatch!\n");
+        }
+        ret = 1;
+        goto out;
+    }
+    for (uint64_t off = 0; off < common && ret == 0; off += chunk) {
+        size_t n = (size_t)MIN((uint64_t)chunk, common - off);
+        if (blk_pread(a, off, ba, n, &err) < 0 || blk_pread(b, off, bb, n, &err) < 0) {
+            error_report_err(err);
+            ret = 2;
+            goto out;
+        }
+        if (memcmp(ba, bb, n)) {
+            size_t i = 0;
+            while (ba[i] == bb[i]) {
+                i++;
+            }
+            mismatch = off + (i & ~(size_t)511);
+            ret = 1;
+        }
+    }
+    if (ret == 0 && blk_size(a) != blk_size(b)) {
+        if (!quiet) {
+            printf("Warning: Image size mismatch!\n");
+        }
+        BlockImage *longer = blk_size(a) > blk_size(b) ? a : b;
+        int r = compare_tail(longer, common, ba, chunk, &mismatch);
+        ret = r < 0 ? 2 : r;
+    }
+    if (ret == 1 && !quiet) {
+        printf("Content mismatch at offset %" PRIu64 "!\n", mismatch);
+    }
+    if (ret == 0 && !quiet) {
+        printf("Images are identical.\n");
+    }
+out:
+    free(ba);
+    free(bb);
+    blk_close(a, NULL);
+    blk_close(b, NULL);
+    return ret;
+}
+
+/* ---- resize ---- */
+
+static int cmd_resize(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "shrink", no_argument, NULL, OPT_SHRINK },
+        { "preallocation", required_argument, NULL, 'P' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *fmt = NULL;
+    bool shrink = false, quiet = false;
+    int c;
+    /* A leading '-' in the size ("-1G") must not be taken for an option. */
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1] >= '0' && argv[i][1] <= '9') {
+            argv[i][0] = '~';
+        }
+    }
+    while ((c = getopt_long(argc, argv, "f:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': fmt = optarg; break;
+        case 'q': quiet = true; break;
+        case OPT_SHRINK: shrink = true; break;
+        case 'P': break;
+        default: return 1;
+        }
+    }
+    if (optind != argc - 2) {
+        fprintf(stderr, "vireo-img: Expecting image file name and size\n");
+        return 1;
+    }
+    BlockImage *img = img_open(argv[optind], fmt, BLK_O_RDWR | BLK_O_NO_BACKING);
+    if (!img) {
+        return 1;
+    }
+    const char *arg = argv[optind + 1];
+    int sign = arg[0] == '+' ? 1 : arg[0] == '~' ? -1 : 0;
+    uint64_t n, size;
+    Error *err = NULL;
+    if (!parse_size(arg + (sign != 0), &n, &err)) {
+        fprintf(stderr, "vireo-img: Invalid size specified.\n");
+        error_free(err);
+        blk_close(img, NULL);
+        return 1;
+    }
+    size = sign > 0 ? blk_size(img) + n : sign < 0 ? blk_size(img) - n : n;
+    if (sign < 0 && n > blk_size(img)) {
+        fprintf(stderr, "vireo-img: New image size must be positive\n");
+        blk_close(img, NULL);
+        return 1;
+    }
+    if (size < blk_size(img) && !shrink) {
+        fprintf(stderr, "vireo-img: Use the --shrink option to perform a shrink operation.\n");
+        blk_close(img, NULL);
+        return 1;
+    }
+    int ret = blk_resize(img, size, &err);
+    if (ret < 0) {
+        fprintf(stderr, "vireo-img: %s\n", error_get_pretty(err));
+        error_free(err);
+    }
+    if (blk_close(img, ret < 0 ? NULL : &err) < 0 && ret == 0) {
+        error_report_err(err);
+        ret = -1;
+    }
+    if (ret == 0 && !quiet) {
+        printf("Image resized.\n");
+    }
+    return ret < 0 ? 1 : 0;
+}
+
+/* ---- snapshot ---- */
+
+static int cmd_snapshot(int argc, char **argv)
+{
+    const char *fmt = NULL, *name = NULL;
+    char action = 0;
+    int c;
+    while ((c = getopt(argc, argv, "f:lc:a:d:hqU")) != -1) {
+        switch (c) {
+        case 'f': fmt = optarg; break;
+        case 'l': action = 'l'; break;
+        case 'c': case 'a': case 'd': action = (char)c; name = optarg; break;
+        case 'q': case 'U': break;
+        default: return 1;
+        }
+    }
+    if (optind != argc - 1 || !action) {
+        fprintf(stderr, "vireo-img: Expecting one image file name and one action\n");
+        return 1;
+    }
+    BlockImage *img = img_open(argv[optind], fmt,
+                               BLK_O_NO_BACKING | (action == 'l' ? 0 : BLK_O_RDWR));
+    if (!img) {
+        return 1;
+    }
+    Error *err = NULL;
+    int ret = 0;
+    if (action == 'l') {
+        BlockFormatInfo fi;
+        ret = blk_get_info(img, &fi, &err);
+        if (ret == 0 && fi.nb_snapshots) {
+            print_snapshot_table(&fi);
+        }
+        if (ret == 0) {
+            blk_free_info(&fi);
+        }
+    } else if (action == 'c') {
+        ret = blk_snapshot_create(img, name, &err);
+    } else if (action == 'a') {
+        ret = blk_snapshot_apply(img, name, &err);
+    } else {
+        ret = blk_snapshot_delete(img, name, &err);
+    }
+    if (ret < 0) {
+        fprintf(stderr, "vireo-img: %s\n", error_get_pretty(err));
+        error_free(err);
+        err = NULL;
+    }
+    if (blk_close(img, ret < 0 ? NULL : &err) < 0 && ret == 0) {
+        error_report_err(err);
+        ret = -1;
+    }
+    return ret < 0 ? 1 : 0;
+}
+
+/* ---- bitmap ---- */
+
+typedef struct BitmapAction {
+    int op;
+    const char *src;      /* for --merge */
+} BitmapAction;
+
+static int cmd_bitmap(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "add", no_argument, NULL, OPT_ADD },
+        { "remove", no_argument, NULL, OPT_REMOVE },
+        { "clear", no_argument, NULL, OPT_CLEAR },
+        { "enable", no_argument, NULL, OPT_ENABLE },
+        { "disable", no_argument, NULL, OPT_DISABLE },
+        { "merge", required_argument, NULL, OPT_MERGE },
+        { "granularity", required_argument, NULL, 'g' },
+        { NULL, 0, NULL, 0 },
+    };
+    BitmapAction acts[16];
+    int nacts = 0, c;
+    const char *fmt = NULL, *src_file = NULL, *src_fmt = NULL;
+    uint64_t gran = 0;
+    Error *err = NULL;
+    while ((c = getopt_long(argc, argv, "f:g:b:F:hq", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': fmt = optarg; break;
+        case 'b': src_file = optarg; break;
+        case 'F': src_fmt = optarg; break;
+        case 'q': break;
+        case 'g':
+            if (!parse_size(optarg, &gran, &err) || gran > UINT32_MAX) {
+                fprintf(stderr, "vireo-img: Invalid granularity specified\n");
+                error_free(err);
+                return 1;
+            }
+            break;
+        case OPT_ADD: case OPT_REMOVE: case OPT_CLEAR: case OPT_ENABLE: case OPT_DISABLE:
+        case OPT_MERGE:
+            if (nacts == (int)ARRAY_SIZE(acts)) {
+                return 1;
+            }
+            acts[nacts++] = (BitmapAction) { c, c == OPT_MERGE ? optarg : NULL };
+            break;
+        default: return 1;
+        }
+    }
+    if (!nacts) {
+        fprintf(stderr, "vireo-img: Need at least one of --add, --remove, --clear, "
+                "--enable, --disable, or --merge\n");
+        return 1;
+    }
+    if (gran && (nacts != 1 || acts[0].op != OPT_ADD)) {
+        fprintf(stderr, "vireo-img: granularity only supported with --add\n");
+        return 1;
+    }
+    if (optind != argc - 2) {
+        fprintf(stderr, "vireo-img: Expecting filename and bitmap name\n");
+        return 1;
+    }
+    const char *bitmap = argv[optind + 1];
+    BlockImage *img = img_open(argv[optind], fmt, BLK_O_RDWR | BLK_O_NO_BACKING);
+    if (!img) {
+        return 1;
+    }
+    int ret = 0;
+    for (int i = 0; i < nacts && ret == 0; i++) {
+        switch (acts[i].op) {
+        case OPT_ADD:
+            ret = blk_bitmap_add(img, bitmap, (uint32_t)gran, false, &err);
+            break;
+        case OPT_REMOVE: ret = blk_bitmap_remove(img, bitmap, &err); break;
+        case OPT_CLEAR: ret = blk_bitmap_clear(img, bitmap, &err); break;
+        case OPT_ENABLE: ret = blk_bitmap_enable(img, bitmap, true, &err); break;
+        case OPT_DISABLE: ret = blk_bitmap_enable(img, bitmap, false, &err); break;
+        case OPT_MERGE: {
+            BlockImage *src = src_file ? img_open(src_file, src_fmt, BLK_O_NO_BACKING) : NULL;
+            if (src_file && !src) {
+                ret = -1;
+                break;
+            }
+            ret = blk_bitmap_merge(img, bitmap, src, acts[i].src, &err);
+            blk_close(src, NULL);
+            break;
+        }
+        }
+    }
+    if (ret < 0 && err) {
+        fprintf(stderr, "vireo-img: %s\n", error_get_pretty(err));
+        error_free(err);
+        err = NULL;
+    }
+    if (blk_close(img, ret < 0 ? NULL : &err) < 0 && ret == 0) {
+        error_report_err(err);
+        ret = -1;
+    }
+    return ret < 0 ? 1 : 0;
+}
+
+/* ---- main ---- */
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} commands[] = {
+    { "create", cmd_create },
+    { "info", cmd_info },
+    { "check", cmd_check },
+    { "convert", img_convert },
+    { "compare", cmd_compare },
+    { "map", cmd_map },
+    { "resize", cmd_resize },
+    { "snapshot", cmd_snapshot },
+    { "bitmap", cmd_bitmap },
+    { "measure", img_measure },
+    { "bench", img_bench },
+};
+
+static void usage(void)
+{
+    printf("usage: vireo-img [standard options] command [command options]\n"
+           "Disk image utility (qemu-img compatible)\n\ncommands:");
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+        printf(" %s", commands[i].name);
+    }
+    printf("\n\nFormats: raw qcow2 parallels\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "vireo-img: Not enough arguments\nTry 'vireo-img --help' for more "
+                "information\n");
+        return 1;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage();
+        return 0;
+    }
+    if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+        printf("vireo-img version 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+        if (!strcmp(argv[1], commands[i].name)) {
+            optind = 1;
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "vireo-img: Command not found: %s\n", argv[1]);
+    return 1;
+}
