@@ -64,7 +64,7 @@ PASS_ENV = re.compile(r"^(PATH|HOME|LANG|LC_\w+|TERM|VIREO_\w+|ASAN_OPTIONS|UBSA
                       r"LSAN_OPTIONS|PYTHONPATH|PYTHONDONTWRITEBYTECODE)$")
 
 # Bumped whenever the initramfs layout changes, to invalidate the cache.
-INITRAMFS_FORMAT = 6
+INITRAMFS_FORMAT = 7
 
 
 class LabError(Exception):
@@ -409,7 +409,16 @@ done < /lib/modules/load-order
 
 
 def _cache_dir():
+    """tests/lab/cache (gitignored), or VIREO_LAB_CACHE; a temporary one when
+    the tree is read-only (as it is inside L1)."""
     d = os.environ.get("VIREO_LAB_CACHE") or os.path.join(HERE, "cache")
+    try:
+        os.makedirs(d, exist_ok=True)
+        if os.access(d, os.W_OK):
+            return d
+    except OSError:
+        pass
+    d = os.path.join(tempfile.gettempdir(), f"vireo-lab-cache-{os.getuid()}")
     os.makedirs(d, exist_ok=True)
     return d
 
@@ -700,9 +709,18 @@ mount -t 9p -o $P9 labshare "/host$SHARE" || fail "cannot mount the share at $SH
 [ -c /dev/kvm ] || fail "no /dev/kvm (kvm-amd did not load)"
 
 if [ "$MODE" = shell ]; then
-    echo "vireo-lab: L1 shell in chroot /host; /dev/kvm ready; shared dir $SHARE; exit powers off"
-    export HOME=/root TERM=xterm TMPDIR=/dev/shm LAB_MODE=lab LAB_SHARED="$SHARE" LAB_TMP=/dev/shm
-    setsid sh -c 'exec chroot /host /bin/sh -c "cd /; exec bash -i 2>/dev/null || exec sh -i" <>/dev/ttyS0 >&0 2>&1'
+    # The session leader opens the console, so it becomes the controlling tty.
+    JOB=$(arg lab.job)
+    if [ -n "$JOB" ]; then
+        J="$SHARE/.jobs/$JOB"
+        mkdir -p "/host/dev/shm/lab-$JOB"
+        setsid sh -c 'exec <>/dev/ttyS0 >&0 2>&0; chroot /host /bin/sh "$1"; echo $? >"$2"' \
+            sh "$J/run.sh" "/host$J/status"
+    else
+        echo "vireo-lab: L1 shell in chroot /host; /dev/kvm ready; shared dir $SHARE; exit powers off"
+        export HOME=/root TERM=xterm TMPDIR=/dev/shm LAB_MODE=lab LAB_SHARED="$SHARE" LAB_TMP=/dev/shm
+        setsid sh -c 'exec <>/dev/ttyS0 >&0 2>&0; exec chroot /host /bin/sh -c "cd /; exec bash -i || exec sh -i"'
+    fi
     sync; poweroff -f
 fi
 
@@ -828,10 +846,12 @@ class Lab:
             return vmlinux_path(self.kernel) or self.kernel
         return self.kernel
 
-    def qemu_command(self, initrd, mode="agent", ctl_path=None, console="file"):
+    def qemu_command(self, initrd, mode="agent", ctl_path=None, console="file", job=None):
         """The L0 QEMU command line booting L1 (see ../shared kvm-lab notes)."""
         append = ("console=ttyS0 panic=-1 quiet kvm.nx_huge_pages=off "
                   f"lab.share={self.shared} lab.mode={mode} lab.cache={self.cache}")
+        if job:
+            append += f" lab.job={job}"
         cmd = [self.qemu, "-M", "pc", "-accel", "tcg", "-cpu", "EPYC,+svm",
                "-m", str(self.memory_mb), "-smp", "1",
                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
@@ -968,6 +988,14 @@ class Lab:
         STREAM, if given (e.g. sys.stdout), receives output as it arrives."""
         if not self.alive:
             self.start()
+        job_id, job = self._prepare_job(script, env, cwd)
+        try:
+            return self._run_job(job, job_id, timeout, stream)
+        finally:
+            shutil.rmtree(job, ignore_errors=True)
+
+    def _prepare_job(self, script, env, cwd):
+        """Write a job's files to the shared directory; returns (id, dir)."""
         self._next_job += 1
         job_id = f"{os.getpid()}-{self._next_job}"
         job = os.path.join(self.shared, ".jobs", job_id)
@@ -981,10 +1009,7 @@ class Lab:
         with open(os.path.join(job, "run.sh"), "w") as f:
             f.write(_job_wrapper(script_path, job_env, cwd or os.getcwd(),
                                  f"{L1_TMPFS}/lab-{job_id}"))
-        try:
-            return self._run_job(job, job_id, timeout, stream)
-        finally:
-            shutil.rmtree(job, ignore_errors=True)
+        return job_id, job
 
     def _run_job(self, job, job_id, timeout, stream):
         out_path = os.path.join(job, "out")
@@ -1023,15 +1048,31 @@ class Lab:
 
     # -- interactive -------------------------------------------------------
 
-    def shell(self):
-        """Boot L1 with a root shell (chroot of the host) on this terminal.
-        Returns QEMU's exit status. Ctrl-A X quits QEMU."""
+    def shell(self, script=None, env=None, cwd=None):
+        """Boot L1 with this terminal on its console: a root shell in the
+        chroot of the host, or SCRIPT (with a controlling tty, so interactive
+        programs work) after which L1 powers off. Returns SCRIPT's exit status
+        (130 if it was interrupted), or QEMU's for the shell. Ctrl-A X quits
+        QEMU. QEMU's own messages go to a log shown only if it fails."""
         initrd = l1_initramfs(kernel_version_of(self.kernel))
         self._rundir = tempfile.mkdtemp(prefix="vireo-l1-")
+        os.makedirs(os.path.join(self.shared, ".jobs"), exist_ok=True)
+        job_id, job = self._prepare_job(script, env, cwd) if script else (None, None)
+        log_path = os.path.join(self._rundir, "qemu.log")
         try:
-            return subprocess.call(self.qemu_command(initrd, mode="shell", console="stdio"),
-                                   preexec_fn=_set_pdeathsig)
+            with open(log_path, "wb") as log:
+                status = subprocess.call(self.qemu_command(initrd, mode="shell", console="stdio",
+                                                           job=job_id),
+                                         stderr=log, preexec_fn=_set_pdeathsig)
+            if status != 0:
+                sys.stderr.write(_read_text(log_path))
+            if job:
+                text = _read_text(os.path.join(job, "status")).strip()
+                status = int(text) if text.isdigit() else 130
+            return status
         finally:
+            if job:
+                shutil.rmtree(job, ignore_errors=True)
             shutil.rmtree(self._rundir, ignore_errors=True)
             self._rundir = None
 
