@@ -1,0 +1,148 @@
+#include "hw/acpi-pm.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "core/main-loop.h"
+#include "hw/irq.h"
+#include "machine/address-space.h"
+#include "util/osdep.h"
+
+/* PM1 status/enable bits. */
+#define PM1_TMR     0x0001
+#define PM1_GBL     0x0020
+#define PM1_PWRBTN  0x0100
+#define PM1_SLPBTN  0x0200
+#define PM1_RTC     0x0400
+#define PM1_WAK_STS 0x8000
+#define PM1_SCI_SOURCES (PM1_TMR | PM1_GBL | PM1_PWRBTN | PM1_SLPBTN | PM1_RTC)
+
+/* PM1 control bits. */
+#define CNT_SCI_EN      0x0001
+#define CNT_SLP_TYP_SHIFT 10
+#define CNT_SLP_TYP_MASK  (7u << CNT_SLP_TYP_SHIFT)
+#define CNT_SLP_EN      0x2000
+
+struct AcpiPm {
+    IoRegion *io;
+    unsigned sci_gsi;
+    AcpiPmOps ops;
+    uint16_t sts, en, cnt;
+    bool sci_level;
+};
+
+static void update_sci(AcpiPm *pm)
+{
+    bool level = (pm->sts & pm->en & PM1_SCI_SOURCES) != 0;
+    if (level != pm->sci_level) {
+        pm->sci_level = level;
+        irq_set_level(pm->sci_gsi, level);
+    }
+}
+
+static uint32_t pm_timer_value(void)
+{
+    /* 3.579545 MHz; 128-bit product so the count never overflows early. */
+    unsigned __int128 ns = (uint64_t)clock_get_ns(CLOCK_VIRTUAL);
+    return (uint32_t)(ns * ACPI_PM_TIMER_HZ / 1000000000u);
+}
+
+/* The window as a little-endian byte array, for accesses of any width. */
+static uint8_t read_byte(AcpiPm *pm, unsigned off, uint32_t timer)
+{
+    switch (off) {
+    case 0: return pm->sts;
+    case 1: return pm->sts >> 8;
+    case 2: return pm->en;
+    case 3: return pm->en >> 8;
+    case 4: return pm->cnt;
+    case 5: return (pm->cnt & ~CNT_SLP_EN) >> 8;
+    case 8: case 9: case 10: case 11:
+        return timer >> ((off - 8) * 8);
+    default: return 0;
+    }
+}
+
+static uint64_t pm_read(void *opaque, uint64_t offset, unsigned size)
+{
+    AcpiPm *pm = opaque;
+    uint32_t timer = pm_timer_value();
+    uint64_t val = 0;
+    for (unsigned i = 0; i < size; i++) {
+        val |= (uint64_t)read_byte(pm, offset + i, timer) << (i * 8);
+    }
+    return val;
+}
+
+static void write_cnt(AcpiPm *pm, uint16_t val)
+{
+    /* SCI_EN stays on: there is no legacy (non-ACPI) mode to return to. */
+    pm->cnt = (val & ~CNT_SLP_EN) | CNT_SCI_EN;
+    if (!(val & CNT_SLP_EN)) {
+        return;
+    }
+    unsigned typ = (val & CNT_SLP_TYP_MASK) >> CNT_SLP_TYP_SHIFT;
+    if (typ == ACPI_PM_SLP_TYP_S5 && pm->ops.power_off) {
+        pm->ops.power_off(pm->ops.opaque);
+    }
+    /* Other sleep states are not offered in the DSDT: ignore them. */
+}
+
+static void pm_write(void *opaque, uint64_t offset, uint64_t value, unsigned size)
+{
+    AcpiPm *pm = opaque;
+    for (unsigned i = 0; i < size; i++) {
+        unsigned off = offset + i;
+        uint8_t b = value >> (i * 8);
+        switch (off) {
+        case 0: pm->sts &= ~(uint16_t)b; break;             /* write 1 to clear */
+        case 1: pm->sts &= ~(uint16_t)(b << 8); break;
+        case 2: pm->en = (pm->en & 0xff00) | b; break;
+        case 3: pm->en = (pm->en & 0x00ff) | (uint16_t)(b << 8); break;
+        case 4: write_cnt(pm, (pm->cnt & 0xff00) | b); break;
+        case 5: write_cnt(pm, (pm->cnt & 0x00ff) | (uint16_t)(b << 8)); break;
+        default: break;                                     /* timer is read-only */
+        }
+    }
+    update_sci(pm);
+}
+
+static const IoOps pm_ops = { .read = pm_read, .write = pm_write };
+
+void acpi_pm_reset(AcpiPm *pm)
+{
+    pm->sts = 0;
+    pm->en = 0;
+    pm->cnt = CNT_SCI_EN;
+    update_sci(pm);
+}
+
+void acpi_pm_power_button(AcpiPm *pm)
+{
+    pm->sts |= PM1_PWRBTN;
+    update_sci(pm);
+}
+
+AcpiPm *acpi_pm_create(uint16_t io_base, unsigned sci_gsi, const AcpiPmOps *ops,
+                       Error **errp)
+{
+    AcpiPm *pm = xzalloc(sizeof(*pm));
+    pm->sci_gsi = sci_gsi;
+    pm->ops = *ops;
+    pm->io = io_region_add(AS_PIO, "acpi-pm", io_base, ACPI_PM_IO_SIZE, &pm_ops, pm, errp);
+    if (!pm->io) {
+        free(pm);
+        return NULL;
+    }
+    acpi_pm_reset(pm);
+    return pm;
+}
+
+void acpi_pm_destroy(AcpiPm *pm)
+{
+    if (!pm) {
+        return;
+    }
+    io_region_del(pm->io);
+    free(pm);
+}

@@ -1,0 +1,43 @@
+/*
+ * ACPI fixed hardware: the PM1a event block (status, enable), the PM1a
+ * control block and the PM timer, in one port window. The guest powers
+ * off by writing SLP_TYP = ACPI_PM_SLP_TYP_S5 with SLP_EN; the power
+ * button sets PWRBTN_STS and raises the SCI when the guest enabled it.
+ * The window layout is what machine/acpi.c writes into the FADT.
+ */
+#ifndef VIREO_HW_ACPI_PM_H
+#define VIREO_HW_ACPI_PM_H
+
+#include <stdint.h>
+
+#include "util/error.h"
+
+#define ACPI_PM_IO_BASE     0x600
+#define ACPI_PM_IO_SIZE     12
+#define ACPI_PM1_EVT_OFFSET 0       /* status (2 bytes) then enable (2 bytes) */
+#define ACPI_PM1_EVT_LEN    4
+#define ACPI_PM1_CNT_OFFSET 4
+#define ACPI_PM1_CNT_LEN    2
+#define ACPI_PM_TMR_OFFSET  8
+#define ACPI_PM_TMR_LEN     4
+#define ACPI_SCI_GSI        9
+/* The SLP_TYP value the DSDT's \_S5 package names. */
+#define ACPI_PM_SLP_TYP_S5  5
+
+#define ACPI_PM_TIMER_HZ    3579545
+
+typedef struct AcpiPm AcpiPm;
+
+typedef struct AcpiPmOps {
+    void (*power_off)(void *opaque);    /* the guest entered S5 */
+    void *opaque;
+} AcpiPmOps;
+
+AcpiPm *acpi_pm_create(uint16_t io_base, unsigned sci_gsi, const AcpiPmOps *ops,
+                       Error **errp);
+void acpi_pm_destroy(AcpiPm *pm);
+void acpi_pm_reset(AcpiPm *pm);
+/* Press the power button (system_powerdown). */
+void acpi_pm_power_button(AcpiPm *pm);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * The vireo x86-64 machine ("vireo-pc"): what core/main.c calls to build,
+ * run and tear down the virtual machine.
+ *
+ * Call order in main.c:
+ *   1. parse the command line into vm_config; answer -machine help with
+ *      machine_list_types() and reject unknown types with machine_type_valid();
+ *   2. main_loop_init(); chardevs from -chardev (serial "chardev:ID" finds them);
+ *   3. after --preconfig's x-exit-preconfig: machine_init(&vm_config, errp)
+ *      (RAM, devices, ACPI, kernel; under KVM the vCPUs exist but are parked);
+ *   4. machine_start() (vCPU threads), then vm_start() unless -S;
+ *   5. main_loop_run(); the machine registers a reset handler (it holds and
+ *      reloads its vCPUs by itself) and a powerdown handler (ACPI button);
+ *   6. machine_cleanup() before exit (joins vCPU threads; big lock may be held).
+ */
+#ifndef VIREO_MACHINE_MACHINE_H
+#define VIREO_MACHINE_MACHINE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "core/vm-config.h"
+#include "machine/memory.h"
+#include "util/error.h"
+
+#define MACHINE_DEFAULT_TYPE "vireo-pc"
+
+/* -machine help: "Supported machines are:" and one line per type. */
+void machine_list_types(FILE *out);
+/* NULL (the default) counts as valid. */
+bool machine_type_valid(const char *type);
+
+/*
+ * Build the machine. cfg->accel "kvm" or NULL: a KVM VM with vCPUs, which
+ * needs -kernel; "qtest": RAM and devices only (the qtest accelerator
+ * installs its own interrupt back-end and drives the devices).
+ */
+bool machine_init(VmConfig *cfg, Error **errp);
+/*
+ * Start the vCPU threads (no-op under qtest); they enter the guest when the
+ * run state is "running" (vm_start). A failure is reported and ends the VM.
+ */
+void machine_start(void);
+void machine_cleanup(void);
+
+GuestMemory *machine_guest_memory(void);
+
+/* Can this host run a KVM guest at all (for choosing the default accelerator)? */
+bool kvm_can_run_guest(void);
+
+/* The QOM-style path reported in RTC_CHANGE events. */
+#define MACHINE_RTC_QOM_PATH "/machine/unattached/device[0]"
+
+#endif

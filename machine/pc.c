@@ -1,0 +1,332 @@
+/*
+ * The vireo-pc machine: RAM, the legacy PC devices Linux needs, a PCI host
+ * bridge, fw_cfg, ACPI tables and a directly booted kernel, on KVM (or
+ * without vCPUs under the qtest accelerator).
+ */
+#include "machine/machine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "chardev/chardev.h"
+#include "core/runstate.h"
+#include "hw/acpi-pm.h"
+#include "hw/fw-cfg.h"
+#include "hw/i8042.h"
+#include "hw/pci.h"
+#include "hw/rtc-mc146818.h"
+#include "hw/serial-16550.h"
+#include "machine/acpi.h"
+#include "machine/boot-linux.h"
+#include "machine/kvm.h"
+#include "machine/layout.h"
+#include "qapi/qapi-events.h"
+#include "util/osdep.h"
+
+#define MIN_RAM_SIZE    (1ULL << 20)
+/* RAM plus the 32-bit hole must stay below what guests can address (40 bits). */
+#define MAX_RAM_SIZE    ((1ULL << 40) - FOUR_GIB)
+#define MAX_CPUS        254
+
+static const struct { uint16_t port; uint8_t irq; } serial_ports[VM_MAX_SERIAL] = {
+    { 0x3f8, 4 }, { 0x2f8, 3 }, { 0x3e8, 4 }, { 0x2e8, 3 },
+};
+
+typedef struct Machine {
+    VmConfig *cfg;
+    bool qtest;                 /* devices only, no vCPUs */
+    GuestMemory mem;
+    KvmVm *kvm;
+    LinuxLoader *loader;
+    uint64_t rsdp;
+    BootEntry entry;
+    bool started;               /* vCPUs may have run: a reset must reload the kernel */
+    Serial16550 *serial[VM_MAX_SERIAL];
+    Rtc *rtc;
+    I8042 *i8042;
+    AcpiPm *pm;
+    FwCfg *fw_cfg;
+    PciHost *pci;
+    AcpiConfig acpi;
+} Machine;
+
+static Machine machine;
+
+void machine_list_types(FILE *out)
+{
+    fprintf(out, "Supported machines are:\n");
+    fprintf(out, "%-20s x86-64 PC for KVM: direct Linux boot, ACPI, PCI, fw_cfg (default)\n",
+            MACHINE_DEFAULT_TYPE);
+}
+
+bool machine_type_valid(const char *type)
+{
+    return !type || strcmp(type, MACHINE_DEFAULT_TYPE) == 0;
+}
+
+GuestMemory *machine_guest_memory(void)
+{
+    return machine.mem.fd >= 0 && machine.mem.nr_regions ? &machine.mem : NULL;
+}
+
+bool kvm_can_run_guest(void)
+{
+    return kvm_available(NULL);
+}
+
+/* ---- device call-backs ---- */
+
+static void reset_line(void *opaque)
+{
+    system_reset_request(SHUTDOWN_CAUSE_GUEST_RESET);
+}
+
+static void acpi_power_off(void *opaque)
+{
+    system_shutdown_request(SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+}
+
+static void rtc_changed(void *opaque, int64_t offset)
+{
+    qapi_event_send_rtc_change(offset, MACHINE_RTC_QOM_PATH);
+}
+
+static void power_button(void *opaque)
+{
+    Machine *m = opaque;
+    if (m->pm) {
+        acpi_pm_power_button(m->pm);
+    }
+}
+
+/* ---- building ---- */
+
+static bool check_config(const VmConfig *cfg, Error **errp)
+{
+    if (!machine_type_valid(cfg->machine_type)) {
+        error_setg(errp, "unsupported machine type '%s' (use -machine help)", cfg->machine_type);
+        return false;
+    }
+    if (cfg->ram_size < MIN_RAM_SIZE || cfg->ram_size > MAX_RAM_SIZE) {
+        error_setg(errp, "Invalid RAM size %llu: it must be between 1 MiB and %llu GiB",
+                   (unsigned long long)cfg->ram_size,
+                   (unsigned long long)(MAX_RAM_SIZE >> 30));
+        return false;
+    }
+    if (cfg->smp_cpus < 1 || cfg->smp_cpus > MAX_CPUS) {
+        error_setg(errp, "Invalid SMP CPUs %u: it must be between 1 and %d",
+                   cfg->smp_cpus, MAX_CPUS);
+        return false;
+    }
+    if (cfg->accel && strcmp(cfg->accel, "kvm") != 0 && strcmp(cfg->accel, "qtest") != 0) {
+        error_setg(errp, "accelerator '%s' is not supported (kvm or qtest)", cfg->accel);
+        return false;
+    }
+    if (!cfg->kernel && (cfg->initrd || cfg->append)) {
+        error_setg(errp, "-initrd and -append need -kernel");
+        return false;
+    }
+    bool qtest = cfg->accel && strcmp(cfg->accel, "qtest") == 0;
+    if (!qtest && !cfg->kernel) {
+        error_setg(errp, "no -kernel given: vireo has no firmware and boots Linux directly");
+        return false;
+    }
+    return true;
+}
+
+static bool create_serial_ports(Machine *m, Error **errp)
+{
+    for (int i = 0; i < m->cfg->nr_serial && i < VM_MAX_SERIAL; i++) {
+        const char *spec = m->cfg->serial[i];
+        if (!spec || strcmp(spec, "none") == 0) {
+            continue;
+        }
+        Chardev *chr = NULL;
+        if (strcmp(spec, "null") != 0) {
+            chr = chardev_new_from_legacy(spec, "serial", errp);
+            if (!chr) {
+                return false;
+            }
+        }
+        m->serial[i] = serial16550_create(serial_ports[i].port, serial_ports[i].irq, chr, errp);
+        if (!m->serial[i]) {
+            return false;
+        }
+        unsigned n = m->acpi.nr_serial++;
+        m->acpi.serial[n] = (AcpiSerialPort){ serial_ports[i].port, serial_ports[i].irq };
+    }
+    return true;
+}
+
+static bool create_fw_cfg(Machine *m, Error **errp)
+{
+    const VmConfig *cfg = m->cfg;
+    m->fw_cfg = fw_cfg_create(FW_CFG_IO_BASE, &m->mem, errp);
+    if (!m->fw_cfg) {
+        return false;
+    }
+    fw_cfg_add_u64(m->fw_cfg, FW_CFG_RAM_SIZE, cfg->ram_size, NULL);
+    fw_cfg_add_u16(m->fw_cfg, FW_CFG_NB_CPUS, cfg->smp_cpus, NULL);
+    fw_cfg_add_u16(m->fw_cfg, FW_CFG_MAX_CPUS, cfg->smp_cpus, NULL);
+    fw_cfg_add_u16(m->fw_cfg, FW_CFG_NOGRAPHIC, 1, NULL);
+    const char *cmdline = cfg->append ? cfg->append : "";
+    fw_cfg_add_u32(m->fw_cfg, FW_CFG_CMDLINE_SIZE, strlen(cmdline) + 1, NULL);
+    fw_cfg_add_bytes(m->fw_cfg, FW_CFG_CMDLINE_DATA, cmdline, strlen(cmdline) + 1, NULL);
+
+    E820Entry map[E820_MAX_ENTRIES];
+    unsigned n = boot_e820_map(&m->mem, map);
+    void *e820 = xmalloc(n * sizeof(E820Entry));
+    memcpy(e820, map, n * sizeof(E820Entry));
+    if (!fw_cfg_add_file(m->fw_cfg, "etc/e820", e820, n * sizeof(E820Entry), false, errp)) {
+        return false;
+    }
+    return fw_cfg_add_user_items(m->fw_cfg, cfg->fw_cfg, errp);
+}
+
+static bool create_devices(Machine *m, Error **errp)
+{
+    if (!create_serial_ports(m, errp)) {
+        return false;
+    }
+    const char *clock = m->cfg->rtc_clock;
+    RtcConfig rtc = {
+        .base = m->cfg->rtc_base,
+        .clock = clock && strcmp(clock, "vm") == 0 ? CLOCK_VIRTUAL : CLOCK_REALTIME_HOST,
+        .on_change = rtc_changed,
+    };
+    AcpiPmOps pm_ops = { .power_off = acpi_power_off };
+    PciHostConfig pci = { .intx_gsi = acpi_pci_intx_gsi };
+    m->rtc = rtc_create(RTC_IO_BASE, 8, &rtc, errp);
+    m->i8042 = m->rtc ? i8042_create(reset_line, NULL, errp) : NULL;
+    m->pm = m->i8042 ? acpi_pm_create(ACPI_PM_IO_BASE, ACPI_SCI_GSI, &pm_ops, errp) : NULL;
+    m->pci = m->pm ? pci_host_create(&pci, errp) : NULL;
+    if (!m->pci || !create_fw_cfg(m, errp)) {
+        return false;
+    }
+    m->acpi.nr_cpus = m->cfg->smp_cpus;
+    m->acpi.has_pci = true;
+    m->acpi.pci_slots = PCI_MAX_SLOTS;
+    m->acpi.fw_cfg_port = FW_CFG_IO_BASE;
+    return true;
+}
+
+static void reset_devices(Machine *m)
+{
+    for (int i = 0; i < VM_MAX_SERIAL; i++) {
+        if (m->serial[i]) {
+            serial16550_reset(m->serial[i]);
+        }
+    }
+    rtc_reset(m->rtc);
+    i8042_reset(m->i8042);
+    acpi_pm_reset(m->pm);
+    pci_host_reset(m->pci);
+    fw_cfg_reset(m->fw_cfg);
+}
+
+/* Everything the guest finds in RAM at power-on: ACPI tables and the kernel. */
+static bool load_guest_images(Machine *m, Error **errp)
+{
+    m->rsdp = acpi_build_tables(&m->acpi, &m->mem, errp);
+    if (!m->rsdp) {
+        return false;
+    }
+    return !m->loader || linux_loader_load(m->loader, &m->mem, m->rsdp, &m->entry, errp);
+}
+
+static void machine_reset(void *opaque)
+{
+    Machine *m = opaque;
+    if (m->kvm) {
+        kvm_vm_hold(m->kvm);
+    }
+    reset_devices(m);
+    Error *err = NULL;
+    if (m->started && !load_guest_images(m, &err)) {
+        error_prepend(&err, "reset: ");
+        error_report_err(err);
+        system_shutdown_request(SHUTDOWN_CAUSE_HOST_ERROR);
+    }
+    if (m->kvm) {
+        kvm_vm_set_boot_entry(m->kvm, &m->entry);
+        kvm_vm_reset(m->kvm);
+        kvm_vm_release(m->kvm);
+    }
+}
+
+bool machine_init(VmConfig *cfg, Error **errp)
+{
+    Machine *m = &machine;
+    memset(m, 0, sizeof(*m));
+    m->mem.fd = -1;
+    if (!check_config(cfg, errp)) {
+        return false;
+    }
+    m->cfg = cfg;
+    m->qtest = cfg->accel && strcmp(cfg->accel, "qtest") == 0;
+    if (cfg->kernel) {
+        m->loader = linux_loader_open(cfg->kernel, cfg->initrd, cfg->append, errp);
+        if (!m->loader) {
+            goto fail;
+        }
+    }
+    if (!guest_memory_create(&m->mem, cfg->ram_size, LOWMEM_LIMIT, errp)) {
+        goto fail;
+    }
+    if (!m->qtest) {
+        m->kvm = kvm_vm_create(&m->mem, cfg->smp_cpus, errp);
+        if (!m->kvm) {
+            goto fail;
+        }
+        kvm_vm_install_hooks(m->kvm);
+    }
+    if (!create_devices(m, errp) || !load_guest_images(m, errp)) {
+        goto fail;
+    }
+    if (m->kvm) {
+        kvm_vm_set_boot_entry(m->kvm, &m->entry);
+    }
+    register_reset_handler(machine_reset, m);
+    register_powerdown_handler(power_button, m);
+    return true;
+fail:
+    machine_cleanup();
+    return false;
+}
+
+void machine_start(void)
+{
+    Machine *m = &machine;
+    m->started = true;
+    Error *err = NULL;
+    if (m->kvm && !kvm_vm_start_threads(m->kvm, &err)) {
+        error_report_err(err);
+        system_shutdown_request(SHUTDOWN_CAUSE_HOST_ERROR);
+    }
+}
+
+void machine_cleanup(void)
+{
+    Machine *m = &machine;
+    kvm_vm_destroy(m->kvm);     /* first: no vCPU may touch a device below */
+    m->kvm = NULL;
+    for (int i = 0; i < VM_MAX_SERIAL; i++) {
+        serial16550_destroy(m->serial[i]);
+        m->serial[i] = NULL;
+    }
+    rtc_destroy(m->rtc);
+    i8042_destroy(m->i8042);
+    acpi_pm_destroy(m->pm);
+    pci_host_destroy(m->pci);
+    fw_cfg_destroy(m->fw_cfg);
+    linux_loader_close(m->loader);
+    m->rtc = NULL;
+    m->i8042 = NULL;
+    m->pm = NULL;
+    m->pci = NULL;
+    m->fw_cfg = NULL;
+    m->loader = NULL;
+    if (m->mem.fd >= 0) {
+        guest_memory_destroy(&m->mem);
+    }
+}
