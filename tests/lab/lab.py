@@ -920,7 +920,7 @@ class Lab:
     def _readline(self, deadline, on_wait=None):
         """Next control line from L1, or None if L1 died or DEADLINE passed."""
         while b"\n" not in self._buf:
-            if time.monotonic() > deadline or self.proc.poll() is not None:
+            if time.monotonic() > deadline:
                 return None
             r, _, _ = select.select([self.sock], [], [], 0.2)
             if on_wait:
@@ -930,6 +930,8 @@ class Lab:
                 if not chunk:
                     return None
                 self._buf += chunk
+            elif self.proc.poll() is not None:
+                return None
         line, _, self._buf = self._buf.partition(b"\n")
         return line.decode(errors="replace").strip()
 
