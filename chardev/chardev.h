@@ -44,6 +44,31 @@ const char *chardev_id(const Chardev *chr);
 /* Attach a front-end; fails if one is attached already. */
 bool chardev_attach(Chardev *chr, const ChardevHandlers *h, void *opaque, Error **errp);
 void chardev_detach(Chardev *chr);
+/* After can_read returned 0: the front-end has room again. */
+void chardev_accept_input(Chardev *chr);
+
+/*
+ * Multi-client front-ends (monitors): every connection to a listening
+ * socket (and the one stream of other back-ends) becomes a session of its
+ * own. open() returns the session's opaque, passed to read() and close().
+ */
+typedef struct ChardevConn ChardevConn;
+typedef struct ChardevSessionHandlers {
+    void *(*open)(void *fe_opaque, ChardevConn *conn);
+    void (*read)(void *session, const uint8_t *buf, size_t len);
+    void (*close)(void *session);
+} ChardevSessionHandlers;
+bool chardev_attach_sessions(Chardev *chr, const ChardevSessionHandlers *h,
+                             void *fe_opaque, Error **errp);
+/* Queue output on one connection; false when its queue overflowed (the
+ * connection is then closed) or it is gone. */
+bool chardev_conn_write(ChardevConn *conn, const void *buf, size_t len);
+/* Close one connection (its close() handler runs from the main loop). */
+void chardev_conn_close(ChardevConn *conn);
+/* Take (and own) the oldest descriptor received on this connection, or -1. */
+int chardev_conn_take_fd(ChardevConn *conn);
+bool chardev_conn_is_tty(const ChardevConn *conn);
+Chardev *chardev_conn_chardev(ChardevConn *conn);
 
 /* Queue bytes for the peer. Returns len, or 0 when nobody is connected. */
 size_t chardev_write(Chardev *chr, const void *buf, size_t len);
@@ -55,9 +80,11 @@ bool chardev_is_tty(const Chardev *chr);
 /* Hand an accepted connection (from add_client) to a socket chardev. */
 bool chardev_add_client(Chardev *chr, int fd, Error **errp);
 
-/* Descriptors received with the last read (SCM_RIGHTS), for getfd/add-fd. */
-int chardev_take_received_fd(Chardev *chr);
+/* Call fn for every chardev (for query-chardev / info chardev). */
+void chardev_foreach(void (*fn)(void *ctx, Chardev *chr), void *ctx);
+const char *chardev_filename(const Chardev *chr);   /* "unix:/path,server=on" ... */
 
+/* Restore the terminal and close everything; at exit. */
 void chardev_cleanup_all(void);
 
 #endif

@@ -1,2 +1,420 @@
+/*
+ * vireo: start-up, the order things are built in, and shutdown.
+ *
+ *   parse options -> (daemonize) -> main loop -> fd sets, chardevs,
+ *   iothreads -> monitors -> [preconfig: wait for x-exit-preconfig] ->
+ *   machine (accelerator, RAM, devices, kernel) -> run -> clean up.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) { puts("vireo: under construction"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chardev/chardev.h"
+#include "core/iothread.h"
+#include "core/main-loop.h"
+#include "core/options.h"
+#include "core/runstate.h"
+#include "core/vm-config.h"
+#include "machine/accel-qtest.h"
+#include "machine/memory.h"
+#include "monitor/monitor.h"
+#include "qapi/qapi-commands.h"
+#include "util/fdset.h"
+#include "util/keyval.h"
+#include "util/osdep.h"
+
+#if __has_include("machine/machine.h")
+#include "machine/machine.h"
+#define HAVE_MACHINE 1
+#endif
+
+static GuestMemory qtest_ram;
+static int daemon_pipe = -1;
+static int signal_fd = -1;
+
+/* ---- start-up steps ---- */
+
+static bool create_fdsets(Error **errp)
+{
+    for (int i = 0; i < startup.nr_add_fds; i++) {
+        KeyValList kv;
+        keyval_parse(startup.add_fds[i], NULL, NULL, &kv, errp);
+        int64_t fd = (int64_t)keyval_get_number(&kv, "fd", UINT64_MAX);
+        int64_t set = (int64_t)keyval_get_number(&kv, "set", UINT64_MAX);
+        const char *opaque = keyval_get(&kv, "opaque");
+        bool ok = false;
+        if (fd < 0 || fd > INT32_MAX || set < 0) {
+            error_setg(errp, "-add-fd: fd and set must be non-negative numbers");
+        } else if (fd <= STDERR_FILENO) {
+            error_setg(errp, "-add-fd: fd cannot be a standard I/O stream");
+        } else if (fcntl((int)fd, F_GETFD) < 0) {
+            error_setg(errp, "-add-fd: fd %lld is not valid", (long long)fd);
+        } else {
+            /* Own a close-on-exec copy; the inherited number stays untouched. */
+            int dup = fcntl((int)fd, F_DUPFD_CLOEXEC, 3);
+            ok = dup >= 0 && fdset_add(set, dup, opaque, NULL, errp);
+        }
+        keyval_free(&kv);
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool create_chardevs(Error **errp)
+{
+    for (int i = 0; i < startup.nr_chardevs; i++) {
+        if (!chardev_new_from_opts(startup.chardevs[i], errp)) {
+            error_prepend(errp, "-chardev %s: ", startup.chardevs[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool create_iothreads(Error **errp)
+{
+    for (int i = 0; i < startup.nr_iothreads; i++) {
+        KeyValList kv;
+        if (!keyval_parse(startup.iothreads[i], "qom-type", iothread_params, &kv, errp)) {
+            return false;
+        }
+        IOThread *t = iothread_create(&kv, errp);
+        keyval_free(&kv);
+        if (!t) {
+            error_prepend(errp, "-object %s: ", startup.iothreads[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool create_monitors(Error **errp)
+{
+    for (MonitorSpec *m = startup.monitors; m; m = m->next) {
+        Chardev *chr = m->legacy ? chardev_new_from_legacy(m->chardev, "compat_monitor", errp)
+                                 : chardev_find(m->chardev);
+        if (!chr) {
+            if (!m->legacy) {
+                error_setg(errp, "-mon: chardev '%s' not found", m->chardev);
+            }
+            return false;
+        }
+        bool ok = m->qmp ? monitor_new_qmp(chr, m->pretty, errp) : monitor_new_hmp(chr, errp);
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool build_qtest_machine(Error **errp)
+{
+    Chardev *chr = NULL;
+    if (startup.qtest_chardev) {
+        chr = chardev_new_from_legacy(startup.qtest_chardev, "qtest", errp);
+        if (!chr) {
+            return false;
+        }
+    }
+#ifdef HAVE_MACHINE
+    if (!machine_init(&vm_config, errp)) {
+        return false;
+    }
+    GuestMemory *mem = machine_guest_memory();
+#else
+    if (!guest_memory_create(&qtest_ram, vm_config.ram_size, UINT64_MAX, errp)) {
+        return false;
+    }
+    GuestMemory *mem = &qtest_ram;
+#endif
+    return !chr || qtest_accel_init(chr, mem, errp);
+}
+
+static bool build_machine(Error **errp)
+{
+    if (!vm_config.accel) {
+        vm_config.accel = xstrdup("kvm");
+    }
+    if (!strcmp(vm_config.accel, "qtest")) {
+        return build_qtest_machine(errp);
+    }
+#ifdef HAVE_MACHINE
+    return machine_init(&vm_config, errp);
+#else
+    error_setg(errp, "this build of vireo has no KVM machine");
+    return false;
+#endif
+}
+
+static void start_machine(void)
+{
+    if (vm_config.start_paused) {
+        runstate_set(RUN_STATE_PRELAUNCH);
+    } else {
+        vm_start();
+    }
+#ifdef HAVE_MACHINE
+    if (strcmp(vm_config.accel, "qtest") != 0) {
+        machine_start();
+    }
+#endif
+}
+
+/* ---- commands that drive the life cycle ---- */
+
+void qmp_x_exit_preconfig(Error **errp)
+{
+    if (runstate_get() != RUN_STATE_PRECONFIG) {
+        error_setg(errp, "The command is permitted only in 'preconfig' state");
+        return;
+    }
+    runstate_set(RUN_STATE_PRELAUNCH);
+    if (!build_machine(errp)) {
+        runstate_set(RUN_STATE_PRECONFIG);
+        return;
+    }
+    start_machine();
+}
+
+void qmp_stop(Error **errp)
+{
+    if (runstate_get() == RUN_STATE_PRECONFIG) {
+        error_setg(errp, "The command 'stop' is permitted only after machine initialization has completed");
+        return;
+    }
+    vm_stop(RUN_STATE_PAUSED);
+}
+
+void qmp_cont(Error **errp)
+{
+    RunState s = runstate_get();
+    if (s == RUN_STATE_SHUTDOWN || s == RUN_STATE_GUEST_PANICKED ||
+        s == RUN_STATE_INTERNAL_ERROR) {
+        error_setg(errp, "Resetting the Virtual Machine is required");
+        return;
+    }
+    vm_start();
+}
+
+void qmp_quit(Error **errp)
+{
+    system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
+}
+
+StatusInfo *qmp_query_status(Error **errp)
+{
+    StatusInfo *info = xzalloc(sizeof(*info));
+    info->running = runstate_is_running();
+    info->singlestep = false;
+    info->status = runstate_get();
+    return info;
+}
+
+NameInfo *qmp_query_name(Error **errp)
+{
+    NameInfo *info = xzalloc(sizeof(*info));
+    if (vm_config.name) {
+        info->has_name = true;
+        info->name = xstrdup(vm_config.name);
+    }
+    return info;
+}
+
+void qmp_system_reset(Error **errp)
+{
+    system_reset_request(SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET);
+}
+
+void qmp_system_powerdown(Error **errp)
+{
+    system_powerdown_request();
+}
+
+/* ---- process plumbing ---- */
+
+static void signal_ready(void *opaque)
+{
+    struct signalfd_siginfo si;
+    while (read(signal_fd, &si, sizeof(si)) == sizeof(si)) {
+        system_shutdown_request(SHUTDOWN_CAUSE_HOST_SIGNAL);
+    }
+}
+
+static bool setup_signals(Error **errp)
+{
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    /* Blocked in every thread created from now on; read through signalfd. */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd < 0) {
+        error_setg_errno(errp, errno, "signalfd");
+        return false;
+    }
+    main_loop_set_fd_handler(signal_fd, signal_ready, NULL, NULL);
+    return true;
+}
+
+static bool write_pidfile(const char *path, Error **errp)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot open pid file '%s'", path);
+        return false;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        error_setg(errp, "pid file '%s' is locked by another process", path);
+        close(fd);
+        return false;
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof(buf), "%d\n", getpid());
+    if (ftruncate(fd, 0) < 0 || write_full(fd, buf, (size_t)len) != len) {
+        error_setg_errno(errp, errno, "cannot write pid file '%s'", path);
+        close(fd);
+        return false;
+    }
+    /* The descriptor stays open: the lock lives as long as vireo. */
+    return true;
+}
+
+/* The parent waits until the child reports start-up success or failure. */
+static void daemonize_start(void)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        perror("vireo: pipe");
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("vireo: fork");
+        exit(1);
+    }
+    if (pid > 0) {
+        close(fds[1]);
+        char status = 1;
+        ssize_t n = read_full(fds[0], &status, 1);
+        _exit(n == 1 ? status : 1);
+    }
+    close(fds[0]);
+    daemon_pipe = fds[1];
+    setsid();
+}
+
+static void daemonize_finish(int status)
+{
+    if (daemon_pipe < 0) {
+        return;
+    }
+    char c = (char)status;
+    if (write(daemon_pipe, &c, 1) < 0) {
+        /* the parent is gone: nothing to tell */
+    }
+    close(daemon_pipe);
+    daemon_pipe = -1;
+    if (status == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        close(null);
+    }
+}
+
+static bool uses_stdio(void)
+{
+    for (MonitorSpec *m = startup.monitors; m; m = m->next) {
+        if (m->legacy && !strcmp(m->chardev, "stdio")) {
+            return true;
+        }
+    }
+    for (int i = 0; i < vm_config.nr_serial; i++) {
+        if (!strcmp(vm_config.serial[i], "stdio")) {
+            return true;
+        }
+    }
+    for (int i = 0; i < startup.nr_chardevs; i++) {
+        if (!strncmp(startup.chardevs[i], "stdio", 5)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void list_machines(void)
+{
+#ifdef HAVE_MACHINE
+    machine_list_types(stdout);
+#else
+    printf("Supported machines are:\nnone                 empty machine (qtest accelerator only)\n");
+#endif
+}
+
+static bool start(Error **errp)
+{
+    if (!main_loop_init(errp) || !setup_signals(errp) || !create_fdsets(errp) ||
+        !create_chardevs(errp) || !create_iothreads(errp) || !create_monitors(errp)) {
+        return false;
+    }
+    if (vm_config.preconfig) {
+        runstate_set(RUN_STATE_PRECONFIG);
+    } else {
+        if (!build_machine(errp)) {
+            return false;
+        }
+        start_machine();
+    }
+    return !startup.pidfile || write_pidfile(startup.pidfile, errp);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = options_parse(argc, argv);
+    if (rc <= 0) {
+        return rc < 0 ? 1 : 0;
+    }
+    if (startup.machine_help) {
+        list_machines();
+        return 0;
+    }
+    if (startup.daemonize) {
+        if (uses_stdio()) {
+            error_report("cannot use stdio with -daemonize");
+            return 1;
+        }
+        daemonize_start();
+    }
+    Error *err = NULL;
+    if (!start(&err)) {
+        error_report_err(err);
+        daemonize_finish(1);
+        chardev_cleanup_all();
+        if (startup.pidfile) {
+            unlink(startup.pidfile);
+        }
+        return 1;
+    }
+    daemonize_finish(0);
+    int status = main_loop_run();
+    chardev_cleanup_all();
+    iothread_stop_all();
+    if (startup.pidfile) {
+        unlink(startup.pidfile);
+    }
+    return status;
+}

@@ -38,6 +38,7 @@ void *xmalloc(size_t size);
 void *xzalloc(size_t size);
 void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);
+char *xstrndup_safe(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Overflow-safe range check: true when [start, start+len) lies inside [0, limit). */

@@ -1,0 +1,191 @@
+/*
+ * Socket character devices: UNIX or TCP, listening (server=on) or
+ * connecting out (server=off, as test harnesses attach QMP and qtest).
+ *
+ * A listening socket serving a session front-end (a monitor) accepts any
+ * number of clients at once, each its own session; serving a plain
+ * front-end (a UART) it takes one client at a time and stops listening
+ * until that client leaves.
+ */
+#include "chardev/chardev-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/main-loop.h"
+#include "util/osdep.h"
+
+static void set_nonblock(int fd)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+bool socket_chardev_wants_more(const Chardev *chr)
+{
+    return chr->sessions || !chr->conns;
+}
+
+static void listen_update(Chardev *chr);
+
+static void accept_ready(void *opaque)
+{
+    Chardev *chr = opaque;
+    int fd = accept4(chr->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+        return;     /* EAGAIN, or a client that gave up: keep listening */
+    }
+    if (!chr->is_unix) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    chardev_conn_new(chr, fd, fd, chr->is_unix, true);
+    listen_update(chr);
+}
+
+static void listen_update(Chardev *chr)
+{
+    if (chr->listen_fd < 0) {
+        return;
+    }
+    main_loop_set_fd_handler(chr->listen_fd,
+                             socket_chardev_wants_more(chr) ? accept_ready : NULL,
+                             NULL, chr);
+}
+
+void socket_chardev_conn_closed(Chardev *chr)
+{
+    listen_update(chr);
+}
+
+static int unix_socket(const char *path, bool server, Error **errp)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        error_setg(errp, "UNIX socket path '%s' is too long", path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to create socket");
+        return -1;
+    }
+    if (server) {
+        unlink(path);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+            error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
+            close(fd);
+            return -1;
+        }
+        if (listen(fd, 128) < 0) {
+            error_setg_errno(errp, errno, "Failed to listen on socket");
+            close(fd);
+            return -1;
+        }
+    } else if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        error_setg_errno(errp, errno, "Failed to connect to '%s'", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int tcp_socket(const char *host, const char *port, bool server, Error **errp)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = server ? AI_PASSIVE : 0 };
+    struct addrinfo *res;
+    if (host && !*host) {
+        host = NULL;
+    }
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        error_setg(errp, "address resolution failed for %s:%s: %s", host ? host : "",
+                   port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (server ? (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
+                   : connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            break;
+        }
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        error_setg_errno(errp, err, "Failed to %s %s:%s", server ? "listen on" : "connect to",
+                         host ? host : "", port);
+    }
+    return fd;
+}
+
+/* wait=on: block start-up until the first client arrives, as QEMU does. */
+static void wait_for_first_client(Chardev *chr)
+{
+    fprintf(stderr, "vireo: waiting for connection on: %s\n", chr->filename);
+    int fd;
+    do {
+        fd = accept4(chr->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd >= 0) {
+        set_nonblock(fd);
+        chardev_conn_new(chr, fd, fd, chr->is_unix, true);
+    }
+}
+
+bool socket_chardev_open(Chardev *chr, const KeyValList *kv, Error **errp)
+{
+    const char *path = keyval_get(kv, "path");
+    const char *host = keyval_get(kv, "host");
+    const char *port = keyval_get(kv, "port");
+    chr->server = keyval_get_bool(kv, "server", false);
+    bool wait = keyval_get_bool(kv, "wait", true);
+    if (!path && !port) {
+        error_setg(errp, "chardev: socket: no host given");
+        return false;
+    }
+    chr->is_unix = path != NULL;
+    int fd = chr->is_unix ? unix_socket(path, chr->server, errp)
+                          : tcp_socket(host, port, chr->server, errp);
+    if (fd < 0) {
+        return false;
+    }
+    if (chr->is_unix) {
+        chr->unix_path = xstrdup(path);
+        chr->filename = xasprintf("unix:%s%s", path, chr->server ? ",server=on" : "");
+    } else {
+        chr->filename = xasprintf("tcp:%s:%s%s", host ? host : "", port,
+                                  chr->server ? ",server=on" : "");
+    }
+    set_nonblock(fd);
+    if (!chr->server) {
+        chardev_conn_new(chr, fd, fd, chr->is_unix, true);
+        return true;
+    }
+    chr->listen_fd = fd;
+    if (wait) {
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        wait_for_first_client(chr);
+        set_nonblock(fd);
+    }
+    listen_update(chr);
+    return true;
+}

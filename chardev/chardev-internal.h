@@ -1,0 +1,66 @@
+/* Shared between the chardev core and its back-ends; not for front-ends. */
+#ifndef VIREO_CHARDEV_INTERNAL_H
+#define VIREO_CHARDEV_INTERNAL_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <termios.h>
+
+#include "chardev/chardev.h"
+#include "util/keyval.h"
+
+#define CHARDEV_MAX_QUEUED_FDS 16
+
+struct ChardevConn {
+    Chardev *chr;
+    int in_fd;                  /* -1 when output-only */
+    int out_fd;
+    bool is_socket;             /* recvmsg for SCM_RIGHTS */
+    bool owns_fds;              /* close in_fd/out_fd when the connection ends */
+    bool input_paused;          /* front-end said it has no room */
+    bool closing;
+    uint8_t *outbuf;
+    size_t out_len, out_cap;
+    int fds[CHARDEV_MAX_QUEUED_FDS];
+    int nr_fds;
+    void *session;              /* session front-ends' per-connection opaque */
+    ChardevConn *next;
+};
+
+typedef enum ChardevKind {
+    CHARDEV_NULL,
+    CHARDEV_STDIO,
+    CHARDEV_FILE,
+    CHARDEV_SOCKET,
+} ChardevKind;
+
+struct Chardev {
+    char *id;
+    ChardevKind kind;
+    char *filename;             /* for info chardev */
+    ChardevConn *conns;
+    /* front-end: exactly one of these kinds */
+    const ChardevHandlers *fe;
+    const ChardevSessionHandlers *sessions;
+    void *fe_opaque;
+    size_t outbuf_max;
+    /* socket back-end */
+    int listen_fd;
+    bool server, is_unix;
+    char *unix_path;            /* unlinked at exit when we created it */
+    /* stdio back-end */
+    bool tty;
+    struct termios saved_termios;
+    bool termios_saved;
+    Chardev *next;
+};
+
+extern const OptParam chardev_params[];
+
+ChardevConn *chardev_conn_new(Chardev *chr, int in_fd, int out_fd, bool is_socket, bool owns);
+bool socket_chardev_open(Chardev *chr, const KeyValList *kv, Error **errp);
+/* Called when a listening socket's connection ends, to listen again. */
+void socket_chardev_conn_closed(Chardev *chr);
+bool socket_chardev_wants_more(const Chardev *chr);
+
+#endif

@@ -1,0 +1,659 @@
+#include "core/options.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chardev/chardev-internal.h"
+#include "config.h"
+#include "core/iothread.h"
+#include "core/runstate.h"
+#include "core/vm-config.h"
+#include "qapi/qapi-commands.h"
+#include "util/keyval.h"
+#include "util/osdep.h"
+
+VmConfig vm_config = { .ram_size = 128ULL << 20, .smp_cpus = 1 };
+StartupOptions startup;
+
+/* ---- parameter tables of key=value options ---- */
+
+static const OptParam name_params[] = {
+    { "guest", OPT_STRING, "the VM name" },
+    { "process", OPT_STRING, "host process name (accepted, not applied)" },
+    { "debug-threads", OPT_BOOL, "name host threads after their role", "off" },
+    { NULL },
+};
+static const OptParam mon_params[] = {
+    { "chardev", OPT_STRING, "id of the character device to serve on" },
+    { "mode", OPT_STRING, "control (QMP) or readline (HMP)", "readline" },
+    { "pretty", OPT_BOOL, "indent QMP replies", "off" },
+    { NULL },
+};
+static const OptParam add_fd_params[] = {
+    { "fd", OPT_NUMBER, "descriptor inherited from the parent process" },
+    { "set", OPT_NUMBER, "fd set to add it to" },
+    { "opaque", OPT_STRING, "free-form text kept with it" },
+    { NULL },
+};
+static const OptParam machine_params[] = {
+    { "type", OPT_STRING, "machine type" },
+    { "accel", OPT_STRING, "accelerator: kvm or qtest" },
+    { NULL },
+};
+static const OptParam accel_params[] = {
+    { "accel", OPT_STRING, "accelerator: kvm or qtest" },
+    { NULL },
+};
+static const OptParam memory_params[] = {
+    { "size", OPT_SIZE, "RAM size", "128M" },
+    { NULL },
+};
+static const OptParam smp_params[] = {
+    { "cpus", OPT_NUMBER, "number of vCPUs", "1" },
+    { "maxcpus", OPT_NUMBER, "maximum vCPUs (must equal cpus)" },
+    { "sockets", OPT_NUMBER, "sockets" },
+    { "cores", OPT_NUMBER, "cores per socket" },
+    { "threads", OPT_NUMBER, "threads per core" },
+    { NULL },
+};
+static const OptParam rtc_params[] = {
+    { "base", OPT_STRING, "utc, localtime or a date (2006-06-17T16:01:21)", "utc" },
+    { "clock", OPT_STRING, "host, rt or vm", "host" },
+    { "driftfix", OPT_STRING, "none or slew (accepted, not applied)" },
+    { NULL },
+};
+static const OptParam fw_cfg_params[] = {
+    { "name", OPT_STRING, "item name (opt/... for user items)" },
+    { "file", OPT_STRING, "file whose contents become the item" },
+    { "string", OPT_STRING, "string that becomes the item" },
+    { NULL },
+};
+static const OptParam free_form_params[] = { { NULL } };
+
+/* ---- handlers ---- */
+
+static bool opt_name(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "guest", name_params, &kv, errp)) {
+        return false;
+    }
+    const char *guest = keyval_get(&kv, "guest");
+    free(vm_config.name);
+    vm_config.name = guest ? xstrdup(guest) : NULL;
+    keyval_free(&kv);
+    return true;
+}
+
+static void add_monitor(const char *chardev, bool legacy, bool qmp, bool pretty)
+{
+    MonitorSpec *m = xzalloc(sizeof(*m));
+    m->chardev = xstrdup(chardev);
+    m->legacy = legacy;
+    m->qmp = qmp;
+    m->pretty = pretty;
+    MonitorSpec **p = &startup.monitors;
+    while (*p) {
+        p = &(*p)->next;
+    }
+    *p = m;
+}
+
+static bool opt_qmp(const char *arg, Error **errp)
+{
+    add_monitor(arg, true, true, false);
+    return true;
+}
+
+static bool opt_qmp_pretty(const char *arg, Error **errp)
+{
+    add_monitor(arg, true, true, true);
+    return true;
+}
+
+static bool opt_monitor(const char *arg, Error **errp)
+{
+    if (strcmp(arg, "none") != 0) {
+        add_monitor(arg, true, false, false);
+    }
+    return true;
+}
+
+static bool opt_mon(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "chardev", mon_params, &kv, errp)) {
+        return false;
+    }
+    const char *chardev = keyval_get(&kv, "chardev");
+    const char *mode = keyval_get(&kv, "mode");
+    bool ok = true;
+    if (!chardev) {
+        error_setg(errp, "Parameter 'chardev' is missing");
+        ok = false;
+    } else if (mode && strcmp(mode, "control") != 0 && strcmp(mode, "readline") != 0) {
+        error_setg(errp, "unknown monitor mode \"%s\"", mode);
+        ok = false;
+    } else {
+        add_monitor(chardev, false, mode && !strcmp(mode, "control"),
+                    keyval_get_bool(&kv, "pretty", false));
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+static void push(char ***list, int *n, const char *arg)
+{
+    *list = xrealloc(*list, sizeof(char *) * (size_t)(*n + 1));
+    (*list)[(*n)++] = xstrdup(arg);
+}
+
+static bool opt_chardev(const char *arg, Error **errp)
+{
+    KeyValList kv;   /* parse now so that errors name the option */
+    if (!keyval_parse(arg, "backend", chardev_params, &kv, errp)) {
+        return false;
+    }
+    keyval_free(&kv);
+    push(&startup.chardevs, &startup.nr_chardevs, arg);
+    return true;
+}
+
+static bool opt_add_fd(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, NULL, add_fd_params, &kv, errp)) {
+        return false;
+    }
+    bool ok = keyval_get(&kv, "fd") && keyval_get(&kv, "set");
+    if (!keyval_get(&kv, "fd")) {
+        error_setg(errp, "fd option is required and must be non-negative");
+    } else if (!keyval_get(&kv, "set")) {
+        error_setg(errp, "set option is required and must be non-negative");
+    }
+    keyval_free(&kv);
+    if (ok) {
+        push(&startup.add_fds, &startup.nr_add_fds, arg);
+    }
+    return ok;
+}
+
+static void add_device_option(DeviceOption **list, const char *arg)
+{
+    DeviceOption *d = xzalloc(sizeof(*d));
+    d->opts = xstrdup(arg);
+    while (*list) {
+        list = &(*list)->next;
+    }
+    *list = d;
+}
+
+static bool opt_object(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "qom-type", NULL, &kv, errp)) {
+        return false;
+    }
+    const char *type = keyval_get(&kv, "qom-type");
+    bool ok = true;
+    if (type && !strcmp(type, "iothread")) {
+        keyval_free(&kv);
+        if (!keyval_parse(arg, "qom-type", iothread_params, &kv, errp)) {
+            return false;
+        }
+        push(&startup.iothreads, &startup.nr_iothreads, arg);
+    } else {
+        error_setg(errp, "invalid object type: %s", type ? type : "");
+        ok = false;
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+static bool set_accel(const char *name, Error **errp)
+{
+    if (strcmp(name, "kvm") != 0 && strcmp(name, "qtest") != 0) {
+        error_setg(errp, "invalid accelerator %s", name);
+        return false;
+    }
+    free(vm_config.accel);
+    vm_config.accel = xstrdup(name);
+    return true;
+}
+
+static bool opt_accel(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "accel", accel_params, &kv, errp)) {
+        return false;
+    }
+    const char *name = keyval_get(&kv, "accel");
+    bool ok = name ? set_accel(name, errp) : true;
+    if (!name) {
+        error_setg(errp, "Parameter 'accel' is missing");
+        ok = false;
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+static bool opt_enable_kvm(const char *arg, Error **errp)
+{
+    return set_accel("kvm", errp);
+}
+
+static bool opt_qtest(const char *arg, Error **errp)
+{
+    free(startup.qtest_chardev);
+    startup.qtest_chardev = xstrdup(arg);
+    return vm_config.accel ? true : set_accel("qtest", errp);
+}
+
+static bool opt_machine(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "type", machine_params, &kv, errp)) {
+        return false;
+    }
+    const char *type = keyval_get(&kv, "type");
+    const char *accel = keyval_get(&kv, "accel");
+    bool ok = true;
+    if (type && !strcmp(type, "help")) {
+        startup.machine_help = true;
+    } else if (type) {
+        free(vm_config.machine_type);
+        vm_config.machine_type = xstrdup(type);
+    }
+    if (accel) {
+        ok = set_accel(accel, errp);
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+static bool opt_display(const char *arg, Error **errp)
+{
+    if (strcmp(arg, "none") != 0) {
+        error_setg(errp, "vireo has no graphical display; only 'none' is accepted");
+        return false;
+    }
+    return true;
+}
+
+static bool opt_nographic(const char *arg, Error **errp)
+{
+    if (vm_config.nr_serial == 0) {
+        vm_config.serial[vm_config.nr_serial++] = xstrdup("stdio");
+    }
+    return true;
+}
+
+static bool opt_nodefaults(const char *arg, Error **errp)
+{
+    vm_config.nodefaults = true;
+    return true;
+}
+
+static bool opt_S(const char *arg, Error **errp)
+{
+    vm_config.start_paused = true;
+    return true;
+}
+
+static bool opt_preconfig(const char *arg, Error **errp)
+{
+    vm_config.preconfig = true;
+    return true;
+}
+
+static bool opt_daemonize(const char *arg, Error **errp)
+{
+    startup.daemonize = true;
+    return true;
+}
+
+static bool opt_pidfile(const char *arg, Error **errp)
+{
+    free(startup.pidfile);
+    startup.pidfile = xstrdup(arg);
+    return true;
+}
+
+static bool opt_m(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "size", memory_params, &kv, errp)) {
+        return false;
+    }
+    const char *size = keyval_get(&kv, "size");
+    uint64_t bytes = 0;
+    bool ok = size != NULL;
+    if (!size) {
+        error_setg(errp, "Parameter 'size' is missing");
+    } else {
+        /* A bare number means MiB, as in QEMU. */
+        char *end;
+        unsigned long long mib = strtoull(size, &end, 10);
+        if (*end == '\0' && end != size) {
+            ok = mib <= (UINT64_MAX >> 20);
+            bytes = (uint64_t)mib << 20;
+            if (!ok) {
+                error_setg(errp, "invalid RAM size %s", size);
+            }
+        } else {
+            ok = parse_size(size, &bytes, errp);
+        }
+    }
+    if (ok && bytes == 0) {
+        error_setg(errp, "RAM size must be greater than 0");
+        ok = false;
+    }
+    if (ok) {
+        vm_config.ram_size = bytes;
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+static bool opt_smp(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "cpus", smp_params, &kv, errp)) {
+        return false;
+    }
+    uint64_t cpus = keyval_get_number(&kv, "cpus", 1);
+    uint64_t max = keyval_get_number(&kv, "maxcpus", cpus);
+    keyval_free(&kv);
+    if (cpus == 0) {
+        error_setg(errp, "Invalid CPU topology: CPU count must be greater than 0");
+        return false;
+    }
+    if (cpus > 255 || max != cpus) {
+        error_setg(errp, "Invalid CPU topology: vireo supports 1 to 255 CPUs and no hot-plug");
+        return false;
+    }
+    vm_config.smp_cpus = (unsigned)cpus;
+    return true;
+}
+
+#define STRING_OPTION(fn, field)                         \
+    static bool fn(const char *arg, Error **errp)        \
+    {                                                    \
+        free(vm_config.field);                           \
+        vm_config.field = xstrdup(arg);                  \
+        return true;                                     \
+    }
+STRING_OPTION(opt_kernel, kernel)
+STRING_OPTION(opt_initrd, initrd)
+STRING_OPTION(opt_append, append)
+
+static bool opt_serial(const char *arg, Error **errp)
+{
+    if (vm_config.nr_serial >= VM_MAX_SERIAL) {
+        error_setg(errp, "too many serial ports (at most %d)", VM_MAX_SERIAL);
+        return false;
+    }
+    vm_config.serial[vm_config.nr_serial++] = xstrdup(arg);
+    return true;
+}
+
+static bool opt_no_reboot(const char *arg, Error **errp)
+{
+    no_reboot = true;
+    return true;
+}
+
+static bool opt_no_shutdown(const char *arg, Error **errp)
+{
+    no_shutdown = true;
+    return true;
+}
+
+static bool opt_rtc(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, NULL, rtc_params, &kv, errp)) {
+        return false;
+    }
+    const char *base = keyval_get(&kv, "base");
+    const char *clock = keyval_get(&kv, "clock");
+    if (base) {
+        free(vm_config.rtc_base);
+        vm_config.rtc_base = xstrdup(base);
+    }
+    if (clock) {
+        free(vm_config.rtc_clock);
+        vm_config.rtc_clock = xstrdup(clock);
+    }
+    keyval_free(&kv);
+    return true;
+}
+
+static bool opt_fw_cfg(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "name", fw_cfg_params, &kv, errp)) {
+        return false;
+    }
+    const char *name = keyval_get(&kv, "name");
+    const char *file = keyval_get(&kv, "file");
+    const char *string = keyval_get(&kv, "string");
+    bool ok = false;
+    if (!name) {
+        error_setg(errp, "-fw_cfg: name is required");
+    } else if (!file == !string) {
+        error_setg(errp, "-fw_cfg: exactly one of file= and string= is required");
+    } else {
+        FwCfgOption *f = xzalloc(sizeof(*f));
+        f->name = xstrdup(name);
+        f->file = file ? xstrdup(file) : NULL;
+        f->string = string ? xstrdup(string) : NULL;
+        FwCfgOption **p = &vm_config.fw_cfg;
+        while (*p) {
+            p = &(*p)->next;
+        }
+        *p = f;
+        ok = true;
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+static bool opt_device(const char *arg, Error **errp)
+{
+    add_device_option(&vm_config.devices, arg);
+    return true;
+}
+
+static bool opt_drive(const char *arg, Error **errp)
+{
+    add_device_option(&vm_config.drives, arg);
+    return true;
+}
+
+static bool opt_netdev(const char *arg, Error **errp)
+{
+    add_device_option(&vm_config.netdevs, arg);
+    return true;
+}
+
+static bool opt_cpu(const char *arg, Error **errp)
+{
+    if (strcmp(arg, "host") != 0 && strcmp(arg, "max") != 0) {
+        error_setg(errp, "unknown CPU model '%s' (vireo passes the host CPU through: use host)", arg);
+        return false;
+    }
+    return true;
+}
+
+static bool opt_version(const char *arg, Error **errp);
+static bool opt_help(const char *arg, Error **errp);
+
+/* ---- the table ---- */
+
+typedef struct CmdOption {
+    const char *name;           /* without the leading dash */
+    const char *arg;            /* argument placeholder; NULL for flags */
+    const char *help;
+    const char *opts_group;     /* name in query-command-line-options, or NULL */
+    const OptParam *params;
+    bool (*handle)(const char *arg, Error **errp);
+} CmdOption;
+
+static const CmdOption options[] = {
+    { "h", NULL, "display this help and exit", NULL, NULL, opt_help },
+    { "help", NULL, "display this help and exit", NULL, NULL, opt_help },
+    { "version", NULL, "display version information and exit", NULL, NULL, opt_version },
+    { "name", "NAME", "set the VM name", "name", name_params, opt_name },
+    { "machine", "TYPE[,accel=A]", "select the machine type ('-machine help' lists them)",
+      "machine", machine_params, opt_machine },
+    { "M", "TYPE", "same as -machine", NULL, NULL, opt_machine },
+    { "accel", "kvm|qtest", "select the accelerator", "accel", accel_params, opt_accel },
+    { "enable-kvm", NULL, "same as -accel kvm", NULL, NULL, opt_enable_kvm },
+    { "cpu", "host", "CPU model (the host CPU is passed through)", NULL, NULL, opt_cpu },
+    { "m", "SIZE", "guest RAM size (bare numbers are MiB)", "memory", memory_params, opt_m },
+    { "smp", "N", "number of vCPUs", "smp-opts", smp_params, opt_smp },
+    { "kernel", "FILE", "Linux kernel (bzImage, or ELF vmlinux with a PVH note)", NULL, NULL, opt_kernel },
+    { "initrd", "FILE", "initial ram disk", NULL, NULL, opt_initrd },
+    { "append", "CMDLINE", "kernel command line", NULL, NULL, opt_append },
+    { "serial", "DEV", "serial port back-end: stdio, file:PATH, chardev:ID, null, unix:..., tcp:...",
+      NULL, NULL, opt_serial },
+    { "nographic", NULL, "no display; serial port on stdio", NULL, NULL, opt_nographic },
+    { "display", "none", "display type (only none)", NULL, NULL, opt_display },
+    { "nodefaults", NULL, "create no default devices", NULL, NULL, opt_nodefaults },
+    { "no-reboot", NULL, "exit instead of rebooting", NULL, NULL, opt_no_reboot },
+    { "no-shutdown", NULL, "stop instead of exiting when the guest powers off", NULL, NULL,
+      opt_no_shutdown },
+    { "rtc", "base=utc|localtime|DATE[,clock=host|rt|vm]", "real-time clock settings", "rtc",
+      rtc_params, opt_rtc },
+    { "fw_cfg", "[name=]NAME,file=FILE|string=STR", "add a fw_cfg item", "fw_cfg",
+      fw_cfg_params, opt_fw_cfg },
+    { "device", "DRIVER[,PROP=VALUE...]", "add a device", "device", free_form_params, opt_device },
+    { "drive", "OPTIONS", "add a drive back-end", "drive", free_form_params, opt_drive },
+    { "netdev", "TYPE,id=ID[,...]", "add a network back-end", "netdev", free_form_params, opt_netdev },
+    { "object", "TYPE,id=ID[,...]", "create an object (iothread)", "object", free_form_params, opt_object },
+    { "chardev", "BACKEND,id=ID[,...]", "create a character device", "chardev", chardev_params,
+      opt_chardev },
+    { "qmp", "DEV", "QMP monitor on DEV", NULL, NULL, opt_qmp },
+    { "qmp-pretty", "DEV", "QMP monitor with indented replies on DEV", NULL, NULL, opt_qmp_pretty },
+    { "monitor", "DEV", "HMP monitor on DEV", NULL, NULL, opt_monitor },
+    { "mon", "chardev=ID[,mode=control|readline][,pretty=on]", "monitor on a chardev", "mon",
+      mon_params, opt_mon },
+    { "add-fd", "fd=FD,set=SET[,opaque=TEXT]", "put an inherited descriptor into an fd set",
+      "add-fd", add_fd_params, opt_add_fd },
+    { "qtest", "DEV", "serve the qtest protocol on DEV (implies -accel qtest)", NULL, NULL, opt_qtest },
+    { "S", NULL, "do not start the vCPUs until 'cont'", NULL, NULL, opt_S },
+    { "preconfig", NULL, "pause before building the machine until x-exit-preconfig", NULL, NULL,
+      opt_preconfig },
+    { "daemonize", NULL, "detach from the terminal once started", NULL, NULL, opt_daemonize },
+    { "pidfile", "FILE", "write the process id to FILE", NULL, NULL, opt_pidfile },
+};
+
+static bool opt_version(const char *arg, Error **errp)
+{
+    printf("vireo version " VIREO_VERSION " (QEMU management interface 7.2)\n");
+    return true;
+}
+
+static bool opt_help(const char *arg, Error **errp)
+{
+    printf("usage: vireo [options]\n\n");
+    for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
+        const CmdOption *o = &options[i];
+        char left[80];
+        snprintf(left, sizeof(left), "-%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        printf("%-40s %s\n", left, o->help);
+    }
+    return true;
+}
+
+static const CmdOption *find_option(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
+        if (!strcmp(options[i].name, name)) {
+            return &options[i];
+        }
+    }
+    return NULL;
+}
+
+int options_parse(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *word = argv[i];
+        if (word[0] != '-' || !word[1]) {
+            error_report("%s: invalid option (a disk image needs -drive)", word);
+            return -1;
+        }
+        const char *name = word + 1 + (word[1] == '-');
+        const CmdOption *opt = find_option(name);
+        if (!opt) {
+            error_report("%s: invalid option", word);
+            return -1;
+        }
+        const char *arg = NULL;
+        if (opt->arg) {
+            if (i + 1 >= argc) {
+                error_report("%s: requires an argument", word);
+                return -1;
+            }
+            arg = argv[++i];
+        }
+        Error *err = NULL;
+        if (!opt->handle(arg, &err)) {
+            error_report("%s %s: %s", word, arg ? arg : "", error_get_pretty(err));
+            error_free(err);
+            return -1;
+        }
+        if (opt->handle == opt_version || opt->handle == opt_help) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- query-command-line-options ---- */
+
+static CommandLineParameterInfoList *describe_params(const OptParam *params)
+{
+    CommandLineParameterInfoList *list = NULL, **tail = &list;
+    for (const OptParam *p = params; p->name; p++) {
+        CommandLineParameterInfo *info = xzalloc(sizeof(*info));
+        info->name = xstrdup(p->name);
+        info->type = p->type == OPT_BOOL ? COMMAND_LINE_PARAMETER_TYPE_BOOLEAN :
+                     p->type == OPT_NUMBER ? COMMAND_LINE_PARAMETER_TYPE_NUMBER :
+                     p->type == OPT_SIZE ? COMMAND_LINE_PARAMETER_TYPE_SIZE :
+                     COMMAND_LINE_PARAMETER_TYPE_STRING;
+        if (p->help) {
+            info->has_help = true;
+            info->help = xstrdup(p->help);
+        }
+        if (p->def) {
+            info->has_q_default = true;
+            info->q_default = xstrdup(p->def);
+        }
+        QAPI_LIST_APPEND(tail, info);
+    }
+    return list;
+}
+
+CommandLineOptionInfoList *qmp_query_command_line_options(bool has_option, const char *option,
+                                                         Error **errp)
+{
+    CommandLineOptionInfoList *list = NULL, **tail = &list;
+    for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
+        const CmdOption *o = &options[i];
+        if (!o->opts_group || (has_option && strcmp(option, o->opts_group) != 0)) {
+            continue;
+        }
+        CommandLineOptionInfo *info = xzalloc(sizeof(*info));
+        info->option = xstrdup(o->opts_group);
+        info->parameters = describe_params(o->params);
+        QAPI_LIST_APPEND(tail, info);
+    }
+    if (has_option && !list) {
+        error_setg(errp, "invalid option name: %s", option);
+    }
+    return list;
+}

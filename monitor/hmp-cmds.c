@@ -1,0 +1,177 @@
+/*
+ * Human monitor commands. Each one calls a QMP handler and formats what
+ * it returns the way QEMU's monitor prints it, so people and scripts that
+ * read HMP output see the familiar text.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chardev/chardev.h"
+#include "core/qdev.h"
+#include "monitor/hmp-commands.h"
+#include "monitor/monitor.h"
+#include "qapi/qapi-commands.h"
+#include "util/osdep.h"
+
+static void hmp_help(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    for (const HmpCommand *c = hmp_commands; c->name; c++) {
+        if (argc > 1 && strcmp(argv[1], c->name) != 0) {
+            continue;
+        }
+        strbuf_printf(out, "%s %s -- %s\n", c->name, c->args_help, c->help);
+    }
+}
+
+static void hmp_info(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    /* Only reached through hmp_execute's 'info' handling; lists subcommands. */
+    for (const HmpCommand *c = hmp_info_commands; c->name; c++) {
+        strbuf_printf(out, "info %s %s -- %s\n", c->name, c->args_help, c->help);
+    }
+}
+
+static void hmp_stop(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    qmp_stop(errp);
+}
+
+static void hmp_cont(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    qmp_cont(errp);
+}
+
+static void hmp_quit(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    qmp_quit(errp);
+}
+
+static void hmp_system_reset(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    qmp_system_reset(errp);
+}
+
+static void hmp_system_powerdown(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    qmp_system_powerdown(errp);
+}
+
+static void hmp_getfd(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    qmp_getfd(argv[1], errp);
+}
+
+static void hmp_closefd(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    qmp_closefd(argv[1], errp);
+}
+
+static void hmp_x_exit_preconfig(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    qmp_x_exit_preconfig(errp);
+}
+
+/* ---- info ---- */
+
+static void hmp_info_name(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    NameInfo *info = qmp_query_name(errp);
+    if (info && info->has_name) {
+        strbuf_printf(out, "%s\n", info->name);
+    }
+    qapi_free_NameInfo(info);
+}
+
+static void hmp_info_status(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    StatusInfo *info = qmp_query_status(errp);
+    if (!info) {
+        return;
+    }
+    strbuf_printf(out, "VM status: %s", info->running ? "running" : "paused");
+    if (!info->running && info->status != RUN_STATE_PAUSED) {
+        strbuf_printf(out, " (%s)", RunState_str[info->status]);
+    }
+    strbuf_puts(out, "\n");
+    qapi_free_StatusInfo(info);
+}
+
+static void hmp_info_iothreads(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    IOThreadInfoList *list = qmp_query_iothreads(errp);
+    for (IOThreadInfoList *l = list; l; l = l->next) {
+        IOThreadInfo *t = l->value;
+        strbuf_printf(out, "%s:\n", t->id);
+        strbuf_printf(out, "  thread_id=%" PRId64 "\n", t->thread_id);
+        strbuf_printf(out, "  poll-max-ns=%" PRId64 "\n", t->poll_max_ns);
+        strbuf_printf(out, "  poll-grow=%" PRId64 "\n", t->poll_grow);
+        strbuf_printf(out, "  poll-shrink=%" PRId64 "\n", t->poll_shrink);
+        strbuf_printf(out, "  aio-max-batch=%" PRId64 "\n", t->aio_max_batch);
+    }
+    qapi_free_IOThreadInfoList(list);
+}
+
+static void hmp_info_version(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    VersionInfo *v = qmp_query_version(errp);
+    strbuf_printf(out, "%" PRId64 ".%" PRId64 ".%" PRId64 " (%s)\n", v->qemu->major,
+                  v->qemu->minor, v->qemu->micro, v->package);
+    qapi_free_VersionInfo(v);
+}
+
+static void hmp_info_qtree(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    qdev_print_tree(out);
+}
+
+static void print_chardev(void *ctx, Chardev *chr)
+{
+    strbuf_printf(ctx, "%s: filename=%s\n", chardev_id(chr), chardev_filename(chr));
+}
+
+static void hmp_info_chardev(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    chardev_foreach(print_chardev, out);
+}
+
+static void hmp_info_fdsets(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    FdsetInfoList *list = qmp_query_fdsets(errp);
+    for (FdsetInfoList *l = list; l; l = l->next) {
+        strbuf_printf(out, "fdset %" PRId64 ":\n", l->value->fdset_id);
+        for (FdsetFdInfoList *f = l->value->fds; f; f = f->next) {
+            strbuf_printf(out, "  fd %" PRId64 "%s%s\n", f->value->fd,
+                          f->value->has_opaque ? " opaque=" : "",
+                          f->value->has_opaque ? f->value->opaque : "");
+        }
+    }
+    qapi_free_FdsetInfoList(list);
+}
+
+const HmpCommand hmp_commands[] = {
+    { "help", "[cmd]", "show the help", 0, 1, hmp_help },
+    { "info", "[subcommand]", "show various information about the system state", 0, 1, hmp_info },
+    { "stop", "", "stop emulation", 0, 0, hmp_stop },
+    { "cont", "", "resume emulation", 0, 0, hmp_cont },
+    { "c", "", "resume emulation", 0, 0, hmp_cont },
+    { "quit", "", "quit the emulator", 0, 0, hmp_quit },
+    { "q", "", "quit the emulator", 0, 0, hmp_quit },
+    { "system_reset", "", "reset the system", 0, 0, hmp_system_reset },
+    { "system_powerdown", "", "send system power down event", 0, 0, hmp_system_powerdown },
+    { "getfd", "getfd name", "receive a file descriptor via SCM rights and assign it a name", 1, 1, hmp_getfd },
+    { "closefd", "closefd name", "close a file descriptor previously passed via SCM rights", 1, 1, hmp_closefd },
+    { "x_exit_preconfig", "", "exit the preconfig state", 0, 0, hmp_x_exit_preconfig },
+    { NULL },
+};
+
+const HmpCommand hmp_info_commands[] = {
+    { "version", "", "show the version of the emulator", 0, 0, hmp_info_version },
+    { "name", "", "show the current VM name", 0, 0, hmp_info_name },
+    { "status", "", "show the current VM status (running|paused)", 0, 0, hmp_info_status },
+    { "iothreads", "", "show iothreads", 0, 0, hmp_info_iothreads },
+    { "qtree", "", "show device tree", 0, 0, hmp_info_qtree },
+    { "chardev", "", "show the character devices", 0, 0, hmp_info_chardev },
+    { "fdsets", "", "show the fd sets", 0, 0, hmp_info_fdsets },
+    { NULL },
+};

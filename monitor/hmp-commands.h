@@ -1,0 +1,22 @@
+/*
+ * The human monitor's command table. Each command parses its words and
+ * calls the QMP handler that does the work, then formats the result.
+ */
+#ifndef VIREO_MONITOR_HMP_COMMANDS_H
+#define VIREO_MONITOR_HMP_COMMANDS_H
+
+#include "util/error.h"
+#include "util/strbuf.h"
+
+typedef struct HmpCommand {
+    const char *name;
+    const char *args_help;      /* "" or "path queue [index]" */
+    const char *help;
+    int min_args, max_args;
+    void (*fn)(StrBuf *out, int argc, char **argv, Error **errp);
+} HmpCommand;
+
+extern const HmpCommand hmp_commands[];
+extern const HmpCommand hmp_info_commands[];
+
+#endif

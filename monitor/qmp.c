@@ -1,0 +1,365 @@
+/*
+ * QMP sessions: greeting, capabilities negotiation, a streaming JSON
+ * parser that copes with partial reads and several messages per read,
+ * dispatch through the table generated from the schema, and events.
+ */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "config.h"
+#include "core/runstate.h"
+#include "monitor/monitor.h"
+#include "qapi/qapi-commands.h"
+#include "util/osdep.h"
+
+/* Nesting and size limits on one incoming message. */
+#define QMP_MAX_DEPTH 1024
+#define QMP_MAX_MESSAGE (16u << 20)
+
+typedef struct QmpSession {
+    ChardevConn *conn;
+    bool pretty;
+    bool command_mode;          /* after qmp_capabilities */
+    bool skip_to_newline;       /* resynchronising after a parse error */
+    json_tokener *tok;
+    size_t message_bytes;       /* bytes fed into the current message */
+    struct QmpSession *next;
+} QmpSession;
+
+typedef struct QmpMonitor {
+    bool pretty;
+} QmpMonitor;
+
+static QmpSession *sessions;
+static ChardevConn *current_conn;
+
+ChardevConn *hmp_session_conn(void);
+
+ChardevConn *monitor_current_conn(void)
+{
+    return current_conn ? current_conn : hmp_session_conn();
+}
+
+/* ---- output ---- */
+
+static void session_send(QmpSession *s, json_object *msg)
+{
+    int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
+                (s->pretty ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_SPACED);
+    size_t len;
+    const char *text = json_object_to_json_string_length(msg, flags, &len);
+    chardev_conn_write(s->conn, text, len);
+    chardev_conn_write(s->conn, "\r\n", 2);
+}
+
+static json_object *error_reply(ErrorClass cls, const char *desc, json_object *id)
+{
+    json_object *err = json_object_new_object();
+    json_object_object_add(err, "class", json_object_new_string(error_class_name(cls)));
+    json_object_object_add(err, "desc", json_object_new_string(desc));
+    json_object *reply = json_object_new_object();
+    json_object_object_add(reply, "error", err);
+    if (id) {
+        json_object_object_add(reply, "id", json_object_get(id));
+    }
+    return reply;
+}
+
+static void send_error(QmpSession *s, ErrorClass cls, const char *desc, json_object *id)
+{
+    json_object *reply = error_reply(cls, desc, id);
+    session_send(s, reply);
+    json_object_put(reply);
+}
+
+json_object *qmp_version_json(void);
+
+static void send_greeting(QmpSession *s)
+{
+    json_object *qmp = json_object_new_object();
+    json_object_object_add(qmp, "version", qmp_version_json());
+    json_object_object_add(qmp, "capabilities", json_object_new_array());
+    json_object *greeting = json_object_new_object();
+    json_object_object_add(greeting, "QMP", qmp);
+    session_send(s, greeting);
+    json_object_put(greeting);
+}
+
+void qapi_event_emit(const char *event, json_object *data)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    json_object *ts = json_object_new_object();
+    json_object_object_add(ts, "seconds", json_object_new_int64(tv.tv_sec));
+    json_object_object_add(ts, "microseconds", json_object_new_int64(tv.tv_usec));
+    json_object *msg = json_object_new_object();
+    json_object_object_add(msg, "timestamp", ts);
+    json_object_object_add(msg, "event", json_object_new_string(event));
+    if (data) {
+        json_object_object_add(msg, "data", data);
+    }
+    for (QmpSession *s = sessions; s; s = s->next) {
+        if (s->command_mode) {
+            session_send(s, msg);
+        }
+    }
+    json_object_put(msg);
+}
+
+/* ---- dispatch ---- */
+
+const QmpCommand *qmp_find_command(const char *name)
+{
+    for (int i = 0; i < qmp_nr_commands; i++) {
+        if (!strcmp(qmp_commands[i].name, name)) {
+            return &qmp_commands[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Run a command with JSON arguments (NULL: none). Shared by every QMP
+ * session and by HMP. Returns the 'return' value or NULL with errp set.
+ */
+json_object *qmp_run_command(const QmpCommand *cmd, json_object *args, Error **errp)
+{
+    json_object *empty = NULL;
+    if (!args) {
+        args = empty = json_object_new_object();
+    }
+    json_object *ret = NULL;
+    void *cargs = xzalloc(cmd->args->struct_size);
+    if (qapi_struct_from_json(cmd->args, args, NULL, cargs, errp)) {
+        Error *err = NULL;
+        ret = cmd->marshal ? cmd->marshal(cargs, &err) : cmd->raw(args, &err);
+        if (err) {
+            error_propagate(errp, err);
+            json_object_put(ret);
+            ret = NULL;
+        }
+        qapi_clear_struct(cmd->args, cargs);
+    }
+    free(cargs);
+    json_object_put(empty);
+    return ret;
+}
+
+static bool check_envelope(json_object *req, const char **name, json_object **args,
+                           Error **errp)
+{
+    json_object *exec = NULL;
+    json_object_object_foreach(req, key, val) {
+        if (!strcmp(key, "execute") || !strcmp(key, "exec-oob")) {
+            exec = val;
+            if (!strcmp(key, "exec-oob")) {
+                error_setg(errp, "QMP input member 'exec-oob' is unexpected");
+                return false;
+            }
+        } else if (!strcmp(key, "arguments")) {
+            *args = val;
+        } else if (strcmp(key, "id") != 0) {
+            error_setg(errp, "QMP input member '%s' is unexpected", key);
+            return false;
+        }
+    }
+    if (!exec) {
+        error_setg(errp, "QMP input lacks member 'execute'");
+        return false;
+    }
+    if (!json_object_is_type(exec, json_type_string)) {
+        error_setg(errp, "QMP input member 'execute' must be a string");
+        return false;
+    }
+    if (*args && !json_object_is_type(*args, json_type_object)) {
+        error_setg(errp, "QMP input member 'arguments' must be an object");
+        return false;
+    }
+    *name = json_object_get_string(exec);
+    return true;
+}
+
+static bool check_allowed(QmpSession *s, const char *name, const QmpCommand **cmd, Error **errp)
+{
+    bool negotiating = !strcmp(name, "qmp_capabilities");
+    if (!s->command_mode && !negotiating) {
+        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND,
+                  "Expecting capabilities negotiation with 'qmp_capabilities'");
+        return false;
+    }
+    if (s->command_mode && negotiating) {
+        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND,
+                  "Capabilities negotiation is already complete, command ignored");
+        return false;
+    }
+    *cmd = qmp_find_command(name);
+    if (!*cmd) {
+        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND, "The command %s has not been found", name);
+        return false;
+    }
+    if (runstate_get() == RUN_STATE_PRECONFIG && !((*cmd)->flags & QMP_CMD_ALLOW_PRECONFIG)) {
+        error_setg(errp, "The command '%s' is permitted only after machine initialization has completed",
+                   name);
+        return false;
+    }
+    return true;
+}
+
+static void handle_request(QmpSession *s, json_object *req)
+{
+    if (!json_object_is_type(req, json_type_object)) {
+        send_error(s, ERROR_CLASS_GENERIC_ERROR, "QMP input must be a JSON object", NULL);
+        return;
+    }
+    json_object *id = NULL, *args = NULL;
+    json_object_object_get_ex(req, "id", &id);
+    const char *name = NULL;
+    const QmpCommand *cmd = NULL;
+    Error *err = NULL;
+    json_object *ret = NULL;
+    if (check_envelope(req, &name, &args, &err) && check_allowed(s, name, &cmd, &err)) {
+        current_conn = s->conn;
+        ret = qmp_run_command(cmd, args, &err);
+        current_conn = NULL;
+        if (!err && !strcmp(name, "qmp_capabilities")) {
+            s->command_mode = true;
+        }
+    }
+    if (err) {
+        send_error(s, error_get_class(err), error_get_pretty(err), id);
+        error_free(err);
+        return;
+    }
+    if (cmd->flags & QMP_CMD_NO_SUCCESS_RESPONSE) {
+        json_object_put(ret);
+        return;
+    }
+    json_object *reply = json_object_new_object();
+    json_object_object_add(reply, "return", ret);
+    if (id) {
+        json_object_object_add(reply, "id", json_object_get(id));
+    }
+    session_send(s, reply);
+    json_object_put(reply);
+}
+
+/* ---- input ---- */
+
+static void reset_parser(QmpSession *s)
+{
+    json_tokener_reset(s->tok);
+    s->message_bytes = 0;
+}
+
+static void parse_error(QmpSession *s, const char *why)
+{
+    char *desc = xasprintf("JSON parse error, %s", why);
+    send_error(s, ERROR_CLASS_GENERIC_ERROR, desc, NULL);
+    free(desc);
+    reset_parser(s);
+    /* Resume at the next line: clients end every message with a newline. */
+    s->skip_to_newline = true;
+}
+
+static size_t skip_whitespace(const uint8_t *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n')) {
+        i++;
+    }
+    return i;
+}
+
+static void qmp_session_read(void *opaque, const uint8_t *buf, size_t len)
+{
+    QmpSession *s = opaque;
+    size_t pos = 0;
+    while (pos < len) {
+        if (s->skip_to_newline) {
+            const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
+            if (!nl) {
+                return;
+            }
+            pos = (size_t)(nl - buf) + 1;
+            s->skip_to_newline = false;
+            continue;
+        }
+        if (s->message_bytes == 0) {
+            pos += skip_whitespace(buf + pos, len - pos);
+            if (pos == len) {
+                return;
+            }
+        }
+        size_t chunk = MIN(len - pos, (size_t)INT32_MAX);
+        json_object *obj = json_tokener_parse_ex(s->tok, (const char *)buf + pos, (int)chunk);
+        enum json_tokener_error jerr = json_tokener_get_error(s->tok);
+        size_t used = jerr == json_tokener_continue ? chunk : json_tokener_get_parse_end(s->tok);
+        s->message_bytes += used;
+        pos += used;
+        if (jerr == json_tokener_continue) {
+            if (s->message_bytes > QMP_MAX_MESSAGE) {
+                send_error(s, ERROR_CLASS_GENERIC_ERROR,
+                           "JSON parse error, message exceeds the size limit of 16 MiB", NULL);
+                chardev_conn_close(s->conn);
+                return;
+            }
+            return;
+        }
+        if (jerr != json_tokener_success) {
+            parse_error(s, json_tokener_error_desc(jerr));
+            continue;
+        }
+        reset_parser(s);
+        handle_request(s, obj);
+        json_object_put(obj);
+    }
+}
+
+static void *qmp_session_open(void *fe_opaque, ChardevConn *conn)
+{
+    QmpMonitor *mon = fe_opaque;
+    QmpSession *s = xzalloc(sizeof(*s));
+    s->conn = conn;
+    s->pretty = mon->pretty;
+    s->tok = json_tokener_new_ex(QMP_MAX_DEPTH);
+    json_tokener_set_flags(s->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    s->next = sessions;
+    sessions = s;
+    send_greeting(s);
+    return s;
+}
+
+void monitor_forget_conn_fds(ChardevConn *conn);
+
+static void qmp_session_close(void *opaque)
+{
+    QmpSession *s = opaque;
+    monitor_forget_conn_fds(s->conn);
+    for (QmpSession **p = &sessions; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    json_tokener_free(s->tok);
+    free(s);
+}
+
+static const ChardevSessionHandlers qmp_handlers = {
+    .open = qmp_session_open,
+    .read = qmp_session_read,
+    .close = qmp_session_close,
+};
+
+bool monitor_new_qmp(Chardev *chr, bool pretty, Error **errp)
+{
+    QmpMonitor *mon = xzalloc(sizeof(*mon));
+    mon->pretty = pretty;
+    if (!chardev_attach_sessions(chr, &qmp_handlers, mon, errp)) {
+        free(mon);
+        return false;
+    }
+    return true;
+}
