@@ -24,6 +24,7 @@
 #include "core/runstate.h"
 #include "core/vm-config.h"
 #include "machine/accel-qtest.h"
+#include "machine/machine.h"
 #include "machine/memory.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
@@ -31,12 +32,7 @@
 #include "util/keyval.h"
 #include "util/osdep.h"
 
-#if __has_include("machine/machine.h")
-#include "machine/machine.h"
-#define HAVE_MACHINE 1
-#endif
 
-static GuestMemory qtest_ram;
 static int daemon_pipe = -1;
 static int signal_fd = -1;
 
@@ -126,18 +122,10 @@ static bool build_qtest_machine(Error **errp)
             return false;
         }
     }
-#ifdef HAVE_MACHINE
     if (!machine_init(&vm_config, errp)) {
         return false;
     }
-    GuestMemory *mem = machine_guest_memory();
-#else
-    if (!guest_memory_create(&qtest_ram, vm_config.ram_size, UINT64_MAX, errp)) {
-        return false;
-    }
-    GuestMemory *mem = &qtest_ram;
-#endif
-    return !chr || qtest_accel_init(chr, mem, errp);
+    return !chr || qtest_accel_init(chr, machine_guest_memory(), errp);
 }
 
 static bool build_machine(Error **errp)
@@ -148,12 +136,7 @@ static bool build_machine(Error **errp)
     if (!strcmp(vm_config.accel, "qtest")) {
         return build_qtest_machine(errp);
     }
-#ifdef HAVE_MACHINE
     return machine_init(&vm_config, errp);
-#else
-    error_setg(errp, "this build of vireo has no KVM machine");
-    return false;
-#endif
 }
 
 static void start_machine(void)
@@ -163,11 +146,7 @@ static void start_machine(void)
     } else {
         vm_start();
     }
-#ifdef HAVE_MACHINE
-    if (strcmp(vm_config.accel, "qtest") != 0) {
-        machine_start();
-    }
-#endif
+    machine_start();
 }
 
 /* ---- commands that drive the life cycle ---- */
@@ -358,11 +337,7 @@ static bool uses_stdio(void)
 
 static void list_machines(void)
 {
-#ifdef HAVE_MACHINE
     machine_list_types(stdout);
-#else
-    printf("Supported machines are:\nnone                 empty machine (qtest accelerator only)\n");
-#endif
 }
 
 static bool start(Error **errp)
@@ -392,6 +367,11 @@ int main(int argc, char **argv)
         list_machines();
         return 0;
     }
+    if (!machine_type_valid(vm_config.machine_type)) {
+        error_report("unsupported machine type \"%s\" (-machine help lists them)",
+                     vm_config.machine_type);
+        return 1;
+    }
     if (startup.daemonize) {
         if (uses_stdio()) {
             error_report("cannot use stdio with -daemonize");
@@ -411,6 +391,7 @@ int main(int argc, char **argv)
     }
     daemonize_finish(0);
     int status = main_loop_run();
+    machine_cleanup();
     chardev_cleanup_all();
     iothread_stop_all();
     if (startup.pidfile) {
