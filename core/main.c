@@ -154,7 +154,7 @@ static void start_machine(void)
 void qmp_x_exit_preconfig(Error **errp)
 {
     if (runstate_get() != RUN_STATE_PRECONFIG) {
-        error_setg(errp, "The command is permitted only in 'preconfig' state");
+        error_setg(errp, "The command is permitted only before machine initialization");
         return;
     }
     runstate_set(RUN_STATE_PRELAUNCH);

@@ -19,11 +19,9 @@
 #define QMP_LEVEL_MINOR 2
 #define QMP_LEVEL_MICRO 0
 
+/* The session records the capabilities it turned on (monitor/qmp.c). */
 void qmp_qmp_capabilities(bool has_enable, QMPCapabilityList *enable, Error **errp)
 {
-    if (has_enable && enable) {
-        error_setg(errp, "Capability '%s' not available", QMPCapability_str[enable->value]);
-    }
 }
 
 VersionInfo *qmp_query_version(Error **errp)
@@ -121,12 +119,13 @@ static int take_passed_fd(Error **errp)
 
 void qmp_getfd(const char *fdname, Error **errp)
 {
-    if (fdname[0] >= '0' && fdname[0] <= '9') {
-        error_setg(errp, "Parameter 'fdname' name may not start with a digit");
-        return;
-    }
     int fd = take_passed_fd(errp);
     if (fd < 0) {
+        return;
+    }
+    if (fdname[0] >= '0' && fdname[0] <= '9') {
+        error_setg(errp, "Parameter 'fdname' name may not start with a digit");
+        close(fd);
         return;
     }
     ChardevConn *conn = monitor_current_conn();
@@ -156,7 +155,7 @@ int monitor_take_named_fd(const char *name, Error **errp)
 {
     NamedFd **p = find_named_fd(monitor_current_conn(), name);
     if (!p) {
-        error_setg(errp, "File descriptor named '%s' not found", name);
+        error_setg(errp, "File descriptor named '%s' has not been found", name);
         return -1;
     }
     NamedFd *n = *p;
@@ -172,12 +171,13 @@ int monitor_take_named_fd(const char *name, Error **errp)
 AddfdInfo *qmp_add_fd(bool has_fdset_id, int64_t fdset_id, bool has_opaque,
                       const char *opaque, Error **errp)
 {
-    if (has_fdset_id && fdset_id < 0) {
-        error_setg(errp, "Parameter 'fdset-id' expects a non-negative value");
-        return NULL;
-    }
     int fd = take_passed_fd(errp);
     if (fd < 0) {
+        return NULL;
+    }
+    if (has_fdset_id && fdset_id < 0) {
+        error_setg(errp, "Parameter 'fdset-id' expects a non-negative value");
+        close(fd);
         return NULL;
     }
     int64_t id;
@@ -228,13 +228,14 @@ void qmp_add_client(const char *protocol, const char *fdname, bool has_skipauth,
                    protocol[0] == '@' ? protocol + 1 : protocol);
         return;
     }
+    int fd = monitor_take_named_fd(fdname, errp);
+    if (fd < 0) {
+        return;
+    }
     Chardev *chr = chardev_find(protocol);
     if (!chr) {
         error_setg(errp, "protocol '%s' is invalid", protocol);
-        return;
-    }
-    int fd = monitor_take_named_fd(fdname, errp);
-    if (fd < 0) {
+        close(fd);
         return;
     }
     if (!chardev_add_client(chr, fd, errp)) {

@@ -22,6 +22,7 @@ typedef struct QmpSession {
     ChardevConn *conn;
     bool pretty;
     bool command_mode;          /* after qmp_capabilities */
+    bool oob;                   /* the client enabled out-of-band execution */
     bool skip_to_newline;       /* resynchronising after a parse error */
     json_tokener *tok;
     size_t message_bytes;       /* bytes fed into the current message */
@@ -80,7 +81,9 @@ static void send_greeting(QmpSession *s)
 {
     json_object *qmp = json_object_new_object();
     json_object_object_add(qmp, "version", qmp_version_json());
-    json_object_object_add(qmp, "capabilities", json_object_new_array());
+    json_object *caps = json_object_new_array();
+    json_object_array_add(caps, json_object_new_string("oob"));
+    json_object_object_add(qmp, "capabilities", caps);
     json_object *greeting = json_object_new_object();
     json_object_object_add(greeting, "QMP", qmp);
     session_send(s, greeting);
@@ -147,14 +150,33 @@ json_object *qmp_run_command(const QmpCommand *cmd, json_object *args, Error **e
     return ret;
 }
 
-static bool check_envelope(json_object *req, const char **name, json_object **args,
-                           Error **errp)
+/* Validate arguments against the schema without running the command. */
+static bool qmp_check_args(const QmpCommand *cmd, json_object *args, Error **errp)
+{
+    json_object *empty = args ? NULL : json_object_new_object();
+    void *cargs = xzalloc(cmd->args->struct_size);
+    bool ok = qapi_struct_from_json(cmd->args, args ? args : empty, NULL, cargs, errp);
+    if (ok) {
+        qapi_clear_struct(cmd->args, cargs);
+    }
+    free(cargs);
+    json_object_put(empty);
+    return ok;
+}
+
+static bool check_envelope(QmpSession *s, json_object *req, const char **name,
+                           json_object **args, bool *oob, Error **errp)
 {
     json_object *exec = NULL;
     json_object_object_foreach(req, key, val) {
         if (!strcmp(key, "execute") || !strcmp(key, "exec-oob")) {
+            if (exec) {
+                error_setg(errp, "QMP input must not have both 'execute' and 'exec-oob'");
+                return false;
+            }
             exec = val;
-            if (!strcmp(key, "exec-oob")) {
+            *oob = !strcmp(key, "exec-oob");
+            if (*oob && !s->oob) {
                 error_setg(errp, "QMP input member 'exec-oob' is unexpected");
                 return false;
             }
@@ -189,11 +211,6 @@ static bool check_allowed(QmpSession *s, const char *name, const QmpCommand **cm
                   "Expecting capabilities negotiation with 'qmp_capabilities'");
         return false;
     }
-    if (s->command_mode && negotiating) {
-        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND,
-                  "Capabilities negotiation is already complete, command ignored");
-        return false;
-    }
     *cmd = qmp_find_command(name);
     if (!*cmd) {
         error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND, "The command %s has not been found", name);
@@ -205,6 +222,21 @@ static bool check_allowed(QmpSession *s, const char *name, const QmpCommand **cm
         return false;
     }
     return true;
+}
+
+static bool capability_requested(json_object *args, const char *cap)
+{
+    json_object *enable;
+    if (!args || !json_object_object_get_ex(args, "enable", &enable)) {
+        return false;
+    }
+    size_t n = json_object_array_length(enable);
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(json_object_get_string(json_object_array_get_idx(enable, i)), cap)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static void handle_request(QmpSession *s, json_object *req)
@@ -219,14 +251,30 @@ static void handle_request(QmpSession *s, json_object *req)
     const QmpCommand *cmd = NULL;
     Error *err = NULL;
     json_object *ret = NULL;
-    if (check_envelope(req, &name, &args, &err) && check_allowed(s, name, &cmd, &err)) {
-        current_conn = s->conn;
-        ret = qmp_run_command(cmd, args, &err);
-        current_conn = NULL;
-        if (!err && !strcmp(name, "qmp_capabilities")) {
-            s->command_mode = true;
+    bool oob = false;
+    if (check_envelope(s, req, &name, &args, &oob, &err) && check_allowed(s, name, &cmd, &err)) {
+        if (oob && !(cmd->flags & QMP_CMD_ALLOW_OOB)) {
+            error_setg(&err, "The command %s does not support OOB", name);
+            goto reply;
+        }
+        bool renegotiating = s->command_mode && !strcmp(name, "qmp_capabilities");
+        if (renegotiating) {
+            /* Arguments are checked first, then whether negotiation is over. */
+            if (qmp_check_args(cmd, args, &err)) {
+                error_set(&err, ERROR_CLASS_COMMAND_NOT_FOUND,
+                          "Capabilities negotiation is already complete, command ignored");
+            }
+        } else {
+            current_conn = s->conn;
+            ret = qmp_run_command(cmd, args, &err);
+            current_conn = NULL;
+            if (!err && !strcmp(name, "qmp_capabilities")) {
+                s->command_mode = true;
+                s->oob = capability_requested(args, "oob");
+            }
         }
     }
+reply:
     if (err) {
         send_error(s, error_get_class(err), error_get_pretty(err), id);
         error_free(err);

@@ -165,6 +165,9 @@ static bool int_from_json(const QapiType *t, json_object *j, const char *name,
     int64_t v = json_object_get_int64(j);
     bool too_big = v == INT64_MAX && json_object_get_uint64(j) > (uint64_t)INT64_MAX;
     if (t->kind == QAPI_KIND_INT) {
+        if (too_big && t->size == 8) {
+            return wrong_type(t, name, errp);   /* not representable as int64 at all */
+        }
         if (too_big || v < t->min || v > t->max) {
             error_setg(errp, "Parameter '%s' expects %s", display(name),
                        t->size == 8 ? "integer" : t->name);
@@ -237,8 +240,10 @@ bool qapi_value_from_json(const QapiType *t, json_object *j, const char *name,
         }
         int v = qapi_enum_parse(t, json_object_get_string(j));
         if (v < 0) {
+            /* Enum errors name the member itself; a list element has no name. */
+            bool in_list = name && name[strlen(name) - 1] == ']';
             error_setg(errp, "Parameter '%s' does not accept value '%s'",
-                       display(name), json_object_get_string(j));
+                       in_list ? "null" : display(name), json_object_get_string(j));
             return false;
         }
         *(int *)valp = v;
