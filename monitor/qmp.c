@@ -10,22 +10,21 @@
 
 #include "config.h"
 #include "core/runstate.h"
+#include "monitor/json-stream.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
 #include "util/osdep.h"
 
-/* Nesting and size limits on one incoming message. */
+/* Nesting and size limits on one incoming message (QEMU's, too). */
 #define QMP_MAX_DEPTH 1024
-#define QMP_MAX_MESSAGE (16u << 20)
+#define QMP_MAX_MESSAGE (64u << 20)
 
 typedef struct QmpSession {
     ChardevConn *conn;
     bool pretty;
     bool command_mode;          /* after qmp_capabilities */
     bool oob;                   /* the client enabled out-of-band execution */
-    bool skip_to_newline;       /* resynchronising after a parse error */
-    json_tokener *tok;
-    size_t message_bytes;       /* bytes fed into the current message */
+    JsonStream stream;          /* splits input into messages */
     struct QmpSession *next;
 } QmpSession;
 
@@ -295,74 +294,44 @@ reply:
 
 /* ---- input ---- */
 
-static void reset_parser(QmpSession *s)
-{
-    json_tokener_reset(s->tok);
-    s->message_bytes = 0;
-}
-
 static void parse_error(QmpSession *s, const char *why)
 {
     char *desc = xasprintf("JSON parse error, %s", why);
     send_error(s, ERROR_CLASS_GENERIC_ERROR, desc, NULL);
     free(desc);
-    reset_parser(s);
-    /* Resume at the next line: clients end every message with a newline. */
-    s->skip_to_newline = true;
 }
 
-static size_t skip_whitespace(const uint8_t *buf, size_t len)
+static void stream_error(void *opaque, const char *why)
 {
-    size_t i = 0;
-    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n')) {
-        i++;
+    parse_error(opaque, why);
+}
+
+/* One complete message, split out by the stream: parse it strictly. */
+static void stream_message(void *opaque, const char *text, size_t len)
+{
+    QmpSession *s = opaque;
+    json_tokener *tok = json_tokener_new_ex(QMP_MAX_DEPTH + 1);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    if (jerr == json_tokener_continue) {
+        /* The stream ended a scalar that the parser wants more of. */
+        obj = json_tokener_parse_ex(tok, "", 1);
+        jerr = json_tokener_get_error(tok);
     }
-    return i;
+    if (jerr != json_tokener_success) {
+        parse_error(s, json_tokener_error_desc(jerr));
+    } else {
+        handle_request(s, obj);
+    }
+    json_object_put(obj);
+    json_tokener_free(tok);
 }
 
 static void qmp_session_read(void *opaque, const uint8_t *buf, size_t len)
 {
     QmpSession *s = opaque;
-    size_t pos = 0;
-    while (pos < len) {
-        if (s->skip_to_newline) {
-            const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
-            if (!nl) {
-                return;
-            }
-            pos = (size_t)(nl - buf) + 1;
-            s->skip_to_newline = false;
-            continue;
-        }
-        if (s->message_bytes == 0) {
-            pos += skip_whitespace(buf + pos, len - pos);
-            if (pos == len) {
-                return;
-            }
-        }
-        size_t chunk = MIN(len - pos, (size_t)INT32_MAX);
-        json_object *obj = json_tokener_parse_ex(s->tok, (const char *)buf + pos, (int)chunk);
-        enum json_tokener_error jerr = json_tokener_get_error(s->tok);
-        size_t used = jerr == json_tokener_continue ? chunk : json_tokener_get_parse_end(s->tok);
-        s->message_bytes += used;
-        pos += used;
-        if (jerr == json_tokener_continue) {
-            if (s->message_bytes > QMP_MAX_MESSAGE) {
-                send_error(s, ERROR_CLASS_GENERIC_ERROR,
-                           "JSON parse error, message exceeds the size limit of 16 MiB", NULL);
-                chardev_conn_close(s->conn);
-                return;
-            }
-            return;
-        }
-        if (jerr != json_tokener_success) {
-            parse_error(s, json_tokener_error_desc(jerr));
-            continue;
-        }
-        reset_parser(s);
-        handle_request(s, obj);
-        json_object_put(obj);
-    }
+    json_stream_feed(&s->stream, buf, len);
 }
 
 static void *qmp_session_open(void *fe_opaque, ChardevConn *conn)
@@ -371,8 +340,8 @@ static void *qmp_session_open(void *fe_opaque, ChardevConn *conn)
     QmpSession *s = xzalloc(sizeof(*s));
     s->conn = conn;
     s->pretty = mon->pretty;
-    s->tok = json_tokener_new_ex(QMP_MAX_DEPTH);
-    json_tokener_set_flags(s->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_stream_init(&s->stream, QMP_MAX_MESSAGE, QMP_MAX_DEPTH, stream_message,
+                     stream_error, s);
     s->next = sessions;
     sessions = s;
     send_greeting(s);
@@ -391,7 +360,7 @@ static void qmp_session_close(void *opaque)
             break;
         }
     }
-    json_tokener_free(s->tok);
+    json_stream_free(&s->stream);
     free(s);
 }
 

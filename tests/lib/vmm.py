@@ -161,7 +161,8 @@ class Qtest:
 class Vireo:
     """One vireo process with a QMP socket (and optionally qtest), cleaned up on exit."""
 
-    def __init__(self, *args, qmp=True, qtest=False, binary=None, stdin=None, env=None):
+    def __init__(self, *args, qmp=True, qtest=False, binary=None, stdin=None, env=None,
+                 pass_fds=()):
         self.dir = tempfile.mkdtemp(prefix="vireo-test-")
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
         cmd = [binary or vtest.binary("vireo")]
@@ -179,7 +180,7 @@ class Vireo:
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=stdin or subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env)
+                                     env=env, pass_fds=pass_fds)
         self.qtest = None
         if qtest:
             self.qtest_listener.settimeout(20)

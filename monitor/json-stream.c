@@ -1,0 +1,115 @@
+#include "monitor/json-stream.h"
+
+#include <string.h>
+
+void json_stream_init(JsonStream *js, size_t max_size, int max_depth,
+                      void (*message)(void *opaque, const char *text, size_t len),
+                      void (*error)(void *opaque, const char *why), void *opaque)
+{
+    memset(js, 0, sizeof(*js));
+    js->max_size = max_size;
+    js->max_depth = max_depth;
+    js->message = message;
+    js->error = error;
+    js->opaque = opaque;
+}
+
+void json_stream_free(JsonStream *js)
+{
+    strbuf_free(&js->buf);
+}
+
+static void finish(JsonStream *js)
+{
+    if (!js->overflow && js->buf.len) {
+        js->message(js->opaque, js->buf.str, js->buf.len);
+    }
+    js->buf.len = 0;
+    js->depth = 0;
+    js->in_scalar = false;
+    js->overflow = false;
+}
+
+static void keep(JsonStream *js, char c)
+{
+    if (js->overflow) {
+        return;
+    }
+    if (js->buf.len >= js->max_size) {
+        js->overflow = true;
+        js->buf.len = 0;
+        js->error(js->opaque, "message too large");
+        return;
+    }
+    strbuf_append(&js->buf, &c, 1);
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Inside a string: only the closing quote matters. */
+static void string_byte(JsonStream *js, char c)
+{
+    keep(js, c);
+    if (js->escape) {
+        js->escape = false;
+    } else if (c == '\\') {
+        js->escape = true;
+    } else if (c == js->quote) {
+        js->quote = 0;
+        if (js->depth == 0) {
+            finish(js);                 /* a bare top-level string */
+        }
+    }
+}
+
+static void structure_byte(JsonStream *js, char c)
+{
+    if (c == '{' || c == '[') {
+        if (++js->depth > js->max_depth && !js->overflow) {
+            js->overflow = true;
+            js->buf.len = 0;
+            js->error(js->opaque, "nesting too deep");
+        }
+        keep(js, c);
+    } else if (c == '}' || c == ']') {
+        keep(js, c);
+        if (--js->depth == 0) {
+            finish(js);
+        }
+    } else {
+        keep(js, c);
+    }
+}
+
+void json_stream_feed(JsonStream *js, const uint8_t *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = (char)data[i];
+        if (js->quote) {
+            string_byte(js, c);
+        } else if (c == '"' || c == '\'') {
+            js->quote = c;
+            keep(js, c);
+        } else if (js->depth > 0) {
+            structure_byte(js, c);
+        } else if (c == '{' || c == '[') {
+            if (js->in_scalar) {
+                finish(js);
+            }
+            structure_byte(js, c);
+        } else if (c == '}' || c == ']') {
+            keep(js, c);                /* stray closer: let the parser report it */
+            finish(js);
+        } else if (is_space(c)) {
+            if (js->in_scalar) {
+                finish(js);
+            }
+        } else {
+            js->in_scalar = true;       /* number or keyword at top level */
+            keep(js, c);
+        }
+    }
+}
