@@ -49,9 +49,26 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+static void reset(JsonStream *js)
+{
+    js->buf.len = 0;
+    js->depth = 0;
+    js->quote = 0;
+    js->escape = false;
+    js->in_scalar = false;
+    js->overflow = false;
+}
+
 /* Inside a string: only the closing quote matters. */
 static void string_byte(JsonStream *js, char c)
 {
+    if (c == '\n') {
+        /* JSON strings cannot span lines: treat it as the end of a broken
+         * message, so a client that lost track resynchronises at a newline. */
+        js->error(js->opaque, "newline in string");
+        reset(js);
+        return;
+    }
     keep(js, c);
     if (js->escape) {
         js->escape = false;
@@ -112,4 +129,43 @@ void json_stream_feed(JsonStream *js, const uint8_t *data, size_t len)
             keep(js, c);
         }
     }
+}
+
+/* Length of the UTF-8 sequence starting at p (1..4), or 0 if it is invalid:
+ * truncated, overlong, a UTF-16 surrogate, or beyond U+10FFFF. */
+static size_t utf8_sequence(const unsigned char *p, size_t left)
+{
+    unsigned char c = p[0];
+    if (c < 0x80) {
+        return 1;
+    }
+    size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    if (n == 0 || n > left || c > 0xf4) {
+        return 0;
+    }
+    uint32_t cp = c & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    static const uint32_t min_for_len[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (cp < min_for_len[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return n;
+}
+
+bool json_text_is_utf8(const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence(p + i, len - i);
+        if (n == 0) {
+            return false;
+        }
+        i += n;
+    }
+    return true;
 }

@@ -34,4 +34,7 @@ void json_stream_init(JsonStream *js, size_t max_size, int max_depth,
 void json_stream_feed(JsonStream *js, const uint8_t *data, size_t len);
 void json_stream_free(JsonStream *js);
 
+/* Strict UTF-8 check: no overlong forms, surrogates or code points past U+10FFFF. */
+bool json_text_is_utf8(const char *text, size_t len);
+
 #endif

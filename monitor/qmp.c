@@ -310,6 +310,10 @@ static void stream_error(void *opaque, const char *why)
 static void stream_message(void *opaque, const char *text, size_t len)
 {
     QmpSession *s = opaque;
+    if (!json_text_is_utf8(text, len)) {
+        parse_error(s, "invalid UTF-8 sequence");
+        return;
+    }
     json_tokener *tok = json_tokener_new_ex(QMP_MAX_DEPTH + 1);
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *obj = json_tokener_parse_ex(tok, text, (int)len);

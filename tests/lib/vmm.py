@@ -188,7 +188,8 @@ class Vireo:
             self.qtest = Qtest(conn)
         self.monitors = []
 
-    def wait_socket(self, path, timeout=20):
+    def wait_socket(self, path=None, timeout=20):
+        path = path or self.qmp_path
         deadline = time.monotonic() + timeout
         while not os.path.exists(path):
             if self.proc.poll() is not None:
