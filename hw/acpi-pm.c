@@ -3,7 +3,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "core/main-loop.h"
 #include "hw/irq.h"
 #include "machine/address-space.h"
 #include "util/osdep.h"
@@ -40,15 +39,8 @@ static void update_sci(AcpiPm *pm)
     }
 }
 
-static uint32_t pm_timer_value(void)
-{
-    /* 3.579545 MHz; 128-bit product so the count never overflows early. */
-    unsigned __int128 ns = (uint64_t)clock_get_ns(CLOCK_VIRTUAL);
-    return (uint32_t)(ns * ACPI_PM_TIMER_HZ / 1000000000u);
-}
-
 /* The window as a little-endian byte array, for accesses of any width. */
-static uint8_t read_byte(AcpiPm *pm, unsigned off, uint32_t timer)
+static uint8_t read_byte(AcpiPm *pm, unsigned off)
 {
     switch (off) {
     case 0: return pm->sts;
@@ -57,8 +49,6 @@ static uint8_t read_byte(AcpiPm *pm, unsigned off, uint32_t timer)
     case 3: return pm->en >> 8;
     case 4: return pm->cnt;
     case 5: return (pm->cnt & ~CNT_SLP_EN) >> 8;
-    case 8: case 9: case 10: case 11:
-        return timer >> ((off - 8) * 8);
     default: return 0;
     }
 }
@@ -66,10 +56,9 @@ static uint8_t read_byte(AcpiPm *pm, unsigned off, uint32_t timer)
 static uint64_t pm_read(void *opaque, uint64_t offset, unsigned size)
 {
     AcpiPm *pm = opaque;
-    uint32_t timer = pm_timer_value();
     uint64_t val = 0;
     for (unsigned i = 0; i < size; i++) {
-        val |= (uint64_t)read_byte(pm, offset + i, timer) << (i * 8);
+        val |= (uint64_t)read_byte(pm, offset + i) << (i * 8);
     }
     return val;
 }
@@ -101,7 +90,7 @@ static void pm_write(void *opaque, uint64_t offset, uint64_t value, unsigned siz
         case 3: pm->en = (pm->en & 0x00ff) | (uint16_t)(b << 8); break;
         case 4: write_cnt(pm, (pm->cnt & 0xff00) | b); break;
         case 5: write_cnt(pm, (pm->cnt & 0x00ff) | (uint16_t)(b << 8)); break;
-        default: break;                                     /* timer is read-only */
+        default: break;
         }
     }
     update_sci(pm);

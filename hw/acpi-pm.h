@@ -1,6 +1,7 @@
 /*
- * ACPI fixed hardware: the PM1a event block (status, enable), the PM1a
- * control block and the PM timer, in one port window. The guest powers
+ * ACPI fixed hardware: the PM1a event block (status, enable) and the PM1a
+ * control block, in one port window. There is no PM timer: guests have
+ * kvmclock, and every timer read would be a VM exit. The guest powers
  * off by writing SLP_TYP = ACPI_PM_SLP_TYP_S5 with SLP_EN; the power
  * button sets PWRBTN_STS and raises the SCI when the guest enabled it.
  * The window layout is what machine/acpi.c writes into the FADT.
@@ -13,18 +14,14 @@
 #include "util/error.h"
 
 #define ACPI_PM_IO_BASE     0x600
-#define ACPI_PM_IO_SIZE     12
+#define ACPI_PM_IO_SIZE     6
 #define ACPI_PM1_EVT_OFFSET 0       /* status (2 bytes) then enable (2 bytes) */
 #define ACPI_PM1_EVT_LEN    4
 #define ACPI_PM1_CNT_OFFSET 4
 #define ACPI_PM1_CNT_LEN    2
-#define ACPI_PM_TMR_OFFSET  8
-#define ACPI_PM_TMR_LEN     4
 #define ACPI_SCI_GSI        9
 /* The SLP_TYP value the DSDT's \_S5 package names. */
 #define ACPI_PM_SLP_TYP_S5  5
-
-#define ACPI_PM_TIMER_HZ    3579545
 
 typedef struct AcpiPm AcpiPm;
 

@@ -9,11 +9,39 @@
 
 #define FOUR_GIB (4ULL << 30)
 
+#define HUGE_PAGE_SIZE (2ULL << 20)
+
+/*
+ * An address range of `size` bytes starting on a 2 MiB boundary. Huge pages
+ * (and KVM's 2 MiB nested mappings, which need the host and guest addresses
+ * to agree modulo 2 MiB) are only possible on such boundaries.
+ */
+static void *reserve_aligned(uint64_t size)
+{
+    uint64_t span = size + HUGE_PAGE_SIZE;
+    uint8_t *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        return MAP_FAILED;
+    }
+    uint8_t *start = (uint8_t *)ROUND_UP((uintptr_t)p, HUGE_PAGE_SIZE);
+    if (start > p) {
+        munmap(p, start - p);
+    }
+    munmap(start + size, (p + span) - (start + size));
+    return start;
+}
+
 static bool map_region(GuestMemory *mem, uint64_t gpa, uint64_t size,
                        uint64_t fd_offset, Error **errp)
 {
-    void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                     mem->fd, (off_t)fd_offset);
+    void *hva = reserve_aligned(size);
+    if (hva != MAP_FAILED) {
+        hva = mem->fd >= 0
+            ? mmap(hva, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mem->fd,
+                   (off_t)fd_offset)
+            : mmap(hva, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    }
     if (hva == MAP_FAILED) {
         error_setg_errno(errp, errno, "cannot map %llu bytes of guest RAM",
                          (unsigned long long)size);
@@ -21,9 +49,29 @@ static bool map_region(GuestMemory *mem, uint64_t gpa, uint64_t size,
     }
     /* Guest RAM is large and mostly untouched: keep it out of core dumps. */
     madvise(hva, size, MADV_DONTDUMP);
+    if (mem->fd < 0) {
+        madvise(hva, size, MADV_HUGEPAGE);  /* best effort: THP may be off */
+    }
     mem->regions[mem->nr_regions++] = (GuestRegion){
         .gpa = gpa, .size = size, .fd_offset = fd_offset, .hva = hva,
     };
+    return true;
+}
+
+static bool map_layout(GuestMemory *mem, uint64_t ram_size, uint64_t lowmem_limit,
+                       Error **errp)
+{
+    mem->ram_size = ram_size;
+    uint64_t low = MIN(ram_size, lowmem_limit);
+    if (!map_region(mem, 0, low, 0, errp)) {
+        guest_memory_destroy(mem);
+        return false;
+    }
+    if (ram_size > low &&
+        !map_region(mem, FOUR_GIB, ram_size - low, low, errp)) {
+        guest_memory_destroy(mem);
+        return false;
+    }
     return true;
 }
 
@@ -48,18 +96,19 @@ bool guest_memory_create(GuestMemory *mem, uint64_t ram_size,
         return false;
     }
     mem->fd = fd;
-    mem->ram_size = ram_size;
-    uint64_t low = MIN(ram_size, lowmem_limit);
-    if (!map_region(mem, 0, low, 0, errp)) {
-        guest_memory_destroy(mem);
+    return map_layout(mem, ram_size, lowmem_limit, errp);
+}
+
+bool guest_memory_create_private(GuestMemory *mem, uint64_t ram_size,
+                                 uint64_t lowmem_limit, Error **errp)
+{
+    memset(mem, 0, sizeof(*mem));
+    mem->fd = -1;
+    if (ram_size == 0) {
+        error_setg(errp, "guest RAM size must be greater than 0");
         return false;
     }
-    if (ram_size > low &&
-        !map_region(mem, FOUR_GIB, ram_size - low, low, errp)) {
-        guest_memory_destroy(mem);
-        return false;
-    }
-    return true;
+    return map_layout(mem, ram_size, lowmem_limit, errp);
 }
 
 void guest_memory_destroy(GuestMemory *mem)

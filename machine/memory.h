@@ -3,7 +3,10 @@
  *
  * Guest RAM is one memfd (so vhost-user back-ends and ivshmem peers can map
  * it), mapped into vireo in one or more regions of guest-physical space (on
- * x86 RAM above the 32-bit PCI hole continues at 4 GiB).
+ * x86 RAM above the 32-bit PCI hole continues at 4 GiB). A machine that
+ * shares nothing may ask for private anonymous RAM instead: no fd, but the
+ * host can back it with transparent huge pages (which shmem usually cannot
+ * have), so the guest takes far fewer nested-paging faults.
  *
  * Everything the guest or an image hands us is hostile: an address/length
  * pair from a descriptor, a DMA register, a boot parameter. All access goes
@@ -30,7 +33,7 @@ typedef struct GuestRegion {
 } GuestRegion;
 
 typedef struct GuestMemory {
-    int fd;                 /* the memfd; -1 when not created */
+    int fd;                 /* the memfd; -1 when not created or private */
     uint64_t ram_size;      /* total RAM bytes */
     int nr_regions;
     GuestRegion regions[GUEST_MEMORY_MAX_REGIONS];
@@ -42,6 +45,9 @@ typedef struct GuestMemory {
  */
 bool guest_memory_create(GuestMemory *mem, uint64_t ram_size,
                          uint64_t lowmem_limit, Error **errp);
+/* The same layout in private anonymous memory (fd stays -1), THP-advised. */
+bool guest_memory_create_private(GuestMemory *mem, uint64_t ram_size,
+                                 uint64_t lowmem_limit, Error **errp);
 void guest_memory_destroy(GuestMemory *mem);
 
 /* Host pointer to [gpa, gpa+len) if it lies wholly inside one region, else NULL. */

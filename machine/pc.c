@@ -66,7 +66,7 @@ bool machine_type_valid(const char *type)
 
 GuestMemory *machine_guest_memory(void)
 {
-    return machine.mem.fd >= 0 && machine.mem.nr_regions ? &machine.mem : NULL;
+    return machine.mem.nr_regions ? &machine.mem : NULL;
 }
 
 bool kvm_can_run_guest(void)
@@ -100,6 +100,25 @@ static void power_button(void *opaque)
 }
 
 /* ---- building ---- */
+
+/*
+ * RAM must be a shareable memfd when another process will map it, which (as
+ * with QEMU) the user asks for with a memfd memory backend or share=on, or
+ * implies with vhost-user. Otherwise private memory is faster to fault in.
+ */
+static bool wants_shared_ram(const VmConfig *cfg)
+{
+    const DeviceOption *lists[] = { cfg->objects, cfg->netdevs, cfg->devices };
+    for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+        for (const DeviceOption *o = lists[i]; o; o = o->next) {
+            if (strstr(o->opts, "memory-backend-memfd") || strstr(o->opts, "share=on") ||
+                strstr(o->opts, "vhost-user")) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
 
 static bool check_config(const VmConfig *cfg, Error **errp)
 {
@@ -270,7 +289,10 @@ bool machine_init(VmConfig *cfg, Error **errp)
             goto fail;
         }
     }
-    if (!guest_memory_create(&m->mem, cfg->ram_size, LOWMEM_LIMIT, errp)) {
+    bool ram_ok = wants_shared_ram(cfg)
+        ? guest_memory_create(&m->mem, cfg->ram_size, LOWMEM_LIMIT, errp)
+        : guest_memory_create_private(&m->mem, cfg->ram_size, LOWMEM_LIMIT, errp);
+    if (!ram_ok) {
         goto fail;
     }
     if (!m->qtest) {
@@ -326,7 +348,7 @@ void machine_cleanup(void)
     m->pci = NULL;
     m->fw_cfg = NULL;
     m->loader = NULL;
-    if (m->mem.fd >= 0) {
+    if (m->mem.fd >= 0 || m->mem.nr_regions) {
         guest_memory_destroy(&m->mem);
     }
 }
