@@ -43,11 +43,17 @@ struct Chardev {
     const ChardevHandlers *fe;
     const ChardevSessionHandlers *sessions;
     void *fe_opaque;
+    void *sessions_opaque;
     size_t outbuf_max;
     /* socket back-end */
     int listen_fd;
     bool server, is_unix;
     char *unix_path;            /* unlinked at exit when we created it */
+    /* mux=on: one plain front-end (a UART) and one session front-end (a
+     * monitor) share the connection; Ctrl-A c moves the input focus. */
+    bool mux;
+    bool focus_sessions;
+    bool mux_escape;
     /* stdio back-end */
     bool tty;
     struct termios saved_termios;

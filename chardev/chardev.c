@@ -6,6 +6,7 @@
 #include "chardev/chardev-internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ const OptParam chardev_params[] = {
     { "ipv4", OPT_BOOL, "use IPv4 only" },
     { "ipv6", OPT_BOOL, "use IPv6 only" },
     { "signal", OPT_BOOL, "with stdio, Ctrl-C sends SIGINT", "on" },
-    { "mux", OPT_BOOL, "share between several front-ends (not supported)", "off" },
+    { "mux", OPT_BOOL, "share between a serial port and a monitor (Ctrl-A c switches)", "off" },
     { "logfile", OPT_STRING, "(not supported)" },
     { "append", OPT_BOOL, "with file, append instead of truncating", "off" },
     { NULL },
@@ -95,8 +96,9 @@ ChardevConn *chardev_conn_new(Chardev *chr, int in_fd, int out_fd, bool is_socke
     conn->next = chr->conns;
     chr->conns = conn;
     if (chr->sessions) {
-        conn->session = chr->sessions->open(chr->fe_opaque, conn);
-    } else if (chr->fe && chr->fe->event) {
+        conn->session = chr->sessions->open(chr->sessions_opaque, conn);
+    }
+    if (chr->fe && chr->fe->event) {
         chr->fe->event(chr->fe_opaque, CHARDEV_EVENT_OPENED);
     }
     conn_update_watch(conn);
@@ -137,7 +139,8 @@ static void conn_destroy(ChardevConn *conn)
     }
     if (chr->sessions && conn->session) {
         chr->sessions->close(conn->session);
-    } else if (chr->fe && chr->fe->event) {
+    }
+    if (chr->fe && chr->fe->event) {
         chr->fe->event(chr->fe_opaque, CHARDEV_EVENT_CLOSED);
     }
     conn->chr = NULL;
@@ -203,11 +206,78 @@ static ssize_t conn_recv(ChardevConn *conn, uint8_t *buf, size_t len)
 static size_t front_end_room(ChardevConn *conn, size_t len)
 {
     Chardev *chr = conn->chr;
-    if (chr->fe && chr->fe->can_read) {
+    if (chr->fe && chr->fe->can_read && !(chr->mux && chr->focus_sessions)) {
         size_t room = chr->fe->can_read(chr->fe_opaque);
         return MIN(room, len);
     }
     return len;
+}
+
+static void deliver(ChardevConn *conn, const uint8_t *buf, size_t len, bool to_session)
+{
+    Chardev *chr = conn->chr;
+    if (len == 0) {
+        return;
+    }
+    if (to_session && chr->sessions) {
+        chr->sessions->read(conn->session, buf, len);
+    } else if (!to_session && chr->fe && chr->fe->read) {
+        chr->fe->read(chr->fe_opaque, buf, len);
+    }
+}
+
+#define MUX_ESCAPE 0x01     /* Ctrl-A, as in QEMU */
+
+static void mux_command(ChardevConn *conn, uint8_t c)
+{
+    Chardev *chr = conn->chr;
+    static const char help[] =
+        "\r\nC-a h    print this help\r\n"
+        "C-a x    exit vireo\r\n"
+        "C-a c    switch between console and monitor\r\n"
+        "C-a C-a  sends C-a\r\n";
+    switch (c) {
+    case 'c':
+        chr->focus_sessions = !chr->focus_sessions;
+        if (chr->focus_sessions) {
+            /* An empty line makes the monitor show a fresh prompt. */
+            deliver(conn, (const uint8_t *)"\r", 1, true);
+        }
+        break;
+    case 'x':
+        chardev_conn_write(conn, "\r\nvireo: terminated\r\n", 22);
+        kill(getpid(), SIGTERM);    /* the usual clean shutdown path */
+        break;
+    case 'h':
+    case '?':
+        chardev_conn_write(conn, help, sizeof(help) - 1);
+        break;
+    case MUX_ESCAPE:
+        deliver(conn, &c, 1, chr->focus_sessions);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Route input to the focused front-end, acting on Ctrl-A commands. */
+static void mux_input(ChardevConn *conn, const uint8_t *buf, size_t len)
+{
+    Chardev *chr = conn->chr;
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (chr->mux_escape) {
+            chr->mux_escape = false;
+            start = i + 1;
+            mux_command(conn, buf[i]);
+        } else if (buf[i] == MUX_ESCAPE) {
+            deliver(conn, buf + start, i - start, chr->focus_sessions);
+            chr->mux_escape = true;
+        }
+    }
+    if (!chr->mux_escape && start < len) {
+        deliver(conn, buf + start, len - start, chr->focus_sessions);
+    }
 }
 
 static void conn_read_ready(void *opaque)
@@ -229,10 +299,10 @@ static void conn_read_ready(void *opaque)
         chardev_conn_close(conn);
         return;
     }
-    if (chr->sessions) {
-        chr->sessions->read(conn->session, buf, (size_t)n);
-    } else if (chr->fe && chr->fe->read) {
-        chr->fe->read(chr->fe_opaque, buf, (size_t)n);
+    if (chr->mux) {
+        mux_input(conn, buf, (size_t)n);
+    } else {
+        deliver(conn, buf, (size_t)n, chr->sessions != NULL);
     }
 }
 
@@ -307,20 +377,23 @@ Chardev *chardev_conn_chardev(ChardevConn *conn)
 
 /* ---- front-ends ---- */
 
-static bool check_free(Chardev *chr, Error **errp)
+static bool check_free(Chardev *chr, bool sessions, Error **errp)
 {
-    if (chr->fe || chr->sessions) {
+    /* A mux takes one front-end of each kind. */
+    bool taken = chr->mux ? (sessions ? chr->sessions != NULL : chr->fe != NULL)
+                          : (chr->fe || chr->sessions);
+    if (taken) {
         error_setg(errp, "chardev '%s' is already in use", chr->id);
         return false;
     }
     return true;
 }
 
-static void announce_existing_conns(Chardev *chr)
+static void announce_existing_conns(Chardev *chr, bool sessions)
 {
     for (ChardevConn *c = chr->conns; c; c = c->next) {
-        if (chr->sessions) {
-            c->session = chr->sessions->open(chr->fe_opaque, c);
+        if (sessions) {
+            c->session = chr->sessions->open(chr->sessions_opaque, c);
         } else if (chr->fe->event) {
             chr->fe->event(chr->fe_opaque, CHARDEV_EVENT_OPENED);
         }
@@ -330,28 +403,30 @@ static void announce_existing_conns(Chardev *chr)
 
 bool chardev_attach(Chardev *chr, const ChardevHandlers *h, void *opaque, Error **errp)
 {
-    if (!check_free(chr, errp)) {
+    if (!check_free(chr, false, errp)) {
         return false;
     }
     chr->fe = h;
     chr->fe_opaque = opaque;
-    chr->outbuf_max = CHARDEV_OUTBUF_MAX;
-    announce_existing_conns(chr);
+    if (!chr->sessions) {
+        chr->outbuf_max = CHARDEV_OUTBUF_MAX;
+    }
+    announce_existing_conns(chr, false);
     return true;
 }
 
 bool chardev_attach_sessions(Chardev *chr, const ChardevSessionHandlers *h,
                              void *fe_opaque, Error **errp)
 {
-    if (!check_free(chr, errp)) {
+    if (!check_free(chr, true, errp)) {
         return false;
     }
     chr->sessions = h;
-    chr->fe_opaque = fe_opaque;
+    chr->sessions_opaque = fe_opaque;
     /* Replies such as query-qmp-schema are large; a client that never reads
      * is cut off at this much queued output. */
     chr->outbuf_max = 64u << 20;
-    announce_existing_conns(chr);
+    announce_existing_conns(chr, true);
     return true;
 }
 
@@ -360,6 +435,7 @@ void chardev_detach(Chardev *chr)
     chr->fe = NULL;
     chr->sessions = NULL;
     chr->fe_opaque = NULL;
+    chr->sessions_opaque = NULL;
 }
 
 void chardev_accept_input(Chardev *chr)
@@ -461,11 +537,8 @@ static Chardev *chardev_create(const char *id, const KeyValList *kv, Error **err
         error_setg(errp, "attempt to add duplicate property '%s' to object (type 'container')", id);
         return NULL;
     }
-    if (keyval_get_bool(kv, "mux", false)) {
-        error_setg(errp, "chardev '%s': mux=on is not supported", id);
-        return NULL;
-    }
     Chardev *chr = xzalloc(sizeof(*chr));
+    chr->mux = keyval_get_bool(kv, "mux", false);
     chr->id = xstrdup(id);
     chr->listen_fd = -1;
     chr->outbuf_max = CHARDEV_OUTBUF_MAX;

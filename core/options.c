@@ -281,14 +281,6 @@ static bool opt_display(const char *arg, Error **errp)
     return true;
 }
 
-static bool opt_nographic(const char *arg, Error **errp)
-{
-    if (vm_config.nr_serial == 0) {
-        vm_config.serial[vm_config.nr_serial++] = xstrdup("stdio");
-    }
-    return true;
-}
-
 static bool opt_nodefaults(const char *arg, Error **errp)
 {
     vm_config.nodefaults = true;
@@ -388,14 +380,42 @@ STRING_OPTION(opt_kernel, kernel)
 STRING_OPTION(opt_initrd, initrd)
 STRING_OPTION(opt_append, append)
 
+static void push(char ***list, int *n, const char *arg);
+static void add_monitor(const char *chardev, bool legacy, bool qmp, bool pretty);
+
+/* "mon:stdio": the serial port and an HMP monitor share the terminal. */
+static bool add_muxed_serial(const char *backend, Error **errp)
+{
+    if (strcmp(backend, "stdio") != 0) {
+        error_setg(errp, "mon: is supported with stdio only");
+        return false;
+    }
+    char *id = xasprintf("compat_mux%d", vm_config.nr_serial);
+    char *chardev = xasprintf("stdio,id=%s,mux=on,signal=off", id);
+    push(&startup.chardevs, &startup.nr_chardevs, chardev);
+    add_monitor(id, false, false, false);
+    vm_config.serial[vm_config.nr_serial++] = xasprintf("chardev:%s", id);
+    free(chardev);
+    free(id);
+    return true;
+}
+
 static bool opt_serial(const char *arg, Error **errp)
 {
     if (vm_config.nr_serial >= VM_MAX_SERIAL) {
         error_setg(errp, "too many serial ports (at most %d)", VM_MAX_SERIAL);
         return false;
     }
+    if (!strncmp(arg, "mon:", 4)) {
+        return add_muxed_serial(arg + 4, errp);
+    }
     vm_config.serial[vm_config.nr_serial++] = xstrdup(arg);
     return true;
+}
+
+static bool opt_nographic(const char *arg, Error **errp)
+{
+    return vm_config.nr_serial > 0 || add_muxed_serial("stdio", errp);
 }
 
 static bool opt_no_reboot(const char *arg, Error **errp)
@@ -517,9 +537,10 @@ static const CmdOption options[] = {
     { "kernel", "FILE", "Linux kernel (bzImage, or ELF vmlinux with a PVH note)", NULL, NULL, opt_kernel },
     { "initrd", "FILE", "initial ram disk", NULL, NULL, opt_initrd },
     { "append", "CMDLINE", "kernel command line", NULL, NULL, opt_append },
-    { "serial", "DEV", "serial port back-end: stdio, file:PATH, chardev:ID, null, unix:..., tcp:...",
+    { "serial", "DEV", "serial port back-end: stdio, mon:stdio, file:PATH, chardev:ID, null, unix:..., tcp:...",
       NULL, NULL, opt_serial },
-    { "nographic", NULL, "no display; serial port on stdio", NULL, NULL, opt_nographic },
+    { "nographic", NULL, "no display; serial port and monitor on stdio (Ctrl-A c switches)",
+      NULL, NULL, opt_nographic },
     { "display", "none", "display type (only none)", NULL, NULL, opt_display },
     { "nodefaults", NULL, "create no default devices", NULL, NULL, opt_nodefaults },
     { "no-reboot", NULL, "exit instead of rebooting", NULL, NULL, opt_no_reboot },

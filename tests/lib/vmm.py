@@ -34,9 +34,18 @@ class QMP:
 
     @classmethod
     def unix(cls, path, **kw):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(path)
-        return cls(s, **kw)
+        # The socket file appears at bind(), a moment before listen().
+        deadline = time.monotonic() + 10
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(path)
+                return cls(s, **kw)
+            except ConnectionRefusedError:
+                s.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def send_raw(self, data, fds=()):
         if isinstance(data, str):

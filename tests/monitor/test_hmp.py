@@ -154,5 +154,60 @@ def test_human_monitor_command():
         assert q.execute("closefd", fdname="viahmp") == {"return": {}}
 
 
+
+def test_serial_and_monitor_share_a_terminal():
+    """-serial mon:stdio: console output and HMP on one terminal, Ctrl-A c switches."""
+    import socket as _socket
+    import tempfile
+    d = tempfile.mkdtemp()
+    qpath = os.path.join(d, "qt.sock")
+    lsock = _socket.socket(_socket.AF_UNIX)
+    lsock.bind(qpath)
+    lsock.listen(1)
+    lsock.settimeout(20)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([vtest.binary("vireo"), "-accel", "qtest", "-qtest", f"unix:{qpath}",
+                             "-display", "none", "-name", "muxed", "-serial", "mon:stdio"],
+                            stdin=slave, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    buf = b""
+
+    def read_until(marker):
+        nonlocal buf
+        deadline = time.monotonic() + 20
+        while marker not in buf:
+            assert time.monotonic() < deadline, buf
+            r, _, _ = select.select([master], [], [], 1)
+            if r:
+                buf += os.read(master, 4096)
+        out, buf = buf.split(marker, 1)
+        return out
+
+    try:
+        conn, _ = lsock.accept()
+        qt = vmm.Qtest(conn)
+        for ch in b"hello-console\n":          # the guest writes to the UART
+            qt.outb(0x3f8, ch)
+        read_until(b"hello-console")
+        os.write(master, b"\x01c")               # to the monitor: a fresh prompt
+        read_until(b"\n" + PROMPT)
+        os.write(master, b"info name\r")
+        assert b"muxed" in read_until(b"\n" + PROMPT + b"")
+        os.write(master, b"\x01c")               # back to the console: input goes to the UART
+        os.write(master, b"Z")
+        deadline = time.monotonic() + 10
+        while not (qt.inb(0x3fd) & 1):           # LSR data ready
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert qt.inb(0x3f8) == ord("Z")
+        os.write(master, b"\x01x")               # quit
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+        lsock.close()
+
+
 if __name__ == "__main__":
     vtest.main()
