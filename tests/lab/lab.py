@@ -863,7 +863,9 @@ class Lab:
         if console == "file":
             cmd += ["-serial", f"file:{os.path.join(self._rundir, 'console.log')}"]
         else:
-            cmd += ["-serial", "mon:stdio"]
+            # A plain stdio console (no QEMU mux, signals off): Ctrl-A and
+            # Ctrl-C reach the program in L1, e.g. vireo's own Ctrl-A mux.
+            cmd += ["-chardev", "stdio,id=l1con,signal=off", "-serial", "chardev:l1con"]
         if ctl_path:
             cmd += ["-chardev", f"socket,id=labctl,path={ctl_path}",
                     "-device", "virtio-serial-pci",
@@ -1054,8 +1056,8 @@ class Lab:
         """Boot L1 with this terminal on its console: a root shell in the
         chroot of the host, or SCRIPT (with a controlling tty, so interactive
         programs work) after which L1 powers off. Returns SCRIPT's exit status
-        (130 if it was interrupted), or QEMU's for the shell. Ctrl-A X quits
-        QEMU. QEMU's own messages go to a log shown only if it fails."""
+        (130 if it was interrupted), or QEMU's for the shell. Keys go to L1
+        unfiltered; 'poweroff -f' in the shell ends it. QEMU's own messages go to a log shown only if it fails."""
         initrd = l1_initramfs(kernel_version_of(self.kernel))
         self._rundir = tempfile.mkdtemp(prefix="vireo-l1-")
         os.makedirs(os.path.join(self.shared, ".jobs"), exist_ok=True)
