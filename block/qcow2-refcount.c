@@ -264,38 +264,13 @@ static int grow_reftable(BlockImage *img, uint64_t need, Error **errp)
                                errp);
 }
 
-/* Create the missing refcount block @r in the first cluster it covers. */
-static int create_refblock(BlockImage *img, uint64_t r, Error **errp)
-{
-    BDRVQcow2 *s = img->opaque;
-    if (r == 0) {
-        qcow2_signal_corruption(img, errp, "the first refcount block is missing");
-        return -1;
-    }
-    uint64_t offset = (r * s->rb_entries) << s->cluster_bits;
-    uint8_t *blk = qcow2_cache_get(img, &s->rb_cache, offset, true, errp);
-    if (!blk) {
-        return -1;
-    }
-    qcow2_refcount_set_entry(s, blk, 0, 1);    /* it describes itself */
-    qcow2_cache_mark_dirty(&s->rb_cache, blk);
-    qcow2_cache_put(&s->rb_cache, blk);
-    /* The block must be on disk before the table names it. */
-    if (qcow2_cache_flush(img, &s->rb_cache, errp) < 0) {
-        return -1;
-    }
-    s->reftable[r] = offset;
-    uint64_t be;
-    st_be64(&be, offset);
-    s->zeroed_from = MAX(s->zeroed_from, offset + s->cluster_size);
-    return bfile_pwrite(&img->file, s->reftable_offset + r * 8, &be, 8, errp);
-}
-
 /* First run of @n clusters with refcount 0 at or after the hint. */
 static int find_free_run(BlockImage *img, uint64_t n, uint64_t *start, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
-    uint64_t i = MAX(s->free_hint, (uint64_t)1), run = 0;
+    /* Single clusters fill holes; runs go after the last run, not through every hole. */
+    uint64_t i = MAX(n > 1 ? MAX(s->free_hint, s->run_hint) : s->free_hint, (uint64_t)1);
+    uint64_t run = 0;
     for (;; i++) {
         uint64_t rc;
         if (qcow2_get_refcount(img, i, &rc, errp) < 0) {
@@ -315,37 +290,98 @@ static int find_free_run(BlockImage *img, uint64_t n, uint64_t *start, Error **e
     }
 }
 
+/* Does any refcount block covering clusters [start, end) lie outside the table or miss? */
+static int coverage(BDRVQcow2 *s, uint64_t start, uint64_t end, uint64_t *missing)
+{
+    *missing = 0;
+    for (uint64_t r = start / s->rb_entries; r <= (end - 1) / s->rb_entries; r++) {
+        if (r >= s->reftable_entries) {
+            return -1;
+        }
+        *missing += !s->reftable[r];
+    }
+    return 0;
+}
+
+/*
+ * Clusters [start, start+n) are free but some of their refcount blocks do not
+ * exist: put the new blocks right after them (the caller made sure that space
+ * is free too) and hook them into the table once they are on disk.
+ */
+static int add_refblocks(BlockImage *img, uint64_t start, uint64_t n, uint64_t room,
+                         Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t k = 0, missing;
+    for (;;) {
+        if (coverage(s, start, start + n + k, &missing) < 0 || missing > room) {
+            error_setg(errp, "internal error placing refcount blocks");
+            return -1;
+        }
+        if (missing == k) {
+            break;
+        }
+        k = missing;
+    }
+    uint64_t next = start + n;
+    for (uint64_t r = start / s->rb_entries; r <= (start + n + k - 1) / s->rb_entries; r++) {
+        if (s->reftable[r]) {
+            continue;
+        }
+        uint64_t off = next++ << s->cluster_bits;
+        uint8_t *blk = qcow2_cache_get(img, &s->rb_cache, off, true, errp);
+        if (!blk) {
+            return -1;
+        }
+        qcow2_cache_mark_dirty(&s->rb_cache, blk);
+        qcow2_cache_put(&s->rb_cache, blk);
+        s->reftable[r] = off;
+    }
+    uint64_t blocks_off = (start + n) << s->cluster_bits;
+    s->zeroed_from = MAX(s->zeroed_from, (start + n + k) << s->cluster_bits);
+    if (qcow2_update_refcount(img, blocks_off, k << s->cluster_bits, 1, errp) < 0 ||
+        qcow2_cache_flush(img, &s->rb_cache, errp) < 0) {
+        return -1;
+    }
+    /* The blocks are on disk: now the table may name them. */
+    uint64_t first = start / s->rb_entries, last = (start + n + k - 1) / s->rb_entries;
+    size_t bytes = (size_t)(last - first + 1) * 8;
+    uint64_t *buf = xmalloc(bytes);
+    for (uint64_t r = first; r <= last; r++) {
+        st_be64(&buf[r - first], s->reftable[r]);
+    }
+    int ret = bfile_pwrite(&img->file, s->reftable_offset + first * 8, buf, bytes, errp);
+    free(buf);
+    return ret;
+}
+
 int64_t qcow2_alloc_clusters(BlockImage *img, uint64_t n, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
-    uint64_t start;
-    for (;;) {
-        if (find_free_run(img, n, &start, errp) < 0) {
-            return -1;
-        }
-        if ((start + n) > ((uint64_t)INT64_MAX >> s->cluster_bits)) {
-            error_setg(errp, "image file would grow beyond the maximum size");
-            return -1;
-        }
-        bool retry = false;
-        for (uint64_t r = start / s->rb_entries; r <= (start + n - 1) / s->rb_entries; r++) {
-            if (r >= s->reftable_entries) {
-                if (grow_reftable(img, start + n, errp) < 0) {
-                    return -1;
-                }
-                retry = true;
+    uint64_t start, missing;
+    /* Room for the refcount blocks the run may need, should they be missing. */
+    uint64_t extra = (n + s->rb_entries - 1) / s->rb_entries * 2 + 4;
+    if (find_free_run(img, n, &start, errp) < 0) {
+        return -1;
+    }
+    if (coverage(s, start, start + n, &missing) < 0 || missing) {
+        for (;;) {
+            if (find_free_run(img, n + extra, &start, errp) < 0) {
+                return -1;
+            }
+            if ((start + n + extra) > ((uint64_t)INT64_MAX >> s->cluster_bits)) {
+                error_setg(errp, "image file would grow beyond the maximum size");
+                return -1;
+            }
+            if (coverage(s, start, start + n + extra, &missing) == 0) {
                 break;
             }
-            if (!s->reftable[r]) {
-                if (create_refblock(img, r, errp) < 0) {
-                    return -1;
-                }
-                retry = true;
-                break;
+            if (grow_reftable(img, start + n + extra, errp) < 0) {
+                return -1;
             }
         }
-        if (!retry) {
-            break;
+        if (add_refblocks(img, start, n, extra, errp) < 0) {
+            return -1;
         }
     }
     uint64_t offset = start << s->cluster_bits;
@@ -355,6 +391,7 @@ int64_t qcow2_alloc_clusters(BlockImage *img, uint64_t n, Error **errp)
     if (start == s->free_hint) {
         s->free_hint = start + n;
     }
+    s->run_hint = MAX(s->run_hint, start + n);
     return (int64_t)offset;
 }
 

@@ -156,6 +156,7 @@ typedef struct BDRVQcow2 {
     int nb_unknown_exts;
 
     uint64_t free_hint;         /* no free cluster below this index */
+    uint64_t run_hint;          /* where multi-cluster runs are looked for */
     uint64_t zeroed_from;       /* host bytes at or above read as zeros */
     uint64_t comp_next, comp_end;  /* packing position for compressed data */
     bool header_dirty;

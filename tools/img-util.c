@@ -30,8 +30,9 @@ static void print_value(json_object *v, int level)
             }
             first = false;
             indent(level + 1);
-            printf("%s: ", json_object_to_json_string_ext(json_object_new_string(key),
-                                                          JSON_C_TO_STRING_PLAIN));
+            json_object *k = json_object_new_string(key);
+            printf("%s: ", json_object_to_json_string_ext(k, JSON_C_TO_STRING_PLAIN));
+            json_object_put(k);
             print_value(val, level + 1);
         }
         fputs("\n", stdout);
