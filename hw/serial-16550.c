@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/main-loop.h"
 #include "hw/irq.h"
 #include "machine/address-space.h"
 #include "util/osdep.h"
@@ -63,6 +64,8 @@ struct Serial16550 {
     uint16_t divisor;       /* baud divisor (only stored) */
     uint8_t ier, lcr, mcr, lsr, msr, scr, fcr;
     bool thr_ipending;      /* THRE interrupt not yet acknowledged */
+    bool rx_stalled;        /* can_read said 0: the chardev waits to hear of room */
+    bool wake_scheduled;    /* a call to chardev_accept_input is on its way */
     bool irq_level;         /* what we last drove on the line */
     uint8_t rx[UART_FIFO_SIZE];
     unsigned rx_head;       /* index of the oldest byte */
@@ -155,6 +158,27 @@ static void transmit(Serial16550 *s, uint8_t byte)
     s->thr_ipending = true;
 }
 
+static size_t serial_can_read(void *opaque);
+
+static void wake_chardev(void *opaque)
+{
+    Serial16550 *s = opaque;
+    s->wake_scheduled = false;
+    if (s->chr) {
+        chardev_accept_input(s->chr);
+    }
+}
+
+/* After the guest made room: tell a paused chardev (from the main loop). */
+static void maybe_wake_input(Serial16550 *s)
+{
+    if (s->rx_stalled && !s->wake_scheduled && serial_can_read(s) > 0) {
+        s->rx_stalled = false;
+        s->wake_scheduled = true;
+        main_loop_schedule(wake_chardev, s);
+    }
+}
+
 static uint64_t serial_read(void *opaque, uint64_t offset, unsigned size)
 {
     Serial16550 *s = opaque;
@@ -199,6 +223,7 @@ static uint64_t serial_read(void *opaque, uint64_t offset, unsigned size)
         break;
     }
     update_irq(s);
+    maybe_wake_input(s);
     return val;
 }
 
@@ -259,6 +284,7 @@ static void serial_write(void *opaque, uint64_t offset, uint64_t value, unsigned
         break;                  /* LSR and MSR are read-only */
     }
     update_irq(s);
+    maybe_wake_input(s);
 }
 
 static const IoOps serial_ops = {
@@ -269,10 +295,12 @@ static const IoOps serial_ops = {
 static size_t serial_can_read(void *opaque)
 {
     Serial16550 *s = opaque;
-    if (s->mcr & MCR_LOOP) {
-        return 0;               /* the line is disconnected in loopback */
+    /* In loopback the line is disconnected. */
+    size_t room = (s->mcr & MCR_LOOP) ? 0 : rx_capacity(s) - s->rx_count;
+    if (!room) {
+        s->rx_stalled = true;
     }
-    return rx_capacity(s) - s->rx_count;
+    return room;
 }
 
 static void serial_receive(void *opaque, const uint8_t *buf, size_t len)

@@ -87,6 +87,9 @@ struct KvmVm {
     bool vm_paused;         /* the run state is not "running" */
     unsigned holds;         /* kvm_vm_hold nesting */
     bool quit;
+    /* Guest time stands still while the VM is stopped, as on QEMU. */
+    struct kvm_clock_data clock_at_stop;
+    bool clock_saved;
 };
 
 static int kick_signal(void)
@@ -513,8 +516,23 @@ static void set_paused(KvmVm *vm, bool paused)
     }
 }
 
-static void vcpu_control_pause(void *opaque)  { set_paused(opaque, true); }
-static void vcpu_control_resume(void *opaque) { set_paused(opaque, false); }
+static void vcpu_control_pause(void *opaque)
+{
+    KvmVm *vm = opaque;
+    set_paused(vm, true);
+    vm->clock_saved = ioctl(vm->vm_fd, KVM_GET_CLOCK, &vm->clock_at_stop) == 0;
+}
+
+static void vcpu_control_resume(void *opaque)
+{
+    KvmVm *vm = opaque;
+    if (vm->clock_saved) {
+        struct kvm_clock_data data = { .clock = vm->clock_at_stop.clock };
+        ioctl(vm->vm_fd, KVM_SET_CLOCK, &data);
+        vm->clock_saved = false;
+    }
+    set_paused(vm, false);
+}
 
 void kvm_vm_hold(KvmVm *vm)
 {

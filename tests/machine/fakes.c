@@ -121,6 +121,10 @@ bool chardev_attach(Chardev *chr, const ChardevHandlers *h, void *opaque, Error 
     return true;
 }
 
+void chardev_accept_input(Chardev *chr)
+{
+}
+
 void chardev_detach(Chardev *chr)
 {
     chr->h = NULL;
