@@ -189,6 +189,18 @@ static void add_device_option(DeviceOption **list, const char *arg)
     *list = d;
 }
 
+/* Object types other than iothread, consumed by the devices that use them. */
+static bool object_type_known(const char *type)
+{
+    static const char *const types[] = { "rng-random", "rng-builtin", "memory-backend-memfd" };
+    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+        if (!strcmp(type, types[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool opt_object(const char *arg, Error **errp)
 {
     KeyValList kv;
@@ -203,6 +215,8 @@ static bool opt_object(const char *arg, Error **errp)
             return false;
         }
         push(&startup.iothreads, &startup.nr_iothreads, arg);
+    } else if (type && object_type_known(type)) {
+        add_device_option(&vm_config.objects, arg);   /* created with the machine */
     } else {
         error_setg(errp, "invalid object type: %s", type ? type : "");
         ok = false;
