@@ -100,6 +100,14 @@ class Console:
             return len(self.buf)
 
 
+def sanitizer_report(v):
+    """ASan/UBSan findings in a VM's stderr (read by vmm.Vireo.wait)."""
+    err = getattr(v, "stderr", "") or ""
+    bad = [l for l in err.splitlines()
+           if "AddressSanitizer" in l or "LeakSanitizer" in l or "runtime error:" in l]
+    return "\n".join(bad)
+
+
 def start_vm(tmp, kernel, initrd, *extra):
     serial = os.path.join(tmp, f"serial-{time.monotonic_ns()}.sock")
     v = vmm.Vireo("-kernel", kernel, "-initrd", initrd, "-append", CMDLINE, "-m", "256M",
@@ -173,7 +181,7 @@ def scenario_main(tmp, kernel, initrd, fw_bin):
 
         con.sock.sendall(b"poweroff -f\n")
         ev = qmp.wait_event("SHUTDOWN", timeout=60)
-        result("poweroff", shutdown=ev["data"], exit=v.wait(30))
+        result("poweroff", shutdown=ev["data"], exit=v.wait(30), sanitizer=sanitizer_report(v))
     finally:
         v.close()
 
@@ -190,7 +198,7 @@ def scenario_no_reboot_paused(tmp, kernel, initrd):
         con.sock.sendall(b"reboot -f\n")
         ev = qmp.wait_event("SHUTDOWN", timeout=60)
         result("no_reboot", prelaunch=st, output_while_paused=quiet, shutdown=ev["data"],
-               exit=v.wait(30))
+               exit=v.wait(30), sanitizer=sanitizer_report(v))
     finally:
         v.close()
 
@@ -202,7 +210,7 @@ def scenario_pvh(tmp, vmlinux, initrd):
         con.expect(r"AGENT READY", timeout=120)
         con.sock.sendall(b"poweroff -f\n")
         ev = qmp.wait_event("SHUTDOWN", timeout=60)
-        result("pvh", shutdown=ev["data"], exit=v.wait(30))
+        result("pvh", shutdown=ev["data"], exit=v.wait(30), sanitizer=sanitizer_report(v))
     finally:
         v.close()
 

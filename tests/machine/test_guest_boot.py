@@ -105,6 +105,7 @@ def test_guest_poweroff_ends_vm():
     r = get("poweroff")
     assert r["shutdown"] == {"guest": True, "reason": "guest-shutdown"}, r
     assert r["exit"] == 0, r
+    assert not r["sanitizer"], r["sanitizer"]
 
 
 def test_paused_start_and_no_reboot():
@@ -113,6 +114,7 @@ def test_paused_start_and_no_reboot():
     assert r["output_while_paused"] == 0, r
     assert r["shutdown"] == {"guest": True, "reason": "guest-reset"}, r
     assert r["exit"] == 0, r
+    assert not r["sanitizer"], r["sanitizer"]
 
 
 def test_pvh_boot():
@@ -120,6 +122,12 @@ def test_pvh_boot():
         vtest.skip("no uncompressed kernel for PVH")
     r = get("pvh")
     assert r["shutdown"] == {"guest": True, "reason": "guest-shutdown"}, r
+    assert not r["sanitizer"], r["sanitizer"]
+
+
+def test_no_scenario_errors():
+    errors = {k: v for k, v in run_scenarios().items() if k.startswith("error_")}
+    assert not errors, errors
 
 
 vtest.main()
