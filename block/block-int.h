@@ -124,6 +124,7 @@ struct BlockImage {
     char *backing_name;            /* as recorded in the image */
     char *backing_fmt;
     int depth;                     /* position in a backing chain, 0 = top */
+    BlockImage *parent;            /* the image this one backs, while opening */
     BlockQueue *queue;             /* the async queue attached, if any */
 };
 

@@ -68,7 +68,7 @@ static bool chain_has_file(BlockImage *top, const char *path)
     if (stat(path, &a) < 0) {
         return false;
     }
-    for (BlockImage *i = top; i; i = i->backing) {
+    for (BlockImage *i = top; i; i = i->parent) {
         if (fstat(i->file.fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
             return true;
         }
@@ -117,7 +117,7 @@ static BlockImage *open_at_depth(const char *filename, const char *format,
     img->filename = xstrdup(filename);
     img->flags = flags;
     img->depth = depth;
-    (void)top;
+    img->parent = top;
     if (bfile_open(&img->file, filename, flags & BLK_O_RDWR, flags & BLK_O_NOCACHE,
                    errp) < 0) {
         goto fail;

@@ -375,11 +375,11 @@ int img_measure(int argc, char **argv)
         off += n;
     }
     if (!img) {
-        data = qcow2 ? ROUND_UP(virt, cs) : virt;
+        data = qcow2 ? 0 : virt;   /* a new image holds no data yet */
     }
     uint64_t full = qcow2 ? qcow2_full_size(virt, cs, order) : virt;
     uint64_t required = qcow2 ? full - ROUND_UP(virt, cs) + MIN(data, ROUND_UP(virt, cs))
-                              : (img ? MIN(data, virt) : virt);
+                              : virt;
     bool has_bitmaps = qcow2 && img && o.compat != 2 && !strcmp(blk_format(img), "qcow2");
     if (has_bitmaps) {
         bitmaps = bitmaps_size(img, cs);
