@@ -21,6 +21,9 @@ typedef struct Bench {
     uint8_t *bufs;
     struct iovec *iovs;
     unsigned depth;
+    uint64_t flush_interval;     /* flush after this many completed requests, 0: never */
+    uint64_t since_flush;
+    bool log;                    /* VIREO_BENCH_LOG: report completions and flushes */
 } Bench;
 
 static void submit_next(Bench *b, unsigned slot);
@@ -28,7 +31,18 @@ static void submit_next(Bench *b, unsigned slot);
 typedef struct Slot {
     Bench *bench;
     unsigned index;
+    uint64_t offset;
 } Slot;
+
+static void flush_done(void *opaque, int ret)
+{
+    Bench *b = opaque;
+    if (ret < 0) {
+        b->failed = ret;
+    } else if (b->log) {
+        fprintf(stderr, "flushed\n");
+    }
+}
 
 static void slot_done(void *opaque, int ret)
 {
@@ -37,6 +51,13 @@ static void slot_done(void *opaque, int ret)
     b->completed++;
     if (ret < 0) {
         b->failed = ret;
+    }
+    if (b->log && ret == 0) {
+        fprintf(stderr, "done %" PRIu64 "\n", s->offset);
+    }
+    if (b->flush_interval && ++b->since_flush >= b->flush_interval) {
+        b->since_flush = 0;
+        blk_aio_flush(b->q, flush_done, b);
     }
     if (b->submitted < b->count && !b->failed) {
         submit_next(b, s->index);
@@ -51,6 +72,7 @@ static void submit_next(Bench *b, unsigned slot)
     b->offset += b->step;
     b->offset = b->image_size <= b->bufsize ? 0 : b->offset % (b->image_size - b->bufsize);
     b->submitted++;
+    slots[slot].offset = off;
     int r = b->write ? blk_aio_pwritev(b->q, off, &b->iovs[slot], 1, slot_done, &slots[slot])
                      : blk_aio_preadv(b->q, off, &b->iovs[slot], 1, slot_done, &slots[slot]);
     if (r < 0) {
@@ -117,7 +139,8 @@ int img_bench(int argc, char **argv)
         case 'w': b.write = true; flags |= BLK_O_RDWR; break;
         case 'U': break;
         case 256: pattern = (int)strtol(optarg, NULL, 0); break;
-        case 257: case 258: break;
+        case 257: break;
+        case 258: b.flush_interval = strtoull(optarg, NULL, 10); break;
         default: return 1;
         }
     }
@@ -125,6 +148,7 @@ int img_bench(int argc, char **argv)
         fprintf(stderr, "vireo-img: Expecting one image file name (and a sane depth/size)\n");
         return 1;
     }
+    b.log = getenv("VIREO_BENCH_LOG") != NULL;
     if (!step_set) {
         b.step = b.bufsize;
     }
@@ -158,7 +182,7 @@ int img_bench(int argc, char **argv)
     for (unsigned i = 0; i < b.depth && b.submitted < b.count; i++) {
         submit_next(&b, i);
     }
-    while (b.completed < b.submitted) {
+    while (b.completed < b.submitted || blk_queue_in_flight(b.q)) {
         blk_queue_process(b.q, true);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
