@@ -26,3 +26,24 @@ void msi_send(uint64_t addr, uint32_t data)
         irq_backend.send_msi(irq_backend.opaque, addr, data);
     }
 }
+
+int msi_irqfd_add(int eventfd, uint64_t addr, uint32_t data)
+{
+    if (!irq_backend.irqfd_add) {
+        return -1;
+    }
+    return irq_backend.irqfd_add(irq_backend.opaque, eventfd, addr, data);
+}
+
+bool msi_irqfd_update(int handle, uint64_t addr, uint32_t data)
+{
+    return irq_backend.irqfd_update &&
+           irq_backend.irqfd_update(irq_backend.opaque, handle, addr, data);
+}
+
+void msi_irqfd_remove(int handle)
+{
+    if (irq_backend.irqfd_remove && handle >= 0) {
+        irq_backend.irqfd_remove(irq_backend.opaque, handle);
+    }
+}

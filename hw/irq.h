@@ -15,6 +15,13 @@
 typedef struct IrqBackend {
     void (*set_level)(void *opaque, unsigned gsi, bool level);
     void (*send_msi)(void *opaque, uint64_t addr, uint32_t data);
+    /*
+     * Optional fast path (KVM irqfd): signalling eventfd delivers the MSI
+     * in the kernel without waking vireo. add returns a handle >= 0 or -1.
+     */
+    int (*irqfd_add)(void *opaque, int eventfd, uint64_t addr, uint32_t data);
+    bool (*irqfd_update)(void *opaque, int handle, uint64_t addr, uint32_t data);
+    void (*irqfd_remove)(void *opaque, int handle);
     void *opaque;
 } IrqBackend;
 
@@ -26,5 +33,16 @@ static inline void irq_lower(unsigned gsi) { irq_set_level(gsi, false); }
 /* Edge: raise then lower (ISA devices in edge mode). */
 void irq_pulse(unsigned gsi);
 void msi_send(uint64_t addr, uint32_t data);
+
+/*
+ * Bind an eventfd to an MSI message in the back-end (irqfd). Returns a
+ * handle, or -1 when the back-end has no such path (qtest) or is out of
+ * routes: the caller then watches the eventfd itself and uses msi_send.
+ * PCI devices normally use pci_msix_set_eventfd() instead (hw/pci.h),
+ * which also follows masking and message changes.
+ */
+int msi_irqfd_add(int eventfd, uint64_t addr, uint32_t data);
+bool msi_irqfd_update(int handle, uint64_t addr, uint32_t data);
+void msi_irqfd_remove(int handle);
 
 #endif

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "core/main-loop.h"
 #include "hw/irq.h"
 #include "util/osdep.h"
 
@@ -39,9 +41,19 @@
 #define MSIX_CTRL_MASKED    0x1
 #define MSIX_MAX_VECTORS    2048
 
+/* An eventfd bound to an MSI-X vector (pci_msix_set_eventfd). */
+typedef struct MsixEventfd {
+    struct PciDevice *dev;
+    unsigned vector;
+    int fd;                 /* -1: none */
+    int irqfd;              /* back-end handle while routed in the kernel, else -1 */
+    bool watched;           /* vireo polls fd (masked, or no irqfd path) */
+} MsixEventfd;
+
 typedef struct PciBar {
     PciBarType type;
     uint64_t size;          /* 0: not implemented */
+    bool upper_half;        /* the high dword of the 64-bit BAR below */
     const IoOps *ops;
     void *opaque;
     IoRegion *region;       /* non-NULL while mapped */
@@ -67,6 +79,7 @@ struct PciDevice {
     uint8_t *msix_table;                /* msix_vectors entries */
     uint8_t *msix_pba;                  /* pending bits */
     uint32_t msix_pba_offset;           /* inside the BAR */
+    MsixEventfd *msix_eventfds;         /* msix_vectors entries */
 };
 
 struct PciHost {
@@ -202,13 +215,18 @@ static bool is_pow2(uint64_t v)
     return v && !(v & (v - 1));
 }
 
+static bool bar_free(const PciDevice *d, unsigned bar)
+{
+    return bar < PCI_NUM_BARS && !d->bars[bar].size && !d->bars[bar].upper_half;
+}
+
 bool pci_bar_register(PciDevice *d, unsigned bar, PciBarType type, bool prefetchable,
                       uint64_t size, const IoOps *ops, void *opaque, Error **errp)
 {
     unsigned slots = type == PCI_BAR_MEM64 ? 2 : 1;
     uint64_t min = type == PCI_BAR_IO ? 4 : 16;
     uint64_t max = type == PCI_BAR_IO ? 256 : type == PCI_BAR_MEM32 ? (1ULL << 31) : (1ULL << 40);
-    if (bar + slots > PCI_NUM_BARS || d->bars[bar].size || (slots == 2 && d->bars[bar + 1].size) ||
+    if (!bar_free(d, bar) || (slots == 2 && !bar_free(d, bar + 1)) ||
         !is_pow2(size) || size < min || size > max) {
         error_setg(errp, "%s: invalid BAR %u (size 0x%llx)", d->info.name, bar,
                    (unsigned long long)size);
@@ -225,7 +243,7 @@ bool pci_bar_register(PciDevice *d, unsigned bar, PciBarType type, bool prefetch
     if (slots == 2) {
         set32(d->config + off + 4, 0);
         set32(d->wmask + off + 4, (uint32_t)(~(size - 1) >> 32));
-        d->bars[bar + 1].size = 0;      /* the upper half has no region of its own */
+        d->bars[bar + 1].upper_half = true;     /* no region of its own */
     }
     return true;
 }
@@ -280,6 +298,9 @@ void pci_msi_notify(PciDevice *d)
 }
 
 /* ---- MSI-X ---- */
+
+static void msix_eventfd_sync(PciDevice *d, unsigned v);
+static void msix_eventfd_sync_all(PciDevice *d);
 
 bool pci_msix_enabled(const PciDevice *d)
 {
@@ -387,6 +408,7 @@ static void msix_bar_write(void *opaque, uint64_t off, uint64_t value, unsigned 
         uint8_t *ctrl = d->msix_table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL;
         ctrl[0] &= MSIX_CTRL_MASKED;
         ctrl[1] = ctrl[2] = ctrl[3] = 0;
+        msix_eventfd_sync(d, v);
         if (d->info.msix_vector_changed) {
             d->info.msix_vector_changed(d, d->opaque, v);
         }
@@ -395,6 +417,88 @@ static void msix_bar_write(void *opaque, uint64_t off, uint64_t value, unsigned 
 }
 
 static const IoOps msix_bar_ops = { .read = msix_bar_read, .write = msix_bar_write };
+
+/* ---- MSI-X vectors driven by eventfds ---- */
+
+static bool vector_deliverable(const PciDevice *d, unsigned v)
+{
+    return pci_msix_enabled(d) && !pci_msix_masked(d, v) &&
+           (cfg_get16(d, PCI_COMMAND) & PCI_COMMAND_MASTER);
+}
+
+/* vireo consumes a signal itself: deliver it, or leave it pending. */
+static void msix_eventfd_readable(void *opaque)
+{
+    MsixEventfd *e = opaque;
+    uint64_t count;
+    if (read(e->fd, &count, sizeof(count)) == sizeof(count)) {
+        pci_msix_notify(e->dev, e->vector);
+    }
+}
+
+static void watch_eventfd(MsixEventfd *e, bool on)
+{
+    if (e->watched != on) {
+        e->watched = on;
+        main_loop_set_fd_handler(e->fd, on ? msix_eventfd_readable : NULL, NULL, e);
+    }
+}
+
+/* Put one bound vector on the right path after anything that affects it. */
+static void msix_eventfd_sync(PciDevice *d, unsigned v)
+{
+    MsixEventfd *e = &d->msix_eventfds[v];
+    if (e->fd < 0) {
+        return;
+    }
+    if (!vector_deliverable(d, v)) {
+        msi_irqfd_remove(e->irqfd);         /* signals now become pending bits */
+        e->irqfd = -1;
+        watch_eventfd(e, true);
+        return;
+    }
+    uint64_t addr;
+    uint32_t data;
+    pci_msix_message(d, v, &addr, &data);
+    if (e->irqfd >= 0 && !msi_irqfd_update(e->irqfd, addr, data)) {
+        msi_irqfd_remove(e->irqfd);
+        e->irqfd = -1;
+    }
+    if (e->irqfd < 0) {
+        e->irqfd = msi_irqfd_add(e->fd, addr, data);
+    }
+    /* With an irqfd the kernel picks up any count left in the eventfd. */
+    watch_eventfd(e, e->irqfd < 0);
+}
+
+static void msix_eventfd_sync_all(PciDevice *d)
+{
+    for (unsigned v = 0; d->msix_eventfds && v < d->msix_vectors; v++) {
+        msix_eventfd_sync(d, v);
+    }
+}
+
+static void msix_eventfd_unbind(MsixEventfd *e)
+{
+    if (e->fd >= 0) {
+        msi_irqfd_remove(e->irqfd);
+        watch_eventfd(e, false);
+    }
+    e->fd = e->irqfd = -1;
+}
+
+bool pci_msix_set_eventfd(PciDevice *d, unsigned vector, int eventfd, Error **errp)
+{
+    if (!d->msix_cap || vector >= d->msix_vectors) {
+        error_setg(errp, "%s: no MSI-X vector %u", d->info.name, vector);
+        return false;
+    }
+    MsixEventfd *e = &d->msix_eventfds[vector];
+    msix_eventfd_unbind(e);
+    e->fd = eventfd;
+    msix_eventfd_sync(d, vector);
+    return true;
+}
 
 static void msix_reset_table(PciDevice *d)
 {
@@ -431,6 +535,10 @@ bool pci_msix_init(PciDevice *d, unsigned nr_vectors, unsigned bar, Error **errp
     d->msix_pba_offset = pba_offset;
     d->msix_table = xzalloc(table_len);
     d->msix_pba = xzalloc(pba_len);
+    d->msix_eventfds = xzalloc(nr_vectors * sizeof(MsixEventfd));
+    for (unsigned v = 0; v < nr_vectors; v++) {
+        d->msix_eventfds[v] = (MsixEventfd){ .dev = d, .vector = v, .fd = -1, .irqfd = -1 };
+    }
     msix_reset_table(d);
     set16(d->config + cap + MSIX_FLAGS, nr_vectors - 1);
     set16(d->wmask + cap + MSIX_FLAGS, MSIX_FLAGS_ENABLE | MSIX_FLAGS_MASKALL);
@@ -464,8 +572,10 @@ static void config_write(PciDevice *d, unsigned off, uint32_t val, unsigned size
         update_bars(d);
         update_intx(d);
     }
-    if (d->msix_cap && ranges_touch(off, size, d->msix_cap + MSIX_FLAGS, 2)) {
+    if (d->msix_cap && (ranges_touch(off, size, d->msix_cap + MSIX_FLAGS, 2) ||
+                        ranges_touch(off, size, PCI_COMMAND, 2))) {
         bool on = pci_msix_enabled(d) && !msix_function_masked(d);
+        msix_eventfd_sync_all(d);
         if (on && !msix_was_on) {
             msix_flush_pending(d, 0, d->msix_vectors);
         }
@@ -585,6 +695,7 @@ static void device_reset(PciDevice *d)
     if (d->msix_cap) {
         set16(d->config + d->msix_cap + MSIX_FLAGS, d->msix_vectors - 1);
         msix_reset_table(d);
+        msix_eventfd_sync_all(d);
     }
     if (d->info.reset) {
         d->info.reset(d, d->opaque);
@@ -601,6 +712,10 @@ void pci_device_remove(PciDevice *d)
         unmap_bar(&d->bars[i]);
     }
     d->host->slots[d->slot] = NULL;
+    for (unsigned v = 0; d->msix_eventfds && v < d->msix_vectors; v++) {
+        msix_eventfd_unbind(&d->msix_eventfds[v]);
+    }
+    free(d->msix_eventfds);
     free(d->msix_table);
     free(d->msix_pba);
     free(d);

@@ -130,4 +130,14 @@ bool pci_msix_message(const PciDevice *dev, unsigned vector, uint64_t *addr, uin
 /* Deliver vector now, or mark it pending while masked. */
 void pci_msix_notify(PciDevice *dev, unsigned vector);
 
+/*
+ * Let an eventfd raise a vector: each signal is one pci_msix_notify, but
+ * while the vector is deliverable it goes straight from the kernel to the
+ * guest through an irqfd (KVM), re-routed whenever the guest rewrites the
+ * message; while masked, signals become pending bits. Without an irqfd
+ * back-end (qtest) vireo watches the eventfd itself. eventfd -1 unbinds.
+ * The device keeps ownership of the descriptor.
+ */
+bool pci_msix_set_eventfd(PciDevice *dev, unsigned vector, int eventfd, Error **errp);
+
 #endif

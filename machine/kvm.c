@@ -26,6 +26,9 @@
 #define KVM_DEVICE          "/dev/kvm"
 #define KVM_API_EXPECTED    12
 #define CPUID_MAX_ENTRIES   256
+#define IOAPIC_PINS         24
+#define PIC_IRQS            16
+#define MSI_ROUTES_MAX      256     /* irqfd-bound MSI messages, GSIs 24.. */
 
 /* x86 architectural constants used to build the entry state. */
 #define CR0_PE      (1ULL << 0)
@@ -87,6 +90,8 @@ struct KvmVm {
     bool vm_paused;         /* the run state is not "running" */
     unsigned holds;         /* kvm_vm_hold nesting */
     bool quit;
+    /* MSI routes behind irqfds (KVM GSIs IOAPIC_PINS + index). */
+    struct { bool used; int fd; uint64_t addr; uint32_t data; } msi_routes[MSI_ROUTES_MAX];
     /* Guest time stands still while the VM is stopped, as on QEMU. */
     struct kvm_clock_data clock_at_stop;
     bool clock_saved;
@@ -108,7 +113,7 @@ bool kvm_available(Error **errp)
     }
     static const int needed[] = { KVM_CAP_USER_MEMORY, KVM_CAP_IRQCHIP, KVM_CAP_PIT2,
                                   KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_SIGNAL_MSI,
-                                  KVM_CAP_EXT_CPUID };
+                                  KVM_CAP_EXT_CPUID, KVM_CAP_IRQ_ROUTING, KVM_CAP_IRQFD };
     bool ok = ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_EXPECTED;
     if (!ok) {
         error_setg(errp, "KVM API version is not %d", KVM_API_EXPECTED);
@@ -759,10 +764,92 @@ static void kvm_send_msi(void *opaque, uint64_t addr, uint32_t data)
     ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
 }
 
+/*
+ * KVM_SET_GSI_ROUTING replaces the whole table, so the default routes of the
+ * legacy pins (IOAPIC, and the PICs for ISA IRQs) are restated with the MSIs.
+ */
+static bool kvm_commit_routes(KvmVm *vm)
+{
+    size_t max = PIC_IRQS + IOAPIC_PINS + MSI_ROUTES_MAX;
+    struct kvm_irq_routing *r = xzalloc(sizeof(*r) + max * sizeof(r->entries[0]));
+    unsigned n = 0;
+    for (unsigned gsi = 0; gsi < IOAPIC_PINS; gsi++) {
+        r->entries[n++] = (struct kvm_irq_routing_entry){
+            .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+            .u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi } };
+        if (gsi < PIC_IRQS) {
+            r->entries[n++] = (struct kvm_irq_routing_entry){
+                .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+                .u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+                               .pin = gsi % 8 } };
+        }
+    }
+    for (unsigned i = 0; i < MSI_ROUTES_MAX; i++) {
+        if (vm->msi_routes[i].used) {
+            r->entries[n++] = (struct kvm_irq_routing_entry){
+                .gsi = IOAPIC_PINS + i, .type = KVM_IRQ_ROUTING_MSI,
+                .u.msi = { .address_lo = (uint32_t)vm->msi_routes[i].addr,
+                           .address_hi = vm->msi_routes[i].addr >> 32,
+                           .data = vm->msi_routes[i].data } };
+        }
+    }
+    r->nr = n;
+    bool ok = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r) == 0;
+    free(r);
+    return ok;
+}
+
+static int kvm_irqfd_add(void *opaque, int eventfd, uint64_t addr, uint32_t data)
+{
+    KvmVm *vm = opaque;
+    for (int i = 0; i < MSI_ROUTES_MAX; i++) {
+        if (vm->msi_routes[i].used) {
+            continue;
+        }
+        vm->msi_routes[i].used = true;
+        vm->msi_routes[i].fd = eventfd;
+        vm->msi_routes[i].addr = addr;
+        vm->msi_routes[i].data = data;
+        struct kvm_irqfd irqfd = { .fd = eventfd, .gsi = IOAPIC_PINS + i };
+        if (!kvm_commit_routes(vm) || ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+            vm->msi_routes[i].used = false;
+            kvm_commit_routes(vm);
+            return -1;
+        }
+        return i;
+    }
+    return -1;
+}
+
+static bool kvm_irqfd_update(void *opaque, int handle, uint64_t addr, uint32_t data)
+{
+    KvmVm *vm = opaque;
+    if (handle < 0 || handle >= MSI_ROUTES_MAX || !vm->msi_routes[handle].used) {
+        return false;
+    }
+    vm->msi_routes[handle].addr = addr;
+    vm->msi_routes[handle].data = data;
+    return kvm_commit_routes(vm);
+}
+
+static void kvm_irqfd_remove(void *opaque, int handle)
+{
+    KvmVm *vm = opaque;
+    if (handle < 0 || handle >= MSI_ROUTES_MAX || !vm->msi_routes[handle].used) {
+        return;
+    }
+    struct kvm_irqfd irqfd = { .fd = vm->msi_routes[handle].fd, .gsi = IOAPIC_PINS + handle,
+                               .flags = KVM_IRQFD_FLAG_DEASSIGN };
+    ioctl(vm->vm_fd, KVM_IRQFD, &irqfd);
+    vm->msi_routes[handle].used = false;
+    kvm_commit_routes(vm);
+}
+
 void kvm_vm_install_hooks(KvmVm *vm)
 {
     IrqBackend irq = { .set_level = kvm_set_irq_level, .send_msi = kvm_send_msi,
-                       .opaque = vm };
+                       .irqfd_add = kvm_irqfd_add, .irqfd_update = kvm_irqfd_update,
+                       .irqfd_remove = kvm_irqfd_remove, .opaque = vm };
     irq_set_backend(&irq);
     VcpuControl ctl = { .pause_all = vcpu_control_pause,
                         .resume_all = vcpu_control_resume, .opaque = vm };

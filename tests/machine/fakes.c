@@ -1,5 +1,6 @@
 #include "fakes.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,46 @@ void main_loop_schedule(IOHandler *cb, void *opaque)
     cb(opaque);
 }
 
+#define FAKE_MAX_FDS 16
+static struct { int fd; IOHandler *read; void *opaque; } fd_handlers[FAKE_MAX_FDS];
+static unsigned nr_fd_handlers;
+
+void main_loop_set_fd_handler(int fd, IOHandler *read, IOHandler *write, void *opaque)
+{
+    for (unsigned i = 0; i < nr_fd_handlers; i++) {
+        if (fd_handlers[i].fd == fd) {
+            fd_handlers[i] = fd_handlers[--nr_fd_handlers];
+            break;
+        }
+    }
+    if (read && nr_fd_handlers < FAKE_MAX_FDS) {
+        fd_handlers[nr_fd_handlers++] = (typeof(fd_handlers[0])){ fd, read, opaque };
+    }
+}
+
+bool fake_fd_watched(int fd)
+{
+    for (unsigned i = 0; i < nr_fd_handlers; i++) {
+        if (fd_handlers[i].fd == fd) {
+            return true;
+        }
+    }
+    return false;
+}
+
+unsigned fake_fd_dispatch(void)
+{
+    unsigned ran = 0;
+    for (unsigned i = 0; i < nr_fd_handlers; i++) {
+        struct pollfd p = { .fd = fd_handlers[i].fd, .events = POLLIN };
+        if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+            fd_handlers[i].read(fd_handlers[i].opaque);
+            ran++;
+        }
+    }
+    return ran;
+}
+
 /* ---- chardev ---- */
 
 struct Chardev {
@@ -183,9 +224,45 @@ static void fake_send_msi(void *opaque, uint64_t addr, uint32_t data)
     fake_irq.nr_msi++;
 }
 
-void fake_irq_install(void)
+static int fake_irqfd_add(void *opaque, int fd, uint64_t addr, uint32_t data)
+{
+    for (int i = 0; i < 8; i++) {
+        if (fake_irq.irqfd_fd[i] < 0) {
+            fake_irq.irqfd_fd[i] = fd;
+            fake_irq.irqfd_addr[i] = addr;
+            fake_irq.irqfd_data[i] = data;
+            fake_irq.irqfd_adds++;
+            return i;
+        }
+    }
+    return -1;
+}
+
+static bool fake_irqfd_update(void *opaque, int h, uint64_t addr, uint32_t data)
+{
+    fake_irq.irqfd_addr[h] = addr;
+    fake_irq.irqfd_data[h] = data;
+    fake_irq.irqfd_updates++;
+    return true;
+}
+
+static void fake_irqfd_remove(void *opaque, int h)
+{
+    fake_irq.irqfd_fd[h] = -1;
+    fake_irq.irqfd_removes++;
+}
+
+void fake_irq_install(bool with_irqfd)
 {
     memset(&fake_irq, 0, sizeof(fake_irq));
+    for (int i = 0; i < 8; i++) {
+        fake_irq.irqfd_fd[i] = -1;
+    }
     IrqBackend b = { .set_level = fake_set_level, .send_msi = fake_send_msi };
+    if (with_irqfd) {
+        b.irqfd_add = fake_irqfd_add;
+        b.irqfd_update = fake_irqfd_update;
+        b.irqfd_remove = fake_irqfd_remove;
+    }
     irq_set_backend(&b);
 }

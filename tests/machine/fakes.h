@@ -19,6 +19,10 @@
 void fake_clock_reset(void);
 void fake_clock_advance(int64_t ns);
 
+/* fd handlers registered with main_loop_set_fd_handler; run the readable ones. */
+unsigned fake_fd_dispatch(void);
+bool fake_fd_watched(int fd);
+
 /* A chardev whose output lands in a buffer. */
 Chardev *fake_chardev_new(void);
 const uint8_t *fake_chardev_output(Chardev *chr, size_t *len);
@@ -34,8 +38,13 @@ typedef struct FakeIrqState {
     unsigned nr_msi;
     uint64_t msi_addr[FAKE_MAX_MSI];
     uint32_t msi_data[FAKE_MAX_MSI];
+    /* irqfd back-end, when installed with with_irqfd */
+    int irqfd_fd[8];            /* -1: free */
+    uint64_t irqfd_addr[8];
+    uint32_t irqfd_data[8];
+    unsigned irqfd_adds, irqfd_updates, irqfd_removes;
 } FakeIrqState;
 extern FakeIrqState fake_irq;
-void fake_irq_install(void);
+void fake_irq_install(bool with_irqfd);
 
 #endif
