@@ -21,6 +21,7 @@ typedef struct BlockFile {
     int fd;                 /* -1 when closed */
     bool direct;            /* opened O_DIRECT: bounce unaligned requests */
     bool writable;
+    bool unsafe;            /* cache=unsafe: flushes are skipped */
 } BlockFile;
 
 int bfile_open(BlockFile *f, const char *path, bool writable, bool direct, Error **errp);

@@ -122,6 +122,7 @@ static BlockImage *open_at_depth(const char *filename, const char *format,
                    errp) < 0) {
         goto fail;
     }
+    img->file.unsafe = flags & BLK_O_UNSAFE;
     if (format) {
         img->drv = find_driver(format);
         if (!img->drv) {

@@ -30,6 +30,7 @@ enum {
     BLK_O_URING      = 1u << 3,  /* async queue uses io_uring (else threads) */
     BLK_O_CHECK      = 1u << 4,  /* open for check: tolerate corrupt images */
     BLK_O_NO_BITMAPS = 1u << 5,  /* leave persistent bitmaps untouched */
+    BLK_O_UNSAFE     = 1u << 6,  /* cache=unsafe: never wait for the disk (convert) */
 };
 
 /*

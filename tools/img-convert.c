@@ -205,7 +205,8 @@ int img_convert(int argc, char **argv)
             goto out;
         }
     }
-    c.dst = img_open(out_name, no_create ? NULL : out_fmt, BLK_O_RDWR);
+    /* Like qemu-img, convert writes with cache=unsafe: no waiting for the disk. */
+    c.dst = img_open(out_name, no_create ? NULL : out_fmt, BLK_O_RDWR | BLK_O_UNSAFE);
     if (!c.dst) {
         goto out;
     }
