@@ -20,7 +20,7 @@
 
 void qcow2_free_bitmaps(BDRVQcow2 *s)
 {
-    for (int i = 0; i < s->nb_bitmaps; i++) {
+    for (int i = 0; s->bitmaps && i < s->nb_bitmaps; i++) {
         free(s->bitmaps[i].name);
         free(s->bitmaps[i].extra);
         free(s->bitmaps[i].bits);

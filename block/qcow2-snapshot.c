@@ -20,7 +20,8 @@
 
 void qcow2_free_snapshots(BDRVQcow2 *s)
 {
-    for (int i = 0; i < s->nb_snapshots; i++) {
+    /* nb_snapshots may come from a header that failed validation before the table was read */
+    for (int i = 0; s->snapshots && i < s->nb_snapshots; i++) {
         free(s->snapshots[i].id);
         free(s->snapshots[i].name);
         free(s->snapshots[i].extra);
