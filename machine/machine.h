@@ -48,7 +48,7 @@ GuestMemory *machine_guest_memory(void);
 /* Can this host run a KVM guest at all (for choosing the default accelerator)? */
 bool kvm_can_run_guest(void);
 
-/* The QOM-style path reported in RTC_CHANGE events. */
+/* RTC_CHANGE's qom-path if the device tree could not name the RTC. */
 #define MACHINE_RTC_QOM_PATH "/machine/unattached/device[0]"
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "chardev/chardev.h"
+#include "core/qdev.h"
 #include "core/runstate.h"
 #include "hw/acpi-pm.h"
 #include "hw/fw-cfg.h"
@@ -48,6 +49,9 @@ typedef struct Machine {
     FwCfg *fw_cfg;
     PciHost *pci;
     AcpiConfig acpi;
+    Device *qdevs[16];          /* the built-in devices as 'info qtree' lists them */
+    unsigned nr_qdevs;
+    const char *rtc_path;       /* its canonical path, for RTC_CHANGE */
 } Machine;
 
 static Machine machine;
@@ -88,7 +92,33 @@ static void acpi_power_off(void *opaque)
 
 static void rtc_changed(void *opaque, int64_t offset)
 {
-    qapi_event_send_rtc_change(offset, MACHINE_RTC_QOM_PATH);
+    Machine *m = opaque;
+    qapi_event_send_rtc_change(offset, m->rtc_path ? m->rtc_path : MACHINE_RTC_QOM_PATH);
+}
+
+/* List a built-in device in the device tree (QEMU's type names). */
+static Device *register_device(Machine *m, const char *type, const char *bus)
+{
+    Device *d = qdev_add(type, NULL, bus, DEVICE_BUILTIN, NULL, NULL, NULL);
+    if (d && m->nr_qdevs < ARRAY_SIZE(m->qdevs)) {
+        m->qdevs[m->nr_qdevs++] = d;
+    }
+    return d;
+}
+
+static void register_devices(Machine *m)
+{
+    register_device(m, "gpex-pcihost", "main-system-bus");
+    register_device(m, "gpex-root", "pci.0");
+    register_device(m, "fw_cfg_io", "main-system-bus");
+    register_device(m, "i8042", "isa.0");
+    Device *rtc = register_device(m, "mc146818rtc", "isa.0");
+    m->rtc_path = rtc ? rtc->path : NULL;
+    for (int i = 0; i < VM_MAX_SERIAL; i++) {
+        if (m->serial[i]) {
+            register_device(m, "isa-serial", "isa.0");
+        }
+    }
 }
 
 static void power_button(void *opaque)
@@ -212,6 +242,7 @@ static bool create_devices(Machine *m, Error **errp)
         .base = m->cfg->rtc_base,
         .clock = clock && strcmp(clock, "vm") == 0 ? CLOCK_VIRTUAL : CLOCK_REALTIME_HOST,
         .on_change = rtc_changed,
+        .opaque = m,
     };
     AcpiPmOps pm_ops = { .power_off = acpi_power_off };
     PciHostConfig pci = { .intx_gsi = acpi_pci_intx_gsi };
@@ -226,6 +257,7 @@ static bool create_devices(Machine *m, Error **errp)
     m->acpi.has_pci = true;
     m->acpi.pci_slots = PCI_MAX_SLOTS;
     m->acpi.fw_cfg_port = FW_CFG_IO_BASE;
+    register_devices(m);
     return true;
 }
 
@@ -331,6 +363,11 @@ void machine_cleanup(void)
 {
     Machine *m = &machine;
     kvm_vm_destroy(m->kvm);     /* first: no vCPU may touch a device below */
+    for (unsigned i = 0; i < m->nr_qdevs; i++) {
+        qdev_remove(m->qdevs[i]);
+    }
+    m->nr_qdevs = 0;
+    m->rtc_path = NULL;
     m->kvm = NULL;
     for (int i = 0; i < VM_MAX_SERIAL; i++) {
         serial16550_destroy(m->serial[i]);
