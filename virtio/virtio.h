@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "machine/memory.h"
 #include "util/error.h"
@@ -69,6 +70,7 @@ enum {
 #define VIRTIO_PCI_VRING_ALIGN 4096
 
 typedef struct VirtIODevice VirtIODevice;
+struct VirtQueueElement;
 
 typedef struct VirtQueue {
     VirtIODevice *vdev;
@@ -88,6 +90,11 @@ typedef struct VirtQueue {
     uint32_t inuse;             /* chains taken and not yet returned */
     void (*handle_output)(VirtIODevice *vdev, struct VirtQueue *vq);
     void *opaque;               /* for the device type */
+    /* Host views of the rings, checked once when the queue is enabled. */
+    struct VirtQueueDesc *desc_hva;     /* num entries */
+    struct VirtQueueAvail *avail_hva;   /* flags, idx, ring[num], used_event */
+    struct VirtQueueUsed *used_hva;     /* flags, idx, ring[num], avail_event */
+    bool notification_disabled;         /* the device asked not to be kicked */
 } VirtQueue;
 
 /* vhost back-end state, reported by x-query-virtio-status when active. */
@@ -135,7 +142,108 @@ struct VirtIODevice {
     unsigned nvqs;
 
     VirtIODevice *next;         /* registry, in creation order */
+
+    /* ---- below: for the core, transports and device types ---- */
+    uint64_t driver_features;   /* as written by the driver, unmasked */
+    uint16_t config_vector;     /* MSI-X vector of configuration changes */
+    uint8_t *config;            /* device-specific configuration space */
+    uint32_t config_len;
+    bool legacy;                /* the driver talks through the legacy I/O BAR */
+    const struct VirtIODeviceOps *ops;
+    void *opaque;               /* the device type's state */
+    const struct VirtIOTransportOps *transport;
+    void *transport_opaque;
 };
+
+/* What a device type provides (every callback optional). */
+typedef struct VirtIODeviceOps {
+    /* Back to power-on state; the core already reset the queues. */
+    void (*reset)(VirtIODevice *vdev);
+    /* Status changed (e.g. DRIVER_OK set); old is the previous value. */
+    void (*set_status)(VirtIODevice *vdev, uint8_t old);
+    /* The driver wrote config bytes [offset, offset+len). */
+    void (*config_written)(VirtIODevice *vdev, uint32_t offset, uint32_t len);
+    /* Refresh config space before the driver reads it. */
+    void (*config_refresh)(VirtIODevice *vdev);
+} VirtIODeviceOps;
+
+/* What the transport provides to the core. */
+typedef struct VirtIOTransportOps {
+    /* Signal the driver on MSI-X vector (VIRTIO_NO_VECTOR: legacy INTx). */
+    void (*notify)(VirtIODevice *vdev, uint16_t vector);
+} VirtIOTransportOps;
+
+#define VIRTIO_NO_VECTOR 0xffff
+#define VIRTIO_ISR_QUEUE  1
+#define VIRTIO_ISR_CONFIG 2
+
+/* The features every device offers (QEMU 7.2's transport defaults). */
+#define VIRTIO_COMMON_FEATURES \
+    (1ULL << VIRTIO_F_NOTIFY_ON_EMPTY | 1ULL << VIRTIO_F_ANY_LAYOUT | \
+     1ULL << VIRTIO_RING_F_INDIRECT_DESC | 1ULL << VIRTIO_RING_F_EVENT_IDX | \
+     1ULL << VHOST_USER_F_PROTOCOL_FEATURES | 1ULL << VIRTIO_F_VERSION_1 | \
+     1ULL << VIRTIO_F_RING_RESET)
+
+/*
+ * One descriptor chain taken from the avail ring, already validated: every
+ * buffer lies in guest RAM, readable ones first, totals below 4 GiB.
+ */
+typedef struct VirtQueueElement {
+    uint16_t head;              /* descriptor index, returned in the used ring */
+    unsigned out_num, in_num;   /* device-readable, device-writable buffers */
+    struct iovec *out_sg, *in_sg;
+    uint32_t out_len, in_len;   /* total bytes */
+} VirtQueueElement;
+
+/* ---- core (virtio/virtio.c) ---- */
+void virtio_device_init(VirtIODevice *vdev, const char *name, uint16_t device_id,
+                        GuestMemory *mem, uint32_t config_len, unsigned nvqs);
+void virtio_device_register(VirtIODevice *vdev, const char *path);
+VirtQueue *virtio_queue_setup(VirtIODevice *vdev, unsigned index, uint32_t size,
+                              void (*handle_output)(VirtIODevice *, VirtQueue *));
+bool virtio_has_feature(const VirtIODevice *vdev, unsigned bit);
+void virtio_set_status(VirtIODevice *vdev, uint8_t status);
+void virtio_reset(VirtIODevice *vdev);
+/* Driver writes one 32-bit half of its features (sel 0 or 1). */
+void virtio_write_driver_features(VirtIODevice *vdev, unsigned sel, uint32_t val);
+uint32_t virtio_read_device_features(const VirtIODevice *vdev, unsigned sel);
+/* Configuration space as the driver sees it (little endian). */
+uint64_t virtio_config_read(VirtIODevice *vdev, uint32_t offset, unsigned size);
+void virtio_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, unsigned size);
+/* The device changed its config: bump the generation, interrupt the driver. */
+void virtio_notify_config(VirtIODevice *vdev);
+/* A guest protocol violation: the device stops until the driver resets it. */
+void virtio_mark_broken(VirtIODevice *vdev, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+bool virtio_driver_ok(const VirtIODevice *vdev);
+/* The driver kicked queue n. */
+void virtio_queue_notify(VirtIODevice *vdev, unsigned n);
+
+/* ---- split virtqueue (virtio/virtqueue.c) ---- */
+/* Map the rings (after the driver set addresses and size); false: broken. */
+bool virtqueue_enable(VirtQueue *vq);
+void virtqueue_reset(VirtQueue *vq);
+bool virtqueue_ready(const VirtQueue *vq);
+bool virtqueue_empty(VirtQueue *vq);
+/* Next chain, or false when empty or the chain was bad (device broken). */
+bool virtqueue_pop(VirtQueue *vq, VirtQueueElement *elem);
+void virtqueue_element_free(VirtQueueElement *elem);
+/* Put back the last popped chain unused (e.g. no room in a back-end). */
+void virtqueue_unpop(VirtQueue *vq, VirtQueueElement *elem);
+/* Return a chain with len bytes written into its device-writable buffers. */
+void virtqueue_push(VirtQueue *vq, const VirtQueueElement *elem, uint32_t len);
+/* Interrupt the driver if it wants to hear about the used entries so far. */
+void virtqueue_notify(VirtQueue *vq);
+/* Ask the driver to kick (or not) on new avail entries. */
+void virtqueue_set_notification(VirtQueue *vq, bool enable);
+
+/* iovec helpers: copy between a flat buffer and a scatter list. */
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len);
+size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf,
+                    size_t len);
+/* Copy the sub-range [offset, offset+len) of iov into dst (max dst_n entries). */
+unsigned iov_slice(const struct iovec *iov, unsigned n, size_t offset, size_t len,
+                   struct iovec *dst, unsigned dst_n);
 
 /* Registry of realized devices (creation order), for introspection. */
 VirtIODevice *virtio_device_first(void);
