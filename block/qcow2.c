@@ -235,7 +235,8 @@ static int parse_v3_fields(BlockImage *img, const uint8_t *hdr, Error **errp)
     s->incompat = ld_be64(hdr + 72);
     s->compat = ld_be64(hdr + 80);
     s->autoclear = ld_be64(hdr + 88);
-    s->refcount_order = (int)ld_be32(hdr + 96);
+    uint32_t order = ld_be32(hdr + 96);
+    s->refcount_order = order > 6 ? 7 : (int)order;   /* rejected below */
     s->header_length = ld_be32(hdr + 100);
     if (s->header_length < QCOW2_V3_HEADER_LEN || s->header_length > s->cluster_size ||
         (s->header_length & 7)) {
