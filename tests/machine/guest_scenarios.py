@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 
+import tinyguest
 import vmm
 
 AGENT_INIT = r"""#!/bin/sh
@@ -215,12 +216,27 @@ def scenario_pvh(tmp, vmlinux, initrd):
         v.close()
 
 
+def scenario_triple_fault(tmp):
+    """A guest that triple-faults is reset, as a PC is (-no-reboot: it exits)."""
+    kernel = os.path.join(tmp, "triple-fault.elf")
+    with open(kernel, "wb") as f:
+        f.write(tinyguest.pvh_elf(tinyguest.triple_fault()))
+    v = vmm.Vireo("-kernel", kernel, "-m", "16M", "-serial", "null", "-no-reboot")
+    try:
+        ev = v.qmp().wait_event("SHUTDOWN", timeout=30)
+        result("triple_fault", shutdown=ev["data"], exit=v.wait(30),
+               sanitizer=sanitizer_report(v))
+    finally:
+        v.close()
+
+
 def main():
     kernel, vmlinux, initrd, fw_bin = sys.argv[1:5]
     tmp = os.environ.get("LAB_TMP") or os.environ.get("TMPDIR") or "/tmp"
     for name, fn in [("main", lambda: scenario_main(tmp, kernel, initrd, fw_bin)),
                      ("no_reboot", lambda: scenario_no_reboot_paused(tmp, kernel, initrd)),
-                     ("pvh", lambda: scenario_pvh(tmp, vmlinux, initrd) if vmlinux != "-" else None)]:
+                     ("pvh", lambda: scenario_pvh(tmp, vmlinux, initrd) if vmlinux != "-" else None),
+                     ("triple_fault", lambda: scenario_triple_fault(tmp))]:
         try:
             fn()
         except Exception as e:  # report and go on with the next VM

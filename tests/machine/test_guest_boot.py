@@ -125,6 +125,12 @@ def test_pvh_boot():
     assert not r["sanitizer"], r["sanitizer"]
 
 
+def test_triple_fault_resets():
+    r = get("triple_fault")
+    assert r["shutdown"] == {"guest": True, "reason": "guest-reset"}, r
+    assert r["exit"] == 0 and not r["sanitizer"], r
+
+
 def test_no_scenario_errors():
     errors = {k: v for k, v in run_scenarios().items() if k.startswith("error_")}
     assert not errors, errors
