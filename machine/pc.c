@@ -23,6 +23,7 @@
 #include "machine/layout.h"
 #include "qapi/qapi-events.h"
 #include "util/osdep.h"
+#include "virtio/virtio-pci.h"
 
 #define MIN_RAM_SIZE    (1ULL << 20)
 /* RAM plus the 32-bit hole must stay below what guests can address (40 bits). */
@@ -250,7 +251,8 @@ static bool create_devices(Machine *m, Error **errp)
     m->i8042 = m->rtc ? i8042_create(reset_line, NULL, errp) : NULL;
     m->pm = m->i8042 ? acpi_pm_create(ACPI_PM_IO_BASE, ACPI_SCI_GSI, &pm_ops, errp) : NULL;
     m->pci = m->pm ? pci_host_create(&pci, errp) : NULL;
-    if (!m->pci || !create_fw_cfg(m, errp)) {
+    if (!m->pci || !create_fw_cfg(m, errp) ||
+        !virtio_pci_create_devices(m->cfg, m->pci, &m->mem, errp)) {
         return false;
     }
     m->acpi.nr_cpus = m->cfg->smp_cpus;

@@ -7,8 +7,6 @@ static bool not_yet(const char *name, Error **errp)
     return false;
 }
 
-bool virtio_blk_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
-{ return not_yet("virtio-blk-pci", errp); }
 bool virtio_serial_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
 { return not_yet("virtio-serial-pci", errp); }
 bool virtio_serial_port_create(const VirtioCreateContext *ctx, const char *opts,

@@ -181,11 +181,10 @@ uint64_t virtio_config_read(VirtIODevice *vdev, uint32_t offset, unsigned size)
 void virtio_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, unsigned size)
 {
     if (!range_within(offset, size, vdev->config_len) || size > 8 ||
-        !vdev->ops || !vdev->ops->config_written) {
+        !vdev->ops || !vdev->ops->config_write) {
         return;     /* read-only configuration: writes are dropped */
     }
-    memcpy(vdev->config + offset, &val, size);
-    vdev->ops->config_written(vdev, offset, size);
+    vdev->ops->config_write(vdev, offset, val, size);
 }
 
 static void notify_transport(VirtIODevice *vdev, uint16_t vector)

@@ -161,8 +161,9 @@ typedef struct VirtIODeviceOps {
     void (*reset)(VirtIODevice *vdev);
     /* Status changed (e.g. DRIVER_OK set); old is the previous value. */
     void (*set_status)(VirtIODevice *vdev, uint8_t old);
-    /* The driver wrote config bytes [offset, offset+len). */
-    void (*config_written)(VirtIODevice *vdev, uint32_t offset, uint32_t len);
+    /* The driver writes config bytes [offset, offset+size): the device applies
+     * what it allows (NULL: configuration space is read-only). */
+    void (*config_write)(VirtIODevice *vdev, uint32_t offset, uint64_t val, unsigned size);
     /* Refresh config space before the driver reads it. */
     void (*config_refresh)(VirtIODevice *vdev);
 } VirtIODeviceOps;
