@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/main-loop.h"
 #include "hw/irq.h"
 #include "machine/address-space.h"
 #include "util/osdep.h"
@@ -65,7 +64,6 @@ struct Serial16550 {
     uint8_t ier, lcr, mcr, lsr, msr, scr, fcr;
     bool thr_ipending;      /* THRE interrupt not yet acknowledged */
     bool rx_stalled;        /* can_read said 0: the chardev waits to hear of room */
-    bool wake_scheduled;    /* a call to chardev_accept_input is on its way */
     bool irq_level;         /* what we last drove on the line */
     uint8_t rx[UART_FIFO_SIZE];
     unsigned rx_head;       /* index of the oldest byte */
@@ -160,22 +158,15 @@ static void transmit(Serial16550 *s, uint8_t byte)
 
 static size_t serial_can_read(void *opaque);
 
-static void wake_chardev(void *opaque)
-{
-    Serial16550 *s = opaque;
-    s->wake_scheduled = false;
-    if (s->chr) {
-        chardev_accept_input(s->chr);
-    }
-}
-
-/* After the guest made room: tell a paused chardev (from the main loop). */
+/*
+ * After the guest made room, tell a chardev that stopped offering input.
+ * This runs under the big lock, like chardev_write from the same exit.
+ */
 static void maybe_wake_input(Serial16550 *s)
 {
-    if (s->rx_stalled && !s->wake_scheduled && serial_can_read(s) > 0) {
+    if (s->rx_stalled && s->chr && serial_can_read(s) > 0) {
         s->rx_stalled = false;
-        s->wake_scheduled = true;
-        main_loop_schedule(wake_chardev, s);
+        chardev_accept_input(s->chr);
     }
 }
 

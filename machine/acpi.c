@@ -248,7 +248,7 @@ static uint64_t build_fadt(TableBuf *t, uint64_t facs, uint64_t dsdt)
     /* Reset register: the i8042 reset command, the one reset line we have. */
     put_gas_io(f + 116, 8, 1, I8042_CMD_PORT);
     f[128] = I8042_RESET_CMD;
-    put64(f + 132, facs);
+    /* One FACS pointer only (the spec forbids both); DSDT in both, as is usual. */
     put64(f + 140, dsdt);
     memcpy(f + 268, "VIREO\0\0\0", 8);     /* hypervisor vendor identity */
     finish_table(f, FADT_LEN);

@@ -87,6 +87,7 @@ struct KvmVm {
     struct kvm_pit_state2 pit0;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    bool tsc_deadline;      /* the in-kernel LAPIC offers the TSC-deadline timer */
     bool vm_paused;         /* the run state is not "running" */
     unsigned holds;         /* kvm_vm_hold nesting */
     bool quit;
@@ -165,6 +166,9 @@ static struct kvm_cpuid2 *cpuid_for_vcpu(const KvmVm *vm, unsigned apic_id)
         case 1:
             e->ebx = (apic_id << 24) | (MIN(n, 255u) << 16) | (8u << 8);  /* 64-byte CLFLUSH */
             e->ecx |= 1u << 31;                             /* running on a hypervisor */
+            if (vm->tsc_deadline) {
+                e->ecx |= 1u << 24;                         /* emulated by the in-kernel LAPIC */
+            }
             e->edx = n > 1 ? e->edx | (1u << 28) : e->edx & ~(1u << 28);   /* HTT */
             break;
         case 0xb:
@@ -223,13 +227,10 @@ static bool create_platform(KvmVm *vm, Error **errp)
 {
     uint64_t identity = KVM_IDENTITY_MAP_ADDR;
     struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0 ||
+    if (!vm_ioctl(vm, KVM_SET_TSS_ADDR, (void *)(uintptr_t)KVM_TSS_ADDR, "TSS address", errp) ||
         !vm_ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, &identity, "identity map", errp) ||
         !vm_ioctl(vm, KVM_CREATE_IRQCHIP, NULL, "creating the irqchip", errp) ||
         !vm_ioctl(vm, KVM_CREATE_PIT2, &pit, "creating the PIT", errp)) {
-        if (errp && !*errp) {
-            error_setg_errno(errp, errno, "KVM: TSS address");
-        }
         return false;
     }
     /* Keep the power-on state of the interrupt controllers for resets. */
@@ -308,6 +309,7 @@ KvmVm *kvm_vm_create(const GuestMemory *mem, unsigned nr_vcpus, Error **errp)
         error_setg_errno(errp, errno, "KVM: cannot create a VM");
         goto fail;
     }
+    vm->tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     vm->cpuid = get_supported_cpuid(vm->kvm_fd, errp);
     if (!vm->cpuid || !create_platform(vm, errp) || !add_memory_slots(vm, errp)) {
         goto fail;
