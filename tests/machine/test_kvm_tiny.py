@@ -20,7 +20,9 @@ import lab  # noqa: E402
 
 
 class Tiny:
-    def __init__(self, code, *args):
+    """A tiny guest, started paused so QMP is connected before it can finish."""
+
+    def __init__(self, code, *args, autostart=True):
         if not os.path.exists("/dev/kvm"):
             vtest.skip("no /dev/kvm")
         self.dir = tempfile.mkdtemp(prefix="vireo-tiny-")
@@ -29,8 +31,10 @@ class Tiny:
             f.write(pvh_elf(code))
         self.out = os.path.join(self.dir, "serial.out")
         self.v = vmm.Vireo("-kernel", self.kernel, "-m", "16M",
-                           "-serial", f"file:{self.out}", *args)
+                           "-serial", f"file:{self.out}", "-S", *args)
         self.qmp = self.v.qmp()
+        if autostart:
+            self.qmp.cmd("cont")
 
     def output(self):
         try:
@@ -103,7 +107,7 @@ def test_acpi_poweroff():
 def test_stop_cont_busy_vcpu_and_paused_start():
     spin = putc("x") + delay(20000)
     spin += bytes([0xeb, (256 - len(spin) - 2) & 0xff])     # jmp to the start
-    with Tiny(spin, "-S") as t:
+    with Tiny(spin, autostart=False) as t:
         assert t.qmp.cmd("query-status")["status"] == "prelaunch"
         time.sleep(0.5)
         assert t.output() == b""
