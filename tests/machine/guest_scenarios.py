@@ -221,9 +221,11 @@ def scenario_triple_fault(tmp):
     kernel = os.path.join(tmp, "triple-fault.elf")
     with open(kernel, "wb") as f:
         f.write(tinyguest.pvh_elf(tinyguest.triple_fault()))
-    v = vmm.Vireo("-kernel", kernel, "-m", "16M", "-serial", "null", "-no-reboot")
+    v = vmm.Vireo("-kernel", kernel, "-m", "16M", "-serial", "null", "-no-reboot", "-S")
     try:
-        ev = v.qmp().wait_event("SHUTDOWN", timeout=30)
+        qmp = v.qmp()
+        qmp.cmd("cont")             # started paused: QMP is up before it can end
+        ev = qmp.wait_event("SHUTDOWN", timeout=30)
         result("triple_fault", shutdown=ev["data"], exit=v.wait(30),
                sanitizer=sanitizer_report(v))
     finally:
