@@ -7,12 +7,5 @@ static bool not_yet(const char *name, Error **errp)
     return false;
 }
 
-bool virtio_serial_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
-{ return not_yet("virtio-serial-pci", errp); }
-bool virtio_serial_port_create(const VirtioCreateContext *ctx, const char *opts,
-                               bool console, Error **errp)
-{ return not_yet(console ? "virtconsole" : "virtserialport", errp); }
-bool virtio_balloon_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
-{ return not_yet("virtio-balloon-pci", errp); }
 bool virtio_net_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
 { return not_yet("virtio-net-pci", errp); }

@@ -1,0 +1,178 @@
+/*
+ * virtio-balloon (virtio 1.2 section 5.5): the host sets a target number of
+ * 4 KiB pages in config space; the guest hands pages over on the inflate
+ * queue (we drop their host backing) and takes them back on the deflate
+ * queue; memory statistics arrive on the stats queue.
+ */
+#include <endian.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "util/osdep.h"
+#include "virtio/virtio-balloon.h"
+#include "virtio/virtio-pci.h"
+
+#define BALLOON_F_STATS_VQ      1
+#define BALLOON_F_PAGE_POISON   4
+#define BALLOON_PAGE_SHIFT      12
+#define BALLOON_PAGE_SIZE       (1u << BALLOON_PAGE_SHIFT)
+#define QUEUE_SIZE              128
+#define HOST_PAGE_SIZE          4096
+
+enum { Q_INFLATE = 0, Q_DEFLATE = 1, Q_STATS = 2 };
+/* Configuration: num_pages, actual, free_page_hint_cmd_id, poison_val */
+enum { CFG_NUM_PAGES = 0, CFG_ACTUAL = 4, CFG_POISON = 12, CFG_SIZE = 16 };
+
+typedef struct VirtIOBalloon {
+    VirtIODevice vdev;
+    uint64_t ram_size;
+    uint32_t num_pages;         /* target the host asked for */
+    uint32_t actual;            /* pages the guest reports it gave */
+    VirtQueueElement stats_elem;
+    bool stats_held;            /* a stats buffer waits for the next poll */
+} VirtIOBalloon;
+
+void (*virtio_balloon_change_hook)(int64_t actual);
+static VirtIOBalloon *the_balloon;
+
+static const OptParam balloon_params[] = {
+    { "driver", OPT_STRING, "device type" },
+    { "deflate-on-oom", OPT_BOOL, "deflate when the guest runs out of memory", "off" },
+    { "free-page-reporting", OPT_BOOL, "free page reporting", "off" },
+    VIRTIO_PCI_COMMON_PARAMS,
+    { NULL },
+};
+
+static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
+
+/* Give the host page of a ballooned guest page back to the host. */
+static void discard_page(VirtIOBalloon *b, uint32_t pfn)
+{
+    uint64_t gpa = (uint64_t)pfn << BALLOON_PAGE_SHIFT;
+    void *p = gmem_ptr(b->vdev.mem, gpa, BALLOON_PAGE_SIZE);
+    if (p && ((uintptr_t)p % HOST_PAGE_SIZE) == 0) {
+        madvise(p, BALLOON_PAGE_SIZE, MADV_DONTNEED);
+    }
+}
+
+static void balloon_pages(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VirtIOBalloon *b = vdev->opaque;
+    VirtQueueElement elem;
+    while (virtqueue_pop(vq, &elem)) {
+        for (size_t off = 0; vq->index == Q_INFLATE && off + 4 <= elem.out_len; off += 4) {
+            uint32_t pfn;
+            iov_to_buf(elem.out_sg, elem.out_num, off, &pfn, 4);
+            discard_page(b, le32toh(pfn));
+        }
+        virtqueue_push(vq, &elem, 0);
+        virtqueue_element_free(&elem);
+    }
+    virtqueue_notify(vq);
+}
+
+/* Keep the stats buffer: returning it asks the guest for fresh numbers. */
+static void balloon_stats(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VirtIOBalloon *b = vdev->opaque;
+    if (b->stats_held) {
+        return;
+    }
+    b->stats_held = virtqueue_pop(vq, &b->stats_elem);
+}
+
+static void balloon_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val,
+                                 unsigned size)
+{
+    VirtIOBalloon *b = vdev->opaque;
+    if (offset != CFG_ACTUAL || size != 4) {
+        return;
+    }
+    uint32_t old = b->actual;
+    b->actual = val;
+    put32(vdev->config + CFG_ACTUAL, b->actual);
+    if (old != b->actual && virtio_balloon_change_hook) {
+        virtio_balloon_change_hook(b->ram_size - ((uint64_t)b->actual << BALLOON_PAGE_SHIFT));
+    }
+}
+
+static void balloon_reset(VirtIODevice *vdev)
+{
+    VirtIOBalloon *b = vdev->opaque;
+    if (b->stats_held) {
+        virtqueue_element_free(&b->stats_elem);
+        b->stats_held = false;
+    }
+    b->actual = 0;
+    put32(vdev->config + CFG_ACTUAL, 0);
+}
+
+static const VirtIODeviceOps balloon_ops = {
+    .reset = balloon_reset, .config_write = balloon_config_write,
+};
+
+bool virtio_balloon_set_target(int64_t target, Error **errp)
+{
+    VirtIOBalloon *b = the_balloon;
+    if (!b) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_ACTIVE, "No balloon device has been activated");
+        return false;
+    }
+    if (target <= 0) {
+        error_setg(errp, "Parameter 'target' expects a size");
+        return false;
+    }
+    uint64_t t = MIN((uint64_t)target, b->ram_size);
+    b->num_pages = (b->ram_size - t) >> BALLOON_PAGE_SHIFT;
+    put32(b->vdev.config + CFG_NUM_PAGES, b->num_pages);
+    virtio_notify_config(&b->vdev);
+    return true;
+}
+
+bool virtio_balloon_query(int64_t *actual, Error **errp)
+{
+    VirtIOBalloon *b = the_balloon;
+    if (!b) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_ACTIVE, "No balloon device has been activated");
+        return false;
+    }
+    *actual = b->ram_size - ((uint64_t)b->actual << BALLOON_PAGE_SHIFT);
+    return true;
+}
+
+bool virtio_balloon_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
+{
+    KeyValList kv;
+    VirtioPciOptions po;
+    if (!keyval_parse(opts, "driver", balloon_params, &kv, errp)) {
+        return false;
+    }
+    bool ok = virtio_pci_parse_options(&kv, 0, &po, errp);
+    if (ok && the_balloon) {
+        error_setg(errp, "Only one balloon device is supported");
+        ok = false;
+    }
+    VirtIOBalloon *b = ok ? xzalloc(sizeof(*b)) : NULL;
+    if (b) {
+        virtio_device_init(&b->vdev, "virtio-balloon", VIRTIO_ID_BALLOON, ctx->mem, CFG_SIZE, 3);
+        virtio_queue_setup(&b->vdev, Q_INFLATE, QUEUE_SIZE, balloon_pages);
+        virtio_queue_setup(&b->vdev, Q_DEFLATE, QUEUE_SIZE, balloon_pages);
+        virtio_queue_setup(&b->vdev, Q_STATS, QUEUE_SIZE, balloon_stats);
+        b->vdev.host_features |= 1ULL << BALLOON_F_STATS_VQ | 1ULL << BALLOON_F_PAGE_POISON;
+        b->vdev.ops = &balloon_ops;
+        b->vdev.opaque = b;
+        b->ram_size = ctx->mem->ram_size;
+        virtio_pci_apply_feature_props(&kv, &b->vdev);
+        ok = virtio_pci_plug(ctx, &kv, "virtio-balloon-pci", &b->vdev, 0x00ff00, &po, errp);
+        if (ok) {
+            the_balloon = b;
+        } else {
+            free(b->vdev.config);
+            free(b->vdev.vq);
+            free(b);
+        }
+    }
+    keyval_free(&kv);
+    return ok;
+}
