@@ -1,0 +1,535 @@
+/*
+ * virtio-net (virtio 1.2 section 5.1) on tap: packets keep their virtio net
+ * header across the tap (IFF_VNET_HDR), so checksum and TSO offloads reach
+ * the host kernel unchanged. Receive copies each packet into one chain, or
+ * several with mergeable rx buffers; the control queue takes rx mode, MAC
+ * table, VLAN, announce, multiqueue and guest offload commands. Each queue
+ * pair has its own tap descriptor (IFF_MULTI_QUEUE when there are several).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/main-loop.h"
+#include "net/tap.h"
+#include "util/osdep.h"
+#include "virtio/virtio-pci.h"
+
+enum {
+    NET_F_CSUM = 0, NET_F_GUEST_CSUM = 1, NET_F_CTRL_GUEST_OFFLOADS = 2, NET_F_MAC = 5,
+    NET_F_GSO = 6, NET_F_GUEST_TSO4 = 7, NET_F_GUEST_TSO6 = 8, NET_F_GUEST_ECN = 9,
+    NET_F_GUEST_UFO = 10, NET_F_HOST_TSO4 = 11, NET_F_HOST_TSO6 = 12, NET_F_HOST_ECN = 13,
+    NET_F_HOST_UFO = 14, NET_F_MRG_RXBUF = 15, NET_F_STATUS = 16, NET_F_CTRL_VQ = 17,
+    NET_F_CTRL_RX = 18, NET_F_CTRL_VLAN = 19, NET_F_CTRL_RX_EXTRA = 20,
+    NET_F_GUEST_ANNOUNCE = 21, NET_F_MQ = 22, NET_F_CTRL_MAC_ADDR = 23,
+};
+
+enum { CTRL_RX = 0, CTRL_MAC = 1, CTRL_VLAN = 2, CTRL_ANNOUNCE = 3, CTRL_MQ = 4,
+       CTRL_GUEST_OFFLOADS = 5 };
+enum { ACK_OK = 0, ACK_ERR = 1 };
+#define STATUS_LINK_UP  1
+
+#define QUEUE_SIZE      256
+#define CTRL_QUEUE_SIZE 64
+#define MAX_PAIRS       8
+#define HDR_LEN_MRG     12      /* virtio_net_hdr_v1 / _mrg_rxbuf */
+#define HDR_LEN_LEGACY  10
+#define PACKET_MAX      (65536 + HDR_LEN_MRG)
+#define RX_CHAINS_MAX   64
+#define MAC_TABLE_MAX   64
+
+/* Configuration: mac[6], status, max_virtqueue_pairs */
+enum { CFG_MAC = 0, CFG_STATUS = 6, CFG_MAX_PAIRS = 8 };
+
+typedef struct VirtIONet VirtIONet;
+
+typedef struct NetQueuePair {
+    VirtIONet *net;
+    int fd;                     /* tap queue */
+    VirtQueue *rx, *tx;
+    uint8_t *packet;            /* a received packet waiting for rx buffers */
+    ssize_t packet_len;         /* 0: none */
+    bool polling;               /* tap fd is watched for packets */
+} NetQueuePair;
+
+struct VirtIONet {
+    VirtIODevice vdev;
+    unsigned max_pairs, active_pairs;
+    NetQueuePair pairs[MAX_PAIRS];
+    unsigned hdr_len;
+    bool ufo;                   /* the host tap takes UFO */
+    /* Control-queue state (kept as the driver set it). */
+    uint8_t rx_mode[6];         /* promisc, allmulti, alluni, nomulti, nouni, nobcast */
+    uint8_t mac_table[MAC_TABLE_MAX][6];
+    unsigned mac_table_n;
+    uint32_t vlans[4096 / 32];
+};
+
+static const OptParam net_params[] = {
+    { "driver", OPT_STRING, "device type" },
+    { "netdev", OPT_STRING, "id of the -netdev" },
+    { "mac", OPT_STRING, "MAC address" },
+    { "mq", OPT_BOOL, "multiqueue", "off" },
+    { "rx_queue_size", OPT_NUMBER, "receive queue size", "256" },
+    { "tx_queue_size", OPT_NUMBER, "transmit queue size", "256" },
+    { "romfile", OPT_STRING, "option ROM (ignored)" },
+    VIRTIO_PCI_COMMON_PARAMS,
+    { NULL },
+};
+
+static const OptParam netdev_params[] = {
+    { "type", OPT_STRING, "back-end type" },
+    { "id", OPT_STRING, "netdev id" },
+    { "ifname", OPT_STRING, "tap interface" },
+    { "script", OPT_STRING, "up script (only 'no')" },
+    { "downscript", OPT_STRING, "down script (only 'no')" },
+    { "queues", OPT_NUMBER, "queue pairs", "1" },
+    { "vhost", OPT_BOOL, "vhost-net", "off" },
+    { "vnet_hdr", OPT_BOOL, "virtio net header", "on" },
+    { NULL },
+};
+
+static bool has(const VirtIONet *n, unsigned bit)
+{
+    return virtio_has_feature(&n->vdev, bit);
+}
+
+/* ---- transmit ---- */
+
+static void net_tx(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VirtIONet *n = vdev->opaque;
+    NetQueuePair *qp = &n->pairs[vq->index / 2];
+    VirtQueueElement elem;
+    do {
+        virtqueue_set_notification(vq, false);
+        while (virtqueue_pop(vq, &elem)) {
+            /* Header and frame go to the tap as they are; a full tap drops, like a wire. */
+            ssize_t r = writev(qp->fd, elem.out_sg, elem.out_num);
+            (void)r;
+            virtqueue_push(vq, &elem, 0);
+            virtqueue_element_free(&elem);
+        }
+        virtqueue_set_notification(vq, true);
+    } while (!virtqueue_empty(vq));
+    virtqueue_notify(vq);
+}
+
+/* ---- receive ---- */
+
+static void rx_poll(NetQueuePair *qp, bool on);
+
+/*
+ * Take enough chains for the waiting packet: one without mergeable
+ * buffers, as many as needed with them. All or nothing.
+ */
+static unsigned take_rx_chains(NetQueuePair *qp, VirtQueueElement *elems, size_t need)
+{
+    bool merge = has(qp->net, NET_F_MRG_RXBUF);
+    unsigned k = 0;
+    size_t room = 0;
+    while (room < need && k < RX_CHAINS_MAX && virtqueue_pop(qp->rx, &elems[k])) {
+        room += elems[k].in_len;
+        k++;
+        if (!merge) {
+            break;
+        }
+    }
+    if (room >= need) {
+        return k;
+    }
+    while (k) {
+        virtqueue_unpop(qp->rx, &elems[--k]);   /* newest first: indexes stay consistent */
+    }
+    return 0;
+}
+
+static bool deliver_packet(NetQueuePair *qp)
+{
+    VirtIONet *n = qp->net;
+    VirtQueueElement elems[RX_CHAINS_MAX];
+    size_t len = qp->packet_len;
+    unsigned k = take_rx_chains(qp, elems, len);
+    if (!k) {
+        return false;
+    }
+    if (n->hdr_len == HDR_LEN_MRG) {
+        uint16_t nb = htole16(k);
+        memcpy(qp->packet + HDR_LEN_LEGACY, &nb, 2);    /* num_buffers */
+    }
+    size_t off = 0;
+    for (unsigned i = 0; i < k; i++) {
+        size_t c = iov_from_buf(elems[i].in_sg, elems[i].in_num, 0, qp->packet + off, len - off);
+        virtqueue_push(qp->rx, &elems[i], c);
+        virtqueue_element_free(&elems[i]);
+        off += c;
+    }
+    qp->packet_len = 0;
+    return true;
+}
+
+static void rx_ready(void *opaque)
+{
+    NetQueuePair *qp = opaque;
+    bool pushed = false;
+    for (int budget = 256; budget > 0; budget--) {
+        if (!qp->packet_len) {
+            if (virtqueue_empty(qp->rx)) {
+                break;
+            }
+            ssize_t r = read(qp->fd, qp->packet, PACKET_MAX);
+            if (r <= 0 || (size_t)r < qp->net->hdr_len) {
+                break;
+            }
+            qp->packet_len = r;
+        }
+        if (!deliver_packet(qp)) {
+            break;
+        }
+        pushed = true;
+    }
+    if (pushed) {
+        virtqueue_notify(qp->rx);
+    }
+    /* Stop watching the tap while the guest has no room; its rx kick restarts us. */
+    rx_poll(qp, !qp->packet_len && !virtqueue_empty(qp->rx));
+}
+
+static void rx_poll(NetQueuePair *qp, bool on)
+{
+    if (qp->fd >= 0 && on != qp->polling) {
+        qp->polling = on;
+        main_loop_set_fd_handler(qp->fd, on ? rx_ready : NULL, NULL, qp);
+    }
+}
+
+static void net_rx_kick(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VirtIONet *n = vdev->opaque;
+    rx_ready(&n->pairs[vq->index / 2]);
+}
+
+/* ---- control queue ---- */
+
+static uint8_t ctrl_rx_mode(VirtIONet *n, uint8_t cmd, const uint8_t *data, size_t len)
+{
+    if (cmd >= sizeof(n->rx_mode) || len < 1) {
+        return ACK_ERR;
+    }
+    n->rx_mode[cmd] = data[0] != 0;
+    return ACK_OK;
+}
+
+/* MAC_TABLE_SET: two tables (unicast, multicast), each u32 count + entries. */
+static uint8_t ctrl_mac(VirtIONet *n, uint8_t cmd, const uint8_t *data, size_t len)
+{
+    if (cmd == 1) {     /* ADDR_SET */
+        if (len != 6) {
+            return ACK_ERR;
+        }
+        memcpy(n->vdev.config + CFG_MAC, data, 6);
+        return ACK_OK;
+    }
+    if (cmd != 0) {
+        return ACK_ERR;
+    }
+    size_t off = 0;
+    n->mac_table_n = 0;
+    for (int table = 0; table < 2; table++) {
+        uint32_t count;
+        if (len - off < 4) {
+            return ACK_ERR;
+        }
+        memcpy(&count, data + off, 4);
+        count = le32toh(count);
+        off += 4;
+        if (count > (len - off) / 6) {
+            return ACK_ERR;
+        }
+        for (uint32_t i = 0; i < count && n->mac_table_n < MAC_TABLE_MAX; i++) {
+            memcpy(n->mac_table[n->mac_table_n++], data + off + 6 * i, 6);
+        }
+        off += 6 * (size_t)count;
+    }
+    return ACK_OK;
+}
+
+static uint8_t ctrl_vlan(VirtIONet *n, uint8_t cmd, const uint8_t *data, size_t len)
+{
+    uint16_t vid;
+    if (len != 2 || cmd > 1) {
+        return ACK_ERR;
+    }
+    memcpy(&vid, data, 2);
+    vid = le16toh(vid) & 0xfff;
+    if (cmd == 0) {
+        n->vlans[vid / 32] |= 1u << (vid % 32);
+    } else {
+        n->vlans[vid / 32] &= ~(1u << (vid % 32));
+    }
+    return ACK_OK;
+}
+
+static void apply_offloads(VirtIONet *n, uint64_t f)
+{
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        tap_set_offload(n->pairs[i].fd, f >> NET_F_GUEST_CSUM & 1, f >> NET_F_GUEST_TSO4 & 1,
+                        f >> NET_F_GUEST_TSO6 & 1, f >> NET_F_GUEST_ECN & 1,
+                        n->ufo && (f >> NET_F_GUEST_UFO & 1));
+    }
+}
+
+static uint8_t ctrl_command(VirtIONet *n, uint8_t cls, uint8_t cmd, const uint8_t *data,
+                            size_t len)
+{
+    switch (cls) {
+    case CTRL_RX:       return ctrl_rx_mode(n, cmd, data, len);
+    case CTRL_MAC:      return ctrl_mac(n, cmd, data, len);
+    case CTRL_VLAN:     return ctrl_vlan(n, cmd, data, len);
+    case CTRL_ANNOUNCE: return cmd == 0 ? ACK_OK : ACK_ERR;
+    case CTRL_MQ: {
+        uint16_t pairs;
+        if (cmd != 0 || len != 2) {
+            return ACK_ERR;
+        }
+        memcpy(&pairs, data, 2);
+        pairs = le16toh(pairs);
+        if (pairs < 1 || pairs > n->max_pairs || !has(n, NET_F_MQ)) {
+            return ACK_ERR;
+        }
+        n->active_pairs = pairs;
+        return ACK_OK;
+    }
+    case CTRL_GUEST_OFFLOADS: {
+        uint64_t f;
+        if (cmd != 0 || len != 8) {
+            return ACK_ERR;
+        }
+        memcpy(&f, data, 8);
+        apply_offloads(n, le64toh(f) & n->vdev.guest_features);
+        return ACK_OK;
+    }
+    default:
+        return ACK_ERR;
+    }
+}
+
+static void net_ctrl(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VirtIONet *n = vdev->opaque;
+    VirtQueueElement elem;
+    while (virtqueue_pop(vq, &elem)) {
+        uint8_t ack = ACK_ERR, hdr[2];
+        size_t len = elem.out_len;
+        if (len >= 2 && elem.in_len >= 1 && len <= 2 + 4 + 6 * 2 * 1024) {
+            uint8_t *buf = xmalloc(len);
+            iov_to_buf(elem.out_sg, elem.out_num, 0, buf, len);
+            memcpy(hdr, buf, 2);
+            ack = ctrl_command(n, hdr[0], hdr[1], buf + 2, len - 2);
+            free(buf);
+        }
+        size_t w = elem.in_len ? iov_from_buf(elem.in_sg, elem.in_num, 0, &ack, 1) : 0;
+        virtqueue_push(vq, &elem, w);
+        virtqueue_element_free(&elem);
+    }
+    virtqueue_notify(vq);
+}
+
+/* ---- device ---- */
+
+static void net_set_status(VirtIODevice *vdev, uint8_t old)
+{
+    VirtIONet *n = vdev->opaque;
+    bool ok = virtio_driver_ok(vdev);
+    if (ok && !(old & VIRTIO_CONFIG_S_DRIVER_OK)) {
+        n->hdr_len = has(n, VIRTIO_F_VERSION_1) || has(n, NET_F_MRG_RXBUF) ?
+                     HDR_LEN_MRG : HDR_LEN_LEGACY;
+        for (unsigned i = 0; i < n->max_pairs; i++) {
+            tap_set_vnet_hdr_len(n->pairs[i].fd, n->hdr_len);
+        }
+        apply_offloads(n, vdev->guest_features);
+    }
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        rx_poll(&n->pairs[i], ok);
+    }
+}
+
+static void net_reset(VirtIODevice *vdev)
+{
+    VirtIONet *n = vdev->opaque;
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        rx_poll(&n->pairs[i], false);
+        n->pairs[i].packet_len = 0;
+    }
+    n->active_pairs = 1;
+    memset(n->rx_mode, 0, sizeof(n->rx_mode));
+    n->mac_table_n = 0;
+    memset(n->vlans, 0, sizeof(n->vlans));
+}
+
+static void net_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, unsigned size)
+{
+    /* Legacy drivers without CTRL_MAC_ADDR set the MAC by writing config. */
+    if (offset + size <= 6 && !virtio_has_feature(vdev, VIRTIO_F_VERSION_1)) {
+        memcpy(vdev->config + offset, &val, size);
+    }
+}
+
+static const VirtIODeviceOps net_ops = {
+    .reset = net_reset, .set_status = net_set_status, .config_write = net_config_write,
+};
+
+static bool parse_mac(const char *s, uint8_t mac[6])
+{
+    unsigned v[6];
+    char extra;
+    if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &extra) != 6) {
+        return false;
+    }
+    for (int i = 0; i < 6; i++) {
+        if (v[i] > 0xff) {
+            return false;
+        }
+        mac[i] = v[i];
+    }
+    return true;
+}
+
+static bool open_netdev(VirtIONet *n, const char *opts, bool mq, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(opts, "type", netdev_params, &kv, errp)) {
+        return false;
+    }
+    const char *type = keyval_get(&kv, "type");
+    const char *script = keyval_get(&kv, "script");
+    unsigned queues = keyval_get_number(&kv, "queues", 1);
+    bool ok = false;
+    if (!type || strcmp(type, "tap") != 0) {
+        error_setg(errp, "netdev type '%s' is not supported (tap only)", type ? type : "");
+    } else if (script && strcmp(script, "no") != 0) {
+        error_setg(errp, "tap: only script=no is supported");
+    } else if (queues < 1 || queues > MAX_PAIRS) {
+        error_setg(errp, "tap: queues must be between 1 and %d", MAX_PAIRS);
+    } else {
+        n->max_pairs = mq ? queues : 1;
+        ok = true;
+        char name[64];
+        const char *ifname = keyval_get(&kv, "ifname");
+        for (unsigned i = 0; ok && i < n->max_pairs; i++) {
+            n->pairs[i].fd = tap_open(ifname, n->max_pairs > 1, name, errp);
+            ok = n->pairs[i].fd >= 0;
+            ifname = ok ? name : ifname;    /* every queue on the same interface */
+        }
+        n->ufo = ok && tap_probe_ufo(n->pairs[0].fd);
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+static uint64_t net_features(const VirtIONet *n)
+{
+    uint64_t f = 1ULL << NET_F_CSUM | 1ULL << NET_F_GUEST_CSUM | 1ULL << NET_F_CTRL_GUEST_OFFLOADS |
+                 1ULL << NET_F_MAC | 1ULL << NET_F_GSO | 1ULL << NET_F_GUEST_TSO4 |
+                 1ULL << NET_F_GUEST_TSO6 | 1ULL << NET_F_GUEST_ECN | 1ULL << NET_F_HOST_TSO4 |
+                 1ULL << NET_F_HOST_TSO6 | 1ULL << NET_F_HOST_ECN | 1ULL << NET_F_MRG_RXBUF |
+                 1ULL << NET_F_STATUS | 1ULL << NET_F_CTRL_VQ | 1ULL << NET_F_CTRL_RX |
+                 1ULL << NET_F_CTRL_VLAN | 1ULL << NET_F_CTRL_RX_EXTRA |
+                 1ULL << NET_F_GUEST_ANNOUNCE | 1ULL << NET_F_CTRL_MAC_ADDR;
+    if (n->ufo) {
+        f |= 1ULL << NET_F_GUEST_UFO | 1ULL << NET_F_HOST_UFO;
+    }
+    if (n->max_pairs > 1) {
+        f |= 1ULL << NET_F_MQ;
+    }
+    return f;
+}
+
+static void setup_queues(VirtIONet *n, const VirtioCreateContext *ctx)
+{
+    unsigned nvqs = 2 * n->max_pairs + 1;
+    virtio_device_init(&n->vdev, "virtio-net", VIRTIO_ID_NET, ctx->mem,
+                       n->max_pairs > 1 ? 10 : 8, nvqs);
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        NetQueuePair *qp = &n->pairs[i];
+        qp->net = n;
+        qp->rx = virtio_queue_setup(&n->vdev, 2 * i, QUEUE_SIZE, net_rx_kick);
+        qp->tx = virtio_queue_setup(&n->vdev, 2 * i + 1, QUEUE_SIZE, net_tx);
+        qp->packet = xmalloc(PACKET_MAX);
+    }
+    virtio_queue_setup(&n->vdev, nvqs - 1, CTRL_QUEUE_SIZE, net_ctrl);
+}
+
+static unsigned mac_counter;
+
+static bool net_setup(VirtIONet *n, const VirtioCreateContext *ctx, const KeyValList *kv,
+                      Error **errp)
+{
+    const char *netdev = keyval_get(kv, "netdev");
+    const char *opts = netdev ? virtio_find_backend_opts(ctx->cfg->netdevs, netdev) : NULL;
+    uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + mac_counter++ };
+    const char *mac_str = keyval_get(kv, "mac");
+    for (unsigned i = 0; i < MAX_PAIRS; i++) {
+        n->pairs[i].fd = -1;
+    }
+    if (mac_str && !parse_mac(mac_str, mac)) {
+        error_setg(errp, "Property 'virtio-net-pci.mac' doesn't take value '%s'", mac_str);
+        return false;
+    }
+    if (!netdev) {
+        error_setg(errp, "virtio-net-pci needs netdev= (a -netdev tap)");
+        return false;
+    }
+    if (!opts) {
+        error_setg(errp, "Property 'virtio-net-pci.netdev' can't find value '%s'", netdev);
+        return false;
+    }
+    if (!open_netdev(n, opts, keyval_get_bool(kv, "mq", false), errp)) {
+        return false;
+    }
+    setup_queues(n, ctx);
+    n->vdev.host_features |= net_features(n);
+    n->vdev.ops = &net_ops;
+    n->vdev.opaque = n;
+    n->active_pairs = 1;
+    n->hdr_len = HDR_LEN_MRG;
+    memcpy(n->vdev.config + CFG_MAC, mac, 6);
+    uint16_t st = htole16(STATUS_LINK_UP), mp = htole16(n->max_pairs);
+    memcpy(n->vdev.config + CFG_STATUS, &st, 2);
+    if (n->max_pairs > 1) {
+        memcpy(n->vdev.config + CFG_MAX_PAIRS, &mp, 2);
+    }
+    return true;
+}
+
+bool virtio_net_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
+{
+    KeyValList kv;
+    VirtioPciOptions po;
+    if (!keyval_parse(opts, "driver", net_params, &kv, errp)) {
+        return false;
+    }
+    VirtIONet *n = xzalloc(sizeof(*n));
+    bool ok = net_setup(n, ctx, &kv, errp) &&
+              virtio_pci_parse_options(&kv, 2 * n->max_pairs + 2, &po, errp);
+    if (ok) {
+        virtio_pci_apply_feature_props(&kv, &n->vdev);
+        ok = virtio_pci_plug(ctx, &kv, "virtio-net-pci", &n->vdev, 0x020000, &po, errp);
+    }
+    keyval_free(&kv);
+    if (!ok) {
+        for (unsigned i = 0; i < MAX_PAIRS; i++) {
+            if (n->pairs[i].fd >= 0) {
+                close(n->pairs[i].fd);
+            }
+            free(n->pairs[i].packet);
+        }
+        free(n->vdev.config);
+        free(n->vdev.vq);
+        free(n);
+    }
+    return ok;
+}
