@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Debian's kernel and its virtio modules drive vireo's devices in one boot:
+a disk pattern written and read back (O_DIRECT), hwrng, console and a named
+serial port, the balloon device present, and ping over tap both ways.
+"""
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import vtest  # noqa: E402
+
+sys.path.insert(0, os.path.join(vtest.ROOT, "tests", "lab"))
+import lab  # noqa: E402
+
+INIT = r"""#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+load-modules
+r() { echo "RESULT $*"; }
+r devices $(ls /sys/bus/virtio/devices | wc -l)
+for d in /sys/bus/virtio/devices/*; do r dev $(cat $d/device) $(cat $d/status); done
+r rng $(cat /sys/class/misc/hw_random/rng_current)
+dd if=/dev/hwrng of=/tmp/rnd bs=256 count=4 2>/dev/null
+r rngbytes $(wc -c < /tmp/rnd)
+dd if=/dev/urandom of=/tmp/pat bs=1M count=8 2>/dev/null
+dd if=/tmp/pat of=/dev/vda bs=1M oflag=direct 2>/dev/null
+dd if=/dev/vda of=/tmp/back bs=1M count=8 iflag=direct 2>/dev/null
+cmp -s /tmp/pat /tmp/back && r disk ok
+r serial $(cat /sys/block/vda/serial)
+r vdb_ro $(cat /sys/block/vdb/ro)
+echo "console-hello" > /dev/hvc0
+r portname $(cat /sys/class/virtio-ports/vport*p1/name)
+echo "port-hello" > $(ls /dev/vport*p1)
+ip link set eth0 up
+ip addr add 10.0.9.15/24 dev eth0
+sleep 2
+ping -c 3 -W 3 10.0.9.2 >/dev/null && r ping ok
+poweroff -f
+"""
+
+RESULTS = {}
+
+
+def run_guest():
+    if RESULTS:
+        return RESULTS
+    if not lab.module_available("virtio_pci"):
+        vtest.skip("no virtio modules for the guest kernel")
+    work = lab.workdir("virtio-guest")
+    initrd = lab.build_initramfs(os.path.join(work, "guest.cpio.gz"), INIT,
+                                 modules=["virtio_pci", "virtio_blk", "virtio_rng", "virtio_console",
+                                          "virtio_balloon", "virtio_net"])
+    disk = os.path.join(work, "disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(32 << 20)
+    ro = os.path.join(work, "ro.img")
+    with open(ro, "wb") as f:
+        f.truncate(1 << 20)
+    vireo = vtest.binary("vireo")
+    script = (
+        f"{vireo} -m 512M -kernel {lab.kernel_path()} -initrd {initrd} -append 'console=ttyS0 quiet' "
+        "-serial stdio -display none -device virtio-rng-pci "
+        f"-drive file={disk},format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0,serial=VIREO42 "
+        f"-drive file={ro},format=raw,if=none,id=d1,readonly=on -device virtio-blk-pci,drive=d1 "
+        "-device virtio-serial-pci -chardev file,id=c0,path=$LAB_TMP/con "
+        "-chardev file,id=c1,path=$LAB_TMP/port -device virtconsole,chardev=c0 "
+        "-device virtserialport,chardev=c1,name=org.vireo.port -device virtio-balloon-pci "
+        "-netdev tap,id=n0,ifname=vireotap0,script=no,downscript=no -device virtio-net-pci,netdev=n0 & "
+        "sleep 1; ip addr add 10.0.9.2/24 dev vireotap0; ip link set vireotap0 up; wait; "
+        "echo RESULT con $(cat $LAB_TMP/con); echo RESULT port $(cat $LAB_TMP/port)")
+    status, out = lab.run_vmm(script, timeout=180)
+    RESULTS["_out"] = out
+    RESULTS["_status"] = status
+    RESULTS["dev"] = []
+    for m in re.finditer(r"^RESULT (\S+) ?(.*?)\r?$", out, re.M):
+        if m.group(1) == "dev":
+            RESULTS["dev"].append(m.group(2))
+        else:
+            RESULTS[m.group(1)] = m.group(2)
+    return RESULTS
+
+
+def get(key):
+    r = run_guest()
+    assert key in r, f"no {key} result; output:\n{r['_out'][-3000:]}"
+    return r[key]
+
+
+def test_all_devices_driver_ok():
+    assert get("devices") == "6"
+    # virtio device ids in command-line order, status 0xf (ACK|DRIVER|FEATURES_OK|DRIVER_OK)
+    ids = [d.split()[0] for d in RESULTS["dev"]]
+    assert ids == ["0x0004", "0x0002", "0x0002", "0x0003", "0x0005", "0x0001"], ids
+    assert all(d.split()[1] == "0x0000000f" for d in RESULTS["dev"]), RESULTS["dev"]
+
+
+def test_hwrng():
+    assert get("rng").startswith("virtio_rng")
+    assert get("rngbytes") == "1024"
+
+
+def test_disk_pattern_and_serial():
+    assert get("disk") == "ok"
+    assert get("serial") == "VIREO42"
+    assert get("vdb_ro") == "1"
+
+
+def test_console_and_port():
+    assert get("con") == "console-hello"
+    assert get("portname") == "org.vireo.port"
+    assert get("port") == "port-hello"
+
+
+def test_ping_over_tap():
+    assert get("ping") == "ok"
+
+
+if __name__ == "__main__":
+    vtest.main()
