@@ -589,7 +589,9 @@ static PciDevice *addressed_device(PciHost *h, unsigned *reg)
 {
     uint32_t a = h->config_address;
     unsigned bus = (a >> 16) & 0xff, slot = (a >> 11) & 0x1f, fn = (a >> 8) & 0x7;
-    if (!(a & CONFIG_ADDR_ENABLE) || bus != 0 || fn != 0) {
+    /* Bits 27:24 carry extended offsets (>= 256): conventional PCI has none. */
+    unsigned ext = (a >> 24) & 0xf;
+    if (!(a & CONFIG_ADDR_ENABLE) || bus != 0 || fn != 0 || ext) {
         return NULL;
     }
     *reg = a & 0xfc;

@@ -102,6 +102,10 @@ static void test_enumeration(void **state)
     uint64_t v;
     io_dispatch_read(AS_PIO, 0xcfc, 4, &v);
     assert_int_equal(v, 0xffffffff);
+    /* Extended offsets (bits 27:24) do not alias onto the header. */
+    io_dispatch_write(AS_PIO, 0xcf8, 4, 0x81000000u | 1 << 11);
+    io_dispatch_read(AS_PIO, 0xcfc, 4, &v);
+    assert_int_equal(v, 0xffffffff);
     /* Read-only identity survives writes. */
     cfg_write(1, 0, 4, 0);
     assert_int_equal(cfg_read(1, 0, 4), 0x10411af4);
