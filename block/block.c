@@ -16,6 +16,7 @@
 
 static const BlockDriver *const drivers[] = {
     &blk_driver_qcow2,
+    &blk_driver_parallels,
     &blk_driver_raw,
 };
 

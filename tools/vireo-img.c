@@ -48,6 +48,9 @@ static void print_formatting(const char *filename, const BlockCreateOptions *o)
         }
         printf(" size=%" PRIu64 " lazy_refcounts=%s refcount_bits=%d\n", o->size,
                o->lazy_refcounts ? "on" : "off", o->refcount_bits ? o->refcount_bits : 16);
+    } else if (!strcmp(o->format, "parallels")) {
+        printf(" size=%" PRIu64 " cluster_size=%u\n", o->size,
+               o->cluster_size ? o->cluster_size : 1048576);
     } else {
         printf(" size=%" PRIu64 "\n", o->size);
     }
@@ -180,6 +183,12 @@ static json_object *format_specific_json(const BlockFormatInfo *fi)
     return fs;
 }
 
+/* qemu-img reports no cluster size and no dirty flag for parallels images. */
+static bool is_parallels(const BlockFormatInfo *fi)
+{
+    return fi->type && !strcmp(fi->type, "parallels");
+}
+
 static json_object *info_json(BlockImage *img, const BlockFormatInfo *fi)
 {
     json_object *o = json_object_new_object();
@@ -196,7 +205,7 @@ static json_object *info_json(BlockImage *img, const BlockFormatInfo *fi)
     }
     json_object_object_add(o, "virtual-size", json_object_new_int64((int64_t)blk_size(img)));
     json_object_object_add(o, "filename", json_object_new_string(blk_filename(img)));
-    if (fi->type) {
+    if (fi->type && !is_parallels(fi)) {
         json_object_object_add(o, "cluster-size",
                                json_object_new_int64(blk_cluster_size(img)));
     }
@@ -211,7 +220,9 @@ static json_object *info_json(BlockImage *img, const BlockFormatInfo *fi)
         json_object_object_add(o, "backing-filename", json_object_new_string(fi->backing_file));
         free(full);
     }
-    json_object_object_add(o, "dirty-flag", json_object_new_boolean(fi->dirty));
+    if (!is_parallels(fi)) {
+        json_object_object_add(o, "dirty-flag", json_object_new_boolean(fi->dirty));
+    }
     return o;
 }
 
@@ -277,7 +288,7 @@ static void info_human(BlockImage *img, const BlockFormatInfo *fi)
            "disk size: %s\n", blk_filename(img), blk_format(img), vsize, blk_size(img), dsize);
     free(vsize);
     free(dsize);
-    if (fi->type) {
+    if (fi->type && !is_parallels(fi)) {
         printf("cluster_size: %u\n", blk_cluster_size(img));
     }
     if (fi->backing_file) {
@@ -292,7 +303,7 @@ static void info_human(BlockImage *img, const BlockFormatInfo *fi)
             printf("backing file format: %s\n", fi->backing_fmt);
         }
     }
-    if (fi->dirty) {
+    if (fi->dirty && !is_parallels(fi)) {
         printf("cleanly shut down: no\n");
     }
     if (fi->nb_snapshots) {
