@@ -375,8 +375,9 @@ static bool opt_smp(const char *arg, Error **errp)
         error_setg(errp, "Invalid CPU topology: CPU count must be greater than 0");
         return false;
     }
-    if (cpus > 255 || max != cpus) {
-        error_setg(errp, "Invalid CPU topology: vireo supports 1 to 255 CPUs and no hot-plug");
+    /* APIC id 255 is the broadcast address, so 254 vCPUs at most. */
+    if (cpus > 254 || max != cpus) {
+        error_setg(errp, "Invalid CPU topology: vireo supports 1 to 254 CPUs and no hot-plug");
         return false;
     }
     vm_config.smp_cpus = (unsigned)cpus;

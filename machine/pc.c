@@ -139,6 +139,10 @@ static void power_button(void *opaque)
  */
 static bool wants_shared_ram(const VmConfig *cfg)
 {
+    /* Under qtest, RAM is the shared memfd the tests (and peers) can map. */
+    if (cfg->accel && strcmp(cfg->accel, "qtest") == 0) {
+        return true;
+    }
     const DeviceOption *lists[] = { cfg->objects, cfg->netdevs, cfg->devices };
     for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
         for (const DeviceOption *o = lists[i]; o; o = o->next) {

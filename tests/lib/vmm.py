@@ -238,7 +238,10 @@ class Vireo:
                 self.proc.kill()
                 self.proc.wait()
         # ASan reports go to stderr; a leak or error report fails the test.
-        err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+        # wait() may already have read it.
+        err = getattr(self, "stderr", "") or ""
+        if self.proc.stderr and not self.proc.stderr.closed:
+            err += self.proc.stderr.read().decode(errors="replace")
         if self.qtest_listener:
             self.qtest_listener.close()
         shutil.rmtree(self.dir, ignore_errors=True)
