@@ -279,6 +279,37 @@ def test_tcp_monitor():
         assert q.cmd("query-status")["status"] == "running"
 
 
+def test_qmp_pretty():
+    import subprocess
+    d = tempfile.mkdtemp()
+    path = os.path.join(d, "p.sock")
+    p = subprocess.Popen([vtest.binary("vireo"), "-accel", "qtest", "-display", "none", "-name", "pp",
+                          "-qmp-pretty", f"unix:{path},server=on,wait=off"])
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(path):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.05)
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        s.settimeout(10)
+        s.sendall(b'{"execute":"qmp_capabilities"}\n{"execute":"query-name"}\n')
+        data = b""
+        while data.count(b"}\r\n") < 3 and b'"pp"' not in data:
+            data += s.recv(65536)
+        while b'"pp"' not in data or not data.rstrip().endswith(b"}"):
+            data += s.recv(65536)
+        text = data.decode()
+        assert "\n  " in text                      # indented, several lines per message
+        last = text.rstrip().rsplit("\r\n", 1)[-1]
+        assert json.loads(last) == {"return": {"name": "pp"}}
+        s.close()
+    finally:
+        p.kill()
+        p.wait()
+
+
 def test_client_mode_chardev_connects_out():
     """server=off: vireo connects to a listener, as QEMU's test library expects."""
     d = tempfile.mkdtemp()
