@@ -1,6 +1,7 @@
 /*
- * libFuzzer target: open arbitrary bytes as an image in every format and
- * read, map and check it.  Any crash, hang or sanitizer report is a bug.
+ * libFuzzer target: open arbitrary bytes as qcow2, as parallels and as
+ * whatever probing finds, then read, map and check.  Any crash, hang or
+ * sanitizer report is a bug.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     close(fd);
     exercise(path, "qcow2");
+    exercise(path, "parallels");
     exercise(path, NULL);
     unlink(path);
     return 0;
