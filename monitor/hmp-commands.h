@@ -17,6 +17,13 @@ typedef struct HmpCommand {
 } HmpCommand;
 
 extern const HmpCommand hmp_commands[];
+
+/* info virtio* (monitor/hmp-virtio.c) */
+void hmp_info_virtio(StrBuf *out, int argc, char **argv, Error **errp);
+void hmp_info_virtio_status(StrBuf *out, int argc, char **argv, Error **errp);
+void hmp_info_virtio_queue_status(StrBuf *out, int argc, char **argv, Error **errp);
+void hmp_info_virtio_vhost_queue_status(StrBuf *out, int argc, char **argv, Error **errp);
+void hmp_info_virtio_queue_element(StrBuf *out, int argc, char **argv, Error **errp);
 extern const HmpCommand hmp_info_commands[];
 
 #endif

@@ -90,16 +90,34 @@ static VirtQueue *find_queue(VirtIODevice *vdev, uint16_t queue, Error **errp)
     return &vdev->vq[queue];
 }
 
+/* Newest first, as QEMU lists them. */
 VirtioInfoList *qmp_x_query_virtio(Error **errp)
 {
-    VirtioInfoList *list = NULL, **tail = &list;
+    VirtioInfoList *list = NULL;
     for (VirtIODevice *vdev = virtio_device_first(); vdev; vdev = vdev->next) {
         VirtioInfo *info = xzalloc(sizeof(*info));
         info->path = xstrdup(vdev->path);
         info->name = xstrdup(vdev->name);
-        QAPI_LIST_APPEND(tail, info);
+        QAPI_LIST_PREPEND(list, info);
     }
     return list;
+}
+
+/*
+ * The name of the bus a device provides to its children: only
+ * virtio-serial has one, "ID.0" when the device was given an id.
+ */
+static char *child_bus_name(const VirtIODevice *vdev)
+{
+    static const char prefix[] = "/machine/peripheral/";
+    static const char suffix[] = "/virtio-backend";
+    size_t plen = strlen(prefix), len = strlen(vdev->path);
+    if (vdev->device_id != VIRTIO_ID_CONSOLE || strncmp(vdev->path, prefix, plen) != 0 ||
+        len < plen + strlen(suffix)) {
+        return xstrdup("");
+    }
+    size_t id_len = len - plen - strlen(suffix);
+    return xasprintf("%.*s.0", (int)id_len, vdev->path + plen);
 }
 
 static VhostStatus *vhost_status(const VirtIODevice *vdev)
@@ -146,7 +164,7 @@ VirtioStatus *qmp_x_query_virtio_status(const char *path, Error **errp)
     s->started = vdev->started;
     s->start_on_kick = vdev->start_on_kick;
     s->disable_legacy_check = vdev->disable_legacy_check;
-    s->bus_name = xstrdup("");
+    s->bus_name = child_bus_name(vdev);
     s->use_guest_notifier_mask = vdev->use_guest_notifier_mask;
     if (vdev->vhost_started && vdev->vhost) {
         s->has_vhost_dev = true;

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Run inside the lab (or on a KVM host): boot a VMM with a guest that loads
+virtio drivers and uses the devices, wait until the guest says it is done,
+then dump every virtio introspection answer as JSON.
+
+usage: guest_query.py OUT.json VMM-ARGV...   (a QMP socket is added)
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import vmm  # noqa: E402
+
+READY = b"VIRTIO-GUEST-READY"
+
+
+def main():
+    out_path, argv = sys.argv[1], sys.argv[2:]
+    tmp = os.environ.get("LAB_TMP") or os.environ.get("TMPDIR") or "/tmp"
+    sock = os.path.join(tmp, f"qmp-{os.getpid()}.sock")
+    console = os.path.join(tmp, f"console-{os.getpid()}.log")
+    cmd = argv + ["-qmp", f"unix:{sock},server=on,wait=off", "-serial", f"file:{console}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    result = {"argv": cmd}
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            if os.path.exists(console) and READY in open(console, "rb").read():
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                text = open(console, "rb").read()[-2000:] if os.path.exists(console) else b""
+                err = proc.stderr.read() if proc.poll() is not None else b"(still running)"
+                raise RuntimeError("guest never got ready:\n" + text.decode(errors="replace") +
+                                   "\n" + err.decode(errors="replace"))
+            time.sleep(0.2)
+        q = vmm.QMP.unix(sock)
+        devices = q.cmd("x-query-virtio")
+        result["devices"] = devices
+        result["status"], result["queues"], result["elements"], result["hmp"] = {}, {}, {}, {}
+        for d in devices:
+            name = d["name"]
+            st = q.cmd("x-query-virtio-status", path=d["path"])
+            result["status"][name] = st
+            qs = []
+            for i in range(st["num-vqs"]):
+                qs.append(q.execute("x-query-virtio-queue-status", path=d["path"], queue=i))
+            result["queues"][name] = qs
+            result["elements"][name] = q.execute("x-query-virtio-queue-element", path=d["path"], queue=0)
+            result["hmp"][name] = q.hmp(f"info virtio-status {d['path']}")
+        result["errors"] = {
+            "bad-path": q.execute("x-query-virtio-status", path="/machine/nope"),
+            "bad-queue": q.execute("x-query-virtio-queue-status", path=devices[0]["path"], queue=999),
+            "no-vhost": q.execute("x-query-virtio-vhost-queue-status", path=devices[0]["path"], queue=0),
+        }
+        result["console"] = open(console, "rb").read().decode(errors="replace")[-4000:]
+        q.cmd("quit")
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with open(out_path, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
