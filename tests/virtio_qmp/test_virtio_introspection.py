@@ -93,6 +93,62 @@ def test_paused_devices_match_qemu():
             p.wait()
 
 
+def test_driver_state_through_qtest():
+    """A driver written in the test (tests/virtio/vdriver.py) sets a device
+    up; every introspection command reports exactly what it did."""
+    sys.path.insert(0, os.path.join(vtest.ROOT, "tests", "virtio"))
+    import vdriver
+    with vmm.Vireo("-device", "virtio-rng-pci,id=rng0", qtest=True) as v:
+        q = v.qmp()
+        path = "/machine/peripheral/rng0/virtio-backend"
+        r = q.execute("x-query-virtio-queue-element", path=path, queue=0)
+        assert r["error"]["desc"] == "Region caches not initialized"
+        alloc = vdriver.Alloc()
+        slot = vdriver.Pci(v.qtest).find()[0][0]
+        d = vdriver.VirtioPciDevice(v.qtest, slot, alloc)
+        want = vdriver.VERSION_1 | vdriver.EVENT_IDX | vdriver.INDIRECT_DESC
+        vq, = d.init(want=want)
+        st = q.cmd("x-query-virtio-status", path=path)
+        assert st["status"]["statuses"] == [
+            "VIRTIO_CONFIG_S_ACKNOWLEDGE: Valid virtio device found",
+            "VIRTIO_CONFIG_S_DRIVER: Guest OS compatible with device",
+            "VIRTIO_CONFIG_S_FEATURES_OK: Feature negotiation complete",
+            "VIRTIO_CONFIG_S_DRIVER_OK: Driver setup and ready"]
+        assert st["guest-features"] == {"transports": [
+            "VIRTIO_RING_F_EVENT_IDX: Used & avail. event fields enabled",
+            "VIRTIO_RING_F_INDIRECT_DESC: Indirect descriptors supported",
+            "VIRTIO_F_VERSION_1: Device compliant for v1 spec (legacy)"], "dev-features": []}
+        qs = q.cmd("x-query-virtio-queue-status", path=path, queue=0)
+        assert (qs["vring-desc"], qs["vring-avail"], qs["vring-used"]) == (vq.desc, vq.avail, vq.used)
+        assert qs["vring-num"] == vq.size and qs["vring-align"] == 4096
+        # A chain published but not yet kicked: the element shows it.
+        buf = alloc.take(64)
+        head = vq.add_chain([(buf, 16, True), (buf + 16, 48, True)])
+        e = q.cmd("x-query-virtio-queue-element", path=path, queue=0)
+        assert e["index"] == head and e["name"] == "virtio-rng"
+        assert e["descs"] == [{"addr": buf, "len": 16, "flags": ["write", "next"]},
+                              {"addr": buf + 16, "len": 48, "flags": ["write"]}]
+        assert e["avail"] == {"flags": 0, "idx": 1, "ring": head}
+        assert e["used"] == {"flags": 0, "idx": 0}
+        vq.kick()
+        vq.wait_used()
+        qs = q.cmd("x-query-virtio-queue-status", path=path, queue=0)
+        assert (qs["last-avail-idx"], qs["shadow-avail-idx"], qs["used-idx"], qs["inuse"]) == (1, 1, 1, 0)
+        # An indirect chain: the element lists the table's descriptors.
+        table = alloc.take(64, 16)
+        head2 = vq.add_chain([(buf, 8, True), (buf + 8, 8, True)], indirect_at=table)
+        e = q.cmd("x-query-virtio-queue-element", path=path, queue=0, index=1)
+        assert e["index"] == head2
+        assert [x["len"] for x in e["descs"]] == [8, 8]
+        hmp = q.hmp(f"info virtio-queue-element {path} 0 1")
+        assert hmp.startswith(path + ":\r\n  device_name: virtio-rng\r\n"), hmp
+        assert f"addr 0x{buf:x} len 8 (write, next)" in hmp, hmp
+        # Hostile: the avail ring names a head beyond the ring.
+        v.qtest.writew(vq.avail + 4 + 2 * 5, 999)
+        r = q.execute("x-query-virtio-queue-element", path=path, queue=0, index=5)
+        assert r["error"]["desc"] == "Invalid descriptor index 999"
+
+
 GUEST_INIT = r"""#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
