@@ -180,10 +180,18 @@ static int reap(BlockQueue *q, bool wait)
     int count = 0;
     if (q->use_uring) {
         struct io_uring_cqe *cqe;
-        uring_kick(q);
-        if (wait && q->host_in_flight &&
-            io_uring_wait_cqe(&q->ring, &cqe) < 0) {
-            return 0;
+        if (wait && q->host_in_flight && io_uring_peek_cqe(&q->ring, &cqe) != 0) {
+            /* Submit what is queued and sleep for a completion in one system call. */
+            int r;
+            do {
+                r = io_uring_submit_and_wait(&q->ring, 1);
+            } while (r == -EINTR);
+            q->unsubmitted = 0;
+            if (r < 0) {
+                return 0;
+            }
+        } else {
+            uring_kick(q);
         }
         while (io_uring_peek_cqe(&q->ring, &cqe) == 0) {
             BlockAioReq *req = io_uring_cqe_get_data(cqe);
