@@ -19,6 +19,7 @@ typedef struct Handler {
 } Handler;
 
 static Handler *reset_handlers, **reset_tail = &reset_handlers;
+static Handler *start_handlers, **start_tail = &start_handlers;
 static Handler powerdown_handler;
 
 RunState runstate_get(void)
@@ -64,6 +65,9 @@ void vm_start(void)
         return;
     }
     current_state = RUN_STATE_RUNNING;
+    for (Handler *h = start_handlers; h; h = h->next) {
+        h->fn(h->opaque);
+    }
     clock_virtual_resume();
     if (vcpu_control.resume_all) {
         vcpu_control.resume_all(vcpu_control.opaque);
@@ -135,13 +139,23 @@ void system_powerdown_request(void)
     main_loop_schedule(do_powerdown, NULL);
 }
 
-void register_reset_handler(void (*fn)(void *opaque), void *opaque)
+static void add_handler(Handler ***tail, void (*fn)(void *opaque), void *opaque)
 {
     Handler *h = xzalloc(sizeof(*h));
     h->fn = fn;
     h->opaque = opaque;
-    *reset_tail = h;
-    reset_tail = &h->next;
+    **tail = h;
+    *tail = &h->next;
+}
+
+void register_reset_handler(void (*fn)(void *opaque), void *opaque)
+{
+    add_handler(&reset_tail, fn, opaque);
+}
+
+void register_vm_start_handler(void (*fn)(void *opaque), void *opaque)
+{
+    add_handler(&start_tail, fn, opaque);
 }
 
 void register_powerdown_handler(void (*fn)(void *opaque), void *opaque)

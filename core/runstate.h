@@ -37,6 +37,8 @@ void system_powerdown_request(void);
 
 /* Reset handlers run, in registration order, on every system reset. */
 void register_reset_handler(void (*fn)(void *opaque), void *opaque);
+/* Called by vm_start() before the vCPUs resume, in registration order. */
+void register_vm_start_handler(void (*fn)(void *opaque), void *opaque);
 /* The machine's power button (ACPI), pressed by system_powerdown. */
 void register_powerdown_handler(void (*fn)(void *opaque), void *opaque);
 

@@ -43,6 +43,7 @@ typedef struct Machine {
     uint64_t rsdp;
     BootEntry entry;
     bool started;               /* vCPUs may have run: a reset must reload the kernel */
+    bool images_pending;        /* -S: the guest images go into RAM at the first start */
     Serial16550 *serial[VM_MAX_SERIAL];
     Rtc *rtc;
     I8042 *i8042;
@@ -291,6 +292,22 @@ static bool load_guest_images(Machine *m, Error **errp)
     return !m->loader || linux_loader_load(m->loader, &m->mem, m->rsdp, &m->entry, errp);
 }
 
+static void load_pending_images(void *opaque)
+{
+    Machine *m = opaque;
+    if (!m->images_pending) {
+        return;
+    }
+    m->images_pending = false;
+    Error *err = NULL;
+    if (!load_guest_images(m, &err)) {
+        error_report_err(err);
+        system_shutdown_request(SHUTDOWN_CAUSE_HOST_ERROR);
+        return;
+    }
+    kvm_vm_set_boot_entry(m->kvm, &m->entry);
+}
+
 static void machine_reset(void *opaque)
 {
     Machine *m = opaque;
@@ -340,12 +357,22 @@ bool machine_init(VmConfig *cfg, Error **errp)
         }
         kvm_vm_install_hooks(m->kvm);
     }
-    if (!create_devices(m, errp) || !load_guest_images(m, errp)) {
+    if (!create_devices(m, errp)) {
         goto fail;
     }
-    if (m->kvm) {
+    /*
+     * A VM created paused (-S, as management tools create every VM) holds no
+     * guest image until it first runs; the files are already open and
+     * checked, so only copying is left for later.
+     */
+    m->images_pending = cfg->start_paused && m->kvm;
+    if (!m->images_pending && !load_guest_images(m, errp)) {
+        goto fail;
+    }
+    if (m->kvm && !m->images_pending) {
         kvm_vm_set_boot_entry(m->kvm, &m->entry);
     }
+    register_vm_start_handler(load_pending_images, m);
     register_reset_handler(machine_reset, m);
     register_powerdown_handler(power_button, m);
     return true;
