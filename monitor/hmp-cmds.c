@@ -67,6 +67,26 @@ static void hmp_closefd(StrBuf *out, int argc, char **argv, Error **errp)
     qmp_closefd(argv[1], errp);
 }
 
+static void hmp_balloon(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    char *end;
+    long long mib = strtoll(argv[1], &end, 10);
+    if (*end || mib < 0 || mib > (INT64_MAX >> 20)) {
+        error_setg(errp, "invalid size '%s' (MiB)", argv[1]);
+        return;
+    }
+    qmp_balloon((int64_t)mib << 20, errp);
+}
+
+static void hmp_info_balloon(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    BalloonInfo *info = qmp_query_balloon(errp);
+    if (info) {
+        strbuf_printf(out, "balloon: actual=%" PRId64 "\n", info->actual >> 20);
+    }
+    qapi_free_BalloonInfo(info);
+}
+
 static void hmp_x_exit_preconfig(StrBuf *out, int argc, char **argv, Error **errp)
 {
     qmp_x_exit_preconfig(errp);
@@ -162,6 +182,7 @@ const HmpCommand hmp_commands[] = {
     { "getfd", "getfd name", "receive a file descriptor via SCM rights and assign it a name", 1, 1, hmp_getfd },
     { "closefd", "closefd name", "close a file descriptor previously passed via SCM rights", 1, 1, hmp_closefd },
     { "x_exit_preconfig", "", "exit the preconfig state", 0, 0, hmp_x_exit_preconfig },
+    { "balloon", "target", "request VM to change its memory allocation (in MB)", 1, 1, hmp_balloon },
     { NULL },
 };
 
@@ -173,6 +194,7 @@ const HmpCommand hmp_info_commands[] = {
     { "qtree", "", "show device tree", 0, 0, hmp_info_qtree },
     { "chardev", "", "show the character devices", 0, 0, hmp_info_chardev },
     { "fdsets", "", "show the fd sets", 0, 0, hmp_info_fdsets },
+    { "balloon", "", "show balloon information", 0, 0, hmp_info_balloon },
     { "virtio", "", "List all available virtio devices", 0, 0, hmp_info_virtio },
     { "virtio-status", "path", "Display status of a given virtio device", 1, 1,
       hmp_info_virtio_status },
