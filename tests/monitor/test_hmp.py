@@ -47,6 +47,24 @@ def hmp_socket(v, path):
     return c
 
 
+class PtyReader:
+    """Reads a pty's output up to markers, with a deadline."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = b""
+
+    def until(self, marker, timeout=20):
+        deadline = time.monotonic() + timeout
+        while marker not in self.buf:
+            assert time.monotonic() < deadline, self.buf
+            r, _, _ = select.select([self.fd], [], [], 1)
+            if r:
+                self.buf += os.read(self.fd, 4096)
+        out, self.buf = self.buf.split(marker, 1)
+        return out
+
+
 def output_of(raw):
     """The command's output: what follows the echoed line."""
     text = raw.decode(errors="replace")
@@ -109,18 +127,7 @@ def test_hmp_on_a_terminal():
                              "-name", "tty", "-monitor", "stdio"],
                             stdin=slave, stdout=slave, stderr=subprocess.PIPE)
     os.close(slave)
-    buf = b""
-
-    def read_until(marker):
-        nonlocal buf
-        deadline = time.monotonic() + 20
-        while marker not in buf:
-            assert time.monotonic() < deadline, buf
-            r, _, _ = select.select([master], [], [], 1)
-            if r:
-                buf += os.read(master, 4096)
-        out, buf = buf.split(marker, 1)
-        return out
+    read_until = PtyReader(master).until
 
     try:
         read_until(PROMPT)
@@ -170,18 +177,7 @@ def test_serial_and_monitor_share_a_terminal():
                              "-display", "none", "-name", "muxed", "-serial", "mon:stdio"],
                             stdin=slave, stdout=slave, stderr=subprocess.PIPE)
     os.close(slave)
-    buf = b""
-
-    def read_until(marker):
-        nonlocal buf
-        deadline = time.monotonic() + 20
-        while marker not in buf:
-            assert time.monotonic() < deadline, buf
-            r, _, _ = select.select([master], [], [], 1)
-            if r:
-                buf += os.read(master, 4096)
-        out, buf = buf.split(marker, 1)
-        return out
+    read_until = PtyReader(master).until
 
     try:
         conn, _ = lsock.accept()
