@@ -291,7 +291,7 @@ def test_bad_machine_sizes():
     expect_start_error(["-m", "512K"], "RAM size")
     expect_start_error(["-m", "4T"], "RAM size")
     expect_start_error(["-smp", "0"], "CPU")
-    expect_start_error(["-smp", "255"], "SMP CPUs")     # 255 is the broadcast APIC id
+    expect_start_error(["-smp", "255"], "1 to 254 CPUs")  # 255 is the broadcast APIC id
     expect_start_error(["-smp", "100000"], "CPU")
     expect_start_error(["-M", "no-such-machine"], "no-such-machine")
 

@@ -6,6 +6,7 @@ Linux directly): Debian's kernel drives the devices in both VMMs and the
 negotiated state must agree."""
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -180,10 +181,11 @@ def test_guest_driven_devices_match_qemu():
               "-no-reboot"] + DEVICES + drive_args(img)
     helper = os.path.join(vtest.ROOT, "tests", "virtio_qmp", "guest_query.py")
     outs = {name: os.path.join(work, f"{name}.json") for name in ("vireo", "qemu")}
+    q = lambda argv: " ".join(shlex.quote(a) for a in argv)
     script = " && ".join([
-        " ".join([sys.executable, helper, outs["vireo"], vtest.binary("vireo"), "-accel", "kvm"] + common),
-        " ".join([sys.executable, helper, outs["qemu"], QEMU, "-M", "pc", "-enable-kvm",
-                  "-cpu", "host"] + common),
+        q([sys.executable, helper, outs["vireo"], vtest.binary("vireo"), "-accel", "kvm"] + common),
+        q([sys.executable, helper, outs["qemu"], QEMU, "-M", "pc", "-enable-kvm",
+           "-cpu", "host"] + common),
     ])
     status, output = lab.run_vmm(script, timeout=600)
     assert status == 0, output[-4000:]
