@@ -75,13 +75,21 @@ static bool map_layout(GuestMemory *mem, uint64_t ram_size, uint64_t lowmem_limi
     return true;
 }
 
-bool guest_memory_create(GuestMemory *mem, uint64_t ram_size,
-                         uint64_t lowmem_limit, Error **errp)
+static bool start_empty(GuestMemory *mem, uint64_t ram_size, Error **errp)
 {
     memset(mem, 0, sizeof(*mem));
     mem->fd = -1;
     if (ram_size == 0) {
         error_setg(errp, "guest RAM size must be greater than 0");
+        return false;
+    }
+    return true;
+}
+
+bool guest_memory_create(GuestMemory *mem, uint64_t ram_size,
+                         uint64_t lowmem_limit, Error **errp)
+{
+    if (!start_empty(mem, ram_size, errp)) {
         return false;
     }
     int fd = memfd_create("vireo-guest-ram", MFD_CLOEXEC);
@@ -102,10 +110,7 @@ bool guest_memory_create(GuestMemory *mem, uint64_t ram_size,
 bool guest_memory_create_private(GuestMemory *mem, uint64_t ram_size,
                                  uint64_t lowmem_limit, Error **errp)
 {
-    memset(mem, 0, sizeof(*mem));
-    mem->fd = -1;
-    if (ram_size == 0) {
-        error_setg(errp, "guest RAM size must be greater than 0");
+    if (!start_empty(mem, ram_size, errp)) {
         return false;
     }
     return map_layout(mem, ram_size, lowmem_limit, errp);
