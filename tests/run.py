@@ -104,7 +104,7 @@ def main():
         if f:
             tail = output.strip().splitlines()[-60:]
             print("\n".join("    | " + l for l in tail), flush=True)
-    print(f"\nvireo tests: {total_p} passed, {total_f} failed")
+    print(f"\ntotal: {total_p} passed, {total_f} failed")
     return 0 if total_f == 0 else 1
 
 
