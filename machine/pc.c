@@ -396,6 +396,7 @@ void machine_cleanup(void)
 {
     Machine *m = &machine;
     kvm_vm_destroy(m->kvm);     /* first: no vCPU may touch a device below */
+    virtio_pci_destroy_devices();   /* in-flight block I/O lands in guest RAM */
     for (unsigned i = 0; i < m->nr_qdevs; i++) {
         qdev_remove(m->qdevs[i]);
     }

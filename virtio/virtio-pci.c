@@ -517,3 +517,12 @@ bool virtio_pci_plug(const VirtioCreateContext *ctx, const KeyValList *kv,
     free(path);
     return true;
 }
+
+void virtio_pci_destroy_devices(void)
+{
+    for (VirtIODevice *d = virtio_device_first(); d; d = d->next) {
+        if (d->ops && d->ops->quiesce) {
+            d->ops->quiesce(d);
+        }
+    }
+}

@@ -57,6 +57,10 @@ bool virtio_pci_create_devices(const VmConfig *cfg, PciHost *pci, GuestMemory *m
                                Error **errp);
 
 /* Device types (one file each). */
+/* At machine teardown, vCPUs stopped, before guest RAM is unmapped: let
+ * every device finish its in-flight back-end I/O. */
+void virtio_pci_destroy_devices(void);
+
 bool virtio_rng_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);
 bool virtio_blk_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);
 bool virtio_serial_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);

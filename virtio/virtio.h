@@ -166,6 +166,9 @@ typedef struct VirtIODeviceOps {
     void (*config_write)(VirtIODevice *vdev, uint32_t offset, uint64_t val, unsigned size);
     /* Refresh config space before the driver reads it. */
     void (*config_refresh)(VirtIODevice *vdev);
+    /* The machine is going away: finish and release back-end I/O while guest
+     * RAM is still mapped (in-flight requests write into it). */
+    void (*quiesce)(VirtIODevice *vdev);
 } VirtIODeviceOps;
 
 /* What the transport provides to the core. */
