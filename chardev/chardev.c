@@ -118,8 +118,8 @@ static void conn_free(void *opaque)
 static void conn_destroy(ChardevConn *conn)
 {
     Chardev *chr = conn->chr;
-    if (conn->closing && !conn->chr) {
-        return;
+    if (!chr) {
+        return;                 /* destroyed already */
     }
     for (ChardevConn **p = &chr->conns; *p; p = &(*p)->next) {
         if (*p == conn) {

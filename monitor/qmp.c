@@ -123,20 +123,24 @@ const QmpCommand *qmp_find_command(const char *name)
 }
 
 /*
- * Run a command with JSON arguments (NULL: none). Shared by every QMP
- * session and by HMP. Returns the 'return' value or NULL with errp set.
+ * Check the arguments (NULL: none) against the command's schema and, when
+ * execute is set, run it. Returns the 'return' value; NULL with errp set on
+ * an error, and NULL when only checking.
  */
-json_object *qmp_run_command(const QmpCommand *cmd, json_object *args, Error **errp)
+static json_object *dispatch(const QmpCommand *cmd, json_object *args, bool execute,
+                             Error **errp)
 {
-    json_object *empty = NULL;
+    json_object *empty = args ? NULL : json_object_new_object();
     if (!args) {
-        args = empty = json_object_new_object();
+        args = empty;
     }
     json_object *ret = NULL;
     void *cargs = xzalloc(cmd->args->struct_size);
     if (qapi_struct_from_json(cmd->args, args, NULL, cargs, errp)) {
         Error *err = NULL;
-        ret = cmd->marshal ? cmd->marshal(cargs, &err) : cmd->raw(args, &err);
+        if (execute) {
+            ret = cmd->marshal ? cmd->marshal(cargs, &err) : cmd->raw(args, &err);
+        }
         if (err) {
             error_propagate(errp, err);
             json_object_put(ret);
@@ -147,20 +151,6 @@ json_object *qmp_run_command(const QmpCommand *cmd, json_object *args, Error **e
     free(cargs);
     json_object_put(empty);
     return ret;
-}
-
-/* Validate arguments against the schema without running the command. */
-static bool qmp_check_args(const QmpCommand *cmd, json_object *args, Error **errp)
-{
-    json_object *empty = args ? NULL : json_object_new_object();
-    void *cargs = xzalloc(cmd->args->struct_size);
-    bool ok = qapi_struct_from_json(cmd->args, args ? args : empty, NULL, cargs, errp);
-    if (ok) {
-        qapi_clear_struct(cmd->args, cargs);
-    }
-    free(cargs);
-    json_object_put(empty);
-    return ok;
 }
 
 static bool check_envelope(QmpSession *s, json_object *req, const char **name,
@@ -259,13 +249,14 @@ static void handle_request(QmpSession *s, json_object *req)
         bool renegotiating = s->command_mode && !strcmp(name, "qmp_capabilities");
         if (renegotiating) {
             /* Arguments are checked first, then whether negotiation is over. */
-            if (qmp_check_args(cmd, args, &err)) {
+            dispatch(cmd, args, false, &err);
+            if (!err) {
                 error_set(&err, ERROR_CLASS_COMMAND_NOT_FOUND,
                           "Capabilities negotiation is already complete, command ignored");
             }
         } else {
             current_conn = s->conn;
-            ret = qmp_run_command(cmd, args, &err);
+            ret = dispatch(cmd, args, true, &err);
             current_conn = NULL;
             if (!err && !strcmp(name, "qmp_capabilities")) {
                 s->command_mode = true;
