@@ -779,6 +779,25 @@ out:
 
 /* ---- resize ---- */
 
+/*
+ * End a command that modified img: report its error, then close the image.
+ * Closing writes metadata back, so a failed close fails a command that had
+ * succeeded. Returns 0 or -1.
+ */
+static int finish_modification(BlockImage *img, int ret, Error *err)
+{
+    if (ret < 0 && err) {
+        fprintf(stderr, "vireo-img: %s\n", error_get_pretty(err));
+    }
+    error_free(err);
+    Error *close_err = NULL;
+    if (blk_close(img, ret < 0 ? NULL : &close_err) < 0 && ret == 0) {
+        error_report_err(close_err);
+        ret = -1;
+    }
+    return ret;
+}
+
 static int cmd_resize(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -834,14 +853,7 @@ static int cmd_resize(int argc, char **argv)
         return 1;
     }
     int ret = blk_resize(img, size, &err);
-    if (ret < 0) {
-        fprintf(stderr, "vireo-img: %s\n", error_get_pretty(err));
-        error_free(err);
-    }
-    if (blk_close(img, ret < 0 ? NULL : &err) < 0 && ret == 0) {
-        error_report_err(err);
-        ret = -1;
-    }
+    ret = finish_modification(img, ret, err);
     if (ret == 0 && !quiet) {
         printf("Image resized.\n");
     }
@@ -891,16 +903,7 @@ static int cmd_snapshot(int argc, char **argv)
     } else {
         ret = blk_snapshot_delete(img, name, &err);
     }
-    if (ret < 0) {
-        fprintf(stderr, "vireo-img: %s\n", error_get_pretty(err));
-        error_free(err);
-        err = NULL;
-    }
-    if (blk_close(img, ret < 0 ? NULL : &err) < 0 && ret == 0) {
-        error_report_err(err);
-        ret = -1;
-    }
-    return ret < 0 ? 1 : 0;
+    return finish_modification(img, ret, err) < 0 ? 1 : 0;
 }
 
 /* ---- bitmap ---- */
@@ -990,16 +993,7 @@ static int cmd_bitmap(int argc, char **argv)
         }
         }
     }
-    if (ret < 0 && err) {
-        fprintf(stderr, "vireo-img: %s\n", error_get_pretty(err));
-        error_free(err);
-        err = NULL;
-    }
-    if (blk_close(img, ret < 0 ? NULL : &err) < 0 && ret == 0) {
-        error_report_err(err);
-        ret = -1;
-    }
-    return ret < 0 ? 1 : 0;
+    return finish_modification(img, ret, err) < 0 ? 1 : 0;
 }
 
 /* ---- main ---- */
