@@ -32,6 +32,9 @@ def test_ram_access_all_widths():
 
 def test_guest_ram_is_shared_memfd():
     with vmm.Vireo("-m", "32M", qtest=True) as v:
+        # vireo connects to the test before building the machine; a reply
+        # comes only from the main loop, once RAM exists.
+        v.qtest.readb(0)
         maps = open(f"/proc/{v.proc.pid}/maps").read()
         assert "memfd:vireo-guest-ram" in maps
 
