@@ -11,6 +11,24 @@
 
 #include "util/osdep.h"
 
+/*
+ * The last data extent lseek(SEEK_DATA/SEEK_HOLE) reported.  On tmpfs a
+ * SEEK_HOLE walks the page cache up to the next hole, i.e. to the end of a
+ * fully written file, so asking again for every chunk of a sequential scan
+ * (convert, map) made the scan quadratic.  Writes only turn holes into data,
+ * so a remembered data extent stays true until this image punches or zeroes
+ * a range or changes size; those forget it.
+ */
+typedef struct RawState {
+    uint64_t data_start, data_end;   /* empty when equal */
+} RawState;
+
+static void raw_forget_extent(BlockImage *img)
+{
+    RawState *r = img->opaque;
+    r->data_start = r->data_end = 0;
+}
+
 static int raw_probe(const uint8_t *buf, size_t len)
 {
     return 1;   /* anything is a raw image, as a last resort */
@@ -24,6 +42,14 @@ static int raw_open(BlockImage *img, Error **errp)
     }
     img->size = (uint64_t)len;
     img->cluster_size = BDRV_SECTOR_SIZE;
+    img->opaque = xzalloc(sizeof(RawState));
+    return 0;
+}
+
+static int raw_close(BlockImage *img, Error **errp)
+{
+    free(img->opaque);
+    img->opaque = NULL;
     return 0;
 }
 
@@ -40,6 +66,7 @@ static int raw_write(BlockImage *img, uint64_t off, const void *buf, size_t len,
 
 static int raw_discard(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
 {
+    raw_forget_extent(img);
     /* Discard is advisory: a file system without hole punching just keeps the data. */
     fallocate(img->file.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
               (off_t)off, (off_t)len);
@@ -48,6 +75,7 @@ static int raw_discard(BlockImage *img, uint64_t off, uint64_t len, Error **errp
 
 static int raw_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
 {
+    raw_forget_extent(img);
     if (fallocate(img->file.fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)len) == 0) {
         return 0;
     }
@@ -57,6 +85,13 @@ static int raw_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error *
 static int raw_block_status(BlockImage *img, uint64_t off, uint64_t len,
                             BlockStatus *st, Error **errp)
 {
+    RawState *r = img->opaque;
+    if (off >= r->data_start && off < r->data_end) {
+        st->kind = BLK_STATUS_DATA;
+        st->host_offset = off;
+        st->len = MIN(len, r->data_end - off);
+        return 0;
+    }
     int fd = img->file.fd;
     off_t data = lseek(fd, (off_t)off, SEEK_DATA);
     st->host_offset = off;
@@ -80,6 +115,9 @@ static int raw_block_status(BlockImage *img, uint64_t off, uint64_t len,
     st->len = hole < 0 ? len : MIN(len, (uint64_t)hole - off);
     if (st->len == 0) {
         st->len = len;
+    } else if (hole > 0 && (uint64_t)hole > off) {
+        r->data_start = off;
+        r->data_end = (uint64_t)hole;
     }
     return 0;
 }
@@ -115,6 +153,7 @@ static int raw_create(const char *filename, const BlockCreateOptions *opts, Erro
 
 static int raw_resize(BlockImage *img, uint64_t size, Error **errp)
 {
+    raw_forget_extent(img);
     if (bfile_truncate(&img->file, size, errp) < 0) {
         return -1;
     }
@@ -132,6 +171,7 @@ const BlockDriver blk_driver_raw = {
     .name = "raw",
     .probe = raw_probe,
     .open = raw_open,
+    .close = raw_close,
     .create = raw_create,
     .read = raw_read,
     .write = raw_write,
