@@ -28,6 +28,7 @@ struct BlockQueue {
     unsigned depth;
     int efd;                        /* readable when something completed */
     bool use_uring;
+    bool force_async;               /* the file has no non-blocking I/O path */
     struct io_uring ring;
     unsigned host_in_flight;        /* host I/Os submitted, not yet reaped */
     unsigned in_flight;             /* caller requests not yet called back */
@@ -58,10 +59,17 @@ static void push_done(BlockQueue *q, BlockAioReq *req)
     if (q->done_tail) {
         q->done_tail->next = req;
     } else {
+        /*
+         * Only the first entry of a batch needs the wake-up: the descriptor
+         * stays readable until blk_queue_process() reads it, and that read
+         * happens before it takes the list, so a later first entry signals
+         * again.  One write(2) per completion cost more than the I/O itself
+         * on fast files.
+         */
         q->done_head = req;
+        signal_efd(q);
     }
     q->done_tail = req;
-    signal_efd(q);
 }
 
 static size_t iov_total(const struct iovec *iov, int iovcnt)
@@ -241,6 +249,9 @@ static void host_submit(BlockQueue *q, BlockAioReq *req)
         io_uring_prep_writev(sqe, fd, req->iov, (unsigned)req->iovcnt, req->host_offset);
     }
     io_uring_sqe_set_data(sqe, req);
+    if (q->force_async) {
+        io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
+    }
     q->unsubmitted++;
     /* Let a burst of submissions share one system call, but never sit on a full SQ. */
     if (q->unsubmitted >= q->depth / 4 + 1) {
@@ -319,6 +330,25 @@ void blk_aio_quiesce(BlockImage *img)
 
 /* ---- public interface ---- */
 
+/*
+ * Does the host file lack a non-blocking read path (tmpfs, and some network
+ * and FUSE file systems)?  io_uring then cannot issue a request inline: it
+ * tries, gets -EAGAIN and hands the request to an io-wq worker anyway.
+ * IOSQE_ASYNC sends it there directly, which on tmpfs costs a third less CPU
+ * per request.  On files that do support it (ext4, xfs, block devices) the
+ * inline path is the fast one, so this must be asked, not assumed.
+ * preadv2(RWF_NOWAIT) fails with EOPNOTSUPP exactly when the file lacks
+ * FMODE_NOWAIT, the same test io_uring makes.
+ */
+static bool file_lacks_nowait(int fd)
+{
+    void *buf = blk_alloc_aligned(BLK_DIRECT_ALIGN);
+    struct iovec iov = { buf, BLK_DIRECT_ALIGN };
+    bool lacks = preadv2(fd, &iov, 1, 0, RWF_NOWAIT) < 0 && errno == EOPNOTSUPP;
+    free(buf);
+    return lacks;
+}
+
 BlockQueue *blk_queue_new(BlockImage *img, unsigned depth, Error **errp)
 {
     if (img->queue) {
@@ -344,6 +374,7 @@ BlockQueue *blk_queue_new(BlockImage *img, unsigned depth, Error **errp)
             return NULL;
         }
         io_uring_register_eventfd(&q->ring, q->efd);
+        q->force_async = file_lacks_nowait(img->file.fd);
     }
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->work_cond, NULL);
