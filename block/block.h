@@ -59,7 +59,11 @@ int blk_pwrite(BlockImage *img, uint64_t offset, const void *buf, size_t len,
 int blk_flush(BlockImage *img, Error **errp);
 int blk_discard(BlockImage *img, uint64_t offset, uint64_t len, Error **errp);
 int blk_write_zeroes(BlockImage *img, uint64_t offset, uint64_t len, Error **errp);
-/* Store @len bytes compressed (qcow2 only, whole clusters). */
+/*
+ * Store @len bytes compressed (qcow2 only, whole clusters, or up to the end of
+ * the image).  Several clusters are compressed in parallel; the result is
+ * the same as writing them one by one.
+ */
 int blk_pwrite_compressed(BlockImage *img, uint64_t offset, const void *buf,
                           size_t len, Error **errp);
 int blk_resize(BlockImage *img, uint64_t new_size, Error **errp);

@@ -7,8 +7,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -235,25 +237,49 @@ int qcow2_decompress(BlockImage *img, uint64_t e, uint8_t *out, Error **errp)
     return ret;
 }
 
-static ssize_t compress_cluster(BDRVQcow2 *s, const uint8_t *in, uint8_t *out, size_t cap)
+/*
+ * One compressor's state, kept across clusters: setting up a deflate stream
+ * allocates and clears a few hundred KiB, which costs more than resetting it.
+ */
+typedef struct Compressor {
+    z_stream z;
+    bool z_ready;
+    ZSTD_CCtx *zstd;
+} Compressor;
+
+static void compressor_free(Compressor *c)
+{
+    if (c->z_ready) {
+        deflateEnd(&c->z);
+    }
+    ZSTD_freeCCtx(c->zstd);
+}
+
+static ssize_t compress_cluster(BDRVQcow2 *s, Compressor *c, const uint8_t *in,
+                                uint8_t *out, size_t cap)
 {
     if (s->compression_type == QCOW2_COMPRESSION_ZSTD) {
-        size_t r = ZSTD_compress(out, cap, in, s->cluster_size, 1);
+        if (!c->zstd && !(c->zstd = ZSTD_createCCtx())) {
+            return -1;
+        }
+        size_t r = ZSTD_compressCCtx(c->zstd, out, cap, in, s->cluster_size, 1);
         return ZSTD_isError(r) ? -1 : (ssize_t)r;
     }
-    z_stream z = { 0 };
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
-                     Z_DEFAULT_STRATEGY) != Z_OK) {
+    if (!c->z_ready) {
+        if (deflateInit2(&c->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+                         Z_DEFAULT_STRATEGY) != Z_OK) {
+            return -1;
+        }
+        c->z_ready = true;
+    } else if (deflateReset(&c->z) != Z_OK) {
         return -1;
     }
-    z.next_in = (Bytef *)in;
-    z.avail_in = s->cluster_size;
-    z.next_out = out;
-    z.avail_out = (uInt)cap;
-    int r = deflate(&z, Z_FINISH);
-    ssize_t len = r == Z_STREAM_END ? (ssize_t)(cap - z.avail_out) : -1;
-    deflateEnd(&z);
-    return len;
+    c->z.next_in = (Bytef *)in;
+    c->z.avail_in = s->cluster_size;
+    c->z.next_out = out;
+    c->z.avail_out = (uInt)cap;
+    int r = deflate(&c->z, Z_FINISH);
+    return r == Z_STREAM_END ? (ssize_t)(cap - c->z.avail_out) : -1;
 }
 
 /* ---- reads ---- */
@@ -588,39 +614,114 @@ static int64_t alloc_compressed(BlockImage *img, size_t len, Error **errp)
     return (int64_t)start;
 }
 
-int qcow2_write_compressed(BlockImage *img, uint64_t off, const void *buf, size_t len,
-                           Error **errp)
+/*
+ * Compressing is the whole cost of a compressed write (deflate runs at tens
+ * of MB/s), so a write of several clusters compresses them on every CPU at
+ * once; allocation and the writes then go in guest order, so the image
+ * comes out byte for byte as a one-cluster-at-a-time writer would make it.
+ */
+#define COMPRESS_MAX_THREADS 8
+
+typedef struct CompressBatch {
+    BDRVQcow2 *s;
+    const uint8_t *in;          /* nb whole clusters (the last one zero-padded) */
+    uint8_t *out;               /* nb clusters of room */
+    ssize_t *clen;              /* compressed length or -1, per cluster */
+    unsigned nb;
+    unsigned next;              /* next cluster to take, shared by the workers */
+} CompressBatch;
+
+static void *compress_worker(void *opaque)
+{
+    CompressBatch *b = opaque;
+    size_t cs = b->s->cluster_size;
+    Compressor c = { 0 };
+    for (;;) {
+        unsigned i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED);
+        if (i >= b->nb) {
+            break;
+        }
+        b->clen[i] = compress_cluster(b->s, &c, b->in + i * cs, b->out + i * cs, cs);
+    }
+    compressor_free(&c);
+    return NULL;
+}
+
+static unsigned compress_threads(unsigned clusters)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = cpus > 0 ? (unsigned)cpus : 1;
+    return MIN(MIN(n, (unsigned)COMPRESS_MAX_THREADS), clusters);
+}
+
+static void compress_all(CompressBatch *b)
+{
+    pthread_t tids[COMPRESS_MAX_THREADS];
+    unsigned started = 0, want = compress_threads(b->nb);
+    /* The caller is one of the workers; a thread that fails to start is just not there. */
+    while (started + 1 < want && pthread_create(&tids[started], NULL, compress_worker, b) == 0) {
+        started++;
+    }
+    compress_worker(b);
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(tids[i], NULL);
+    }
+}
+
+/* Store one compressed cluster at guest @off, or the plain data when it does not shrink. */
+static int store_compressed(BlockImage *img, uint64_t off, const uint8_t *plain, size_t len,
+                            const uint8_t *comp, ssize_t clen, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
-    if ((off & (s->cluster_size - 1)) ||
-        (len != s->cluster_size && off + len != img->size) || len > s->cluster_size) {
-        error_setg(errp, "compressed writes must cover exactly one cluster");
-        return -1;
-    }
-    uint8_t *in = blk_alloc_aligned(s->cluster_size);
-    memcpy(in, buf, len);
-    size_t cap = s->cluster_size;
-    uint8_t *out = blk_alloc_aligned(cap);
-    ssize_t clen = compress_cluster(s, in, out, cap);
-    int ret;
     /* Incompressible data, or more than a cluster's worth of sectors: store plain. */
     if (clen < 0 || (size_t)clen > s->cluster_size - BDRV_SECTOR_SIZE) {
-        ret = qcow2_write(img, off, buf, len, errp);
-        goto out;
+        return qcow2_write(img, off, plain, len, errp);
     }
     qcow2_bitmaps_mark_write(img, off, len);
     size_t padded = ROUND_UP((size_t)clen, BDRV_SECTOR_SIZE);
     int64_t host = alloc_compressed(img, padded, errp);
-    ret = host < 0 ? -1 : bfile_pwrite(&img->file, (uint64_t)host, out, padded, errp);
-    if (ret == 0) {
-        int x = 62 - (s->cluster_bits - 8);
-        uint64_t sectors = padded / BDRV_SECTOR_SIZE;
-        uint64_t entry = QCOW2_OFLAG_COMPRESSED | ((sectors - 1) << x) | (uint64_t)host;
-        ret = set_l2_entry(img, off, entry, errp);
+    if (host < 0 || bfile_pwrite(&img->file, (uint64_t)host, comp, padded, errp) < 0) {
+        return -1;
     }
-out:
-    free(in);
-    free(out);
+    int x = 62 - (s->cluster_bits - 8);
+    uint64_t sectors = padded / BDRV_SECTOR_SIZE;
+    uint64_t entry = QCOW2_OFLAG_COMPRESSED | ((sectors - 1) << x) | (uint64_t)host;
+    return set_l2_entry(img, off, entry, errp);
+}
+
+int qcow2_write_compressed(BlockImage *img, uint64_t off, const void *buf, size_t len,
+                           Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    size_t cs = s->cluster_size;
+    if ((off & (cs - 1)) || !len || ((len & (cs - 1)) && off + len != img->size)) {
+        error_setg(errp, "compressed writes must cover whole clusters");
+        return -1;
+    }
+    unsigned nb = (unsigned)((len + cs - 1) / cs);
+    const uint8_t *in = buf;
+    uint8_t *tail = NULL;
+    if (len & (cs - 1)) {
+        /* The image ends inside the last cluster: compress it padded with zeros. */
+        tail = blk_alloc_aligned(nb * cs);
+        memcpy(tail, buf, len);
+        in = tail;
+    }
+    CompressBatch b = {
+        .s = s, .in = in, .nb = nb,
+        .out = blk_alloc_aligned(nb * cs),
+        .clen = xmalloc(sizeof(ssize_t) * nb),
+    };
+    compress_all(&b);
+    int ret = 0;
+    for (unsigned i = 0; i < nb && ret == 0; i++) {
+        size_t l = MIN(cs, len - (size_t)i * cs);
+        ret = store_compressed(img, off + (uint64_t)i * cs, (const uint8_t *)buf + (size_t)i * cs,
+                               l, b.out + (size_t)i * cs, b.clen[i], errp);
+    }
+    free(b.out);
+    free(b.clen);
+    free(tail);
     return ret;
 }
 

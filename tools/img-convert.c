@@ -74,10 +74,8 @@ static int write_data(Convert *c, uint64_t off, const uint8_t *buf, size_t len, 
         } else if (zero) {
             ret = blk_write_zeroes(c->dst, off + pos, run, errp);
         } else if (c->compress) {
-            for (size_t o = 0; o < run && ret == 0; o += unit) {
-                size_t l = MIN(unit, run - o);
-                ret = blk_pwrite_compressed(c->dst, off + pos + o, buf + pos + o, l, errp);
-            }
+            /* The whole run at once, so the driver can compress its clusters in parallel. */
+            ret = blk_pwrite_compressed(c->dst, off + pos, buf + pos, run, errp);
         } else {
             ret = blk_pwrite(c->dst, off + pos, buf + pos, run, errp);
         }
