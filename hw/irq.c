@@ -1,5 +1,7 @@
 #include "hw/irq.h"
 
+#include <stddef.h>
+
 static IrqBackend irq_backend;
 
 void irq_set_backend(const IrqBackend *backend)
@@ -25,6 +27,11 @@ void msi_send(uint64_t addr, uint32_t data)
     if (irq_backend.send_msi) {
         irq_backend.send_msi(irq_backend.opaque, addr, data);
     }
+}
+
+bool msi_irqfd_available(void)
+{
+    return irq_backend.irqfd_add != NULL;
 }
 
 int msi_irqfd_add(int eventfd, uint64_t addr, uint32_t data)

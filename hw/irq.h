@@ -41,6 +41,8 @@ void msi_send(uint64_t addr, uint32_t data);
  * PCI devices normally use pci_msix_set_eventfd() instead (hw/pci.h),
  * which also follows masking and message changes.
  */
+/* Does the back-end deliver MSIs from eventfds in the kernel (KVM)? */
+bool msi_irqfd_available(void);
 int msi_irqfd_add(int eventfd, uint64_t addr, uint32_t data);
 bool msi_irqfd_update(int handle, uint64_t addr, uint32_t data);
 void msi_irqfd_remove(int handle);

@@ -173,3 +173,30 @@ void io_region_foreach(AddressSpaceId as,
         }
     }
 }
+
+/* ---- doorbells completed by the accelerator ---- */
+
+static IoEventfdBackend eventfd_backend;
+
+void io_eventfd_set_backend(const IoEventfdBackend *backend)
+{
+    eventfd_backend = backend ? *backend : (IoEventfdBackend){ 0 };
+}
+
+bool io_eventfd_available(void)
+{
+    return eventfd_backend.add != NULL;
+}
+
+bool io_eventfd_add(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd)
+{
+    return eventfd_backend.add &&
+           eventfd_backend.add(eventfd_backend.opaque, as, addr, size, eventfd);
+}
+
+void io_eventfd_del(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd)
+{
+    if (eventfd_backend.del) {
+        eventfd_backend.del(eventfd_backend.opaque, as, addr, size, eventfd);
+    }
+}

@@ -53,4 +53,25 @@ void io_region_foreach(AddressSpaceId as,
                        void (*fn)(void *ctx, const char *name, uint64_t base, uint64_t size),
                        void *ctx);
 
+/*
+ * Doorbells without an exit to vireo. A guest write of `size` bytes to
+ * `addr` that only has to wake a device (a virtqueue kick) can be completed
+ * by the accelerator itself: it signals `eventfd`, which the device watches
+ * from the main loop, and the vCPU goes straight back into the guest. KVM
+ * does this with KVM_IOEVENTFD; the qtest accelerator has no such path, and
+ * writes then reach the region's IoOps as usual. Any value written matches.
+ */
+typedef struct IoEventfdBackend {
+    bool (*add)(void *opaque, AddressSpaceId as, uint64_t addr, unsigned size, int eventfd);
+    void (*del)(void *opaque, AddressSpaceId as, uint64_t addr, unsigned size, int eventfd);
+    void *opaque;
+} IoEventfdBackend;
+
+void io_eventfd_set_backend(const IoEventfdBackend *backend);
+bool io_eventfd_available(void);
+/* False when there is no back-end or it refused: the caller keeps the IoOps path. */
+bool io_eventfd_add(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd);
+/* Undo an io_eventfd_add with the same arguments. */
+void io_eventfd_del(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd);
+
 #endif

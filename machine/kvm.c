@@ -847,8 +847,36 @@ static void kvm_irqfd_remove(void *opaque, int handle)
     kvm_commit_routes(vm);
 }
 
+/* ---- doorbells (KVM_IOEVENTFD) ---- */
+
+static bool kvm_ioeventfd(KvmVm *vm, AddressSpaceId as, uint64_t addr, unsigned size,
+                          int eventfd, bool assign)
+{
+    struct kvm_ioeventfd req = {
+        .addr = addr, .len = size, .fd = eventfd,
+        .flags = (as == AS_PIO ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+                 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+    };
+    return ioctl(vm->vm_fd, KVM_IOEVENTFD, &req) == 0;
+}
+
+static bool kvm_ioeventfd_add(void *opaque, AddressSpaceId as, uint64_t addr, unsigned size,
+                              int eventfd)
+{
+    return kvm_ioeventfd(opaque, as, addr, size, eventfd, true);
+}
+
+static void kvm_ioeventfd_del(void *opaque, AddressSpaceId as, uint64_t addr, unsigned size,
+                              int eventfd)
+{
+    kvm_ioeventfd(opaque, as, addr, size, eventfd, false);
+}
+
 void kvm_vm_install_hooks(KvmVm *vm)
 {
+    IoEventfdBackend doorbells = { .add = kvm_ioeventfd_add, .del = kvm_ioeventfd_del,
+                                   .opaque = vm };
+    io_eventfd_set_backend(&doorbells);
     IrqBackend irq = { .set_level = kvm_set_irq_level, .send_msi = kvm_send_msi,
                        .irqfd_add = kvm_irqfd_add, .irqfd_update = kvm_irqfd_update,
                        .irqfd_remove = kvm_irqfd_remove, .opaque = vm };
@@ -865,6 +893,9 @@ void kvm_vm_destroy(KvmVm *vm)
     if (!vm) {
         return;
     }
+    /* Devices outlive the VM during teardown: they must not reach it any more. */
+    io_eventfd_set_backend(NULL);
+    irq_set_backend(&(IrqBackend){ 0 });
     pthread_mutex_lock(&vm->lock);
     vm->quit = true;
     kick_all(vm);

@@ -7,8 +7,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include "core/main-loop.h"
 #include "core/qdev.h"
+#include "hw/irq.h"
+#include "machine/address-space.h"
 #include "util/osdep.h"
 
 /* Modern BAR (BAR4, 64-bit prefetchable): one 4 KiB page per structure. */
@@ -45,19 +50,68 @@ enum {
 };
 #define LEGACY_PFN_SHIFT 12
 
-typedef struct VirtIOPCIProxy {
+typedef struct VirtIOPCIProxy VirtIOPCIProxy;
+
+/* One queue's notify address bound to an eventfd (see "doorbells" below). */
+typedef struct QueueKick {
+    VirtIOPCIProxy *proxy;
+    unsigned queue;
+    int fd;             /* -1 while the queue is kicked through modern_write */
+    uint64_t addr;      /* guest-physical address the accelerator watches */
+} QueueKick;
+
+struct VirtIOPCIProxy {
     VirtIODevice *vdev;
     PciDevice *pci;
     VirtioPciOptions opts;
-} VirtIOPCIProxy;
+    QueueKick *kicks;   /* nvqs entries when the accelerator has doorbells */
+    int *vector_fds;    /* opts.vectors eventfds when MSI-X goes through irqfds */
+};
 
 /* ---- interrupts ---- */
+
+/*
+ * With irqfds (KVM), each MSI-X vector has an eventfd that the PCI layer
+ * keeps routed to the vector's current message (or turns into a pending
+ * bit while masked), so an interrupt is one eventfd write.
+ */
+static void bind_vector_eventfds(VirtIOPCIProxy *p)
+{
+    if (!p->opts.vectors || !msi_irqfd_available()) {
+        return;
+    }
+    p->vector_fds = xmalloc(p->opts.vectors * sizeof(int));
+    for (unsigned v = 0; v < p->opts.vectors; v++) {
+        p->vector_fds[v] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (p->vector_fds[v] >= 0 && !pci_msix_set_eventfd(p->pci, v, p->vector_fds[v], NULL)) {
+            close(p->vector_fds[v]);
+            p->vector_fds[v] = -1;
+        }
+    }
+}
+
+static void unbind_vector_eventfds(VirtIOPCIProxy *p)
+{
+    for (unsigned v = 0; p->vector_fds && v < p->opts.vectors; v++) {
+        if (p->vector_fds[v] >= 0) {
+            pci_msix_set_eventfd(p->pci, v, -1, NULL);
+            close(p->vector_fds[v]);
+        }
+    }
+    free(p->vector_fds);
+    p->vector_fds = NULL;
+}
 
 static void proxy_notify(VirtIODevice *vdev, uint16_t vector)
 {
     VirtIOPCIProxy *p = vdev->transport_opaque;
     if (pci_msix_enabled(p->pci)) {
-        if (vector != VIRTIO_NO_VECTOR) {
+        if (vector == VIRTIO_NO_VECTOR || vector >= p->opts.vectors) {
+            return;
+        }
+        if (p->vector_fds && p->vector_fds[vector] >= 0) {
+            eventfd_write(p->vector_fds[vector], 1);
+        } else {
             pci_msix_notify(p->pci, vector);
         }
         return;
@@ -79,6 +133,103 @@ static uint8_t isr_read_and_clear(VirtIOPCIProxy *p)
 static uint16_t checked_vector(const VirtIOPCIProxy *p, uint16_t v)
 {
     return v < p->opts.vectors ? v : VIRTIO_NO_VECTOR;
+}
+
+/*
+ * ---- doorbells ----
+ *
+ * Once the driver is running (DRIVER_OK), each enabled queue's notify
+ * address in the modern BAR is handed to the accelerator (KVM_IOEVENTFD):
+ * a kick then signals an eventfd that the main loop serves, and the vCPU
+ * never leaves the guest for it. The binding follows the BAR when the
+ * guest moves it and is dropped on reset; without such an accelerator
+ * (qtest) kicks take the register path in modern_write.
+ */
+
+enum { KICK_WIDTH = 2 };    /* the driver writes the 16-bit queue index */
+
+static void kick_readable(void *opaque)
+{
+    QueueKick *k = opaque;
+    eventfd_t count;
+    if (eventfd_read(k->fd, &count) == 0) {
+        virtio_queue_notify(k->proxy->vdev, k->queue);
+    }
+}
+
+static uint64_t kick_address(const VirtIOPCIProxy *p, unsigned q)
+{
+    uint64_t bar = pci_bar_address(p->pci, MODERN_BAR);
+    if (bar == PCI_BAR_UNMAPPED || (uint64_t)q * NOTIFY_MULTIPLIER >= REGION_SIZE) {
+        return PCI_BAR_UNMAPPED;
+    }
+    return bar + NOTIFY_OFFSET + (uint64_t)q * NOTIFY_MULTIPLIER;
+}
+
+static void kick_bind(QueueKick *k, uint64_t addr)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0 || !io_eventfd_add(AS_MMIO, addr, KICK_WIDTH, fd)) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;             /* kicks keep working through modern_write */
+    }
+    k->fd = fd;
+    k->addr = addr;
+    main_loop_set_fd_handler(fd, kick_readable, NULL, k);
+}
+
+/* A kick that raced the unbinding is served now (if the device still runs). */
+static void kick_unbind(QueueKick *k, bool serve_pending)
+{
+    io_eventfd_del(AS_MMIO, k->addr, KICK_WIDTH, k->fd);
+    main_loop_set_fd_handler(k->fd, NULL, NULL, NULL);
+    eventfd_t count;
+    bool pending = eventfd_read(k->fd, &count) == 0;
+    close(k->fd);
+    k->fd = -1;
+    if (pending && serve_pending) {
+        virtio_queue_notify(k->proxy->vdev, k->queue);
+    }
+}
+
+/* Bring every queue's binding in line with the device and BAR state. */
+static void sync_kicks(VirtIOPCIProxy *p)
+{
+    for (unsigned q = 0; p->kicks && q < p->vdev->nvqs; q++) {
+        QueueKick *k = &p->kicks[q];
+        uint64_t addr = kick_address(p, q);
+        bool want = p->vdev->started && p->vdev->vq[q].enabled && addr != PCI_BAR_UNMAPPED;
+        if (k->fd >= 0 && (!want || addr != k->addr)) {
+            kick_unbind(k, p->vdev->started);
+        }
+        if (want && k->fd < 0) {
+            kick_bind(k, addr);
+        }
+    }
+}
+
+static void init_kicks(VirtIOPCIProxy *p)
+{
+    if (!p->opts.modern || !io_eventfd_available()) {
+        return;
+    }
+    p->kicks = xzalloc(MAX(p->vdev->nvqs, 1u) * sizeof(QueueKick));
+    for (unsigned q = 0; q < p->vdev->nvqs; q++) {
+        p->kicks[q] = (QueueKick){ .proxy = p, .queue = q, .fd = -1 };
+    }
+}
+
+static void stop_kicks(VirtIOPCIProxy *p)
+{
+    for (unsigned q = 0; p->kicks && q < p->vdev->nvqs; q++) {
+        if (p->kicks[q].fd >= 0) {
+            kick_unbind(&p->kicks[q], false);
+        }
+    }
+    free(p->kicks);
+    p->kicks = NULL;
 }
 
 /* ---- modern: common configuration ---- */
@@ -143,6 +294,7 @@ static void queue_field_write(VirtIOPCIProxy *p, VirtQueue *vq, uint64_t off, ui
     if (off == COMMON_Q_RESET) {
         if (val == 1) {
             virtqueue_reset(vq);
+            sync_kicks(p);
         }
         return;
     }
@@ -154,6 +306,7 @@ static void queue_field_write(VirtIOPCIProxy *p, VirtQueue *vq, uint64_t off, ui
     case COMMON_Q_ENABLE:
         if (val == 1) {
             virtqueue_enable(vq);
+            sync_kicks(p);
         }
         break;
     case COMMON_Q_DESCLO:  set_half(&vq->desc, false, val); break;
@@ -179,6 +332,7 @@ static void common_write(VirtIOPCIProxy *p, uint64_t off, uint64_t val)
         if (val == 0) {
             pci_set_irq(p->pci, false);
         }
+        sync_kicks(p);
         break;
     case COMMON_Q_SELECT:  vdev->queue_sel = val; break;
     default: {
@@ -301,6 +455,7 @@ static void legacy_write(void *opaque, uint64_t off, uint64_t val, unsigned size
     case LEGACY_QUEUE_PFN:
         if (vq) {
             legacy_set_pfn(p, vq, val);
+            sync_kicks(p);
         }
         break;
     case LEGACY_QUEUE_SEL:      vdev->queue_sel = val; break;
@@ -310,6 +465,7 @@ static void legacy_write(void *opaque, uint64_t off, uint64_t val, unsigned size
         if (val == 0) {
             pci_set_irq(p->pci, false);
         }
+        sync_kicks(p);
         break;
     case LEGACY_CONFIG_VECTOR:  vdev->config_vector = checked_vector(p, val); break;
     case LEGACY_QUEUE_VECTOR:
@@ -374,6 +530,13 @@ static void proxy_reset(PciDevice *dev, void *opaque)
 {
     VirtIOPCIProxy *p = opaque;
     virtio_reset(p->vdev);
+    sync_kicks(p);
+}
+
+/* The guest may have moved BAR4 or switched memory decoding. */
+static void proxy_config_written(PciDevice *dev, void *opaque, unsigned offset, unsigned size)
+{
+    sync_kicks(opaque);
 }
 
 /* Transitional PCI device ids (virtio 1.2 section 4.1.2.1); 0: none. */
@@ -402,6 +565,7 @@ static PciDeviceInfo proxy_pci_info(const VirtIOPCIProxy *p, uint32_t class_code
         .class_code = class_code,
         .intx_pin = 1,
         .reset = proxy_reset,
+        .config_written = proxy_config_written,
     };
     if (p->opts.legacy && transitional_device_id(id)) {
         /* Transitional: the subsystem id names the device type. */
@@ -485,7 +649,12 @@ static bool proxy_realize(VirtIOPCIProxy *p, PciHost *host, uint32_t class_code,
     if (p->opts.vectors && !pci_msix_init(p->pci, p->opts.vectors, MSIX_BAR, errp)) {
         return false;
     }
-    return !p->opts.modern || add_modern_interface(p, errp);
+    if (p->opts.modern && !add_modern_interface(p, errp)) {
+        return false;
+    }
+    bind_vector_eventfds(p);
+    init_kicks(p);
+    return true;
 }
 
 bool virtio_pci_plug(const VirtioCreateContext *ctx, const KeyValList *kv,
@@ -521,6 +690,11 @@ bool virtio_pci_plug(const VirtioCreateContext *ctx, const KeyValList *kv,
 void virtio_pci_destroy_devices(void)
 {
     for (VirtIODevice *d = virtio_device_first(); d; d = d->next) {
+        if (d->transport == &proxy_transport) {
+            VirtIOPCIProxy *p = d->transport_opaque;
+            stop_kicks(p);
+            unbind_vector_eventfds(p);
+        }
         if (d->ops && d->ops->quiesce) {
             d->ops->quiesce(d);
         }
