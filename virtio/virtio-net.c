@@ -30,6 +30,7 @@ enum {
 enum { CTRL_RX = 0, CTRL_MAC = 1, CTRL_VLAN = 2, CTRL_ANNOUNCE = 3, CTRL_MQ = 4,
        CTRL_GUEST_OFFLOADS = 5 };
 enum { ACK_OK = 0, ACK_ERR = 1 };
+enum { RX_PROMISC, RX_ALLMULTI, RX_ALLUNI, RX_NOMULTI, RX_NOUNI, RX_NOBCAST };
 #define STATUS_LINK_UP  1
 
 #define QUEUE_SIZE      256
@@ -62,9 +63,10 @@ struct VirtIONet {
     unsigned hdr_len;
     bool ufo;                   /* the host tap takes UFO */
     /* Control-queue state (kept as the driver set it). */
-    uint8_t rx_mode[6];         /* promisc, allmulti, alluni, nomulti, nouni, nobcast */
-    uint8_t mac_table[MAC_TABLE_MAX][6];
-    unsigned mac_table_n;
+    uint8_t rx_mode[6];         /* indexed by RX_PROMISC.. */
+    uint8_t mac_table[MAC_TABLE_MAX][6];    /* unicast entries, then multicast */
+    unsigned mac_table_n, mac_table_uni;
+    bool uni_overflow, multi_overflow;      /* more than fit: take the whole class */
     uint32_t vlans[4096 / 32];
 };
 
@@ -171,6 +173,51 @@ static bool deliver_packet(NetQueuePair *qp)
     return true;
 }
 
+/* ---- receive filter (what the control queue set up) ---- */
+
+static bool mac_in_table(const VirtIONet *n, const uint8_t *mac, unsigned from, unsigned to)
+{
+    for (unsigned i = from; i < to; i++) {
+        if (!memcmp(n->mac_table[i], mac, 6)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool vlan_accepted(const VirtIONet *n, const uint8_t *frame, size_t len)
+{
+    if (!has(n, NET_F_CTRL_VLAN) || len < 16 || frame[12] != 0x81 || frame[13] != 0x00) {
+        return true;
+    }
+    unsigned vid = (frame[14] << 8 | frame[15]) & 0xfff;
+    return n->vlans[vid / 32] & (1u << (vid % 32));
+}
+
+/* Should the guest see this frame (after the vnet header)? */
+static bool rx_filter_accepts(const VirtIONet *n, const uint8_t *frame, size_t len)
+{
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    if (n->rx_mode[RX_PROMISC] || len < 14) {
+        return true;
+    }
+    if (!vlan_accepted(n, frame, len)) {
+        return false;
+    }
+    if (!memcmp(frame, bcast, 6)) {
+        return !n->rx_mode[RX_NOBCAST];
+    }
+    if (frame[0] & 1) {
+        return !n->rx_mode[RX_NOMULTI] &&
+               (n->rx_mode[RX_ALLMULTI] || n->multi_overflow ||
+                mac_in_table(n, frame, n->mac_table_uni, n->mac_table_n));
+    }
+    return !n->rx_mode[RX_NOUNI] &&
+           (n->rx_mode[RX_ALLUNI] || n->uni_overflow ||
+            !memcmp(frame, n->vdev.config + CFG_MAC, 6) ||
+            mac_in_table(n, frame, 0, n->mac_table_uni));
+}
+
 static void rx_ready(void *opaque)
 {
     NetQueuePair *qp = opaque;
@@ -183,6 +230,10 @@ static void rx_ready(void *opaque)
             ssize_t r = read(qp->fd, qp->packet, PACKET_MAX);
             if (r <= 0 || (size_t)r < qp->net->hdr_len) {
                 break;
+            }
+            size_t hdr = qp->net->hdr_len;
+            if (!rx_filter_accepts(qp->net, qp->packet + hdr, r - hdr)) {
+                continue;       /* filtered out: the guest asked not to see it */
             }
             qp->packet_len = r;
         }
@@ -237,7 +288,8 @@ static uint8_t ctrl_mac(VirtIONet *n, uint8_t cmd, const uint8_t *data, size_t l
         return ACK_ERR;
     }
     size_t off = 0;
-    n->mac_table_n = 0;
+    n->mac_table_n = n->mac_table_uni = 0;
+    n->uni_overflow = n->multi_overflow = false;
     for (int table = 0; table < 2; table++) {
         uint32_t count;
         if (len - off < 4) {
@@ -249,8 +301,14 @@ static uint8_t ctrl_mac(VirtIONet *n, uint8_t cmd, const uint8_t *data, size_t l
         if (count > (len - off) / 6) {
             return ACK_ERR;
         }
-        for (uint32_t i = 0; i < count && n->mac_table_n < MAC_TABLE_MAX; i++) {
-            memcpy(n->mac_table[n->mac_table_n++], data + off + 6 * i, 6);
+        if (count > MAC_TABLE_MAX - n->mac_table_n) {
+            *(table == 0 ? &n->uni_overflow : &n->multi_overflow) = true;
+        } else {
+            memcpy(n->mac_table[n->mac_table_n], data + off, 6 * (size_t)count);
+            n->mac_table_n += count;
+        }
+        if (table == 0) {
+            n->mac_table_uni = n->mac_table_n;
         }
         off += 6 * (size_t)count;
     }
@@ -365,8 +423,11 @@ static void net_reset(VirtIODevice *vdev)
         n->pairs[i].packet_len = 0;
     }
     n->active_pairs = 1;
+    /* Until a driver with the control queue says otherwise, every frame goes in. */
     memset(n->rx_mode, 0, sizeof(n->rx_mode));
-    n->mac_table_n = 0;
+    n->rx_mode[RX_PROMISC] = 1;
+    n->mac_table_n = n->mac_table_uni = 0;
+    n->uni_overflow = n->multi_overflow = false;
     memset(n->vlans, 0, sizeof(n->vlans));
 }
 
@@ -495,6 +556,7 @@ static bool net_setup(VirtIONet *n, const VirtioCreateContext *ctx, const KeyVal
     n->vdev.ops = &net_ops;
     n->vdev.opaque = n;
     n->active_pairs = 1;
+    n->rx_mode[RX_PROMISC] = 1;     /* as after a reset */
     n->hdr_len = HDR_LEN_MRG;
     memcpy(n->vdev.config + CFG_MAC, mac, 6);
     uint16_t st = htole16(STATUS_LINK_UP), mp = htole16(n->max_pairs);
