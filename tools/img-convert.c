@@ -3,6 +3,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,6 @@ typedef struct Convert {
     uint64_t total;
     bool compress, fresh_target, skip_unallocated, progress;
     uint32_t zero_unit;      /* granularity of zero detection on the target */
-    uint8_t *buf;
 } Convert;
 
 /* How [off, off+len) of @img reads, looking down its backing chain. */
@@ -95,30 +95,145 @@ static void show_progress(Convert *c, uint64_t done)
     }
 }
 
-static int copy_source(Convert *c, BlockImage *src, uint64_t base, Error **errp)
+/*
+ * Reading the sources and writing the target overlap: a reader thread fills
+ * a few chunk buffers ahead while the main thread writes.  On a fast host
+ * file both halves are kernel copies of the same size, so a serial loop
+ * leaves one CPU idle while the other does both.  The two sides touch
+ * disjoint images (sources vs target), so the block layer needs no locks.
+ */
+#define CONVERT_SLOTS 3
+
+typedef struct Chunk {
+    uint64_t off, len;          /* target range */
+    BlockStatusKind kind;       /* DATA (bytes in buf), ZERO or UNALLOCATED */
+    uint8_t *buf;
+} Chunk;
+
+typedef struct Reader {
+    Convert *c;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    Chunk slots[CONVERT_SLOTS];
+    uint64_t produced, consumed;    /* slot i % CONVERT_SLOTS belongs to the reader
+                                       while consumed <= i < consumed + SLOTS and i >= produced */
+    bool done, stop;
+    Error *err;
+} Reader;
+
+static void *reader_main(void *opaque)
 {
-    uint64_t size = blk_size(src);
-    for (uint64_t off = 0; off < size;) {
-        BlockStatusKind kind;
-        uint64_t n;
-        uint64_t want = MIN((uint64_t)CONVERT_CHUNK - (off % CONVERT_CHUNK), size - off);
-        if (read_status(src, off, want, c->skip_unallocated, &kind, &n, errp) < 0) {
-            return -1;
-        }
-        if (kind == BLK_STATUS_UNALLOCATED) {
-            /* Left to the target's backing file. */
-        } else if (kind == BLK_STATUS_ZERO) {
-            if (!c->fresh_target && blk_write_zeroes(c->dst, base + off, n, errp) < 0) {
-                return -1;
+    Reader *r = opaque;
+    Convert *c = r->c;
+    Error *err = NULL;
+    uint64_t base = 0;
+    for (int i = 0; i < c->nb_src && !err; i++) {
+        BlockImage *src = c->src[i];
+        uint64_t size = blk_size(src);
+        for (uint64_t off = 0; off < size;) {
+            pthread_mutex_lock(&r->lock);
+            while (r->produced - r->consumed == CONVERT_SLOTS && !r->stop) {
+                pthread_cond_wait(&r->cond, &r->lock);
             }
-        } else {
-            if (blk_pread(src, off, c->buf, n, errp) < 0 ||
-                write_data(c, base + off, c->buf, n, errp) < 0) {
-                return -1;
+            bool stop = r->stop;
+            pthread_mutex_unlock(&r->lock);
+            if (stop) {
+                goto out;
             }
+            Chunk *ch = &r->slots[r->produced % CONVERT_SLOTS];
+            uint64_t want = MIN((uint64_t)CONVERT_CHUNK - (off % CONVERT_CHUNK), size - off);
+            uint64_t n;
+            if (read_status(src, off, want, c->skip_unallocated, &ch->kind, &n, &err) < 0 ||
+                (ch->kind == BLK_STATUS_DATA && blk_pread(src, off, ch->buf, n, &err) < 0)) {
+                goto out;
+            }
+            ch->off = base + off;
+            ch->len = n;
+            pthread_mutex_lock(&r->lock);
+            r->produced++;
+            pthread_cond_broadcast(&r->cond);
+            pthread_mutex_unlock(&r->lock);
+            off += n;
         }
-        off += n;
-        show_progress(c, base + off);
+        base += size;
+    }
+out:
+    pthread_mutex_lock(&r->lock);
+    r->err = err;
+    r->done = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+static int write_chunk(Convert *c, const Chunk *ch, Error **errp)
+{
+    if (ch->kind == BLK_STATUS_UNALLOCATED) {
+        return 0;       /* left to the target's backing file */
+    }
+    if (ch->kind == BLK_STATUS_ZERO) {
+        return c->fresh_target ? 0 : blk_write_zeroes(c->dst, ch->off, ch->len, errp);
+    }
+    return write_data(c, ch->off, ch->buf, ch->len, errp);
+}
+
+static int copy_sources(Convert *c, Error **errp)
+{
+    Reader r = { .c = c };
+    pthread_mutex_init(&r.lock, NULL);
+    pthread_cond_init(&r.cond, NULL);
+    for (int i = 0; i < CONVERT_SLOTS; i++) {
+        r.slots[i].buf = blk_alloc_aligned(CONVERT_CHUNK);
+    }
+    pthread_t tid;
+    Error *werr = NULL;
+    int perr = pthread_create(&tid, NULL, reader_main, &r);
+    bool threaded = perr == 0;
+    if (!threaded) {
+        error_setg_errno(&werr, perr, "cannot start the reader thread");
+        r.done = true;
+    }
+    for (;;) {
+        pthread_mutex_lock(&r.lock);
+        while (r.consumed == r.produced && !r.done) {
+            pthread_cond_wait(&r.cond, &r.lock);
+        }
+        bool empty = r.consumed == r.produced;
+        pthread_mutex_unlock(&r.lock);
+        if (empty) {
+            break;      /* the reader finished (or failed) and everything is written */
+        }
+        const Chunk *ch = &r.slots[r.consumed % CONVERT_SLOTS];
+        if (write_chunk(c, ch, &werr) < 0) {
+            break;
+        }
+        show_progress(c, ch->off + ch->len);
+        pthread_mutex_lock(&r.lock);
+        r.consumed++;
+        pthread_cond_broadcast(&r.cond);
+        pthread_mutex_unlock(&r.lock);
+    }
+    pthread_mutex_lock(&r.lock);
+    r.stop = true;
+    pthread_cond_broadcast(&r.cond);
+    pthread_mutex_unlock(&r.lock);
+    if (threaded) {
+        pthread_join(tid, NULL);
+    }
+    for (int i = 0; i < CONVERT_SLOTS; i++) {
+        free(r.slots[i].buf);
+    }
+    pthread_mutex_destroy(&r.lock);
+    pthread_cond_destroy(&r.cond);
+    /* The first failure in target order: a write error precedes later read errors. */
+    if (werr) {
+        error_free(r.err);
+        error_propagate(errp, werr);
+        return -1;
+    }
+    if (r.err) {
+        error_propagate(errp, r.err);
+        return -1;
     }
     return 0;
 }
@@ -217,17 +332,12 @@ int img_convert(int argc, char **argv)
         fprintf(stderr, "vireo-img: cluster size too large for compression\n");
         goto out;
     }
-    c.buf = blk_alloc_aligned(CONVERT_CHUNK);
-    uint64_t base = 0;
     ret = 0;
-    for (int i = 0; i < c.nb_src && ret == 0; i++) {
-        if (copy_source(&c, c.src[i], base, &err) < 0) {
-            fprintf(stderr, "vireo-img: error while converting: %s\n", error_get_pretty(err));
-            error_free(err);
-            err = NULL;
-            ret = 1;
-        }
-        base += blk_size(c.src[i]);
+    if (copy_sources(&c, &err) < 0) {
+        fprintf(stderr, "vireo-img: error while converting: %s\n", error_get_pretty(err));
+        error_free(err);
+        err = NULL;
+        ret = 1;
     }
     if (c.progress && ret == 0) {
         printf("    (100.00/100%%)\n");
@@ -241,7 +351,6 @@ out:
         blk_close(c.src[i], NULL);
     }
     free(c.src);
-    free(c.buf);
     free(opt_backing);
     free(opt_backing_fmt);
     return ret;
