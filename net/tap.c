@@ -57,3 +57,10 @@ bool tap_probe_ufo(int fd)
     ioctl(fd, TUNSETOFFLOAD, 0);
     return ok;
 }
+
+bool tap_set_queue_enabled(int fd, bool enabled)
+{
+    struct ifreq ifr = { 0 };
+    ifr.ifr_flags = enabled ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+    return ioctl(fd, TUNSETQUEUE, &ifr) == 0;
+}

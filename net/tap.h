@@ -14,6 +14,12 @@
 int tap_open(const char *ifname, bool multi_queue, char *actual_name, Error **errp);
 bool tap_set_vnet_hdr_len(int fd, int len);
 bool tap_set_offload(int fd, bool csum, bool tso4, bool tso6, bool ecn, bool ufo);
+/*
+ * Attach or detach one queue of a multi-queue tap: the kernel steers
+ * packets only to attached queues, so queues the guest has not enabled
+ * must be detached or their packets would wait there unread.
+ */
+bool tap_set_queue_enabled(int fd, bool enabled);
 /* Does the host kernel take UFO on this tap? */
 bool tap_probe_ufo(int fd);
 

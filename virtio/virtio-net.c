@@ -251,6 +251,7 @@ static void rx_ready(void *opaque)
 
 static void rx_poll(NetQueuePair *qp, bool on)
 {
+    on = on && (unsigned)(qp - qp->net->pairs) < qp->net->active_pairs;   /* detached queues stay quiet */
     if (qp->fd >= 0 && on != qp->polling) {
         qp->polling = on;
         main_loop_set_fd_handler(qp->fd, on ? rx_ready : NULL, NULL, qp);
@@ -261,6 +262,21 @@ static void net_rx_kick(VirtIODevice *vdev, VirtQueue *vq)
 {
     VirtIONet *n = vdev->opaque;
     rx_ready(&n->pairs[vq->index / 2]);
+}
+
+/* ---- queue pairs ---- */
+
+/* Only active pairs take packets: the others' tap queues are detached. */
+static void set_active_pairs(VirtIONet *n, unsigned pairs)
+{
+    n->active_pairs = pairs;
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        bool on = i < pairs;
+        if (n->max_pairs > 1) {
+            tap_set_queue_enabled(n->pairs[i].fd, on);
+        }
+        rx_poll(&n->pairs[i], on && virtio_driver_ok(&n->vdev));
+    }
 }
 
 /* ---- control queue ---- */
@@ -358,7 +374,7 @@ static uint8_t ctrl_command(VirtIONet *n, uint8_t cls, uint8_t cmd, const uint8_
         if (pairs < 1 || pairs > n->max_pairs || !has(n, NET_F_MQ)) {
             return ACK_ERR;
         }
-        n->active_pairs = pairs;
+        set_active_pairs(n, pairs);
         return ACK_OK;
     }
     case CTRL_GUEST_OFFLOADS: {
@@ -410,9 +426,7 @@ static void net_set_status(VirtIODevice *vdev, uint8_t old)
         }
         apply_offloads(n, vdev->guest_features);
     }
-    for (unsigned i = 0; i < n->max_pairs; i++) {
-        rx_poll(&n->pairs[i], ok);
-    }
+    set_active_pairs(n, n->active_pairs);
 }
 
 static void net_reset(VirtIODevice *vdev)
@@ -422,7 +436,7 @@ static void net_reset(VirtIODevice *vdev)
         rx_poll(&n->pairs[i], false);
         n->pairs[i].packet_len = 0;
     }
-    n->active_pairs = 1;
+    set_active_pairs(n, 1);
     /* Until a driver with the control queue says otherwise, every frame goes in. */
     memset(n->rx_mode, 0, sizeof(n->rx_mode));
     n->rx_mode[RX_PROMISC] = 1;
@@ -555,7 +569,7 @@ static bool net_setup(VirtIONet *n, const VirtioCreateContext *ctx, const KeyVal
     n->vdev.host_features |= net_features(n);
     n->vdev.ops = &net_ops;
     n->vdev.opaque = n;
-    n->active_pairs = 1;
+    set_active_pairs(n, 1);
     n->rx_mode[RX_PROMISC] = 1;     /* as after a reset */
     n->hdr_len = HDR_LEN_MRG;
     memcpy(n->vdev.config + CFG_MAC, mac, 6);
