@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Debian's kernel and its virtio modules drive vireo's devices in one boot:
-a disk pattern written and read back (O_DIRECT), hwrng, console and a named
-serial port, the balloon device present, and ping over tap both ways.
+a disk pattern written and read back (O_DIRECT), files written through the
+guest's ext4 driver (then checked clean by the host's e2fsck), hwrng,
+console and a named serial port, the balloon device present, and ping over
+tap both ways. (Balloon inflation by the guest driver is checked in
+tests/virtio_qmp/test_virtio_introspection.py, which has a QMP client.)
 """
+import hashlib
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -30,6 +36,11 @@ dd if=/dev/vda of=/tmp/back bs=1M count=8 iflag=direct 2>/dev/null
 cmp -s /tmp/pat /tmp/back && r disk ok
 r serial $(cat /sys/block/vda/serial)
 r vdb_ro $(cat /sys/block/vdb/ro)
+mkdir -p /mnt
+if mount -t ext4 /dev/vdc /mnt; then
+    cp /tmp/pat /mnt/pat && mkdir /mnt/dir && echo vireo-ext4 > /mnt/dir/note
+    umount /mnt && r ext4 written $(md5sum /tmp/pat | cut -d' ' -f1)
+fi
 echo "console-hello" > /dev/hvc0
 r portname $(cat /sys/class/virtio-ports/vport*p1/name)
 echo "port-hello" > $(ls /dev/vport*p1)
@@ -43,6 +54,17 @@ poweroff -f
 RESULTS = {}
 
 
+def make_ext4(path):
+    """An empty ext4 file system made on the host, or None without mkfs.ext4."""
+    mkfs = shutil.which("mkfs.ext4") or shutil.which("mkfs.ext4", path="/sbin:/usr/sbin")
+    if not mkfs:
+        return None
+    with open(path, "wb") as f:
+        f.truncate(64 << 20)
+    subprocess.run([mkfs, "-q", "-F", path], check=True)
+    return path
+
+
 def run_guest():
     if RESULTS:
         return RESULTS
@@ -51,19 +73,22 @@ def run_guest():
     work = lab.workdir("virtio-guest")
     initrd = lab.build_initramfs(os.path.join(work, "guest.cpio.gz"), INIT,
                                  modules=["virtio_pci", "virtio_blk", "virtio_rng", "virtio_console",
-                                          "virtio_balloon", "virtio_net"])
+                                          "virtio_balloon", "virtio_net", "ext4", "crc32c_generic"])
     disk = os.path.join(work, "disk.img")
     with open(disk, "wb") as f:
         f.truncate(32 << 20)
     ro = os.path.join(work, "ro.img")
     with open(ro, "wb") as f:
         f.truncate(1 << 20)
+    ext = os.path.join(work, "ext4.img")
+    RESULTS["_ext4"] = make_ext4(ext)
     vireo = vtest.binary("vireo")
     script = (
         f"{vireo} -m 512M -kernel {lab.kernel_path()} -initrd {initrd} -append 'console=ttyS0 quiet' "
         "-serial stdio -display none -device virtio-rng-pci "
         f"-drive file={disk},format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0,serial=VIREO42 "
         f"-drive file={ro},format=raw,if=none,id=d1,readonly=on -device virtio-blk-pci,drive=d1 "
+        f"-drive file={ext},format=raw,if=none,id=d2 -device virtio-blk-pci,drive=d2 "
         "-device virtio-serial-pci -chardev file,id=c0,path=$LAB_TMP/con "
         "-chardev file,id=c1,path=$LAB_TMP/port -device virtconsole,chardev=c0 "
         "-device virtserialport,chardev=c1,name=org.vireo.port -device virtio-balloon-pci "
@@ -89,10 +114,10 @@ def get(key):
 
 
 def test_all_devices_driver_ok():
-    assert get("devices") == "6"
+    assert get("devices") == "7"
     # virtio device ids in command-line order, status 0xf (ACK|DRIVER|FEATURES_OK|DRIVER_OK)
     ids = [d.split()[0] for d in RESULTS["dev"]]
-    assert ids == ["0x0004", "0x0002", "0x0002", "0x0003", "0x0005", "0x0001"], ids
+    assert ids == ["0x0004", "0x0002", "0x0002", "0x0002", "0x0003", "0x0005", "0x0001"], ids
     assert all(d.split()[1] == "0x0000000f" for d in RESULTS["dev"]), RESULTS["dev"]
 
 
@@ -105,6 +130,26 @@ def test_disk_pattern_and_serial():
     assert get("disk") == "ok"
     assert get("serial") == "VIREO42"
     assert get("vdb_ro") == "1"
+
+
+def test_ext4_written_by_guest_is_fsck_clean():
+    """The guest's ext4 driver wrote files over virtio-blk; the host's
+    e2fsck finds the file system clean and the file has the guest's bytes."""
+    run_guest()
+    img = RESULTS["_ext4"]
+    e2fsck = shutil.which("e2fsck") or shutil.which("e2fsck", path="/sbin:/usr/sbin")
+    debugfs = shutil.which("debugfs") or shutil.which("debugfs", path="/sbin:/usr/sbin")
+    if not img or not e2fsck or not debugfs:
+        vtest.skip("e2fsprogs not installed")
+    md5 = get("ext4").split()[1]
+    check = subprocess.run([e2fsck, "-fn", img], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    out = img + ".pat"
+    subprocess.run([debugfs, "-R", f"dump /pat {out}", img], check=True, capture_output=True)
+    with open(out, "rb") as f:
+        assert hashlib.md5(f.read()).hexdigest() == md5
+    note = subprocess.run([debugfs, "-R", "cat /dir/note", img], capture_output=True, text=True)
+    assert note.stdout.strip() == "vireo-ext4"
 
 
 def test_console_and_port():

@@ -17,6 +17,26 @@ import vmm  # noqa: E402
 READY = b"VIRTIO-GUEST-READY"
 
 
+def inflate_balloon(q, target=192 << 20, timeout=120):
+    """Ask the guest's balloon driver to give memory back; record what the
+    VMM reports before, after the driver settled (or timed out), and whether
+    a BALLOON_CHANGE event came."""
+    if not any(d["name"] == "virtio-balloon" for d in q.cmd("x-query-virtio")):
+        return None
+    before = q.cmd("query-balloon")["actual"]
+    q.cmd("balloon", value=target)
+    deadline = time.monotonic() + timeout
+    actual = before
+    while time.monotonic() < deadline:
+        actual = q.cmd("query-balloon")["actual"]
+        if actual <= target:
+            break
+        time.sleep(0.5)
+    changed = any(e["event"] == "BALLOON_CHANGE" for e in q.events)
+    return {"before": before, "after": actual, "event": changed,
+            "hmp": q.hmp("info balloon")}
+
+
 def main():
     out_path, argv = sys.argv[1], sys.argv[2:]
     tmp = os.environ.get("LAB_TMP") or os.environ.get("TMPDIR") or "/tmp"
@@ -55,6 +75,7 @@ def main():
             "bad-queue": q.execute("x-query-virtio-queue-status", path=devices[0]["path"], queue=999),
             "no-vhost": q.execute("x-query-virtio-vhost-queue-status", path=devices[0]["path"], queue=0),
         }
+        result["balloon"] = inflate_balloon(q)
         result["console"] = open(console, "rb").read().decode(errors="replace")[-4000:]
         q.cmd("quit")
         proc.wait(30)

@@ -205,6 +205,9 @@ def test_guest_driven_devices_match_qemu():
                 if qa.get("return", {}).get(key) != qb.get("return", {}).get(key):
                     diffs.append(f"{name} queue {key}: {qa} / {qb}")
     assert ours["errors"] == theirs["errors"], (ours["errors"], theirs["errors"])
+    # The guest's balloon driver inflated to the target in both VMMs.
+    assert ours["balloon"] == theirs["balloon"], (ours["balloon"], theirs["balloon"])
+    assert ours["balloon"]["after"] == 192 << 20 and ours["balloon"]["event"]
     assert not diffs, "\n".join(diffs)
 
 
