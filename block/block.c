@@ -346,7 +346,18 @@ int blk_create(const char *filename, const BlockCreateOptions *opts, Error **err
         error_setg(errp, "Unknown file format '%s'", opts->format);
         return -1;
     }
-    return drv->create(filename, opts, errp);
+    /*
+     * Guest disks are made of 512-byte sectors: like qemu-img, every format
+     * gets its size rounded up to the next sector, so a 1,860,000-byte
+     * source converts to a 1,860,096-byte image in both tools.
+     */
+    BlockCreateOptions o = *opts;
+    if (o.size > UINT64_MAX - (BDRV_SECTOR_SIZE - 1)) {
+        error_setg(errp, "Image size %llu is too large", (unsigned long long)o.size);
+        return -1;
+    }
+    o.size = ROUND_UP(o.size, BDRV_SECTOR_SIZE);
+    return drv->create(filename, &o, errp);
 }
 
 int blk_get_info(BlockImage *img, BlockFormatInfo *info, Error **errp)

@@ -681,6 +681,11 @@ static int qcow2_get_info(BlockImage *img, BlockFormatInfo *info, Error **errp)
 static int qcow2_resize(BlockImage *img, uint64_t size, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
+    if (size & (BDRV_SECTOR_SIZE - 1)) {
+        /* qemu-img refuses these for qcow2 rather than rounding. */
+        error_setg(errp, "The new size must be a multiple of 512");
+        return -1;
+    }
     if (size < img->size) {
         if (s->nb_snapshots) {
             error_setg(errp, "Can't resize an image which has snapshots");

@@ -40,7 +40,8 @@ static int raw_open(BlockImage *img, Error **errp)
     if (len < 0) {
         return -1;
     }
-    img->size = (uint64_t)len;
+    /* The guest sees whole sectors; the partial tail reads as zeros past EOF. */
+    img->size = ROUND_UP((uint64_t)len, BDRV_SECTOR_SIZE);
     img->cluster_size = BDRV_SECTOR_SIZE;
     img->opaque = xzalloc(sizeof(RawState));
     return 0;
@@ -157,7 +158,8 @@ static int raw_resize(BlockImage *img, uint64_t size, Error **errp)
     if (bfile_truncate(&img->file, size, errp) < 0) {
         return -1;
     }
-    img->size = size;
+    /* The file gets the exact length asked for; the guest, as at open, whole sectors. */
+    img->size = ROUND_UP(size, BDRV_SECTOR_SIZE);
     return 0;
 }
 
