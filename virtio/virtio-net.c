@@ -16,6 +16,7 @@
 #include "core/main-loop.h"
 #include "net/tap.h"
 #include "util/osdep.h"
+#include "virtio/vhost.h"
 #include "virtio/virtio-pci.h"
 
 enum {
@@ -54,6 +55,7 @@ typedef struct NetQueuePair {
     uint8_t *packet;            /* a received packet waiting for rx buffers */
     ssize_t packet_len;         /* 0: none */
     bool polling;               /* tap fd is watched for packets */
+    VhostDev *vhost;            /* vhost=on: the kernel runs this pair's rings */
 } NetQueuePair;
 
 struct VirtIONet {
@@ -62,6 +64,7 @@ struct VirtIONet {
     NetQueuePair pairs[MAX_PAIRS];
     unsigned hdr_len;
     bool ufo;                   /* the host tap takes UFO */
+    bool vhost_running;         /* the pairs' rings are in the kernel now */
     /* Control-queue state (kept as the driver set it). */
     uint8_t rx_mode[6];         /* indexed by RX_PROMISC.. */
     uint8_t mac_table[MAC_TABLE_MAX][6];    /* unicast entries, then multicast */
@@ -251,7 +254,8 @@ static void rx_ready(void *opaque)
 
 static void rx_poll(NetQueuePair *qp, bool on)
 {
-    on = on && (unsigned)(qp - qp->net->pairs) < qp->net->active_pairs;   /* detached queues stay quiet */
+    /* Detached queues stay quiet, and vhost reads the tap itself. */
+    on = on && (unsigned)(qp - qp->net->pairs) < qp->net->active_pairs && !qp->net->vhost_running;
     if (qp->fd >= 0 && on != qp->polling) {
         qp->polling = on;
         main_loop_set_fd_handler(qp->fd, on ? rx_ready : NULL, NULL, qp);
@@ -412,6 +416,69 @@ static void net_ctrl(VirtIODevice *vdev, VirtQueue *vq)
     virtqueue_notify(vq);
 }
 
+/* ---- vhost-net ---- */
+
+/*
+ * With vhost=on the kernel moves packets between the tap and the rings
+ * once the driver is running; vireo keeps the control queue. Where vhost
+ * cannot start (no KVM doorbells or MSI-X, say) the userspace path below
+ * carries on, as QEMU falls back too.
+ */
+static void vhost_stop(VirtIONet *n)
+{
+    if (!n->vhost_running) {
+        return;
+    }
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        if (vhost_dev_started(n->pairs[i].vhost)) {
+            vhost_net_set_backend(n->pairs[i].vhost, -1, NULL);
+            vhost_dev_stop(n->pairs[i].vhost, &n->vdev);
+        }
+    }
+    n->vhost_running = false;
+    n->vdev.vhost_started = false;
+    n->vdev.vhost = NULL;
+}
+
+static void vhost_start(VirtIONet *n)
+{
+    Error *err = NULL;
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        NetQueuePair *qp = &n->pairs[i];
+        rx_poll(qp, false);
+        qp->packet_len = 0;
+        if (!vhost_dev_start(qp->vhost, &n->vdev, n->vdev.guest_features, &err) ||
+            !vhost_net_set_backend(qp->vhost, qp->fd, &err)) {
+            break;
+        }
+        n->vhost_running = true;
+    }
+    if (err) {
+        fprintf(stderr, "vireo: %s; virtio-net carries on without vhost\n", error_get_pretty(err));
+        error_free(err);
+        vhost_stop(n);
+        return;
+    }
+    n->vdev.vhost_started = true;
+    n->vdev.vhost = vhost_dev_info(n->pairs[0].vhost);
+}
+
+/* Ring features the kernel back-end must implement to be offered at all. */
+static uint64_t vhost_masked_features(const VirtIONet *n, uint64_t f)
+{
+    static const unsigned ring_bits[] = {
+        VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX, NET_F_MRG_RXBUF,
+        VIRTIO_F_VERSION_1, VIRTIO_F_RING_RESET, 24 /* NOTIFY_ON_EMPTY */,
+    };
+    uint64_t have = vhost_dev_features(n->pairs[0].vhost);
+    for (size_t i = 0; i < sizeof(ring_bits) / sizeof(ring_bits[0]); i++) {
+        if (!(have & (1ULL << ring_bits[i]))) {
+            f &= ~(1ULL << ring_bits[i]);
+        }
+    }
+    return f;
+}
+
 /* ---- device ---- */
 
 static void net_set_status(VirtIODevice *vdev, uint8_t old)
@@ -425,6 +492,11 @@ static void net_set_status(VirtIODevice *vdev, uint8_t old)
             tap_set_vnet_hdr_len(n->pairs[i].fd, n->hdr_len);
         }
         apply_offloads(n, vdev->guest_features);
+        if (n->pairs[0].vhost) {
+            vhost_start(n);
+        }
+    } else if (!ok) {
+        vhost_stop(n);
     }
     set_active_pairs(n, n->active_pairs);
 }
@@ -432,6 +504,7 @@ static void net_set_status(VirtIODevice *vdev, uint8_t old)
 static void net_reset(VirtIODevice *vdev)
 {
     VirtIONet *n = vdev->opaque;
+    vhost_stop(n);
     for (unsigned i = 0; i < n->max_pairs; i++) {
         rx_poll(&n->pairs[i], false);
         n->pairs[i].packet_len = 0;
@@ -453,8 +526,15 @@ static void net_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, 
     }
 }
 
+/* Teardown: the kernel must let go of guest RAM before it goes away. */
+static void net_quiesce(VirtIODevice *vdev)
+{
+    vhost_stop(vdev->opaque);
+}
+
 static const VirtIODeviceOps net_ops = {
     .reset = net_reset, .set_status = net_set_status, .config_write = net_config_write,
+    .quiesce = net_quiesce,
 };
 
 static bool parse_mac(const char *s, uint8_t mac[6])
@@ -500,6 +580,11 @@ static bool open_netdev(VirtIONet *n, const char *opts, bool mq, Error **errp)
             ifname = ok ? name : ifname;    /* every queue on the same interface */
         }
         n->ufo = ok && tap_probe_ufo(n->pairs[0].fd);
+        bool vhost = keyval_get_bool(&kv, "vhost", false);
+        for (unsigned i = 0; ok && vhost && i < n->max_pairs; i++) {
+            n->pairs[i].vhost = vhost_dev_open("/dev/vhost-net", -1, 2 * i, 2, errp);
+            ok = n->pairs[i].vhost != NULL;
+        }
     }
     keyval_free(&kv);
     return ok;
@@ -567,6 +652,9 @@ static bool net_setup(VirtIONet *n, const VirtioCreateContext *ctx, const KeyVal
     }
     setup_queues(n, ctx);
     n->vdev.host_features |= net_features(n);
+    if (n->pairs[0].vhost) {
+        n->vdev.host_features = vhost_masked_features(n, n->vdev.host_features);
+    }
     n->vdev.ops = &net_ops;
     n->vdev.opaque = n;
     set_active_pairs(n, 1);
@@ -601,6 +689,7 @@ bool virtio_net_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
             if (n->pairs[i].fd >= 0) {
                 close(n->pairs[i].fd);
             }
+            vhost_dev_close(n->pairs[i].vhost);
             free(n->pairs[i].packet);
         }
         free(n->vdev.config);

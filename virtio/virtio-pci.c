@@ -56,7 +56,9 @@ typedef struct VirtIOPCIProxy VirtIOPCIProxy;
 typedef struct QueueKick {
     VirtIOPCIProxy *proxy;
     unsigned queue;
-    int fd;             /* -1 while the queue is kicked through modern_write */
+    int fd;             /* eventfd, made on first use and kept until teardown */
+    bool bound;         /* the accelerator signals fd on writes to addr */
+    bool lent;          /* a back-end (vhost) reads fd; the main loop leaves it alone */
     uint64_t addr;      /* guest-physical address the accelerator watches */
 } QueueKick;
 
@@ -119,7 +121,12 @@ static void proxy_notify(VirtIODevice *vdev, uint16_t vector)
     pci_set_irq(p->pci, vdev->isr != 0);   /* level until the driver reads ISR */
 }
 
-static const VirtIOTransportOps proxy_transport = { .notify = proxy_notify };
+static int proxy_kick_fd(VirtIODevice *vdev, unsigned q, bool lend);
+static int proxy_call_fd(VirtIODevice *vdev, unsigned q);
+
+static const VirtIOTransportOps proxy_transport = {
+    .notify = proxy_notify, .kick_fd = proxy_kick_fd, .call_fd = proxy_call_fd,
+};
 
 static uint8_t isr_read_and_clear(VirtIOPCIProxy *p)
 {
@@ -157,6 +164,11 @@ static void kick_readable(void *opaque)
     }
 }
 
+static void kick_watch(QueueKick *k, bool on)
+{
+    main_loop_set_fd_handler(k->fd, on ? kick_readable : NULL, NULL, k);
+}
+
 static uint64_t kick_address(const VirtIOPCIProxy *p, unsigned q)
 {
     uint64_t bar = pci_bar_address(p->pci, MODERN_BAR);
@@ -168,29 +180,38 @@ static uint64_t kick_address(const VirtIOPCIProxy *p, unsigned q)
 
 static void kick_bind(QueueKick *k, uint64_t addr)
 {
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0 || !io_eventfd_add(AS_MMIO, addr, KICK_WIDTH, fd)) {
-        if (fd >= 0) {
-            close(fd);
-        }
+    if (k->fd < 0) {
+        k->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    }
+    if (k->fd < 0 || !io_eventfd_add(AS_MMIO, addr, KICK_WIDTH, k->fd)) {
         return;             /* kicks keep working through modern_write */
     }
-    k->fd = fd;
+    k->bound = true;
     k->addr = addr;
-    main_loop_set_fd_handler(fd, kick_readable, NULL, k);
+    if (!k->lent) {
+        kick_watch(k, true);
+    }
 }
 
-/* A kick that raced the unbinding is served now (if the device still runs). */
-static void kick_unbind(QueueKick *k, bool serve_pending)
+/* Serve a kick that is waiting in the eventfd (after a hand-over). */
+static void kick_serve_pending(QueueKick *k)
+{
+    eventfd_t count;
+    if (eventfd_read(k->fd, &count) == 0 && k->proxy->vdev->started) {
+        virtio_queue_notify(k->proxy->vdev, k->queue);
+    }
+}
+
+/* serve: a kick that raced the unbinding is handled now (not at teardown). */
+static void kick_unbind(QueueKick *k, bool serve)
 {
     io_eventfd_del(AS_MMIO, k->addr, KICK_WIDTH, k->fd);
-    main_loop_set_fd_handler(k->fd, NULL, NULL, NULL);
-    eventfd_t count;
-    bool pending = eventfd_read(k->fd, &count) == 0;
-    close(k->fd);
-    k->fd = -1;
-    if (pending && serve_pending) {
-        virtio_queue_notify(k->proxy->vdev, k->queue);
+    k->bound = false;
+    if (!k->lent) {
+        kick_watch(k, false);
+        if (serve) {
+            kick_serve_pending(k);
+        }
     }
 }
 
@@ -201,10 +222,10 @@ static void sync_kicks(VirtIOPCIProxy *p)
         QueueKick *k = &p->kicks[q];
         uint64_t addr = kick_address(p, q);
         bool want = p->vdev->started && p->vdev->vq[q].enabled && addr != PCI_BAR_UNMAPPED;
-        if (k->fd >= 0 && (!want || addr != k->addr)) {
-            kick_unbind(k, p->vdev->started);
+        if (k->bound && (!want || addr != k->addr)) {
+            kick_unbind(k, true);
         }
-        if (want && k->fd < 0) {
+        if (want && !k->bound) {
             kick_bind(k, addr);
         }
     }
@@ -224,12 +245,54 @@ static void init_kicks(VirtIOPCIProxy *p)
 static void stop_kicks(VirtIOPCIProxy *p)
 {
     for (unsigned q = 0; p->kicks && q < p->vdev->nvqs; q++) {
-        if (p->kicks[q].fd >= 0) {
-            kick_unbind(&p->kicks[q], false);
+        QueueKick *k = &p->kicks[q];
+        k->lent = false;
+        if (k->bound) {
+            kick_unbind(k, false);
+        }
+        if (k->fd >= 0) {
+            close(k->fd);
         }
     }
     free(p->kicks);
     p->kicks = NULL;
+}
+
+/*
+ * Hand queue q's kick eventfd to a back-end that reads it itself (vhost),
+ * or take it back (lend = false; a kick that arrived meanwhile is served).
+ * Returns the eventfd, or -1 when this accelerator has no doorbells.
+ */
+static int proxy_kick_fd(VirtIODevice *vdev, unsigned q, bool lend)
+{
+    VirtIOPCIProxy *p = vdev->transport_opaque;
+    if (!p->kicks || q >= vdev->nvqs) {
+        return -1;
+    }
+    QueueKick *k = &p->kicks[q];
+    sync_kicks(p);
+    if (lend == k->lent) {
+        return lend && k->bound ? k->fd : -1;
+    }
+    k->lent = lend;
+    if (k->bound) {
+        kick_watch(k, !lend);
+        if (!lend) {
+            kick_serve_pending(k);
+        }
+    }
+    return lend && k->bound ? k->fd : -1;
+}
+
+/* The irqfd-backed eventfd that raises queue q's MSI-X vector, or -1. */
+static int proxy_call_fd(VirtIODevice *vdev, unsigned q)
+{
+    VirtIOPCIProxy *p = vdev->transport_opaque;
+    uint16_t v = q < vdev->nvqs ? vdev->vq[q].msix_vector : VIRTIO_NO_VECTOR;
+    if (!pci_msix_enabled(p->pci) || !p->vector_fds || v >= p->opts.vectors) {
+        return -1;
+    }
+    return p->vector_fds[v];
 }
 
 /* ---- modern: common configuration ---- */

@@ -175,6 +175,15 @@ typedef struct VirtIODeviceOps {
 typedef struct VirtIOTransportOps {
     /* Signal the driver on MSI-X vector (VIRTIO_NO_VECTOR: legacy INTx). */
     void (*notify)(VirtIODevice *vdev, uint16_t vector);
+    /*
+     * For back-ends that run queues outside vireo (vhost), optional:
+     * kick_fd lends queue q's kick eventfd (lend = true; it stays the
+     * back-end's until taken back with lend = false) and returns it, or -1
+     * when kicks cannot arrive as an eventfd; call_fd returns an eventfd
+     * that interrupts the driver for queue q, or -1.
+     */
+    int (*kick_fd)(VirtIODevice *vdev, unsigned q, bool lend);
+    int (*call_fd)(VirtIODevice *vdev, unsigned q);
 } VirtIOTransportOps;
 
 #define VIRTIO_NO_VECTOR 0xffff

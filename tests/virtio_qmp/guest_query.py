@@ -69,6 +69,9 @@ def main():
                 qs.append(q.execute("x-query-virtio-queue-status", path=d["path"], queue=i))
             result["queues"][name] = qs
             result["elements"][name] = q.execute("x-query-virtio-queue-element", path=d["path"], queue=0)
+            result.setdefault("vhost", {})[name] = [
+                q.execute("x-query-virtio-vhost-queue-status", path=d["path"], queue=i)
+                for i in range(st["num-vqs"])]
             result["hmp"][name] = q.hmp(f"info virtio-status {d['path']}")
         result["errors"] = {
             "bad-path": q.execute("x-query-virtio-status", path="/machine/nope"),
