@@ -287,6 +287,7 @@ int blk_block_status(BlockImage *img, uint64_t off, uint64_t len, BlockStatus *s
     if (check_request(img, off, len, false, errp) < 0) {
         return -1;
     }
+    memset(st, 0, sizeof(*st));
     if (!img->drv->block_status) {
         st->kind = BLK_STATUS_DATA;
         st->len = len;
@@ -379,6 +380,7 @@ void blk_free_info(BlockFormatInfo *info)
     free(info->bitmaps);
     free(info->backing_file);
     free(info->backing_fmt);
+    free(info->data_file);
     memset(info, 0, sizeof(*info));
 }
 

@@ -79,7 +79,13 @@ typedef enum BlockStatusKind {
 typedef struct BlockStatus {
     BlockStatusKind kind;
     uint64_t len;           /* bytes from the queried offset with this status */
-    uint64_t host_offset;   /* valid for BLK_STATUS_DATA */
+    uint64_t host_offset;   /* valid for BLK_STATUS_DATA, and when offset_valid */
+    /*
+     * A host cluster backs the range even though it reads as zeros or is
+     * unallocated (qcow2 zero clusters and subclusters that keep their host
+     * cluster): `map` shows the offset there, as qemu-img does.
+     */
+    bool offset_valid;
 } BlockStatus;
 
 int blk_block_status(BlockImage *img, uint64_t offset, uint64_t len,
@@ -98,6 +104,9 @@ typedef struct BlockCreateOptions {
     bool lazy_refcounts;
     int compression_type;         /* qcow2: 0 zlib, 1 zstd */
     int preallocation;            /* BLK_PREALLOC_* */
+    bool extended_l2;             /* qcow2: 128-bit L2 entries with subclusters */
+    const char *data_file;        /* qcow2: external data file (relative to the image) */
+    bool data_file_raw;           /* qcow2: keep the data file a valid raw image */
 } BlockCreateOptions;
 
 enum { BLK_PREALLOC_OFF, BLK_PREALLOC_METADATA, BLK_PREALLOC_FALLOC, BLK_PREALLOC_FULL };
@@ -144,6 +153,8 @@ typedef struct BlockFormatInfo {
     const char *type;          /* "qcow2", "parallels" or NULL */
     int compat;                /* qcow2: 2 or 3 */
     bool lazy_refcounts, corrupt, extended_l2, dirty;
+    char *data_file;           /* qcow2 external data file name, or NULL */
+    bool data_file_raw;
     int refcount_bits;
     int compression_type;
     char *backing_file;

@@ -24,20 +24,20 @@ typedef enum ClusterKind {
     CLUSTER_COMPRESSED,
 } ClusterKind;
 
-static ClusterKind cluster_kind(uint64_t e)
+static ClusterKind cluster_kind(const BDRVQcow2 *s, uint64_t e)
 {
     if (e & QCOW2_OFLAG_COMPRESSED) {
         return CLUSTER_COMPRESSED;
     }
     if (e & QCOW2_OFLAG_ZERO) {
-        return (e & QCOW2_OFFSET_MASK) ? CLUSTER_ZERO_ALLOC : CLUSTER_ZERO_PLAIN;
+        return qcow2_entry_has_host(s, e) ? CLUSTER_ZERO_ALLOC : CLUSTER_ZERO_PLAIN;
     }
-    return (e & QCOW2_OFFSET_MASK) ? CLUSTER_NORMAL : CLUSTER_UNALLOCATED;
+    return qcow2_entry_has_host(s, e) ? CLUSTER_NORMAL : CLUSTER_UNALLOCATED;
 }
 
 static uint64_t l1_index(BDRVQcow2 *s, uint64_t off)
 {
-    return off >> (s->cluster_bits + s->cluster_bits - 3);
+    return off >> (s->cluster_bits + s->l2_bits);
 }
 
 static uint64_t l2_index(BDRVQcow2 *s, uint64_t off)
@@ -45,12 +45,37 @@ static uint64_t l2_index(BDRVQcow2 *s, uint64_t off)
     return (off >> s->cluster_bits) & (s->l2_entries - 1);
 }
 
-/* Validate an L2 entry from disk before anything trusts it. */
-static int check_l2_entry(BlockImage *img, uint64_t e, uint64_t guest_off, Error **errp)
+/* Validate an L2 entry (and its subcluster bitmap) from disk before anything trusts it. */
+static int check_l2_entry(BlockImage *img, uint64_t e, uint64_t bm, uint64_t guest_off,
+                          Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     if (e & QCOW2_OFLAG_COMPRESSED) {
+        if (qcow2_has_data_file(s)) {
+            qcow2_signal_corruption(img, errp, "compressed cluster for guest offset %"
+                                    PRIu64 " in an image with an external data file",
+                                    guest_off);
+            return -1;
+        }
+        if (bm) {
+            qcow2_signal_corruption(img, errp, "compressed cluster for guest offset %"
+                                    PRIu64 " has a non-zero subcluster bitmap 0x%" PRIx64,
+                                    guest_off, bm);
+            return -1;
+        }
         return 0;
+    }
+    if (s->ext_l2 && (bm & (bm >> 32) & QCOW2_SC_ALLOC_ALL)) {
+        qcow2_signal_corruption(img, errp, "L2 entry for guest offset %" PRIu64 " marks "
+                                "subclusters both allocated and zero (bitmap 0x%" PRIx64 ")",
+                                guest_off, bm);
+        return -1;
+    }
+    if (s->ext_l2 && !qcow2_entry_has_host(s, e) && (bm & QCOW2_SC_ALLOC_ALL)) {
+        qcow2_signal_corruption(img, errp, "L2 entry for guest offset %" PRIu64 " has "
+                                "allocated subclusters but no host cluster (bitmap 0x%"
+                                PRIx64 ")", guest_off, bm);
+        return -1;
     }
     if (e & QCOW2_L2E_RESERVED) {
         qcow2_signal_corruption(img, errp, "L2 entry 0x%" PRIx64 " for guest offset %"
@@ -82,11 +107,13 @@ static int l2_table_offset(BlockImage *img, uint64_t l1i, uint64_t *off, Error *
     return 0;
 }
 
-int qcow2_get_l2_entry(BlockImage *img, uint64_t guest_off, uint64_t *l2e, Error **errp)
+int qcow2_get_l2_entry(BlockImage *img, uint64_t guest_off, uint64_t *l2e, uint64_t *bm,
+                       Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     uint64_t l1i = l1_index(s, guest_off), l2_off;
     *l2e = 0;
+    *bm = 0;
     if (l1i >= s->l1_size) {
         return 0;
     }
@@ -100,9 +127,9 @@ int qcow2_get_l2_entry(BlockImage *img, uint64_t guest_off, uint64_t *l2e, Error
     if (!t) {
         return -1;
     }
-    *l2e = ld_be64(t + 8 * l2_index(s, guest_off));
+    qcow2_l2_load(s, t, l2_index(s, guest_off), l2e, bm);
     qcow2_cache_put(&s->l2_cache, t);
-    return check_l2_entry(img, *l2e, guest_off, errp);
+    return check_l2_entry(img, *l2e, *bm, guest_off, errp);
 }
 
 /* ---- L1 ---- */
@@ -284,29 +311,89 @@ static ssize_t compress_cluster(BDRVQcow2 *s, Compressor *c, const uint8_t *in,
 
 /* ---- reads ---- */
 
-static int read_cluster_part(BlockImage *img, uint64_t e, uint64_t off, uint8_t *buf,
-                             size_t len, Error **errp)
+/*
+ * What guest bytes read as, at subcluster granularity: without extended L2
+ * entries a subcluster is the whole cluster.
+ */
+typedef enum SubKind {
+    SC_UNALLOC,     /* backing file, or zeros */
+    SC_ZERO,
+    SC_DATA,        /* at host offset in s->data */
+    SC_COMPRESSED,
+} SubKind;
+
+typedef struct Mapping {
+    uint64_t e, bm;     /* the L2 entry and its subcluster bitmap */
+    SubKind kind;
+    bool has_host;      /* a host cluster backs it (always for SC_DATA) */
+    uint64_t host;      /* host offset of the queried byte, when has_host */
+    uint64_t len;       /* bytes from there, within the cluster, of the same kind */
+} Mapping;
+
+static SubKind sub_kind(BDRVQcow2 *s, uint64_t e, uint64_t bm, unsigned sc)
+{
+    if (e & QCOW2_OFLAG_COMPRESSED) {
+        return SC_COMPRESSED;
+    }
+    if (s->ext_l2) {
+        /* Bit 0 of the descriptor is not a zero flag here: the bitmap says it all. */
+        if (bm & ((uint64_t)1 << (32 + sc))) {
+            return SC_ZERO;
+        }
+        return (bm & ((uint64_t)1 << sc)) ? SC_DATA : SC_UNALLOC;
+    }
+    switch (cluster_kind(s, e)) {
+    case CLUSTER_UNALLOCATED: return SC_UNALLOC;
+    case CLUSTER_NORMAL: return SC_DATA;
+    default: return SC_ZERO;
+    }
+}
+
+/* Map guest @off: the run of subclusters of one kind it starts, up to @max bytes. */
+static int lookup(BlockImage *img, uint64_t off, uint64_t max, Mapping *m, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
+    if (qcow2_get_l2_entry(img, off, &m->e, &m->bm, errp) < 0) {
+        return -1;
+    }
     uint64_t in_cluster = off & (s->cluster_size - 1);
-    switch (cluster_kind(e)) {
-    case CLUSTER_UNALLOCATED:
+    unsigned sc = (unsigned)(in_cluster >> s->sc_bits);
+    m->kind = sub_kind(s, m->e, m->bm, sc);
+    m->has_host = qcow2_entry_has_host(s, m->e);
+    m->host = (m->e & QCOW2_OFFSET_MASK) + in_cluster;
+    unsigned last = sc + 1;
+    if (s->ext_l2 && m->kind != SC_COMPRESSED) {
+        while (last < QCOW2_SUBCLUSTERS && sub_kind(s, m->e, m->bm, last) == m->kind) {
+            last++;
+        }
+    } else {
+        last = s->ext_l2 ? QCOW2_SUBCLUSTERS : 1;
+    }
+    m->len = MIN(max, ((uint64_t)last << s->sc_bits) - in_cluster);
+    return 0;
+}
+
+static int read_mapped(BlockImage *img, const Mapping *m, uint64_t off, uint8_t *buf,
+                       size_t len, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    switch (m->kind) {
+    case SC_UNALLOC:
         return blk_read_backing(img, off, buf, len, errp);
-    case CLUSTER_ZERO_PLAIN:
-    case CLUSTER_ZERO_ALLOC:
+    case SC_ZERO:
         memset(buf, 0, len);
         return 0;
-    case CLUSTER_COMPRESSED: {
+    case SC_COMPRESSED: {
         uint8_t *tmp = xmalloc(s->cluster_size);
-        int ret = qcow2_decompress(img, e, tmp, errp);
+        int ret = qcow2_decompress(img, m->e, tmp, errp);
         if (ret == 0) {
-            memcpy(buf, tmp + in_cluster, len);
+            memcpy(buf, tmp + (off & (s->cluster_size - 1)), len);
         }
         free(tmp);
         return ret;
     }
     default:
-        return bfile_pread(&img->file, (e & QCOW2_OFFSET_MASK) + in_cluster, buf, len, errp);
+        return bfile_pread(s->data, m->host, buf, len, errp);
     }
 }
 
@@ -315,28 +402,24 @@ int qcow2_read(BlockImage *img, uint64_t off, void *buf, size_t len, Error **err
     BDRVQcow2 *s = img->opaque;
     uint8_t *p = buf;
     while (len) {
-        uint64_t e;
-        if (qcow2_get_l2_entry(img, off, &e, errp) < 0) {
+        Mapping m;
+        if (lookup(img, off, len, &m, errp) < 0) {
             return -1;
         }
-        size_t n = MIN(len, (size_t)(s->cluster_size - (off & (s->cluster_size - 1))));
-        /* Merge following clusters that are contiguous on the host into one read. */
-        if (cluster_kind(e) == CLUSTER_NORMAL) {
-            uint64_t host_next = (e & QCOW2_OFFSET_MASK) + s->cluster_size;
-            while (n < len && n < (8u << 20)) {
-                uint64_t e2;
-                if (qcow2_get_l2_entry(img, off + n, &e2, errp) < 0) {
-                    return -1;
-                }
-                if (cluster_kind(e2) != CLUSTER_NORMAL ||
-                    (e2 & QCOW2_OFFSET_MASK) != host_next) {
-                    break;
-                }
-                n = MIN(len, n + s->cluster_size);
-                host_next += s->cluster_size;
+        size_t n = (size_t)m.len;
+        /* Merge data that continues contiguously on the host into one read. */
+        while (m.kind == SC_DATA && n < len && n < (8u << 20) &&
+               ((off + n) & (s->cluster_size - 1)) == 0) {
+            Mapping m2;
+            if (lookup(img, off + n, len - n, &m2, errp) < 0) {
+                return -1;
             }
+            if (m2.kind != SC_DATA || m2.host != m.host + n) {
+                break;
+            }
+            n += (size_t)m2.len;
         }
-        if (read_cluster_part(img, e, off, p, n, errp) < 0) {
+        if (read_mapped(img, &m, off, p, n, errp) < 0) {
             return -1;
         }
         off += n;
@@ -403,8 +486,9 @@ static uint8_t *l2_for_write(BlockImage *img, uint64_t off, Error **errp)
     return t;
 }
 
-/* Set one L2 entry, releasing what the old entry referenced. */
-static int set_l2_entry(BlockImage *img, uint64_t off, uint64_t entry, Error **errp)
+/* Set one L2 entry (and bitmap), releasing what the old entry referenced. */
+static int set_l2_entry(BlockImage *img, uint64_t off, uint64_t entry, uint64_t bm,
+                        Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     uint8_t *t = l2_for_write(img, off, errp);
@@ -412,12 +496,13 @@ static int set_l2_entry(BlockImage *img, uint64_t off, uint64_t entry, Error **e
         return -1;
     }
     uint64_t i = l2_index(s, off);
-    uint64_t old = ld_be64(t + 8 * i);
-    st_be64(t + 8 * i, entry);
+    uint64_t old, old_bm;
+    qcow2_l2_load(s, t, i, &old, &old_bm);
+    qcow2_l2_store(s, t, i, entry, bm);
     qcow2_cache_mark_dirty(&s->l2_cache, t);
     qcow2_cache_put(&s->l2_cache, t);
     bool releases = (old & QCOW2_OFLAG_COMPRESSED) || (old & QCOW2_OFFSET_MASK);
-    if (!releases || ((old ^ entry) & QCOW2_OFFSET_MASK) == 0) {
+    if (!releases || ((old ^ entry) & (QCOW2_OFFSET_MASK | QCOW2_OFLAG_COMPRESSED)) == 0) {
         return 0;
     }
     if (flush_tables_before_free(img, errp) < 0) {
@@ -426,7 +511,7 @@ static int set_l2_entry(BlockImage *img, uint64_t off, uint64_t entry, Error **e
     return qcow2_free_l2_entry(img, old, errp);
 }
 
-/* Allocate @n contiguous data clusters; *fresh says whether they already read as zeros. */
+/* Allocate @n contiguous clusters in the image file; *fresh says whether they read as zeros. */
 static int64_t alloc_data(BlockImage *img, uint64_t n, bool *fresh, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
@@ -441,20 +526,44 @@ static int64_t alloc_data(BlockImage *img, uint64_t n, bool *fresh, Error **errp
     return off;
 }
 
-/* The current contents of the cluster containing @off, for copy-on-write. */
-static int old_cluster_contents(BlockImage *img, uint64_t e, uint64_t cluster_start,
-                                uint8_t *buf, Error **errp)
+/*
+ * Host clusters for the @n guest clusters from @guest_off on.  In an
+ * external data file the place is fixed (host offset = guest offset) and
+ * not refcounted; what is there already is unknown, so never "fresh".
+ */
+static int64_t alloc_host(BlockImage *img, uint64_t guest_off, uint64_t n, bool *fresh,
+                          Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (qcow2_has_data_file(s)) {
+        *fresh = false;
+        return (int64_t)(guest_off & ~(uint64_t)(s->cluster_size - 1));
+    }
+    return alloc_data(img, n, fresh, errp);
+}
+
+static void free_host(BlockImage *img, uint64_t host, uint64_t bytes)
+{
+    if (!qcow2_has_data_file((BDRVQcow2 *)img->opaque)) {
+        qcow2_free_clusters(img, host, bytes, NULL);
+    }
+}
+
+/* What the guest currently sees in the cluster at @cluster_start, for copy-on-write. */
+static int old_cluster_contents(BlockImage *img, uint64_t cluster_start, uint8_t *buf,
+                                Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     size_t len = (size_t)MIN((uint64_t)s->cluster_size, img->size - cluster_start);
     memset(buf + len, 0, s->cluster_size - len);
-    return read_cluster_part(img, e, cluster_start, buf, len, errp);
+    return qcow2_read(img, cluster_start, buf, len, errp);
 }
 
 /* Does writing part of a cluster with entry @e need its old contents? */
 static bool needs_cow_data(BlockImage *img, uint64_t e)
 {
-    switch (cluster_kind(e)) {
+    BDRVQcow2 *s = img->opaque;
+    switch (cluster_kind(s, e)) {
     case CLUSTER_UNALLOCATED:
         return img->backing != NULL;
     case CLUSTER_ZERO_PLAIN:
@@ -471,34 +580,130 @@ static int write_one_cluster(BlockImage *img, uint64_t off, const uint8_t *buf, 
     BDRVQcow2 *s = img->opaque;
     uint64_t in_cluster = off & (s->cluster_size - 1);
     uint64_t cluster_start = off - in_cluster;
-    if (cluster_kind(e) == CLUSTER_NORMAL && (e & QCOW2_OFLAG_COPIED)) {
-        return bfile_pwrite(&img->file, (e & QCOW2_OFFSET_MASK) + in_cluster, buf, n, errp);
+    if (cluster_kind(s, e) == CLUSTER_NORMAL && (e & QCOW2_OFLAG_COPIED)) {
+        return bfile_pwrite(s->data, (e & QCOW2_OFFSET_MASK) + in_cluster, buf, n, errp);
     }
     bool fresh;
-    int64_t host = alloc_data(img, 1, &fresh, errp);
+    int64_t host = alloc_host(img, off, 1, &fresh, errp);
     if (host < 0) {
         return -1;
     }
     int ret;
     if (n == s->cluster_size) {
-        ret = bfile_pwrite(&img->file, (uint64_t)host, buf, n, errp);
+        ret = bfile_pwrite(s->data, (uint64_t)host, buf, n, errp);
     } else if (!needs_cow_data(img, e) && fresh) {
-        ret = bfile_pwrite(&img->file, (uint64_t)host + in_cluster, buf, n, errp);
+        ret = bfile_pwrite(s->data, (uint64_t)host + in_cluster, buf, n, errp);
     } else {
         uint8_t *full = blk_alloc_aligned(s->cluster_size);
-        ret = needs_cow_data(img, e) ? old_cluster_contents(img, e, cluster_start, full, errp)
+        ret = needs_cow_data(img, e) ? old_cluster_contents(img, cluster_start, full, errp)
                                      : 0;
         if (ret == 0) {
             memcpy(full + in_cluster, buf, n);
-            ret = bfile_pwrite(&img->file, (uint64_t)host, full, s->cluster_size, errp);
+            ret = bfile_pwrite(s->data, (uint64_t)host, full, s->cluster_size, errp);
         }
         free(full);
     }
     if (ret == 0) {
-        ret = set_l2_entry(img, off, (uint64_t)host | QCOW2_OFLAG_COPIED, errp);
+        ret = set_l2_entry(img, off, (uint64_t)host | QCOW2_OFLAG_COPIED, 0, errp);
     }
     if (ret < 0) {
-        qcow2_free_clusters(img, (uint64_t)host, s->cluster_size, NULL);
+        free_host(img, (uint64_t)host, s->cluster_size);
+    }
+    return ret;
+}
+
+/* Bits of subclusters [first, last] in the allocation half of a bitmap. */
+static uint64_t sc_mask(unsigned first, unsigned last)
+{
+    return (((uint64_t)2 << last) - 1) & ~(((uint64_t)1 << first) - 1);
+}
+
+/*
+ * Write within one cluster of an image with extended L2 entries.  Only the
+ * subclusters written become allocated; a subcluster written in part gets
+ * its other bytes from what the guest saw there (backing file or zeros),
+ * and the rest of the cluster keeps reading as before.
+ */
+static int write_subclusters(BlockImage *img, uint64_t off, const uint8_t *buf, size_t n,
+                             Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t cs = s->cluster_size, scs = (uint64_t)1 << s->sc_bits;
+    uint64_t in_cluster = off & (cs - 1), cluster_start = off - in_cluster;
+    uint64_t e, bm;
+    if (qcow2_get_l2_entry(img, off, &e, &bm, errp) < 0) {
+        return -1;
+    }
+    bool compressed = e & QCOW2_OFLAG_COMPRESSED;
+    bool has_host = qcow2_entry_has_host(s, e);
+    uint64_t host;
+    int64_t fresh_host = -1;
+    int ret = 0;
+    if (has_host && ((e & QCOW2_OFLAG_COPIED) || qcow2_has_data_file(s))) {
+        host = e & QCOW2_OFFSET_MASK;
+    } else {
+        bool fresh;
+        fresh_host = alloc_host(img, cluster_start, 1, &fresh, errp);
+        if (fresh_host < 0) {
+            return -1;
+        }
+        host = (uint64_t)fresh_host;
+        if (compressed || has_host) {
+            /*
+             * The old cluster is compressed or shared with a snapshot: the new
+             * one takes over its contents (a compressed cluster is allocated
+             * all through).
+             */
+            uint8_t *tmp = blk_alloc_aligned(cs);
+            ret = compressed ? qcow2_decompress(img, e, tmp, errp)
+                             : bfile_pread(s->data, e & QCOW2_OFFSET_MASK, tmp, cs, errp);
+            if (ret == 0) {
+                ret = bfile_pwrite(s->data, host, tmp, cs, errp);
+            }
+            free(tmp);
+            if (compressed) {
+                bm = QCOW2_SC_ALLOC_ALL;
+            }
+        }
+    }
+    unsigned first = (unsigned)(in_cluster >> s->sc_bits);
+    unsigned last = (unsigned)((in_cluster + n - 1) >> s->sc_bits);
+    uint64_t span_start = (uint64_t)first * scs, span_end = (uint64_t)(last + 1) * scs;
+    bool head_ok = in_cluster == span_start || sub_kind(s, e, bm, first) == SC_DATA;
+    bool tail_ok = in_cluster + n == span_end || sub_kind(s, e, bm, last) == SC_DATA;
+    if (ret == 0 && compressed) {
+        head_ok = tail_ok = true;   /* just copied in full */
+    }
+    if (ret == 0 && head_ok && tail_ok) {
+        ret = bfile_pwrite(s->data, host + in_cluster, buf, n, errp);
+    } else if (ret == 0) {
+        /* Fill the partly written subclusters from what the guest sees now. */
+        size_t span = (size_t)(span_end - span_start);
+        uint8_t *tmp = blk_alloc_aligned(span);
+        uint64_t visible = img->size - (cluster_start + span_start);
+        if (in_cluster > span_start) {
+            ret = qcow2_read(img, cluster_start + span_start, tmp,
+                             (size_t)(in_cluster - span_start), errp);
+        }
+        uint64_t tail = in_cluster + n;
+        if (ret == 0 && tail < span_end && tail - span_start < visible) {
+            ret = qcow2_read(img, cluster_start + tail, tmp + (tail - span_start),
+                             (size_t)(MIN(span_end - span_start, visible) -
+                                      (tail - span_start)), errp);
+        }
+        if (ret == 0) {
+            memcpy(tmp + (in_cluster - span_start), buf, n);
+            ret = bfile_pwrite(s->data, host + span_start, tmp, span, errp);
+        }
+        free(tmp);
+    }
+    if (ret == 0) {
+        uint64_t mask = sc_mask(first, last);
+        bm = (bm | mask) & ~(mask << 32);
+        ret = set_l2_entry(img, off, host | QCOW2_OFLAG_COPIED, bm, errp);
+    }
+    if (ret < 0 && fresh_host >= 0) {
+        free_host(img, host, cs);
     }
     return ret;
 }
@@ -516,12 +721,15 @@ static int write_run(BlockImage *img, uint64_t off, const uint8_t *buf, size_t l
     uint64_t l2_left = s->l2_entries - l2_index(s, off);
     max = MIN(max, l2_left);
     while (n < max) {
-        uint64_t e;
-        if (qcow2_get_l2_entry(img, off + (n << s->cluster_bits), &e, errp) < 0) {
+        uint64_t e, bm;
+        if (qcow2_get_l2_entry(img, off + (n << s->cluster_bits), &e, &bm, errp) < 0) {
             return -1;
         }
-        ClusterKind k = cluster_kind(e);
-        if (k != CLUSTER_UNALLOCATED && k != CLUSTER_ZERO_PLAIN) {
+        /* With extended L2 entries the bitmap is overwritten whole, zero bits or not. */
+        bool free_slot = s->ext_l2 ? !(e & QCOW2_OFLAG_COMPRESSED) && !qcow2_entry_has_host(s, e)
+                                   : (cluster_kind(s, e) == CLUSTER_UNALLOCATED ||
+                                      cluster_kind(s, e) == CLUSTER_ZERO_PLAIN);
+        if (!free_slot) {
             break;
         }
         n++;
@@ -531,13 +739,13 @@ static int write_run(BlockImage *img, uint64_t off, const uint8_t *buf, size_t l
         return 0;
     }
     bool fresh;
-    int64_t host = alloc_data(img, n, &fresh, errp);
+    int64_t host = alloc_host(img, off, n, &fresh, errp);
     if (host < 0) {
         return -1;
     }
     size_t bytes = (size_t)(n << s->cluster_bits);
-    if (bfile_pwrite(&img->file, (uint64_t)host, buf, bytes, errp) < 0) {
-        qcow2_free_clusters(img, (uint64_t)host, bytes, NULL);
+    if (bfile_pwrite(s->data, (uint64_t)host, buf, bytes, errp) < 0) {
+        free_host(img, (uint64_t)host, bytes);
         return -1;
     }
     uint8_t *t = l2_for_write(img, off, errp);
@@ -545,8 +753,9 @@ static int write_run(BlockImage *img, uint64_t off, const uint8_t *buf, size_t l
         return -1;
     }
     for (uint64_t i = 0; i < n; i++) {
-        st_be64(t + 8 * (l2_index(s, off) + i),
-                ((uint64_t)host + (i << s->cluster_bits)) | QCOW2_OFLAG_COPIED);
+        qcow2_l2_store(s, t, l2_index(s, off) + i,
+                       ((uint64_t)host + (i << s->cluster_bits)) | QCOW2_OFLAG_COPIED,
+                       QCOW2_SC_ALLOC_ALL);
     }
     qcow2_cache_mark_dirty(&s->l2_cache, t);
     qcow2_cache_put(&s->l2_cache, t);
@@ -573,10 +782,16 @@ int qcow2_write(BlockImage *img, uint64_t off, const void *buf, size_t len, Erro
                 continue;
             }
         }
-        uint64_t e;
-        if (qcow2_get_l2_entry(img, off, &e, errp) < 0 ||
-            write_one_cluster(img, off, p, n, e, errp) < 0) {
-            return -1;
+        if (s->ext_l2) {
+            if (write_subclusters(img, off, p, n, errp) < 0) {
+                return -1;
+            }
+        } else {
+            uint64_t e, bm;
+            if (qcow2_get_l2_entry(img, off, &e, &bm, errp) < 0 ||
+                write_one_cluster(img, off, p, n, e, errp) < 0) {
+                return -1;
+            }
         }
         off += n;
         p += n;
@@ -686,7 +901,7 @@ static int store_compressed(BlockImage *img, uint64_t off, const uint8_t *plain,
     int x = 62 - (s->cluster_bits - 8);
     uint64_t sectors = padded / BDRV_SECTOR_SIZE;
     uint64_t entry = QCOW2_OFLAG_COMPRESSED | ((sectors - 1) << x) | (uint64_t)host;
-    return set_l2_entry(img, off, entry, errp);
+    return set_l2_entry(img, off, entry, 0, errp);
 }
 
 int qcow2_write_compressed(BlockImage *img, uint64_t off, const void *buf, size_t len,
@@ -694,6 +909,11 @@ int qcow2_write_compressed(BlockImage *img, uint64_t off, const void *buf, size_
 {
     BDRVQcow2 *s = img->opaque;
     size_t cs = s->cluster_size;
+    if (qcow2_has_data_file(s)) {
+        /* The spec allows no compressed clusters with an external data file. */
+        error_setg(errp, "compression is not supported with an external data file");
+        return -1;
+    }
     if ((off & (cs - 1)) || !len || ((len & (cs - 1)) && off + len != img->size)) {
         error_setg(errp, "compressed writes must cover whole clusters");
         return -1;
@@ -728,23 +948,24 @@ int qcow2_write_compressed(BlockImage *img, uint64_t off, const void *buf, size_
 /* ---- discard and zeroes ---- */
 
 /*
- * Replace whole clusters in [off, off+len) by @entry (0 or the zero flag),
- * then release what they referenced once the tables are on disk.
+ * Replace whole clusters in [off, off+len) by @entry/@bm (unallocated, or
+ * reading as zeros), then release what they referenced once the tables are
+ * on disk.
  */
 static int replace_clusters(BlockImage *img, uint64_t off, uint64_t len, uint64_t entry,
-                            Error **errp)
+                            uint64_t bm, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     uint64_t *released = NULL;
     size_t nb_released = 0, cap = 0;
     int ret = 0;
     for (uint64_t o = off; o < off + len; o += s->cluster_size) {
-        uint64_t e;
-        if (qcow2_get_l2_entry(img, o, &e, errp) < 0) {
+        uint64_t e, old_bm;
+        if (qcow2_get_l2_entry(img, o, &e, &old_bm, errp) < 0) {
             ret = -1;
             break;
         }
-        if (e == entry) {
+        if (e == entry && old_bm == bm) {
             continue;
         }
         uint8_t *t = l2_for_write(img, o, errp);
@@ -752,7 +973,7 @@ static int replace_clusters(BlockImage *img, uint64_t off, uint64_t len, uint64_
             ret = -1;
             break;
         }
-        st_be64(t + 8 * l2_index(s, o), entry);
+        qcow2_l2_store(s, t, l2_index(s, o), entry, bm);
         qcow2_cache_mark_dirty(&s->l2_cache, t);
         qcow2_cache_put(&s->l2_cache, t);
         if ((e & QCOW2_OFLAG_COMPRESSED) || (e & QCOW2_OFFSET_MASK)) {
@@ -776,9 +997,95 @@ static int replace_clusters(BlockImage *img, uint64_t off, uint64_t len, uint64_
     return ret;
 }
 
+/*
+ * Extended L2: make guest bytes [off, end) of one cluster read as zeros
+ * (or, for a discard without a backing file, unallocated) by their
+ * subcluster bits.  Bytes that do not fill a subcluster are written as
+ * zeros, or left alone by a discard, which is only advisory.
+ */
+static int zero_subclusters(BlockImage *img, uint64_t off, uint64_t end, bool discard,
+                            Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t scs = (uint64_t)1 << s->sc_bits;
+    /* The image may end inside a subcluster: past the end nothing is visible. */
+    uint64_t end_eff = end >= img->size ? ROUND_UP(end, scs) : end;
+    uint64_t sa = ROUND_UP(off, scs), sb = end_eff & ~(scs - 1);
+    if (sa >= sb) {
+        return discard ? 0 : blk_write_zeroes_fallback(img, off, end - off, errp);
+    }
+    if (!discard && sa > off && blk_write_zeroes_fallback(img, off, sa - off, errp) < 0) {
+        return -1;
+    }
+    if (!discard && sb < end && blk_write_zeroes_fallback(img, sb, end - sb, errp) < 0) {
+        return -1;
+    }
+    uint64_t e, bm;
+    if (qcow2_get_l2_entry(img, sa, &e, &bm, errp) < 0) {
+        return -1;
+    }
+    uint64_t in_cluster = sa & (s->cluster_size - 1);
+    unsigned first = (unsigned)(in_cluster >> s->sc_bits);
+    unsigned last = (unsigned)((in_cluster + (sb - sa) - 1) >> s->sc_bits);
+    uint64_t mask = sc_mask(first, last);
+    if (e & QCOW2_OFLAG_COMPRESSED) {
+        /* A compressed cluster has no bitmap: write the zeros (a discard skips it). */
+        return discard ? 0 : blk_write_zeroes_fallback(img, sa, MIN(sb, img->size) - sa, errp);
+    }
+    bm &= ~mask;
+    if (!discard || img->backing) {
+        bm |= mask << 32;
+    } else {
+        bm &= ~(mask << 32);
+    }
+    return set_l2_entry(img, sa, e, bm, errp);
+}
+
+/* Apply zero_subclusters() to the clusters [off, end) only partly covers. */
+static int zero_partial_clusters(BlockImage *img, uint64_t off, uint64_t end,
+                                 uint64_t *whole_start, uint64_t *whole_end, bool discard,
+                                 Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t cs = s->cluster_size;
+    uint64_t ws = ROUND_UP(off, cs);
+    uint64_t we = end >= img->size ? ROUND_UP(end, cs) : end & ~(cs - 1);
+    if (ws >= we) {
+        /* Within one cluster, or across one boundary without a whole cluster. */
+        uint64_t mid = MIN(end, ROUND_UP(off + 1, cs));
+        if (zero_subclusters(img, off, mid, discard, errp) < 0) {
+            return -1;
+        }
+        *whole_start = *whole_end = mid;
+        return mid < end ? zero_subclusters(img, mid, end, discard, errp) : 0;
+    }
+    if (off < ws && zero_subclusters(img, off, ws, discard, errp) < 0) {
+        return -1;
+    }
+    if (we < end && zero_subclusters(img, we, end, discard, errp) < 0) {
+        return -1;
+    }
+    *whole_start = ws;
+    *whole_end = we;
+    return 0;
+}
+
 int qcow2_discard(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
+    if (s->data_raw) {
+        /* The data file must stay the raw image: discarded data reads as zeros there too. */
+        return qcow2_write_zeroes(img, off, len, errp);
+    }
+    if (s->ext_l2) {
+        uint64_t ws, we;
+        qcow2_bitmaps_mark_write(img, off, len);
+        if (zero_partial_clusters(img, off, off + len, &ws, &we, true, errp) < 0) {
+            return -1;
+        }
+        return ws < we ? replace_clusters(img, ws, we - ws, 0,
+                                          img->backing ? QCOW2_SC_ZERO_ALL : 0, errp) : 0;
+    }
     uint64_t start = ROUND_UP(off, s->cluster_size);
     uint64_t end = off + len == img->size ? ROUND_UP(img->size, s->cluster_size)
                                           : (off + len) & ~(uint64_t)(s->cluster_size - 1);
@@ -791,13 +1098,32 @@ int qcow2_discard(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
     if (img->backing && s->version < 3) {
         return 0;
     }
-    return replace_clusters(img, start, end - start, entry, errp);
+    return replace_clusters(img, start, end - start, entry, 0, errp);
 }
 
 int qcow2_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     uint64_t end = off + len;
+    if (s->data_raw) {
+        /* Zero the raw view first; the metadata below then agrees with it. */
+        int64_t flen = bfile_length(s->data, errp);
+        if (flen < 0) {
+            return -1;
+        }
+        if (off < (uint64_t)flen &&
+            bfile_zero_range(s->data, off, MIN(end, (uint64_t)flen) - off, errp) < 0) {
+            return -1;
+        }
+    }
+    if (s->ext_l2) {
+        uint64_t ws, we;
+        qcow2_bitmaps_mark_write(img, off, len);
+        if (zero_partial_clusters(img, off, end, &ws, &we, false, errp) < 0) {
+            return -1;
+        }
+        return ws < we ? replace_clusters(img, ws, we - ws, 0, QCOW2_SC_ZERO_ALL, errp) : 0;
+    }
     uint64_t head_end = MIN(end, ROUND_UP(off, s->cluster_size));
     uint64_t tail_start = end == img->size ? ROUND_UP(end, s->cluster_size)
                                            : end & ~(uint64_t)(s->cluster_size - 1);
@@ -808,7 +1134,8 @@ int qcow2_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error **errp
         return -1;
     }
     qcow2_bitmaps_mark_write(img, head_end, MIN(tail_start, img->size) - head_end);
-    if (replace_clusters(img, head_end, tail_start - head_end, QCOW2_OFLAG_ZERO, errp) < 0) {
+    if (replace_clusters(img, head_end, tail_start - head_end, QCOW2_OFLAG_ZERO, 0,
+                         errp) < 0) {
         return -1;
     }
     if (tail_start < end) {
@@ -822,34 +1149,66 @@ int qcow2_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error **errp
 int qcow2_block_status(BlockImage *img, uint64_t off, uint64_t len, BlockStatus *st,
                        Error **errp)
 {
-    BDRVQcow2 *s = img->opaque;
-    uint64_t e;
-    if (qcow2_get_l2_entry(img, off, &e, errp) < 0) {
+    Mapping m;
+    if (lookup(img, off, len, &m, errp) < 0) {
         return -1;
     }
-    ClusterKind k = cluster_kind(e);
-    uint64_t host = (e & QCOW2_OFFSET_MASK) + (off & (s->cluster_size - 1));
-    uint64_t n = MIN(len, s->cluster_size - (off & (s->cluster_size - 1)));
-    while (n < len) {
-        uint64_t e2;
-        if (qcow2_get_l2_entry(img, off + n, &e2, errp) < 0) {
+    BDRVQcow2 *s = img->opaque;
+    uint64_t n = m.len;
+    /*
+     * Extend over following clusters that start with the same kind (data:
+     * contiguous on the host).  A run that ended inside a cluster ended for good.
+     */
+    while (n < len && ((off + n) & (s->cluster_size - 1)) == 0) {
+        Mapping m2;
+        if (lookup(img, off + n, len - n, &m2, errp) < 0) {
             return -1;
         }
-        ClusterKind k2 = cluster_kind(e2);
-        bool same = k2 == k || (k == CLUSTER_ZERO_PLAIN && k2 == CLUSTER_ZERO_ALLOC) ||
-                    (k == CLUSTER_ZERO_ALLOC && k2 == CLUSTER_ZERO_PLAIN);
-        if (!same || (k == CLUSTER_NORMAL && (e2 & QCOW2_OFFSET_MASK) != host + n)) {
+        if (m2.kind != m.kind || m2.has_host != m.has_host ||
+            (m.has_host && m2.host != m.host + n)) {
             break;
         }
-        n = MIN(len, n + s->cluster_size);
+        n += m2.len;
     }
     st->len = n;
-    st->host_offset = host;
-    switch (k) {
-    case CLUSTER_UNALLOCATED: st->kind = BLK_STATUS_UNALLOCATED; break;
-    case CLUSTER_NORMAL: st->kind = BLK_STATUS_DATA; break;
-    case CLUSTER_COMPRESSED: st->kind = BLK_STATUS_COMPRESSED; break;
+    st->host_offset = m.host;
+    st->offset_valid = m.has_host;
+    switch (m.kind) {
+    case SC_UNALLOC: st->kind = BLK_STATUS_UNALLOCATED; break;
+    case SC_DATA: st->kind = BLK_STATUS_DATA; break;
+    case SC_COMPRESSED: st->kind = BLK_STATUS_COMPRESSED; break;
     default: st->kind = BLK_STATUS_ZERO; break;
+    }
+    return 0;
+}
+
+/*
+ * Map every cluster that has no host cluster yet (preallocation): at its
+ * guest offset with an external data file, else in the image file, with
+ * the subcluster bitmap @bm.
+ */
+int qcow2_prealloc_map(BlockImage *img, uint64_t bm, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t cs = s->cluster_size;
+    for (uint64_t off = 0; off < img->size;) {
+        uint64_t n = MIN(s->l2_entries - l2_index(s, off), ROUND_UP(img->size - off, cs) / cs);
+        bool fresh;
+        int64_t host = alloc_host(img, off, n, &fresh, errp);
+        if (host < 0) {
+            return -1;
+        }
+        uint8_t *t = l2_for_write(img, off, errp);
+        if (!t) {
+            return -1;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            qcow2_l2_store(s, t, l2_index(s, off) + i,
+                           ((uint64_t)host + i * cs) | QCOW2_OFLAG_COPIED, bm);
+        }
+        qcow2_cache_mark_dirty(&s->l2_cache, t);
+        qcow2_cache_put(&s->l2_cache, t);
+        off += n * cs;
     }
     return 0;
 }
@@ -874,7 +1233,7 @@ static void commit_alloc(BlockImage *img, BlockAioReq *req)
     Error *err = NULL;
     if (req->ret == 0 &&
         set_l2_entry(img, a->guest_cluster << s->cluster_bits,
-                     a->host_offset | QCOW2_OFLAG_COPIED, &err) < 0) {
+                     a->host_offset | QCOW2_OFLAG_COPIED, 0, &err) < 0) {
         req->ret = -EIO;
     }
     if (req->ret < 0) {
@@ -900,7 +1259,7 @@ static BlockAioPlan plan_alloc(BlockImage *img, BlockAioReq *req, uint64_t e)
 {
     BDRVQcow2 *s = img->opaque;
     Error *err = NULL;
-    if (needs_cow_data(img, e) || cluster_kind(e) == CLUSTER_ZERO_ALLOC) {
+    if (needs_cow_data(img, e) || cluster_kind(s, e) == CLUSTER_ZERO_ALLOC) {
         return BLK_PLAN_SYNC;
     }
     /* Make sure the L2 table exists and is ours before the data goes out. */
@@ -929,12 +1288,60 @@ static BlockAioPlan plan_alloc(BlockImage *img, BlockAioReq *req, uint64_t e)
     return BLK_PLAN_DIRECT;
 }
 
+static void zero_iov(BlockAioReq *req)
+{
+    for (int i = 0; i < req->iovcnt; i++) {
+        memset(req->iov[i].iov_base, 0, req->iov[i].iov_len);
+    }
+}
+
+/*
+ * Extended L2 entries or an external data file: only requests that need no
+ * metadata change and, for host I/O, hit the image file itself go the fast
+ * way (the queue's host I/O always targets the image file); the rest take
+ * the synchronous path, which knows subclusters and the data file.
+ */
+static BlockAioPlan plan_special(BlockImage *img, BlockAioReq *req)
+{
+    BDRVQcow2 *s = img->opaque;
+    Mapping m;
+    Error *err = NULL;
+    if (lookup(img, req->offset, req->len, &m, &err) < 0) {
+        error_free(err);
+        req->ret = -EIO;
+        return BLK_PLAN_DONE;
+    }
+    bool whole = m.len >= req->len;
+    bool direct_ok = whole && m.kind == SC_DATA && s->data == &img->file;
+    if (req->type == BLK_AIO_READ) {
+        if (direct_ok) {
+            req->host_offset = m.host;
+            return BLK_PLAN_DIRECT;
+        }
+        if (whole && (m.kind == SC_ZERO || (m.kind == SC_UNALLOC && !img->backing))) {
+            zero_iov(req);
+            req->ret = 0;
+            return BLK_PLAN_DONE;
+        }
+        return BLK_PLAN_SYNC;
+    }
+    if (direct_ok && (m.e & QCOW2_OFLAG_COPIED) && !s->inflight) {
+        qcow2_bitmaps_mark_write(img, req->offset, req->len);
+        req->host_offset = m.host;
+        return BLK_PLAN_DIRECT;
+    }
+    return BLK_PLAN_SYNC;
+}
+
 BlockAioPlan qcow2_aio_plan(BlockImage *img, BlockAioReq *req)
 {
     BDRVQcow2 *s = img->opaque;
     uint64_t in_cluster = req->offset & (s->cluster_size - 1);
     if (in_cluster + req->len > s->cluster_size) {
         return BLK_PLAN_SYNC;
+    }
+    if (s->ext_l2 || qcow2_has_data_file(s)) {
+        return plan_special(img, req);
     }
     if (req->type == BLK_AIO_WRITE) {
         Qcow2InflightAlloc *a = find_inflight(s, req->offset >> s->cluster_bits);
@@ -944,14 +1351,14 @@ BlockAioPlan qcow2_aio_plan(BlockImage *img, BlockAioReq *req)
             return BLK_PLAN_WAIT;
         }
     }
-    uint64_t e;
+    uint64_t e, bm;
     Error *err = NULL;
-    if (qcow2_get_l2_entry(img, req->offset, &e, &err) < 0) {
+    if (qcow2_get_l2_entry(img, req->offset, &e, &bm, &err) < 0) {
         error_free(err);
         req->ret = -EIO;
         return BLK_PLAN_DONE;
     }
-    ClusterKind k = cluster_kind(e);
+    ClusterKind k = cluster_kind(s, e);
     if (req->type == BLK_AIO_READ) {
         if (k == CLUSTER_NORMAL) {
             req->host_offset = (e & QCOW2_OFFSET_MASK) + in_cluster;

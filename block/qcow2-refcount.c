@@ -430,6 +430,9 @@ int qcow2_free_l2_entry(BlockImage *img, uint64_t l2e, Error **errp)
         return qcow2_free_clusters(img, off, len, errp);
     }
     uint64_t off = l2e & QCOW2_OFFSET_MASK;
+    if (qcow2_has_data_file(s)) {
+        return 0;   /* data file clusters carry no refcount */
+    }
     return off ? qcow2_free_clusters(img, off, s->cluster_size, errp) : 0;
 }
 
@@ -454,13 +457,13 @@ int qcow2_update_l1_refcounts(BlockImage *img, uint64_t l1_offset, uint32_t l1_s
         memcpy(l2, t, s->cluster_size);
         qcow2_cache_put(&s->l2_cache, t);
         for (uint64_t j = 0; ret == 0 && j < s->l2_entries; j++) {
-            uint64_t e = ld_be64(&l2[j]);
+            uint64_t e = ld_be64((uint8_t *)l2 + j * s->l2_entry_size);
             if (e & QCOW2_OFLAG_COMPRESSED) {
                 uint64_t off, len;
                 compressed_range(s, e, &off, &len);
                 ret = delta < 0 ? qcow2_free_clusters(img, off, len, errp)
                                 : qcow2_update_refcount(img, off, len, delta, errp);
-            } else if (e & QCOW2_OFFSET_MASK) {
+            } else if ((e & QCOW2_OFFSET_MASK) && !qcow2_has_data_file(s)) {
                 ret = delta < 0
                     ? qcow2_free_clusters(img, e & QCOW2_OFFSET_MASK, s->cluster_size, errp)
                     : qcow2_update_refcount(img, e & QCOW2_OFFSET_MASK, s->cluster_size,
@@ -518,7 +521,25 @@ static void walk_l2(CheckState *cs, uint64_t *l2, bool active, uint64_t *next_co
 {
     BDRVQcow2 *s = cs->s;
     for (uint64_t j = 0; j < s->l2_entries; j++) {
-        uint64_t e = ld_be64(&l2[j]);
+        uint64_t e, bm;
+        qcow2_l2_load(s, (const uint8_t *)l2, j, &e, &bm);
+        if (s->ext_l2 && (e & QCOW2_OFLAG_COMPRESSED) && bm) {
+            fprintf(stderr, "ERROR compressed cluster %" PRIu64 " with non-zero subcluster "
+                    "allocation bitmap, entry=0x%" PRIx64 "\n", j, e);
+            cs->res->corruptions++;
+        } else if (s->ext_l2 && !(e & QCOW2_OFLAG_COMPRESSED) &&
+                   ((bm & (bm >> 32) & QCOW2_SC_ALLOC_ALL) ||
+                    (!qcow2_entry_has_host(s, e) && (bm & QCOW2_SC_ALLOC_ALL)))) {
+            fprintf(stderr, "ERROR invalid subcluster bitmap 0x%" PRIx64 " in L2 entry "
+                    "0x%" PRIx64 "\n", bm, e);
+            cs->res->corruptions++;
+        }
+        if ((e & QCOW2_OFLAG_COMPRESSED) && qcow2_has_data_file(s)) {
+            fprintf(stderr, "ERROR compressed cluster in an image with an external data "
+                    "file, entry=0x%" PRIx64 "\n", e);
+            cs->res->corruptions++;
+            continue;
+        }
         if (e & QCOW2_OFLAG_COMPRESSED) {
             uint64_t off, len;
             compressed_range(s, e, &off, &len);
@@ -531,11 +552,12 @@ static void walk_l2(CheckState *cs, uint64_t *l2, bool active, uint64_t *next_co
             continue;
         }
         uint64_t off = e & QCOW2_OFFSET_MASK;
+        /* With extended L2 entries bit 0 is not the zero flag but reserved (ignored). */
         if (e & QCOW2_L2E_RESERVED) {
             fprintf(stderr, "ERROR: L2 entry 0x%" PRIx64 " has reserved bits set\n", e);
             cs->res->corruptions++;
         }
-        if (!off) {
+        if (!qcow2_entry_has_host(s, e)) {
             continue;
         }
         if (off & (s->cluster_size - 1)) {
@@ -544,7 +566,9 @@ static void walk_l2(CheckState *cs, uint64_t *l2, bool active, uint64_t *next_co
             cs->res->corruptions++;
             continue;
         }
-        add_ref(cs, off, s->cluster_size);
+        if (!qcow2_has_data_file(s)) {
+            add_ref(cs, off, s->cluster_size);
+        }
         if (active) {
             cs->res->allocated_clusters++;
             if (*next_contig && off != *next_contig) {
@@ -715,10 +739,15 @@ static void check_copied(CheckState *cs)
             continue;
         }
         for (uint64_t j = 0; j < s->l2_entries; j++) {
-            uint64_t e = ld_be64(l2 + j * 8);
+            uint64_t e = ld_be64(l2 + j * s->l2_entry_size);
             uint64_t off = e & QCOW2_OFFSET_MASK;
-            if ((e & QCOW2_OFLAG_COMPRESSED) || !off || (off & (s->cluster_size - 1)) ||
-                qcow2_get_refcount(cs->img, off >> s->cluster_bits, &rc, NULL) < 0) {
+            if ((e & QCOW2_OFLAG_COMPRESSED) || !off || (off & (s->cluster_size - 1))) {
+                continue;
+            }
+            /* Data file clusters are never shared: they count as referenced once. */
+            if (qcow2_has_data_file(s)) {
+                rc = 1;
+            } else if (qcow2_get_refcount(cs->img, off >> s->cluster_bits, &rc, NULL) < 0) {
                 continue;
             }
             if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
@@ -726,7 +755,7 @@ static void check_copied(CheckState *cs)
                         " refcount=%" PRIu64 "\n",
                         cs->fix & BLK_FIX_ERRORS ? "Repairing" : "ERROR", e, rc);
                 if (cs->fix & BLK_FIX_ERRORS) {
-                    st_be64(l2 + j * 8, rc == 1 ? e | QCOW2_OFLAG_COPIED
+                    st_be64(l2 + j * s->l2_entry_size, rc == 1 ? e | QCOW2_OFLAG_COPIED
                                                 : e & ~QCOW2_OFLAG_COPIED);
                     qcow2_cache_mark_dirty(&s->l2_cache, l2);
                     cs->res->corruptions_fixed++;

@@ -208,7 +208,7 @@ static int update_copied_flags(BlockImage *img, Error **errp)
             return -1;
         }
         for (uint64_t j = 0; j < s->l2_entries; j++) {
-            uint64_t e = ld_be64(t + 8 * j);
+            uint64_t e = ld_be64(t + s->l2_entry_size * j);
             if ((e & QCOW2_OFLAG_COMPRESSED) || !(e & QCOW2_OFFSET_MASK)) {
                 continue;
             }
@@ -219,7 +219,7 @@ static int update_copied_flags(BlockImage *img, Error **errp)
             }
             uint64_t ne = rc == 1 ? e | QCOW2_OFLAG_COPIED : e & ~QCOW2_OFLAG_COPIED;
             if (ne != e) {
-                st_be64(t + 8 * j, ne);
+                st_be64(t + s->l2_entry_size * j, ne);
                 qcow2_cache_mark_dirty(&s->l2_cache, t);
             }
         }
@@ -256,6 +256,11 @@ static char *next_id(BDRVQcow2 *s)
 int qcow2_snapshot_create(BlockImage *img, const char *name, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
+    if (qcow2_has_data_file(s)) {
+        /* Data file clusters are not refcounted, so nothing could be shared. */
+        error_setg(errp, "internal snapshots are not supported with an external data file");
+        return -1;
+    }
     if (s->nb_snapshots >= QCOW2_MAX_SNAPSHOTS) {
         error_setg(errp, "too many snapshots");
         return -1;
@@ -305,6 +310,10 @@ int qcow2_snapshot_create(BlockImage *img, const char *name, Error **errp)
 int qcow2_snapshot_apply(BlockImage *img, const char *name, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
+    if (qcow2_has_data_file(s)) {
+        error_setg(errp, "internal snapshots are not supported with an external data file");
+        return -1;
+    }
     Qcow2Snapshot *sn = find_snapshot(s, name);
     if (!sn) {
         error_setg(errp, "Can't find snapshot '%s'", name);

@@ -134,6 +134,10 @@ int qcow2_write_header(BlockImage *img, Error **errp)
         pos = put_ext(buf, pos, cap, QCOW2_EXT_BACKING_FORMAT, img->backing_fmt,
                       (uint32_t)strlen(img->backing_fmt));
     }
+    if (pos != SIZE_MAX && s->data_file_name) {
+        pos = put_ext(buf, pos, cap, QCOW2_EXT_DATA_FILE, s->data_file_name,
+                      (uint32_t)strlen(s->data_file_name));
+    }
     if (pos != SIZE_MAX && s->version >= 3) {
         pos = put_feature_table(buf, pos, cap);
     }
@@ -212,6 +216,17 @@ static int read_extensions(BlockImage *img, const uint8_t *hdr, size_t start, si
             break;
         case QCOW2_EXT_FEATURE_TABLE:
             break;   /* regenerated on every header write */
+        case QCOW2_EXT_DATA_FILE:
+            /* A path, opened with open(2): refuse what no sane writer makes. */
+            if (len > QCOW2_MAX_DATA_FILE_NAME || len == 0 || memchr(data, 0, len)) {
+                error_setg(errp, "qcow2 data file name extension (%u bytes) is invalid "
+                           "(empty, longer than %d bytes or containing NUL)", len,
+                           QCOW2_MAX_DATA_FILE_NAME);
+                return -1;
+            }
+            free(s->data_file_name);
+            s->data_file_name = strndup((const char *)data, len);
+            break;
         case QCOW2_EXT_BITMAPS:
             if (s->version < 3) {
                 break;
@@ -304,7 +319,16 @@ static int parse_header(BlockImage *img, const uint8_t *hdr, Error **errp)
         error_setg(errp, "qcow2 encryption is not supported");
         return -1;
     }
-    s->l2_entries = s->cluster_size / 8;
+    s->ext_l2 = s->incompat & QCOW2_INCOMPAT_EXTL2;
+    if (s->ext_l2 && s->cluster_bits < QCOW2_EXTL2_MIN_CLUSTER_BITS) {
+        error_setg(errp, "qcow2 extended L2 entries need a cluster size of at least "
+                   "16384 bytes (image has %u)", s->cluster_size);
+        return -1;
+    }
+    s->l2_entry_size = s->ext_l2 ? 16 : 8;
+    s->l2_bits = s->cluster_bits - (s->ext_l2 ? 4 : 3);
+    s->l2_entries = (uint64_t)1 << s->l2_bits;
+    s->sc_bits = s->ext_l2 ? s->cluster_bits - 5 : s->cluster_bits;
     s->rb_entries = ((uint64_t)s->cluster_size * 8) >> s->refcount_order;
     s->refcount_max = s->refcount_order == 6 ? UINT64_MAX
                       : (1ull << (1u << s->refcount_order)) - 1;
@@ -389,7 +413,46 @@ static void free_state(BDRVQcow2 *s)
     free(s->l1);
     free(s->reftable);
     free(s->zero_cluster);
+    bfile_close(&s->data_file);
+    free(s->data_file_name);
     free(s);
+}
+
+/*
+ * The external data file, when the header says there is one.  Its name is
+ * taken relative to the image's directory, as backing file names are, so
+ * an image and its data file can move together.
+ */
+static int open_data_file(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (!qcow2_has_data_file(s)) {
+        /* Without a data file the raw bit means nothing; writers drop it. */
+        s->autoclear &= ~QCOW2_AUTOCLEAR_DATA_RAW;
+        return 0;
+    }
+    if (!s->data_file_name) {
+        error_setg(errp, "qcow2 image '%s' needs an external data file but does not name "
+                   "one", img->filename);
+        return -1;
+    }
+    if (s->nb_snapshots) {
+        error_setg(errp, "qcow2 image '%s' has internal snapshots, which images with an "
+                   "external data file cannot have", img->filename);
+        return -1;
+    }
+    s->data_raw = s->autoclear & QCOW2_AUTOCLEAR_DATA_RAW;
+    char *path = blk_backing_path(img->filename, s->data_file_name);
+    int ret = bfile_open(&s->data_file, path, img->flags & BLK_O_RDWR,
+                         img->flags & BLK_O_NOCACHE, errp);
+    if (ret < 0) {
+        error_prepend(errp, "Could not open data file '%s': ", path);
+    } else {
+        s->data_file.unsafe = img->flags & BLK_O_UNSAFE;
+        s->data = &s->data_file;
+    }
+    free(path);
+    return ret;
 }
 
 /* An image left dirty by lazy refcounts has stale refcounts: rebuild them. */
@@ -414,6 +477,8 @@ static int qcow2_open(BlockImage *img, Error **errp)
 {
     BDRVQcow2 *s = xzalloc(sizeof(*s));
     img->opaque = s;
+    s->data_file.fd = -1;
+    s->data = &img->file;
     uint8_t *hdr = blk_alloc_aligned(1u << QCOW2_MAX_CLUSTER_BITS);
     int ret = -1;
     if (bfile_pread(&img->file, 0, hdr, QCOW2_V3_HEADER_LEN + 8, errp) < 0 ||
@@ -430,7 +495,7 @@ static int qcow2_open(BlockImage *img, Error **errp)
     if (read_backing_name(img, hdr, errp) < 0 ||
         read_extensions(img, hdr, ext_start, MAX(ext_end, ext_start), errp) < 0 ||
         read_l1(img, errp) < 0 || qcow2_refcount_init(img, errp) < 0 ||
-        qcow2_read_snapshots(img, errp) < 0) {
+        qcow2_read_snapshots(img, errp) < 0 || open_data_file(img, errp) < 0) {
         goto out;
     }
     int64_t flen = bfile_length(&img->file, errp);
@@ -464,6 +529,10 @@ int qcow2_flush_metadata(BlockImage *img, bool sync, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     bool tables = qcow2_cache_has_dirty(&s->l2_cache) || s->l1_dirty || s->header_dirty;
+    /* Guest data in the data file must be durable before L2 entries name it. */
+    if (sync && tables && s->data != &img->file && bfile_flush(s->data, errp) < 0) {
+        return -1;
+    }
     if (qcow2_cache_flush(img, &s->rb_cache, errp) < 0) {
         return -1;
     }
@@ -477,6 +546,9 @@ int qcow2_flush_metadata(BlockImage *img, bool sync, Error **errp)
         return -1;
     }
     if (s->header_dirty && qcow2_write_header(img, errp) < 0) {
+        return -1;
+    }
+    if (sync && s->data != &img->file && bfile_flush(s->data, errp) < 0) {
         return -1;
     }
     return sync ? bfile_flush(&img->file, errp) : 0;
@@ -531,12 +603,25 @@ static int write_skeleton(int fd, const BlockCreateOptions *o, int cluster_bits,
     st_be64(buf + 48, cs);            /* refcount table in cluster 1 */
     st_be32(buf + 56, 1);
     if (version == 3) {
-        st_be64(buf + 72, o->compression_type ? QCOW2_INCOMPAT_COMPRESSION : 0);
+        uint64_t incompat = (o->compression_type ? QCOW2_INCOMPAT_COMPRESSION : 0) |
+                            (o->extended_l2 ? QCOW2_INCOMPAT_EXTL2 : 0) |
+                            (o->data_file ? QCOW2_INCOMPAT_DATA_FILE : 0);
+        st_be64(buf + 72, incompat);
         st_be64(buf + 80, o->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
+        st_be64(buf + 88, o->data_file_raw ? QCOW2_AUTOCLEAR_DATA_RAW : 0);
         st_be32(buf + 96, (uint32_t)refcount_order);
         st_be32(buf + 100, 112);
         buf[104] = (uint8_t)o->compression_type;
-        st_be32(buf + 112, QCOW2_EXT_END);
+        size_t pos = 112;
+        if (o->data_file) {
+            /* The open below must find the name the incompatible bit asks for. */
+            size_t len = strlen(o->data_file);
+            st_be32(buf + pos, QCOW2_EXT_DATA_FILE);
+            st_be32(buf + pos + 4, (uint32_t)len);
+            memcpy(buf + pos + 8, o->data_file, len);
+            pos += 8 + ROUND_UP(len, 8);
+        }
+        st_be32(buf + pos, QCOW2_EXT_END);
     }
     st_be64(buf + cs, 2 * (uint64_t)cs);   /* refcount block in cluster 2 */
     BDRVQcow2 tmp = { .refcount_order = refcount_order };
@@ -554,12 +639,29 @@ static int preallocate(BlockImage *img, int mode, Error **errp)
     BDRVQcow2 *s = img->opaque;
     uint64_t cs = s->cluster_size;
     uint8_t *zero = s->zero_cluster;
+    if (qcow2_has_data_file(s) || s->ext_l2) {
+        /*
+         * Map every cluster without writing data: data file clusters sit at
+         * their guest offset (the new data file reads as zeros); extended L2
+         * clusters get a host cluster but no allocated subcluster, so a
+         * backing file still shows through, as with qemu-img.
+         */
+        if (qcow2_prealloc_map(img, qcow2_has_data_file(s) ? QCOW2_SC_ALLOC_ALL : 0,
+                               errp) < 0) {
+            return -1;
+        }
+        if (qcow2_has_data_file(s)) {
+            return qcow2_flush_metadata(img, false, errp);
+        }
+        goto sized;
+    }
     for (uint64_t off = 0; off < img->size; off += cs) {
         /* A zero-filled write allocates the cluster without COW work. */
         if (qcow2_write(img, off, zero, MIN(cs, img->size - off), errp) < 0) {
             return -1;
         }
     }
+sized:
     if (qcow2_flush_metadata(img, false, errp) < 0) {
         return -1;
     }
@@ -572,6 +674,29 @@ static int preallocate(BlockImage *img, int mode, Error **errp)
         return -1;
     }
     return 0;
+}
+
+/* A new, empty data file of the image's size (it is created anew, as qemu-img does). */
+static int create_data_file(const char *filename, const BlockCreateOptions *o, Error **errp)
+{
+    char *path = blk_backing_path(filename, o->data_file);
+    int fd = vireo_open(path, O_RDWR | O_CREAT | O_TRUNC, 0644, errp);
+    int ret = -1;
+    if (fd >= 0) {
+        BlockFile f = { .fd = fd, .writable = true };
+        ret = bfile_truncate(&f, o->size, errp);
+        if (ret == 0 && o->preallocation >= BLK_PREALLOC_FALLOC && o->size &&
+            fallocate(fd, 0, 0, (off_t)o->size) < 0) {
+            error_setg_errno(errp, errno, "cannot preallocate '%s'", path);
+            ret = -1;
+        }
+        close(fd);
+    }
+    if (ret < 0) {
+        error_prepend(errp, "Could not create data file '%s': ", path);
+    }
+    free(path);
+    return ret;
 }
 
 static int qcow2_create(const char *filename, const BlockCreateOptions *o, Error **errp)
@@ -597,9 +722,37 @@ static int qcow2_create(const char *filename, const BlockCreateOptions *o, Error
                      "1.1 or above (use version=v3 or greater)");
         return -1;
     }
-    if (o->backing_file && o->preallocation != BLK_PREALLOC_OFF) {
+    if (o->extended_l2 && o->compat == 2) {
+        error_setg(errp, "Extended L2 entries are only supported with compatibility level "
+                   "1.1 and above (use version=v3 or greater)");
+        return -1;
+    }
+    if (o->extended_l2 && cluster_bits < QCOW2_EXTL2_MIN_CLUSTER_BITS) {
+        error_setg(errp, "Extended L2 entries are only supported with cluster sizes of at "
+                   "least 16384 bytes");
+        return -1;
+    }
+    if (o->data_file_raw && !o->data_file) {
+        error_setg(errp, "data-file-raw requires data-file");
+        return -1;
+    }
+    if (o->data_file && o->compat == 2) {
+        error_setg(errp, "External data files are only supported with compatibility level "
+                   "1.1 and above (use version=v3 or greater)");
+        return -1;
+    }
+    if (o->data_file && (!*o->data_file || strlen(o->data_file) > QCOW2_MAX_DATA_FILE_NAME ||
+                         112 + 16 + ROUND_UP(strlen(o->data_file), 8) > cs)) {
+        error_setg(errp, "data file name '%s' is empty or too long for the header",
+                   o->data_file);
+        return -1;
+    }
+    if (o->backing_file && o->preallocation != BLK_PREALLOC_OFF && !o->extended_l2) {
         error_setg(errp, "Backing file and preallocation can only be used at the same time "
                    "if extended_l2 is on");
+        return -1;
+    }
+    if (o->data_file && create_data_file(filename, o, errp) < 0) {
         return -1;
     }
     int fd = vireo_open(filename, O_RDWR | O_CREAT | O_TRUNC, 0644, errp);
@@ -627,8 +780,13 @@ static int qcow2_create(const char *filename, const BlockCreateOptions *o, Error
     if (ret == 0) {
         ret = qcow2_write_header(img, errp);
     }
-    if (ret == 0 && o->preallocation != BLK_PREALLOC_OFF) {
-        ret = preallocate(img, o->preallocation, errp);
+    int prealloc = o->preallocation;
+    if (o->data_file_raw && prealloc == BLK_PREALLOC_OFF) {
+        /* Only a fully mapped image keeps the data file readable as a raw image. */
+        prealloc = BLK_PREALLOC_METADATA;
+    }
+    if (ret == 0 && prealloc != BLK_PREALLOC_OFF) {
+        ret = preallocate(img, prealloc, errp);
     }
     if (blk_close(img, ret < 0 ? NULL : errp) < 0) {
         ret = -1;
@@ -650,6 +808,9 @@ static int qcow2_get_info(BlockImage *img, BlockFormatInfo *info, Error **errp)
     info->compression_type = s->compression_type;
     info->backing_file = img->backing_name ? xstrdup(img->backing_name) : NULL;
     info->backing_fmt = img->backing_fmt ? xstrdup(img->backing_fmt) : NULL;
+    info->extended_l2 = s->ext_l2;
+    info->data_file = qcow2_has_data_file(s) ? xstrdup(s->data_file_name) : NULL;
+    info->data_file_raw = s->data_raw;
     info->nb_snapshots = s->nb_snapshots;
     info->snapshots = xzalloc(sizeof(BlockSnapshotInfo) * (size_t)(s->nb_snapshots + 1));
     for (int i = 0; i < s->nb_snapshots; i++) {

@@ -18,6 +18,8 @@
 #define QCOW2_MAX_BITMAPS        65535
 #define QCOW2_MAX_BITMAP_NAME    1023
 #define QCOW2_MAX_BACKING_NAME   1023
+#define QCOW2_MAX_DATA_FILE_NAME 1023
+#define QCOW2_EXTL2_MIN_CLUSTER_BITS 14       /* subclusters of at least 512 bytes */
 
 /* incompatible_features */
 #define QCOW2_INCOMPAT_DIRTY       ((uint64_t)1 << 0)
@@ -26,7 +28,8 @@
 #define QCOW2_INCOMPAT_COMPRESSION ((uint64_t)1 << 3)
 #define QCOW2_INCOMPAT_EXTL2       ((uint64_t)1 << 4)
 #define QCOW2_INCOMPAT_KNOWN       (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
-                                    QCOW2_INCOMPAT_COMPRESSION)
+                                    QCOW2_INCOMPAT_DATA_FILE | \
+                                    QCOW2_INCOMPAT_COMPRESSION | QCOW2_INCOMPAT_EXTL2)
 /* compatible_features */
 #define QCOW2_COMPAT_LAZY_REFCOUNTS ((uint64_t)1 << 0)
 /* autoclear_features */
@@ -38,6 +41,16 @@
 #define QCOW2_EXT_BACKING_FORMAT   0xe2792acau
 #define QCOW2_EXT_FEATURE_TABLE    0x6803f857u
 #define QCOW2_EXT_BITMAPS          0x23852875u
+#define QCOW2_EXT_DATA_FILE        0x44415441u
+
+/*
+ * Extended L2 entries: the 64-bit descriptor is followed by a 64-bit
+ * bitmap over the cluster's 32 subclusters, "allocated" in bits 0-31 and
+ * "reads as zeros" in bits 32-63.
+ */
+#define QCOW2_SUBCLUSTERS          32
+#define QCOW2_SC_ALLOC_ALL         ((uint64_t)0xffffffff)
+#define QCOW2_SC_ZERO_ALL          ((uint64_t)0xffffffff << 32)
 
 /* table entries */
 #define QCOW2_OFFSET_MASK   ((uint64_t)0x00fffffffffffe00)   /* bits 9-55 */
@@ -127,6 +140,20 @@ typedef struct BDRVQcow2 {
     int compression_type;
 
     uint64_t l2_entries;        /* entries per L2 table */
+    uint32_t l2_entry_size;     /* 8, or 16 with extended L2 entries */
+    int l2_bits;                /* log2(l2_entries) */
+    bool ext_l2;                /* extended L2 entries (subclusters) */
+    int sc_bits;                /* log2 of the subcluster size */
+
+    /*
+     * Where guest data lives: the image file itself, or the external data
+     * file, in which guest cluster N always sits at offset N * cluster size
+     * and nothing is refcounted.
+     */
+    BlockFile *data;
+    BlockFile data_file;
+    char *data_file_name;       /* as recorded in the header extension */
+    bool data_raw;              /* autoclear "raw external data" is set */
     uint64_t *l1;               /* active L1, host byte order */
     uint32_t l1_size;
     uint64_t l1_offset;
@@ -164,6 +191,39 @@ typedef struct BDRVQcow2 {
     Qcow2InflightAlloc *inflight;
     uint8_t *zero_cluster;      /* cluster of zeros, aligned */
 } BDRVQcow2;
+
+static inline bool qcow2_has_data_file(const BDRVQcow2 *s)
+{
+    return s->incompat & QCOW2_INCOMPAT_DATA_FILE;
+}
+
+/*
+ * Does the (uncompressed) L2 entry @e name a host cluster?  In an external
+ * data file offset 0 is a real place, told apart from "unallocated" by the
+ * COPIED flag (data file clusters are never shared, so it is always set).
+ */
+static inline bool qcow2_entry_has_host(const BDRVQcow2 *s, uint64_t e)
+{
+    return !(e & QCOW2_OFLAG_COMPRESSED) &&
+           ((e & QCOW2_OFFSET_MASK) || (qcow2_has_data_file(s) && (e & QCOW2_OFLAG_COPIED)));
+}
+
+/* Entry @i of an L2 table as stored on disk; *bm is 0 without extended L2. */
+static inline void qcow2_l2_load(const BDRVQcow2 *s, const uint8_t *t, uint64_t i,
+                                 uint64_t *e, uint64_t *bm)
+{
+    *e = ld_be64(t + i * s->l2_entry_size);
+    *bm = s->ext_l2 ? ld_be64(t + i * s->l2_entry_size + 8) : 0;
+}
+
+static inline void qcow2_l2_store(const BDRVQcow2 *s, uint8_t *t, uint64_t i, uint64_t e,
+                                  uint64_t bm)
+{
+    st_be64(t + i * s->l2_entry_size, e);
+    if (s->ext_l2) {
+        st_be64(t + i * s->l2_entry_size + 8, bm);
+    }
+}
 
 /* qcow2.c */
 int qcow2_write_header(BlockImage *img, Error **errp);
@@ -212,8 +272,10 @@ int qcow2_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error **errp
 int qcow2_block_status(BlockImage *img, uint64_t off, uint64_t len, BlockStatus *st,
                        Error **errp);
 BlockAioPlan qcow2_aio_plan(BlockImage *img, BlockAioReq *req);
-int qcow2_get_l2_entry(BlockImage *img, uint64_t guest_off, uint64_t *l2e, Error **errp);
+int qcow2_get_l2_entry(BlockImage *img, uint64_t guest_off, uint64_t *l2e, uint64_t *bm,
+                       Error **errp);
 int qcow2_grow_l1(BlockImage *img, uint64_t min_size, Error **errp);
+int qcow2_prealloc_map(BlockImage *img, uint64_t bm, Error **errp);
 int qcow2_write_l1(BlockImage *img, Error **errp);
 int qcow2_decompress(BlockImage *img, uint64_t l2e, uint8_t *out, Error **errp);
 

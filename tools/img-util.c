@@ -149,10 +149,14 @@ static bool apply_opt(const char *key, const char *val, BlockCreateOptions *o,
             goto bad;
         }
     } else if (!strcmp(key, "extended_l2")) {
-        bool on;
-        if (!parse_bool(val, &on) || on) {
-            fprintf(stderr, "vireo-img: extended_l2=on is not supported\n");
-            return false;
+        if (!parse_bool(val, &o->extended_l2)) {
+            goto bad;
+        }
+    } else if (!strcmp(key, "data_file")) {
+        o->data_file = xstrdup(val);   /* lives as long as the command */
+    } else if (!strcmp(key, "data_file_raw")) {
+        if (!parse_bool(val, &o->data_file_raw)) {
+            goto bad;
         }
     } else {
         fprintf(stderr, "vireo-img: Invalid parameter '%s'\n", key);

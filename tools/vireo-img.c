@@ -35,18 +35,31 @@ static void print_formatting(const char *filename, const BlockCreateOptions *o)
 {
     printf("Formatting '%s', fmt=%s", filename, o->format);
     if (!strcmp(o->format, "qcow2")) {
-        printf(" cluster_size=%u", o->cluster_size ? o->cluster_size : 65536);
+        static const char *const prealloc[] = { "off", "metadata", "falloc", "full" };
+        /* Same options, same order as qemu-img prints them. */
+        printf(" cluster_size=%u extended_l2=%s", o->cluster_size ? o->cluster_size : 65536,
+               o->extended_l2 ? "on" : "off");
+        if (o->preallocation > 0 && o->preallocation < 4) {
+            printf(" preallocation=%s", prealloc[o->preallocation]);
+        }
+        printf(" compression_type=%s size=%" PRIu64, o->compression_type ? "zstd" : "zlib",
+               o->size);
         if (o->compat == 2) {
             printf(" compat=0.10");
         }
-        printf(" extended_l2=off compression_type=%s", o->compression_type ? "zstd" : "zlib");
         if (o->backing_file) {
             printf(" backing_file=%s", o->backing_file);
         }
         if (o->backing_fmt) {
             printf(" backing_fmt=%s", o->backing_fmt);
         }
-        printf(" size=%" PRIu64 " lazy_refcounts=%s refcount_bits=%d\n", o->size,
+        if (o->data_file) {
+            printf(" data_file=%s", o->data_file);
+        }
+        if (o->data_file_raw) {
+            printf(" data_file_raw=on");
+        }
+        printf(" lazy_refcounts=%s refcount_bits=%d\n",
                o->lazy_refcounts ? "on" : "off", o->refcount_bits ? o->refcount_bits : 16);
     } else if (!strcmp(o->format, "parallels")) {
         printf(" size=%" PRIu64 " cluster_size=%u\n", o->size,
@@ -173,9 +186,13 @@ static json_object *format_specific_json(const BlockFormatInfo *fi)
         json_object_object_add(data, "bitmaps", arr);
     }
     json_object_object_add(data, "refcount-bits", json_object_new_int(fi->refcount_bits));
+    if (fi->data_file) {
+        json_object_object_add(data, "data-file", json_object_new_string(fi->data_file));
+        json_object_object_add(data, "data-file-raw", json_object_new_boolean(fi->data_file_raw));
+    }
     if (fi->compat >= 3) {
         json_object_object_add(data, "corrupt", json_object_new_boolean(fi->corrupt));
-        json_object_object_add(data, "extended-l2", json_object_new_boolean(false));
+        json_object_object_add(data, "extended-l2", json_object_new_boolean(fi->extended_l2));
     }
     json_object *fs = json_object_new_object();
     json_object_object_add(fs, "type", json_object_new_string(fi->type));
@@ -275,8 +292,13 @@ static void print_format_specific(const BlockFormatInfo *fi)
         }
     }
     printf("    refcount bits: %d\n", fi->refcount_bits);
+    if (fi->data_file) {
+        printf("    data file: %s\n    data file raw: %s\n", fi->data_file,
+               fi->data_file_raw ? "true" : "false");
+    }
     if (fi->compat >= 3) {
-        printf("    corrupt: %s\n    extended l2: false\n", fi->corrupt ? "true" : "false");
+        printf("    corrupt: %s\n    extended l2: %s\n", fi->corrupt ? "true" : "false",
+               fi->extended_l2 ? "true" : "false");
     }
 }
 
@@ -572,7 +594,7 @@ static int chain_status(BlockImage *top, uint64_t off, uint64_t len, MapEntry *e
             return 0;
         case BLK_STATUS_ZERO:
             e->present = e->zero = true;
-            if (!strcmp(blk_format(img), "raw")) {
+            if (!strcmp(blk_format(img), "raw") || st.offset_valid) {
                 e->has_offset = true;
                 e->offset = st.host_offset;
             }
@@ -580,6 +602,9 @@ static int chain_status(BlockImage *top, uint64_t off, uint64_t len, MapEntry *e
         case BLK_STATUS_UNALLOCATED:
             if (!blk_backing(img)) {
                 e->zero = true;
+                /* Subclusters not yet written in a host cluster: qemu-img shows where. */
+                e->has_offset = st.offset_valid;
+                e->offset = st.host_offset;
                 return 0;
             }
             img = blk_backing(img);
