@@ -85,7 +85,7 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
 
 static void pool_run(BlockQueue *q, BlockAioReq *req)
 {
-    int fd = q->img->file.fd;
+    int fd = req->host_file ? req->host_file->fd : q->img->file.fd;
     ssize_t n;
     do {
         n = req->type == BLK_AIO_READ
@@ -242,7 +242,7 @@ static void host_submit(BlockQueue *q, BlockAioReq *req)
             reap(q, true);
         }
     }
-    int fd = q->img->file.fd;
+    int fd = req->host_file ? req->host_file->fd : q->img->file.fd;
     if (req->type == BLK_AIO_READ) {
         io_uring_prep_readv(sqe, fd, req->iov, (unsigned)req->iovcnt, req->host_offset);
     } else {

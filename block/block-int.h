@@ -60,6 +60,7 @@ struct BlockAioReq {
     void *opaque;
     int ret;
     uint64_t host_offset;          /* for BLK_PLAN_DIRECT */
+    BlockFile *host_file;          /* for BLK_PLAN_DIRECT: NULL means the image file */
     /* Called after the host I/O completed, before the caller's callback. */
     void (*commit)(BlockImage *img, BlockAioReq *req);
     void *commit_data;

@@ -1296,10 +1296,9 @@ static void zero_iov(BlockAioReq *req)
 }
 
 /*
- * Extended L2 entries or an external data file: only requests that need no
- * metadata change and, for host I/O, hit the image file itself go the fast
- * way (the queue's host I/O always targets the image file); the rest take
- * the synchronous path, which knows subclusters and the data file.
+ * Extended L2 entries or an external data file: requests that need no
+ * metadata change go the fast way (to the data file when there is one); the
+ * rest take the synchronous path, which knows subclusters and allocation.
  */
 static BlockAioPlan plan_special(BlockImage *img, BlockAioReq *req)
 {
@@ -1312,7 +1311,8 @@ static BlockAioPlan plan_special(BlockImage *img, BlockAioReq *req)
         return BLK_PLAN_DONE;
     }
     bool whole = m.len >= req->len;
-    bool direct_ok = whole && m.kind == SC_DATA && s->data == &img->file;
+    bool direct_ok = whole && m.kind == SC_DATA;
+    req->host_file = s->data;
     if (req->type == BLK_AIO_READ) {
         if (direct_ok) {
             req->host_offset = m.host;

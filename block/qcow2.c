@@ -870,6 +870,10 @@ static int qcow2_resize(BlockImage *img, uint64_t size, Error **errp)
         }
         return -1;
     }
+    /* The data file follows, so a raw data file stays the whole image. */
+    if (qcow2_has_data_file(s) && bfile_truncate(s->data, size, errp) < 0) {
+        return -1;
+    }
     img->size = size;
     if (qcow2_flush_metadata(img, false, errp) < 0) {
         return -1;

@@ -385,13 +385,15 @@ static uint64_t refcount_meta_bytes(uint64_t clusters, uint64_t cs, int refcount
     return (blocks + table) * cs;
 }
 
-static uint64_t qcow2_full_size(uint64_t size, uint64_t cs, int refcount_order)
+/* @l2_entry_size: 8, or 16 with extended L2 entries (tables cover half as much). */
+static uint64_t qcow2_full_size(uint64_t size, uint64_t cs, int refcount_order,
+                                uint64_t l2_entry_size)
 {
     uint64_t aligned = ROUND_UP(size, cs);
     uint64_t meta = cs;                                    /* header */
-    uint64_t l2e = ROUND_UP(aligned / cs, cs / 8);
-    meta += l2e * 8;                                       /* L2 tables */
-    uint64_t l1e = ROUND_UP(l2e * 8 / cs, cs / 8);
+    uint64_t l2e = ROUND_UP(aligned / cs, cs / l2_entry_size);
+    meta += l2e * l2_entry_size;                           /* L2 tables */
+    uint64_t l1e = ROUND_UP(l2e * l2_entry_size / cs, cs / 8);
     meta += l1e * 8;                                       /* L1 table */
     meta += refcount_meta_bytes(div_round_up(aligned + meta, cs), cs, refcount_order);
     return meta + aligned;
@@ -485,7 +487,7 @@ int img_measure(int argc, char **argv)
     if (!img) {
         data = qcow2 ? 0 : virt;   /* a new image holds no data yet */
     }
-    uint64_t full = qcow2 ? qcow2_full_size(virt, cs, order) : virt;
+    uint64_t full = qcow2 ? qcow2_full_size(virt, cs, order, o.extended_l2 ? 16 : 8) : virt;
     uint64_t required = qcow2 ? full - ROUND_UP(virt, cs) + MIN(data, ROUND_UP(virt, cs))
                               : virt;
     bool has_bitmaps = qcow2 && img && o.compat != 2 && !strcmp(blk_format(img), "qcow2");

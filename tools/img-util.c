@@ -153,7 +153,11 @@ static bool apply_opt(const char *key, const char *val, BlockCreateOptions *o,
             goto bad;
         }
     } else if (!strcmp(key, "data_file")) {
-        o->data_file = xstrdup(val);   /* lives as long as the command */
+        /* The options outlive the parsed string: keep the name for the command's life. */
+        static char *data_file;
+        free(data_file);
+        data_file = xstrdup(val);
+        o->data_file = data_file;
     } else if (!strcmp(key, "data_file_raw")) {
         if (!parse_bool(val, &o->data_file_raw)) {
             goto bad;
