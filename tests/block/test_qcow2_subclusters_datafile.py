@@ -432,6 +432,35 @@ def test_data_file_refusals():
             vimg("check", p, ok=(2,))
 
 
+def test_data_file_rewrites_resize_and_measure():
+    need_qemu()
+    with Scratch() as s, in_dir(s.dir):
+        for raw in ("off", "on"):
+            p = s.path(f"r{raw}.qcow2")
+            d = f"r{raw}.data"
+            vimg("create", "-q", "-f", "qcow2", "-o", f"data_file={d},data_file_raw={raw}",
+                 p, "1M")
+            # the second pass finds the clusters mapped: straight to the data file
+            for pattern, iface in (("0x10", "threads"), ("0x20", "io_uring")):
+                vimg("bench", "-w", "-c", "32", "-d", "8", "-s", "4k", "-S", "8k",
+                     "--pattern", pattern, "-i", iface, p)
+                vimg("bench", "-c", "32", "-d", "8", "-s", "4k", "-S", "8k", "-i", iface, p)
+            qio(p, "read -P 0x20 0 4k", "read -P 0 4k 4k", "read -P 0x20 248k 4k")
+            vimg("resize", "-q", p, "3M")
+            assert os.path.getsize(s.path(d)) == 3 << 20
+            qio(p, "write -P 0x30 2M 64k")
+            vimg("resize", "-q", "--shrink", p, "512k")
+            assert os.path.getsize(s.path(d)) == 512 << 10
+            qemu_check_clean(p)
+            agree_with_qemu(s, p)
+        # measure: extended L2 tables take twice the room
+        for args in (["--size", "1G"], ["--size", "100M", "-o", "cluster_size=16k"]):
+            args = ["-O", "qcow2", "-o", "extended_l2=on"] + args
+            v = json.loads(vimg("measure", "--output=json", *args).stdout)
+            q = json.loads(qimg("measure", "--output=json", *args).stdout)
+            assert v == q, (args, v, q)
+
+
 # ---- sizes in whole sectors ----
 
 def test_sizes_rounded_to_sectors_like_qemu():
