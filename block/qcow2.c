@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/osdep.h"
@@ -445,8 +446,14 @@ static int open_data_file(BlockImage *img, Error **errp)
     char *path = blk_backing_path(img->filename, s->data_file_name);
     int ret = bfile_open(&s->data_file, path, img->flags & BLK_O_RDWR,
                          img->flags & BLK_O_NOCACHE, errp);
+    struct stat a, b;
     if (ret < 0) {
         error_prepend(errp, "Could not open data file '%s': ", path);
+    } else if (fstat(s->data_file.fd, &a) == 0 && fstat(img->file.fd, &b) == 0 &&
+               a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+        /* Guest writes would land on the image's own metadata. */
+        error_setg(errp, "qcow2 image '%s' names itself as its data file", img->filename);
+        ret = -1;
     } else {
         s->data_file.unsafe = img->flags & BLK_O_UNSAFE;
         s->data = &s->data_file;

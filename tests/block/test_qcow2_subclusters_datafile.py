@@ -417,6 +417,12 @@ def test_data_file_refusals():
                 with open(p, "r+b") as f:
                     f.write(bad)
                 refused(("info", p), words)
+            bad = bytearray(hdr)                           # the image as its own data file
+            struct.pack_into(">I", bad, pos + 4, len("d.qcow2"))
+            bad[pos + 8:pos + 16] = b"d.qcow2\0"
+            with open(p, "r+b") as f:
+                f.write(bad)
+            refused(("info", p), "names itself as its data file")
             bad = bytearray(hdr)
             struct.pack_into(">I", bad, pos, 0x12345678)   # turned into an unknown extension
             with open(p, "r+b") as f:
