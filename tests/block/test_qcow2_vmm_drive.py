@@ -4,6 +4,7 @@ device (driven over qtest, no guest CPU) reads and writes qcow2 images with
 extended L2 entries over a backing file and images with an external (raw)
 data file; qemu-img check and qemu-io then agree with what went through."""
 import os
+import random
 import struct
 import sys
 
@@ -14,9 +15,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "virtio"))
 import vdriver  # noqa: E402
 import vmm  # noqa: E402
 import vtest  # noqa: E402
-from imgtest import Scratch, need_qemu, qemu_check_clean, qimg, qio  # noqa: E402
+from imgtest import Scratch, need_qemu, qemu_check_clean, qimg, qio, vimg  # noqa: E402
 
-T_IN, T_OUT, T_FLUSH = 0, 1, 4
+T_IN, T_OUT, T_FLUSH, T_DISCARD, T_WRITE_ZEROES = 0, 1, 4, 11, 13
+SECTOR = 512
 
 
 class Blk:
@@ -31,6 +33,9 @@ class Blk:
         self.hdr = alloc.take(16, 16)
         self.st = alloc.take(16, 16)
         self.data = alloc.take(1 << 20)
+        # one indirect table: each request then holds a single ring descriptor,
+        # which wait_used() hands back
+        self.table = alloc.take(16 * 8, 16)
 
     def request(self, rtype, sector, out=b"", in_len=0):
         qt = self.v.qtest
@@ -43,7 +48,7 @@ class Blk:
         if in_len:
             bufs.append((self.data, in_len, True))
         bufs.append((self.st, 1, True))
-        self.vq.add_chain(bufs)
+        self.vq.add_chain(bufs, indirect_at=self.table)
         self.vq.kick()
         self.vq.wait_used()
         data = qt.memread(self.data, in_len) if in_len else b""
@@ -108,6 +113,73 @@ def test_vmm_external_raw_data_file():
             assert raw[512000:512000 + 8192] == b"\x42" * 8192
             qemu_check_clean(img)
             qio(img, "read -P 0x42 512000 8k", "read -P 0x21 0 64k")
+        finally:
+            os.chdir(old)
+
+
+def random_ops(b, model, rng, count):
+    """Random writes, write-zeroes and discards; @model follows what the guest must see."""
+    sectors = len(model) // SECTOR
+    for _ in range(count):
+        op = rng.choice((T_OUT, T_OUT, T_WRITE_ZEROES, T_DISCARD))
+        n = rng.choice((1, 2, 3, 4, 8, 16, 40, 130, 300))
+        sector = rng.randrange(0, sectors - n)
+        lo, hi = sector * SECTOR, (sector + n) * SECTOR
+        if op == T_OUT:
+            data = bytes([rng.randrange(1, 256)]) * (hi - lo)
+            assert b.request(T_OUT, sector, out=data)[0] == 0
+            model[lo:hi] = data
+            continue
+        seg = struct.pack("<QII", sector, n, 0)
+        assert b.request(op, 0, out=seg)[0] == 0
+        if op == T_WRITE_ZEROES:
+            model[lo:hi] = bytes(hi - lo)
+            continue
+        # a discard is advisory: each sector keeps its data or reads as zeros
+        st, back = b.request(T_IN, sector, in_len=hi - lo)
+        assert st == 0
+        for i in range(0, hi - lo, SECTOR):
+            got = back[i:i + SECTOR]
+            assert got == model[lo + i:lo + i + SECTOR] or got == bytes(SECTOR), (sector, i)
+        model[lo:hi] = back
+    for off in range(0, len(model), 256 << 10):
+        st, back = b.request(T_IN, off // SECTOR, in_len=16 << 10)
+        assert st == 0 and back == model[off:off + (16 << 10)], off
+    assert b.request(T_FLUSH, 0)[0] == 0
+
+
+def test_vmm_random_ops_match_a_model():
+    need_qemu()
+    old = os.getcwd()
+    with Scratch() as s:
+        os.chdir(s.dir)
+        try:
+            base = s.path("base.qcow2")
+            qimg("create", "-q", "-f", "qcow2", base, "2M")
+            qio(base, "write -P 0xaa 0 1M", "write -P 0xbb 1M 1M")
+            backing = bytearray(b"\xaa" * (1 << 20) + b"\xbb" * (1 << 20))
+            for n, (opts, backed) in enumerate((
+                    ("extended_l2=on", True), ("extended_l2=on,cluster_size=16k", False),
+                    ("extended_l2=on,cluster_size=32k", True),
+                    ("data_file=r.raw,data_file_raw=on", False),
+                    ("data_file=e.raw,extended_l2=on", False))):
+                img = s.path(f"img{n}.qcow2")
+                args = ["-b", base, "-F", "qcow2"] if backed else []
+                qimg("create", "-q", "-f", "qcow2", "-o", opts, *args, img, "2M")
+                model = bytearray(backing) if backed else bytearray(2 << 20)
+                with drive(img) as v:
+                    random_ops(Blk(v), model, random.Random(n), 150)
+                qemu_check_clean(img)
+                for tool in (qimg, vimg):
+                    out = s.path("out.raw")
+                    if os.path.exists(out):
+                        os.unlink(out)
+                    tool("convert", "-O", "raw", img, out)
+                    with open(out, "rb") as f:
+                        assert f.read() == model, (opts, tool)
+                if "data_file_raw=on" in opts:
+                    with open(s.path("r.raw"), "rb") as f:
+                        assert f.read() == model
         finally:
             os.chdir(old)
 
