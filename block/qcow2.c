@@ -261,10 +261,8 @@ static int parse_v3_fields(BlockImage *img, const uint8_t *hdr, Error **errp)
     }
     uint64_t unknown = s->incompat & ~QCOW2_INCOMPAT_KNOWN;
     if (unknown) {
-        error_setg(errp, "Unsupported qcow2 feature(s): incompatible bits 0x%" PRIx64
-                   "%s%s", unknown,
-                   unknown & QCOW2_INCOMPAT_DATA_FILE ? " (external data file)" : "",
-                   unknown & QCOW2_INCOMPAT_EXTL2 ? " (extended L2 entries)" : "");
+        error_setg(errp, "Unsupported qcow2 feature(s): incompatible bits 0x%" PRIx64,
+                   unknown);
         return -1;
     }
     if (s->header_length > 104) {
