@@ -101,7 +101,8 @@ void system_shutdown_request(ShutdownCause cause)
 static void do_reset(void *opaque)
 {
     ShutdownCause cause = (ShutdownCause)(intptr_t)opaque;
-    if (no_reboot && cause == SHUTDOWN_CAUSE_GUEST_RESET) {
+    /* -no-reboot turns every reset but a subsystem's into a shutdown, as QEMU does. */
+    if (no_reboot && cause != SHUTDOWN_CAUSE_SUBSYSTEM_RESET) {
         do_shutdown(opaque);
         return;
     }

@@ -191,6 +191,13 @@ def test_i8042_reset_and_no_reboot():
         ev = qmp.wait_event("SHUTDOWN")
         assert ev["data"] == {"guest": True, "reason": "guest-reset"}
         assert v.wait() == 0
+    # A reset asked for on the monitor is a shutdown too (QEMU 7.2 does the same).
+    with start("-no-reboot") as v:
+        qmp = v.qmp()
+        qmp.cmd("system_reset")
+        ev = qmp.wait_event("SHUTDOWN")
+        assert ev["data"] == {"guest": False, "reason": "host-qmp-system-reset"}
+        assert v.wait() == 0
 
 
 def test_acpi_poweroff_and_power_button():
