@@ -708,6 +708,24 @@ static int write_subclusters(BlockImage *img, uint64_t off, const uint8_t *buf, 
     return ret;
 }
 
+/* Point n consecutive guest clusters at host clusters host, host + cs, ... (one L2 table). */
+static int map_host_run(BlockImage *img, uint64_t off, uint64_t n, uint64_t host,
+                        uint64_t bitmap, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint8_t *t = l2_for_write(img, off, errp);
+    if (!t) {
+        return -1;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        qcow2_l2_store(s, t, l2_index(s, off) + i,
+                       (host + (i << s->cluster_bits)) | QCOW2_OFLAG_COPIED, bitmap);
+    }
+    qcow2_cache_mark_dirty(&s->l2_cache, t);
+    qcow2_cache_put(&s->l2_cache, t);
+    return 0;
+}
+
 /*
  * Whole clusters that need a new host cluster and no old data: allocate them
  * as one contiguous run and write them with one system call.
@@ -748,17 +766,9 @@ static int write_run(BlockImage *img, uint64_t off, const uint8_t *buf, size_t l
         free_host(img, (uint64_t)host, bytes);
         return -1;
     }
-    uint8_t *t = l2_for_write(img, off, errp);
-    if (!t) {
+    if (map_host_run(img, off, n, (uint64_t)host, QCOW2_SC_ALLOC_ALL, errp) < 0) {
         return -1;
     }
-    for (uint64_t i = 0; i < n; i++) {
-        qcow2_l2_store(s, t, l2_index(s, off) + i,
-                       ((uint64_t)host + (i << s->cluster_bits)) | QCOW2_OFLAG_COPIED,
-                       QCOW2_SC_ALLOC_ALL);
-    }
-    qcow2_cache_mark_dirty(&s->l2_cache, t);
-    qcow2_cache_put(&s->l2_cache, t);
     *done = bytes;
     return 0;
 }
@@ -1198,16 +1208,9 @@ int qcow2_prealloc_map(BlockImage *img, uint64_t bm, Error **errp)
         if (host < 0) {
             return -1;
         }
-        uint8_t *t = l2_for_write(img, off, errp);
-        if (!t) {
+        if (map_host_run(img, off, n, (uint64_t)host, bm, errp) < 0) {
             return -1;
         }
-        for (uint64_t i = 0; i < n; i++) {
-            qcow2_l2_store(s, t, l2_index(s, off) + i,
-                           ((uint64_t)host + i * cs) | QCOW2_OFLAG_COPIED, bm);
-        }
-        qcow2_cache_mark_dirty(&s->l2_cache, t);
-        qcow2_cache_put(&s->l2_cache, t);
         off += n * cs;
     }
     return 0;
