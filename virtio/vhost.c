@@ -46,7 +46,7 @@ VhostDev *vhost_dev_open(const char *path, int fd, unsigned vq_index, unsigned n
     dev->features = features;
     dev->info = (VhostDevInfo){
         .nvqs = nvqs, .vq_index = vq_index, .features = features,
-        .max_queues = 1, .backend_cap = backend,
+        .max_queues = 1, .backend_cap = backend, .dev = dev,
     };
     dev->info.vq = xzalloc(nvqs * sizeof(*dev->info.vq));
     return dev;
@@ -213,6 +213,16 @@ void vhost_dev_stop(VhostDev *dev, VirtIODevice *vdev)
         stop_ring(dev, vdev, i);
     }
     dev->started = false;
+}
+
+int vhost_dev_last_avail_idx(VhostDev *dev, unsigned q)
+{
+    struct vhost_vring_state base = { .index = q - dev->vq_index };
+    if (!dev->started || q < dev->vq_index || q >= dev->vq_index + dev->nvqs ||
+        ioctl(dev->fd, VHOST_GET_VRING_BASE, &base) < 0) {
+        return -1;
+    }
+    return base.num;
 }
 
 bool vhost_net_set_backend(VhostDev *dev, int tap_fd, Error **errp)

@@ -42,6 +42,9 @@ bool vhost_dev_started(const VhostDev *dev);
 /* vhost-net: attach a tap queue to every ring of dev (fd -1 detaches). */
 bool vhost_net_set_backend(VhostDev *dev, int tap_fd, Error **errp);
 
+/* Where the kernel is in queue q's avail ring (q is the device's index), or -1. */
+int vhost_dev_last_avail_idx(VhostDev *dev, unsigned q);
+
 /* The introspection view of dev (owned by dev, valid until close). */
 VhostDevInfo *vhost_dev_info(VhostDev *dev);
 

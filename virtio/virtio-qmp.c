@@ -12,6 +12,7 @@
 #include "core/runstate.h"
 #include "qapi/qapi-commands.h"
 #include "util/osdep.h"
+#include "virtio/vhost.h"
 #include "virtio/virtio-features.h"
 #include "virtio/virtio.h"
 
@@ -190,12 +191,19 @@ VirtQueueStatus *qmp_x_query_virtio_queue_status(const char *path, uint16_t queu
     s->vring_desc = vq->desc;
     s->vring_avail = vq->avail;
     s->vring_used = vq->used;
-    /* With vhost running, ring progress lives in the back-end, not here. */
+    /*
+     * With vhost running, ring progress lives in the kernel: it is asked for
+     * the avail position of its own queues, and there is no shadow index.
+     */
     if (!vdev->vhost_started) {
         s->has_last_avail_idx = true;
         s->last_avail_idx = vq->last_avail_idx;
         s->has_shadow_avail_idx = true;
         s->shadow_avail_idx = vq->shadow_avail_idx;
+    } else if (vdev->vhost && vdev->vhost->dev) {
+        int idx = vhost_dev_last_avail_idx(vdev->vhost->dev, queue);
+        s->has_last_avail_idx = idx >= 0;
+        s->last_avail_idx = idx >= 0 ? idx : 0;
     }
     s->used_idx = vq->used_idx;
     s->signalled_used = vq->signalled_used;

@@ -106,6 +106,7 @@ typedef struct VhostDevInfo {
     uint64_t max_queues, backend_cap;
     bool log_enabled;
     uint64_t log_size;
+    struct VhostDev *dev;       /* the back-end itself (virtio/vhost.h) */
     /* per queue, for x-query-virtio-vhost-queue-status */
     struct {
         uint64_t desc_phys, avail_phys, used_phys;

@@ -37,6 +37,19 @@ def inflate_balloon(q, target=192 << 20, timeout=120):
             "hmp": q.hmp("info balloon")}
 
 
+def reset_and_requery(q, console, timeout=240):
+    """system_reset, wait for the guest to come up again, report each
+    device's status then (back-ends that left the VMM must come back)."""
+    q.cmd("system_reset")
+    deadline = time.monotonic() + timeout
+    while open(console, "rb").read().count(READY) < 2:
+        if time.monotonic() > deadline:
+            return {"error": "guest not ready after reset"}
+        time.sleep(0.2)
+    return {d["name"]: q.cmd("x-query-virtio-status", path=d["path"])
+            for d in q.cmd("x-query-virtio")}
+
+
 def main():
     out_path, argv = sys.argv[1], sys.argv[2:]
     tmp = os.environ.get("LAB_TMP") or os.environ.get("TMPDIR") or "/tmp"
@@ -79,7 +92,12 @@ def main():
             "no-vhost": q.execute("x-query-virtio-vhost-queue-status", path=devices[0]["path"], queue=0),
         }
         result["balloon"] = inflate_balloon(q)
+        if os.environ.get("GUEST_QUERY_RESET"):
+            result["after_reset"] = reset_and_requery(q, console)
         result["console"] = open(console, "rb").read().decode(errors="replace")[-4000:]
+        if proc.poll() is not None:
+            raise RuntimeError(f"the VMM exited with status {proc.returncode}:\n" +
+                               proc.stderr.read().decode(errors="replace")[-3000:])
         q.cmd("quit")
         proc.wait(30)
     finally:

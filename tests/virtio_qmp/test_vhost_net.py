@@ -60,14 +60,15 @@ def run_both():
         tap, subnet = TAPS[name]
         args = ["-m", "256M", "-smp", "1", "-display", "none", "-nodefaults", "-kernel",
                 lab.kernel_path(), "-initrd", initrd, "-append",
-                f"console=ttyS0 quiet panic=-1 subnet={subnet}", "-no-reboot",
+                f"console=ttyS0 quiet panic=-1 subnet={subnet}",
                 "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no,vhost=on",
                 "-device", "virtio-net-pci,netdev=n0,id=net0"]
         # The tap appears when the VMM starts; give it the host's address then.
         host_side = (f"( for i in $(seq 1 100); do ip link show {tap} >/dev/null 2>&1 && break; "
                      f"sleep 0.1; done; ip addr add 10.0.{subnet}.2/24 dev {tap}; "
                      f"ip link set {tap} up ) & ")
-        return host_side + q([sys.executable, helper, outs[name]] + vmm_argv + args)
+        return host_side + "GUEST_QUERY_RESET=1 " + q([sys.executable, helper, outs[name]] +
+                                                      vmm_argv + args)
 
     script = " && ".join([
         job("vireo", [vtest.binary("vireo"), "-accel", "kvm"]),
@@ -86,6 +87,17 @@ def test_guest_pings_through_vhost():
     assert "PING-yes" in r["vireo"]["console"], r["vireo"]["console"][-1000:]
 
 
+def test_vhost_comes_back_after_reset():
+    """system_reset takes the rings back from the kernel; the rebooted
+    guest's driver starts vhost again and reaches the host again."""
+    r = run_both()
+    for name in ("qemu", "vireo"):
+        after = r[name]["after_reset"]
+        assert "error" not in after, (name, after)
+        assert after["virtio-net"]["vhost-started"], (name, after)
+        assert r[name]["console"].count("PING-yes") == 2, r[name]["console"][-1000:]
+
+
 def test_status_shows_vhost_like_qemu():
     r = run_both()
     ours, theirs = r["vireo"]["status"]["virtio-net"], r["qemu"]["status"]["virtio-net"]
@@ -95,9 +107,11 @@ def test_status_shows_vhost_like_qemu():
                                                                   theirs["vhost-dev"])
     for key in ("guest-features", "host-features", "num-vqs", "status"):
         assert ours[key] == theirs[key], (key, ours[key], theirs[key])
-    # While vhost runs, ring positions live in the kernel: not reported.
-    for qs in r["vireo"]["queues"]["virtio-net"][:2]:
-        assert "last-avail-idx" not in qs["return"], qs
+    # While vhost runs, the kernel is asked where it is in the avail ring;
+    # the queue statuses carry the same members as QEMU's.
+    for a, b in zip(r["vireo"]["queues"]["virtio-net"], r["qemu"]["queues"]["virtio-net"]):
+        assert sorted(a["return"]) == sorted(b["return"]), (a, b)
+    assert r["vireo"]["queues"]["virtio-net"][0]["return"]["last-avail-idx"] > 0
 
 
 def test_vhost_queue_status_like_qemu():
