@@ -10,15 +10,28 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "core/main-loop.h"
 #include "util/osdep.h"
 #include "virtio/virtio-pci.h"
 
 #define RNG_QUEUE_SIZE  8
 #define RNG_CHUNK_MAX   (64 * 1024)     /* per request: guests ask for small amounts */
 
+#define RATE_PERIOD_DEFAULT_MS  (1u << 16)
+
+/*
+ * Rate limit (max-bytes per period): the first byte served in a period arms
+ * a guest-time timer; once the quota is used up, requests wait in the ring
+ * until the timer refills it, so a guest cannot drain the host's entropy
+ * faster than allowed.
+ */
 typedef struct VirtIORng {
     VirtIODevice vdev;
     int fd;                 /* rng-random source; -1: getrandom */
+    uint64_t max_bytes;     /* per period; UINT64_MAX: no limit */
+    uint64_t period_ms;
+    uint64_t quota;         /* bytes left in this period */
+    Timer *refill;
 } VirtIORng;
 
 static const OptParam rng_params[] = {
@@ -46,21 +59,66 @@ static ssize_t read_entropy(VirtIORng *rng, void *buf, size_t len)
     return n;
 }
 
-/* Fill every buffer the driver offers; each request gets what we have. */
+/* Fill the buffers the driver offers, as far as the quota of this period allows. */
 static void rng_handle_request(VirtIODevice *vdev, VirtQueue *vq)
 {
     VirtIORng *rng = container_of(vdev, VirtIORng, vdev);
+    if (rng->quota == 0) {
+        return;             /* the refill timer comes back for them */
+    }
+    if (rng->max_bytes != UINT64_MAX && !timer_pending(rng->refill)) {
+        timer_mod(rng->refill, clock_get_ns(CLOCK_VIRTUAL) + (int64_t)rng->period_ms * 1000000);
+    }
     uint8_t *buf = xmalloc(RNG_CHUNK_MAX);
     VirtQueueElement elem;
-    while (virtqueue_pop(vq, &elem)) {
-        size_t want = MIN(elem.in_len, RNG_CHUNK_MAX);
+    while (rng->quota && virtqueue_pop(vq, &elem)) {
+        size_t want = MIN(MIN(elem.in_len, RNG_CHUNK_MAX), rng->quota);
         ssize_t got = want ? read_entropy(rng, buf, want) : 0;
         size_t done = got > 0 ? iov_from_buf(elem.in_sg, elem.in_num, 0, buf, got) : 0;
+        if (rng->max_bytes != UINT64_MAX) {
+            rng->quota -= done;
+        }
         virtqueue_push(vq, &elem, done);
         virtqueue_element_free(&elem);
     }
     free(buf);
     virtqueue_notify(vq);
+}
+
+static void rng_refill(void *opaque)
+{
+    VirtIORng *rng = opaque;
+    rng->quota = rng->max_bytes;
+    if (virtio_driver_ok(&rng->vdev)) {
+        rng_handle_request(&rng->vdev, &rng->vdev.vq[0]);
+    }
+}
+
+static void rng_reset(VirtIODevice *vdev)
+{
+    VirtIORng *rng = container_of(vdev, VirtIORng, vdev);
+    timer_del(rng->refill);
+    rng->quota = rng->max_bytes;
+}
+
+static const VirtIODeviceOps rng_ops = { .reset = rng_reset };
+
+static bool parse_rate_limit(const KeyValList *kv, VirtIORng *rng, Error **errp)
+{
+    uint64_t period = keyval_get_number(kv, "period", RATE_PERIOD_DEFAULT_MS);
+    uint64_t max = keyval_get_number(kv, "max-bytes", INT64_MAX);
+    if (period == 0 || period > INT64_MAX / 1000000) {
+        error_setg(errp, "'period' parameter expects a positive integer");
+        return false;
+    }
+    if (max > INT64_MAX) {
+        error_setg(errp, "'max-bytes' parameter must be non-negative, and less than 2^63");
+        return false;
+    }
+    rng->period_ms = period;
+    rng->max_bytes = max == INT64_MAX ? UINT64_MAX : max;   /* INT64_MAX: unlimited */
+    rng->quota = rng->max_bytes;
+    return true;
 }
 
 static bool open_backend(const VirtioCreateContext *ctx, const char *id, VirtIORng *rng,
@@ -101,19 +159,26 @@ bool virtio_rng_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
         return false;
     }
     VirtIORng *rng = xzalloc(sizeof(*rng));
+    rng->fd = -1;
     bool ok = virtio_pci_parse_options(&kv, 2, &po, errp) &&
+              parse_rate_limit(&kv, rng, errp) &&
               open_backend(ctx, keyval_get(&kv, "rng"), rng, errp);
     if (ok) {
         virtio_device_init(&rng->vdev, "virtio-rng", VIRTIO_ID_RNG, ctx->mem, 0, 1);
         virtio_queue_setup(&rng->vdev, 0, RNG_QUEUE_SIZE, rng_handle_request);
         virtio_pci_apply_feature_props(&kv, &rng->vdev);
         rng->vdev.opaque = rng;
+        rng->vdev.ops = &rng_ops;
+        rng->refill = timer_new(CLOCK_VIRTUAL, rng_refill, rng);
         ok = virtio_pci_plug(ctx, &kv, "virtio-rng-pci", &rng->vdev, 0x00ff00, &po, errp);
     }
     keyval_free(&kv);
     if (!ok) {
         if (rng->fd >= 0) {
             close(rng->fd);
+        }
+        if (rng->refill) {
+            timer_free(rng->refill);
         }
         free(rng->vdev.config);
         free(rng->vdev.vq);

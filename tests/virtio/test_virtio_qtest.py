@@ -9,8 +9,10 @@ vireo and the other devices keep working.
 """
 import os
 import struct
+import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
@@ -135,6 +137,30 @@ def test_rng_reads():
             assert len(set(v.qtest.memread(buf2, 4096))) > 200
     finally:
         os.unlink(path)
+
+
+def test_rng_rate_limit():
+    """max-bytes per period: the quota runs out, requests wait in the ring
+    until guest time reaches the next period, then get served."""
+    with start("-device", "virtio-rng-pci,max-bytes=100,period=1000") as v:
+        d = device(v, 0)
+        vq, = d.init()
+        buf = d.alloc.take(4096)
+        for i in range(4):
+            vq.add_chain([(buf + 64 * i, 64, True)])
+        vq.kick()
+        assert [vq.wait_used()[1] for _ in range(2)] == [64, 36]
+        v.qtest.ok("clock_step 500000000")              # half a period: nothing more
+        time.sleep(0.2)
+        assert vq.used_idx() == 2
+        v.qtest.ok("clock_step 600000000")              # the next period
+        assert [vq.wait_used()[1] for _ in range(2)] == [64, 36]
+    for bad, msg in (("period=0", "'period' parameter expects a positive integer"),
+                     ("max-bytes=9223372036854775808",
+                      "'max-bytes' parameter must be non-negative, and less than 2^63")):
+        r = subprocess.run([vtest.binary("vireo"), "-accel", "qtest", "-display", "none",
+                            "-device", f"virtio-rng-pci,{bad}"], capture_output=True, text=True)
+        assert r.returncode == 1 and msg in r.stderr, r.stderr
 
 
 # ---- blk ----
