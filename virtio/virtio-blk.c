@@ -5,6 +5,7 @@
  * once. Completions arrive on the main loop through the queue's eventfd.
  */
 #include <endian.h>
+#include <errno.h>
 #include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,7 @@ typedef struct VirtIOBlock {
     BlockQueue *bq;
     char *serial;               /* get-id answer, NULL: empty */
     bool readonly;
+    bool writeback;             /* the cache mode at power-on (cache=writethrough|directsync: off) */
     bool gather_segments;       /* the image sits on a per-segment-costly file system */
     bool pending_notify[MAX_QUEUES];
 } VirtIOBlock;
@@ -92,6 +94,7 @@ typedef struct BlkRequest {
     unsigned data_n;
     uint32_t data_len;
     bool is_read;
+    bool flush_after;           /* writethrough: the write completes after a flush */
     void *bounce;               /* contiguous copy of data, or NULL */
     struct iovec bounce_iov;
 } BlkRequest;
@@ -146,6 +149,14 @@ static void notify_pending(VirtIOBlock *blk)
 static void aio_done(void *opaque, int ret)
 {
     BlkRequest *req = opaque;
+    if (ret == 0 && req->flush_after) {
+        /* Writethrough: the guest hears of the write once it is on stable storage. */
+        req->flush_after = false;
+        if (blk_aio_flush(req->blk->bq, aio_done, req) == 0) {
+            return;
+        }
+        ret = -EIO;
+    }
     if (ret == 0 && req->bounce && req->is_read) {
         iov_from_buf(req->data, req->data_n, 0, req->bounce, req->bounce_iov.iov_len);
     }
@@ -203,6 +214,7 @@ static uint8_t do_read_write(BlkRequest *req, const BlkReqHeader *h, bool write)
     }
     uint64_t off = h->sector * SECTOR_SIZE;
     req->is_read = !write;
+    req->flush_after = write && !blk->vdev.config[CFG_WRITEBACK];
     maybe_bounce(req, len, write);
     struct iovec *iov = req->bounce ? &req->bounce_iov : req->data;
     int iovcnt = req->bounce ? 1 : (int)req->data_n;
@@ -311,7 +323,7 @@ static void blk_reset(VirtIODevice *vdev)
         blk_queue_drain(blk->bq);
     }
     memset(blk->pending_notify, 0, sizeof(blk->pending_notify));
-    vdev->config[CFG_WRITEBACK] = 1;
+    vdev->config[CFG_WRITEBACK] = blk->writeback;
 }
 
 static void blk_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, unsigned size)
@@ -352,7 +364,7 @@ static void fill_config(VirtIOBlock *blk, unsigned num_queues, unsigned queue_si
     c[CFG_HEADS] = 16;
     c[CFG_SECTORS] = 63;
     put32(c + CFG_BLK_SIZE, SECTOR_SIZE);
-    c[CFG_WRITEBACK] = 1;
+    c[CFG_WRITEBACK] = blk->writeback;
     put16(c + CFG_NUM_QUEUES, num_queues);
     put32(c + CFG_MAX_DISCARD, MAX_DISCARD_SECTORS);
     put32(c + CFG_MAX_DISCARD_SEG, 1);
@@ -404,6 +416,7 @@ static bool open_drive(VirtIOBlock *blk, const char *drive_opts, Error **errp)
     const char *aio = keyval_get(&kv, "aio");
     blk->readonly = keyval_get_bool(&kv, "readonly", false);
     unsigned flags = blk->readonly ? 0 : BLK_O_RDWR;
+    blk->writeback = !cache || (strcmp(cache, "writethrough") && strcmp(cache, "directsync"));
     if (cache && (!strcmp(cache, "none") || !strcmp(cache, "directsync"))) {
         flags |= BLK_O_NOCACHE;
     }

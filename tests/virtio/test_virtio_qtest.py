@@ -248,6 +248,33 @@ def test_blk_read_write_flush_id():
         os.unlink(path)
 
 
+def test_blk_writethrough_cache_mode():
+    """cache=writethrough starts with the write cache off (config byte 0); the
+    driver may turn it on (config-wce), and a reset restores the drive's mode.
+    Writes in writethrough mode complete (after their flush) with the data."""
+    path = disk()
+    try:
+        with start("-drive", f"file={path},format=raw,if=none,id=d0,cache=writethrough",
+                   "-device", "virtio-blk-pci,drive=d0") as v:
+            b = Blk(v)
+            assert b.d.config(32, 1) == 0
+            st, n, _ = b.request(1, 0, out=b"\x33" * 4096)
+            assert (st, n) == (0, 1)
+            assert b.request(0, 0, in_len=4096)[2] == b"\x33" * 4096
+            b.d.write_config(32, 1)
+            assert b.d.config(32, 1) == 1
+            assert b.request(1, 8, out=b"\x44" * 4096)[0] == 0
+            b.d.set_status(0)
+            assert b.d.config(32, 1) == 0
+        with open(path, "rb") as f:
+            assert f.read(8192) == b"\x33" * 4096 + b"\x44" * 4096
+        with start("-drive", f"file={path},format=raw,if=none,id=d0",
+                   "-device", "virtio-blk-pci,drive=d0") as v:
+            assert Blk(v).d.config(32, 1) == 1                # writeback by default
+    finally:
+        os.unlink(path)
+
+
 def scattered(b, rtype, sector, segs, writable):
     """One request whose data is many small buffers out of order."""
     qt = b.v.qtest
