@@ -99,12 +99,15 @@ static size_t put_bitmaps_ext(BDRVQcow2 *s, uint8_t *buf, size_t pos, size_t cap
     return put_ext(buf, pos, cap, QCOW2_EXT_BITMAPS, ext, sizeof(ext));
 }
 
-/* Rewrite cluster 0: header, extensions, backing file name. */
-int qcow2_write_header(BlockImage *img, Error **errp)
+/*
+ * Lay out cluster 0 in @buf: header, extensions, backing file name.  Returns
+ * the bytes used, or SIZE_MAX when they do not fit in the cluster.
+ */
+static size_t build_header(BlockImage *img, uint8_t *buf, bool feature_table)
 {
     BDRVQcow2 *s = img->opaque;
     size_t cap = s->cluster_size;
-    uint8_t *buf = blk_alloc_aligned(cap);
+    memset(buf, 0, cap);
     size_t hlen = s->version >= 3 ? s->header_length : QCOW2_V2_HEADER_LEN;
     st_be32(buf, QCOW2_MAGIC);
     st_be32(buf + 4, (uint32_t)s->version);
@@ -139,7 +142,7 @@ int qcow2_write_header(BlockImage *img, Error **errp)
         pos = put_ext(buf, pos, cap, QCOW2_EXT_DATA_FILE, s->data_file_name,
                       (uint32_t)strlen(s->data_file_name));
     }
-    if (pos != SIZE_MAX && s->version >= 3) {
+    if (pos != SIZE_MAX && s->version >= 3 && feature_table) {
         pos = put_feature_table(buf, pos, cap);
     }
     if (pos != SIZE_MAX && s->bitmaps_ext && s->nb_bitmaps && s->version >= 3) {
@@ -165,6 +168,20 @@ int qcow2_write_header(BlockImage *img, Error **errp)
             memcpy(buf + pos, img->backing_name, blen);
             pos += blen;
         }
+    }
+    return pos;
+}
+
+/* Rewrite cluster 0. */
+int qcow2_write_header(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    size_t cap = s->cluster_size;
+    uint8_t *buf = blk_alloc_aligned(cap);
+    size_t pos = build_header(img, buf, true);
+    if (pos == SIZE_MAX) {
+        /* The feature name table is optional: small clusters go without it, as with qemu. */
+        pos = build_header(img, buf, false);
     }
     if (pos == SIZE_MAX) {
         error_setg(errp, "qcow2 header and extensions do not fit in one cluster");
