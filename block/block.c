@@ -319,7 +319,7 @@ int blk_resize(BlockImage *img, uint64_t size, Error **errp)
         return -1;
     }
     if (!img->drv->resize) {
-        error_setg(errp, "format '%s' cannot be resized", img->drv->name);
+        error_setg(errp, "Image format driver does not support resize");
         return -1;
     }
     blk_aio_quiesce(img);

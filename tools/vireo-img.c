@@ -867,7 +867,7 @@ static int cmd_resize(int argc, char **argv)
         return 1;
     }
     size = sign > 0 ? blk_size(img) + n : sign < 0 ? blk_size(img) - n : n;
-    if (sign < 0 && n > blk_size(img)) {
+    if ((sign < 0 && n >= blk_size(img)) || (sign >= 0 && size == 0)) {
         fprintf(stderr, "vireo-img: New image size must be positive\n");
         blk_close(img, NULL);
         return 1;
