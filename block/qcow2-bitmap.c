@@ -17,6 +17,7 @@
 
 #define BITMAP_DIR_MAX (64u << 20)
 #define BME_HEADER_LEN 24
+#define BITMAP_TABLE_MAX (1u << 23)   /* entries of an in_use (unloaded) bitmap's table */
 
 void qcow2_free_bitmaps(BDRVQcow2 *s)
 {
@@ -30,15 +31,26 @@ void qcow2_free_bitmaps(BDRVQcow2 *s)
     s->nb_bitmaps = 0;
 }
 
-static uint64_t bitmap_nbits(BlockImage *img, uint8_t gran_bits)
+/* Bits and bytes of a bitmap over a disk of @size bytes. */
+static uint64_t nbits_for(uint64_t size, uint8_t gran_bits)
 {
     uint64_t gran = 1ull << gran_bits;
-    return img->size / gran + (img->size % gran != 0);
+    return size / gran + (size % gran != 0);
+}
+
+static uint64_t bytes_for(uint64_t size, uint8_t gran_bits)
+{
+    return (nbits_for(size, gran_bits) + 7) / 8;
+}
+
+static uint64_t bitmap_nbits(BlockImage *img, uint8_t gran_bits)
+{
+    return nbits_for(img->size, gran_bits);
 }
 
 static uint64_t bitmap_bytes(BlockImage *img, uint8_t gran_bits)
 {
-    return (bitmap_nbits(img, gran_bits) + 7) / 8;
+    return bytes_for(img->size, gran_bits);
 }
 
 static uint64_t table_entries_needed(BlockImage *img, uint8_t gran_bits)
@@ -93,7 +105,18 @@ static int parse_entry(BlockImage *img, const uint8_t *p, size_t avail, Qcow2Bit
                    bm->table_offset);
         return -1;
     }
-    if (bm->table_size != table_entries_needed(img, bm->granularity_bits)) {
+    /*
+     * A bitmap flagged in_use is never loaded: its table may still have the
+     * size of an earlier disk size (a resize interrupted before the bitmaps
+     * were stored), as qemu tolerates.  Only bound it.
+     */
+    if (bm->flags & BME_FLAG_IN_USE) {
+        if (bm->table_size > BITMAP_TABLE_MAX) {
+            error_setg(errp, "bitmap '%s' table has %u entries, too many", bm->name,
+                       bm->table_size);
+            return -1;
+        }
+    } else if (bm->table_size != table_entries_needed(img, bm->granularity_bits)) {
         error_setg(errp, "bitmap '%s' table has %u entries, the disk size needs %" PRIu64,
                    bm->name, bm->table_size, table_entries_needed(img, bm->granularity_bits));
         return -1;
@@ -401,7 +424,7 @@ int qcow2_store_bitmaps(BlockImage *img, Error **errp)
 void qcow2_bitmaps_mark_write(BlockImage *img, uint64_t off, uint64_t len)
 {
     BDRVQcow2 *s = img->opaque;
-    if (!len) {
+    if (!len || s->bitmaps_quiet) {
         return;
     }
     for (int i = 0; i < s->nb_bitmaps; i++) {
@@ -414,6 +437,82 @@ void qcow2_bitmaps_mark_write(BlockImage *img, uint64_t off, uint64_t len)
         for (uint64_t b = first; b <= last; b++) {
             bm->bits[b / 8] |= (uint8_t)(1u << (b % 8));
         }
+        bm->modified = true;
+    }
+}
+
+/* ---- resize ---- */
+
+/*
+ * Before the disk changes size: every bitmap must be loadable (qemu refuses
+ * to resize an image with an inconsistent bitmap, and so do we), its bits
+ * must be in memory, and it must be flagged in_use on disk so that a crash
+ * between the new header and the new bitmap tables leaves bitmaps known to
+ * be stale rather than tables that no longer fit the disk.  Changes nothing
+ * when it fails on a bitmap.
+ */
+int qcow2_bitmaps_resize_prepare(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    for (int i = 0; i < s->nb_bitmaps; i++) {
+        Qcow2Bitmap *bm = &s->bitmaps[i];
+        if (bm->bits) {
+            continue;
+        }
+        if (bm->flags & BME_FLAG_IN_USE) {
+            error_setg(errp, "Bitmap '%s' is inconsistent and cannot be used", bm->name);
+            return -1;
+        }
+        if (!usable(bm)) {
+            error_setg(errp, "Bitmap '%s' has extra data that is not understood; "
+                       "cannot resize", bm->name);
+            return -1;
+        }
+    }
+    bool mark = false;
+    for (int i = 0; i < s->nb_bitmaps; i++) {
+        Qcow2Bitmap *bm = &s->bitmaps[i];
+        if (load_bits(img, bm, errp) < 0) {
+            return -1;
+        }
+        if (!(bm->flags & BME_FLAG_IN_USE)) {
+            bm->flags |= BME_FLAG_IN_USE;
+            mark = true;
+        }
+    }
+    if (!mark) {
+        return 0;
+    }
+    s->bitmaps_in_use_marked = true;
+    if (write_directory(img, true, errp) < 0 || bfile_flush(&img->file, errp) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The disk now has @new_size bytes (img->size is still the old size): cut or
+ * extend every bitmap.  Bits past a smaller end are dropped; a larger disk's
+ * new area starts clean.  The new tables are written when the bitmaps are
+ * stored (on close), which also frees the old ones.
+ */
+void qcow2_bitmaps_resize(BlockImage *img, uint64_t new_size)
+{
+    BDRVQcow2 *s = img->opaque;
+    for (int i = 0; i < s->nb_bitmaps; i++) {
+        Qcow2Bitmap *bm = &s->bitmaps[i];
+        uint64_t old_bytes = bitmap_bytes(img, bm->granularity_bits);
+        uint64_t new_bytes = bytes_for(new_size, bm->granularity_bits);
+        uint64_t nbits = nbits_for(new_size, bm->granularity_bits);
+        /* Whole clusters, as store_bits() reads them (plus one byte for size 0). */
+        uint8_t *bits = xzalloc(ROUND_UP(new_bytes + 1, s->cluster_size));
+        memcpy(bits, bm->bits, MIN(old_bytes, new_bytes));
+        if (nbits % 8) {
+            bits[nbits / 8] &= (uint8_t)((1u << (nbits % 8)) - 1);
+        }
+        free(bm->bits);
+        bm->bits = bits;
+        bm->nbits = nbits;
         bm->modified = true;
     }
 }

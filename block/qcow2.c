@@ -869,33 +869,38 @@ static int qcow2_resize(BlockImage *img, uint64_t size, Error **errp)
         error_setg(errp, "The new size must be a multiple of 512");
         return -1;
     }
-    if (size < img->size) {
-        if (s->nb_snapshots) {
-            error_setg(errp, "Can't resize an image which has snapshots");
-            return -1;
-        }
-        if (qcow2_discard(img, ROUND_UP(size, s->cluster_size),
-                          ROUND_UP(img->size, s->cluster_size) -
-                          ROUND_UP(size, s->cluster_size), errp) < 0) {
-            return -1;
-        }
-    }
-    if (s->nb_bitmaps) {
-        error_setg(errp, "Cannot resize qcow2 with persistent bitmaps");
+    if (size > ((uint64_t)1 << 62)) {
+        error_setg(errp, "size %" PRIu64 " is too large for qcow2", size);
         return -1;
     }
-    uint64_t l2_span = s->l2_entries << s->cluster_bits;
-    if (size > ((uint64_t)1 << 62) ||
-        qcow2_grow_l1(img, (size + l2_span - 1) / l2_span, errp) < 0) {
-        if (size > ((uint64_t)1 << 62)) {
-            error_setg(errp, "size %" PRIu64 " is too large for qcow2", size);
+    if (size < img->size && s->nb_snapshots) {
+        error_setg(errp, "Can't resize an image which has snapshots");
+        return -1;
+    }
+    /* Bitmaps are checked (and may refuse) before anything is changed. */
+    if (s->nb_bitmaps && qcow2_bitmaps_resize_prepare(img, errp) < 0) {
+        return -1;
+    }
+    if (size < img->size) {
+        /* Dropping the tail is no guest write: the bitmaps lose those bits instead. */
+        s->bitmaps_quiet = true;
+        int ret = qcow2_discard(img, ROUND_UP(size, s->cluster_size),
+                                ROUND_UP(img->size, s->cluster_size) -
+                                ROUND_UP(size, s->cluster_size), errp);
+        s->bitmaps_quiet = false;
+        if (ret < 0) {
+            return -1;
         }
+    }
+    uint64_t l2_span = s->l2_entries << s->cluster_bits;
+    if (qcow2_grow_l1(img, (size + l2_span - 1) / l2_span, errp) < 0) {
         return -1;
     }
     /* The data file follows, so a raw data file stays the whole image. */
     if (qcow2_has_data_file(s) && bfile_truncate(s->data, size, errp) < 0) {
         return -1;
     }
+    qcow2_bitmaps_resize(img, size);
     img->size = size;
     if (qcow2_flush_metadata(img, false, errp) < 0) {
         return -1;

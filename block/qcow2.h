@@ -178,6 +178,7 @@ typedef struct BDRVQcow2 {
     bool bitmaps_ext;           /* the image has a (consistent) bitmaps extension */
     uint64_t bitmap_dir_offset, bitmap_dir_size;
     bool bitmaps_in_use_marked; /* we set in_use on disk at open */
+    bool bitmaps_quiet;         /* a shrink drops the tail: not a write to record */
 
     Qcow2UnknownExt *unknown_exts;
     int nb_unknown_exts;
@@ -292,6 +293,9 @@ int qcow2_bitmaps_open_rw(BlockImage *img, Error **errp);
 int qcow2_store_bitmaps(BlockImage *img, Error **errp);
 void qcow2_free_bitmaps(BDRVQcow2 *s);
 void qcow2_bitmaps_mark_write(BlockImage *img, uint64_t off, uint64_t len);
+/* Resize: check, load and flag every bitmap, then (once nothing can fail) resize them. */
+int qcow2_bitmaps_resize_prepare(BlockImage *img, Error **errp);
+void qcow2_bitmaps_resize(BlockImage *img, uint64_t new_size);
 int qcow2_bitmap_add(BlockImage *img, const char *name, uint32_t granularity,
                      bool disabled, Error **errp);
 int qcow2_bitmap_remove(BlockImage *img, const char *name, Error **errp);

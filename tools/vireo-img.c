@@ -878,7 +878,13 @@ static int cmd_resize(int argc, char **argv)
         return 1;
     }
     int ret = blk_resize(img, size, &err);
+    /* qemu-img follows this refusal with a hint line; so do we. */
+    bool inconsistent = ret < 0 && err &&
+                        strstr(error_get_pretty(err), "is inconsistent and cannot be used");
     ret = finish_modification(img, ret, err);
+    if (inconsistent) {
+        fprintf(stderr, "Try block-dirty-bitmap-remove to delete this bitmap from disk\n");
+    }
     if (ret == 0 && !quiet) {
         printf("Image resized.\n");
     }
