@@ -564,8 +564,8 @@ int qcow2_bitmap_add(BlockImage *img, const char *name, uint32_t granularity,
         return -1;
     }
     if (!granularity) {
-        granularity = MAX(s->cluster_size, 65536u) == s->cluster_size ? s->cluster_size
-                                                                      : 65536u;
+        /* qemu-img's default: the cluster size, kept within 4 KiB .. 64 KiB. */
+        granularity = MIN(MAX(s->cluster_size, 4096u), 65536u);
     }
     if (!is_power_of_2(granularity) || granularity < 512 || granularity > (1u << 31)) {
         error_setg(errp, "Granularity must be power of 2 and at least 512");

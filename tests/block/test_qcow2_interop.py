@@ -250,6 +250,20 @@ def test_bitmaps_both_directions():
         assert qcow2_bitmap_bits(p, "q")[0] == {32}
 
 
+def test_bitmap_default_granularity_like_qemu():
+    """Without -g both tools pick the same granularity for every cluster size."""
+    need_qemu()
+    with Scratch() as s:
+        for cs in (512, 4096, 32768, 65536, 2 << 20):
+            grans = []
+            for tool in (qimg, vimg):
+                p = s.path(f"g{cs}-{tool.__name__}.qcow2")
+                qimg("create", "-q", "-f", "qcow2", "-o", f"cluster_size={cs}", p, "16M")
+                tool("bitmap", "--add", p, "b")
+                grans.append(qcow2_bitmap_bits(p, "b")[1])
+            assert grans[0] == grans[1], (cs, grans)
+
+
 def test_resize_and_discard():
     need_qemu()
     with Scratch() as s:
