@@ -1,6 +1,7 @@
 """Helpers shared by the block layer's functional tests: run vireo-img and
 the reference qemu-img/qemu-io side by side in a scratch directory."""
 import json
+import contextlib
 import os
 import shutil
 import struct
@@ -21,6 +22,19 @@ def vireo_img():
 def need_qemu():
     if not shutil.which("qemu-img") or not shutil.which("qemu-io"):
         vtest.skip("qemu-img/qemu-io not installed")
+
+
+@contextlib.contextmanager
+def in_dir(path):
+    """qemu 7.2 opens a relative data file name from its working directory
+    (vireo from the image's directory, like backing files): run both from
+    the image's directory so they find the same file."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 class Scratch:

@@ -4,13 +4,12 @@ directions against qemu-img/qemu-io 7.2: what qemu writes vireo reads the
 same (convert, compare, map, check, info); what vireo writes passes
 qemu-img check and reads back through qemu.  Hostile images give a clear
 error, never a crash.  Also: sizes rounded to whole sectors as qemu-img does."""
-import contextlib
 import json
 import os
 import struct
 
 import vtest
-from imgtest import Scratch, need_qemu, qemu_check_clean, qimg, qio, vimg
+from imgtest import Scratch, in_dir, need_qemu, qemu_check_clean, qimg, qio, vimg
 
 # Subcluster-sized and smaller pieces inside 64k clusters (2k subclusters).
 QEMU_WRITES = ["write -P 0x11 4k 4k", "write -P 0x22 70k 3k", "write -z 256k 8k",
@@ -41,19 +40,6 @@ def agree_with_qemu(s, path):
     qinfo = json.loads(qimg("info", "--output=json", path).stdout)
     assert vinfo["format-specific"] == qinfo["format-specific"], (vinfo, qinfo)
     assert vinfo["virtual-size"] == qinfo["virtual-size"]
-
-
-@contextlib.contextmanager
-def in_dir(path):
-    """qemu 7.2 opens a relative data file name from its working directory
-    (vireo from the image's directory, like backing files): run both from
-    the image's directory so they find the same file."""
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 def make_base(s, size="4M"):

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "virtio"))
 import vdriver  # noqa: E402
 import vmm  # noqa: E402
 import vtest  # noqa: E402
-from imgtest import Scratch, need_qemu, qemu_check_clean, qimg, qio, vimg  # noqa: E402
+from imgtest import Scratch, in_dir, need_qemu, qemu_check_clean, qimg, qio, vimg  # noqa: E402
 
 T_IN, T_OUT, T_FLUSH, T_DISCARD, T_WRITE_ZEROES = 0, 1, 4, 11, 13
 SECTOR = 512
@@ -89,32 +89,26 @@ def test_vmm_subclusters_over_backing():
 
 def test_vmm_external_raw_data_file():
     need_qemu()
-    old = os.getcwd()
-    with Scratch() as s:
-        # qemu 7.2 looks for a relative data file from its working directory
-        os.chdir(s.dir)
-        try:
-            img = s.path("d.qcow2")
-            qimg("create", "-q", "-f", "qcow2", "-o", "data_file=d.raw,data_file_raw=on", img,
-                 "2M")
-            qio(img, "write -P 0x21 0 64k")
-            with drive(img) as v:
-                b = Blk(v)
-                st, back = b.request(T_IN, 0, in_len=4096)
-                assert st == 0 and back == b"\x21" * 4096
-                assert b.request(T_OUT, 1000, out=b"\x42" * 8192)[0] == 0
-                st, back = b.request(T_IN, 1000, in_len=8192)
-                assert st == 0 and back == b"\x42" * 8192
-                assert b.request(T_FLUSH, 0)[0] == 0
-            # the data file is the raw image
-            with open(s.path("d.raw"), "rb") as f:
-                raw = f.read()
-            assert raw[:65536] == b"\x21" * 65536
-            assert raw[512000:512000 + 8192] == b"\x42" * 8192
-            qemu_check_clean(img)
-            qio(img, "read -P 0x42 512000 8k", "read -P 0x21 0 64k")
-        finally:
-            os.chdir(old)
+    with Scratch() as s, in_dir(s.dir):
+        img = s.path("d.qcow2")
+        qimg("create", "-q", "-f", "qcow2", "-o", "data_file=d.raw,data_file_raw=on", img,
+             "2M")
+        qio(img, "write -P 0x21 0 64k")
+        with drive(img) as v:
+            b = Blk(v)
+            st, back = b.request(T_IN, 0, in_len=4096)
+            assert st == 0 and back == b"\x21" * 4096
+            assert b.request(T_OUT, 1000, out=b"\x42" * 8192)[0] == 0
+            st, back = b.request(T_IN, 1000, in_len=8192)
+            assert st == 0 and back == b"\x42" * 8192
+            assert b.request(T_FLUSH, 0)[0] == 0
+        # the data file is the raw image
+        with open(s.path("d.raw"), "rb") as f:
+            raw = f.read()
+        assert raw[:65536] == b"\x21" * 65536
+        assert raw[512000:512000 + 8192] == b"\x42" * 8192
+        qemu_check_clean(img)
+        qio(img, "read -P 0x42 512000 8k", "read -P 0x21 0 64k")
 
 
 def random_ops(b, model, rng, count):
@@ -150,38 +144,33 @@ def random_ops(b, model, rng, count):
 
 def test_vmm_random_ops_match_a_model():
     need_qemu()
-    old = os.getcwd()
-    with Scratch() as s:
-        os.chdir(s.dir)
-        try:
-            base = s.path("base.qcow2")
-            qimg("create", "-q", "-f", "qcow2", base, "2M")
-            qio(base, "write -P 0xaa 0 1M", "write -P 0xbb 1M 1M")
-            backing = bytearray(b"\xaa" * (1 << 20) + b"\xbb" * (1 << 20))
-            for n, (opts, backed) in enumerate((
-                    ("extended_l2=on", True), ("extended_l2=on,cluster_size=16k", False),
-                    ("extended_l2=on,cluster_size=32k", True),
-                    ("data_file=r.raw,data_file_raw=on", False),
-                    ("data_file=e.raw,extended_l2=on", False))):
-                img = s.path(f"img{n}.qcow2")
-                args = ["-b", base, "-F", "qcow2"] if backed else []
-                qimg("create", "-q", "-f", "qcow2", "-o", opts, *args, img, "2M")
-                model = bytearray(backing) if backed else bytearray(2 << 20)
-                with drive(img) as v:
-                    random_ops(Blk(v), model, random.Random(n), 150)
-                qemu_check_clean(img)
-                for tool in (qimg, vimg):
-                    out = s.path("out.raw")
-                    if os.path.exists(out):
-                        os.unlink(out)
-                    tool("convert", "-O", "raw", img, out)
-                    with open(out, "rb") as f:
-                        assert f.read() == model, (opts, tool)
-                if "data_file_raw=on" in opts:
-                    with open(s.path("r.raw"), "rb") as f:
-                        assert f.read() == model
-        finally:
-            os.chdir(old)
+    with Scratch() as s, in_dir(s.dir):
+        base = s.path("base.qcow2")
+        qimg("create", "-q", "-f", "qcow2", base, "2M")
+        qio(base, "write -P 0xaa 0 1M", "write -P 0xbb 1M 1M")
+        backing = bytearray(b"\xaa" * (1 << 20) + b"\xbb" * (1 << 20))
+        for n, (opts, backed) in enumerate((
+                ("extended_l2=on", True), ("extended_l2=on,cluster_size=16k", False),
+                ("extended_l2=on,cluster_size=32k", True),
+                ("data_file=r.raw,data_file_raw=on", False),
+                ("data_file=e.raw,extended_l2=on", False))):
+            img = s.path(f"img{n}.qcow2")
+            args = ["-b", base, "-F", "qcow2"] if backed else []
+            qimg("create", "-q", "-f", "qcow2", "-o", opts, *args, img, "2M")
+            model = bytearray(backing) if backed else bytearray(2 << 20)
+            with drive(img) as v:
+                random_ops(Blk(v), model, random.Random(n), 150)
+            qemu_check_clean(img)
+            for tool in (qimg, vimg):
+                out = s.path("out.raw")
+                if os.path.exists(out):
+                    os.unlink(out)
+                tool("convert", "-O", "raw", img, out)
+                with open(out, "rb") as f:
+                    assert f.read() == model, (opts, tool)
+            if "data_file_raw=on" in opts:
+                with open(s.path("r.raw"), "rb") as f:
+                    assert f.read() == model
 
 
 vtest.main()
