@@ -443,19 +443,26 @@ static void vhost_stop(VirtIONet *n)
 static void vhost_start(VirtIONet *n)
 {
     Error *err = NULL;
-    for (unsigned i = 0; i < n->max_pairs; i++) {
+    n->vhost_running = true;    /* from here on vireo leaves the taps alone */
+    bool any = false;
+    for (unsigned i = 0; i < n->max_pairs && !err; i++) {
         NetQueuePair *qp = &n->pairs[i];
+        if (!qp->rx->enabled || !qp->tx->enabled) {
+            continue;           /* a pair the driver did not set up stays idle */
+        }
         rx_poll(qp, false);
         qp->packet_len = 0;
-        if (!vhost_dev_start(qp->vhost, &n->vdev, n->vdev.guest_features, &err) ||
-            !vhost_net_set_backend(qp->vhost, qp->fd, &err)) {
-            break;
+        if (vhost_dev_start(qp->vhost, &n->vdev, n->vdev.guest_features, &err)) {
+            vhost_net_set_backend(qp->vhost, qp->fd, &err);
+            any = true;
         }
-        n->vhost_running = true;
     }
-    if (err) {
-        fprintf(stderr, "vireo: %s; virtio-net carries on without vhost\n", error_get_pretty(err));
-        error_free(err);
+    if (err || !any) {
+        if (err) {
+            fprintf(stderr, "vireo: %s; virtio-net carries on without vhost\n",
+                    error_get_pretty(err));
+            error_free(err);
+        }
         vhost_stop(n);
         return;
     }
