@@ -297,6 +297,15 @@ static int proxy_call_fd(VirtIODevice *vdev, unsigned q)
 
 /* ---- modern: common configuration ---- */
 
+/* Both interfaces: a status write, where 0 resets the device and drops INTx. */
+static void proxy_set_status(VirtIOPCIProxy *p, uint8_t val)
+{
+    virtio_set_status(p->vdev, val);
+    if (val == 0) {
+        pci_set_irq(p->pci, false);
+    }
+}
+
 static VirtQueue *selected_queue(VirtIOPCIProxy *p)
 {
     VirtIODevice *vdev = p->vdev;
@@ -357,7 +366,6 @@ static void queue_field_write(VirtIOPCIProxy *p, VirtQueue *vq, uint64_t off, ui
     if (off == COMMON_Q_RESET) {
         if (val == 1) {
             virtqueue_reset(vq);
-            sync_kicks(p);
         }
         return;
     }
@@ -369,7 +377,6 @@ static void queue_field_write(VirtIOPCIProxy *p, VirtQueue *vq, uint64_t off, ui
     case COMMON_Q_ENABLE:
         if (val == 1) {
             virtqueue_enable(vq);
-            sync_kicks(p);
         }
         break;
     case COMMON_Q_DESCLO:  set_half(&vq->desc, false, val); break;
@@ -390,13 +397,7 @@ static void common_write(VirtIOPCIProxy *p, uint64_t off, uint64_t val)
     case COMMON_GFSELECT:  vdev->driver_feature_sel = val; break;
     case COMMON_GF:        virtio_write_driver_features(vdev, vdev->driver_feature_sel, val); break;
     case COMMON_MSIX:      vdev->config_vector = checked_vector(p, val); break;
-    case COMMON_STATUS:
-        virtio_set_status(vdev, val);
-        if (val == 0) {
-            pci_set_irq(p->pci, false);
-        }
-        sync_kicks(p);
-        break;
+    case COMMON_STATUS:    proxy_set_status(p, val); break;
     case COMMON_Q_SELECT:  vdev->queue_sel = val; break;
     default: {
         VirtQueue *vq = selected_queue(p);
@@ -438,6 +439,7 @@ static void modern_write(void *opaque, uint64_t off, uint64_t val, unsigned size
     VirtIOPCIProxy *p = opaque;
     if (off < COMMON_OFFSET + REGION_SIZE) {
         common_write_sized(p, off, val, size);
+        sync_kicks(p);      /* status, queue enable or reset may have changed */
     } else if (off < ISR_OFFSET + REGION_SIZE) {
         /* ISR is read-only */
     } else if (off < DEVICE_OFFSET + REGION_SIZE) {
@@ -483,8 +485,7 @@ static uint64_t legacy_read(void *opaque, uint64_t off, unsigned size)
 static void legacy_set_pfn(VirtIOPCIProxy *p, VirtQueue *vq, uint32_t pfn)
 {
     if (pfn == 0) {
-        virtio_reset(p->vdev);
-        pci_set_irq(p->pci, false);
+        proxy_set_status(p, 0);     /* legacy drivers reset a device this way too */
         return;
     }
     if (vq->enabled) {
@@ -518,18 +519,11 @@ static void legacy_write(void *opaque, uint64_t off, uint64_t val, unsigned size
     case LEGACY_QUEUE_PFN:
         if (vq) {
             legacy_set_pfn(p, vq, val);
-            sync_kicks(p);
         }
         break;
     case LEGACY_QUEUE_SEL:      vdev->queue_sel = val; break;
     case LEGACY_QUEUE_NOTIFY:   virtio_queue_notify(vdev, val); break;
-    case LEGACY_STATUS:
-        virtio_set_status(vdev, val);
-        if (val == 0) {
-            pci_set_irq(p->pci, false);
-        }
-        sync_kicks(p);
-        break;
+    case LEGACY_STATUS:         proxy_set_status(p, val); break;
     case LEGACY_CONFIG_VECTOR:  vdev->config_vector = checked_vector(p, val); break;
     case LEGACY_QUEUE_VECTOR:
         if (vq) {
@@ -537,6 +531,9 @@ static void legacy_write(void *opaque, uint64_t off, uint64_t val, unsigned size
         }
         break;
     default: break;
+    }
+    if (off != LEGACY_QUEUE_NOTIFY) {
+        sync_kicks(p);      /* status or a queue address may have changed */
     }
 }
 
