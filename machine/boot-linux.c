@@ -489,6 +489,15 @@ static bool place_initrd(LinuxLoader *l, const GuestMemory *mem, uint64_t *addr,
     return true;
 }
 
+/* Place and copy the initrd, if there is one (*addr stays 0 without). */
+static bool load_initrd(LinuxLoader *l, const GuestMemory *mem, uint64_t *addr, Error **errp)
+{
+    *addr = 0;
+    return l->initrd_fd < 0 ||
+           (place_initrd(l, mem, addr, errp) &&
+            load_file_range(l->initrd_fd, 0, l->initrd_size, mem, *addr, "initrd", errp));
+}
+
 static bool load_bzimage(LinuxLoader *l, const GuestMemory *mem, uint64_t rsdp_addr,
                          BootEntry *entry, Error **errp)
 {
@@ -503,10 +512,8 @@ static bool load_bzimage(LinuxLoader *l, const GuestMemory *mem, uint64_t rsdp_a
                          "kernel", errp)) {
         return false;
     }
-    uint64_t initrd_addr = 0;
-    if (l->initrd_fd >= 0 &&
-        (!place_initrd(l, mem, &initrd_addr, errp) ||
-         !load_file_range(l->initrd_fd, 0, l->initrd_size, mem, initrd_addr, "initrd", errp))) {
+    uint64_t initrd_addr;
+    if (!load_initrd(l, mem, &initrd_addr, errp)) {
         return false;
     }
     if (!fill_zero_page(l, mem, initrd_addr, rsdp_addr, errp)) {
@@ -524,10 +531,8 @@ static bool load_pvh(LinuxLoader *l, const GuestMemory *mem, uint64_t rsdp_addr,
     if (!walk_elf(l, mem, errp)) {
         return false;
     }
-    uint64_t initrd_addr = 0;
-    if (l->initrd_fd >= 0 &&
-        (!place_initrd(l, mem, &initrd_addr, errp) ||
-         !load_file_range(l->initrd_fd, 0, l->initrd_size, mem, initrd_addr, "initrd", errp))) {
+    uint64_t initrd_addr;
+    if (!load_initrd(l, mem, &initrd_addr, errp)) {
         return false;
     }
     if (!write_pvh_info(l, mem, initrd_addr, rsdp_addr, errp)) {
