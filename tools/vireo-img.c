@@ -16,6 +16,16 @@ enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_ADD, OPT_REMOVE, OPT_CLEAR, OPT_
        OPT_DISABLE, OPT_MERGE, OPT_SIZE, OPT_IMAGE_OPTS, OPT_SHRINK, OPT_OBJECT,
        OPT_FORCE_SHARE };
 
+/* After the options: exactly one operand, the image (info, check, map). */
+static bool one_image_name(int argc)
+{
+    if (optind != argc - 1) {
+        fprintf(stderr, "vireo-img: Expecting one image file name\n");
+        return false;
+    }
+    return true;
+}
+
 static bool parse_output(const char *arg, bool *json)
 {
     if (!strcmp(arg, "json")) {
@@ -360,8 +370,7 @@ static int cmd_info(int argc, char **argv)
         default: return 1;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "vireo-img: Expecting one image file name\n");
+    if (!one_image_name(argc)) {
         return 1;
     }
     BlockImage *top = img_open(argv[optind], fmt, chain ? 0 : BLK_O_NO_BACKING);
@@ -500,8 +509,7 @@ static int cmd_check(int argc, char **argv)
         default: return 1;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "vireo-img: Expecting one image file name\n");
+    if (!one_image_name(argc)) {
         return 1;
     }
     BlockImage *img = img_open(argv[optind], fmt,
@@ -660,8 +668,7 @@ static int cmd_map(int argc, char **argv)
         default: return 1;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "vireo-img: Expecting one image file name\n");
+    if (!one_image_name(argc)) {
         return 1;
     }
     BlockImage *img = img_open(argv[optind], fmt, 0);
