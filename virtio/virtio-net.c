@@ -475,7 +475,7 @@ static uint64_t vhost_masked_features(const VirtIONet *n, uint64_t f)
 {
     static const unsigned ring_bits[] = {
         VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX, NET_F_MRG_RXBUF,
-        VIRTIO_F_VERSION_1, VIRTIO_F_RING_RESET, 24 /* NOTIFY_ON_EMPTY */,
+        VIRTIO_F_VERSION_1, VIRTIO_F_RING_RESET, VIRTIO_F_NOTIFY_ON_EMPTY,
     };
     uint64_t have = vhost_dev_features(n->pairs[0].vhost);
     for (size_t i = 0; i < sizeof(ring_bits) / sizeof(ring_bits[0]); i++) {

@@ -124,7 +124,6 @@ static bool parse_rate_limit(const KeyValList *kv, VirtIORng *rng, Error **errp)
 static bool open_backend(const VirtioCreateContext *ctx, const char *id, VirtIORng *rng,
                          Error **errp)
 {
-    rng->fd = -1;
     if (!id) {
         return true;
     }
@@ -159,7 +158,7 @@ bool virtio_rng_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
         return false;
     }
     VirtIORng *rng = xzalloc(sizeof(*rng));
-    rng->fd = -1;
+    rng->fd = -1;           /* getrandom until a back-end says otherwise; safe to close-check */
     bool ok = virtio_pci_parse_options(&kv, 2, &po, errp) &&
               parse_rate_limit(&kv, rng, errp) &&
               open_backend(ctx, keyval_get(&kv, "rng"), rng, errp);
