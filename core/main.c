@@ -25,7 +25,7 @@
 #include "core/vm-config.h"
 #include "machine/accel-qtest.h"
 #include "machine/machine.h"
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
 #include "util/fdset.h"

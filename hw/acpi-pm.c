@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "hw/irq.h"
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "util/osdep.h"
 
 /* PM1 status/enable bits. */

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "util/osdep.h"
 
 /* Keys are masked with this; bit 15 picks the architecture table. */

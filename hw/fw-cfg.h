@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "core/vm-config.h"
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 #include "util/error.h"
 
 #define FW_CFG_IO_BASE      0x510

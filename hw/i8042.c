@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "util/osdep.h"
 
 #define I8042_DATA_PORT 0x60

@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "util/error.h"
 
 #define PCI_CONFIG_ADDRESS_PORT 0xcf8

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "hw/irq.h"
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "util/osdep.h"
 
 #define NS_PER_SEC 1000000000LL

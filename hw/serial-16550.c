@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "hw/irq.h"
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "util/osdep.h"
 
 #define UART_FIFO_SIZE 16

@@ -18,7 +18,7 @@
 
 #include "core/main-loop.h"
 #include "hw/irq.h"
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "util/osdep.h"
 #include "util/strbuf.h"
 

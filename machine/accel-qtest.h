@@ -10,7 +10,7 @@
 #include <stdbool.h>
 
 #include "chardev/chardev.h"
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 #include "util/error.h"
 
 /* Serve the protocol on chr; mem is the guest RAM (may have no regions). */

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 #include "util/error.h"
 
 #define ACPI_MAX_SERIAL 4

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 #include "util/error.h"
 
 typedef enum BootEntryMode {

@@ -19,7 +19,7 @@
 #include "core/main-loop.h"
 #include "core/runstate.h"
 #include "hw/irq.h"
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "machine/layout.h"
 #include "util/osdep.h"
 

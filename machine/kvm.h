@@ -14,7 +14,7 @@
 #include <stdbool.h>
 
 #include "machine/boot-linux.h"
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 #include "util/error.h"
 
 typedef struct KvmVm KvmVm;

@@ -20,7 +20,7 @@
 #include <stdio.h>
 
 #include "core/vm-config.h"
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 #include "util/error.h"
 
 #define MACHINE_DEFAULT_TYPE "vireo-pc"

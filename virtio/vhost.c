@@ -9,7 +9,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 #include "util/osdep.h"
 
 struct VhostDev {

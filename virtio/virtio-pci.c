@@ -13,7 +13,7 @@
 #include "core/main-loop.h"
 #include "core/qdev.h"
 #include "hw/irq.h"
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "util/osdep.h"
 
 /* Modern BAR (BAR4, 64-bit prefetchable): one 4 KiB page per structure. */

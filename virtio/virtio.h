@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 #include "util/error.h"
 
 /* Device IDs (virtio spec 5.x) */

@@ -16,7 +16,7 @@
 
 #include "fakes.h"
 #include "hw/fw-cfg.h"
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "util/osdep.h"
 
 #define RAM_SIZE (16u << 20)

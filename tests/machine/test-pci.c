@@ -16,7 +16,7 @@
 
 #include "fakes.h"
 #include "hw/pci.h"
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 #include "util/osdep.h"
 
 static unsigned test_gsi(unsigned slot, unsigned pin) { return 16 + (slot + pin) % 4; }

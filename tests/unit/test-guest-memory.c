@@ -5,7 +5,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 
 #define MiB (1ULL << 20)
 

@@ -1,4 +1,4 @@
-#include "machine/address-space.h"
+#include "memory/address-space.h"
 
 #include <stdlib.h>
 #include <string.h>

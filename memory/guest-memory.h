@@ -14,8 +14,8 @@
  * arithmetic and never touch memory outside a region. A range that crosses
  * from one region into a gap is refused, not truncated.
  */
-#ifndef VIREO_MACHINE_MEMORY_H
-#define VIREO_MACHINE_MEMORY_H
+#ifndef VIREO_MEMORY_GUEST_MEMORY_H
+#define VIREO_MEMORY_GUEST_MEMORY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-#include "machine/memory.h"
+#include "memory/guest-memory.h"
 
 #include <errno.h>
 #include <string.h>

@@ -7,8 +7,8 @@
  * Dispatch runs under the big lock (core/lock.h), so device callbacks never
  * race with each other or with the main loop.
  */
-#ifndef VIREO_MACHINE_ADDRESS_SPACE_H
-#define VIREO_MACHINE_ADDRESS_SPACE_H
+#ifndef VIREO_MEMORY_ADDRESS_SPACE_H
+#define VIREO_MEMORY_ADDRESS_SPACE_H
 
 #include <stdbool.h>
 #include <stdint.h>
