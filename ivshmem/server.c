@@ -1,0 +1,556 @@
+/*
+ * vireo-ivshmem-server's core (see server.h and README.md).
+ *
+ * Every client socket is non-blocking. A message is sent at once when the
+ * client's queue is empty and the socket takes it; otherwise it is queued
+ * with a duplicate of its descriptor and flushed on EPOLLOUT. A client whose
+ * queue passes its bound, whose socket errors, or who sends anything at all
+ * is marked dead; dead clients are removed, and their leave announced, at
+ * the end of each loop turn, so no removal happens in the middle of
+ * iterating over the peers.
+ */
+#include "ivshmem/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "util/osdep.h"
+
+void ivsh_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vireo-ivshmem-server: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void ivsh_log(const IvshServer *s, const char *fmt, ...)
+{
+    if (!s->cfg.verbose) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vireo-ivshmem-server: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- ids ---------------------------------------------------------------- */
+
+static bool id_is_free(const IvshServer *s, unsigned id)
+{
+    return !s->by_id[id] && s->leaves_pending[id] == 0;
+}
+
+/* Round-robin upward from the last id handed out, so a just-freed id is the
+ * last to come back. Returns -1 when every id is held or still draining. */
+static int id_alloc(IvshServer *s)
+{
+    for (unsigned i = 0; i < IVSHMEM_ID_COUNT; i++) {
+        unsigned id = (s->next_id + i) % IVSHMEM_ID_COUNT;
+        if (id_is_free(s, id)) {
+            s->next_id = (id + 1) % IVSHMEM_ID_COUNT;
+            return (int)id;
+        }
+    }
+    return -1;
+}
+
+/* One leave notice for @leave_of reached its client, or never will. */
+static void leave_notice_done(IvshServer *s, int32_t leave_of)
+{
+    if (leave_of >= 0 && s->leaves_pending[leave_of] > 0) {
+        s->leaves_pending[leave_of]--;
+    }
+}
+
+/* ---- dropping ----------------------------------------------------------- */
+
+static void peer_mark_dead(IvshServer *s, IvshPeer *p, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void peer_mark_dead(IvshServer *s, IvshPeer *p, const char *fmt, ...)
+{
+    if (p->dead) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->why, sizeof(p->why), fmt, ap);
+    va_end(ap);
+    p->dead = true;
+    p->next_dead = s->dead;
+    s->dead = p;
+}
+
+/* ---- output queue ------------------------------------------------------- */
+
+static void peer_arm_output(IvshServer *s, IvshPeer *p, bool on)
+{
+    if (p->out_armed == on) {
+        return;
+    }
+    struct epoll_event ev = {
+        .events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0),
+        .data.ptr = &p->watch,
+    };
+    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, p->sock, &ev) < 0) {
+        peer_mark_dead(s, p, "cannot watch its socket: %s", strerror(errno));
+        return;
+    }
+    p->out_armed = on;
+}
+
+static void msg_free(IvshServer *s, IvshMsg *m)
+{
+    if (m->fd >= 0) {
+        close(m->fd);
+    }
+    leave_notice_done(s, m->leave_of);
+    free(m);
+}
+
+static bool peer_enqueue(IvshServer *s, IvshPeer *p, int64_t value, int fd,
+                         size_t off, int32_t leave_of)
+{
+    if (p->out_len >= p->out_limit) {
+        peer_mark_dead(s, p, "output queue over %u messages (not reading)", p->out_limit);
+        return false;
+    }
+    int copy = -1;
+    if (fd >= 0) {
+        copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (copy < 0) {
+            peer_mark_dead(s, p, "no descriptor left to queue for it: %s", strerror(errno));
+            return false;
+        }
+    }
+    IvshMsg *m = xzalloc(sizeof(*m));
+    m->value = value;
+    m->fd = copy;
+    m->off = (uint8_t)off;
+    m->leave_of = leave_of;
+    if (p->out_tail) {
+        p->out_tail->next = m;
+    } else {
+        p->out_head = m;
+    }
+    p->out_tail = m;
+    p->out_len++;
+    peer_arm_output(s, p, true);
+    return true;
+}
+
+/*
+ * Send @value (with @fd unless -1) to @p, or queue it behind what is already
+ * waiting. @leave_of names the id whose leave this announces (or -1), so the
+ * id stays reserved until the notice is out. Failures mark @p dead.
+ */
+static void peer_send(IvshServer *s, IvshPeer *p, int64_t value, int fd, int32_t leave_of)
+{
+    if (p->dead) {
+        leave_notice_done(s, leave_of);
+        return;
+    }
+    size_t off = 0;
+    if (!p->out_head) {
+        ssize_t n = ivshmem_send_part(p->sock, value, fd, 0);
+        if (n == IVSHMEM_MSG_SIZE) {
+            leave_notice_done(s, leave_of);
+            return;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            peer_mark_dead(s, p, "send failed: %s", strerror(errno));
+            leave_notice_done(s, leave_of);
+            return;
+        }
+        if (n > 0) {
+            off = (size_t)n;
+            fd = -1;        /* went out with the first bytes */
+        }
+    }
+    if (!peer_enqueue(s, p, value, fd, off, leave_of)) {
+        leave_notice_done(s, leave_of);
+    }
+}
+
+static void peer_flush(IvshServer *s, IvshPeer *p)
+{
+    while (p->out_head && !p->dead) {
+        IvshMsg *m = p->out_head;
+        ssize_t n = ivshmem_send_part(p->sock, m->value, m->off ? -1 : m->fd, m->off);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                peer_mark_dead(s, p, "send failed: %s", strerror(errno));
+            }
+            return;
+        }
+        if (m->fd >= 0) {
+            close(m->fd);
+            m->fd = -1;
+        }
+        m->off += (uint8_t)n;
+        if (m->off < IVSHMEM_MSG_SIZE) {
+            continue;
+        }
+        p->out_head = m->next;
+        if (!p->out_head) {
+            p->out_tail = NULL;
+        }
+        p->out_len--;
+        msg_free(s, m);
+    }
+    if (!p->out_head) {
+        peer_arm_output(s, p, false);
+    }
+}
+
+/* ---- joining ------------------------------------------------------------ */
+
+static void peer_send_vectors(IvshServer *s, IvshPeer *to, const IvshPeer *of)
+{
+    for (unsigned v = 0; v < of->nvectors; v++) {
+        peer_send(s, to, of->id, of->vectors[v], -1);
+    }
+}
+
+/* The message order of the spec: version, id, shm, the existing peers, then
+ * everyone else learns of the newcomer, then the newcomer's own vectors. */
+static void peer_introduce(IvshServer *s, IvshPeer *p)
+{
+    peer_send(s, p, IVSHMEM_PROTOCOL_VERSION, -1, -1);
+    peer_send(s, p, p->id, -1, -1);
+    peer_send(s, p, IVSHMEM_SHM_MSG, s->shm_fd, -1);
+    for (IvshPeer *o = s->head; o; o = o->next) {
+        if (o != p && !o->dead) {
+            peer_send_vectors(s, p, o);
+        }
+    }
+    for (IvshPeer *o = s->head; o && !p->dead; o = o->next) {
+        if (o != p && !o->dead) {
+            peer_send_vectors(s, o, p);
+        }
+    }
+    peer_send_vectors(s, p, p);
+}
+
+static void peer_ready(IvshServer *s, IvshWatch *w, uint32_t events);
+
+static IvshPeer *peer_new(IvshServer *s, int sock, unsigned id, Error **errp)
+{
+    IvshPeer *p = xzalloc(sizeof(*p));
+    p->watch.ready = peer_ready;
+    p->sock = sock;
+    p->id = (uint16_t)id;
+    p->nvectors = s->cfg.vectors;
+    p->vectors = xmalloc(sizeof(int) * (p->nvectors ? p->nvectors : 1));
+    p->pid = -1;
+    p->uid = (uid_t)-1;
+    clock_gettime(CLOCK_REALTIME, &p->joined);
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        p->pid = cred.pid;
+        p->uid = cred.uid;
+    }
+    unsigned made = 0;
+    for (; made < p->nvectors; made++) {
+        p->vectors[made] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (p->vectors[made] < 0) {
+            error_setg_errno(errp, errno, "creating eventfd %u of %u", made, p->nvectors);
+            goto fail;
+        }
+    }
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &p->watch };
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
+        error_setg_errno(errp, errno, "watching the connection");
+        goto fail;
+    }
+    return p;
+fail:
+    while (made > 0) {
+        close(p->vectors[--made]);
+    }
+    free(p->vectors);
+    free(p);
+    return NULL;
+}
+
+static void peer_link(IvshServer *s, IvshPeer *p)
+{
+    p->prev = s->tail;
+    if (s->tail) {
+        s->tail->next = p;
+    } else {
+        s->head = p;
+    }
+    s->tail = p;
+    s->by_id[p->id] = p;
+    s->npeers++;
+}
+
+static void peer_admit(IvshServer *s, int sock)
+{
+    if (s->npeers >= s->cfg.max_peers) {
+        ivsh_warn("refusing a client: %u peers connected (--max-peers)", s->npeers);
+        close(sock);
+        return;
+    }
+    int id = id_alloc(s);
+    if (id < 0) {
+        ivsh_warn("refusing a client: all %d ids are in use or awaiting leave notices",
+                  IVSHMEM_ID_COUNT);
+        close(sock);
+        return;
+    }
+    Error *err = NULL;
+    IvshPeer *p = peer_new(s, sock, (unsigned)id, &err);
+    if (!p) {
+        ivsh_warn("refusing a client: %s", error_get_pretty(err));
+        error_free(err);
+        close(sock);
+        return;
+    }
+    peer_link(s, p);
+    /* Everything the set-up needs may have to wait in the queue; the bound
+     * applies to what comes after it. */
+    unsigned setup = 3 + p->nvectors;
+    for (IvshPeer *o = s->head; o; o = o->next) {
+        setup += o != p ? o->nvectors : 0;
+    }
+    p->out_limit = setup + s->cfg.max_queue;
+    peer_introduce(s, p);
+    ivsh_log(s, "peer %u joined: pid %d uid %u, %u vectors",
+             p->id, (int)p->pid, (unsigned)p->uid, p->nvectors);
+}
+
+/* ---- leaving ------------------------------------------------------------ */
+
+static void peer_unlink(IvshServer *s, IvshPeer *p)
+{
+    if (p->prev) {
+        p->prev->next = p->next;
+    } else {
+        s->head = p->next;
+    }
+    if (p->next) {
+        p->next->prev = p->prev;
+    } else {
+        s->tail = p->prev;
+    }
+    s->by_id[p->id] = NULL;
+    s->npeers--;
+}
+
+static void peer_free(IvshServer *s, IvshPeer *p)
+{
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, p->sock, NULL);
+    close(p->sock);
+    while (p->out_head) {
+        IvshMsg *m = p->out_head;
+        p->out_head = m->next;
+        msg_free(s, m);
+    }
+    for (unsigned v = 0; v < p->nvectors; v++) {
+        close(p->vectors[v]);
+    }
+    free(p->vectors);
+    free(p);
+}
+
+/* Remove one dead peer and tell the others; telling may kill more. */
+static void peer_remove(IvshServer *s, IvshPeer *p)
+{
+    uint16_t id = p->id;
+    peer_unlink(s, p);
+    ivsh_log(s, "peer %u left: %s", id, p->why);
+    if (strncmp(p->why, "disconnected", 12) != 0) {
+        ivsh_warn("dropped peer %u (pid %d): %s", id, (int)p->pid, p->why);
+    }
+    peer_free(s, p);
+    for (IvshPeer *o = s->head; o; o = o->next) {
+        if (!o->dead) {
+            s->leaves_pending[id]++;
+            peer_send(s, o, id, -1, id);
+        }
+    }
+}
+
+static void reap_dead(IvshServer *s)
+{
+    while (s->dead) {
+        IvshPeer *p = s->dead;
+        s->dead = p->next_dead;
+        peer_remove(s, p);
+    }
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static void peer_ready(IvshServer *s, IvshWatch *w, uint32_t events)
+{
+    IvshPeer *p = container_of(w, IvshPeer, watch);
+    if (p->dead) {
+        return;
+    }
+    if (events & EPOLLIN) {
+        char buf[64];
+        ssize_t n = recv(p->sock, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0) {
+            peer_mark_dead(s, p, "sent data (the protocol is server to client only)");
+            return;
+        }
+        if (n == 0) {
+            peer_mark_dead(s, p, "disconnected");
+            return;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            peer_mark_dead(s, p, "disconnected: %s", strerror(errno));
+            return;
+        }
+    }
+    if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+        peer_mark_dead(s, p, "disconnected");
+        return;
+    }
+    if (events & EPOLLOUT) {
+        peer_flush(s, p);
+    }
+}
+
+/* Out of descriptors: give back the spare one, accept and close the oldest
+ * waiting connection so it does not keep the listener readable forever. */
+static void shed_connection(IvshServer *s)
+{
+    if (s->spare_fd >= 0) {
+        close(s->spare_fd);
+    }
+    int c = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (c >= 0) {
+        close(c);
+    }
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ivsh_warn("refusing a client: out of file descriptors");
+}
+
+static void listener_ready(IvshServer *s, IvshWatch *w, uint32_t events)
+{
+    /* A bounded batch, so a connection flood cannot starve the clients. */
+    for (int i = 0; i < 64; i++) {
+        int c = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0) {
+            peer_admit(s, c);
+            continue;
+        }
+        if (errno == EMFILE || errno == ENFILE) {
+            shed_connection(s);
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                   errno != ECONNABORTED) {
+            ivsh_warn("accept failed: %s", strerror(errno));
+        }
+        return;
+    }
+}
+
+static void signal_ready(IvshServer *s, IvshWatch *w, uint32_t events)
+{
+    struct signalfd_siginfo si;
+    while (read(s->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+        ivsh_log(s, "signal %u: exiting", si.ssi_signo);
+        s->quit = true;
+    }
+}
+
+/* ---- set-up and loop ---------------------------------------------------- */
+
+static bool watch_fd(IvshServer *s, int fd, IvshWatch *w, Error **errp)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = w };
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        error_setg_errno(errp, errno, "epoll_ctl");
+        return false;
+    }
+    return true;
+}
+
+bool ivsh_server_init(IvshServer *s, const IvshServerConfig *cfg,
+                      int listen_fd, int shm_fd, Error **errp)
+{
+    memset(s, 0, sizeof(*s));
+    s->cfg = *cfg;
+    s->listen_fd = listen_fd;
+    s->shm_fd = shm_fd;
+    s->signal_fd = -1;
+    s->listen_watch.ready = listener_ready;
+    s->signal_watch.ready = signal_ready;
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epfd < 0) {
+        error_setg_errno(errp, errno, "epoll_create1");
+        return false;
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    s->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->signal_fd < 0) {
+        error_setg_errno(errp, errno, "signalfd");
+        return false;
+    }
+    return watch_fd(s, s->listen_fd, &s->listen_watch, errp) &&
+           watch_fd(s, s->signal_fd, &s->signal_watch, errp);
+}
+
+bool ivsh_server_run(IvshServer *s, Error **errp)
+{
+    struct epoll_event events[128];
+    while (!s->quit) {
+        int n = epoll_wait(s->epfd, events, ARRAY_SIZE(events), -1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            error_setg_errno(errp, errno, "epoll_wait");
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            IvshWatch *w = events[i].data.ptr;
+            w->ready(s, w, events[i].events);
+        }
+        reap_dead(s);
+    }
+    return true;
+}
+
+void ivsh_server_cleanup(IvshServer *s)
+{
+    while (s->head) {
+        IvshPeer *p = s->head;
+        peer_unlink(s, p);
+        peer_free(s, p);
+    }
+    s->dead = NULL;
+    int fds[] = { s->listen_fd, s->signal_fd, s->shm_fd, s->spare_fd, s->epfd };
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+/*
+ * The ivshmem server core: an epoll loop that admits clients, hands out ids,
+ * eventfds and the shared memory descriptor, and keeps every client's view of
+ * its peers up to date without ever blocking on one of them.
+ */
+#ifndef VIREO_IVSHMEM_SERVER_H
+#define VIREO_IVSHMEM_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "ivshmem/proto.h"
+#include "util/error.h"
+
+typedef struct IvshServerConfig {
+    unsigned vectors;       /* eventfds each new client gets (-n) */
+    unsigned max_peers;     /* connections beyond this are refused */
+    unsigned max_queue;     /* messages a client may have pending beyond its set-up */
+    bool verbose;           /* log joins and leaves, not only refusals and drops */
+} IvshServerConfig;
+
+/* One queued message: the bytes not yet sent and the descriptor that must
+ * travel with them (a duplicate the queue owns). */
+typedef struct IvshMsg {
+    struct IvshMsg *next;
+    int64_t value;
+    int fd;                 /* -1, or owned until the first byte goes out */
+    uint8_t off;            /* bytes of the 8 already sent */
+    int32_t leave_of;       /* id this message announces the leave of, or -1 */
+} IvshMsg;
+
+typedef struct IvshServer IvshServer;
+
+/* What the epoll loop dispatches on: the listener, the signalfd, each peer. */
+typedef struct IvshWatch {
+    void (*ready)(IvshServer *s, struct IvshWatch *w, uint32_t events);
+} IvshWatch;
+
+typedef struct IvshPeer {
+    IvshWatch watch;        /* first: the epoll cookie */
+    int sock;               /* the client's connection, non-blocking */
+    uint16_t id;            /* its id, rung through the Doorbell's high half */
+    unsigned nvectors;      /* its own vector count (per client, see README) */
+    int *vectors;           /* nvectors eventfds peers write to ring it */
+    IvshMsg *out_head;      /* messages waiting for socket space, FIFO */
+    IvshMsg *out_tail;
+    unsigned out_len;       /* messages in the queue */
+    unsigned out_limit;     /* drop the client when out_len would pass this */
+    bool out_armed;         /* EPOLLOUT is registered */
+    bool dead;              /* marked for removal at the end of this loop turn */
+    char why[96];           /* why it is being removed, for the log */
+    pid_t pid;              /* SO_PEERCRED at connect time */
+    uid_t uid;
+    struct timespec joined; /* CLOCK_REALTIME at connect time */
+    struct IvshPeer *prev, *next;   /* all peers, in joining order */
+    struct IvshPeer *next_dead;     /* the removal list */
+} IvshPeer;
+
+struct IvshServer {
+    IvshServerConfig cfg;
+    int epfd;
+    int listen_fd;
+    int signal_fd;
+    int shm_fd;             /* sent with -1 to every client */
+    int spare_fd;           /* released to accept-and-close when out of fds */
+    IvshWatch listen_watch;
+    IvshWatch signal_watch;
+    IvshPeer *by_id[IVSHMEM_ID_COUNT];
+    /* Leave notices for a departed id not yet delivered: the id is reused
+     * only once this is zero, so nobody can confuse old and new holder. */
+    uint32_t leaves_pending[IVSHMEM_ID_COUNT];
+    unsigned next_id;       /* round-robin cursor of the id allocator */
+    unsigned npeers;        /* live and dying peers holding an id */
+    IvshPeer *head, *tail;
+    IvshPeer *dead;
+    bool quit;
+};
+
+/*
+ * Take ownership of @listen_fd (bound, listening) and @shm_fd; block
+ * SIGINT/SIGTERM/SIGHUP into a signalfd. Returns false with errp set.
+ */
+bool ivsh_server_init(IvshServer *s, const IvshServerConfig *cfg,
+                      int listen_fd, int shm_fd, Error **errp);
+
+/* Serve until a termination signal. Returns false with errp on a loop error. */
+bool ivsh_server_run(IvshServer *s, Error **errp);
+
+/* Close every client and descriptor the server holds. */
+void ivsh_server_cleanup(IvshServer *s);
+
+void ivsh_log(const IvshServer *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void ivsh_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
