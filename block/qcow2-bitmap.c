@@ -273,8 +273,8 @@ static int store_bits(BlockImage *img, Qcow2Bitmap *bm, Error **errp)
             e = 1;
         } else {
             int64_t off = qcow2_alloc_clusters(img, 1, errp);
-            ret = off < 0 ? -1 : bfile_pwrite(&img->file, (uint64_t)off, chunk,
-                                              s->cluster_size, errp);
+            ret = off < 0 ? -1 : qcow2_pwrite_checked(img, 0, (uint64_t)off, chunk,
+                                                      s->cluster_size, errp);
             e = off < 0 ? 0 : (uint64_t)off;
         }
         st_be64(&table[i], e);
@@ -282,7 +282,8 @@ static int store_bits(BlockImage *img, Qcow2Bitmap *bm, Error **errp)
     int64_t toff = ret < 0 ? -1 : qcow2_alloc_clusters(img, table_bytes >> s->cluster_bits,
                                                         errp);
     if (toff >= 0) {
-        ret = bfile_pwrite(&img->file, (uint64_t)toff, table, table_bytes, errp);
+        ret = qcow2_pwrite_checked(img, QCOW2_OL_BITMAP_TABLE, (uint64_t)toff, table,
+                                   table_bytes, errp);
         bm->table_offset = (uint64_t)toff;
         bm->table_size = n;
     } else {
@@ -326,7 +327,8 @@ static int write_directory(BlockImage *img, bool in_place, Error **errp)
     }
     int ret;
     if (in_place) {
-        ret = bfile_pwrite(&img->file, s->bitmap_dir_offset, dir, size, errp);
+        ret = qcow2_pwrite_checked(img, QCOW2_OL_BITMAP_DIRECTORY, s->bitmap_dir_offset, dir,
+                                   size, errp);
         free(dir);
         return ret;
     }
@@ -335,7 +337,8 @@ static int write_directory(BlockImage *img, bool in_place, Error **errp)
     ret = 0;
     if (s->nb_bitmaps) {
         off = qcow2_alloc_clusters(img, padded >> s->cluster_bits, errp);
-        ret = off < 0 ? -1 : bfile_pwrite(&img->file, (uint64_t)off, dir, padded, errp);
+        ret = off < 0 ? -1 : qcow2_pwrite_checked(img, QCOW2_OL_BITMAP_DIRECTORY, (uint64_t)off,
+                                                  dir, padded, errp);
     }
     free(dir);
     if (ret < 0 || qcow2_flush_metadata(img, true, errp) < 0) {

@@ -54,7 +54,8 @@ static int write_entry(BlockImage *img, Qcow2Cache *c, Qcow2CacheEntry *e, Error
     if (flush_dependencies(img, c, errp) < 0) {
         return -1;
     }
-    if (bfile_pwrite(&img->file, e->offset, e->data, s->cluster_size, errp) < 0) {
+    int self = c->is_l2 ? QCOW2_OL_ACTIVE_L2 : QCOW2_OL_REFCOUNT_BLOCK;
+    if (qcow2_pwrite_checked(img, self, e->offset, e->data, s->cluster_size, errp) < 0) {
         return -1;
     }
     e->dirty = false;

@@ -142,7 +142,8 @@ int qcow2_write_l1(BlockImage *img, Error **errp)
     for (uint32_t i = 0; i < s->l1_size; i++) {
         st_be64(&buf[i], s->l1[i]);
     }
-    int ret = bytes ? bfile_pwrite(&img->file, s->l1_offset, buf, bytes, errp) : 0;
+    int ret = bytes ? qcow2_pwrite_checked(img, QCOW2_OL_ACTIVE_L1, s->l1_offset, buf, bytes,
+                                           errp) : 0;
     free(buf);
     if (ret == 0) {
         s->l1_dirty = false;
@@ -581,7 +582,7 @@ static int write_one_cluster(BlockImage *img, uint64_t off, const uint8_t *buf, 
     uint64_t in_cluster = off & (s->cluster_size - 1);
     uint64_t cluster_start = off - in_cluster;
     if (cluster_kind(s, e) == CLUSTER_NORMAL && (e & QCOW2_OFLAG_COPIED)) {
-        return bfile_pwrite(s->data, (e & QCOW2_OFFSET_MASK) + in_cluster, buf, n, errp);
+        return qcow2_data_pwrite(img, (e & QCOW2_OFFSET_MASK) + in_cluster, buf, n, errp);
     }
     bool fresh;
     int64_t host = alloc_host(img, off, 1, &fresh, errp);
@@ -590,16 +591,16 @@ static int write_one_cluster(BlockImage *img, uint64_t off, const uint8_t *buf, 
     }
     int ret;
     if (n == s->cluster_size) {
-        ret = bfile_pwrite(s->data, (uint64_t)host, buf, n, errp);
+        ret = qcow2_data_pwrite(img, (uint64_t)host, buf, n, errp);
     } else if (!needs_cow_data(img, e) && fresh) {
-        ret = bfile_pwrite(s->data, (uint64_t)host + in_cluster, buf, n, errp);
+        ret = qcow2_data_pwrite(img, (uint64_t)host + in_cluster, buf, n, errp);
     } else {
         uint8_t *full = blk_alloc_aligned(s->cluster_size);
         ret = needs_cow_data(img, e) ? old_cluster_contents(img, cluster_start, full, errp)
                                      : 0;
         if (ret == 0) {
             memcpy(full + in_cluster, buf, n);
-            ret = bfile_pwrite(s->data, (uint64_t)host, full, s->cluster_size, errp);
+            ret = qcow2_data_pwrite(img, (uint64_t)host, full, s->cluster_size, errp);
         }
         free(full);
     }
@@ -658,7 +659,7 @@ static int write_subclusters(BlockImage *img, uint64_t off, const uint8_t *buf, 
             ret = compressed ? qcow2_decompress(img, e, tmp, errp)
                              : bfile_pread(s->data, e & QCOW2_OFFSET_MASK, tmp, cs, errp);
             if (ret == 0) {
-                ret = bfile_pwrite(s->data, host, tmp, cs, errp);
+                ret = qcow2_data_pwrite(img, host, tmp, cs, errp);
             }
             free(tmp);
             if (compressed) {
@@ -675,7 +676,7 @@ static int write_subclusters(BlockImage *img, uint64_t off, const uint8_t *buf, 
         head_ok = tail_ok = true;   /* just copied in full */
     }
     if (ret == 0 && head_ok && tail_ok) {
-        ret = bfile_pwrite(s->data, host + in_cluster, buf, n, errp);
+        ret = qcow2_data_pwrite(img, host + in_cluster, buf, n, errp);
     } else if (ret == 0) {
         /* Fill the partly written subclusters from what the guest sees now. */
         size_t span = (size_t)(span_end - span_start);
@@ -693,7 +694,7 @@ static int write_subclusters(BlockImage *img, uint64_t off, const uint8_t *buf, 
         }
         if (ret == 0) {
             memcpy(tmp + (in_cluster - span_start), buf, n);
-            ret = bfile_pwrite(s->data, host + span_start, tmp, span, errp);
+            ret = qcow2_data_pwrite(img, host + span_start, tmp, span, errp);
         }
         free(tmp);
     }
@@ -762,7 +763,7 @@ static int write_run(BlockImage *img, uint64_t off, const uint8_t *buf, size_t l
         return -1;
     }
     size_t bytes = (size_t)(n << s->cluster_bits);
-    if (bfile_pwrite(s->data, (uint64_t)host, buf, bytes, errp) < 0) {
+    if (qcow2_data_pwrite(img, (uint64_t)host, buf, bytes, errp) < 0) {
         free_host(img, (uint64_t)host, bytes);
         return -1;
     }
@@ -905,7 +906,7 @@ static int store_compressed(BlockImage *img, uint64_t off, const uint8_t *plain,
     qcow2_bitmaps_mark_write(img, off, len);
     size_t padded = ROUND_UP((size_t)clen, BDRV_SECTOR_SIZE);
     int64_t host = alloc_compressed(img, padded, errp);
-    if (host < 0 || bfile_pwrite(&img->file, (uint64_t)host, comp, padded, errp) < 0) {
+    if (host < 0 || qcow2_pwrite_checked(img, 0, (uint64_t)host, comp, padded, errp) < 0) {
         return -1;
     }
     int x = 62 - (s->cluster_bits - 8);
@@ -1291,6 +1292,21 @@ static BlockAioPlan plan_alloc(BlockImage *img, BlockAioReq *req, uint64_t e)
     return BLK_PLAN_DIRECT;
 }
 
+/*
+ * A write straight to the cluster an L2 entry names: the entry came from
+ * the image, so the place must not hold metadata.
+ */
+static BlockAioPlan plan_overwrite(BlockImage *img, BlockAioReq *req)
+{
+    Error *err = NULL;
+    if (qcow2_overlap_check(img, 0, req->host_offset, req->len, &err) < 0) {
+        error_free(err);
+        req->ret = -EIO;
+        return BLK_PLAN_DONE;
+    }
+    return BLK_PLAN_DIRECT;
+}
+
 static void zero_iov(BlockAioReq *req)
 {
     for (int i = 0; i < req->iovcnt; i++) {
@@ -1331,7 +1347,7 @@ static BlockAioPlan plan_special(BlockImage *img, BlockAioReq *req)
     if (direct_ok && (m.e & QCOW2_OFLAG_COPIED) && !s->inflight) {
         qcow2_bitmaps_mark_write(img, req->offset, req->len);
         req->host_offset = m.host;
-        return BLK_PLAN_DIRECT;
+        return s->data == &img->file ? plan_overwrite(img, req) : BLK_PLAN_DIRECT;
     }
     return BLK_PLAN_SYNC;
 }
@@ -1383,7 +1399,7 @@ BlockAioPlan qcow2_aio_plan(BlockImage *img, BlockAioReq *req)
     qcow2_bitmaps_mark_write(img, req->offset, req->len);
     if (k == CLUSTER_NORMAL && (e & QCOW2_OFLAG_COPIED)) {
         req->host_offset = (e & QCOW2_OFFSET_MASK) + in_cluster;
-        return BLK_PLAN_DIRECT;
+        return plan_overwrite(img, req);
     }
     return plan_alloc(img, req, e);
 }

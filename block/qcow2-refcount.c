@@ -72,10 +72,17 @@ int qcow2_refcount_init(BlockImage *img, Error **errp)
     for (uint64_t i = 0; i < s->reftable_entries; i++) {
         s->reftable[i] = ld_be64(&s->reftable[i]);
     }
+    qcow2_reftable_note_used(s);
     return 0;
 }
 
-/* The refcount block covering cluster @index, or 0 when it is not allocated. */
+/*
+ * The refcount block covering cluster @index, or 0 when it is not allocated.
+ * The entry comes from the image: reserved bits, a misaligned offset or a
+ * block past everything the file holds (reads would invent zero refcounts,
+ * write-back would grow the file to wherever the entry points) mean
+ * corruption, not a place to use.
+ */
 static int refblock_offset(BlockImage *img, uint64_t index, uint64_t *offset, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
@@ -84,10 +91,21 @@ static int refblock_offset(BlockImage *img, uint64_t index, uint64_t *offset, Er
     if (r >= s->reftable_entries) {
         return 0;
     }
-    uint64_t off = s->reftable[r] & ~QCOW2_REFT_RESERVED;
+    uint64_t e = s->reftable[r];
+    uint64_t off = e & ~QCOW2_REFT_RESERVED;
+    if (e & QCOW2_REFT_RESERVED) {
+        qcow2_signal_corruption(img, errp, "refcount table entry %" PRIu64 " (0x%" PRIx64
+                                ") has reserved bits set", r, e);
+        return -1;
+    }
     if (off & (s->cluster_size - 1)) {
         qcow2_signal_corruption(img, errp, "refcount block %" PRIu64
                                 " at 0x%" PRIx64 " is not cluster aligned", r, off);
+        return -1;
+    }
+    if (off >= MAX(s->zeroed_from, (uint64_t)s->cluster_size)) {
+        qcow2_signal_corruption(img, errp, "refcount block %" PRIu64 " at 0x%" PRIx64
+                                " is beyond the end of the image file", r, off);
         return -1;
     }
     *offset = off;
@@ -166,7 +184,8 @@ static int write_reftable(BlockImage *img, uint64_t offset, const uint64_t *tabl
     for (uint64_t i = 0; i < entries; i++) {
         st_be64(&buf[i], table[i]);
     }
-    int ret = bfile_pwrite(&img->file, offset, buf, bytes, errp);
+    /* The new table goes where no other metadata may be. */
+    int ret = qcow2_pwrite_checked(img, QCOW2_OL_REFCOUNT_TABLE, offset, buf, bytes, errp);
     free(buf);
     return ret;
 }
@@ -235,6 +254,9 @@ static int grow_reftable(BlockImage *img, uint64_t need, Error **errp)
     uint32_t old_clusters = s->reftable_clusters;
     s->reftable = table;
     s->reftable_entries = rt_clusters * s->cluster_size / 8;
+    qcow2_reftable_note_used(s);
+    /* The new blocks are ours now: refblock_offset must not take them for stray entries. */
+    s->zeroed_from = MAX(s->zeroed_from, area_end << s->cluster_bits);
     /* Account for the area itself inside the (possibly new) blocks. */
     int ret = qcow2_update_refcount(img, rt_offset, (area_end - start) << s->cluster_bits,
                                     1, errp);
@@ -250,12 +272,12 @@ static int grow_reftable(BlockImage *img, uint64_t need, Error **errp)
     if (ret < 0) {
         s->reftable = old;
         s->reftable_entries = old_entries;
+        qcow2_reftable_note_used(s);
         free(table);
         return -1;
     }
     s->reftable_offset = rt_offset;
     s->reftable_clusters = (uint32_t)rt_clusters;
-    s->zeroed_from = MAX(s->zeroed_from, area_end << s->cluster_bits);
     free(old);
     if (qcow2_write_header(img, errp) < 0) {
         return -1;
@@ -336,6 +358,7 @@ static int add_refblocks(BlockImage *img, uint64_t start, uint64_t n, uint64_t r
         qcow2_cache_mark_dirty(&s->rb_cache, blk);
         qcow2_cache_put(&s->rb_cache, blk);
         s->reftable[r] = off;
+        s->reftable_used = MAX(s->reftable_used, r + 1);
     }
     uint64_t blocks_off = (start + n) << s->cluster_bits;
     s->zeroed_from = MAX(s->zeroed_from, (start + n + k) << s->cluster_bits);
@@ -350,7 +373,8 @@ static int add_refblocks(BlockImage *img, uint64_t start, uint64_t n, uint64_t r
     for (uint64_t r = first; r <= last; r++) {
         st_be64(&buf[r - first], s->reftable[r]);
     }
-    int ret = bfile_pwrite(&img->file, s->reftable_offset + first * 8, buf, bytes, errp);
+    int ret = qcow2_pwrite_checked(img, QCOW2_OL_REFCOUNT_TABLE, s->reftable_offset + first * 8,
+                                   buf, bytes, errp);
     free(buf);
     return ret;
 }
@@ -385,7 +409,9 @@ int64_t qcow2_alloc_clusters(BlockImage *img, uint64_t n, Error **errp)
         }
     }
     uint64_t offset = start << s->cluster_bits;
-    if (qcow2_update_refcount(img, offset, n << s->cluster_bits, 1, errp) < 0) {
+    /* Free by its refcounts yet holding metadata: the refcounts lie. */
+    if (qcow2_overlap_check(img, 0, offset, n << s->cluster_bits, errp) < 0 ||
+        qcow2_update_refcount(img, offset, n << s->cluster_bits, 1, errp) < 0) {
         return -1;
     }
     if (start == s->free_hint) {
@@ -487,9 +513,56 @@ typedef struct CheckState {
     BDRVQcow2 *s;
     BlockCheckResult *res;
     int fix;
-    uint32_t *refs;            /* references found, per host cluster */
+    /*
+     * References found, per host cluster.  The file may be sparse and far
+     * larger than what it stores, so counters come in chunks allocated when
+     * a reference first lands in them: memory follows the metadata read,
+     * not the file's apparent length.
+     */
+    uint32_t **refs;
+    int chunk_bits;            /* log2 of the clusters one chunk counts */
+    uint64_t nb_chunks;
     uint64_t nb_clusters;      /* clusters the file holds */
 } CheckState;
+
+#define CHECK_CHUNK_BITS   16
+#define CHECK_MAX_CHUNKS   ((uint64_t)1 << 24)
+
+static void refs_init(CheckState *cs)
+{
+    cs->chunk_bits = CHECK_CHUNK_BITS;
+    while ((cs->nb_clusters >> cs->chunk_bits) >= CHECK_MAX_CHUNKS) {
+        cs->chunk_bits++;
+    }
+    cs->nb_chunks = (cs->nb_clusters >> cs->chunk_bits) + 1;
+    cs->refs = xzalloc(cs->nb_chunks * sizeof(*cs->refs));
+}
+
+static void refs_free(CheckState *cs)
+{
+    for (uint64_t c = 0; c < cs->nb_chunks; c++) {
+        free(cs->refs[c]);
+    }
+    free(cs->refs);
+}
+
+static uint32_t refs_get(const CheckState *cs, uint64_t i)
+{
+    const uint32_t *chunk = cs->refs[i >> cs->chunk_bits];
+    return chunk ? chunk[i & (((uint64_t)1 << cs->chunk_bits) - 1)] : 0;
+}
+
+static void refs_inc(CheckState *cs, uint64_t i)
+{
+    uint32_t **chunk = &cs->refs[i >> cs->chunk_bits];
+    if (!*chunk) {
+        *chunk = xzalloc(sizeof(uint32_t) << cs->chunk_bits);
+    }
+    uint32_t *r = &(*chunk)[i & (((uint64_t)1 << cs->chunk_bits) - 1)];
+    if (*r < UINT32_MAX) {
+        (*r)++;
+    }
+}
 
 static int add_ref(void *opaque, uint64_t off, uint64_t len)
 {
@@ -510,9 +583,7 @@ static int add_ref(void *opaque, uint64_t off, uint64_t len)
             cs->res->corruptions++;
             return 0;
         }
-        if (cs->refs[i] < UINT32_MAX) {
-            cs->refs[i]++;
-        }
+        refs_inc(cs, i);
     }
     return 0;
 }
@@ -638,6 +709,12 @@ static void walk_reftable(CheckState *cs)
     add_ref(cs, s->reftable_offset, (uint64_t)s->reftable_clusters << s->cluster_bits);
     for (uint64_t r = 0; r < s->reftable_entries; r++) {
         uint64_t off = s->reftable[r] & ~QCOW2_REFT_RESERVED;
+        if (s->reftable[r] & QCOW2_REFT_RESERVED) {
+            fprintf(stderr, "ERROR refcount table entry %" PRIu64 " has reserved bits set\n",
+                    r);
+            cs->res->corruptions++;
+            continue;
+        }
         if (!off) {
             continue;
         }
@@ -668,42 +745,93 @@ static int set_refcount(CheckState *cs, uint64_t i, uint64_t have, uint64_t want
     return ret;
 }
 
+/* Is reftable entry @r a refcount block that can be read? */
+static bool refblock_usable(const CheckState *cs, uint64_t r)
+{
+    const BDRVQcow2 *s = cs->s;
+    if (r >= s->reftable_entries) {
+        return false;
+    }
+    uint64_t e = s->reftable[r];
+    return e && !(e & QCOW2_REFT_RESERVED) && !(e & (s->cluster_size - 1)) &&
+           (e >> s->cluster_bits) < cs->nb_clusters;
+}
+
+/*
+ * First cluster from @i on that may need comparing: runs with neither a
+ * usable refcount block nor a counted reference have nothing to compare.
+ */
+static uint64_t next_to_compare(const CheckState *cs, uint64_t i, uint64_t limit)
+{
+    const BDRVQcow2 *s = cs->s;
+    while (i < limit) {
+        uint64_t r = i / s->rb_entries;
+        if (refblock_usable(cs, r) || (i < cs->nb_clusters && cs->refs[i >> cs->chunk_bits])) {
+            return i;
+        }
+        uint64_t chunk_end = ((i >> cs->chunk_bits) + 1) << cs->chunk_bits;
+        i = MIN(chunk_end, (r + 1) * s->rb_entries);
+    }
+    return limit;
+}
+
+static void compare_one(CheckState *cs, uint64_t i, uint64_t *highest)
+{
+    BDRVQcow2 *s = cs->s;
+    uint64_t have = 0;
+    Error *err = NULL;
+    /* A refcount block that cannot be used counts nothing (reported by walk_reftable). */
+    if (refblock_usable(cs, i / s->rb_entries) &&
+        qcow2_get_refcount(cs->img, i, &have, &err) < 0) {
+        error_free(err);
+        cs->res->check_errors++;
+        return;
+    }
+    uint64_t want = i < cs->nb_clusters ? refs_get(cs, i) : 0;
+    if (have || want) {
+        *highest = i;
+    }
+    if (have == want) {
+        return;
+    }
+    bool leak = have > want;
+    bool fixing = leak ? (cs->fix & BLK_FIX_LEAKS) : (cs->fix & BLK_FIX_ERRORS);
+    fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
+            fixing ? "Repairing" : leak ? "Leaked" : "ERROR", i, have, want);
+    if (fixing && want <= s->refcount_max && set_refcount(cs, i, have, want) == 0) {
+        if (leak) {
+            cs->res->leaks_fixed++;
+        } else {
+            cs->res->corruptions_fixed++;
+        }
+    } else if (leak) {
+        cs->res->leaks++;
+    } else {
+        cs->res->corruptions++;
+    }
+}
+
 static void compare_refcounts(CheckState *cs, uint64_t *highest)
 {
     BDRVQcow2 *s = cs->s;
     uint64_t limit = MAX(cs->nb_clusters, s->reftable_entries * s->rb_entries);
     limit = MIN(limit, cs->nb_clusters + s->rb_entries);
-    for (uint64_t i = 0; i < limit; i++) {
-        uint64_t have;
-        Error *err = NULL;
-        if (qcow2_get_refcount(cs->img, i, &have, &err) < 0) {
-            error_free(err);
-            cs->res->check_errors++;
-            continue;
-        }
-        uint64_t want = i < cs->nb_clusters ? cs->refs[i] : 0;
-        if (have || want) {
-            *highest = i;
-        }
-        if (have == want) {
-            continue;
-        }
-        bool leak = have > want;
-        bool fixing = leak ? (cs->fix & BLK_FIX_LEAKS) : (cs->fix & BLK_FIX_ERRORS);
-        fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
-                fixing ? "Repairing" : leak ? "Leaked" : "ERROR", i, have, want);
-        if (fixing && want <= s->refcount_max && set_refcount(cs, i, have, want) == 0) {
-            if (leak) {
-                cs->res->leaks_fixed++;
-            } else {
-                cs->res->corruptions_fixed++;
-            }
-        } else if (leak) {
-            cs->res->leaks++;
-        } else {
-            cs->res->corruptions++;
-        }
+    for (uint64_t i = next_to_compare(cs, 0, limit); i < limit;
+         i = next_to_compare(cs, i + 1, limit)) {
+        compare_one(cs, i, highest);
     }
+}
+
+/* A repair that left nothing wrong makes the image usable again, as with qemu-img. */
+static int clear_corrupt_bit(BlockImage *img, const BlockCheckResult *res, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (!(s->incompat & QCOW2_INCOMPAT_CORRUPT) || res->corruptions || res->check_errors) {
+        return 0;
+    }
+    s->incompat &= ~QCOW2_INCOMPAT_CORRUPT;
+    s->corrupt_marked = false;
+    return qcow2_write_header(img, errp);
 }
 
 /* Active tables must carry COPIED exactly when the refcount is one. */
@@ -780,7 +908,7 @@ int qcow2_check(BlockImage *img, BlockCheckResult *res, int fix, Error **errp)
     }
     CheckState cs = { .img = img, .s = s, .res = res, .fix = fix };
     cs.nb_clusters = ROUND_UP((uint64_t)file_len, s->cluster_size) >> s->cluster_bits;
-    cs.refs = xzalloc(cs.nb_clusters * sizeof(uint32_t) + 1);
+    refs_init(&cs);
     res->total_clusters = ROUND_UP(img->size, s->cluster_size) >> s->cluster_bits;
 
     add_ref(&cs, 0, s->cluster_size);                    /* header */
@@ -796,9 +924,10 @@ int qcow2_check(BlockImage *img, BlockCheckResult *res, int fix, Error **errp)
     compare_refcounts(&cs, &highest);
     check_copied(&cs);
     res->image_end_offset = (highest + 1) << s->cluster_bits;
-    free(cs.refs);
-    if (fix && (res->leaks_fixed || res->corruptions_fixed)) {
-        return qcow2_flush_metadata(img, true, errp);
+    refs_free(&cs);
+    if (fix && (res->leaks_fixed || res->corruptions_fixed) &&
+        qcow2_flush_metadata(img, true, errp) < 0) {
+        return -1;
     }
-    return 0;
+    return fix ? clear_corrupt_bit(img, res, errp) : 0;
 }

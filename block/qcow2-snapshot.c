@@ -167,7 +167,7 @@ static int write_snapshot_table(BlockImage *img, Error **errp)
             size_t padded = ROUND_UP(len, s->cluster_size);
             uint8_t *full = blk_alloc_aligned(padded);
             memcpy(full, buf, len);
-            ret = bfile_pwrite(&img->file, new_off, full, padded, errp);
+            ret = qcow2_pwrite_checked(img, QCOW2_OL_SNAPSHOT_TABLE, new_off, full, padded, errp);
             free(full);
         }
     }
@@ -281,8 +281,8 @@ int qcow2_snapshot_create(BlockImage *img, const char *name, Error **errp)
     for (uint32_t i = 0; i < s->l1_size; i++) {
         st_be64(&l1[i], s->l1[i] & ~QCOW2_OFLAG_COPIED);
     }
-    int ret = bfile_pwrite(&img->file, (uint64_t)l1_off, l1,
-                           MAX(l1_bytes, (uint64_t)s->cluster_size), errp);
+    int ret = qcow2_pwrite_checked(img, QCOW2_OL_INACTIVE_L1, (uint64_t)l1_off, l1,
+                                   MAX(l1_bytes, (uint64_t)s->cluster_size), errp);
     free(l1);
     if (ret == 0) {
         ret = qcow2_update_l1_refcounts(img, s->l1_offset, s->l1_size, 1, errp);

@@ -36,6 +36,8 @@ static int qcow2_probe(const uint8_t *buf, size_t len)
            (ld_be32(buf + 4) == 2 || ld_be32(buf + 4) == 3) ? 100 : 0;
 }
 
+static int write_header_unchecked(BlockImage *img, Error **errp);
+
 bool qcow2_offset_ok(BlockImage *img, uint64_t off, uint64_t len)
 {
     /* Host offsets are 56-bit in qcow2 and must fit an off_t. */
@@ -51,11 +53,15 @@ void qcow2_signal_corruption(BlockImage *img, Error **errp, const char *fmt, ...
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     /* Mark the image so nobody writes to it again before a repair. */
-    if ((img->flags & BLK_O_RDWR) && !(img->flags & BLK_O_CHECK) && !s->corrupt_marked &&
-        s->version >= 3) {
+    if ((img->flags & BLK_O_RDWR) && !(img->flags & BLK_O_CHECK) && !s->corrupt_marked) {
+        fprintf(stderr, "qcow2: Marking image as corrupt: %s; further corruption events "
+                "will be suppressed\n", msg);
         s->corrupt_marked = true;
         s->incompat |= QCOW2_INCOMPAT_CORRUPT;
-        qcow2_write_header(img, NULL);
+        /* Version 2 headers have no feature bits: the image only turns read-only here. */
+        if (s->version >= 3) {
+            write_header_unchecked(img, NULL);
+        }
         img->flags &= ~BLK_O_RDWR;
     }
     error_setg(errp, "qcow2: image '%s' is corrupt: %s", img->filename, msg);
@@ -172,8 +178,8 @@ static size_t build_header(BlockImage *img, uint8_t *buf, bool feature_table)
     return pos;
 }
 
-/* Rewrite cluster 0. */
-int qcow2_write_header(BlockImage *img, Error **errp)
+/* Rewrite cluster 0 (marking the image corrupt must work even when a check failed). */
+static int write_header_unchecked(BlockImage *img, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     size_t cap = s->cluster_size;
@@ -195,6 +201,15 @@ int qcow2_write_header(BlockImage *img, Error **errp)
         s->header_dirty = false;
     }
     return ret;
+}
+
+int qcow2_write_header(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (qcow2_overlap_check(img, QCOW2_OL_HEADER, 0, s->cluster_size, errp) < 0) {
+        return -1;
+    }
+    return write_header_unchecked(img, errp);
 }
 
 static int read_unknown_ext(BDRVQcow2 *s, uint32_t type, const uint8_t *data, uint32_t len)
@@ -299,8 +314,8 @@ static int parse_v3_fields(BlockImage *img, const uint8_t *hdr, Error **errp)
     }
     if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && (img->flags & BLK_O_RDWR) &&
         !(img->flags & BLK_O_CHECK)) {
-        error_setg(errp, "qcow2 image '%s' is marked corrupt and cannot be opened "
-                   "read/write (repair it with check -r all)", img->filename);
+        /* qemu-img's words; check -r all repairs the image and clears the bit. */
+        error_setg(errp, "qcow2: Image is corrupt; cannot be opened read/write");
         return -1;
     }
     return 0;

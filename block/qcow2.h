@@ -164,6 +164,7 @@ typedef struct BDRVQcow2 {
     uint64_t reftable_offset;
     uint32_t reftable_clusters;
     uint64_t rb_entries;        /* refcounts per refcount block */
+    uint64_t reftable_used;     /* one past the last non-zero reftable entry */
 
     Qcow2Cache l2_cache;
     Qcow2Cache rb_cache;
@@ -232,6 +233,29 @@ int qcow2_flush_metadata(BlockImage *img, bool sync, Error **errp);
 void qcow2_signal_corruption(BlockImage *img, Error **errp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool qcow2_offset_ok(BlockImage *img, uint64_t off, uint64_t len);
+
+/* qcow2-overlap.c: kinds of metadata a write must not land on */
+#define QCOW2_OL_HEADER           (1 << 0)
+#define QCOW2_OL_ACTIVE_L1        (1 << 1)
+#define QCOW2_OL_ACTIVE_L2        (1 << 2)
+#define QCOW2_OL_REFCOUNT_TABLE   (1 << 3)
+#define QCOW2_OL_REFCOUNT_BLOCK   (1 << 4)
+#define QCOW2_OL_SNAPSHOT_TABLE   (1 << 5)
+#define QCOW2_OL_INACTIVE_L1      (1 << 6)
+#define QCOW2_OL_BITMAP_DIRECTORY (1 << 7)
+#define QCOW2_OL_BITMAP_TABLE     (1 << 8)
+int qcow2_overlap_kind(BlockImage *img, int ignore, uint64_t off, uint64_t len);
+/* Fail (and mark the image corrupt) if [off, off + len) overlaps metadata not in @ignore. */
+int qcow2_overlap_check(BlockImage *img, int ignore, uint64_t off, uint64_t len,
+                        Error **errp);
+/* bfile_pwrite to the image file after qcow2_overlap_check. */
+int qcow2_pwrite_checked(BlockImage *img, int ignore, uint64_t off, const void *buf,
+                         size_t len, Error **errp);
+/* Guest data write to s->data, checked against metadata when that is the image file. */
+int qcow2_data_pwrite(BlockImage *img, uint64_t off, const void *buf, size_t len,
+                      Error **errp);
+/* Recompute s->reftable_used after the refcount table changed. */
+void qcow2_reftable_note_used(BDRVQcow2 *s);
 
 /* qcow2-cache.c */
 void qcow2_cache_init(Qcow2Cache *c, int nb_entries, uint32_t cluster_size, bool is_l2);
