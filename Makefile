@@ -3,10 +3,13 @@
 #   make check    install missing packages, build with ASan/UBSan in build-san/, run every test
 #   make run      boot the demo VM
 #   make bench    benchmarks side by side with the peers named in bench/README.md
+#   make fuzz     clang/libFuzzer build in build-fuzz/, fuzz images for FUZZTIME seconds
 BUILD     ?= build
 SANBUILD  ?= build-san
+FUZZBUILD ?= build-fuzz
+FUZZTIME  ?= 600
 
-.PHONY: all deps check run bench clean
+.PHONY: all deps check run bench fuzz clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -18,12 +21,16 @@ $(SANBUILD)/build.ninja:
 	meson setup $(SANBUILD) --buildtype=debug -Dwerror=true \
 		-Db_sanitize=address,undefined -Db_lundef=false
 
+$(FUZZBUILD)/build.ninja:
+	CC=clang meson setup $(FUZZBUILD) --buildtype=debugoptimized -Dwerror=true \
+		-Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
+
 deps:
 	@scripts/install-deps
 
 check: deps $(SANBUILD)/build.ninja
 	ninja -C $(SANBUILD)
-	python3 tests/run.py --build $(SANBUILD)
+	VIREO_FUZZ_BUILD=$(FUZZBUILD) python3 tests/run.py --build $(SANBUILD)
 
 run: deps all
 	scripts/demo
@@ -31,5 +38,13 @@ run: deps all
 bench: deps all
 	bench/run-all --build $(BUILD)
 
+# New inputs go to $(FUZZBUILD)/fuzz-corpus; the committed seeds stay as they are.
+fuzz: deps $(FUZZBUILD)/build.ninja
+	ninja -C $(FUZZBUILD) tests/block/fuzz-image
+	mkdir -p $(FUZZBUILD)/fuzz-corpus
+	$(FUZZBUILD)/tests/block/fuzz-image -max_total_time=$(FUZZTIME) -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZBUILD)/ \
+		$(FUZZBUILD)/fuzz-corpus tests/block/fuzz/corpus
+
 clean:
-	rm -rf $(BUILD) $(SANBUILD)
+	rm -rf $(BUILD) $(SANBUILD) $(FUZZBUILD)

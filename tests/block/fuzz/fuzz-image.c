@@ -67,7 +67,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     snprintf(image_path, sizeof(image_path), "/proc/self/fd/%d", image_fd);
 
-    /* A file that would pass the cap fails with EFBIG instead of SIGXFSZ. */
+    /* Writes past the cap fail with EFBIG (SIGXFSZ is ignored, see below). */
     struct rlimit rl;
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
         (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > FILE_CAP)) {
@@ -77,7 +77,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             exit(1);
         }
     }
-    signal(SIGXFSZ, SIG_IGN);
 
     devnull = fopen("/dev/null", "w");
     if (!devnull) {
@@ -240,6 +239,12 @@ static void repair_pass(const char *fmt)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const formats[] = { "qcow2", "parallels", NULL };
+    static bool xfsz_ignored;
+    if (!xfsz_ignored) {
+        /* libFuzzer installs its SIGXFSZ handler after LLVMFuzzerInitialize. */
+        signal(SIGXFSZ, SIG_IGN);
+        xfsz_ignored = true;
+    }
     if (size > FILE_CAP / 2) {
         return -1;   /* not worth keeping in the corpus */
     }
