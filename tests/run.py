@@ -101,6 +101,8 @@ def main():
         total_f += f
         status = "ok  " if f == 0 else "FAIL"
         print(f"{status} {name}: {p} passed, {f} failed ({secs:.1f}s)", flush=True)
+        for line in re.findall(r"^skip .*$", output, re.M):
+            print("    " + line, flush=True)   # vtest.skip(): say what did not run, and why
         if f:
             tail = output.strip().splitlines()[-60:]
             print("\n".join("    | " + l for l in tail), flush=True)
