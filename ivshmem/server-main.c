@@ -25,7 +25,7 @@
 #define DEFAULT_SHM_NAME "ivshmem"
 #define DEFAULT_SIZE (4 * 1024 * 1024)
 #define DEFAULT_PIDFILE "/var/run/ivshmem-server.pid"
-#define DEFAULT_MAX_QUEUE 1024
+#define DEFAULT_MAX_QUEUE 4096
 
 typedef struct Options {
     const char *socket_path;

@@ -115,33 +115,64 @@ static void peer_arm_output(IvshServer *s, IvshPeer *p, bool on)
     p->out_armed = on;
 }
 
+/* ---- eventfd sets ------------------------------------------------------- */
+
+static IvshVectors *vectors_new(unsigned n, Error **errp)
+{
+    IvshVectors *vec = xzalloc(sizeof(*vec) + sizeof(int) * n);
+    vec->refs = 1;
+    for (; vec->n < n; vec->n++) {
+        vec->fd[vec->n] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (vec->fd[vec->n] < 0) {
+            error_setg_errno(errp, errno, "creating eventfd %u of %u", vec->n, n);
+            while (vec->n > 0) {
+                close(vec->fd[--vec->n]);
+            }
+            free(vec);
+            return NULL;
+        }
+    }
+    return vec;
+}
+
+static void vectors_unref(IvshVectors *vec)
+{
+    if (vec && --vec->refs == 0) {
+        for (unsigned i = 0; i < vec->n; i++) {
+            close(vec->fd[i]);
+        }
+        free(vec);
+    }
+}
+
+static void msg_release_fd(IvshMsg *m)
+{
+    vectors_unref(m->fd_owner);
+    m->fd_owner = NULL;
+    m->fd = -1;
+}
+
 static void msg_free(IvshServer *s, IvshMsg *m)
 {
-    if (m->fd >= 0) {
-        close(m->fd);
-    }
+    msg_release_fd(m);
     leave_notice_done(s, m->leave_of);
     free(m);
 }
 
 static bool peer_enqueue(IvshServer *s, IvshPeer *p, int64_t value, int fd,
-                         size_t off, int32_t leave_of)
+                         IvshVectors *fd_owner, size_t off, int32_t leave_of)
 {
     if (p->out_len >= p->out_limit) {
         peer_mark_dead(s, p, "output queue over %u messages (not reading)", p->out_limit);
         return false;
     }
-    int copy = -1;
-    if (fd >= 0) {
-        copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (copy < 0) {
-            peer_mark_dead(s, p, "no descriptor left to queue for it: %s", strerror(errno));
-            return false;
-        }
-    }
     IvshMsg *m = xzalloc(sizeof(*m));
     m->value = value;
-    m->fd = copy;
+    m->fd = fd;
+    if (fd >= 0 && fd_owner) {
+        m->fd_owner = fd_owner;
+        fd_owner->refs++;
+    }
     m->off = (uint8_t)off;
     m->leave_of = leave_of;
     if (p->out_tail) {
@@ -156,11 +187,12 @@ static bool peer_enqueue(IvshServer *s, IvshPeer *p, int64_t value, int fd,
 }
 
 /*
- * Send @value (with @fd unless -1) to @p, or queue it behind what is already
- * waiting. @leave_of names the id whose leave this announces (or -1), so the
+ * Send @value (with @fd unless -1, borrowed from @fd_owner or the server) to
+ * @p, or queue it behind what is already waiting. @leave_of names the id whose leave this announces (or -1), so the
  * id stays reserved until the notice is out. Failures mark @p dead.
  */
-static void peer_send(IvshServer *s, IvshPeer *p, int64_t value, int fd, int32_t leave_of)
+static void peer_send(IvshServer *s, IvshPeer *p, int64_t value, int fd,
+                      IvshVectors *fd_owner, int32_t leave_of)
 {
     if (p->dead) {
         leave_notice_done(s, leave_of);
@@ -183,7 +215,7 @@ static void peer_send(IvshServer *s, IvshPeer *p, int64_t value, int fd, int32_t
             fd = -1;        /* went out with the first bytes */
         }
     }
-    if (!peer_enqueue(s, p, value, fd, off, leave_of)) {
+    if (!peer_enqueue(s, p, value, fd, fd_owner, off, leave_of)) {
         leave_notice_done(s, leave_of);
     }
 }
@@ -199,10 +231,7 @@ static void peer_flush(IvshServer *s, IvshPeer *p)
             }
             return;
         }
-        if (m->fd >= 0) {
-            close(m->fd);
-            m->fd = -1;
-        }
+        msg_release_fd(m);     /* went out with the first bytes */
         m->off += (uint8_t)n;
         if (m->off < IVSHMEM_MSG_SIZE) {
             continue;
@@ -223,8 +252,8 @@ static void peer_flush(IvshServer *s, IvshPeer *p)
 
 static void peer_send_vectors(IvshServer *s, IvshPeer *to, const IvshPeer *of)
 {
-    for (unsigned v = 0; v < of->nvectors; v++) {
-        peer_send(s, to, of->id, of->vectors[v], -1);
+    for (unsigned v = 0; v < of->vec->n; v++) {
+        peer_send(s, to, of->id, of->vec->fd[v], of->vec, -1);
     }
 }
 
@@ -232,9 +261,9 @@ static void peer_send_vectors(IvshServer *s, IvshPeer *to, const IvshPeer *of)
  * everyone else learns of the newcomer, then the newcomer's own vectors. */
 static void peer_introduce(IvshServer *s, IvshPeer *p)
 {
-    peer_send(s, p, IVSHMEM_PROTOCOL_VERSION, -1, -1);
-    peer_send(s, p, p->id, -1, -1);
-    peer_send(s, p, IVSHMEM_SHM_MSG, s->shm_fd, -1);
+    peer_send(s, p, IVSHMEM_PROTOCOL_VERSION, -1, NULL, -1);
+    peer_send(s, p, p->id, -1, NULL, -1);
+    peer_send(s, p, IVSHMEM_SHM_MSG, s->shm_fd, NULL, -1);
     for (IvshPeer *o = s->head; o; o = o->next) {
         if (o != p && !o->dead) {
             peer_send_vectors(s, p, o);
@@ -256,8 +285,6 @@ static IvshPeer *peer_new(IvshServer *s, int sock, unsigned id, Error **errp)
     p->watch.ready = peer_ready;
     p->sock = sock;
     p->id = (uint16_t)id;
-    p->nvectors = s->cfg.vectors;
-    p->vectors = xmalloc(sizeof(int) * (p->nvectors ? p->nvectors : 1));
     p->pid = -1;
     p->uid = (uid_t)-1;
     clock_gettime(CLOCK_REALTIME, &p->joined);
@@ -267,27 +294,19 @@ static IvshPeer *peer_new(IvshServer *s, int sock, unsigned id, Error **errp)
         p->pid = cred.pid;
         p->uid = cred.uid;
     }
-    unsigned made = 0;
-    for (; made < p->nvectors; made++) {
-        p->vectors[made] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (p->vectors[made] < 0) {
-            error_setg_errno(errp, errno, "creating eventfd %u of %u", made, p->nvectors);
-            goto fail;
-        }
+    p->vec = vectors_new(s->cfg.vectors, errp);
+    if (!p->vec) {
+        free(p);
+        return NULL;
     }
     struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &p->watch };
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
         error_setg_errno(errp, errno, "watching the connection");
-        goto fail;
+        vectors_unref(p->vec);
+        free(p);
+        return NULL;
     }
     return p;
-fail:
-    while (made > 0) {
-        close(p->vectors[--made]);
-    }
-    free(p->vectors);
-    free(p);
-    return NULL;
 }
 
 static void peer_link(IvshServer *s, IvshPeer *p)
@@ -328,14 +347,14 @@ static void peer_admit(IvshServer *s, int sock)
     peer_link(s, p);
     /* Everything the set-up needs may have to wait in the queue; the bound
      * applies to what comes after it. */
-    unsigned setup = 3 + p->nvectors;
+    unsigned setup = 3 + p->vec->n;
     for (IvshPeer *o = s->head; o; o = o->next) {
-        setup += o != p ? o->nvectors : 0;
+        setup += o != p ? o->vec->n : 0;
     }
     p->out_limit = setup + s->cfg.max_queue;
     peer_introduce(s, p);
     ivsh_log(s, "peer %u joined: pid %d uid %u, %u vectors",
-             p->id, (int)p->pid, (unsigned)p->uid, p->nvectors);
+             p->id, (int)p->pid, (unsigned)p->uid, p->vec->n);
 }
 
 /* ---- leaving ------------------------------------------------------------ */
@@ -365,10 +384,7 @@ static void peer_free(IvshServer *s, IvshPeer *p)
         p->out_head = m->next;
         msg_free(s, m);
     }
-    for (unsigned v = 0; v < p->nvectors; v++) {
-        close(p->vectors[v]);
-    }
-    free(p->vectors);
+    vectors_unref(p->vec);
     free(p);
 }
 
@@ -385,7 +401,7 @@ static void peer_remove(IvshServer *s, IvshPeer *p)
     for (IvshPeer *o = s->head; o; o = o->next) {
         if (!o->dead) {
             s->leaves_pending[id]++;
-            peer_send(s, o, id, -1, id);
+            peer_send(s, o, id, -1, NULL, id);
         }
     }
 }

@@ -21,12 +21,25 @@ typedef struct IvshServerConfig {
     bool verbose;           /* log joins and leaves, not only refusals and drops */
 } IvshServerConfig;
 
+/*
+ * A client's interrupt eventfds. Queued messages borrow a descriptor from
+ * here rather than duplicate it, so a backlog costs memory, not descriptors;
+ * the reference they hold keeps the eventfds open after the client leaves
+ * until the last message carrying one is sent or dropped.
+ */
+typedef struct IvshVectors {
+    unsigned refs;          /* the owning peer plus each queued message */
+    unsigned n;
+    int fd[];
+} IvshVectors;
+
 /* One queued message: the bytes not yet sent and the descriptor that must
- * travel with them (a duplicate the queue owns). */
+ * travel with them. */
 typedef struct IvshMsg {
     struct IvshMsg *next;
     int64_t value;
-    int fd;                 /* -1, or owned until the first byte goes out */
+    int fd;                 /* -1, or borrowed until the first byte goes out */
+    IvshVectors *fd_owner;  /* the referenced owner of fd, NULL for the shm fd */
     uint8_t off;            /* bytes of the 8 already sent */
     int32_t leave_of;       /* id this message announces the leave of, or -1 */
 } IvshMsg;
@@ -42,8 +55,8 @@ typedef struct IvshPeer {
     IvshWatch watch;        /* first: the epoll cookie */
     int sock;               /* the client's connection, non-blocking */
     uint16_t id;            /* its id, rung through the Doorbell's high half */
-    unsigned nvectors;      /* its own vector count (per client, see README) */
-    int *vectors;           /* nvectors eventfds peers write to ring it */
+    IvshVectors *vec;       /* its own eventfds, peers write to ring it; the
+                             * count is per client (see README) */
     IvshMsg *out_head;      /* messages waiting for socket space, FIFO */
     IvshMsg *out_tail;
     unsigned out_len;       /* messages in the queue */
