@@ -373,6 +373,30 @@ bool chardev_conn_is_tty(const ChardevConn *conn)
 Chardev *chardev_conn_chardev(ChardevConn *conn)
 {
     return conn->chr;
+bool chardev_conn_read_sync(ChardevConn *conn, void *buf, size_t len, int timeout_ms,
+                            Error **errp)
+{
+    size_t got = 0;
+    while (got < len) {
+        struct pollfd p = { .fd = conn->in_fd, .events = POLLIN };
+        int rc = conn->in_fd >= 0 && !conn->closing ? poll(&p, 1, timeout_ms) : -1;
+        if (rc < 0 && errno == EINTR) {
+            continue;
+        }
+        ssize_t n = rc > 0 ? conn_recv(conn, (uint8_t *)buf + got, len - got) : -1;
+        if (n < 0 && rc > 0 && (errno == EAGAIN || errno == EINTR)) {
+            continue;
+        }
+        if (n <= 0) {
+            error_setg(errp, "chardev '%s': %s", conn->chr ? conn->chr->id : "?",
+                       rc == 0 ? "timed out" : n == 0 ? "connection closed" : "read failed");
+            return false;
+        }
+        got += (size_t)n;
+    }
+    return true;
+}
+
 }
 
 /* ---- front-ends ---- */

@@ -69,6 +69,13 @@ void chardev_conn_close(ChardevConn *conn);
 int chardev_conn_take_fd(ChardevConn *conn);
 bool chardev_conn_is_tty(const ChardevConn *conn);
 Chardev *chardev_conn_chardev(ChardevConn *conn);
+/*
+ * Wait up to timeout_ms for exactly len bytes on conn, outside the main
+ * loop (a device's start-up handshake, before any handler reads); the
+ * descriptors that come with them queue for chardev_conn_take_fd.
+ */
+bool chardev_conn_read_sync(ChardevConn *conn, void *buf, size_t len, int timeout_ms,
+                            Error **errp);
 
 /* Queue bytes for the peer. Returns len, or 0 when nobody is connected. */
 size_t chardev_write(Chardev *chr, const void *buf, size_t len);

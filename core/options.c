@@ -9,6 +9,7 @@
 #include "core/iothread.h"
 #include "core/runstate.h"
 #include "core/vm-config.h"
+#include "memory/host-backend.h"
 #include "qapi/qapi-commands.h"
 #include "util/keyval.h"
 #include "util/osdep.h"
@@ -192,7 +193,7 @@ static void add_device_option(DeviceOption **list, const char *arg)
 /* Object types other than iothread, consumed by the devices that use them. */
 static bool object_type_known(const char *type)
 {
-    static const char *const types[] = { "rng-random", "rng-builtin", "memory-backend-memfd" };
+    static const char *const types[] = { "rng-random", "rng-builtin" };
     for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
         if (!strcmp(type, types[i])) {
             return true;
@@ -215,6 +216,12 @@ static bool opt_object(const char *arg, Error **errp)
             return false;
         }
         push(&startup.iothreads, &startup.nr_iothreads, arg);
+    } else if (type && host_backend_type_known(type)) {
+        /* Created now, as QEMU creates -object before the machine. */
+        ok = host_backend_create(arg, errp) != NULL;
+        if (ok) {
+            add_device_option(&vm_config.objects, arg);
+        }
     } else if (type && object_type_known(type)) {
         add_device_option(&vm_config.objects, arg);   /* created with the machine */
     } else {

@@ -58,6 +58,8 @@ typedef struct PciBar {
     void *opaque;
     IoRegion *region;       /* non-NULL while mapped */
     uint64_t mapped_at;
+    uint8_t *ram;           /* RAM BAR: host memory behind it, else NULL */
+    int ram_slot;           /* accelerator mapping while mapped, else -1 */
 } PciBar;
 
 struct PciDevice {
@@ -170,6 +172,10 @@ static bool bar_decodable(const PciDevice *d, unsigned i, uint64_t addr)
 
 static void unmap_bar(PciBar *b)
 {
+    if (b->ram) {
+        ram_slot_del(b->ram_slot);
+        b->ram_slot = -1;
+    }
     io_region_del(b->region);
     b->region = NULL;
 }
@@ -192,6 +198,10 @@ static void update_bar(PciDevice *d, unsigned i)
         /* A BAR placed over another region stays unmapped: the guest's mistake. */
         b->region = io_region_add(as, name, addr, b->size, b->ops, b->opaque, NULL);
         b->mapped_at = addr;
+        /* RAM BARs also become guest memory where the accelerator can do it. */
+        if (b->region && b->ram) {
+            b->ram_slot = ram_slot_add(addr, b->size, b->ram);
+        }
     }
 }
 
@@ -245,6 +255,40 @@ bool pci_bar_register(PciDevice *d, unsigned bar, PciBarType type, bool prefetch
         set32(d->wmask + off + 4, (uint32_t)(~(size - 1) >> 32));
         d->bars[bar + 1].upper_half = true;     /* no region of its own */
     }
+    return true;
+}
+
+/*
+ * RAM BARs: under an accelerator without memory slots (qtest) every access
+ * comes here, bounds-checked by the dispatcher against the BAR size.
+ */
+static uint64_t ram_bar_read(void *opaque, uint64_t off, unsigned size)
+{
+    const PciBar *b = opaque;
+    uint64_t val = 0;
+    memcpy(&val, b->ram + off, size);
+    return le64toh(val);
+}
+
+static void ram_bar_write(void *opaque, uint64_t off, uint64_t value, unsigned size)
+{
+    PciBar *b = opaque;
+    uint64_t le = htole64(value);
+    memcpy(b->ram + off, &le, size);
+}
+
+static const IoOps ram_bar_ops = { .read = ram_bar_read, .write = ram_bar_write };
+
+bool pci_bar_register_ram(PciDevice *d, unsigned bar, bool prefetchable, uint64_t size,
+                          void *hva, Error **errp)
+{
+    if (!pci_bar_register(d, bar, PCI_BAR_MEM64, prefetchable, size, &ram_bar_ops, NULL, errp)) {
+        return false;
+    }
+    PciBar *b = &d->bars[bar];
+    b->opaque = b;
+    b->ram = hva;
+    b->ram_slot = -1;
     return true;
 }
 

@@ -107,6 +107,14 @@ typedef enum PciBarType {
 /* size: a power of two (at least 16 for memory, 4 for I/O). */
 bool pci_bar_register(PciDevice *dev, unsigned bar, PciBarType type, bool prefetchable,
                       uint64_t size, const IoOps *ops, void *opaque, Error **errp);
+/*
+ * A 64-bit memory BAR that is host memory (ivshmem's shared memory): on KVM
+ * it becomes a memory slot wherever the guest maps it, so accesses run at
+ * memory speed; otherwise accesses are copied to and from hva. The memory
+ * must stay mapped while the device exists. size: a power of two.
+ */
+bool pci_bar_register_ram(PciDevice *dev, unsigned bar, bool prefetchable, uint64_t size,
+                          void *hva, Error **errp);
 /* Where the guest mapped the BAR, or PCI_BAR_UNMAPPED. */
 uint64_t pci_bar_address(const PciDevice *dev, unsigned bar);
 

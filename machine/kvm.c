@@ -30,6 +30,8 @@
 #define PIC_IRQS            16
 #define MSI_ROUTES_MAX      256     /* irqfd-bound MSI messages, GSIs 24.. */
 
+#define EXTRA_SLOT_FIRST    16      /* device RAM (ram_slot_add) after guest RAM's slots */
+#define EXTRA_SLOTS_MAX     32
 /* x86 architectural constants used to build the entry state. */
 #define CR0_PE      (1ULL << 0)
 #define CR0_ET      (1ULL << 4)
@@ -97,6 +99,8 @@ struct KvmVm {
     struct kvm_clock_data clock_at_stop;
     bool clock_saved;
 };
+    /* Memory slots EXTRA_SLOT_FIRST + i in use for device RAM (RAM BARs). */
+    bool extra_slots[EXTRA_SLOTS_MAX];
 
 static int kick_signal(void)
 {
@@ -874,11 +878,73 @@ static void kvm_ioeventfd_del(void *opaque, AddressSpaceId as, uint64_t addr, un
 
 void kvm_vm_install_hooks(KvmVm *vm)
 {
+static bool kvm_ioeventfd_match(KvmVm *vm, AddressSpaceId as, uint64_t addr, unsigned size,
+                                int eventfd, uint64_t data, bool assign)
+{
+    struct kvm_ioeventfd req = {
+        .datamatch = data, .addr = addr, .len = size, .fd = eventfd,
+        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (as == AS_PIO ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+                 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+    };
+    return ioctl(vm->vm_fd, KVM_IOEVENTFD, &req) == 0;
+}
+
+static bool kvm_ioeventfd_add_match(void *opaque, AddressSpaceId as, uint64_t addr,
+                                    unsigned size, int eventfd, uint64_t data)
+{
+    return kvm_ioeventfd_match(opaque, as, addr, size, eventfd, data, true);
+}
+
+static void kvm_ioeventfd_del_match(void *opaque, AddressSpaceId as, uint64_t addr,
+                                    unsigned size, int eventfd, uint64_t data)
+{
+    kvm_ioeventfd_match(opaque, as, addr, size, eventfd, data, false);
+}
+
+/* ---- device RAM as memory slots (RAM BARs) ---- */
+
+static bool set_extra_slot(KvmVm *vm, int i, uint64_t gpa, uint64_t size, void *hva)
+{
+    struct kvm_userspace_memory_region slot = {
+        .slot = EXTRA_SLOT_FIRST + i, .guest_phys_addr = gpa, .memory_size = size,
+        .userspace_addr = (uintptr_t)hva,
+    };
+    return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) == 0;
+}
+
+static int kvm_ram_slot_add(void *opaque, uint64_t gpa, uint64_t size, void *hva)
+{
+    KvmVm *vm = opaque;
+    for (int i = 0; i < EXTRA_SLOTS_MAX; i++) {
+        if (!vm->extra_slots[i]) {
+            /* KVM refuses overlaps with guest RAM: the BAR then stays trapped. */
+            if (!set_extra_slot(vm, i, gpa, size, hva)) {
+                return -1;
+            }
+            vm->extra_slots[i] = true;
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void kvm_ram_slot_del(void *opaque, int handle)
+{
+    KvmVm *vm = opaque;
+    if (handle >= 0 && handle < EXTRA_SLOTS_MAX && vm->extra_slots[handle]) {
+        set_extra_slot(vm, handle, 0, 0, NULL);     /* size 0 deletes the slot */
+        vm->extra_slots[handle] = false;
+    }
+}
+
     IoEventfdBackend doorbells = { .add = kvm_ioeventfd_add, .del = kvm_ioeventfd_del,
-                                   .opaque = vm };
+                                   .add_match = kvm_ioeventfd_add_match,
+                                   .del_match = kvm_ioeventfd_del_match, .opaque = vm };
     io_eventfd_set_backend(&doorbells);
     IrqBackend irq = { .set_level = kvm_set_irq_level, .send_msi = kvm_send_msi,
                        .irqfd_add = kvm_irqfd_add, .irqfd_update = kvm_irqfd_update,
+    RamSlotBackend slots = { .add = kvm_ram_slot_add, .del = kvm_ram_slot_del, .opaque = vm };
+    ram_slot_set_backend(&slots);
                        .irqfd_remove = kvm_irqfd_remove, .opaque = vm };
     irq_set_backend(&irq);
     VcpuControl ctl = { .pause_all = vcpu_control_pause,
@@ -897,6 +963,7 @@ void kvm_vm_destroy(KvmVm *vm)
     io_eventfd_set_backend(NULL);
     irq_set_backend(&(IrqBackend){ 0 });
     pthread_mutex_lock(&vm->lock);
+    ram_slot_set_backend(NULL);
     vm->quit = true;
     kick_all(vm);
     pthread_cond_broadcast(&vm->cond);

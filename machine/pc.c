@@ -14,6 +14,7 @@
 #include "hw/acpi-pm.h"
 #include "hw/fw-cfg.h"
 #include "hw/i8042.h"
+#include "hw/ivshmem.h"
 #include "hw/pci.h"
 #include "hw/rtc-mc146818.h"
 #include "hw/serial-16550.h"
@@ -407,6 +408,7 @@ void machine_cleanup(void)
         serial16550_destroy(m->serial[i]);
         m->serial[i] = NULL;
     }
+    ivshmem_destroy_all();     /* its PCI functions, before the bus goes */
     rtc_destroy(m->rtc);
     i8042_destroy(m->i8042);
     acpi_pm_destroy(m->pm);

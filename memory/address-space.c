@@ -200,3 +200,40 @@ void io_eventfd_del(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd
         eventfd_backend.del(eventfd_backend.opaque, as, addr, size, eventfd);
     }
 }
+
+bool io_eventfd_add_match(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd,
+                          uint64_t data)
+{
+    return eventfd_backend.add_match &&
+           eventfd_backend.add_match(eventfd_backend.opaque, as, addr, size, eventfd, data);
+}
+
+void io_eventfd_del_match(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd,
+                          uint64_t data)
+{
+    if (eventfd_backend.del_match) {
+        eventfd_backend.del_match(eventfd_backend.opaque, as, addr, size, eventfd, data);
+    }
+}
+
+/* ---- host memory mapped as guest memory ---- */
+
+static RamSlotBackend ram_slot_backend;
+
+void ram_slot_set_backend(const RamSlotBackend *backend)
+{
+    ram_slot_backend = backend ? *backend : (RamSlotBackend){ 0 };
+}
+
+int ram_slot_add(uint64_t gpa, uint64_t size, void *hva)
+{
+    return ram_slot_backend.add ? ram_slot_backend.add(ram_slot_backend.opaque, gpa, size, hva)
+                                : -1;
+}
+
+void ram_slot_del(int handle)
+{
+    if (handle >= 0 && ram_slot_backend.del) {
+        ram_slot_backend.del(ram_slot_backend.opaque, handle);
+    }
+}

@@ -64,6 +64,11 @@ void io_region_foreach(AddressSpaceId as,
 typedef struct IoEventfdBackend {
     bool (*add)(void *opaque, AddressSpaceId as, uint64_t addr, unsigned size, int eventfd);
     void (*del)(void *opaque, AddressSpaceId as, uint64_t addr, unsigned size, int eventfd);
+    /* Optional: only a write of exactly `data` signals (KVM's datamatch). */
+    bool (*add_match)(void *opaque, AddressSpaceId as, uint64_t addr, unsigned size,
+                      int eventfd, uint64_t data);
+    void (*del_match)(void *opaque, AddressSpaceId as, uint64_t addr, unsigned size,
+                      int eventfd, uint64_t data);
     void *opaque;
 } IoEventfdBackend;
 
@@ -73,5 +78,32 @@ bool io_eventfd_available(void);
 bool io_eventfd_add(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd);
 /* Undo an io_eventfd_add with the same arguments. */
 void io_eventfd_del(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd);
+/*
+ * One register, many doorbells (ivshmem's Doorbell: peer and vector in the
+ * value written): each value gets its own eventfd. False without support.
+ */
+bool io_eventfd_add_match(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd,
+                          uint64_t data);
+void io_eventfd_del_match(AddressSpaceId as, uint64_t addr, unsigned size, int eventfd,
+                          uint64_t data);
+
+/*
+ * Host memory placed in guest-physical space (a PCI BAR backed by shared
+ * memory). The accelerator maps it as real guest memory, so the guest's
+ * accesses never leave the guest (KVM: a memory slot). Without a back-end
+ * (qtest) nothing happens here and the BAR's IoOps serve the accesses.
+ */
+typedef struct RamSlotBackend {
+    /* Returns a handle >= 0, or -1 when the accelerator cannot map it. */
+    int (*add)(void *opaque, uint64_t gpa, uint64_t size, void *hva);
+    void (*del)(void *opaque, int handle);
+    void *opaque;
+} RamSlotBackend;
+
+void ram_slot_set_backend(const RamSlotBackend *backend);
+/* -1 when there is no back-end or it refused: the IoOps path stays in use. */
+int ram_slot_add(uint64_t gpa, uint64_t size, void *hva);
+/* Undo ram_slot_add; -1 is ignored. */
+void ram_slot_del(int handle);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hw/ivshmem.h"
 #include "util/osdep.h"
 #include "virtio/virtio-pci.h"
 
@@ -23,6 +24,12 @@ static bool create_virtserialport(const VirtioCreateContext *ctx, const char *op
     return virtio_serial_port_create(ctx, opts, false, errp);
 }
 
+/* Not virtio, but created in the same command-line order through this door. */
+static bool create_ivshmem(const VirtioCreateContext *ctx, const char *opts, Error **errp)
+{
+    return ivshmem_create(opts, ctx->pci, errp);
+}
+
 static const struct {
     const char *driver;
     DeviceCreateFn *create;
@@ -34,6 +41,8 @@ static const struct {
     { "virtserialport", create_virtserialport },
     { "virtio-balloon-pci", virtio_balloon_pci_create },
     { "virtio-net-pci", virtio_net_pci_create },
+    { "ivshmem-plain", create_ivshmem },
+    { "ivshmem-doorbell", create_ivshmem },
 };
 
 /* The driver name: the text before the first comma. */
