@@ -61,7 +61,7 @@ class Server:
     def alive(self):
         return self.proc.poll() is None
 
-    def stop(self):
+    def stop(self, remove_shm=True):
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -71,7 +71,8 @@ class Server:
                 self.proc.wait()
         self.log.close()
         try:
-            os.unlink(f"/dev/shm/{self.shm_name}")
+            if remove_shm:
+                os.unlink(f"/dev/shm/{self.shm_name}")
         except FileNotFoundError:
             pass
         return self.proc.returncode
