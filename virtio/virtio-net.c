@@ -15,6 +15,7 @@
 
 #include "core/main-loop.h"
 #include "net/tap.h"
+#include "util/log.h"
 #include "util/osdep.h"
 #include "virtio/vhost.h"
 #include "virtio/virtio-pci.h"
@@ -459,8 +460,8 @@ static void vhost_start(VirtIONet *n)
     }
     if (err || !any) {
         if (err) {
-            fprintf(stderr, "vireo: %s; virtio-net carries on without vhost\n",
-                    error_get_pretty(err));
+            /* Runs at every DRIVER_OK the guest writes. */
+            LOG_GUEST_WARN("%s; virtio-net carries on without vhost", error_get_pretty(err));
             error_free(err);
         }
         vhost_stop(n);

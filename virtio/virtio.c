@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/log.h"
 #include "util/osdep.h"
 
 static VirtIODevice *registry_head, *registry_tail;
@@ -216,8 +217,9 @@ void virtio_mark_broken(VirtIODevice *vdev, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    warn_report("%s (%s): %s; the device needs a reset", vdev->name,
-                vdev->path ? vdev->path : "?", msg);
+    /* A guest can break, reset and break a device in a loop. */
+    LOG_GUEST_WARN("%s (%s): %s; the device needs a reset", vdev->name,
+                   vdev->path ? vdev->path : "?", msg);
     vdev->broken = true;
     vdev->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
     if (virtio_driver_ok(vdev)) {
