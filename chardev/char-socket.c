@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -66,6 +67,56 @@ void socket_chardev_conn_closed(Chardev *chr)
     listen_update(chr);
 }
 
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISREG(mode)) {
+        return "a regular file";
+    }
+    if (S_ISDIR(mode)) {
+        return "a directory";
+    }
+    if (S_ISLNK(mode)) {
+        return "a symbolic link";
+    }
+    return "a special file";
+}
+
+/*
+ * Before listening: a socket left at the path by an earlier run is stale
+ * and goes; anything else there (a file, a directory, a symbolic link) is
+ * not ours to delete, so the chardev is refused.
+ */
+static bool remove_stale_socket(const char *path, Error **errp)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT) {
+            return true;
+        }
+        error_setg_errno(errp, errno, "Failed to unlink socket %s", path);
+        return false;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        error_setg(errp, "Failed to unlink socket %s: it is %s, not a socket", path,
+                   file_kind(st.st_mode));
+        return false;
+    }
+    if (unlink(path) < 0 && errno != ENOENT) {
+        error_setg_errno(errp, errno, "Failed to unlink socket %s", path);
+        return false;
+    }
+    return true;
+}
+
+void socket_chardev_unlink_path(const char *path)
+{
+    struct stat st;
+    /* Whatever replaced our socket since start-up stays. */
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        unlink(path);
+    }
+}
+
 static int unix_socket(const char *path, bool server, Error **errp)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -74,13 +125,15 @@ static int unix_socket(const char *path, bool server, Error **errp)
         return -1;
     }
     strcpy(sa.sun_path, path);
+    if (server && !remove_stale_socket(path, errp)) {
+        return -1;
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         error_setg_errno(errp, errno, "Failed to create socket");
         return -1;
     }
     if (server) {
-        unlink(path);
         if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
             error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
             close(fd);

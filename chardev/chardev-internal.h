@@ -68,5 +68,7 @@ bool socket_chardev_open(Chardev *chr, const KeyValList *kv, Error **errp);
 /* Called when a listening socket's connection ends, to listen again. */
 void socket_chardev_conn_closed(Chardev *chr);
 bool socket_chardev_wants_more(const Chardev *chr);
+/* At exit: remove a listening socket's path if it is still a socket. */
+void socket_chardev_unlink_path(const char *path);
 
 #endif

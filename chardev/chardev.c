@@ -8,10 +8,13 @@
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/main-loop.h"
@@ -329,7 +332,12 @@ static void conn_flush(ChardevConn *conn)
 
 static void conn_write_ready(void *opaque)
 {
-    conn_flush(opaque);
+    ChardevConn *conn = opaque;
+    conn_flush(conn);
+    Chardev *chr = conn->chr;
+    if (chr && !conn->out_len && chr->fe && chr->fe->drained) {
+        chr->fe->drained(chr->fe_opaque);
+    }
 }
 
 bool chardev_conn_write(ChardevConn *conn, const void *buf, size_t len)
@@ -365,14 +373,6 @@ int chardev_conn_take_fd(ChardevConn *conn)
     return fd;
 }
 
-bool chardev_conn_is_tty(const ChardevConn *conn)
-{
-    return conn->chr && conn->chr->tty;
-}
-
-Chardev *chardev_conn_chardev(ChardevConn *conn)
-{
-    return conn->chr;
 bool chardev_conn_read_sync(ChardevConn *conn, void *buf, size_t len, int timeout_ms,
                             Error **errp)
 {
@@ -397,6 +397,14 @@ bool chardev_conn_read_sync(ChardevConn *conn, void *buf, size_t len, int timeou
     return true;
 }
 
+bool chardev_conn_is_tty(const ChardevConn *conn)
+{
+    return conn->chr && conn->chr->tty;
+}
+
+Chardev *chardev_conn_chardev(ChardevConn *conn)
+{
+    return conn->chr;
 }
 
 /* ---- front-ends ---- */
@@ -481,6 +489,20 @@ size_t chardev_write(Chardev *chr, const void *buf, size_t len)
         }
     }
     return written;
+}
+
+size_t chardev_output_pending(const Chardev *chr)
+{
+    size_t total = 0;
+    for (ChardevConn *c = chr->conns; c; c = c->next) {
+        total += c->out_len;
+    }
+    return total;
+}
+
+void chardev_set_output_limit(Chardev *chr, size_t max)
+{
+    chr->outbuf_max = max;
 }
 
 bool chardev_is_connected(const Chardev *chr)
@@ -675,17 +697,79 @@ bool chardev_add_client(Chardev *chr, int fd, Error **errp)
     return true;
 }
 
-void chardev_cleanup_all(void)
+/* ---- exit ---- */
+
+/* Total time vireo gives its peers to take queued output at exit. */
+#define CHARDEV_EXIT_FLUSH_MS 100
+#define CHARDEV_EXIT_MAX_FDS 64
+
+static int64_t monotonic_ms(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* One write of at most PIPE_BUF bytes, on a descriptor poll() called writable. */
+static void exit_write_some(ChardevConn *conn)
+{
+    size_t n = MIN(conn->out_len, (size_t)PIPE_BUF);
+    ssize_t w = write(conn->out_fd, conn->outbuf, n);
+    if (w > 0) {
+        memmove(conn->outbuf, conn->outbuf + w, conn->out_len - (size_t)w);
+        conn->out_len -= (size_t)w;
+    } else if (w == 0 || (errno != EAGAIN && errno != EINTR)) {
+        conn->out_len = 0;      /* the peer is gone */
+    }
+}
+
+/* Fill pfds with the connections that still have output; returns how many. */
+static int exit_pending(struct pollfd *pfds, ChardevConn **owners)
+{
+    int n = 0;
     for (Chardev *c = chardevs; c; c = c->next) {
-        for (ChardevConn *conn = c->conns; conn; conn = conn->next) {
-            /* Best effort: push out what is queued (the last console lines). */
-            if (conn->out_len) {
-                fcntl(conn->out_fd, F_SETFL, fcntl(conn->out_fd, F_GETFL) & ~O_NONBLOCK);
-                write_full(conn->out_fd, conn->outbuf, conn->out_len);
-                conn->out_len = 0;
+        for (ChardevConn *conn = c->conns; conn && n < CHARDEV_EXIT_MAX_FDS; conn = conn->next) {
+            if (conn->out_len && !conn->closing) {
+                pfds[n] = (struct pollfd){ .fd = conn->out_fd, .events = POLLOUT };
+                owners[n++] = conn;
             }
         }
+    }
+    return n;
+}
+
+/*
+ * Best effort: push out the last console lines and replies, but only what
+ * the peers take within CHARDEV_EXIT_FLUSH_MS. A client that stopped
+ * reading must not keep vireo alive, so nothing here blocks: poll() has the
+ * deadline and each write fits what poll() promised (PIPE_BUF bytes; stdio
+ * may be a blocking pipe or terminal, which vireo shares and leaves as it is).
+ */
+static void flush_before_exit(void)
+{
+    struct pollfd pfds[CHARDEV_EXIT_MAX_FDS];
+    ChardevConn *owners[CHARDEV_EXIT_MAX_FDS];
+    int64_t deadline = monotonic_ms() + CHARDEV_EXIT_FLUSH_MS;
+    int n;
+    while ((n = exit_pending(pfds, owners)) > 0) {
+        int64_t left = deadline - monotonic_ms();
+        if (left <= 0 || poll(pfds, (nfds_t)n, (int)left) < 0) {
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            if (pfds[i].revents & POLLOUT) {
+                exit_write_some(owners[i]);
+            } else if (pfds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+                owners[i]->out_len = 0;
+            }
+        }
+    }
+}
+
+void chardev_cleanup_all(void)
+{
+    flush_before_exit();
+    for (Chardev *c = chardevs; c; c = c->next) {
         if (c->termios_saved) {
             tcsetattr(STDIN_FILENO, TCSANOW, &c->saved_termios);
         }
@@ -693,7 +777,7 @@ void chardev_cleanup_all(void)
             fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) & ~O_NONBLOCK);
         }
         if (c->unix_path && c->server) {
-            unlink(c->unix_path);
+            socket_chardev_unlink_path(c->unix_path);
         }
     }
 }

@@ -32,6 +32,8 @@ typedef struct ChardevHandlers {
     size_t (*can_read)(void *opaque);
     void (*read)(void *opaque, const uint8_t *buf, size_t len);
     void (*event)(void *opaque, ChardevEvent event);
+    /* Optional: output that had to be queued has all been sent. */
+    void (*drained)(void *opaque);
 } ChardevHandlers;
 
 /* Create from an option string such as "socket,id=mon0,path=/tmp/s,server=on,wait=off". */
@@ -67,8 +69,6 @@ bool chardev_conn_write(ChardevConn *conn, const void *buf, size_t len);
 void chardev_conn_close(ChardevConn *conn);
 /* Take (and own) the oldest descriptor received on this connection, or -1. */
 int chardev_conn_take_fd(ChardevConn *conn);
-bool chardev_conn_is_tty(const ChardevConn *conn);
-Chardev *chardev_conn_chardev(ChardevConn *conn);
 /*
  * Wait up to timeout_ms for exactly len bytes on conn, outside the main
  * loop (a device's start-up handshake, before any handler reads); the
@@ -76,9 +76,16 @@ Chardev *chardev_conn_chardev(ChardevConn *conn);
  */
 bool chardev_conn_read_sync(ChardevConn *conn, void *buf, size_t len, int timeout_ms,
                             Error **errp);
+bool chardev_conn_is_tty(const ChardevConn *conn);
+Chardev *chardev_conn_chardev(ChardevConn *conn);
 
 /* Queue bytes for the peer. Returns len, or 0 when nobody is connected. */
 size_t chardev_write(Chardev *chr, const void *buf, size_t len);
+/* Bytes queued for the peer and not yet sent. */
+size_t chardev_output_pending(const Chardev *chr);
+/* Queue up to max bytes before dropping (after chardev_attach; a front-end
+ * that needs whole messages bounds its own output and sets its limit). */
+void chardev_set_output_limit(Chardev *chr, size_t max);
 /* Is a peer connected right now? */
 bool chardev_is_connected(const Chardev *chr);
 /* Is the back-end an interactive terminal (stdio on a tty)? */

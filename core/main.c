@@ -30,11 +30,14 @@
 #include "qapi/qapi-commands.h"
 #include "util/fdset.h"
 #include "util/keyval.h"
+#include "util/log.h"
 #include "util/osdep.h"
 
 
 static int daemon_pipe = -1;
 static int signal_fd = -1;
+static bool pidfile_written;            /* ours to unlink at exit */
+static volatile sig_atomic_t exit_status;
 
 /* ---- start-up steps ---- */
 
@@ -248,11 +251,30 @@ static bool setup_signals(Error **errp)
     return true;
 }
 
+/* Why a pid file could not be opened, in words a user can act on. */
+static void pidfile_open_error(const char *path, int err, Error **errp)
+{
+    if (err == ELOOP) {
+        error_setg(errp, "cannot open pid file '%s': it is a symbolic link", path);
+    } else {
+        error_setg_errno(errp, err, "cannot open pid file '%s'", path);
+    }
+}
+
 static bool write_pidfile(const char *path, Error **errp)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    /* 0600 as QEMU; O_NOFOLLOW: a symlink planted at the path is refused,
+     * not followed to somewhere else; O_NONBLOCK: a FIFO there cannot stall
+     * start-up (it is refused below). */
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0) {
-        error_setg_errno(errp, errno, "cannot open pid file '%s'", path);
+        pidfile_open_error(path, errno, errp);
+        return false;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        error_setg(errp, "pid file '%s' is not a regular file", path);
+        close(fd);
         return false;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -262,13 +284,48 @@ static bool write_pidfile(const char *path, Error **errp)
     }
     char buf[32];
     int len = snprintf(buf, sizeof(buf), "%d\n", getpid());
-    if (ftruncate(fd, 0) < 0 || write_full(fd, buf, (size_t)len) != len) {
+    /* An older file of ours may have been created with wider permissions. */
+    if (fchmod(fd, 0600) < 0 || ftruncate(fd, 0) < 0 || write_full(fd, buf, (size_t)len) != len) {
         error_setg_errno(errp, errno, "cannot write pid file '%s'", path);
         close(fd);
         return false;
     }
+    pidfile_written = true;
     /* The descriptor stays open: the lock lives as long as vireo. */
     return true;
+}
+
+static void remove_pidfile(void)
+{
+    /* Only our own: a failed start must not delete another vireo's pid file. */
+    if (pidfile_written) {
+        unlink(startup.pidfile);
+    }
+}
+
+static void exit_at_once(int sig)
+{
+    (void)sig;
+    _exit(exit_status);
+}
+
+/*
+ * Shutdown is bounded (chardev and log flushes have deadlines), but a user
+ * who signals a second time means "now": from here on SIGTERM/SIGINT end
+ * the process at once, without the rest of the clean-up.
+ */
+static void exit_on_second_signal(int status)
+{
+    exit_status = status;
+    struct sigaction sa = { .sa_handler = exit_at_once };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 /* The parent waits until the child reports start-up success or failure. */
@@ -384,18 +441,16 @@ int main(int argc, char **argv)
         error_report_err(err);
         daemonize_finish(1);
         chardev_cleanup_all();
-        if (startup.pidfile) {
-            unlink(startup.pidfile);
-        }
+        remove_pidfile();
         return 1;
     }
     daemonize_finish(0);
     int status = main_loop_run();
+    exit_on_second_signal(status);
     machine_cleanup();
     chardev_cleanup_all();
     iothread_stop_all();
-    if (startup.pidfile) {
-        unlink(startup.pidfile);
-    }
+    remove_pidfile();
+    log_flush(100);
     return status;
 }
