@@ -24,6 +24,11 @@
 
 #define QTEST_MAX_LINE (64u << 20)      /* a b64write of 32 MiB fits */
 #define QTEST_MAX_TRANSFER (256u << 20) /* largest read/memset in one command */
+/* Longest reply: "OK 0x" and two hex digits per byte of the largest read. */
+#define QTEST_MAX_REPLY (2ull * QTEST_MAX_TRANSFER + 16)
+/* Past this much unsent output, no further command runs until it drains: a
+ * client that stops reading costs at most one reply plus this. */
+#define QTEST_OUTPUT_HIGH (1u << 20)
 #define QTEST_MAX_WORDS 8
 #define QTEST_MAX_IRQ 256
 
@@ -32,6 +37,8 @@ typedef struct QtestState {
     GuestMemory *mem;
     StrBuf inbuf;
     bool intercept;             /* irq_intercept_in/out was sent */
+    bool held;                  /* complete lines wait in inbuf for output to drain */
+    bool processing;            /* inside process_buffered() */
     bool irq_level[QTEST_MAX_IRQ];
 } QtestState;
 
@@ -228,14 +235,20 @@ static void cmd_read(char **w, int n)
         reply("FAIL size must not be 0\n");
         return;
     }
+    static const char digits[] = "0123456789abcdef";
     uint8_t *data = xmalloc(len);
     phys_read(addr, data, len);
-    char *hex = xmalloc(len * 2 + 1);
+    /* Written as one buffer: a formatted copy would double a large reply. */
+    char *line = xmalloc(len * 2 + 6), *p = line;
+    memcpy(p, "OK 0x", 5);
+    p += 5;
     for (uint64_t i = 0; i < len; i++) {
-        snprintf(hex + i * 2, 3, "%02x", data[i]);
+        *p++ = digits[data[i] >> 4];
+        *p++ = digits[data[i] & 15];
     }
-    reply("OK 0x%s\n", hex);
-    free(hex);
+    *p++ = '\n';
+    chardev_write(qtest.chr, line, (size_t)(p - line));
+    free(line);
     free(data);
 }
 
@@ -270,9 +283,12 @@ static void cmd_write(char **w, int n)
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static char *base64_encode(const uint8_t *in, uint64_t len)
+/* "OK " + base64 of in + "\n"; *out_len gets the line's length. */
+static char *base64_reply(const uint8_t *in, uint64_t len, size_t *out_len)
 {
-    char *out = xmalloc((len + 2) / 3 * 4 + 1), *p = out;
+    char *out = xmalloc((len + 2) / 3 * 4 + 5), *p = out;
+    memcpy(p, "OK ", 3);
+    p += 3;
     for (uint64_t i = 0; i < len; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16;
         if (i + 1 < len) v |= (uint32_t)in[i + 1] << 8;
@@ -282,7 +298,8 @@ static char *base64_encode(const uint8_t *in, uint64_t len)
         *p++ = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
         *p++ = i + 2 < len ? b64_alphabet[v & 63] : '=';
     }
-    *p = '\0';
+    *p++ = '\n';
+    *out_len = (size_t)(p - out);
     return out;
 }
 
@@ -318,9 +335,10 @@ static void cmd_b64read(char **w, int n)
     }
     uint8_t *data = xmalloc(len);
     phys_read(addr, data, len);
-    char *enc = base64_encode(data, len);
-    reply("OK %s\n", enc);
-    free(enc);
+    size_t line_len;
+    char *line = base64_reply(data, len, &line_len);
+    chardev_write(qtest.chr, line, line_len);
+    free(line);
     free(data);
 }
 
@@ -442,12 +460,27 @@ static void process_line(char *line)
     }
 }
 
-static void qtest_read(void *opaque, const uint8_t *buf, size_t len)
+static bool output_backlogged(void)
 {
-    strbuf_append(&qtest.inbuf, (const char *)buf, len);
+    return chardev_output_pending(qtest.chr) > QTEST_OUTPUT_HIGH;
+}
+
+/*
+ * Run the complete lines in inbuf, in order, until output backs up: the
+ * rest wait (held) for the peer to read, so what vireo queues for a client
+ * that stops reading stays bounded by one reply plus QTEST_OUTPUT_HIGH.
+ */
+static void process_buffered(void)
+{
     char *nl;
     size_t consumed = 0;
+    qtest.processing = true;
+    qtest.held = false;
     while ((nl = memchr(qtest.inbuf.str + consumed, '\n', qtest.inbuf.len - consumed))) {
+        if (output_backlogged()) {
+            qtest.held = true;
+            break;
+        }
         *nl = '\0';
         char *line = qtest.inbuf.str + consumed;
         size_t l = strlen(line);
@@ -457,13 +490,39 @@ static void qtest_read(void *opaque, const uint8_t *buf, size_t len)
         consumed = (size_t)(nl - qtest.inbuf.str) + 1;
         process_line(line);
     }
-    if (qtest.inbuf.len - consumed > QTEST_MAX_LINE) {
+    if (!qtest.held && qtest.inbuf.len - consumed > QTEST_MAX_LINE) {
         reply("FAIL line too long\n");
         consumed = qtest.inbuf.len;
     }
     memmove(qtest.inbuf.str, qtest.inbuf.str + consumed, qtest.inbuf.len - consumed);
     qtest.inbuf.len -= consumed;
     qtest.inbuf.str[qtest.inbuf.len] = '\0';
+    qtest.processing = false;
+}
+
+static size_t qtest_can_read(void *opaque)
+{
+    return qtest.held || output_backlogged() ? 0 : 4096;
+}
+
+static void qtest_read(void *opaque, const uint8_t *buf, size_t len)
+{
+    strbuf_append(&qtest.inbuf, (const char *)buf, len);
+    process_buffered();
+}
+
+/* The peer caught up: run what was held, then take input again. */
+static void qtest_drained(void *opaque)
+{
+    if (qtest.processing) {
+        return;
+    }
+    if (qtest.held) {
+        process_buffered();
+    }
+    if (!qtest.held) {
+        chardev_accept_input(qtest.chr);
+    }
 }
 
 static void qtest_event(void *opaque, ChardevEvent ev)
@@ -474,8 +533,10 @@ static void qtest_event(void *opaque, ChardevEvent ev)
 }
 
 static const ChardevHandlers qtest_handlers = {
+    .can_read = qtest_can_read,
     .read = qtest_read,
     .event = qtest_event,
+    .drained = qtest_drained,
 };
 
 /* IRQ back-end: report level changes of intercepted lines to the test. */
@@ -503,6 +564,8 @@ bool qtest_accel_init(Chardev *chr, GuestMemory *mem, Error **errp)
     if (!chardev_attach(chr, &qtest_handlers, NULL, errp)) {
         return false;
     }
+    /* Replies are never cut: process_buffered() bounds what is queued. */
+    chardev_set_output_limit(chr, QTEST_MAX_REPLY + QTEST_OUTPUT_HIGH);
     static const IrqBackend backend = { .set_level = qtest_set_irq, .send_msi = qtest_send_msi };
     irq_set_backend(&backend);
     clock_virtual_set_manual(true);
