@@ -443,6 +443,29 @@ static int flush_tables_before_free(BlockImage *img, Error **errp)
 }
 
 /*
+ * The L2 table for @off, if any, must be one a write may update: beyond the
+ * file's end it reads as zeros, but written back it would grow the file to
+ * wherever the entry points.  Checked before any data cluster is placed.
+ */
+static int check_l2_placement(BlockImage *img, uint64_t off, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t l1i = l1_index(s, off), l2_off;
+    if (l1i >= s->l1_size) {
+        return 0;
+    }
+    if (l2_table_offset(img, l1i, &l2_off, errp) < 0) {
+        return -1;
+    }
+    if (l2_off && qcow2_beyond_end(s, l2_off, s->cluster_size)) {
+        qcow2_signal_corruption(img, errp, "L2 table at 0x%" PRIx64 " (L1 entry %" PRIu64
+                                ") is beyond the end of the image file", l2_off, l1i);
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Get the L2 table for @off ready for modification: allocate it if missing,
  * copy it if it is shared with a snapshot.  The table is pinned.
  */
@@ -453,7 +476,7 @@ static uint8_t *l2_for_write(BlockImage *img, uint64_t off, Error **errp)
     if (l1i >= s->l1_size && qcow2_grow_l1(img, l1i + 1, errp) < 0) {
         return NULL;
     }
-    if (l2_table_offset(img, l1i, &l2_off, errp) < 0) {
+    if (check_l2_placement(img, off, errp) < 0 || l2_table_offset(img, l1i, &l2_off, errp) < 0) {
         return NULL;
     }
     if (l2_off && (s->l1[l1i] & QCOW2_OFLAG_COPIED)) {
@@ -781,6 +804,9 @@ int qcow2_write(BlockImage *img, uint64_t off, const void *buf, size_t len, Erro
     qcow2_bitmaps_mark_write(img, off, len);
     while (len) {
         size_t n = MIN(len, (size_t)(s->cluster_size - (off & (s->cluster_size - 1))));
+        if (check_l2_placement(img, off, errp) < 0) {
+            return -1;
+        }
         if (n == s->cluster_size && len >= 2 * (size_t)s->cluster_size) {
             size_t done;
             if (write_run(img, off, p, len, &done, errp) < 0) {
@@ -1299,7 +1325,7 @@ static BlockAioPlan plan_alloc(BlockImage *img, BlockAioReq *req, uint64_t e)
 static BlockAioPlan plan_overwrite(BlockImage *img, BlockAioReq *req)
 {
     Error *err = NULL;
-    if (qcow2_overlap_check(img, 0, req->host_offset, req->len, &err) < 0) {
+    if (qcow2_data_write_check(img, req->host_offset, req->len, &err) < 0) {
         error_free(err);
         req->ret = -EIO;
         return BLK_PLAN_DONE;
@@ -1347,7 +1373,7 @@ static BlockAioPlan plan_special(BlockImage *img, BlockAioReq *req)
     if (direct_ok && (m.e & QCOW2_OFLAG_COPIED) && !s->inflight) {
         qcow2_bitmaps_mark_write(img, req->offset, req->len);
         req->host_offset = m.host;
-        return s->data == &img->file ? plan_overwrite(img, req) : BLK_PLAN_DIRECT;
+        return plan_overwrite(img, req);
     }
     return BLK_PLAN_SYNC;
 }

@@ -136,6 +136,25 @@ int qcow2_overlap_check(BlockImage *img, int ignore, uint64_t off, uint64_t len,
     return -1;
 }
 
+bool qcow2_beyond_end(const BDRVQcow2 *s, uint64_t off, uint64_t len)
+{
+    return off + len > MAX(s->zeroed_from, (uint64_t)s->cluster_size);
+}
+
+int qcow2_data_write_check(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (s->data != &img->file) {
+        return 0;   /* nothing but guest data lives in an external data file */
+    }
+    if (qcow2_beyond_end(s, off, len)) {
+        qcow2_signal_corruption(img, errp, "data cluster at 0x%" PRIx64 " is beyond the "
+                                "end of the image file", off);
+        return -1;
+    }
+    return qcow2_overlap_check(img, 0, off, len, errp);
+}
+
 int qcow2_pwrite_checked(BlockImage *img, int ignore, uint64_t off, const void *buf,
                          size_t len, Error **errp)
 {
@@ -149,8 +168,7 @@ int qcow2_data_pwrite(BlockImage *img, uint64_t off, const void *buf, size_t len
                       Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
-    /* Nothing but guest data lives in an external data file. */
-    if (s->data == &img->file && qcow2_overlap_check(img, 0, off, len, errp) < 0) {
+    if (qcow2_data_write_check(img, off, len, errp) < 0) {
         return -1;
     }
     return bfile_pwrite(s->data, off, buf, len, errp);

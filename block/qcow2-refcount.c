@@ -103,7 +103,7 @@ static int refblock_offset(BlockImage *img, uint64_t index, uint64_t *offset, Er
                                 " at 0x%" PRIx64 " is not cluster aligned", r, off);
         return -1;
     }
-    if (off >= MAX(s->zeroed_from, (uint64_t)s->cluster_size)) {
+    if (qcow2_beyond_end(s, off, s->cluster_size)) {
         qcow2_signal_corruption(img, errp, "refcount block %" PRIu64 " at 0x%" PRIx64
                                 " is beyond the end of the image file", r, off);
         return -1;
@@ -417,6 +417,8 @@ int64_t qcow2_alloc_clusters(BlockImage *img, uint64_t n, Error **errp)
     if (start == s->free_hint) {
         s->free_hint = start + n;
     }
+    /* Tables are looked up against the file's plausible end: keep it past them. */
+    s->zeroed_from = MAX(s->zeroed_from, offset + (n << s->cluster_bits));
     s->run_hint = MAX(s->run_hint, start + n);
     return (int64_t)offset;
 }
@@ -796,6 +798,8 @@ static void compare_one(CheckState *cs, uint64_t i, uint64_t *highest)
     }
     bool leak = have > want;
     bool fixing = leak ? (cs->fix & BLK_FIX_LEAKS) : (cs->fix & BLK_FIX_ERRORS);
+    /* Without a usable refcount block there is nowhere to write the repair. */
+    fixing = fixing && refblock_usable(cs, i / s->rb_entries);
     fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
             fixing ? "Repairing" : leak ? "Leaked" : "ERROR", i, have, want);
     if (fixing && want <= s->refcount_max && set_refcount(cs, i, have, want) == 0) {

@@ -251,6 +251,13 @@ int qcow2_overlap_check(BlockImage *img, int ignore, uint64_t off, uint64_t len,
 /* bfile_pwrite to the image file after qcow2_overlap_check. */
 int qcow2_pwrite_checked(BlockImage *img, int ignore, uint64_t off, const void *buf,
                          size_t len, Error **errp);
+/*
+ * Does [off, off + len) reach past everything the file holds or this
+ * session allocated?  Entries read from the image that do are corrupt.
+ */
+bool qcow2_beyond_end(const BDRVQcow2 *s, uint64_t off, uint64_t len);
+/* A guest data write to s->data at @off: inside the file and off metadata. */
+int qcow2_data_write_check(BlockImage *img, uint64_t off, uint64_t len, Error **errp);
 /* Guest data write to s->data, checked against metadata when that is the image file. */
 int qcow2_data_pwrite(BlockImage *img, uint64_t off, const void *buf, size_t len,
                       Error **errp);

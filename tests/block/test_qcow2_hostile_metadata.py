@@ -161,6 +161,23 @@ def test_data_cluster_on_top_of_refcount_table():
         assert_refused_and_marked(img, before)
 
 
+def test_tables_pointing_past_end_of_file():
+    """An L1 entry or an L2 entry 1 TiB out: the write must not grow the file there."""
+    need_qemu()
+    with Scratch() as s:
+        for which in ("l1", "l2"):
+            img = s.path(f"far-{which}.qcow2")
+            small_image(img)
+            qio(img, "write -P 0x33 0 512")
+            l1 = header_field(img, 40)
+            where = l1 if which == "l1" else header_field(img, l1) & 0x00fffffffffffe00
+            poke(img, where, (1 << 63) | (1 << 40))
+            before = read_all(img)
+            p = bench_write_fails(img)
+            assert "beyond the end of the image file" in p.stderr, p.stderr
+            assert_refused_and_marked(img, before)
+
+
 def test_repair_clears_the_corrupt_bit():
     """A marked image whose metadata is consistent: check -r all makes it writable."""
     need_qemu()
