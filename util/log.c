@@ -33,6 +33,7 @@ static bool log_writing;            /* the writer holds bytes it took out */
 static uint64_t log_dropped;        /* lines that found the queue full */
 static bool log_thread_started;
 static bool log_thread_failed;
+static LogRateLimit *log_buckets;   /* every bucket that has been used */
 
 static int64_t monotonic_ns(void)
 {
@@ -136,6 +137,17 @@ static void queue_line(const char *line)
 
 /* ---- rate limiting ---- */
 
+static void report_suppressed(LogRateLimit *rl)
+{
+    if (rl->suppressed) {
+        char line[96];
+        snprintf(line, sizeof(line), "vireo: warning: %llu similar messages suppressed\n",
+                 (unsigned long long)rl->suppressed);
+        queue_line(line);
+        rl->suppressed = 0;
+    }
+}
+
 /* Take one line's worth of credit from rl; false when it must be held back. */
 static bool ratelimit_allow(LogRateLimit *rl, int64_t now)
 {
@@ -143,6 +155,8 @@ static bool ratelimit_allow(LogRateLimit *rl, int64_t now)
     if (!rl->started) {
         rl->started = true;
         rl->credit_ns = cap;
+        rl->next = log_buckets;
+        log_buckets = rl;
     } else if (now > rl->last_ns) {
         int64_t gained = now - rl->last_ns;
         rl->credit_ns = gained >= cap - rl->credit_ns ? cap : rl->credit_ns + gained;
@@ -167,12 +181,7 @@ void log_warn_ratelimited(LogRateLimit *rl, const char *fmt, ...)
     int64_t now = monotonic_ns();
     pthread_mutex_lock(&log_mutex);
     if (ratelimit_allow(rl, now)) {
-        if (rl->suppressed) {
-            snprintf(line, sizeof(line), "vireo: warning: %llu similar messages suppressed\n",
-                     (unsigned long long)rl->suppressed);
-            queue_line(line);
-            rl->suppressed = 0;
-        }
+        report_suppressed(rl);
         snprintf(line, sizeof(line), "vireo: warning: %s\n", msg);
         queue_line(line);
     }
@@ -190,6 +199,9 @@ void log_flush(int timeout_ms)
         deadline.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&log_mutex);
+    for (LogRateLimit *rl = log_buckets; rl; rl = rl->next) {
+        report_suppressed(rl);
+    }
     while (log_thread_started && (log_len || log_writing)) {
         if (pthread_cond_timedwait(&log_drained, &log_mutex, &deadline) == ETIMEDOUT) {
             break;      /* stderr is stalled: exit without the rest */

@@ -29,6 +29,7 @@ typedef struct LogRateLimit {
     int64_t credit_ns;      /* token bucket: LOG_INTERVAL_NS per line */
     int64_t last_ns;        /* monotonic time of the last refill */
     uint64_t suppressed;    /* lines held back since the last one printed */
+    struct LogRateLimit *next;  /* every bucket used so far, for log_flush() */
 } LogRateLimit;
 
 /* "vireo: warning: MSG" through rl's bucket and the non-blocking queue. */
@@ -42,7 +43,8 @@ void log_warn_ratelimited(LogRateLimit *rl, const char *fmt, ...)
         log_warn_ratelimited(&log_rl_, __VA_ARGS__); \
     } while (0)
 
-/* At exit: give the writer up to timeout_ms to empty the queue. */
+/* At exit: report what each call site still holds back, then give the
+ * writer up to timeout_ms to empty the queue. */
 void log_flush(int timeout_ms);
 
 #endif
