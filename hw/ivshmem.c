@@ -210,6 +210,7 @@ static void device_reset(PciDevice *pci, void *opaque)
     Ivshmem *s = opaque;
     s->intr_mask = 0;
     s->intr_status = 0;     /* IVPosition keeps the ID the server gave */
+    config_written(pci, s, 0, 0);   /* the reset unmapped BAR0: unbind its doorbells */
 }
 
 /* ---- the server connection ---- */
