@@ -21,7 +21,6 @@
 #include "hw/irq.h"
 #include "memory/address-space.h"
 #include "machine/layout.h"
-#include "util/log.h"
 #include "util/osdep.h"
 
 #define KVM_DEVICE          "/dev/kvm"
@@ -30,9 +29,9 @@
 #define IOAPIC_PINS         24
 #define PIC_IRQS            16
 #define MSI_ROUTES_MAX      256     /* irqfd-bound MSI messages, GSIs 24.. */
-
 #define EXTRA_SLOT_FIRST    16      /* device RAM (ram_slot_add) after guest RAM's slots */
 #define EXTRA_SLOTS_MAX     32
+
 /* x86 architectural constants used to build the entry state. */
 #define CR0_PE      (1ULL << 0)
 #define CR0_ET      (1ULL << 4)
@@ -99,9 +98,9 @@ struct KvmVm {
     /* Guest time stands still while the VM is stopped, as on QEMU. */
     struct kvm_clock_data clock_at_stop;
     bool clock_saved;
-};
     /* Memory slots EXTRA_SLOT_FIRST + i in use for device RAM (RAM BARs). */
     bool extra_slots[EXTRA_SLOTS_MAX];
+};
 
 static int kick_signal(void)
 {
@@ -654,13 +653,12 @@ static void report_fatal_exit(KvmVcpu *v)
     struct kvm_run *run = v->run;
     struct kvm_regs regs;
     unsigned long long rip = ioctl(v->fd, KVM_GET_REGS, &regs) == 0 ? regs.rip : 0;
-    /* Guest-triggered, and a vCPU thread must not wait on stderr. */
-    LOG_GUEST_WARN("KVM: vCPU %u stopped: exit reason %u (suberror %u, hardware reason "
-                   "0x%llx) at rip 0x%llx", v->index, run->exit_reason,
-                   run->exit_reason == KVM_EXIT_INTERNAL_ERROR ? run->internal.suberror : 0,
-                   run->exit_reason == KVM_EXIT_FAIL_ENTRY ?
-                       (unsigned long long)run->fail_entry.hardware_entry_failure_reason : 0ULL,
-                   rip);
+    error_report("KVM: vCPU %u stopped: exit reason %u (suberror %u, hardware reason "
+                 "0x%llx) at rip 0x%llx", v->index, run->exit_reason,
+                 run->exit_reason == KVM_EXIT_INTERNAL_ERROR ? run->internal.suberror : 0,
+                 run->exit_reason == KVM_EXIT_FAIL_ENTRY ?
+                     (unsigned long long)run->fail_entry.hardware_entry_failure_reason : 0ULL,
+                 rip);
     mark_stuck(v);
     main_loop_schedule(stop_for_internal_error, NULL);
 }
@@ -708,14 +706,14 @@ static void *vcpu_thread(void *opaque)
     bool reset;
     while (wait_until_runnable(v, &reset)) {
         if (reset && !apply_reset(v)) {
-            LOG_GUEST_WARN("KVM: cannot reset vCPU %u: %s", v->index, strerror(errno));
+            error_report("KVM: cannot reset vCPU %u: %s", v->index, strerror(errno));
             mark_stuck(v);
             main_loop_schedule(stop_for_internal_error, NULL);
             continue;
         }
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno != EINTR && errno != EAGAIN) {
-                LOG_GUEST_WARN("KVM: vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
+                error_report("KVM: vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
                 mark_stuck(v);
                 main_loop_schedule(stop_for_internal_error, NULL);
             }
@@ -878,8 +876,6 @@ static void kvm_ioeventfd_del(void *opaque, AddressSpaceId as, uint64_t addr, un
     kvm_ioeventfd(opaque, as, addr, size, eventfd, false);
 }
 
-void kvm_vm_install_hooks(KvmVm *vm)
-{
 static bool kvm_ioeventfd_match(KvmVm *vm, AddressSpaceId as, uint64_t addr, unsigned size,
                                 int eventfd, uint64_t data, bool assign)
 {
@@ -939,14 +935,16 @@ static void kvm_ram_slot_del(void *opaque, int handle)
     }
 }
 
+void kvm_vm_install_hooks(KvmVm *vm)
+{
     IoEventfdBackend doorbells = { .add = kvm_ioeventfd_add, .del = kvm_ioeventfd_del,
                                    .add_match = kvm_ioeventfd_add_match,
                                    .del_match = kvm_ioeventfd_del_match, .opaque = vm };
     io_eventfd_set_backend(&doorbells);
-    IrqBackend irq = { .set_level = kvm_set_irq_level, .send_msi = kvm_send_msi,
-                       .irqfd_add = kvm_irqfd_add, .irqfd_update = kvm_irqfd_update,
     RamSlotBackend slots = { .add = kvm_ram_slot_add, .del = kvm_ram_slot_del, .opaque = vm };
     ram_slot_set_backend(&slots);
+    IrqBackend irq = { .set_level = kvm_set_irq_level, .send_msi = kvm_send_msi,
+                       .irqfd_add = kvm_irqfd_add, .irqfd_update = kvm_irqfd_update,
                        .irqfd_remove = kvm_irqfd_remove, .opaque = vm };
     irq_set_backend(&irq);
     VcpuControl ctl = { .pause_all = vcpu_control_pause,
@@ -963,9 +961,9 @@ void kvm_vm_destroy(KvmVm *vm)
     }
     /* Devices outlive the VM during teardown: they must not reach it any more. */
     io_eventfd_set_backend(NULL);
+    ram_slot_set_backend(NULL);
     irq_set_backend(&(IrqBackend){ 0 });
     pthread_mutex_lock(&vm->lock);
-    ram_slot_set_backend(NULL);
     vm->quit = true;
     kick_all(vm);
     pthread_cond_broadcast(&vm->cond);
