@@ -121,6 +121,30 @@ typedef struct Reader {
     Error *err;
 } Reader;
 
+/*
+ * Compressed clusters are written whole, so with -c every chunk must end on a
+ * target cluster boundary (or at the end of the image).  A status run that
+ * ends inside a cluster is cut back to the last boundary; one shorter than
+ * the rest of its cluster becomes data for the whole cluster, read back as
+ * whatever the source holds there (zeros for a hole).
+ */
+static void align_to_clusters(const Convert *c, uint64_t off, uint64_t end_of_source,
+                              BlockStatusKind *kind, uint64_t *n)
+{
+    uint64_t cs = c->zero_unit;
+    uint64_t end = off + *n;
+    if (end == end_of_source || end % cs == 0) {
+        return;
+    }
+    uint64_t down = end - end % cs;
+    if (down > off) {
+        *n = down - off;
+    } else {
+        *n = MIN(down + cs, end_of_source) - off;
+        *kind = BLK_STATUS_DATA;
+    }
+}
+
 static void *reader_main(void *opaque)
 {
     Reader *r = opaque;
@@ -143,8 +167,13 @@ static void *reader_main(void *opaque)
             Chunk *ch = &r->slots[r->produced % CONVERT_SLOTS];
             uint64_t want = MIN((uint64_t)CONVERT_CHUNK - (off % CONVERT_CHUNK), size - off);
             uint64_t n;
-            if (read_status(src, off, want, c->skip_unallocated, &ch->kind, &n, &err) < 0 ||
-                (ch->kind == BLK_STATUS_DATA && blk_pread(src, off, ch->buf, n, &err) < 0)) {
+            if (read_status(src, off, want, c->skip_unallocated, &ch->kind, &n, &err) < 0) {
+                goto out;
+            }
+            if (c->compress) {
+                align_to_clusters(c, base + off, base + size, &ch->kind, &n);
+            }
+            if ((ch->kind == BLK_STATUS_DATA && blk_pread(src, off, ch->buf, n, &err) < 0)) {
                 goto out;
             }
             ch->off = base + off;
