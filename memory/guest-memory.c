@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/osdep.h"
@@ -116,16 +117,129 @@ bool guest_memory_create_private(GuestMemory *mem, uint64_t ram_size,
     return map_layout(mem, ram_size, lowmem_limit, errp);
 }
 
+static void unmap_region(GuestRegion *r)
+{
+    if (r->map_base) {
+        munmap(r->map_base, r->map_len);
+    } else {
+        munmap(r->hva, r->size);
+    }
+}
+
 void guest_memory_destroy(GuestMemory *mem)
 {
     for (int i = 0; i < mem->nr_regions; i++) {
-        munmap(mem->regions[i].hva, mem->regions[i].size);
+        unmap_region(&mem->regions[i]);
     }
     if (mem->fd >= 0) {
         close(mem->fd);
     }
     memset(mem, 0, sizeof(*mem));
     mem->fd = -1;
+}
+
+void guest_memory_init_empty(GuestMemory *mem)
+{
+    memset(mem, 0, sizeof(*mem));
+    mem->fd = -1;
+}
+
+static bool region_overlaps(const GuestMemory *mem, uint64_t gpa, uint64_t size)
+{
+    for (int i = 0; i < mem->nr_regions; i++) {
+        const GuestRegion *r = &mem->regions[i];
+        if (gpa < r->gpa + r->size && r->gpa < gpa + size) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Refuse what cannot be mapped safely: touching a page past EOF is SIGBUS. */
+static bool fd_region_valid(const GuestMemory *mem, uint64_t gpa, uint64_t size, int fd,
+                            uint64_t mmap_offset, Error **errp)
+{
+    struct stat st;
+    if (mem->nr_regions >= GUEST_MEMORY_MAX_REGIONS) {
+        error_setg(errp, "no free memory slot (%d in use)", mem->nr_regions);
+        return false;
+    }
+    if (size == 0 || gpa + size < gpa || mmap_offset + size < mmap_offset ||
+        mmap_offset > INT64_MAX - size) {
+        error_setg(errp, "memory region 0x%llx+0x%llx (offset 0x%llx) is empty or wraps",
+                   (unsigned long long)gpa, (unsigned long long)size,
+                   (unsigned long long)mmap_offset);
+        return false;
+    }
+    if (region_overlaps(mem, gpa, size)) {
+        error_setg(errp, "memory region 0x%llx+0x%llx overlaps another",
+                   (unsigned long long)gpa, (unsigned long long)size);
+        return false;
+    }
+    if (fstat(fd, &st) < 0 || (S_ISREG(st.st_mode) &&
+                               mmap_offset + size > (uint64_t)st.st_size)) {
+        error_setg(errp, "memory region 0x%llx+0x%llx ends past its file",
+                   (unsigned long long)gpa, (unsigned long long)size);
+        return false;
+    }
+    return true;
+}
+
+bool guest_memory_add_fd_region(GuestMemory *mem, uint64_t gpa, uint64_t size, int fd,
+                                uint64_t mmap_offset, Error **errp)
+{
+    if (!fd_region_valid(mem, gpa, size, fd, mmap_offset, errp)) {
+        return false;
+    }
+    /* mmap wants a page-aligned file offset; the region may start inside a page. */
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t skew = mmap_offset % page;
+    uint64_t len = size + skew;
+    uint8_t *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
+                         (off_t)(mmap_offset - skew));
+    if (base == MAP_FAILED) {
+        error_setg_errno(errp, errno, "cannot map memory region 0x%llx+0x%llx",
+                         (unsigned long long)gpa, (unsigned long long)size);
+        return false;
+    }
+    madvise(base, len, MADV_DONTDUMP);
+    mem->regions[mem->nr_regions++] = (GuestRegion){
+        .gpa = gpa, .size = size, .fd_offset = mmap_offset, .hva = base + skew,
+        .map_base = base, .map_len = len,
+    };
+    mem->ram_size += size;
+    return true;
+}
+
+bool guest_memory_remove_region(GuestMemory *mem, uint64_t gpa, uint64_t size, Error **errp)
+{
+    for (int i = 0; i < mem->nr_regions; i++) {
+        GuestRegion *r = &mem->regions[i];
+        if (r->gpa == gpa && r->size == size) {
+            unmap_region(r);
+            mem->ram_size -= size;
+            memmove(r, r + 1, (size_t)(mem->nr_regions - i - 1) * sizeof(*r));
+            mem->nr_regions--;
+            return true;
+        }
+    }
+    error_setg(errp, "no memory region 0x%llx+0x%llx", (unsigned long long)gpa,
+               (unsigned long long)size);
+    return false;
+}
+
+bool gmem_gpa_of(const GuestMemory *mem, const void *hva, uint64_t len, uint64_t *gpa)
+{
+    uintptr_t p = (uintptr_t)hva;
+    for (int i = 0; i < mem->nr_regions; i++) {
+        const GuestRegion *r = &mem->regions[i];
+        uintptr_t start = (uintptr_t)r->hva;
+        if (p >= start && range_within(p - start, len, r->size)) {
+            *gpa = r->gpa + (p - start);
+            return true;
+        }
+    }
+    return false;
 }
 
 void *gmem_ptr(const GuestMemory *mem, uint64_t gpa, uint64_t len)

@@ -23,13 +23,16 @@
 
 #include "util/error.h"
 
-#define GUEST_MEMORY_MAX_REGIONS 4
+/* A VMM uses one or two; a vhost-user back-end takes up to 32 memory slots. */
+#define GUEST_MEMORY_MAX_REGIONS 32
 
 typedef struct GuestRegion {
     uint64_t gpa;           /* first guest-physical address */
     uint64_t size;          /* bytes */
     uint64_t fd_offset;     /* where the region starts inside the memfd */
     uint8_t *hva;           /* host mapping */
+    uint8_t *map_base;      /* what to munmap when it is not hva (fd regions) */
+    uint64_t map_len;
 } GuestRegion;
 
 typedef struct GuestMemory {
@@ -50,8 +53,24 @@ bool guest_memory_create_private(GuestMemory *mem, uint64_t ram_size,
                                  uint64_t lowmem_limit, Error **errp);
 void guest_memory_destroy(GuestMemory *mem);
 
+/*
+ * Memory handed over by another process as fds (a vhost-user back-end's
+ * view of its frontend's guest RAM): start with no regions, then map
+ * [mmap_offset, mmap_offset+size) of fd at gpa. A region that wraps,
+ * overlaps another, lies past the end of the file or does not fit in the
+ * table is refused. The fd is not kept: the caller closes it.
+ */
+void guest_memory_init_empty(GuestMemory *mem);
+bool guest_memory_add_fd_region(GuestMemory *mem, uint64_t gpa, uint64_t size, int fd,
+                                uint64_t mmap_offset, Error **errp);
+/* Unmap the region that is exactly [gpa, gpa+size). */
+bool guest_memory_remove_region(GuestMemory *mem, uint64_t gpa, uint64_t size, Error **errp);
+
 /* Host pointer to [gpa, gpa+len) if it lies wholly inside one region, else NULL. */
 void *gmem_ptr(const GuestMemory *mem, uint64_t gpa, uint64_t len);
+
+/* The guest address of host range [hva, hva+len) if it lies wholly in one region. */
+bool gmem_gpa_of(const GuestMemory *mem, const void *hva, uint64_t len, uint64_t *gpa);
 
 /* Copy to/from guest memory; false (nothing copied) if any byte is outside RAM. */
 bool gmem_read(const GuestMemory *mem, uint64_t gpa, void *buf, uint64_t len);

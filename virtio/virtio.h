@@ -241,6 +241,11 @@ bool virtqueue_ready(const VirtQueue *vq);
 bool virtqueue_empty(VirtQueue *vq);
 /* Next chain, or false when empty or the chain was bad (device broken). */
 bool virtqueue_pop(VirtQueue *vq, VirtQueueElement *elem);
+/*
+ * Take the chain at head without consuming an avail entry: a vhost-user
+ * back-end resubmitting a request that was in flight when it restarted.
+ */
+bool virtqueue_take_head(VirtQueue *vq, uint16_t head, VirtQueueElement *elem);
 void virtqueue_element_free(VirtQueueElement *elem);
 /* Put back the last popped chain unused (e.g. no room in a back-end). */
 void virtqueue_unpop(VirtQueue *vq, VirtQueueElement *elem);

@@ -276,6 +276,27 @@ bool virtqueue_empty(VirtQueue *vq)
     return read_avail_idx(vq) == vq->last_avail_idx;
 }
 
+/* Walk and check the chain at head into elem; false: broken. */
+static bool take_chain(VirtQueue *vq, uint16_t head, VirtQueueElement *elem)
+{
+    ChainWalk *w = xmalloc(sizeof(*w));
+    w->vq = vq;
+    w->out_num = w->in_num = 0;
+    w->out_len = w->in_len = 0;
+    bool ok = chain_walk(w, head);
+    if (ok) {
+        element_fill(elem, w, head);
+        vq->inuse++;
+    }
+    free(w);
+    return ok;
+}
+
+bool virtqueue_take_head(VirtQueue *vq, uint16_t head, VirtQueueElement *elem)
+{
+    return virtqueue_ready(vq) && take_chain(vq, head, elem);
+}
+
 bool virtqueue_pop(VirtQueue *vq, VirtQueueElement *elem)
 {
     if (virtqueue_empty(vq)) {
@@ -289,21 +310,14 @@ bool virtqueue_pop(VirtQueue *vq, VirtQueueElement *elem)
     }
     smp_rmb();      /* the ring entry and descriptors after the index */
     uint16_t head = load16(&vq->avail_hva->ring[vq->last_avail_idx % vq->num]);
-    ChainWalk *w = xmalloc(sizeof(*w));
-    w->vq = vq;
-    w->out_num = w->in_num = 0;
-    w->out_len = w->in_len = 0;
-    bool ok = chain_walk(w, head);
-    if (ok) {
-        element_fill(elem, w, head);
-        vq->last_avail_idx++;
-        vq->inuse++;
-        if (has_event_idx(vq)) {
-            store16(avail_event_ptr(vq), vq->last_avail_idx);
-        }
+    if (!take_chain(vq, head, elem)) {
+        return false;
     }
-    free(w);
-    return ok;
+    vq->last_avail_idx++;
+    if (has_event_idx(vq)) {
+        store16(avail_event_ptr(vq), vq->last_avail_idx);
+    }
+    return true;
 }
 
 void virtqueue_element_free(VirtQueueElement *elem)

@@ -1,0 +1,262 @@
+/*
+ * The vhost-user-blk export: a vhost-user back-end (vhost-user/) whose rings
+ * run the shared virtio-blk request engine (virtio/virtio-blk-req.c) on a
+ * block node. Completions come back through the block queue's eventfd on
+ * the same loop as the socket and the kicks, so nothing here needs a lock.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemons/storage-daemon/storage-daemon.h"
+#include "util/keyval.h"
+#include "util/osdep.h"
+#include "vhost-user/vhost-user.h"
+#include "virtio/virtio-blk-req.h"
+
+/* QEMU's vhost-user-blk uses 128-entry rings; this bounds requests in flight. */
+#define QUEUE_DEPTH_PER_RING 256
+
+typedef struct BlkExport {
+    char *id;
+    VuDev dev;
+    VirtioBlkBackend be;
+    BlockImage *img;
+    BlockQueue *bq;
+    bool pending_notify[VU_MAX_QUEUES];
+    struct BlkExport *next;
+} BlkExport;
+
+static BlkExport *exports;
+
+static const OptParam export_params[] = {
+    { "type", OPT_STRING, "vhost-user-blk" },
+    { "id", OPT_STRING, "export id" },
+    { "node-name", OPT_STRING, "block node to export" },
+    { "addr.type", OPT_STRING, "unix or fd" },
+    { "addr.path", OPT_STRING, "socket path (unix)" },
+    { "addr.str", OPT_STRING, "listening socket fd number (fd)" },
+    { "writable", OPT_BOOL, "allow writes", "off" },
+    { "num-queues", OPT_NUMBER, "request queues", "1" },
+    { "logical-block-size", OPT_SIZE, "logical block size", "512" },
+    { "iothread", OPT_STRING, "accepted: one loop serves everything" },
+    { "fixed-iothread", OPT_BOOL, "accepted" },
+    { "writethrough", OPT_BOOL, "flush after every write", "off" },
+    { NULL },
+};
+
+/* ---- the device ---- */
+
+static uint64_t export_features(VuDev *dev)
+{
+    BlkExport *e = dev->opaque;
+    uint64_t f = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
+                 1ull << VIRTIO_RING_F_EVENT_IDX |
+                 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_GEOMETRY |
+                 1ull << VIRTIO_BLK_F_BLK_SIZE | 1ull << VIRTIO_BLK_F_FLUSH |
+                 1ull << VIRTIO_BLK_F_TOPOLOGY | 1ull << VIRTIO_BLK_F_CONFIG_WCE |
+                 1ull << VIRTIO_BLK_F_MQ;
+    if (e->be.readonly) {
+        f |= 1ull << VIRTIO_BLK_F_RO;
+    } else {
+        f |= 1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+    }
+    return f;
+}
+
+static void notify_pending(BlkExport *e)
+{
+    for (unsigned q = 0; q < e->dev.num_queues; q++) {
+        if (e->pending_notify[q]) {
+            e->pending_notify[q] = false;
+            vu_vring_notify(&e->dev, &e->dev.vring[q]);
+        }
+    }
+}
+
+static void request_completed(VirtioBlkBackend *be, VirtQueue *vq,
+                              const VirtQueueElement *elem, uint32_t written)
+{
+    BlkExport *e = be->opaque;
+    vu_request_done(&e->dev, &e->dev.vring[vq->index], elem, written);
+    e->pending_notify[vq->index] = true;
+}
+
+static void submit(VuDev *dev, VuVring *vr, VirtQueueElement *elem)
+{
+    BlkExport *e = dev->opaque;
+    virtio_blk_handle_request(&e->be, vu_vring_vq(dev, vr), elem);
+}
+
+static void export_process(VuDev *dev, VuVring *vr)
+{
+    BlkExport *e = dev->opaque;
+    VirtQueue *vq = vu_vring_vq(dev, vr);
+    VirtQueueElement elem;
+    vu_inflight_resubmit(dev, vr, submit);
+    do {
+        virtqueue_set_notification(vq, false);
+        while (virtqueue_pop(vq, &elem)) {
+            vu_request_begin(dev, vr, elem.head);
+            submit(dev, vr, &elem);
+        }
+        virtqueue_set_notification(vq, true);
+    } while (!virtqueue_empty(vq));
+    notify_pending(e);
+}
+
+static void export_drain(VuDev *dev)
+{
+    BlkExport *e = dev->opaque;
+    blk_queue_drain(e->bq);
+    notify_pending(e);
+}
+
+static void export_config_write(VuDev *dev, uint32_t offset, const uint8_t *buf,
+                                uint32_t len)
+{
+    /* Only the cache mode (writeback) byte is the driver's to change. */
+    if (offset <= VIRTIO_BLK_CFG_WRITEBACK && offset + len > VIRTIO_BLK_CFG_WRITEBACK) {
+        dev->vdev.config[VIRTIO_BLK_CFG_WRITEBACK] =
+            buf[VIRTIO_BLK_CFG_WRITEBACK - offset] & 1;
+    }
+}
+
+static const VuDevOps export_ops = {
+    .features = export_features,
+    .process = export_process,
+    .drain = export_drain,
+    .config_write = export_config_write,
+};
+
+static void queue_ready(void *opaque)
+{
+    BlkExport *e = opaque;
+    blk_queue_process(e->bq, false);
+    notify_pending(e);
+}
+
+/* ---- creation ---- */
+
+static int export_socket(const KeyValList *kv, Error **errp)
+{
+    const char *type = keyval_get(kv, "addr.type");
+    if (type && !strcmp(type, "unix") && keyval_get(kv, "addr.path")) {
+        return vu_listen_unix(keyval_get(kv, "addr.path"), errp);
+    }
+    if (type && !strcmp(type, "fd") && keyval_get(kv, "addr.str")) {
+        char *end;
+        long fd = strtol(keyval_get(kv, "addr.str"), &end, 10);
+        if (*end || fd < 0 || fd > 65535) {
+            error_setg(errp, "addr.str '%s' is not a file descriptor number",
+                       keyval_get(kv, "addr.str"));
+            return -1;
+        }
+        return (int)fd;
+    }
+    error_setg(errp, "addr.type=unix with addr.path, or addr.type=fd with addr.str, is needed");
+    return -1;
+}
+
+static bool check_export_opts(const KeyValList *kv, Error **errp)
+{
+    const char *type = keyval_get(kv, "type");
+    uint64_t bs = keyval_get_number(kv, "logical-block-size", 512);
+    uint64_t nq = keyval_get_number(kv, "num-queues", 1);
+    if (!type || strcmp(type, "vhost-user-blk")) {
+        error_setg(errp, "Invalid parameter '%s' for 'type'", type ? type : "");
+        return false;
+    }
+    if (!keyval_get(kv, "id") || !keyval_get(kv, "node-name")) {
+        error_setg(errp, "Parameter '%s' is missing", keyval_get(kv, "id") ? "node-name" : "id");
+        return false;
+    }
+    if (bs < 512 || bs > 32768 || (bs & (bs - 1))) {
+        error_setg(errp, "logical-block-size must be a power of 2 between 512 and 32768");
+        return false;
+    }
+    if (nq < 1 || nq > VU_MAX_QUEUES) {
+        error_setg(errp, "num-queues must be between 1 and %d", VU_MAX_QUEUES);
+        return false;
+    }
+    return true;
+}
+
+static bool export_setup(BlkExport *e, VuLoop *loop, const KeyValList *kv, Error **errp)
+{
+    bool writable = keyval_get_bool(kv, "writable", false), gather = false;
+    unsigned nq = keyval_get_number(kv, "num-queues", 1);
+    e->img = blockdev_open(keyval_get(kv, "node-name"), writable, &gather, errp);
+    e->bq = e->img ? blk_queue_new(e->img, QUEUE_DEPTH_PER_RING * nq, errp) : NULL;
+    if (!e->bq) {
+        return false;
+    }
+    int lfd = export_socket(kv, errp);
+    if (lfd < 0 || !vu_dev_init(&e->dev, e->id, loop, lfd, nq, VIRTIO_BLK_CFG_SIZE,
+                                &export_ops, e, errp)) {
+        return false;
+    }
+    if (!strcmp(keyval_get(kv, "addr.type"), "unix")) {
+        e->dev.socket_path = xstrdup(keyval_get(kv, "addr.path"));
+    }
+    e->dev.protocol_offered =
+        1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD |
+        1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK | 1ull << VHOST_USER_PROTOCOL_F_CONFIG |
+        1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD |
+        1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |
+        1ull << VHOST_USER_PROTOCOL_F_STATUS;
+    bool writethrough = keyval_get_bool(kv, "writethrough", false);
+    virtio_blk_fill_config(e->dev.vdev.config, blk_size(e->img), nq, VIRTQUEUE_MAX_SIZE,
+                           !writethrough, keyval_get_number(kv, "logical-block-size", 512));
+    e->be = (VirtioBlkBackend){
+        .vdev = &e->dev.vdev, .img = e->img, .bq = e->bq, .readonly = !writable,
+        .gather_segments = gather, .completed = request_completed, .opaque = e,
+    };
+    return vu_loop_set_fd(loop, blk_queue_fd(e->bq), queue_ready, e, errp);
+}
+
+bool blk_export_add(VuLoop *loop, const char *opts, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(opts, NULL, export_params, &kv, errp)) {
+        return false;
+    }
+    if (!check_export_opts(&kv, errp)) {
+        keyval_free(&kv);
+        return false;
+    }
+    for (BlkExport *o = exports; o; o = o->next) {
+        if (!strcmp(o->id, keyval_get(&kv, "id"))) {
+            error_setg(errp, "Duplicate export id '%s'", o->id);
+            keyval_free(&kv);
+            return false;
+        }
+    }
+    BlkExport *e = xzalloc(sizeof(*e));
+    e->id = xstrdup(keyval_get(&kv, "id"));
+    e->next = exports;
+    exports = e;        /* closed by blk_export_close_all() even if half set up */
+    bool ok = export_setup(e, loop, &kv, errp);
+    keyval_free(&kv);
+    return ok;
+}
+
+void blk_export_close_all(void)
+{
+    while (exports) {
+        BlkExport *e = exports;
+        exports = e->next;
+        if (e->dev.loop) {
+            vu_dev_cleanup(&e->dev);
+            if (e->dev.socket_path) {
+                unlink(e->dev.socket_path);
+                free(e->dev.socket_path);
+            }
+        }
+        if (e->bq) {
+            blk_queue_free(e->bq);
+        }
+        free(e->id);
+        free(e);
+    }
+}
