@@ -328,21 +328,17 @@ static void finish_daemon(int ready, bool ok)
     }
 }
 
-static bool start(Options *o, IvshServer *s, Error **errp)
+/* What must exist before the server detaches, so errors reach the caller. */
+static bool open_resources(const Options *o, int *shm_fd, int *listen_fd, Error **errp)
 {
-    int shm_fd = o->shm_name ? open_shm_name(o->shm_name, o->size, errp)
-                             : open_shm_dir(o->shm_dir, o->size, errp);
-    if (shm_fd < 0) {
+    *shm_fd = o->shm_name ? open_shm_name(o->shm_name, o->size, errp)
+                          : open_shm_dir(o->shm_dir, o->size, errp);
+    if (*shm_fd < 0) {
         return false;
     }
-    int listen_fd = listen_unix(o->socket_path, errp);
-    if (listen_fd < 0) {
-        close(shm_fd);
-        return false;
-    }
-    if (!ivsh_server_init(s, &o->cfg, listen_fd, shm_fd, errp)) {
-        unlink(o->socket_path);
-        ivsh_server_cleanup(s);
+    *listen_fd = listen_unix(o->socket_path, errp);
+    if (*listen_fd < 0) {
+        close(*shm_fd);
         return false;
     }
     return true;
@@ -386,21 +382,27 @@ int main(int argc, char **argv)
 {
     Options o;
     Error *err = NULL;
-    if (!parse_args(&o, argc, argv, &err)) {
+    int shm_fd, listen_fd;
+    if (!parse_args(&o, argc, argv, &err) ||
+        !open_resources(&o, &shm_fd, &listen_fd, &err)) {
         ivsh_warn("%s", error_get_pretty(err));
         error_free(err);
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    IvshServer *s = xzalloc(sizeof(*s));
-    if (!start(&o, s, &err)) {
+    /* The epoll set and signalfd are made after detaching: a signalfd
+     * watched by epoll wakes only for the process that registered it. */
+    if (!become_server(&o, &err)) {
         ivsh_warn("%s", error_get_pretty(err));
         error_free(err);
-        free(s);
+        close(listen_fd);
+        close(shm_fd);
+        unlink(o.socket_path);
         return 1;
     }
-    bool ok = become_server(&o, &err);
+    IvshServer *s = xzalloc(sizeof(*s));
+    bool ok = ivsh_server_init(s, &o.cfg, listen_fd, shm_fd, &err);
     if (ok) {
         ivsh_log(s, "listening on %s, %llu bytes of shared memory, %u vectors per client",
                  o.socket_path, (unsigned long long)o.size, o.cfg.vectors);

@@ -159,6 +159,8 @@ static void msg_free(IvshServer *s, IvshMsg *m)
     free(m);
 }
 
+static void peer_send_failed(IvshServer *s, IvshPeer *p, int err);
+
 static bool peer_enqueue(IvshServer *s, IvshPeer *p, int64_t value, int fd,
                          IvshVectors *fd_owner, size_t off, int32_t leave_of)
 {
@@ -206,7 +208,7 @@ static void peer_send(IvshServer *s, IvshPeer *p, int64_t value, int fd,
             return;
         }
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            peer_mark_dead(s, p, "send failed: %s", strerror(errno));
+            peer_send_failed(s, p, errno);
             leave_notice_done(s, leave_of);
             return;
         }
@@ -227,7 +229,7 @@ static void peer_flush(IvshServer *s, IvshPeer *p)
         ssize_t n = ivshmem_send_part(p->sock, m->value, m->off ? -1 : m->fd, m->off);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                peer_mark_dead(s, p, "send failed: %s", strerror(errno));
+                peer_send_failed(s, p, errno);
             }
             return;
         }
@@ -245,6 +247,16 @@ static void peer_flush(IvshServer *s, IvshPeer *p)
     }
     if (!p->out_head) {
         peer_arm_output(s, p, false);
+    }
+}
+
+/* A send error that only means the client went away is not worth a warning. */
+static void peer_send_failed(IvshServer *s, IvshPeer *p, int err)
+{
+    if (err == EPIPE || err == ECONNRESET) {
+        peer_mark_dead(s, p, "disconnected");
+    } else {
+        peer_mark_dead(s, p, "send failed: %s", strerror(err));
     }
 }
 
@@ -269,11 +281,15 @@ static void peer_introduce(IvshServer *s, IvshPeer *p)
             peer_send_vectors(s, p, o);
         }
     }
-    for (IvshPeer *o = s->head; o && !p->dead; o = o->next) {
+    if (p->dead) {
+        return;             /* gone during its own set-up: nobody hears of it */
+    }
+    for (IvshPeer *o = s->head; o; o = o->next) {
         if (o != p && !o->dead) {
             peer_send_vectors(s, o, p);
         }
     }
+    p->announced = true;
     peer_send_vectors(s, p, p);
 }
 
@@ -388,6 +404,36 @@ static void peer_free(IvshServer *s, IvshPeer *p)
     free(p);
 }
 
+/*
+ * Take back the messages still queued for @o that would introduce @vec's
+ * owner, which is leaving. Returns how many were taken: when that is all of
+ * them, @o never heard of the peer and needs no leave notice either, so a
+ * stalled client's backlog does not grow with peers that come and go, nor
+ * keep their eventfds open.
+ */
+static unsigned peer_cancel_joins(IvshServer *s, IvshPeer *o, const IvshVectors *vec)
+{
+    unsigned taken = 0;
+    IvshMsg **link = &o->out_head, *prev = NULL;
+    while (*link) {
+        IvshMsg *m = *link;
+        if (m->fd_owner == vec && m->off == 0) {
+            *link = m->next;
+            o->out_len--;
+            msg_free(s, m);
+            taken++;
+            continue;
+        }
+        prev = m;
+        link = &m->next;
+    }
+    o->out_tail = prev;
+    if (!o->out_head) {
+        peer_arm_output(s, o, false);
+    }
+    return taken;
+}
+
 /* Remove one dead peer and tell the others; telling may kill more. */
 static void peer_remove(IvshServer *s, IvshPeer *p)
 {
@@ -397,13 +443,14 @@ static void peer_remove(IvshServer *s, IvshPeer *p)
     if (strncmp(p->why, "disconnected", 12) != 0) {
         ivsh_warn("dropped peer %u (pid %d): %s", id, (int)p->pid, p->why);
     }
-    peer_free(s, p);
-    for (IvshPeer *o = s->head; o; o = o->next) {
-        if (!o->dead) {
-            s->leaves_pending[id]++;
-            peer_send(s, o, id, -1, NULL, id);
+    for (IvshPeer *o = s->head; o && p->announced; o = o->next) {
+        if (o->dead || (o->out_head && peer_cancel_joins(s, o, p->vec) == p->vec->n)) {
+            continue;
         }
+        s->leaves_pending[id]++;
+        peer_send(s, o, id, -1, NULL, id);
     }
+    peer_free(s, p);
 }
 
 static void reap_dead(IvshServer *s)

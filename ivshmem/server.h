@@ -62,6 +62,7 @@ typedef struct IvshPeer {
     unsigned out_len;       /* messages in the queue */
     unsigned out_limit;     /* drop the client when out_len would pass this */
     bool out_armed;         /* EPOLLOUT is registered */
+    bool announced;         /* the others were told of it: they need its leave */
     bool dead;              /* marked for removal at the end of this loop turn */
     char why[96];           /* why it is being removed, for the log */
     pid_t pid;              /* SO_PEERCRED at connect time */

@@ -92,9 +92,10 @@ class Server:
 class Peer:
     """One client: its id, shm fd, own eventfds and the peers it knows."""
 
-    def __init__(self, path, setup=True, vectors=None, timeout=10):
+    def __init__(self, path, setup=True, vectors=None, timeout=10, keep_fds=True):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(path)
+        self.keep_fds = keep_fds   # else peers' eventfds are closed on arrival
         self.id = None
         self.shm = -1
         self.own = []
@@ -143,7 +144,7 @@ class Peer:
                 break
 
     def pending(self, timeout=0):
-        return bool(select.select([self.sock], [], [], timeout)[0])
+        return readable(self.sock.fileno(), timeout)
 
     def handle(self, value, fd):
         assert 0 <= value <= 65535, value
@@ -151,13 +152,24 @@ class Peer:
             assert fd >= 0, "own id without a descriptor"
             self.own.append(fd)
         elif fd >= 0:
+            if not self.keep_fds:
+                os.close(fd)
+                fd = -1
+            if value not in self.peers:
+                self.events.append((value, True))
             self.peers.setdefault(value, []).append(fd)
-            self.events.append((value, True))
         else:
             for old in self.peers.pop(value, []):
-                os.close(old)
+                if old >= 0:
+                    os.close(old)
             self.left.append(value)
             self.events.append((value, False))
+
+    def drain(self, quiet=0.2):
+        """Read until the server has been silent for @quiet seconds."""
+        while self.pending(quiet):
+            if not self.read_one():
+                return
 
     def read_one(self, timeout=10):
         got = self.recv(timeout)
@@ -176,7 +188,8 @@ class Peer:
     def close(self):
         for fds in self.peers.values():
             for fd in fds:
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
         for fd in self.own + ([self.shm] if self.shm >= 0 else []):
             os.close(fd)
         self.peers, self.own, self.shm = {}, [], -1
@@ -188,4 +201,21 @@ def ring(fd):
 
 
 def readable(fd, timeout):
-    return bool(select.select([fd], [], [], timeout)[0])
+    """poll, not select: tests hold descriptors beyond FD_SETSIZE."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(max(0, timeout) * 1000))
+
+
+def consistent_view(peer):
+    """True when every leave @peer saw followed a join of that id; returns
+    the ids it should still know."""
+    known = set()
+    for pid, joined in peer.events:
+        assert joined or pid in known, f"leave of {pid} without a join"
+        if joined:
+            known.add(pid)
+        else:
+            known.discard(pid)
+    assert known == set(peer.peers), (known, set(peer.peers))
+    return known
