@@ -44,6 +44,7 @@ fuzz: deps $(FUZZBUILD)/build.ninja
 	mkdir -p $(FUZZBUILD)/fuzz-corpus
 	$(FUZZBUILD)/tests/block/fuzz-image -max_total_time=$(FUZZTIME) -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZBUILD)/ \
+		-dict=tests/block/fuzz/image.dict \
 		$(FUZZBUILD)/fuzz-corpus tests/block/fuzz/corpus
 
 clean:

@@ -106,7 +106,8 @@ def test_fresh_mutations_smoke():
         os.mkdir(work)
         out = run_fuzzer([f"-max_total_time={SMOKE_SECONDS}", "-timeout=10",
                           "-rss_limit_mb=2048", f"-artifact_prefix={d}/",
-                          "-print_final_stats=1", work, CORPUS],
+                          "-print_final_stats=1",
+                          "-dict=" + os.path.join(FUZZ_DIR, "image.dict"), work, CORPUS],
                          timeout=SMOKE_SECONDS + 120)
         runs = re.search(r"stat::number_of_executed_units:\s+(\d+)", out)
         assert runs and int(runs.group(1)) > 0, out[-2000:]
