@@ -97,7 +97,7 @@ static void disconnect(VuDev *dev)
     }
 }
 
-static void settle(VuDev *dev)
+void vu_dev_settle(VuDev *dev)
 {
     if (dev->drop_pending) {
         disconnect(dev);
@@ -194,7 +194,7 @@ static void conn_readable(void *opaque)
             dev->drop_pending = true;
         }
         vu_msg_close_fds(&m);
-        settle(dev);
+        vu_dev_settle(dev);
         return;
     }
     m.reply_size = 0;
@@ -210,7 +210,7 @@ static void conn_readable(void *opaque)
     vu_msg_close_fds(&m);
     answer(dev, ri, &m, ok, err);
     error_free(err);
-    settle(dev);
+    vu_dev_settle(dev);
 }
 
 /* ---- transport: notifications go to the call eventfds ---- */

@@ -122,6 +122,9 @@ VirtQueue *vu_vring_vq(VuDev *dev, VuVring *vr);
 /* Drop the frontend (a broken ring, a bad message): log why, wait for the next. */
 void vu_dev_drop(VuDev *dev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Carry out a drop decided while handling an event (call at the event's end). */
+void vu_dev_settle(VuDev *dev);
+
 /* ---- internal, between the library's files ---- */
 bool vu_mem_set_table(VuDev *dev, const VhostUserMemory *m, unsigned size, int *fds,
                       unsigned nfds, Error **errp);

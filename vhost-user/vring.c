@@ -28,7 +28,7 @@ static void vring_run(VuDev *dev, VuVring *vr)
         dev->ops->process(dev, vr);
     }
     if (dev->vdev.broken && dev->conn_fd >= 0) {
-        vu_dev_drop(dev, "ring %u broke the virtio rules", vr->index);
+        vu_dev_drop(dev, "ring %u broke the virtio rules (frontend dropped)", vr->index);
     }
 }
 
@@ -41,12 +41,15 @@ static void kick_ready(void *opaque)
         return;
     }
     vring_run(vr->dev, vr);
+    vu_dev_settle(vr->dev);
 }
 
 static void poll_ring(void *opaque)
 {
     VuVring *vr = opaque;
-    vring_run(vr->dev, vr);
+    VuDev *dev = vr->dev;
+    vring_run(dev, vr);
+    vu_dev_settle(dev);
 }
 
 void vu_vring_notify(VuDev *dev, VuVring *vr)
