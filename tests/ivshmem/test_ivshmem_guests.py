@@ -107,6 +107,8 @@ def test_two_guests_share_memory_and_ring_each_other():
     assert "IVSHMEM-b-got-interrupt" in b, detail
     assert f"IVSHMEM-b-read=hello from {id_a}" in b, detail
     assert "IVSHMEM-a-got-interrupt" in a, detail
+    for role in "ab":
+        print("\n".join(line for line in consoles[role].splitlines() if "IVSHMEM" in line))
 
 
 if __name__ == "__main__":
