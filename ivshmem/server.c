@@ -147,7 +147,18 @@ static void vectors_unref(IvshVectors *vec)
 
 static void msg_release_fd(IvshMsg *m)
 {
-    vectors_unref(m->fd_owner);
+    IvshVectors *owner = m->fd_owner;
+    if (owner) {
+        if (m->owner_prev) {
+            m->owner_prev->owner_next = m->owner_next;
+        } else {
+            owner->queued = m->owner_next;
+        }
+        if (m->owner_next) {
+            m->owner_next->owner_prev = m->owner_prev;
+        }
+        vectors_unref(owner);
+    }
     m->fd_owner = NULL;
     m->fd = -1;
 }
@@ -159,7 +170,44 @@ static void msg_free(IvshServer *s, IvshMsg *m)
     free(m);
 }
 
-static void peer_send_failed(IvshServer *s, IvshPeer *p, int err);
+static void queue_push(IvshPeer *p, IvshMsg *m)
+{
+    m->to = p;
+    m->prev = p->out_tail;
+    m->next = NULL;
+    if (p->out_tail) {
+        p->out_tail->next = m;
+    } else {
+        p->out_head = m;
+    }
+    p->out_tail = m;
+    p->out_len++;
+}
+
+static void queue_unlink(IvshPeer *p, IvshMsg *m)
+{
+    if (m->prev) {
+        m->prev->next = m->next;
+    } else {
+        p->out_head = m->next;
+    }
+    if (m->next) {
+        m->next->prev = m->prev;
+    } else {
+        p->out_tail = m->prev;
+    }
+    p->out_len--;
+}
+
+/* A send error that only means the client went away is not worth a warning. */
+static void peer_send_failed(IvshServer *s, IvshPeer *p, int err)
+{
+    if (err == EPIPE || err == ECONNRESET) {
+        peer_mark_dead(s, p, "disconnected");
+    } else {
+        peer_mark_dead(s, p, "send failed: %s", strerror(err));
+    }
+}
 
 static bool peer_enqueue(IvshServer *s, IvshPeer *p, int64_t value, int fd,
                          IvshVectors *fd_owner, size_t off, int32_t leave_of)
@@ -171,19 +219,18 @@ static bool peer_enqueue(IvshServer *s, IvshPeer *p, int64_t value, int fd,
     IvshMsg *m = xzalloc(sizeof(*m));
     m->value = value;
     m->fd = fd;
+    m->off = (uint8_t)off;
+    m->leave_of = leave_of;
     if (fd >= 0 && fd_owner) {
         m->fd_owner = fd_owner;
         fd_owner->refs++;
+        m->owner_next = fd_owner->queued;
+        if (fd_owner->queued) {
+            fd_owner->queued->owner_prev = m;
+        }
+        fd_owner->queued = m;
     }
-    m->off = (uint8_t)off;
-    m->leave_of = leave_of;
-    if (p->out_tail) {
-        p->out_tail->next = m;
-    } else {
-        p->out_head = m;
-    }
-    p->out_tail = m;
-    p->out_len++;
+    queue_push(p, m);
     peer_arm_output(s, p, true);
     return true;
 }
@@ -238,25 +285,11 @@ static void peer_flush(IvshServer *s, IvshPeer *p)
         if (m->off < IVSHMEM_MSG_SIZE) {
             continue;
         }
-        p->out_head = m->next;
-        if (!p->out_head) {
-            p->out_tail = NULL;
-        }
-        p->out_len--;
+        queue_unlink(p, m);
         msg_free(s, m);
     }
     if (!p->out_head) {
         peer_arm_output(s, p, false);
-    }
-}
-
-/* A send error that only means the client went away is not worth a warning. */
-static void peer_send_failed(IvshServer *s, IvshPeer *p, int err)
-{
-    if (err == EPIPE || err == ECONNRESET) {
-        peer_mark_dead(s, p, "disconnected");
-    } else {
-        peer_mark_dead(s, p, "send failed: %s", strerror(err));
     }
 }
 
@@ -397,7 +430,7 @@ static void peer_free(IvshServer *s, IvshPeer *p)
     close(p->sock);
     while (p->out_head) {
         IvshMsg *m = p->out_head;
-        p->out_head = m->next;
+        queue_unlink(p, m);
         msg_free(s, m);
     }
     vectors_unref(p->vec);
@@ -405,33 +438,27 @@ static void peer_free(IvshServer *s, IvshPeer *p)
 }
 
 /*
- * Take back the messages still queued for @o that would introduce @vec's
- * owner, which is leaving. Returns how many were taken: when that is all of
- * them, @o never heard of the peer and needs no leave notice either, so a
- * stalled client's backlog does not grow with peers that come and go, nor
- * keep their eventfds open.
+ * Take back every queued message that would introduce @p, which is leaving,
+ * counting per recipient in ->cancelled. A recipient that loses all of them
+ * never heard of @p and needs no leave notice either, so a stalled client's
+ * backlog does not grow with peers that come and go, nor keep their
+ * eventfds open. The messages are found through @p's vectors, not by
+ * searching every queue.
  */
-static unsigned peer_cancel_joins(IvshServer *s, IvshPeer *o, const IvshVectors *vec)
+static void cancel_queued_joins(IvshServer *s, IvshPeer *p)
 {
-    unsigned taken = 0;
-    IvshMsg **link = &o->out_head, *prev = NULL;
-    while (*link) {
-        IvshMsg *m = *link;
-        if (m->fd_owner == vec && m->off == 0) {
-            *link = m->next;
-            o->out_len--;
-            msg_free(s, m);
-            taken++;
-            continue;
+    IvshMsg *m = p->vec->queued;
+    while (m) {
+        IvshMsg *next = m->owner_next;
+        IvshPeer *to = m->to;
+        queue_unlink(to, m);
+        msg_free(s, m);             /* p still holds p->vec: it stays alive */
+        to->cancelled++;
+        if (!to->out_head) {
+            peer_arm_output(s, to, false);
         }
-        prev = m;
-        link = &m->next;
+        m = next;
     }
-    o->out_tail = prev;
-    if (!o->out_head) {
-        peer_arm_output(s, o, false);
-    }
-    return taken;
 }
 
 /* Remove one dead peer and tell the others; telling may kill more. */
@@ -443,8 +470,11 @@ static void peer_remove(IvshServer *s, IvshPeer *p)
     if (strncmp(p->why, "disconnected", 12) != 0) {
         ivsh_warn("dropped peer %u (pid %d): %s", id, (int)p->pid, p->why);
     }
-    for (IvshPeer *o = s->head; o && p->announced; o = o->next) {
-        if (o->dead || (o->out_head && peer_cancel_joins(s, o, p->vec) == p->vec->n)) {
+    cancel_queued_joins(s, p);
+    for (IvshPeer *o = s->head; o; o = o->next) {
+        bool never_told = o->cancelled == p->vec->n;
+        o->cancelled = 0;
+        if (!p->announced || o->dead || never_told) {
             continue;
         }
         s->leaves_pending[id]++;

@@ -21,6 +21,9 @@ typedef struct IvshServerConfig {
     bool verbose;           /* log joins and leaves, not only refusals and drops */
 } IvshServerConfig;
 
+typedef struct IvshMsg IvshMsg;
+typedef struct IvshPeer IvshPeer;
+
 /*
  * A client's interrupt eventfds. Queued messages borrow a descriptor from
  * here rather than duplicate it, so a backlog costs memory, not descriptors;
@@ -29,20 +32,23 @@ typedef struct IvshServerConfig {
  */
 typedef struct IvshVectors {
     unsigned refs;          /* the owning peer plus each queued message */
+    IvshMsg *queued;        /* the queued messages that carry one of fd[] */
     unsigned n;
     int fd[];
 } IvshVectors;
 
 /* One queued message: the bytes not yet sent and the descriptor that must
  * travel with them. */
-typedef struct IvshMsg {
-    struct IvshMsg *next;
+struct IvshMsg {
+    IvshMsg *next, *prev;   /* the recipient's FIFO */
+    IvshMsg *owner_next, *owner_prev;   /* fd_owner->queued */
+    IvshPeer *to;           /* the recipient */
     int64_t value;
     int fd;                 /* -1, or borrowed until the first byte goes out */
     IvshVectors *fd_owner;  /* the referenced owner of fd, NULL for the shm fd */
     uint8_t off;            /* bytes of the 8 already sent */
     int32_t leave_of;       /* id this message announces the leave of, or -1 */
-} IvshMsg;
+};
 
 typedef struct IvshServer IvshServer;
 
@@ -51,7 +57,7 @@ typedef struct IvshWatch {
     void (*ready)(IvshServer *s, struct IvshWatch *w, uint32_t events);
 } IvshWatch;
 
-typedef struct IvshPeer {
+struct IvshPeer {
     IvshWatch watch;        /* first: the epoll cookie */
     int sock;               /* the client's connection, non-blocking */
     uint16_t id;            /* its id, rung through the Doorbell's high half */
@@ -68,9 +74,10 @@ typedef struct IvshPeer {
     pid_t pid;              /* SO_PEERCRED at connect time */
     uid_t uid;
     struct timespec joined; /* CLOCK_REALTIME at connect time */
-    struct IvshPeer *prev, *next;   /* all peers, in joining order */
-    struct IvshPeer *next_dead;     /* the removal list */
-} IvshPeer;
+    unsigned cancelled;     /* scratch: joins taken back from its queue */
+    IvshPeer *prev, *next;  /* all peers, in joining order */
+    IvshPeer *next_dead;    /* the removal list */
+};
 
 struct IvshServer {
     IvshServerConfig cfg;
