@@ -40,6 +40,14 @@ static const OptParam add_fd_params[] = {
 static const OptParam machine_params[] = {
     { "type", OPT_STRING, "machine type" },
     { "accel", OPT_STRING, "accelerator: kvm or qtest" },
+    { "memory-backend", OPT_STRING, "ID of a memory backend used as guest RAM" },
+    { NULL },
+};
+static const OptParam numa_params[] = {
+    { "type", OPT_STRING, "node" },
+    { "memdev", OPT_STRING, "ID of the memory backend of this node" },
+    { "nodeid", OPT_NUMBER, "node number (only node 0)" },
+    { "cpus", OPT_STRING, "vCPUs of this node (all of them)" },
     { NULL },
 };
 static const OptParam accel_params[] = {
@@ -271,6 +279,26 @@ static bool opt_qtest(const char *arg, Error **errp)
     return vm_config.accel ? true : set_accel("qtest", errp);
 }
 
+/* Guest RAM comes from one backend; naming two different ones is an error. */
+static bool set_ram_memdev(const char *id, Error **errp)
+{
+    if (vm_config.ram_memdev && strcmp(vm_config.ram_memdev, id) != 0) {
+        error_setg(errp, "guest RAM can come from one memory backend only ('%s' or '%s')",
+                   vm_config.ram_memdev, id);
+        return false;
+    }
+    free(vm_config.ram_memdev);
+    vm_config.ram_memdev = xstrdup(id);
+    return true;
+}
+
+static bool opt_qtest_log(const char *arg, Error **errp)
+{
+    free(startup.qtest_log);
+    startup.qtest_log = xstrdup(arg);
+    return true;
+}
+
 static bool opt_machine(const char *arg, Error **errp)
 {
     KeyValList kv;
@@ -288,6 +316,36 @@ static bool opt_machine(const char *arg, Error **errp)
     }
     if (accel) {
         ok = set_accel(accel, errp);
+    }
+    if (ok && keyval_get(&kv, "memory-backend")) {
+        ok = set_ram_memdev(keyval_get(&kv, "memory-backend"), errp);
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+/*
+ * -numa node,memdev=ID: vireo has one NUMA node, so its memdev is guest
+ * RAM exactly as -machine memory-backend=ID would make it (the form
+ * management tools and QEMU's vhost-user documentation use).
+ */
+static bool opt_numa(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "type", numa_params, &kv, errp)) {
+        return false;
+    }
+    const char *type = keyval_get(&kv, "type");
+    const char *memdev = keyval_get(&kv, "memdev");
+    bool ok = false;
+    if (!type || strcmp(type, "node") != 0) {
+        error_setg(errp, "-numa: only 'node' is supported");
+    } else if (keyval_get_number(&kv, "nodeid", 0) != 0) {
+        error_setg(errp, "-numa: vireo has a single NUMA node (nodeid=0)");
+    } else if (!memdev) {
+        error_setg(errp, "-numa node: memdev= is required");
+    } else {
+        ok = set_ram_memdev(memdev, errp);
     }
     keyval_free(&kv);
     return ok;
@@ -551,6 +609,8 @@ static const CmdOption options[] = {
     { "machine", "TYPE[,accel=A]", "select the machine type ('-machine help' lists them)",
       "machine", machine_params, opt_machine },
     { "M", "TYPE", "same as -machine", NULL, NULL, opt_machine },
+    { "numa", "node,memdev=ID", "the NUMA node's memory backend (guest RAM)", "numa",
+      numa_params, opt_numa },
     { "accel", "kvm|qtest", "select the accelerator", "accel", accel_params, opt_accel },
     { "enable-kvm", NULL, "same as -accel kvm", NULL, NULL, opt_enable_kvm },
     { "cpu", "host", "CPU model (the host CPU is passed through)", NULL, NULL, opt_cpu },
@@ -586,6 +646,8 @@ static const CmdOption options[] = {
     { "add-fd", "fd=FD,set=SET[,opaque=TEXT]", "put an inherited descriptor into an fd set",
       "add-fd", add_fd_params, opt_add_fd },
     { "qtest", "DEV", "serve the qtest protocol on DEV (implies -accel qtest)", NULL, NULL, opt_qtest },
+    { "qtest-log", "FILE|none", "log the qtest protocol (requests and replies) to FILE", NULL, NULL,
+      opt_qtest_log },
     { "S", NULL, "do not start the vCPUs until 'cont'", NULL, NULL, opt_S },
     { "preconfig", NULL, "pause before building the machine until x-exit-preconfig", NULL, NULL,
       opt_preconfig },

@@ -27,6 +27,7 @@ typedef struct VmConfig {
     char *machine_type;     /* -machine TYPE (NULL: default) */
     char *accel;            /* -accel: "kvm", "qtest" (NULL: choose) */
     uint64_t ram_size;      /* -m, bytes */
+    char *ram_memdev;       /* -machine memory-backend= / -numa node,memdev=: RAM's backend */
     unsigned smp_cpus;      /* -smp */
     char *kernel, *initrd, *append;
     char *serial[VM_MAX_SERIAL];    /* -serial specs, NULL when absent */

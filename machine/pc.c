@@ -22,6 +22,7 @@
 #include "machine/boot-linux.h"
 #include "machine/kvm.h"
 #include "machine/layout.h"
+#include "memory/host-backend.h"
 #include "qapi/qapi-events.h"
 #include "util/osdep.h"
 #include "virtio/virtio-pci.h"
@@ -135,26 +136,64 @@ static void power_button(void *opaque)
 /* ---- building ---- */
 
 /*
- * RAM must be a shareable memfd when another process will map it, which (as
- * with QEMU) the user asks for with a memfd memory backend or share=on, or
- * implies with vhost-user. Otherwise private memory is faster to fault in.
+ * Without a memory backend, RAM is private anonymous memory (faster to fault
+ * in, THP-backed) unless another process must map it: a vhost-user back-end
+ * (which QEMU would only accept with a shared backend; vireo makes the memfd
+ * itself), or the qtest accelerator, whose tests map RAM themselves. A
+ * memfd that only ivshmem uses is that device's BAR, not guest RAM.
  */
 static bool wants_shared_ram(const VmConfig *cfg)
 {
-    /* Under qtest, RAM is the shared memfd the tests (and peers) can map. */
     if (cfg->accel && strcmp(cfg->accel, "qtest") == 0) {
         return true;
     }
-    const DeviceOption *lists[] = { cfg->objects, cfg->netdevs, cfg->devices };
-    for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
-        for (const DeviceOption *o = lists[i]; o; o = o->next) {
-            if (strstr(o->opts, "memory-backend-memfd") || strstr(o->opts, "share=on") ||
-                strstr(o->opts, "vhost-user")) {
-                return true;
-            }
+    for (const DeviceOption *o = cfg->devices; o; o = o->next) {
+        if (strncmp(o->opts, "vhost-user-", 11) == 0 ||
+            strncmp(o->opts, "driver=vhost-user-", 18) == 0) {
+            return true;
+        }
+    }
+    for (const DeviceOption *o = cfg->netdevs; o; o = o->next) {
+        if (strncmp(o->opts, "vhost-user,", 11) == 0 || strcmp(o->opts, "vhost-user") == 0 ||
+            strstr(o->opts, "type=vhost-user")) {
+            return true;
         }
     }
     return false;
+}
+
+/*
+ * -machine memory-backend=ID / -numa node,memdev=ID: guest RAM is that
+ * backend. A shared one (memfd, or share=on) lends its fd, so whatever maps
+ * the backend sees the guest's memory; a private one gives private RAM.
+ */
+static bool create_ram(Machine *m, Error **errp)
+{
+    const VmConfig *cfg = m->cfg;
+    if (!cfg->ram_memdev) {
+        return wants_shared_ram(cfg)
+            ? guest_memory_create(&m->mem, cfg->ram_size, LOWMEM_LIMIT, errp)
+            : guest_memory_create_private(&m->mem, cfg->ram_size, LOWMEM_LIMIT, errp);
+    }
+    HostMemBackend *b = host_backend_find(cfg->ram_memdev);
+    if (!b) {
+        error_setg(errp, "Memory backend '%s' not found", cfg->ram_memdev);
+        return false;
+    }
+    if (b->size != cfg->ram_size) {
+        error_setg(errp, "Machine memory size does not match the size of the memory backend");
+        return false;
+    }
+    if (!host_backend_claim(b, errp)) {
+        return false;
+    }
+    bool ok = b->share && b->fd >= 0
+        ? guest_memory_create_on_fd(&m->mem, b->fd, cfg->ram_size, LOWMEM_LIMIT, errp)
+        : guest_memory_create_private(&m->mem, cfg->ram_size, LOWMEM_LIMIT, errp);
+    if (!ok) {
+        host_backend_release(b);
+    }
+    return ok;
 }
 
 static bool check_config(const VmConfig *cfg, Error **errp)
@@ -345,10 +384,7 @@ bool machine_init(VmConfig *cfg, Error **errp)
             goto fail;
         }
     }
-    bool ram_ok = wants_shared_ram(cfg)
-        ? guest_memory_create(&m->mem, cfg->ram_size, LOWMEM_LIMIT, errp)
-        : guest_memory_create_private(&m->mem, cfg->ram_size, LOWMEM_LIMIT, errp);
-    if (!ram_ok) {
+    if (!create_ram(m, errp)) {
         goto fail;
     }
     if (!m->qtest) {

@@ -1,6 +1,7 @@
 #include "memory/guest-memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -105,6 +106,20 @@ bool guest_memory_create(GuestMemory *mem, uint64_t ram_size,
         return false;
     }
     mem->fd = fd;
+    return map_layout(mem, ram_size, lowmem_limit, errp);
+}
+
+bool guest_memory_create_on_fd(GuestMemory *mem, int fd, uint64_t ram_size,
+                               uint64_t lowmem_limit, Error **errp)
+{
+    if (!start_empty(mem, ram_size, errp)) {
+        return false;
+    }
+    mem->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (mem->fd < 0) {
+        error_setg_errno(errp, errno, "cannot duplicate the guest RAM descriptor");
+        return false;
+    }
     return map_layout(mem, ram_size, lowmem_limit, errp);
 }
 

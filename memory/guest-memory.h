@@ -48,6 +48,9 @@ typedef struct GuestMemory {
  */
 bool guest_memory_create(GuestMemory *mem, uint64_t ram_size,
                          uint64_t lowmem_limit, Error **errp);
+/* The same layout on an existing shareable fd (a memory backend's; dup'ed). */
+bool guest_memory_create_on_fd(GuestMemory *mem, int fd, uint64_t ram_size,
+                               uint64_t lowmem_limit, Error **errp);
 /* The same layout in private anonymous memory (fd stays -1), THP-advised. */
 bool guest_memory_create_private(GuestMemory *mem, uint64_t ram_size,
                                  uint64_t lowmem_limit, Error **errp);
