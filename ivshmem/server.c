@@ -237,8 +237,9 @@ static bool peer_enqueue(IvshServer *s, IvshPeer *p, int64_t value, int fd,
 
 /*
  * Send @value (with @fd unless -1, borrowed from @fd_owner or the server) to
- * @p, or queue it behind what is already waiting. @leave_of names the id whose leave this announces (or -1), so the
- * id stays reserved until the notice is out. Failures mark @p dead.
+ * @p, or queue it behind what is already waiting. @leave_of names the id
+ * whose leave this announces (or -1), so the id stays reserved until the
+ * notice is out. Failures mark @p dead.
  */
 static void peer_send(IvshServer *s, IvshPeer *p, int64_t value, int fd,
                       IvshVectors *fd_owner, int32_t leave_of)
