@@ -265,6 +265,62 @@ def test_daemon_mode_writes_pidfile_and_cleans_up():
         os.unlink(f"/dev/shm/{shm}")
 
 
+def test_out_of_descriptors_refuses_and_recovers():
+    """With a small descriptor limit the server refuses what it cannot hold
+    (logged), keeps serving the clients it has, and admits again later."""
+    import resource
+    import subprocess
+    import tempfile
+    d = tempfile.mkdtemp(prefix="ivsh-")
+    sock, shm = os.path.join(d, "sock"), f"vireo-ivsh-fds-{os.getpid()}"
+    limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+    log = open(os.path.join(d, "log"), "w+")
+    proc = subprocess.Popen([SERVER, "-F", "-v", "-S", sock, "-M", shm, "-l", "64k", "-n", "2"],
+                            preexec_fn=limit, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        first = Peer(sock, vectors=2)
+        crowd = [Peer(sock, setup=False) for _ in range(30)]
+        admitted = refused = 0
+        for c in crowd:
+            got = c.recv(10)
+            if got is None:
+                refused += 1
+            else:
+                admitted += 1
+        assert refused > 0 and admitted > 0, (admitted, refused)
+        first.drain()
+        assert len(first.peers) == admitted, (len(first.peers), admitted)
+        for c in crowd:
+            c.close()
+        first.read_until(lambda: not first.peers)
+        again = Peer(sock, vectors=2)
+        first.read_until(lambda: again.id in first.peers)
+        again.close()
+        first.close()
+        proc.terminate()
+        assert proc.wait(10) == 0
+        out = open(log.name).read()
+        assert "refusing a client" in out and "Sanitizer" not in out, out[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.unlink(f"/dev/shm/{shm}")
+
+
+def test_shared_memory_in_a_directory():
+    import tempfile
+    d = tempfile.mkdtemp(prefix="ivsh-dir-")
+    with Server(SERVER, "-m", d, size="128k") as srv:
+        a = Peer(srv.sock, vectors=1)
+        assert os.fstat(a.shm).st_size == 128 * 1024
+        assert os.listdir(d) == [], "the shm file is not unlinked"
+        a.close()
+
+
 def test_rejects_bad_command_lines():
     import subprocess
     for args in (["-n", "0"], ["-n", "65"], ["-l", "x"], ["--max-peers", "70000"], ["bogus"]):
