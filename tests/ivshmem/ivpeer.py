@@ -8,6 +8,7 @@ import array
 import os
 import resource
 import select
+import shutil
 import socket
 import struct
 import subprocess
@@ -87,6 +88,7 @@ class Server:
             # SIGTERM must end the server cleanly, sanitizers silent
             assert rc == 0, f"server exit status {rc}: {log[-3000:]}"
             assert "Sanitizer" not in log and "runtime error" not in log, log[-3000:]
+            shutil.rmtree(self.dir, ignore_errors=True)     # kept when failing
 
 
 class Peer:

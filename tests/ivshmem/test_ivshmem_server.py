@@ -4,6 +4,7 @@ from Python: ids, eventfds, shared memory, joins and leaves, and hostile or
 slow clients that must not disturb the others."""
 import mmap
 import os
+import shutil
 import socket
 import sys
 import time
@@ -263,6 +264,7 @@ def test_daemon_mode_writes_pidfile_and_cleans_up():
         assert not os.path.exists(pidfile) and not os.path.exists(sock)
     finally:
         os.unlink(f"/dev/shm/{shm}")
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_out_of_descriptors_refuses_and_recovers():
@@ -309,6 +311,7 @@ def test_out_of_descriptors_refuses_and_recovers():
         if proc.poll() is None:
             proc.kill()
         os.unlink(f"/dev/shm/{shm}")
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_shared_memory_in_a_directory():
@@ -319,6 +322,7 @@ def test_shared_memory_in_a_directory():
         assert os.fstat(a.shm).st_size == 128 * 1024
         assert os.listdir(d) == [], "the shm file is not unlinked"
         a.close()
+    os.rmdir(d)
 
 
 def test_rejects_bad_command_lines():

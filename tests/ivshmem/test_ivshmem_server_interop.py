@@ -215,6 +215,7 @@ def test_clients_survive_a_server_restart():
         b.close()
     finally:
         srv.stop()
+        shutil.rmtree(srv.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
