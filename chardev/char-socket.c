@@ -216,10 +216,23 @@ bool socket_chardev_open(Chardev *chr, const KeyValList *kv, Error **errp)
         return false;
     }
     chr->is_unix = path != NULL;
-    int fd = chr->is_unix ? unix_socket(path, chr->server, errp)
-                          : tcp_socket(host, port, chr->server, errp);
+    chr->reconnect = chr->server ? 0 : (unsigned)keyval_get_number(kv, "reconnect", 0);
+    Error *err = NULL;
+    int fd = chr->is_unix ? unix_socket(path, chr->server, &err)
+                          : tcp_socket(host, port, chr->server, &err);
+    if (fd < 0 && chr->reconnect && chr->is_unix) {
+        /* With reconnect=N the peer may come later; its user connects then. */
+        error_free(err);
+        chr->connect_path = xstrdup(path);
+        chr->filename = xasprintf("disconnected:unix:%s", path);
+        return true;
+    }
     if (fd < 0) {
+        error_propagate(errp, err);
         return false;
+    }
+    if (chr->is_unix && !chr->server) {
+        chr->connect_path = xstrdup(path);
     }
     if (chr->is_unix) {
         chr->unix_path = xstrdup(path);
@@ -241,4 +254,56 @@ bool socket_chardev_open(Chardev *chr, const KeyValList *kv, Error **errp)
     }
     listen_update(chr);
     return true;
+}
+
+/* The connection a plain client socket made at creation, if it is still up. */
+static ChardevConn *client_conn(Chardev *chr)
+{
+    for (ChardevConn *c = chr->conns; c; c = c->next) {
+        if (!c->closing && c->is_socket) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+int chardev_socket_connect(Chardev *chr, Error **errp)
+{
+    if (chr->kind != CHARDEV_SOCKET || chr->server || !chr->connect_path) {
+        error_setg(errp, "chardev '%s' is not a UNIX client socket", chr->id);
+        return -1;
+    }
+    int fd = unix_socket(chr->connect_path, false, errp);
+    if (fd >= 0) {
+        set_nonblock(fd);
+    }
+    return fd;
+}
+
+int chardev_socket_take_fd(Chardev *chr, Error **errp)
+{
+    if (chr->kind != CHARDEV_SOCKET || chr->server || !chr->connect_path) {
+        error_setg(errp, "chardev '%s' is not a UNIX client socket", chr->id);
+        return -1;
+    }
+    if (chr->fe || chr->sessions) {
+        error_setg(errp, "chardev '%s' is already in use", chr->id);
+        return -1;
+    }
+    ChardevConn *conn = client_conn(chr);
+    if (!conn) {
+        return chardev_socket_connect(chr, errp);
+    }
+    /* The descriptor changes hands: the connection ends without closing it. */
+    int fd = conn->in_fd;
+    main_loop_set_fd_handler(fd, NULL, NULL, NULL);
+    conn->owns_fds = false;
+    conn->in_fd = conn->out_fd = -1;
+    chardev_conn_close(conn);
+    return fd;
+}
+
+unsigned chardev_socket_reconnect_secs(const Chardev *chr)
+{
+    return chr->kind == CHARDEV_SOCKET ? chr->reconnect : 0;
 }

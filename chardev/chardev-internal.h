@@ -49,6 +49,8 @@ struct Chardev {
     int listen_fd;
     bool server, is_unix;
     char *unix_path;            /* unlinked at exit when we created it */
+    char *connect_path;         /* a UNIX client's address, to connect again */
+    unsigned reconnect;         /* reconnect=N: seconds between attempts (0: never) */
     /* mux=on: one plain front-end (a UART) and one session front-end (a
      * monitor) share the connection; Ctrl-A c moves the input focus. */
     bool mux;

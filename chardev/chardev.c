@@ -33,6 +33,7 @@ const OptParam chardev_params[] = {
     { "ipv6", OPT_BOOL, "use IPv6 only" },
     { "signal", OPT_BOOL, "with stdio, Ctrl-C sends SIGINT", "on" },
     { "mux", OPT_BOOL, "share between a serial port and a monitor (Ctrl-A c switches)", "off" },
+    { "reconnect", OPT_NUMBER, "client socket: seconds between attempts to connect again", "0" },
     { "logfile", OPT_STRING, "(not supported)" },
     { "append", OPT_BOOL, "with file, append instead of truncating", "off" },
     { NULL },

@@ -91,6 +91,18 @@ bool chardev_is_connected(const Chardev *chr);
 /* Is the back-end an interactive terminal (stdio on a tty)? */
 bool chardev_is_tty(const Chardev *chr);
 
+/*
+ * A front-end with a protocol of its own on a UNIX client socket (vhost-user:
+ * requests and replies with descriptors both ways) takes the connected
+ * descriptor out of the chardev and does its own I/O on it (non-blocking,
+ * close-on-exec). The chardev keeps the address: chardev_socket_connect
+ * makes a new connection to it, for reconnect=N. Both return -1 on failure.
+ */
+int chardev_socket_take_fd(Chardev *chr, Error **errp);
+int chardev_socket_connect(Chardev *chr, Error **errp);
+/* reconnect=N of a client socket: seconds between attempts (0: never). */
+unsigned chardev_socket_reconnect_secs(const Chardev *chr);
+
 /* Hand an accepted connection (from add_client) to a socket chardev. */
 bool chardev_add_client(Chardev *chr, int fd, Error **errp);
 

@@ -41,6 +41,8 @@ static const struct {
     { "virtserialport", create_virtserialport },
     { "virtio-balloon-pci", virtio_balloon_pci_create },
     { "virtio-net-pci", virtio_net_pci_create },
+    { "vhost-user-blk-pci", vhost_user_blk_pci_create },
+    { "vhost-user-fs-pci", vhost_user_fs_pci_create },
     { "ivshmem-plain", create_ivshmem },
     { "ivshmem-doorbell", create_ivshmem },
 };

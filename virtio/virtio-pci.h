@@ -68,6 +68,8 @@ bool virtio_serial_port_create(const VirtioCreateContext *ctx, const char *opts,
                                bool console, Error **errp);
 bool virtio_balloon_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);
 bool virtio_net_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);
+bool vhost_user_blk_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);
+bool vhost_user_fs_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);
 
 /* Option string of the -object/-drive/-netdev with this id, or NULL. */
 const char *virtio_find_backend_opts(const DeviceOption *list, const char *id);

@@ -1,0 +1,197 @@
+/*
+ * vhost-user-blk-pci: a virtio block device whose requests are served by a
+ * vhost-user back-end (qemu-storage-daemon --export type=vhost-user-blk,
+ * vireo-storage-daemon). Capacity and geometry come from the back-end's
+ * configuration space; vireo only forwards the cache-mode byte the driver
+ * may write. Properties and error texts are QEMU 7.2's.
+ */
+#include <endian.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/osdep.h"
+#include "virtio/vhost-user.h"
+#include "virtio/virtio-blk-req.h"
+#include "virtio/virtio-pci.h"
+
+#define DEFAULT_QUEUE_SIZE 128
+#define MAX_QUEUES 1024
+
+typedef struct VhostUserBlk {
+    VirtIODevice vdev;
+    VhostUserDev *vu;
+    bool config_wce;            /* the driver may switch write-back on and off */
+} VhostUserBlk;
+
+static const OptParam vub_params[] = {
+    { "driver", OPT_STRING, "device type" },
+    { "chardev", OPT_STRING, "UNIX socket chardev of the vhost-user back-end" },
+    { "num-queues", OPT_NUMBER, "request queues", "1" },
+    { "queue-size", OPT_NUMBER, "size of each queue", "128" },
+    { "config-wce", OPT_BOOL, "guest may change the cache mode", "on" },
+    { "bootindex", OPT_NUMBER, "boot order (ignored)" },
+    VIRTIO_PCI_COMMON_PARAMS,
+    { NULL },
+};
+
+/* Bits that count only if the back-end offers them (QEMU 7.2's list). */
+static const unsigned vub_feature_bits[] = {
+    VIRTIO_BLK_F_SIZE_MAX, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_GEOMETRY,
+    VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_TOPOLOGY, VIRTIO_BLK_F_MQ, VIRTIO_BLK_F_RO,
+    VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_CONFIG_WCE, VIRTIO_BLK_F_DISCARD,
+    VIRTIO_BLK_F_WRITE_ZEROES, VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC,
+    VIRTIO_RING_F_EVENT_IDX, VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_F_RING_PACKED,
+    VIRTIO_F_IOMMU_PLATFORM, VIRTIO_F_RING_RESET, UINT32_MAX,
+};
+
+/* Kicks that reach vireo (no ioeventfd, e.g. under qtest) go on to the back-end. */
+static void vub_handle_output(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VhostUserBlk *s = vdev->opaque;
+    vhost_user_kick(s->vu, vq->index);
+}
+
+static void vub_set_status(VirtIODevice *vdev, uint8_t old)
+{
+    VhostUserBlk *s = vdev->opaque;
+    if (virtio_driver_ok(vdev) && !vdev->broken) {
+        vhost_user_start(s->vu);
+    } else if (!virtio_driver_ok(vdev)) {
+        vhost_user_stop(s->vu);
+    }
+}
+
+static void vub_reset(VirtIODevice *vdev)
+{
+    VhostUserBlk *s = vdev->opaque;
+    vhost_user_reset(s->vu);
+}
+
+/* Only the write-back byte is the driver's to change, and only with config-wce. */
+static void vub_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, unsigned size)
+{
+    VhostUserBlk *s = vdev->opaque;
+    if (!s->config_wce || offset != VIRTIO_BLK_CFG_WRITEBACK || size != 1) {
+        return;
+    }
+    uint8_t wce = val ? 1 : 0;
+    Error *err = NULL;
+    if (vhost_user_set_config(s->vu, &wce, offset, 1, &err)) {
+        vdev->config[offset] = wce;
+    } else {
+        virtio_mark_broken(vdev, "%s", error_get_pretty(err));
+        error_free(err);
+    }
+}
+
+static void vub_quiesce(VirtIODevice *vdev)
+{
+    VhostUserBlk *s = vdev->opaque;
+    vhost_user_stop(s->vu);
+}
+
+static const VirtIODeviceOps vub_ops = {
+    .reset = vub_reset,
+    .set_status = vub_set_status,
+    .config_write = vub_config_write,
+    .quiesce = vub_quiesce,
+};
+
+static uint64_t vub_features(const VhostUserBlk *s, unsigned nq)
+{
+    uint64_t f = s->vdev.host_features |
+        1ULL << VIRTIO_BLK_F_SIZE_MAX | 1ULL << VIRTIO_BLK_F_SEG_MAX |
+        1ULL << VIRTIO_BLK_F_GEOMETRY | 1ULL << VIRTIO_BLK_F_TOPOLOGY |
+        1ULL << VIRTIO_BLK_F_BLK_SIZE | 1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_RO |
+        1ULL << VIRTIO_BLK_F_DISCARD | 1ULL << VIRTIO_BLK_F_WRITE_ZEROES;
+    if (s->config_wce) {
+        f |= 1ULL << VIRTIO_BLK_F_CONFIG_WCE;
+    }
+    if (nq > 1) {
+        f |= 1ULL << VIRTIO_BLK_F_MQ;
+    }
+    return vhost_user_mask_features(s->vu, f);
+}
+
+static bool vub_check_props(unsigned nq, unsigned qsize, Error **errp)
+{
+    if (nq < 1 || nq > MAX_QUEUES) {
+        error_setg(errp, "invalid number of IO queues: %u", nq);
+        return false;
+    }
+    if (qsize <= 2) {
+        error_setg(errp, "queue size must be greater than 2");
+        return false;
+    }
+    if (qsize > VIRTQUEUE_MAX_SIZE || (qsize & (qsize - 1))) {
+        error_setg(errp, "queue size must be a power of 2 not above %d", VIRTQUEUE_MAX_SIZE);
+        return false;
+    }
+    return true;
+}
+
+static bool vub_setup(VhostUserBlk *s, const VirtioCreateContext *ctx, const KeyValList *kv,
+                      unsigned *nq, Error **errp)
+{
+    const char *chr_id = keyval_get(kv, "chardev");
+    *nq = keyval_get_number(kv, "num-queues", 1);
+    unsigned qsize = keyval_get_number(kv, "queue-size", DEFAULT_QUEUE_SIZE);
+    s->config_wce = keyval_get_bool(kv, "config-wce", true);
+    if (!chr_id) {
+        error_setg(errp, "chardev is mandatory");
+        return false;
+    }
+    Chardev *chr = chardev_find(chr_id);
+    if (!chr) {
+        error_setg(errp, "Property 'vhost-user-blk.chardev' can't find value '%s'", chr_id);
+        return false;
+    }
+    if (!vub_check_props(*nq, qsize, errp)) {
+        return false;
+    }
+    virtio_device_init(&s->vdev, "vhost-user-blk", VIRTIO_ID_BLOCK, ctx->mem,
+                       VIRTIO_BLK_CFG_SIZE, *nq);
+    for (unsigned q = 0; q < *nq; q++) {
+        virtio_queue_setup(&s->vdev, q, qsize, vub_handle_output);
+    }
+    s->vdev.ops = &vub_ops;
+    s->vdev.opaque = s;
+    VhostUserSetup setup = {
+        .name = "vhost-user-blk", .vq_index = 0, .nvqs = *nq, .want_config = true,
+        .want_inflight = true, .feature_bits = vub_feature_bits,
+    };
+    s->vu = vhost_user_connect(chr, &s->vdev, &setup, errp);
+    if (!s->vu || !vhost_user_get_config(s->vu, s->vdev.config, VIRTIO_BLK_CFG_SIZE, errp)) {
+        return false;
+    }
+    /* The queue count is the frontend's choice, whatever the back-end wrote. */
+    uint16_t le_nq = htole16((uint16_t)*nq);
+    memcpy(s->vdev.config + VIRTIO_BLK_CFG_NUM_QUEUES, &le_nq, sizeof(le_nq));
+    s->vdev.host_features = vub_features(s, *nq);
+    return true;
+}
+
+bool vhost_user_blk_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
+{
+    KeyValList kv;
+    VirtioPciOptions po;
+    unsigned nq = 1;
+    if (!keyval_parse(opts, "driver", vub_params, &kv, errp)) {
+        return false;
+    }
+    VhostUserBlk *s = xzalloc(sizeof(*s));
+    bool ok = vub_setup(s, ctx, &kv, &nq, errp) &&
+              virtio_pci_parse_options(&kv, nq + 1, &po, errp);
+    if (ok) {
+        virtio_pci_apply_feature_props(&kv, &s->vdev);
+        ok = virtio_pci_plug(ctx, &kv, "vhost-user-blk-pci", &s->vdev, 0x010000, &po, errp);
+    }
+    keyval_free(&kv);
+    if (!ok) {
+        vhost_user_free(s->vu);
+        free(s->vdev.config);
+        free(s->vdev.vq);
+        free(s);
+    }
+    return ok;
+}

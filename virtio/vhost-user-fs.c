@@ -1,0 +1,162 @@
+/*
+ * vhost-user-fs-pci: virtio-fs (device id 26) served by a vhost-user
+ * back-end such as virtiofsd. vireo builds the configuration space itself
+ * (the mount tag and the number of request queues, as QEMU does); queue 0
+ * is the high-priority queue, the request queues follow. Modern only.
+ */
+#include <endian.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/osdep.h"
+#include "virtio/vhost-user.h"
+#include "virtio/virtio-pci.h"
+
+#define FS_TAG_SIZE         36      /* struct virtio_fs_config.tag */
+#define FS_CFG_NUM_QUEUES   36      /* le32 num_request_queues */
+#define FS_CFG_SIZE         40
+#define DEFAULT_QUEUE_SIZE  128
+
+typedef struct VhostUserFs {
+    VirtIODevice vdev;
+    VhostUserDev *vu;
+} VhostUserFs;
+
+static const OptParam vufs_params[] = {
+    { "driver", OPT_STRING, "device type" },
+    { "chardev", OPT_STRING, "UNIX socket chardev of the vhost-user back-end" },
+    { "tag", OPT_STRING, "mount tag the guest names" },
+    { "num-request-queues", OPT_NUMBER, "request queues", "1" },
+    { "queue-size", OPT_NUMBER, "size of each queue", "128" },
+    { "bootindex", OPT_NUMBER, "boot order (ignored)" },
+    VIRTIO_PCI_COMMON_PARAMS,
+    { NULL },
+};
+
+static const unsigned vufs_feature_bits[] = {
+    VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX,
+    VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_F_RING_PACKED, VIRTIO_F_IOMMU_PLATFORM,
+    VIRTIO_F_RING_RESET, UINT32_MAX,
+};
+
+static void vufs_handle_output(VirtIODevice *vdev, VirtQueue *vq)
+{
+    VhostUserFs *s = vdev->opaque;
+    vhost_user_kick(s->vu, vq->index);
+}
+
+static void vufs_set_status(VirtIODevice *vdev, uint8_t old)
+{
+    VhostUserFs *s = vdev->opaque;
+    if (virtio_driver_ok(vdev) && !vdev->broken) {
+        vhost_user_start(s->vu);
+    } else if (!virtio_driver_ok(vdev)) {
+        vhost_user_stop(s->vu);
+    }
+}
+
+static void vufs_reset(VirtIODevice *vdev)
+{
+    VhostUserFs *s = vdev->opaque;
+    vhost_user_reset(s->vu);
+}
+
+static void vufs_quiesce(VirtIODevice *vdev)
+{
+    VhostUserFs *s = vdev->opaque;
+    vhost_user_stop(s->vu);
+}
+
+static const VirtIODeviceOps vufs_ops = {
+    .reset = vufs_reset,
+    .set_status = vufs_set_status,
+    .quiesce = vufs_quiesce,
+};
+
+static bool vufs_check_props(const char *tag, unsigned nrq, unsigned qsize, Error **errp)
+{
+    if (!tag) {
+        error_setg(errp, "missing tag property");
+    } else if (!*tag) {
+        error_setg(errp, "tag property cannot be empty");
+    } else if (strlen(tag) > FS_TAG_SIZE) {
+        error_setg(errp, "tag property must be %d bytes or less", FS_TAG_SIZE);
+    } else if (nrq == 0) {
+        error_setg(errp, "num-request-queues property must be larger than 0");
+    } else if (qsize == 0 || (qsize & (qsize - 1))) {
+        error_setg(errp, "queue-size property must be a power of 2");
+    } else if (qsize > VIRTQUEUE_MAX_SIZE) {
+        error_setg(errp, "queue-size property must be %d or smaller", VIRTQUEUE_MAX_SIZE);
+    } else {
+        return true;
+    }
+    return false;
+}
+
+static bool vufs_setup(VhostUserFs *s, const VirtioCreateContext *ctx, const KeyValList *kv,
+                       unsigned *nvqs, Error **errp)
+{
+    const char *chr_id = keyval_get(kv, "chardev");
+    const char *tag = keyval_get(kv, "tag");
+    unsigned nrq = keyval_get_number(kv, "num-request-queues", 1);
+    unsigned qsize = keyval_get_number(kv, "queue-size", DEFAULT_QUEUE_SIZE);
+    if (!chr_id) {
+        error_setg(errp, "missing chardev");
+        return false;
+    }
+    Chardev *chr = chardev_find(chr_id);
+    if (!chr) {
+        error_setg(errp, "Property 'vhost-user-fs-device.chardev' can't find value '%s'",
+                   chr_id);
+        return false;
+    }
+    if (!vufs_check_props(tag, nrq, qsize, errp)) {
+        return false;
+    }
+    *nvqs = nrq + 1;
+    virtio_device_init(&s->vdev, "vhost-user-fs", VIRTIO_ID_FS, ctx->mem, FS_CFG_SIZE, *nvqs);
+    for (unsigned q = 0; q < *nvqs; q++) {
+        virtio_queue_setup(&s->vdev, q, qsize, vufs_handle_output);
+    }
+    s->vdev.ops = &vufs_ops;
+    s->vdev.opaque = s;
+    memcpy(s->vdev.config, tag, strlen(tag));
+    uint32_t le_nrq = htole32(nrq);
+    memcpy(s->vdev.config + FS_CFG_NUM_QUEUES, &le_nrq, sizeof(le_nrq));
+    VhostUserSetup setup = {
+        .name = "vhost-user-fs", .vq_index = 0, .nvqs = *nvqs,
+        .feature_bits = vufs_feature_bits,
+    };
+    s->vu = vhost_user_connect(chr, &s->vdev, &setup, errp);
+    if (!s->vu) {
+        return false;
+    }
+    s->vdev.host_features = vhost_user_mask_features(s->vu, s->vdev.host_features);
+    return true;
+}
+
+bool vhost_user_fs_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
+{
+    KeyValList kv;
+    VirtioPciOptions po;
+    unsigned nvqs = 2;
+    if (!keyval_parse(opts, "driver", vufs_params, &kv, errp)) {
+        return false;
+    }
+    VhostUserFs *s = xzalloc(sizeof(*s));
+    bool ok = vufs_setup(s, ctx, &kv, &nvqs, errp) &&
+              virtio_pci_parse_options(&kv, nvqs + 1, &po, errp);
+    if (ok) {
+        po.legacy = false;      /* virtio-fs exists only as a virtio 1.x device */
+        virtio_pci_apply_feature_props(&kv, &s->vdev);
+        ok = virtio_pci_plug(ctx, &kv, "vhost-user-fs-pci", &s->vdev, 0x018000, &po, errp);
+    }
+    keyval_free(&kv);
+    if (!ok) {
+        vhost_user_free(s->vu);
+        free(s->vdev.config);
+        free(s->vdev.vq);
+        free(s);
+    }
+    return ok;
+}

@@ -1,0 +1,78 @@
+/*
+ * The vhost-user frontend: a device's virtqueues run in another process
+ * (qemu-storage-daemon, virtiofsd, DPDK...) reached through a UNIX socket
+ * chardev. vireo negotiates features, shares guest RAM as fds, hands each
+ * ring's kick eventfd (the queue's KVM ioeventfd) and call eventfd (the
+ * MSI-X vector's irqfd) to the back-end, and takes ring positions back on
+ * stop, as virtio/vhost.c does for the kernel. Under the qtest accelerator,
+ * or without MSI-X, vireo relays kicks and calls through its main loop.
+ *
+ * The back-end is hostile input: every reply is checked (size, request id,
+ * reply flag, descriptor count) and waited for at most a few seconds. A
+ * back-end that breaks the protocol or goes away leaves the device broken
+ * (NEEDS_RESET) while the VM runs on; with the chardev's reconnect=N the
+ * device instead waits for the back-end to come back and replays its set-up.
+ *
+ * One VhostUserDev serves nvqs consecutive queues of one virtio device from
+ * vq_index; its introspection view is what x-query-virtio-status reports.
+ */
+#ifndef VIREO_VIRTIO_VHOST_USER_H
+#define VIREO_VIRTIO_VHOST_USER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "chardev/chardev.h"
+#include "util/error.h"
+#include "virtio/virtio.h"
+
+typedef struct VhostUserDev VhostUserDev;
+
+/* How long a back-end may take to answer one request. */
+#define VHOST_USER_REPLY_TIMEOUT_MS 3000
+
+/* What a device wants from the protocol beyond the basics. */
+typedef struct VhostUserSetup {
+    const char *name;           /* "vhost-user-blk", for messages */
+    unsigned vq_index, nvqs;    /* the queues the back-end runs */
+    bool want_config;           /* GET_CONFIG/SET_CONFIG needed (blk) */
+    bool want_inflight;         /* keep an inflight area across restarts (blk) */
+    /* virtio feature bits that only count if the back-end offers them */
+    const unsigned *feature_bits;   /* ends with UINT32_MAX */
+} VhostUserSetup;
+
+/*
+ * Connect through chr (a UNIX client socket) and negotiate: features,
+ * protocol features, queue count (MQ), owner. Fails at once, with a clear
+ * error, when the back-end is missing, guest RAM is private, the back-end
+ * lacks what the device needs or offers fewer queues than asked for.
+ */
+VhostUserDev *vhost_user_connect(Chardev *chr, VirtIODevice *vdev, const VhostUserSetup *setup,
+                                 Error **errp);
+void vhost_user_free(VhostUserDev *dev);
+
+/* host_features with every listed bit the back-end lacks cleared. */
+uint64_t vhost_user_mask_features(const VhostUserDev *dev, uint64_t host_features);
+/* Queues the back-end offers (GET_QUEUE_NUM; 1 without MQ). */
+uint64_t vhost_user_max_queues(const VhostUserDev *dev);
+
+/* Device configuration space from the back-end (GET_CONFIG). */
+bool vhost_user_get_config(VhostUserDev *dev, uint8_t *buf, uint32_t len, Error **errp);
+/* Driver writes config bytes [offset, offset+len) (SET_CONFIG). */
+bool vhost_user_set_config(VhostUserDev *dev, const uint8_t *data, uint32_t offset,
+                           uint32_t len, Error **errp);
+
+/*
+ * Hand the rings to the back-end (the driver set DRIVER_OK), or take them
+ * back (reset, quit): GET_VRING_BASE stops each ring and its position
+ * returns to the device's VirtQueue. A failure marks the device broken.
+ */
+void vhost_user_start(VhostUserDev *dev);
+void vhost_user_stop(VhostUserDev *dev);
+/* The device was reset by its driver: in-flight state is void. */
+void vhost_user_reset(VhostUserDev *dev);
+
+/* Queue q was kicked through vireo (no ioeventfd): pass it on. */
+void vhost_user_kick(VhostUserDev *dev, unsigned q);
+
+#endif
