@@ -313,7 +313,7 @@ static int daemonize(void)
     return ready[1];
 }
 
-/* Tell the waiting parent how start-up went; stderr then goes away. */
+/* Tell the waiting parent how start-up went; logs then go to syslog. */
 static void finish_daemon(int ready, bool ok)
 {
     char status = ok ? 0 : 1;
@@ -326,6 +326,7 @@ static void finish_daemon(int ready, bool ok)
         dup2(null, STDERR_FILENO);
         close(null);
     }
+    ivsh_log_to_syslog();
 }
 
 /* What must exist before the server detaches, so errors reach the caller. */

@@ -22,17 +22,35 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "util/osdep.h"
+
+static bool log_to_syslog;
+
+void ivsh_log_to_syslog(void)
+{
+    openlog("vireo-ivshmem-server", LOG_PID, LOG_DAEMON);
+    log_to_syslog = true;
+}
+
+static void log_line(int priority, const char *fmt, va_list ap)
+{
+    if (log_to_syslog) {
+        vsyslog(priority, fmt, ap);
+        return;
+    }
+    fputs("vireo-ivshmem-server: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
 
 void ivsh_warn(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("vireo-ivshmem-server: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    log_line(LOG_WARNING, fmt, ap);
     va_end(ap);
 }
 
@@ -43,9 +61,7 @@ void ivsh_log(const IvshServer *s, const char *fmt, ...)
     }
     va_list ap;
     va_start(ap, fmt);
-    fputs("vireo-ivshmem-server: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    log_line(LOG_INFO, fmt, ap);
     va_end(ap);
 }
 

@@ -115,5 +115,7 @@ void ivsh_server_cleanup(IvshServer *s);
 void ivsh_log(const IvshServer *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void ivsh_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* From now on log to syslog (a daemon's stderr is /dev/null). */
+void ivsh_log_to_syslog(void);
 
 #endif
