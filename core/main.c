@@ -128,7 +128,11 @@ static bool build_qtest_machine(Error **errp)
     if (!machine_init(&vm_config, errp)) {
         return false;
     }
-    return !chr || qtest_accel_init(chr, machine_guest_memory(), errp);
+    if (!chr) {
+        return true;
+    }
+    return qtest_accel_set_log(startup.qtest_log, errp) &&
+           qtest_accel_init(chr, machine_guest_memory(), errp);
 }
 
 static bool build_machine(Error **errp)

@@ -26,6 +26,7 @@ typedef struct StartupOptions {
     char **iothreads;       /* -object iothread,... arguments */
     int nr_iothreads;
     char *qtest_chardev;    /* -qtest */
+    char *qtest_log;        /* -qtest-log: protocol log file, "none" or NULL (no log) */
     char *pidfile;
     bool daemonize;
     bool machine_help;

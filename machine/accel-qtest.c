@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/main-loop.h"
 #include "hw/irq.h"
@@ -40,6 +41,9 @@ typedef struct QtestState {
     bool held;                  /* complete lines wait in inbuf for output to drain */
     bool processing;            /* inside process_buffered() */
     bool irq_level[QTEST_MAX_IRQ];
+    FILE *log;                  /* -qtest-log file, or NULL */
+    bool opened;                /* a client is connected (replies are logged) */
+    struct timespec opened_at;  /* log timestamps count from the connection */
 } QtestState;
 
 static QtestState qtest;
@@ -48,6 +52,38 @@ static bool qtest_on;
 bool qtest_enabled(void)
 {
     return qtest_on;
+}
+
+/* Seconds since the client connected, for the log. */
+static double log_elapsed(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - qtest.opened_at.tv_sec) +
+           (double)(now.tv_nsec - qtest.opened_at.tv_nsec) / 1e9;
+}
+
+/* A request, its words joined by single spaces as they were parsed. */
+static void log_request(char **w, int n)
+{
+    if (!qtest.log) {
+        return;
+    }
+    fprintf(qtest.log, "[R +%.06f]", log_elapsed());
+    for (int i = 0; i < n; i++) {
+        fprintf(qtest.log, " %s", w[i]);
+    }
+    fputc('\n', qtest.log);
+}
+
+/* Every line the client gets goes through here, so the log misses none. */
+static void send_text(const char *s, size_t len)
+{
+    chardev_write(qtest.chr, s, len);
+    if (qtest.log && qtest.opened) {
+        fprintf(qtest.log, "[S +%.06f] ", log_elapsed());
+        fwrite(s, 1, len, qtest.log);
+    }
 }
 
 static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -60,7 +96,7 @@ static void reply(const char *fmt, ...)
         abort();
     }
     va_end(ap);
-    chardev_write(qtest.chr, s, strlen(s));
+    send_text(s, strlen(s));
     free(s);
 }
 
@@ -247,7 +283,7 @@ static void cmd_read(char **w, int n)
         *p++ = digits[data[i] & 15];
     }
     *p++ = '\n';
-    chardev_write(qtest.chr, line, (size_t)(p - line));
+    send_text(line, (size_t)(p - line));
     free(line);
     free(data);
 }
@@ -337,7 +373,7 @@ static void cmd_b64read(char **w, int n)
     phys_read(addr, data, len);
     size_t line_len;
     char *line = base64_reply(data, len, &line_len);
-    chardev_write(qtest.chr, line, line_len);
+    send_text(line, line_len);
     free(line);
     free(data);
 }
@@ -424,6 +460,7 @@ static void process_line(char *line)
     for (char *tok = strtok(line, " "); tok && n < QTEST_MAX_WORDS; tok = strtok(NULL, " ")) {
         w[n++] = tok;
     }
+    log_request(w, n);
     if (n == 0) {
         reply("FAIL empty command\n");
         return;
@@ -529,6 +566,16 @@ static void qtest_event(void *opaque, ChardevEvent ev)
 {
     if (ev == CHARDEV_EVENT_OPENED) {
         memset(qtest.irq_level, 0, sizeof(qtest.irq_level));
+        clock_gettime(CLOCK_MONOTONIC, &qtest.opened_at);
+        qtest.opened = true;
+        if (qtest.log) {
+            fprintf(qtest.log, "[I %.06f] OPENED\n", log_elapsed());
+        }
+    } else if (ev == CHARDEV_EVENT_CLOSED) {
+        qtest.opened = false;
+        if (qtest.log) {
+            fprintf(qtest.log, "[I +%.06f] CLOSED\n", log_elapsed());
+        }
     }
 }
 
@@ -555,6 +602,21 @@ static void qtest_set_irq(void *opaque, unsigned gsi, bool level)
 static void qtest_send_msi(void *opaque, uint64_t addr, uint32_t data)
 {
     phys_write_sized(addr, 4, data);
+}
+
+bool qtest_accel_set_log(const char *path, Error **errp)
+{
+    if (!path || !strcmp(path, "none")) {
+        return true;
+    }
+    qtest.log = fopen(path, "we");
+    if (!qtest.log) {
+        error_setg_errno(errp, errno, "-qtest-log: cannot open '%s'", path);
+        return false;
+    }
+    /* Whole lines, so a test that fails mid-way leaves a readable log. */
+    setvbuf(qtest.log, NULL, _IOLBF, 0);
+    return true;
 }
 
 bool qtest_accel_init(Chardev *chr, GuestMemory *mem, Error **errp)

@@ -13,6 +13,12 @@
 #include "memory/guest-memory.h"
 #include "util/error.h"
 
+/*
+ * Log every request and reply line, with seconds since the client connected,
+ * to path (created or truncated), as QEMU's -qtest-log does; NULL or "none"
+ * logs nothing. Call before qtest_accel_init().
+ */
+bool qtest_accel_set_log(const char *path, Error **errp);
 /* Serve the protocol on chr; mem is the guest RAM (may have no regions). */
 bool qtest_accel_init(Chardev *chr, GuestMemory *mem, Error **errp);
 bool qtest_enabled(void);
