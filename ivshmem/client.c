@@ -367,28 +367,58 @@ static void usage(FILE *out)
 "peer), dump (list peers), quit.\n", DEFAULT_SOCKET);
 }
 
-int main(int argc, char **argv)
+typedef struct ClientArgs {
+    const char *path;
+    char **cmds;            /* the -c commands, in order */
+    int ncmds;
+    unsigned linger_s;
+} ClientArgs;
+
+/* Returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, ClientArgs *a)
 {
-    const char *path = DEFAULT_SOCKET;
-    char **cmds = xzalloc(sizeof(char *) * (size_t)argc);
-    int ncmds = 0, linger_s = 0, opt;
+    int opt;
     while ((opt = getopt(argc, argv, "hS:c:t:")) != -1) {
         switch (opt) {
-        case 'h': usage(stdout); return 0;
-        case 'S': path = optarg; break;
-        case 'c': cmds[ncmds++] = optarg; break;
-        case 't': linger_s = atoi(optarg); break;
-        default: usage(stderr); return 1;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'S':
+            a->path = optarg;
+            break;
+        case 'c':
+            a->cmds[a->ncmds++] = optarg;
+            break;
+        case 't':
+            if (!parse_word(optarg, 24 * 3600, &a->linger_s)) {
+                fprintf(stderr, "vireo-ivshmem-client: invalid -t '%s'\n", optarg);
+                return 1;
+            }
+            break;
+        default:
+            usage(stderr);
+            return 1;
         }
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    ClientArgs args = { .path = DEFAULT_SOCKET, .cmds = xzalloc(sizeof(char *) * (size_t)argc) };
+    int status = parse_args(argc, argv, &args);
+    if (status >= 0) {
+        free(args.cmds);
+        return status;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     Error *err = NULL;
     Client *c = xzalloc(sizeof(*c));
     c->id = -1;
     c->shm_fd = -1;
-    c->sock = connect_unix(path, &err);
+    c->sock = connect_unix(args.path, &err);
     bool ok = c->sock >= 0 &&
-              client_loop(c, cmds, ncmds, MAX(0, linger_s) * 1000, &err);
+              client_loop(c, args.cmds, args.ncmds, (int)args.linger_s * 1000, &err);
     if (!ok) {
         fprintf(stderr, "vireo-ivshmem-client: %s\n", error_get_pretty(err));
         error_free(err);
@@ -410,6 +440,6 @@ int main(int argc, char **argv)
         close(c->sock);
     }
     free(c);
-    free(cmds);
+    free(args.cmds);
     return ok ? 0 : 1;
 }

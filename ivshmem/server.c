@@ -3,7 +3,7 @@
  *
  * Every client socket is non-blocking. A message is sent at once when the
  * client's queue is empty and the socket takes it; otherwise it is queued
- * with a duplicate of its descriptor and flushed on EPOLLOUT. A client whose
+ * with a reference to its descriptor and flushed on EPOLLOUT. A client whose
  * queue passes its bound, whose socket errors, or who sends anything at all
  * is marked dead; dead clients are removed, and their leave announced, at
  * the end of each loop turn, so no removal happens in the middle of

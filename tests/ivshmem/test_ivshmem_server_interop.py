@@ -183,6 +183,13 @@ def test_debug_client_prints_joins_leaves_and_interrupts():
         assert cl.proc.wait(10) == 0
 
 
+def test_debug_client_command_line_errors():
+    for args in (["-t", "x"], ["-S", "/nonexistent/sock"], ["-q"]):
+        r = subprocess.run([CLIENT, *args], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1 and r.stderr, (args, r)
+        assert "Sanitizer" not in r.stderr, r.stderr
+
+
 def test_clients_survive_a_server_restart():
     srv = Server(SERVER, vectors=1)
     try:
