@@ -872,6 +872,19 @@ void vhost_user_kick(VhostUserDev *dev, unsigned q)
 
 /* ---- losing and finding the back-end ---- */
 
+/*
+ * Kicks that came while no back-end was there were dropped: a new one is
+ * told once that every ring may hold work (a spurious kick is harmless).
+ */
+static void kick_all(VhostUserDev *dev)
+{
+    for (unsigned i = 0; dev->started && i < dev->setup.nvqs; i++) {
+        if (dev->rings[i].kick >= 0) {
+            eventfd_write(dev->rings[i].kick, 1);
+        }
+    }
+}
+
 static void try_reconnect(void *opaque);
 
 static void arm_reconnect(VhostUserDev *dev)
@@ -932,6 +945,7 @@ static void try_reconnect(void *opaque)
     dev->waiting = false;
     if (resume) {
         vhost_user_start(dev);
+        kick_all(dev);
     }
 }
 
