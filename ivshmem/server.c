@@ -113,6 +113,15 @@ static void peer_mark_dead(IvshServer *s, IvshPeer *p, const char *fmt, ...)
     s->dead = p;
 }
 
+/* The client went away by itself: logged only with -v, not as a drop. */
+static void peer_mark_gone(IvshServer *s, IvshPeer *p)
+{
+    if (!p->dead) {
+        peer_mark_dead(s, p, "disconnected");
+        p->left_by_itself = true;
+    }
+}
+
 /* ---- output queue ------------------------------------------------------- */
 
 static void peer_arm_output(IvshServer *s, IvshPeer *p, bool on)
@@ -219,7 +228,7 @@ static void queue_unlink(IvshPeer *p, IvshMsg *m)
 static void peer_send_failed(IvshServer *s, IvshPeer *p, int err)
 {
     if (err == EPIPE || err == ECONNRESET) {
-        peer_mark_dead(s, p, "disconnected");
+        peer_mark_gone(s, p);
     } else {
         peer_mark_dead(s, p, "send failed: %s", strerror(err));
     }
@@ -484,7 +493,7 @@ static void peer_remove(IvshServer *s, IvshPeer *p)
     uint16_t id = p->id;
     peer_unlink(s, p);
     ivsh_log(s, "peer %u left: %s", id, p->why);
-    if (strncmp(p->why, "disconnected", 12) != 0) {
+    if (!p->left_by_itself) {
         ivsh_warn("dropped peer %u (pid %d): %s", id, (int)p->pid, p->why);
     }
     cancel_queued_joins(s, p);
@@ -524,17 +533,13 @@ static void peer_ready(IvshServer *s, IvshWatch *w, uint32_t events)
             peer_mark_dead(s, p, "sent data (the protocol is server to client only)");
             return;
         }
-        if (n == 0) {
-            peer_mark_dead(s, p, "disconnected");
-            return;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            peer_mark_dead(s, p, "disconnected: %s", strerror(errno));
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            peer_mark_gone(s, p);
             return;
         }
     }
     if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-        peer_mark_dead(s, p, "disconnected");
+        peer_mark_gone(s, p);
         return;
     }
     if (events & EPOLLOUT) {

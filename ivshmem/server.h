@@ -70,6 +70,7 @@ struct IvshPeer {
     bool out_armed;         /* EPOLLOUT is registered */
     bool announced;         /* the others were told of it: they need its leave */
     bool dead;              /* marked for removal at the end of this loop turn */
+    bool left_by_itself;    /* closed by the client, not dropped by us */
     char why[96];           /* why it is being removed, for the log */
     pid_t pid;              /* SO_PEERCRED at connect time */
     uid_t uid;
