@@ -179,6 +179,25 @@ def test_client_sending_garbage_is_dropped():
         c.close()
 
 
+def test_client_sending_descriptors_is_dropped_without_leaks():
+    with Server(SERVER) as srv:
+        a = Peer(srv.sock, vectors=1)
+        before = srv.fd_count()
+        for _ in range(50):
+            bad = Peer(srv.sock, setup=False)
+            r, w = os.pipe()
+            socket.send_fds(bad.sock, [b"\0" * 8], [r, w])
+            os.close(r)
+            os.close(w)
+            bad.sock.close()
+        a.drain()
+        consistent_view(a)
+        time.sleep(0.1)
+        assert srv.fd_count() == before, (before, srv.fd_count())
+        assert "sent data" in srv.output()
+        a.close()
+
+
 def test_connect_disconnect_loops_leak_nothing():
     with Server(SERVER, vectors=4) as srv:
         a = Peer(srv.sock, vectors=4)
