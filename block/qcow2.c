@@ -224,6 +224,59 @@ static int read_unknown_ext(BDRVQcow2 *s, uint32_t type, const uint8_t *data, ui
     return 0;
 }
 
+/*
+ * Refuse incompatible feature bits this driver does not know, naming each
+ * from the image's own feature name table when it has one (48-byte entries:
+ * type, bit, name; a zero name ends the table early), then the bits no
+ * entry names as a hex mask, the way qemu-img words it.
+ */
+static int refuse_unknown_features(BDRVQcow2 *s, const uint8_t *table, size_t len,
+                                   Error **errp)
+{
+    uint64_t unknown = s->incompat & ~QCOW2_INCOMPAT_KNOWN;
+    if (!unknown) {
+        return 0;
+    }
+    enum { ENTRY = 48, NAME = 46 };
+    char msg[1024] = "";
+    size_t used = 0;
+    for (size_t pos = 0; table && pos < len; pos += ENTRY) {
+        uint8_t entry[ENTRY] = { 0 };     /* a short last entry reads as zero-padded */
+        memcpy(entry, table + pos, MIN((size_t)ENTRY, len - pos));
+        if (!entry[2]) {
+            break;
+        }
+        if (entry[0] != 0 || entry[1] > 63 || !(unknown & (1ull << entry[1]))) {
+            continue;
+        }
+        unknown &= ~(1ull << entry[1]);
+        used += (size_t)snprintf(msg + used, sizeof(msg) - MIN(used, sizeof(msg)), "%s%.*s",
+                                 used ? ", " : "", NAME, (const char *)entry + 2);
+        used = MIN(used, sizeof(msg) - 1);
+    }
+    if (unknown) {
+        snprintf(msg + used, sizeof(msg) - used, "%sUnknown incompatible feature: %" PRIx64,
+                 used ? ", " : "", unknown);
+    }
+    error_setg(errp, "Unsupported qcow2 feature(s): %s", msg);
+    return -1;
+}
+
+/*
+ * Autoclear bits promise that whoever writes to the image without knowing
+ * the feature clears the bit, so the feature's data is known to be stale.
+ */
+static int clear_unknown_autoclear(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t known = QCOW2_AUTOCLEAR_BITMAPS | QCOW2_AUTOCLEAR_DATA_RAW;
+    if (s->version < 3 || !(s->autoclear & ~known)) {
+        return 0;
+    }
+    s->autoclear &= known;
+    return qcow2_write_header(img, errp);
+}
+
 static int read_extensions(BlockImage *img, const uint8_t *hdr, size_t start, size_t end,
                            Error **errp)
 {
@@ -248,7 +301,11 @@ static int read_extensions(BlockImage *img, const uint8_t *hdr, size_t start, si
             img->backing_fmt = strndup((const char *)data, len);
             break;
         case QCOW2_EXT_FEATURE_TABLE:
-            break;   /* regenerated on every header write */
+            /* Only read to name unknown features; regenerated on every header write. */
+            if (refuse_unknown_features(s, data, len, errp) < 0) {
+                return -1;
+            }
+            break;
         case QCOW2_EXT_DATA_FILE:
             /* A path, opened with open(2): refuse what no sane writer makes. */
             if (len > QCOW2_MAX_DATA_FILE_NAME || len == 0 || memchr(data, 0, len)) {
@@ -289,12 +346,6 @@ static int parse_v3_fields(BlockImage *img, const uint8_t *hdr, Error **errp)
     if (s->header_length < QCOW2_V3_HEADER_LEN || s->header_length > s->cluster_size ||
         (s->header_length & 7)) {
         error_setg(errp, "qcow2 header length %u is invalid", s->header_length);
-        return -1;
-    }
-    uint64_t unknown = s->incompat & ~QCOW2_INCOMPAT_KNOWN;
-    if (unknown) {
-        error_setg(errp, "Unsupported qcow2 feature(s): incompatible bits 0x%" PRIx64,
-                   unknown);
         return -1;
     }
     if (s->header_length > 104) {
@@ -531,7 +582,7 @@ static int qcow2_open(BlockImage *img, Error **errp)
     size_t ext_start = s->version >= 3 ? s->header_length : QCOW2_V2_HEADER_LEN;
     if (read_backing_name(img, hdr, errp) < 0 ||
         read_extensions(img, hdr, ext_start, MAX(ext_end, ext_start), errp) < 0 ||
-        read_l1(img, errp) < 0 || qcow2_refcount_init(img, errp) < 0 ||
+        refuse_unknown_features(s, NULL, 0, errp) < 0 || read_l1(img, errp) < 0 || qcow2_refcount_init(img, errp) < 0 ||
         qcow2_read_snapshots(img, errp) < 0 || open_data_file(img, errp) < 0) {
         goto out;
     }
@@ -547,6 +598,9 @@ static int qcow2_open(BlockImage *img, Error **errp)
     }
     if ((img->flags & BLK_O_RDWR) && !(img->flags & BLK_O_NO_BITMAPS) &&
         qcow2_bitmaps_open_rw(img, errp) < 0) {
+        goto out;
+    }
+    if ((img->flags & BLK_O_RDWR) && clear_unknown_autoclear(img, errp) < 0) {
         goto out;
     }
     if (blk_open_backing(img, errp) < 0) {

@@ -106,7 +106,7 @@ int img_bench(int argc, char **argv)
             if (!strcmp(optarg, "io_uring") || !strcmp(optarg, "native")) {
                 flags |= BLK_O_URING;
             } else if (strcmp(optarg, "threads")) {
-                fprintf(stderr, "vireo-img: Invalid aio option: %s\n", optarg);
+                img_error("Invalid aio option: %s\n", optarg);
                 return 1;
             }
             break;
@@ -132,7 +132,7 @@ int img_bench(int argc, char **argv)
                 flags |= BLK_O_NOCACHE;
             } else if (strcmp(optarg, "writeback") && strcmp(optarg, "unsafe") &&
                        strcmp(optarg, "writethrough")) {
-                fprintf(stderr, "vireo-img: Invalid cache mode\n");
+                img_error("Invalid cache mode\n");
                 return 1;
             }
             break;
@@ -145,7 +145,7 @@ int img_bench(int argc, char **argv)
         }
     }
     if (optind != argc - 1 || b.depth == 0 || b.bufsize > (256u << 20)) {
-        fprintf(stderr, "vireo-img: Expecting one image file name (and a sane depth/size)\n");
+        img_error("Expecting one image file name (and a sane depth/size)\n");
         return 1;
     }
     b.log = getenv("VIREO_BENCH_LOG") != NULL;
@@ -193,7 +193,7 @@ int img_bench(int argc, char **argv)
     blk_queue_free(b.q);
     int ret = 0;
     if (b.failed) {
-        fprintf(stderr, "vireo-img: Failed request: %s\n", strerror(-b.failed));
+        img_error("Failed request: %s\n", strerror(-b.failed));
         ret = 1;
     }
     if (blk_close(img, &err) < 0) {
@@ -206,7 +206,7 @@ int img_bench(int argc, char **argv)
     return ret;
 
 bad_size:
-    fprintf(stderr, "vireo-img: %s\n", error_get_pretty(err));
+    img_error("%s\n", error_get_pretty(err));
     error_free(err);
     return 1;
 }

@@ -300,7 +300,7 @@ int img_convert(int argc, char **argv)
     }
     c.progress &= !quiet;
     if (argc - optind < 2) {
-        fprintf(stderr, "vireo-img: Must specify image file name\n");
+        img_error("Must specify image file name\n");
         return 1;
     }
     if (opt_backing) {
@@ -322,7 +322,7 @@ int img_convert(int argc, char **argv)
         c.total += blk_size(c.src[i]);
     }
     if (c.compress && strcmp(out_fmt, "qcow2")) {
-        fprintf(stderr, "vireo-img: Compression not supported for this file format\n");
+        img_error("Compression not supported for this file format\n");
         goto out;
     }
     if (!no_create) {
@@ -342,7 +342,7 @@ int img_convert(int argc, char **argv)
             blk_close(b, NULL);
         }
         if (blk_create(out_name, &o, &err) < 0) {
-            fprintf(stderr, "vireo-img: %s: %s\n", out_name, error_get_pretty(err));
+            img_error("%s: %s\n", out_name, error_get_pretty(err));
             error_free(err);
             goto out;
         }
@@ -358,12 +358,12 @@ int img_convert(int argc, char **argv)
         c.zero_unit = blk_cluster_size(c.dst);
     }
     if (c.compress && blk_cluster_size(c.dst) > CONVERT_CHUNK) {
-        fprintf(stderr, "vireo-img: cluster size too large for compression\n");
+        img_error("cluster size too large for compression\n");
         goto out;
     }
     ret = 0;
     if (copy_sources(&c, &err) < 0) {
-        fprintf(stderr, "vireo-img: error while converting: %s\n", error_get_pretty(err));
+        img_error("error while converting: %s\n", error_get_pretty(err));
         error_free(err);
         err = NULL;
         ret = 1;
@@ -474,7 +474,7 @@ int img_measure(int argc, char **argv)
         case 256: json = !strcmp(optarg, "json"); break;
         case 257:
             if (!parse_size(optarg, &size, &err)) {
-                fprintf(stderr, "vireo-img: Invalid size specified\n");
+                img_error("Invalid size specified\n");
                 error_free(err);
                 return 1;
             }
@@ -486,7 +486,7 @@ int img_measure(int argc, char **argv)
     free(bk);
     free(bkf);
     if (has_size == (optind < argc)) {
-        fprintf(stderr, "vireo-img: Either --size N or one filename must be specified.\n");
+        img_error("Either --size N or one filename must be specified.\n");
         return 1;
     }
     BlockImage *img = has_size ? NULL : img_open(argv[optind], fmt, 0);

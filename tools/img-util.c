@@ -5,11 +5,23 @@
 #include "tools/img.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/osdep.h"
+
+const char *img_progname = "vireo-img";
+
+void img_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", img_progname);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
 
 static void indent(int level)
 {
@@ -163,7 +175,7 @@ static bool apply_opt(const char *key, const char *val, BlockCreateOptions *o,
             goto bad;
         }
     } else {
-        fprintf(stderr, "vireo-img: Invalid parameter '%s'\n", key);
+        img_error("Invalid parameter '%s'\n", key);
         return false;
     }
     return true;
@@ -171,7 +183,7 @@ bad:
     if (err) {
         error_free(err);
     }
-    fprintf(stderr, "vireo-img: Invalid value '%s' for option '%s'\n", val, key);
+    img_error("Invalid value '%s' for option '%s'\n", val, key);
     return false;
 }
 
@@ -183,7 +195,7 @@ bool img_parse_create_opts(const char *opts, BlockCreateOptions *o, char **backi
     for (char *tok = strtok_r(copy, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(tok, '=');
         if (!eq) {
-            fprintf(stderr, "vireo-img: Invalid parameter '%s'\n", tok);
+            img_error("Invalid parameter '%s'\n", tok);
             ok = false;
             break;
         }
@@ -199,7 +211,7 @@ BlockImage *img_open(const char *filename, const char *fmt, unsigned flags)
     Error *err = NULL;
     BlockImage *img = blk_open(filename, fmt, flags, &err);
     if (!img) {
-        fprintf(stderr, "vireo-img: Could not open '%s': %s\n", filename,
+        img_error("Could not open '%s': %s\n", filename,
                 error_get_pretty(err));
         error_free(err);
     }

@@ -10,6 +10,15 @@
 
 #include "block/block-int.h"
 
+/*
+ * The name errors start with: argv[0]'s last component, as qemu-img does,
+ * so vireo-img run as "qemu-img" (a link) words its errors as qemu-img.
+ */
+extern const char *img_progname;
+
+/* "PROGNAME: " then @fmt on stderr; @fmt carries its own newline. */
+void img_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Print @obj the way qemu-img does: 4-space indentation, "key": value. */
 void img_json_print(json_object *obj);
 

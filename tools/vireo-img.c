@@ -20,7 +20,7 @@ enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_ADD, OPT_REMOVE, OPT_CLEAR, OPT_
 static bool one_image_name(int argc)
 {
     if (optind != argc - 1) {
-        fprintf(stderr, "vireo-img: Expecting one image file name\n");
+        img_error("Expecting one image file name\n");
         return false;
     }
     return true;
@@ -33,7 +33,7 @@ static bool parse_output(const char *arg, bool *json)
     } else if (!strcmp(arg, "human")) {
         *json = false;
     } else {
-        fprintf(stderr, "vireo-img: --output must be used with human or json as argument.\n");
+        img_error("--output must be used with human or json as argument.\n");
         return false;
     }
     return true;
@@ -101,15 +101,15 @@ static int cmd_create(int argc, char **argv)
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "vireo-img: Expecting image file name\n");
+        img_error("Expecting image file name\n");
         return 1;
     }
     const char *filename = argv[optind++];
     Error *err = NULL;
     if (optind < argc && !parse_size(argv[optind], &o.size, &err)) {
-        fprintf(stderr, "vireo-img: Invalid image size specified. You may use k, M, G, T, "
-                "P or E suffixes for\nvireo-img: kilobytes, megabytes, gigabytes, terabytes, "
-                "petabytes and exabytes.\n");
+        img_error("Invalid image size specified. You may use k, M, G, T, "
+                "P or E suffixes for\n%s: kilobytes, megabytes, gigabytes, terabytes, "
+                "petabytes and exabytes.\n", img_progname);
         error_free(err);
         return 1;
     }
@@ -130,7 +130,7 @@ static int cmd_create(int argc, char **argv)
         }
         blk_close(b, NULL);
     } else if (optind >= argc && !o.size) {
-        fprintf(stderr, "vireo-img: %s: Size must be specified\n", filename);
+        img_error("%s: Size must be specified\n", filename);
         return 1;
     }
     if (!quiet) {
@@ -138,7 +138,7 @@ static int cmd_create(int argc, char **argv)
     }
     int ret = blk_create(filename, &o, &err);
     if (ret < 0) {
-        fprintf(stderr, "vireo-img: %s: %s\n", filename, error_get_pretty(err));
+        img_error("%s: %s\n", filename, error_get_pretty(err));
         error_free(err);
     }
     free(backing);
@@ -496,7 +496,7 @@ static int cmd_check(int argc, char **argv)
             } else if (!strcmp(optarg, "all")) {
                 fix = BLK_FIX_LEAKS | BLK_FIX_ERRORS;
             } else {
-                fprintf(stderr, "vireo-img: Unknown option value for -r (expecting 'leaks' "
+                img_error("Unknown option value for -r (expecting 'leaks' "
                         "or 'all'): %s\n", optarg);
                 return 1;
             }
@@ -522,7 +522,7 @@ static int cmd_check(int argc, char **argv)
     Error *err = NULL;
     if (blk_check(img, &r, fix, &err) < 0) {
         bool unsupported = strstr(error_get_pretty(err), "does not support checks") != NULL;
-        fprintf(stderr, "vireo-img: %s\n", unsupported
+        img_error("%s\n", unsupported
                 ? "This image format does not support checks" : error_get_pretty(err));
         error_free(err);
         blk_close(img, NULL);
@@ -750,7 +750,7 @@ static int cmd_compare(int argc, char **argv)
         }
     }
     if (optind != argc - 2) {
-        fprintf(stderr, "vireo-img: Expecting two image file names\n");
+        img_error("Expecting two image file names\n");
         return 2;
     }
     BlockImage *a = img_open(argv[optind], fmt1, 0);
@@ -819,7 +819,7 @@ out:
 static int finish_modification(BlockImage *img, int ret, Error *err)
 {
     if (ret < 0 && err) {
-        fprintf(stderr, "vireo-img: %s\n", error_get_pretty(err));
+        img_error("%s\n", error_get_pretty(err));
     }
     error_free(err);
     Error *close_err = NULL;
@@ -856,7 +856,7 @@ static int cmd_resize(int argc, char **argv)
         }
     }
     if (optind != argc - 2) {
-        fprintf(stderr, "vireo-img: Expecting image file name and size\n");
+        img_error("Expecting image file name and size\n");
         return 1;
     }
     BlockImage *img = img_open(argv[optind], fmt, BLK_O_RDWR | BLK_O_NO_BACKING);
@@ -868,19 +868,19 @@ static int cmd_resize(int argc, char **argv)
     uint64_t n, size;
     Error *err = NULL;
     if (!parse_size(arg + (sign != 0), &n, &err)) {
-        fprintf(stderr, "vireo-img: Invalid size specified.\n");
+        img_error("Invalid size specified.\n");
         error_free(err);
         blk_close(img, NULL);
         return 1;
     }
     size = sign > 0 ? blk_size(img) + n : sign < 0 ? blk_size(img) - n : n;
     if ((sign < 0 && n >= blk_size(img)) || (sign >= 0 && size == 0)) {
-        fprintf(stderr, "vireo-img: New image size must be positive\n");
+        img_error("New image size must be positive\n");
         blk_close(img, NULL);
         return 1;
     }
     if (size < blk_size(img) && !shrink) {
-        fprintf(stderr, "vireo-img: Use the --shrink option to perform a shrink operation.\n");
+        img_error("Use the --shrink option to perform a shrink operation.\n");
         blk_close(img, NULL);
         return 1;
     }
@@ -915,7 +915,7 @@ static int cmd_snapshot(int argc, char **argv)
         }
     }
     if (optind != argc - 1 || !action) {
-        fprintf(stderr, "vireo-img: Expecting one image file name and one action\n");
+        img_error("Expecting one image file name and one action\n");
         return 1;
     }
     BlockImage *img = img_open(argv[optind], fmt,
@@ -976,7 +976,7 @@ static int cmd_bitmap(int argc, char **argv)
         case 'q': break;
         case 'g':
             if (!parse_size(optarg, &gran, &err) || gran > UINT32_MAX) {
-                fprintf(stderr, "vireo-img: Invalid granularity specified\n");
+                img_error("Invalid granularity specified\n");
                 error_free(err);
                 return 1;
             }
@@ -992,16 +992,16 @@ static int cmd_bitmap(int argc, char **argv)
         }
     }
     if (!nacts) {
-        fprintf(stderr, "vireo-img: Need at least one of --add, --remove, --clear, "
+        img_error("Need at least one of --add, --remove, --clear, "
                 "--enable, --disable, or --merge\n");
         return 1;
     }
     if (gran && (nacts != 1 || acts[0].op != OPT_ADD)) {
-        fprintf(stderr, "vireo-img: granularity only supported with --add\n");
+        img_error("granularity only supported with --add\n");
         return 1;
     }
     if (optind != argc - 2) {
-        fprintf(stderr, "vireo-img: Expecting filename and bitmap name\n");
+        img_error("Expecting filename and bitmap name\n");
         return 1;
     }
     const char *bitmap = argv[optind + 1];
@@ -1065,9 +1065,11 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    const char *slash = strrchr(argv[0], '/');
+    img_progname = slash ? slash + 1 : argv[0];
     if (argc < 2) {
-        fprintf(stderr, "vireo-img: Not enough arguments\nTry 'vireo-img --help' for more "
-                "information\n");
+        img_error("Not enough arguments\nTry '%s --help' for more information\n",
+                  img_progname);
         return 1;
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -1084,6 +1086,6 @@ int main(int argc, char **argv)
             return commands[i].fn(argc - 1, argv + 1);
         }
     }
-    fprintf(stderr, "vireo-img: Command not found: %s\n", argv[1]);
+    img_error("Command not found: %s\n", argv[1]);
     return 1;
 }
