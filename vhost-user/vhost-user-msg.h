@@ -195,7 +195,9 @@ typedef struct __attribute__((packed)) VhostUserInflight {
     uint64_t mmap_offset;
     uint16_t num_queues;
     uint16_t queue_size;
+    uint32_t padding;       /* QEMU sends the naturally aligned size: 24 bytes */
 } VhostUserInflight;
+#define VHOST_USER_INFLIGHT_MIN_SIZE 20u   /* without the padding */
 
 /* VRING_HOST_NOTIFIER_MSG on the back-end channel. */
 typedef struct __attribute__((packed)) VhostUserVringArea {
@@ -248,7 +250,7 @@ _Static_assert(sizeof(VhostUserHeader) == 12, "header is 12 bytes");
 _Static_assert(sizeof(VhostUserVringAddr) == 40, "vring address is 40 bytes");
 _Static_assert(sizeof(VhostUserMemoryRegion) == 32, "region is 32 bytes");
 _Static_assert(sizeof(VhostUserMemRegMsg) == 40, "single region is 40 bytes");
-_Static_assert(sizeof(VhostUserInflight) == 20, "inflight is 20 bytes");
+_Static_assert(sizeof(VhostUserInflight) == 24, "inflight is 24 bytes");
 _Static_assert(sizeof(VhostUserInflightDesc) == 16, "inflight desc is 16 bytes");
 _Static_assert(sizeof(VhostUserInflightQueue) == 16, "inflight queue header");
 

@@ -280,8 +280,9 @@ def test_dirty_log_marks_written_pages():
 # ---- inflight ----
 
 def inflight_area(s, queues=2, qsize=128):
-    reply, fds = s.fe.call(GET_INFLIGHT_FD, struct.pack("<QQHH", 0, 0, queues, qsize))
-    size, offset, nq, qs = struct.unpack("<QQHH", reply)
+    # QEMU sends (and expects) the naturally aligned 24 bytes
+    reply, fds = s.fe.call(GET_INFLIGHT_FD, struct.pack("<QQHHI", 0, 0, queues, qsize, 0))
+    size, offset, nq, qs, _ = struct.unpack("<QQHHI", reply)
     assert len(fds) == 1 and size > 0 and offset == 0
     return size, fds[0]
 
