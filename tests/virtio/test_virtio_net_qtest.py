@@ -138,6 +138,9 @@ def start_with_tap(pairs=1):
     dev = f",mq=on,vectors={2 * pairs + 2}" if pairs > 1 else ""
     v = vmm.Vireo("-netdev", f"tap,id=n0,ifname={ifname},script=no,downscript=no{mq}",
                   "-device", f"virtio-net-pci,netdev=n0,mac={mac_str(MAC)}{dev}", qtest=True)
+    # The qtest connection comes up before the board and its netdevs are
+    # built; one qtest round trip returns only once start-up is done.
+    v.qtest.inb(0x80)
     # No IPv6 chatter from the host on this link; only our frames matter.
     try:
         with open(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "w") as f:
