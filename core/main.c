@@ -146,9 +146,19 @@ static bool build_machine(Error **errp)
     return machine_init(&vm_config, errp);
 }
 
+/*
+ * The none board under KVM has no vCPU and no test driving it: there is
+ * nothing to run, so it stays in prelaunch and 'cont' says why.
+ */
+static bool nothing_to_run(void)
+{
+    return machine_board_of(&vm_config) == MACHINE_BOARD_NONE &&
+           (!vm_config.accel || strcmp(vm_config.accel, "qtest") != 0);
+}
+
 static void start_machine(void)
 {
-    if (vm_config.start_paused) {
+    if (vm_config.start_paused || nothing_to_run()) {
         runstate_set(RUN_STATE_PRELAUNCH);
     } else {
         vm_start();
@@ -187,6 +197,10 @@ void qmp_cont(Error **errp)
     if (s == RUN_STATE_SHUTDOWN || s == RUN_STATE_GUEST_PANICKED ||
         s == RUN_STATE_INTERNAL_ERROR) {
         error_setg(errp, "Resetting the Virtual Machine is required");
+        return;
+    }
+    if (s != RUN_STATE_PRECONFIG && nothing_to_run()) {
+        error_setg(errp, "machine 'none' has nothing to run: it has no vCPUs and no kernel");
         return;
     }
     vm_start();

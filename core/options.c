@@ -1,5 +1,6 @@
 #include "core/options.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,10 @@
 #include "util/keyval.h"
 #include "util/osdep.h"
 
-VmConfig vm_config = { .ram_size = 128ULL << 20, .smp_cpus = 1 };
+VmConfig vm_config = {
+    .ram_size = 128ULL << 20, .smp_cpus = 1,
+    .boot_splash_time = -1, .boot_reboot_timeout = -1,
+};
 StartupOptions startup;
 
 /* ---- parameter tables of key=value options ---- */
@@ -76,6 +80,12 @@ static const OptParam fw_cfg_params[] = {
     { "name", OPT_STRING, "item name (opt/... for user items)" },
     { "file", OPT_STRING, "file whose contents become the item" },
     { "string", OPT_STRING, "string that becomes the item" },
+    { NULL },
+};
+static const OptParam boot_params[] = {
+    { "menu", OPT_BOOL, "ask firmware for a boot menu", "off" },
+    { "splash-time", OPT_NUMBER, "how long firmware shows its boot menu (ms)" },
+    { "reboot-timeout", OPT_STRING, "ms before firmware retries a failed boot (-1: never)", "-1" },
     { NULL },
 };
 static const OptParam free_form_params[] = { { NULL } };
@@ -422,6 +432,7 @@ static bool opt_m(const char *arg, Error **errp)
     }
     if (ok) {
         vm_config.ram_size = bytes;
+        vm_config.ram_size_given = true;
     }
     keyval_free(&kv);
     return ok;
@@ -493,8 +504,44 @@ static bool opt_serial(const char *arg, Error **errp)
     return true;
 }
 
+/*
+ * vireo boots Linux itself, but what -boot tells firmware is still handed
+ * to the guest through fw_cfg (as QEMU does), for firmware loaded as a
+ * kernel and for tools that read it.
+ */
+static bool opt_boot(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, NULL, boot_params, &kv, errp)) {
+        return false;
+    }
+    bool ok = true;
+    uint64_t splash = keyval_get_number(&kv, "splash-time", UINT64_MAX);
+    const char *reboot = keyval_get(&kv, "reboot-timeout");
+    long long timeout = -1;
+    char *end = NULL;
+    if (reboot) {
+        errno = 0;
+        timeout = strtoll(reboot, &end, 0);
+    }
+    if (keyval_get(&kv, "splash-time") && splash > 0xffff) {
+        error_setg(errp, "splash-time is invalid,it should be a value between 0 and 65535");
+        ok = false;
+    } else if (reboot && (errno || *end || end == reboot || timeout < -1 || timeout > 0xffff)) {
+        error_setg(errp, "reboot timeout is invalid,it should be a value between -1 and 65535");
+        ok = false;
+    } else {
+        vm_config.boot_menu = keyval_get_bool(&kv, "menu", false);
+        vm_config.boot_splash_time = keyval_get(&kv, "splash-time") ? (int32_t)splash : -1;
+        vm_config.boot_reboot_timeout = (int32_t)timeout;
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
 static bool opt_nographic(const char *arg, Error **errp)
 {
+    vm_config.nographic = true;
     return vm_config.nr_serial > 0 || add_muxed_serial("stdio", errp);
 }
 
@@ -578,13 +625,94 @@ static bool opt_netdev(const char *arg, Error **errp)
     return true;
 }
 
+/*
+ * vireo's vCPUs are always the host CPU. QEMU's other x86 model names are
+ * still accepted because a machine that runs no vCPU (-machine none, the
+ * qtest accelerator) never uses them; machine_init() refuses them where a
+ * vCPU would run.
+ */
+static bool cpu_model_known(const char *model)
+{
+    static const char *const models[] = {
+        "host", "max", "base", "qemu64", "qemu32", "kvm64", "kvm32",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(models); i++) {
+        if (!strcmp(model, models[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool opt_cpu(const char *arg, Error **errp)
 {
-    if (strcmp(arg, "host") != 0 && strcmp(arg, "max") != 0) {
-        error_setg(errp, "unknown CPU model '%s' (vireo passes the host CPU through: use host)", arg);
+    char *model = xstrndup_safe(arg, strcspn(arg, ","));
+    KeyValList kv;  /* properties: checked for syntax, applied by no vCPU */
+    bool ok = keyval_parse(arg + strlen(model) + (arg[strlen(model)] == ','), NULL, NULL,
+                           &kv, errp);
+    if (ok) {
+        keyval_free(&kv);
+    }
+    if (ok && !cpu_model_known(model)) {
+        error_setg(errp, "unable to find CPU model '%s' (vireo's vCPUs are the host CPU: "
+                   "use host)", model);
+        ok = false;
+    }
+    if (ok) {
+        free(vm_config.cpu_model);
+        vm_config.cpu_model = model;
+    } else {
+        free(model);
+    }
+    return ok;
+}
+
+/* 8-4-4-4-12 hexadecimal digits; the bytes are kept in written order. */
+static bool parse_uuid(const char *s, uint8_t out[16])
+{
+    static const int dashes[] = { 8, 13, 18, 23 };
+    if (strlen(s) != 36) {
         return false;
     }
+    for (int i = 0, d = 0, n = 0; i < 36; i++) {
+        if (d < 4 && i == dashes[d]) {
+            if (s[i] != '-') {
+                return false;
+            }
+            d++;
+            continue;
+        }
+        const char *hex = "0123456789abcdef";
+        const char *p = strchr(hex, s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a' : s[i]);
+        if (!s[i] || !p) {
+            return false;
+        }
+        out[n / 2] = (uint8_t)(n % 2 ? out[n / 2] | (p - hex) : (p - hex) << 4);
+        n++;
+    }
     return true;
+}
+
+static bool opt_uuid(const char *arg, Error **errp)
+{
+    uint8_t uuid[16];
+    if (!parse_uuid(arg, uuid)) {
+        error_setg(errp, "failed to parse UUID string: wrong format");
+        return false;
+    }
+    memcpy(vm_config.uuid, uuid, sizeof(uuid));
+    return true;
+}
+
+UuidInfo *qmp_query_uuid(Error **errp)
+{
+    const uint8_t *u = vm_config.uuid;
+    UuidInfo *info = xzalloc(sizeof(*info));
+    info->UUID = xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+                           "%02x%02x%02x%02x%02x%02x",
+                           u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
+                           u[10], u[11], u[12], u[13], u[14], u[15]);
+    return info;
 }
 
 static bool opt_version(const char *arg, Error **errp);
@@ -614,6 +742,9 @@ static const CmdOption options[] = {
     { "accel", "kvm|qtest", "select the accelerator", "accel", accel_params, opt_accel },
     { "enable-kvm", NULL, "same as -accel kvm", NULL, NULL, opt_enable_kvm },
     { "cpu", "host", "CPU model (the host CPU is passed through)", NULL, NULL, opt_cpu },
+    { "boot", "[menu=on|off][,splash-time=MS][,reboot-timeout=MS]",
+      "firmware boot settings, passed on through fw_cfg", "boot-opts", boot_params, opt_boot },
+    { "uuid", "UUID", "set the UUID firmware and the guest see (fw_cfg)", NULL, NULL, opt_uuid },
     { "m", "SIZE", "guest RAM size (bare numbers are MiB)", "memory", memory_params, opt_m },
     { "smp", "N", "number of vCPUs", "smp-opts", smp_params, opt_smp },
     { "kernel", "FILE", "Linux kernel (bzImage, or ELF vmlinux with a PVH note)", NULL, NULL, opt_kernel },

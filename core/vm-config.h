@@ -27,6 +27,13 @@ typedef struct VmConfig {
     char *machine_type;     /* -machine TYPE (NULL: default) */
     char *accel;            /* -accel: "kvm", "qtest" (NULL: choose) */
     uint64_t ram_size;      /* -m, bytes */
+    bool ram_size_given;    /* -m was given (the none board has RAM only then) */
+    uint8_t uuid[16];       /* -uuid, in the order it is written; zeros if none */
+    char *cpu_model;        /* -cpu model name (NULL: host) */
+    bool nographic;         /* -nographic (told to firmware through fw_cfg) */
+    bool boot_menu;         /* -boot menu=on */
+    int32_t boot_splash_time;       /* -boot splash-time= in ms, -1 when not given */
+    int32_t boot_reboot_timeout;    /* -boot reboot-timeout= in ms, -1: never retry */
     char *ram_memdev;       /* -machine memory-backend= / -numa node,memdev=: RAM's backend */
     unsigned smp_cpus;      /* -smp */
     char *kernel, *initrd, *append;

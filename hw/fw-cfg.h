@@ -32,6 +32,7 @@
 #define FW_CFG_RAM_SIZE     0x0003
 #define FW_CFG_NOGRAPHIC    0x0004
 #define FW_CFG_NB_CPUS      0x0005
+#define FW_CFG_BOOT_MENU    0x000e
 #define FW_CFG_MAX_CPUS     0x000f
 #define FW_CFG_CMDLINE_SIZE 0x0014
 #define FW_CFG_CMDLINE_DATA 0x0015

@@ -621,8 +621,9 @@ bool qtest_accel_set_log(const char *path, Error **errp)
 
 bool qtest_accel_init(Chardev *chr, GuestMemory *mem, Error **errp)
 {
+    static GuestMemory no_ram;     /* a board without RAM (-machine none) */
     qtest.chr = chr;
-    qtest.mem = mem;
+    qtest.mem = mem ? mem : &no_ram;
     if (!chardev_attach(chr, &qtest_handlers, NULL, errp)) {
         return false;
     }

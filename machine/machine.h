@@ -25,10 +25,30 @@
 
 #define MACHINE_DEFAULT_TYPE "vireo-pc"
 
+/* The boards behind the machine type names. */
+typedef enum MachineBoard {
+    MACHINE_BOARD_PC,       /* vireo-pc: RAM, legacy devices, pci.0, ACPI, kernel */
+    MACHINE_BOARD_NONE,     /* no devices, no vCPUs; RAM only when -m is given */
+} MachineBoard;
+
+typedef struct MachineType {
+    const char *name;
+    const char *alias_of;   /* the type this name stands for, or NULL */
+    const char *desc;
+    MachineBoard board;
+    unsigned max_cpus;
+} MachineType;
+
 /* -machine help: "Supported machines are:" and one line per type. */
 void machine_list_types(FILE *out);
+/* The type called name (or an alias of it); NULL: the default type. */
+const MachineType *machine_type_find(const char *name);
 /* NULL (the default) counts as valid. */
 bool machine_type_valid(const char *type);
+/* The board cfg asks for (an unknown type counts as the default). */
+MachineBoard machine_board_of(const VmConfig *cfg);
+/* Does the machine in cfg run vCPUs (a KVM accelerator and a board with CPUs)? */
+bool machine_runs_vcpus(const VmConfig *cfg);
 
 /*
  * Build the machine. cfg->accel "kvm" or NULL: a KVM VM with vCPUs, which

@@ -5,6 +5,7 @@
  */
 #include "machine/machine.h"
 
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,18 +60,6 @@ typedef struct Machine {
 } Machine;
 
 static Machine machine;
-
-void machine_list_types(FILE *out)
-{
-    fprintf(out, "Supported machines are:\n");
-    fprintf(out, "%-20s x86-64 PC for KVM: direct Linux boot, ACPI, PCI, fw_cfg (default)\n",
-            MACHINE_DEFAULT_TYPE);
-}
-
-bool machine_type_valid(const char *type)
-{
-    return !type || strcmp(type, MACHINE_DEFAULT_TYPE) == 0;
-}
 
 GuestMemory *machine_guest_memory(void)
 {
@@ -221,9 +210,14 @@ static bool check_config(const VmConfig *cfg, Error **errp)
         error_setg(errp, "-initrd and -append need -kernel");
         return false;
     }
-    bool qtest = cfg->accel && strcmp(cfg->accel, "qtest") == 0;
-    if (!qtest && !cfg->kernel) {
+    if (machine_runs_vcpus(cfg) && !cfg->kernel) {
         error_setg(errp, "no -kernel given: vireo has no firmware and boots Linux directly");
+        return false;
+    }
+    if (machine_runs_vcpus(cfg) && cfg->cpu_model && strcmp(cfg->cpu_model, "host") != 0 &&
+        strcmp(cfg->cpu_model, "max") != 0) {
+        error_setg(errp, "CPU model '%s' is not supported: vireo's vCPUs are the host CPU "
+                   "(use -cpu host)", cfg->cpu_model);
         return false;
     }
     return true;
@@ -253,6 +247,23 @@ static bool create_serial_ports(Machine *m, Error **errp)
     return true;
 }
 
+/* What -boot tells firmware: menu, menu wait, failed-boot retry (little endian). */
+static bool add_boot_items(FwCfg *fw_cfg, const VmConfig *cfg, Error **errp)
+{
+    fw_cfg_add_u16(fw_cfg, FW_CFG_BOOT_MENU, cfg->boot_menu, NULL);
+    uint32_t *retry = xmalloc(sizeof(*retry));
+    *retry = htole32((uint32_t)cfg->boot_reboot_timeout);
+    if (!fw_cfg_add_file(fw_cfg, "etc/boot-fail-wait", retry, sizeof(*retry), false, errp)) {
+        return false;
+    }
+    if (cfg->boot_splash_time < 0) {
+        return true;
+    }
+    uint16_t *wait = xmalloc(sizeof(*wait));
+    *wait = htole16((uint16_t)cfg->boot_splash_time);
+    return fw_cfg_add_file(fw_cfg, "etc/boot-menu-wait", wait, sizeof(*wait), false, errp);
+}
+
 static bool create_fw_cfg(Machine *m, Error **errp)
 {
     const VmConfig *cfg = m->cfg;
@@ -263,7 +274,11 @@ static bool create_fw_cfg(Machine *m, Error **errp)
     fw_cfg_add_u64(m->fw_cfg, FW_CFG_RAM_SIZE, cfg->ram_size, NULL);
     fw_cfg_add_u16(m->fw_cfg, FW_CFG_NB_CPUS, cfg->smp_cpus, NULL);
     fw_cfg_add_u16(m->fw_cfg, FW_CFG_MAX_CPUS, cfg->smp_cpus, NULL);
-    fw_cfg_add_u16(m->fw_cfg, FW_CFG_NOGRAPHIC, 1, NULL);
+    fw_cfg_add_u16(m->fw_cfg, FW_CFG_NOGRAPHIC, cfg->nographic, NULL);
+    fw_cfg_add_bytes(m->fw_cfg, FW_CFG_UUID, cfg->uuid, sizeof(cfg->uuid), NULL);
+    if (!add_boot_items(m->fw_cfg, cfg, errp)) {
+        return false;
+    }
     const char *cmdline = cfg->append ? cfg->append : "";
     fw_cfg_add_u32(m->fw_cfg, FW_CFG_CMDLINE_SIZE, strlen(cmdline) + 1, NULL);
     fw_cfg_add_bytes(m->fw_cfg, FW_CFG_CMDLINE_DATA, cmdline, strlen(cmdline) + 1, NULL);
@@ -368,6 +383,20 @@ static void machine_reset(void *opaque)
     }
 }
 
+/*
+ * The none board: no devices, no vCPUs, nothing to load. RAM exists only
+ * when -m asks for it (QEMU's none machine has none by default), so a
+ * qtest or a management tool probing capabilities can still use memory.
+ */
+static bool none_board_init(Machine *m, Error **errp)
+{
+    if (m->cfg->ram_size_given &&
+        !guest_memory_create(&m->mem, m->cfg->ram_size, LOWMEM_LIMIT, errp)) {
+        return false;
+    }
+    return true;
+}
+
 bool machine_init(VmConfig *cfg, Error **errp)
 {
     Machine *m = &machine;
@@ -378,6 +407,9 @@ bool machine_init(VmConfig *cfg, Error **errp)
     }
     m->cfg = cfg;
     m->qtest = cfg->accel && strcmp(cfg->accel, "qtest") == 0;
+    if (machine_board_of(cfg) == MACHINE_BOARD_NONE) {
+        return none_board_init(m, errp);
+    }
     if (cfg->kernel) {
         m->loader = linux_loader_open(cfg->kernel, cfg->initrd, cfg->append, errp);
         if (!m->loader) {

@@ -1,0 +1,130 @@
+/*
+ * The machine type names -machine accepts and query-machines lists.
+ *
+ * vireo has one PC board. Besides its own name it answers to "pc" and
+ * "pc-i440fx-7.2", the names QEMU 7.2 and management tools use for the
+ * default x86 PC, because what those tools rely on holds for it: one PCI
+ * root bus "pci.0" reached through ports 0xcf8/0xcfc, where -device
+ * ...,bus=pci.0,addr=N places a function, the legacy ISA devices at their
+ * usual ports, and fw_cfg at 0x510. The chipset itself is not an i440FX:
+ * the descriptions say so. "none" is QEMU's empty board.
+ */
+#include <string.h>
+
+#include "machine/machine.h"
+#include "qapi/qapi-commands.h"
+#include "util/osdep.h"
+
+#define PC_MAX_CPUS 254     /* APIC id 255 is the broadcast address */
+
+static const MachineType machine_types[] = {
+    { "pc", "vireo-pc",
+      "vireo's PC: PCI root bus pci.0, ISA devices, fw_cfg (not an i440FX chipset)",
+      MACHINE_BOARD_PC, PC_MAX_CPUS },
+    { "pc-i440fx-7.2", "vireo-pc",
+      "vireo's PC: PCI root bus pci.0, ISA devices, fw_cfg (not an i440FX chipset)",
+      MACHINE_BOARD_PC, PC_MAX_CPUS },
+    { MACHINE_DEFAULT_TYPE, NULL,
+      "x86-64 PC for KVM: direct Linux boot, ACPI, PCI, fw_cfg",
+      MACHINE_BOARD_PC, PC_MAX_CPUS },
+    { "none", NULL, "empty machine", MACHINE_BOARD_NONE, 0 },
+};
+
+void machine_list_types(FILE *out)
+{
+    fprintf(out, "Supported machines are:\n");
+    for (size_t i = 0; i < ARRAY_SIZE(machine_types); i++) {
+        const MachineType *t = &machine_types[i];
+        fprintf(out, "%-20s %s", t->name, t->desc);
+        if (t->alias_of) {
+            fprintf(out, " (alias of %s)", t->alias_of);
+        } else if (!strcmp(t->name, MACHINE_DEFAULT_TYPE)) {
+            fprintf(out, " (default)");
+        }
+        fputc('\n', out);
+    }
+}
+
+const MachineType *machine_type_find(const char *name)
+{
+    name = name ? name : MACHINE_DEFAULT_TYPE;
+    for (size_t i = 0; i < ARRAY_SIZE(machine_types); i++) {
+        if (!strcmp(machine_types[i].name, name)) {
+            const char *target = machine_types[i].alias_of;
+            return target ? machine_type_find(target) : &machine_types[i];
+        }
+    }
+    return NULL;
+}
+
+bool machine_type_valid(const char *type)
+{
+    return machine_type_find(type) != NULL;
+}
+
+MachineBoard machine_board_of(const VmConfig *cfg)
+{
+    const MachineType *t = machine_type_find(cfg->machine_type);
+    return t ? t->board : MACHINE_BOARD_PC;
+}
+
+bool machine_runs_vcpus(const VmConfig *cfg)
+{
+    bool qtest = cfg->accel && !strcmp(cfg->accel, "qtest");
+    return !qtest && machine_board_of(cfg) != MACHINE_BOARD_NONE;
+}
+
+/* The first alias naming t, which query-machines reports with it. */
+static const MachineType *first_alias(const MachineType *t)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(machine_types); i++) {
+        const char *target = machine_types[i].alias_of;
+        if (target && !strcmp(target, t->name)) {
+            return &machine_types[i];
+        }
+    }
+    return NULL;
+}
+
+static MachineInfo *describe(const MachineType *t, const MachineType *alias)
+{
+    const MachineType *board = machine_type_find(t->name);
+    MachineInfo *info = xzalloc(sizeof(*info));
+    info->name = xstrdup(t->name);
+    if (alias) {
+        info->has_alias = true;
+        info->alias = xstrdup(alias->name);
+    }
+    if (!strcmp(t->name, MACHINE_DEFAULT_TYPE)) {
+        info->has_is_default = true;
+        info->is_default = true;
+    }
+    bool none = board->board == MACHINE_BOARD_NONE;
+    info->cpu_max = none ? 1 : board->max_cpus;
+    info->has_default_ram_id = true;
+    info->default_ram_id = xstrdup(none ? "ram" : "pc.ram");
+    if (!none) {
+        info->has_default_cpu_type = true;
+        info->default_cpu_type = xstrdup("host-x86_64-cpu");
+    }
+    return info;
+}
+
+/*
+ * QEMU's MachineInfo carries one alias. Each board's first alias ("pc")
+ * rides on the board's entry; any further name gets an entry of its own,
+ * so that every name -machine accepts is listed.
+ */
+MachineInfoList *qmp_query_machines(Error **errp)
+{
+    MachineInfoList *list = NULL, **tail = &list;
+    for (size_t i = 0; i < ARRAY_SIZE(machine_types); i++) {
+        const MachineType *t = &machine_types[i];
+        if (!t->alias_of) {
+            QAPI_LIST_APPEND(tail, describe(t, first_alias(t)));
+        } else if (first_alias(machine_type_find(t->alias_of)) != t) {
+            QAPI_LIST_APPEND(tail, describe(t, NULL));
+        }
+    }
+    return list;
+}
