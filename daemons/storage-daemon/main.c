@@ -157,17 +157,29 @@ static void write_pidfile(void)
     pidfile_written = true;
 }
 
-/* Fork; the parent exits 0 once the child is set up, as qemu-storage-daemon does. */
-static void daemonize(void)
+/*
+ * Fork; the parent exits once the child has written the pid file and is
+ * about to serve (as qemu-storage-daemon does), so a script may read the pid
+ * file as soon as the command returns. Returns the pipe to report on.
+ */
+static int daemonize(void)
 {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        fprintf(stderr, PROG ": pipe: %s\n", strerror(errno));
+        exit(1);
+    }
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, PROG ": fork: %s\n", strerror(errno));
         exit(1);
     }
     if (pid > 0) {
-        _exit(0);
+        char ok;
+        close(p[1]);
+        _exit(read(p[0], &ok, 1) == 1 ? 0 : 1);
     }
+    close(p[0]);
     setsid();
     int null = open("/dev/null", O_RDWR);
     if (null >= 0) {
@@ -175,6 +187,17 @@ static void daemonize(void)
         dup2(null, STDOUT_FILENO);
         /* stderr stays: log lines about dropped frontends are worth keeping. */
         close(null);
+    }
+    return p[1];
+}
+
+static void daemonize_done(int fd)
+{
+    if (fd >= 0) {
+        if (write(fd, "", 1) != 1) {
+            /* the parent is gone; nothing to tell */
+        }
+        close(fd);
     }
 }
 
@@ -207,17 +230,21 @@ int main(int argc, char **argv)
     if (!loop) {
         die(err);
     }
-    int sfd = watch_signals(loop);
-    if (sfd < 0 || !vu_loop_set_fd(loop, sfd, signal_ready, &sfd, &err)) {
-        die(err ? err : (error_setg(&err, "signalfd failed"), err));
-    }
     parse_args(argc, argv, loop, &bg);
-    if (bg) {
-        daemonize();
+    int ready_fd = bg ? daemonize() : -1;
+    /* After the fork: a signalfd reports readiness for the process that made it. */
+    int sfd = watch_signals(loop);
+    if (sfd < 0) {
+        error_setg_errno(&err, errno, "signalfd");
+        die(err);
+    }
+    if (!vu_loop_set_fd(loop, sfd, signal_ready, &sfd, &err)) {
+        die(err);
     }
     if (pidfile) {
         write_pidfile();
     }
+    daemonize_done(ready_fd);
     while (!quit) {
         vu_loop_run_once(loop, -1);
     }
