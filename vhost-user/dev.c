@@ -3,6 +3,7 @@
  * every message (see vhost-user.h for the rules on hostile frontends).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,6 +403,7 @@ static bool h_set_log_fd(VuDev *dev, VuMsg *m, Error **errp)
     close_fd(&dev->log_call_fd);
     dev->log_call_fd = m->fds[0];
     m->fds[0] = -1;
+    set_nonblocking(dev->log_call_fd);
     return true;
 }
 
@@ -562,6 +564,19 @@ static bool h_get_vring_base(VuDev *dev, VuMsg *m, Error **errp)
     return true;
 }
 
+/*
+ * The frontend's eventfds are read and written only when ready or in
+ * passing: make them non-blocking, so a frontend that empties a kick fd
+ * first, or hands over a pipe nobody reads, cannot stall the daemon.
+ */
+static void set_nonblocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) {
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    }
+}
+
 /* The u64 of SET_VRING_KICK/CALL/ERR: index, and whether an fd came with it. */
 static VuVring *ring_fd(VuDev *dev, VuMsg *m, const char *what, int *fd, Error **errp)
 {
@@ -580,6 +595,7 @@ static VuVring *ring_fd(VuDev *dev, VuMsg *m, const char *what, int *fd, Error *
     *fd = nofd ? -1 : m->fds[0];
     if (vr && !nofd) {
         m->fds[0] = -1;         /* ours now */
+        set_nonblocking(*fd);
     }
     return vr;
 }
