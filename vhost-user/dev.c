@@ -361,6 +361,19 @@ static bool h_get_status(VuDev *dev, VuMsg *m, Error **errp)
 
 /* ---- memory, log, inflight, config ---- */
 
+/*
+ * The frontend's eventfds are read and written only when ready or in
+ * passing: make them non-blocking, so a frontend that empties a kick fd
+ * first, or hands over a pipe nobody reads, cannot stall the daemon.
+ */
+static void set_nonblocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) {
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    }
+}
+
 static bool h_set_mem_table(VuDev *dev, VuMsg *m, Error **errp)
 {
     return vu_mem_set_table(dev, &m->payload.memory, m->hdr.size, m->fds, m->nfds, errp);
@@ -562,19 +575,6 @@ static bool h_get_vring_base(VuDev *dev, VuMsg *m, Error **errp)
     m->payload.state.num = vr->base;
     m->reply_size = sizeof(VhostUserVringState);
     return true;
-}
-
-/*
- * The frontend's eventfds are read and written only when ready or in
- * passing: make them non-blocking, so a frontend that empties a kick fd
- * first, or hands over a pipe nobody reads, cannot stall the daemon.
- */
-static void set_nonblocking(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) {
-        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    }
 }
 
 /* The u64 of SET_VRING_KICK/CALL/ERR: index, and whether an fd came with it. */
