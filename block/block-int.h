@@ -92,6 +92,8 @@ typedef struct BlockDriver {
                         Error **errp);
     int (*check)(BlockImage *img, BlockCheckResult *res, int fix, Error **errp);
     int (*resize)(BlockImage *img, uint64_t size, Error **errp);
+    /* Record img->backing_name/backing_fmt (already set) in the image's header. */
+    int (*change_backing_file)(BlockImage *img, Error **errp);
     int (*get_info)(BlockImage *img, BlockFormatInfo *info, Error **errp);
     BlockAioPlan (*aio_plan)(BlockImage *img, BlockAioReq *req);
     /* snapshots */

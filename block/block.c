@@ -326,6 +326,34 @@ int blk_resize(BlockImage *img, uint64_t size, Error **errp)
     return img->drv->resize(img, size, errp);
 }
 
+int blk_change_backing_file(BlockImage *img, const char *name, const char *fmt,
+                            Error **errp)
+{
+    if (!img->drv->change_backing_file) {
+        error_setg(errp, "Operation not supported");
+        return -1;
+    }
+    if (!(img->flags & BLK_O_RDWR)) {
+        error_setg(errp, "image '%s' is read-only", img->filename);
+        return -1;
+    }
+    blk_aio_quiesce(img);
+    char *old_name = img->backing_name, *old_fmt = img->backing_fmt;
+    bool none = !name || !*name;
+    img->backing_name = none ? NULL : strdup(name);
+    img->backing_fmt = none || !fmt ? NULL : strdup(fmt);
+    if (img->drv->change_backing_file(img, errp) < 0) {
+        free(img->backing_name);
+        free(img->backing_fmt);
+        img->backing_name = old_name;
+        img->backing_fmt = old_fmt;
+        return -1;
+    }
+    free(old_name);
+    free(old_fmt);
+    return 0;
+}
+
 int blk_check(BlockImage *img, BlockCheckResult *res, int fix, Error **errp)
 {
     memset(res, 0, sizeof(*res));

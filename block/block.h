@@ -67,6 +67,12 @@ int blk_write_zeroes(BlockImage *img, uint64_t offset, uint64_t len, Error **err
 int blk_pwrite_compressed(BlockImage *img, uint64_t offset, const void *buf,
                           size_t len, Error **errp);
 int blk_resize(BlockImage *img, uint64_t new_size, Error **errp);
+/*
+ * Record a new backing file name and format in the image (NULL or "" name:
+ * none) without touching data: the caller keeps the content consistent.
+ */
+int blk_change_backing_file(BlockImage *img, const char *name, const char *fmt,
+                            Error **errp);
 
 /* Allocation status of a guest range, as `map` and `convert` need it. */
 typedef enum BlockStatusKind {

@@ -997,6 +997,7 @@ const BlockDriver blk_driver_qcow2 = {
     .block_status = qcow2_block_status,
     .check = qcow2_check_entry,
     .resize = qcow2_resize,
+    .change_backing_file = qcow2_write_header,
     .get_info = qcow2_get_info,
     .aio_plan = qcow2_aio_plan,
     .snapshot_create = qcow2_snapshot_create,

@@ -159,7 +159,7 @@ int img_bench(int argc, char **argv)
     b.image_size = blk_size(img);
     b.q = blk_queue_new(img, b.depth, &err);
     if (!b.q) {
-        error_report_err(err);
+        img_report_err(err);
         blk_close(img, NULL);
         return 1;
     }
@@ -197,7 +197,7 @@ int img_bench(int argc, char **argv)
         ret = 1;
     }
     if (blk_close(img, &err) < 0) {
-        error_report_err(err);
+        img_report_err(err);
         ret = 1;
     }
     free(b.bufs);

@@ -373,7 +373,7 @@ int img_convert(int argc, char **argv)
     }
 out:
     if (c.dst && blk_close(c.dst, &err) < 0) {
-        error_report_err(err);
+        img_report_err(err);
         ret = 1;
     }
     for (int i = 0; i < c.nb_src; i++) {
@@ -502,7 +502,7 @@ int img_measure(int argc, char **argv)
         BlockStatusKind kind;
         uint64_t n;
         if (read_status(img, off, virt - off, false, &kind, &n, &err) < 0) {
-            error_report_err(err);
+            img_report_err(err);
             blk_close(img, NULL);
             return 1;
         }

@@ -4,6 +4,7 @@
  */
 #include "tools/img.h"
 
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,47 @@ void img_error(const char *fmt, ...)
     fprintf(stderr, "%s: ", img_progname);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
+}
+
+void img_report_err(Error *err)
+{
+    img_error("%s\n", error_get_pretty(err));
+    error_free(err);
+}
+
+void img_progress(bool on, uint64_t done, uint64_t total)
+{
+    if (on) {
+        printf("    (%.2f/100%%)\r", total ? (double)done * 100.0 / (double)total : 100.0);
+        fflush(stdout);
+    }
+}
+
+int img_bad_option(int c, int argc, char **argv)
+{
+    /* Like qemu-img, name the word getopt stopped at, even inside a cluster of flags. */
+    const char *opt = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+    img_error("%s option '%s'\nTry '%s --help' for more information\n",
+              c == ':' ? "missing argument for" : "unrecognized", opt, img_progname);
+    return 1;
+}
+
+bool img_format_name_known(const char *name)
+{
+    static const char *const names[] = {
+        "blkdebug", "blklogwrites", "blkverify", "bochs", "cloop", "compress",
+        "copy-before-write", "copy-on-read", "dmg", "file", "ftp", "ftps", "gluster",
+        "host_cdrom", "host_device", "http", "https", "iscsi", "iser", "luks", "nbd",
+        "nfs", "null-aio", "null-co", "nvme", "parallels", "preallocate", "qcow",
+        "qcow2", "qed", "quorum", "raw", "rbd", "replication", "snapshot-access", "ssh",
+        "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        if (!strcmp(name, names[i])) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static void indent(int level)

@@ -19,6 +19,24 @@ extern const char *img_progname;
 /* "PROGNAME: " then @fmt on stderr; @fmt carries its own newline. */
 void img_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* img_error() with @err's message, then free @err. */
+void img_report_err(Error *err);
+
+/* "    (12.50/100%)\r" when @on; the caller ends the line at 100%. */
+void img_progress(bool on, uint64_t done, uint64_t total);
+
+/*
+ * After getopt_long() (optstring starting with ':') returned '?' or ':':
+ * report the option as qemu-img does and return the exit status, 1.
+ */
+int img_bad_option(int c, int argc, char **argv);
+
+/*
+ * Whether @name is a block driver name QEMU knows: a backing format is
+ * recorded for whoever opens the chain, so it may name a driver vireo lacks.
+ */
+bool img_format_name_known(const char *name);
+
 /* Print @obj the way qemu-img does: 4-space indentation, "key": value. */
 void img_json_print(json_object *obj);
 
@@ -30,6 +48,7 @@ bool img_parse_create_opts(const char *opts, BlockCreateOptions *o, char **backi
                            char **backing_fmt);
 
 int img_convert(int argc, char **argv);
+int img_rebase(int argc, char **argv);
 int img_bench(int argc, char **argv);
 int img_measure(int argc, char **argv);
 

@@ -382,7 +382,7 @@ static int cmd_info(int argc, char **argv)
         BlockFormatInfo fi;
         Error *err = NULL;
         if (blk_get_info(img, &fi, &err) < 0) {
-            error_report_err(err);
+            img_report_err(err);
             blk_close(top, NULL);
             return 1;
         }
@@ -537,7 +537,7 @@ static int cmd_check(int argc, char **argv)
         }
         BlockCheckResult again;
         if (blk_check(img, &again, 0, &err) < 0) {
-            error_report_err(err);
+            img_report_err(err);
             blk_close(img, NULL);
             return 1;
         }
@@ -551,7 +551,7 @@ static int cmd_check(int argc, char **argv)
         check_human(&r);
     }
     if (blk_close(img, &err) < 0) {
-        error_report_err(err);
+        img_report_err(err);
         return 1;
     }
     if (r.check_errors) {
@@ -586,7 +586,7 @@ static int chain_status(BlockImage *top, uint64_t off, uint64_t len, MapEntry *e
         }
         uint64_t l = MIN(len, blk_size(img) - off);
         if (blk_block_status(img, off, l, &st, &err) < 0) {
-            error_report_err(err);
+            img_report_err(err);
             return -1;
         }
         len = st.len;
@@ -719,7 +719,7 @@ static int compare_tail(BlockImage *img, uint64_t from, uint8_t *buf, size_t chu
     for (uint64_t off = from; off < blk_size(img); off += chunk) {
         size_t n = (size_t)MIN((uint64_t)chunk, blk_size(img) - off);
         if (blk_pread(img, off, buf, n, &err) < 0) {
-            error_report_err(err);
+            img_report_err(err);
             return -1;
         }
         if (!buffer_is_zero(buf, n)) {
@@ -774,7 +774,7 @@ static int cmd_compare(int argc, char **argv)
     for (uint64_t off = 0; off < common && ret == 0; off += chunk) {
         size_t n = (size_t)MIN((uint64_t)chunk, common - off);
         if (blk_pread(a, off, ba, n, &err) < 0 || blk_pread(b, off, bb, n, &err) < 0) {
-            error_report_err(err);
+            img_report_err(err);
             ret = 2;
             goto out;
         }
@@ -824,7 +824,7 @@ static int finish_modification(BlockImage *img, int ret, Error *err)
     error_free(err);
     Error *close_err = NULL;
     if (blk_close(img, ret < 0 ? NULL : &close_err) < 0 && ret == 0) {
-        error_report_err(close_err);
+        img_report_err(close_err);
         ret = -1;
     }
     return ret;
@@ -1044,6 +1044,7 @@ static const struct {
     { "info", cmd_info },
     { "check", cmd_check },
     { "convert", img_convert },
+    { "rebase", img_rebase },
     { "compare", cmd_compare },
     { "map", cmd_map },
     { "resize", cmd_resize },
