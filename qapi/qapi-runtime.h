@@ -114,7 +114,18 @@ typedef struct QmpCommand {
     unsigned flags;
 } QmpCommand;
 
-/* Event delivery, implemented by the monitor; takes ownership of data. */
+/*
+ * One program's monitor interface: its commands and the reply of
+ * query-qmp-schema. The monitor core (monitor/qmp-core.h) serves any such
+ * table; a schema generated with --prefix P defines P_qmp_command_table.
+ */
+typedef struct QmpCommandTable {
+    const QmpCommand *commands;
+    int nr_commands;
+    const char *introspection_json;
+} QmpCommandTable;
+
+/* Event delivery, implemented by the monitor core; takes ownership of data. */
 void qapi_event_emit(const char *event, json_object *data);
 
 /* query-qmp-schema's reply, a JSON array (generated). */
