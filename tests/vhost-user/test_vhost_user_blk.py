@@ -7,6 +7,7 @@ checked with Debian's qemu-io / qemu-img. Hostile frontends must get an
 error reply or be dropped, and the daemon must serve the next frontend.
 """
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -497,6 +498,65 @@ def test_queue_of_frontends():
     req, payload, _ = b.recv()
     assert struct.unpack("<Q", payload)[0] == 2
     b.close()
+
+
+def test_fd_socket_raw_read_only():
+    """addr.type=fd with a raw node exported read-only: reads work, writes fail."""
+    raw = os.path.join(TMP, "ro.raw")
+    with open(raw, "wb") as f:
+        f.write(b"\x3c" * (1 << 20))
+    path = os.path.join(TMP, "fd.sock")
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(path)
+    lsock.listen(1)
+    fd = lsock.fileno()
+    d = subprocess.Popen(
+        [vtest.binary("vireo-storage-daemon"),
+         "--blockdev", f"file,node-name=f1,filename={raw},read-only=on",
+         "--blockdev", "raw,node-name=r1,file=f1",
+         "--export", f"vhost-user-blk,id=e1,node-name=r1,addr.type=fd,addr.str={fd},"
+                     "logical-block-size=4096"],
+        pass_fds=[fd], stderr=open(LOG, "a"))
+    lsock.close()
+    global SOCK
+    saved, SOCK = SOCK, path
+    try:
+        s = Session()
+        assert s.features >> 5 & 1, "read-only export without VIRTIO_BLK_F_RO"
+        cfg, _ = s.fe.call(GET_CONFIG, struct.pack("<III", 20, 4, 0) + bytes(4))
+        assert struct.unpack_from("<I", cfg, 12)[0] == 4096
+        st, _, data = s.run(0, T_IN, 8, read_len=4096)
+        assert st == 0 and data == b"\x3c" * 4096
+        st, _, _ = s.run(0, T_OUT, 8, data=b"\x00" * 4096)
+        assert st == 1
+        s.close()
+    finally:
+        SOCK = saved
+        d.terminate()
+        assert d.wait(10) == 0
+    assert open(raw, "rb").read() == b"\x3c" * (1 << 20)
+
+
+def test_command_line_errors():
+    sd = vtest.binary("vireo-storage-daemon")
+    cases = [
+        (["--blockdev", "driver=file,node-name=f,filename=/nonexistent/x"], "Could not open"),
+        (["--blockdev", "driver=qcow2,node-name=d,file=nope"], "Cannot find protocol node"),
+        (["--export", "type=vhost-user-blk,id=e,node-name=nope,addr.type=unix,addr.path=/tmp/x"],
+         "Cannot find"),
+        (["--export", "type=nbd,id=e,node-name=n"], "type"),
+        (["--blockdev", f"driver=file,node-name=f,filename={IMG}", "--export",
+          "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=/tmp/x,num-queues=0"],
+         "num-queues"),
+        (["--object", "memory-backend-ram,id=m,size=1M"], "not supported"),
+        (["--monitor", "chardev=c0"], "not supported"),
+        (["--bogus"], "unrecognized"),
+    ]
+    for args, text in cases:
+        r = subprocess.run([sd] + args, capture_output=True, text=True, timeout=20)
+        assert r.returncode == 1 and text in r.stderr, (args, r.returncode, r.stderr)
+    r = subprocess.run([sd, "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "vireo-storage-daemon" in r.stdout
 
 
 def test_image_consistent():
