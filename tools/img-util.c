@@ -65,6 +65,46 @@ bool img_format_name_known(const char *name)
     return false;
 }
 
+bool img_chain_has_loop(const char *filename, const char *fmt)
+{
+    char **seen = NULL;
+    size_t n = 0;
+    char *name = xstrdup(filename), *next_fmt = fmt ? xstrdup(fmt) : NULL;
+    bool loop = false;
+    while (name && !loop) {
+        for (size_t i = 0; i < n && !loop; i++) {
+            loop = !strcmp(seen[i], name);
+        }
+        if (loop) {
+            img_error("Backing file '%s' creates an infinite loop.\n", name);
+            break;
+        }
+        seen = xrealloc(seen, (n + 1) * sizeof(*seen));
+        seen[n++] = name;
+        /* Errors opening a link are left to the caller's real open. */
+        BlockImage *img = blk_open(name, next_fmt, BLK_O_NO_BACKING, NULL);
+        free(next_fmt);
+        next_fmt = NULL;
+        name = NULL;
+        if (img && img->backing_name) {
+            name = blk_backing_path(img->filename, img->backing_name);
+            next_fmt = img->backing_fmt ? xstrdup(img->backing_fmt) : NULL;
+        }
+        if (img) {
+            blk_close(img, NULL);
+        }
+    }
+    if (loop) {
+        free(name);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(seen[i]);
+    }
+    free(seen);
+    free(next_fmt);
+    return loop;
+}
+
 static void indent(int level)
 {
     for (int i = 0; i < level; i++) {
@@ -85,7 +125,7 @@ static void print_value(json_object *v, int level)
             first = false;
             indent(level + 1);
             json_object *k = json_object_new_string(key);
-            printf("%s: ", json_object_to_json_string_ext(k, JSON_C_TO_STRING_PLAIN));
+            printf("%s: ", json_object_to_json_string_ext(k, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
             json_object_put(k);
             print_value(val, level + 1);
         }
@@ -107,7 +147,7 @@ static void print_value(json_object *v, int level)
         break;
     }
     default:
-        fputs(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), stdout);
+        fputs(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), stdout);
         break;
     }
 }

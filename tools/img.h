@@ -37,6 +37,13 @@ int img_bad_option(int c, int argc, char **argv);
  */
 bool img_format_name_known(const char *name);
 
+/*
+ * Walk the backing chain of @filename one image at a time and, when a file
+ * comes back, report "Backing file '...' creates an infinite loop." as
+ * qemu-img info --backing-chain does before it prints anything.
+ */
+bool img_chain_has_loop(const char *filename, const char *fmt);
+
 /* Print @obj the way qemu-img does: 4-space indentation, "key": value. */
 void img_json_print(json_object *obj);
 

@@ -370,7 +370,7 @@ static int cmd_info(int argc, char **argv)
         default: return 1;
         }
     }
-    if (!one_image_name(argc)) {
+    if (!one_image_name(argc) || (chain && img_chain_has_loop(argv[optind], fmt))) {
         return 1;
     }
     BlockImage *top = img_open(argv[optind], fmt, chain ? 0 : BLK_O_NO_BACKING);
