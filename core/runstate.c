@@ -20,6 +20,7 @@ typedef struct Handler {
 
 static Handler *reset_handlers, **reset_tail = &reset_handlers;
 static Handler *start_handlers, **start_tail = &start_handlers;
+static Handler *stop_handlers, **stop_tail = &stop_handlers;
 static Handler powerdown_handler;
 
 RunState runstate_get(void)
@@ -56,6 +57,9 @@ void vm_stop(RunState reason)
     }
     clock_virtual_pause();
     current_state = reason;
+    for (Handler *h = stop_handlers; h; h = h->next) {
+        h->fn(h->opaque);
+    }
     qapi_event_send_stop();
 }
 
@@ -157,6 +161,11 @@ void register_reset_handler(void (*fn)(void *opaque), void *opaque)
 void register_vm_start_handler(void (*fn)(void *opaque), void *opaque)
 {
     add_handler(&start_tail, fn, opaque);
+}
+
+void register_vm_stop_handler(void (*fn)(void *opaque), void *opaque)
+{
+    add_handler(&stop_tail, fn, opaque);
 }
 
 void register_powerdown_handler(void (*fn)(void *opaque), void *opaque)

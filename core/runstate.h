@@ -39,6 +39,9 @@ void system_powerdown_request(void);
 void register_reset_handler(void (*fn)(void *opaque), void *opaque);
 /* Called by vm_start() before the vCPUs resume, in registration order. */
 void register_vm_start_handler(void (*fn)(void *opaque), void *opaque);
+/* Called by vm_stop() once the vCPUs are paused, in registration order
+ * (back-ends that run rings outside vireo take them back). */
+void register_vm_stop_handler(void (*fn)(void *opaque), void *opaque);
 /* The machine's power button (ACPI), pressed by system_powerdown. */
 void register_powerdown_handler(void (*fn)(void *opaque), void *opaque);
 

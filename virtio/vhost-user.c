@@ -10,18 +10,18 @@
 
 #include <endian.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/main-loop.h"
+#include "core/runstate.h"
 #include "util/log.h"
 #include "util/osdep.h"
 #include "vhost-user/vhost-user-msg.h"
+#include "virtio/vhost-user-wire.h"
 
 /* The protocol features vireo implements as a frontend. LOG_SHMFD and RARP
  * belong to migration and BACKEND_REQ to a back-end channel, none of which
@@ -55,189 +55,12 @@ struct VhostUserDev {
     int inflight_fd;            /* GET_INFLIGHT_FD's area, kept across restarts */
     VhostUserInflight inflight;
     Timer *reconnect_timer;
+    bool paused;                /* stopped with the VM, to restart on cont */
     VhostDevInfo info;          /* for x-query-virtio-status */
+    VhostUserDev *next;         /* every live frontend, for VM stop/cont */
 };
 
-/* ---- the wire ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wait until sock is ready for events, or the deadline passes. */
-static bool wait_ready(int sock, short events, int64_t deadline, Error **errp)
-{
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        struct pollfd p = { .fd = sock, .events = events };
-        int rc = left > 0 ? poll(&p, 1, (int)left) : 0;
-        if (rc > 0) {
-            return true;
-        }
-        if (rc < 0 && errno == EINTR) {
-            continue;
-        }
-        error_setg(errp, rc == 0 ? "no answer within %d ms" : "poll failed",
-                   VHOST_USER_REPLY_TIMEOUT_MS);
-        return false;
-    }
-}
-
-static bool send_all(VhostUserDev *dev, const void *buf, size_t len, const int *fds,
-                     unsigned nfds, Error **errp)
-{
-    int64_t deadline = now_ms() + VHOST_USER_REPLY_TIMEOUT_MS;
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
-        struct cmsghdr align;
-    } control;
-    size_t done = 0;
-    while (done < len) {
-        struct iovec iov = { (uint8_t *)buf + done, len - done };
-        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-        if (nfds && done == 0) {    /* descriptors ride on the first byte */
-            memset(&control, 0, sizeof(control));
-            msg.msg_control = control.buf;
-            msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-            struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-            memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-        }
-        ssize_t n = sendmsg(dev->sock, &msg, MSG_NOSIGNAL);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (!wait_ready(dev->sock, POLLOUT, deadline, errp)) {
-                return false;
-            }
-            continue;
-        }
-        if (n <= 0) {
-            error_setg_errno(errp, errno, "cannot send");
-            return false;
-        }
-        done += (size_t)n;
-    }
-    return true;
-}
-
-/* Read exactly len bytes; descriptors that come along go into fds. */
-static bool recv_all(VhostUserDev *dev, void *buf, size_t len, int *fds, unsigned *nfds,
-                     int64_t deadline, Error **errp)
-{
-    size_t got = 0;
-    while (got < len) {
-        union {
-            char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
-            struct cmsghdr align;
-        } control;
-        struct iovec iov = { (uint8_t *)buf + got, len - got };
-        struct msghdr msg = {
-            .msg_iov = &iov, .msg_iovlen = 1,
-            .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-        };
-        ssize_t n = recvmsg(dev->sock, &msg, MSG_CMSG_CLOEXEC);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (!wait_ready(dev->sock, POLLIN, deadline, errp)) {
-                return false;
-            }
-            continue;
-        }
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); n > 0 && c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-                continue;
-            }
-            unsigned k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            int *in = (int *)CMSG_DATA(c);
-            for (unsigned i = 0; i < k; i++) {
-                if (*nfds < VHOST_USER_MAX_FDS) {
-                    fds[(*nfds)++] = in[i];
-                } else {
-                    close(in[i]);
-                }
-            }
-        }
-        if (n <= 0) {
-            error_setg(errp, n == 0 ? "connection closed" : "cannot receive");
-            return false;
-        }
-        got += (size_t)n;
-    }
-    return true;
-}
-
-static const char *request_name(uint32_t req)
-{
-    static const char *const names[VHOST_USER_REQUEST_MAX] = {
-        [VHOST_USER_GET_FEATURES] = "GET_FEATURES",
-        [VHOST_USER_SET_FEATURES] = "SET_FEATURES",
-        [VHOST_USER_SET_OWNER] = "SET_OWNER",
-        [VHOST_USER_SET_MEM_TABLE] = "SET_MEM_TABLE",
-        [VHOST_USER_SET_VRING_NUM] = "SET_VRING_NUM",
-        [VHOST_USER_SET_VRING_ADDR] = "SET_VRING_ADDR",
-        [VHOST_USER_SET_VRING_BASE] = "SET_VRING_BASE",
-        [VHOST_USER_GET_VRING_BASE] = "GET_VRING_BASE",
-        [VHOST_USER_SET_VRING_KICK] = "SET_VRING_KICK",
-        [VHOST_USER_SET_VRING_CALL] = "SET_VRING_CALL",
-        [VHOST_USER_SET_VRING_ERR] = "SET_VRING_ERR",
-        [VHOST_USER_GET_PROTOCOL_FEATURES] = "GET_PROTOCOL_FEATURES",
-        [VHOST_USER_SET_PROTOCOL_FEATURES] = "SET_PROTOCOL_FEATURES",
-        [VHOST_USER_GET_QUEUE_NUM] = "GET_QUEUE_NUM",
-        [VHOST_USER_SET_VRING_ENABLE] = "SET_VRING_ENABLE",
-        [VHOST_USER_GET_CONFIG] = "GET_CONFIG",
-        [VHOST_USER_SET_CONFIG] = "SET_CONFIG",
-        [VHOST_USER_GET_INFLIGHT_FD] = "GET_INFLIGHT_FD",
-        [VHOST_USER_SET_INFLIGHT_FD] = "SET_INFLIGHT_FD",
-        [VHOST_USER_GET_MAX_MEM_SLOTS] = "GET_MAX_MEM_SLOTS",
-        [VHOST_USER_ADD_MEM_REG] = "ADD_MEM_REG",
-        [VHOST_USER_SET_STATUS] = "SET_STATUS",
-    };
-    return req < VHOST_USER_REQUEST_MAX && names[req] ? names[req] : "?";
-}
-
-/*
- * One reply to `request`: the reply flag and version set, the same request
- * id, a payload of exactly want_size bytes (the size field is checked
- * before anything is read into the buffer) and at most max_fds descriptors.
- */
-static bool recv_reply(VhostUserDev *dev, uint32_t request, VhostUserMsg *m, size_t want_size,
-                       int *fds, unsigned max_fds, unsigned *nfds, Error **errp)
-{
-    int64_t deadline = now_ms() + VHOST_USER_REPLY_TIMEOUT_MS;
-    int got_fds[VHOST_USER_MAX_FDS];
-    unsigned n = 0;
-    bool ok = recv_all(dev, &m->hdr, sizeof(m->hdr), got_fds, &n, deadline, errp);
-    if (ok && (m->hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION) {
-        error_setg(errp, "reply has version %u", m->hdr.flags & VHOST_USER_VERSION_MASK);
-        ok = false;
-    } else if (ok && !(m->hdr.flags & VHOST_USER_REPLY_MASK)) {
-        error_setg(errp, "reply lacks the reply flag");
-        ok = false;
-    } else if (ok && m->hdr.request != request) {
-        error_setg(errp, "reply is for request %u", m->hdr.request);
-        ok = false;
-    } else if (ok && m->hdr.size != want_size) {
-        error_setg(errp, "reply payload is %u bytes, not %zu", m->hdr.size, want_size);
-        ok = false;
-    }
-    ok = ok && recv_all(dev, &m->payload, want_size, got_fds, &n, deadline, errp);
-    if (ok && n > max_fds) {
-        error_setg(errp, "reply carries %u descriptors, at most %u expected", n, max_fds);
-        ok = false;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        if (ok && fds) {
-            fds[i] = got_fds[i];
-        } else {
-            close(got_fds[i]);
-        }
-    }
-    *nfds = ok ? n : 0;
-    return ok;
-}
+static VhostUserDev *all_devs;
 
 static bool has_protocol(const VhostUserDev *dev, unsigned bit)
 {
@@ -270,18 +93,18 @@ static bool request(VhostUserDev *dev, uint32_t req, const void *payload, uint32
     VhostUserMsg ack;
     unsigned nrecv = 0;
     Error *err = NULL;
-    bool ok = send_all(dev, &m, sizeof(m.hdr) + size, fds, nfds, &err);
+    bool ok = vhost_user_send(dev->sock, &m, sizeof(m.hdr) + size, fds, nfds, &err);
     if (ok && reply) {
-        ok = recv_reply(dev, req, reply, reply_size, NULL, 0, &nrecv, &err);
+        ok = vhost_user_recv_reply(dev->sock, req, reply, reply_size, NULL, 0, &nrecv, &err);
     } else if (ok && want_ack) {
-        ok = recv_reply(dev, req, &ack, sizeof(uint64_t), NULL, 0, &nrecv, &err);
+        ok = vhost_user_recv_reply(dev->sock, req, &ack, sizeof(uint64_t), NULL, 0, &nrecv, &err);
         if (ok && ack.payload.u64 != 0) {
             error_setg(&err, "refused (ack %llu)", (unsigned long long)ack.payload.u64);
             ok = false;
         }
     }
     if (!ok) {
-        error_setg(errp, "%s: %s: %s", dev->setup.name, request_name(req), error_get_pretty(err));
+        error_setg(errp, "%s: %s: %s", dev->setup.name, vhost_user_request_name(req), error_get_pretty(err));
         /* A refusal leaves the connection sane; anything else does not. */
         if (!strstr(error_get_pretty(err), "refused (ack")) {
             backend_lost(dev, error_get_pretty(*errp));
@@ -427,6 +250,51 @@ static bool check_needs(VhostUserDev *dev, Error **errp)
     return true;
 }
 
+/*
+ * A stopped VM (stop, or paused for migration later) must not have its
+ * rings move: the back-ends give them back with GET_VRING_BASE and get
+ * them again, from the same positions, on cont.
+ */
+static void vm_stopped(void *opaque)
+{
+    for (VhostUserDev *dev = all_devs; dev; dev = dev->next) {
+        dev->paused = dev->started;
+        vhost_user_stop(dev);
+    }
+}
+
+static void vm_started(void *opaque)
+{
+    for (VhostUserDev *dev = all_devs; dev; dev = dev->next) {
+        if (dev->paused && virtio_driver_ok(dev->vdev) && !dev->vdev->broken) {
+            vhost_user_start(dev);
+        }
+        dev->paused = false;
+    }
+}
+
+static void track(VhostUserDev *dev)
+{
+    static bool registered;
+    if (!registered) {
+        register_vm_stop_handler(vm_stopped, NULL);
+        register_vm_start_handler(vm_started, NULL);
+        registered = true;
+    }
+    dev->next = all_devs;
+    all_devs = dev;
+}
+
+static void untrack(VhostUserDev *dev)
+{
+    for (VhostUserDev **p = &all_devs; *p; p = &(*p)->next) {
+        if (*p == dev) {
+            *p = dev->next;
+            return;
+        }
+    }
+}
+
 VhostUserDev *vhost_user_connect(Chardev *chr, VirtIODevice *vdev, const VhostUserSetup *setup,
                                  Error **errp)
 {
@@ -459,6 +327,7 @@ VhostUserDev *vhost_user_connect(Chardev *chr, VirtIODevice *vdev, const VhostUs
         return NULL;
     }
     watch_socket(dev, true);
+    track(dev);
     return dev;
 }
 
@@ -590,8 +459,8 @@ static bool send_inflight(VhostUserDev *dev, Error **errp)
                                     sizeof(want) } };
         m.payload.inflight = want;
         Error *err = NULL;
-        if (!send_all(dev, &m, sizeof(m.hdr) + sizeof(want), NULL, 0, &err) ||
-            !recv_reply(dev, VHOST_USER_GET_INFLIGHT_FD, &r, sizeof(want), &fd, 1, &nfds,
+        if (!vhost_user_send(dev->sock, &m, sizeof(m.hdr) + sizeof(want), NULL, 0, &err) ||
+            !vhost_user_recv_reply(dev->sock, VHOST_USER_GET_INFLIGHT_FD, &r, sizeof(want), &fd, 1, &nfds,
                         &err) || (nfds != 1 && (error_setg(&err, "no descriptor"), true))) {
             error_setg(errp, "%s: GET_INFLIGHT_FD: %s", dev->setup.name,
                        error_get_pretty(err));
@@ -825,6 +694,10 @@ void vhost_user_start(VhostUserDev *dev)
     if (dev->started || dev->waiting) {
         return;
     }
+    if (!runstate_is_running() && runstate_get() != RUN_STATE_PRELAUNCH) {
+        dev->paused = true;     /* the rings start with the VM (cont) */
+        return;
+    }
     Error *err = NULL;
     if (!start(dev, &err)) {
         virtio_mark_broken(dev->vdev, "%s", error_get_pretty(err));
@@ -954,6 +827,7 @@ void vhost_user_free(VhostUserDev *dev)
     if (!dev) {
         return;
     }
+    untrack(dev);
     stop(dev, true);
     disconnect(dev);
     drop_inflight(dev);

@@ -136,6 +136,26 @@ def test_start_rings_and_stop():
         assert RESET_OWNER not in r.be.requests()
 
 
+def test_stop_and_cont_keep_ring_positions():
+    with Rig() as r:
+        vufe.Blk(r.v, queues=(0, 1))
+        r.be.wait_for(SET_VRING_ENABLE, 2)
+        r.be.bases = {0: 5, 1: 7}
+        q = r.v.qmp()
+        q.cmd("stop")
+        r.be.wait_for(GET_VRING_BASE, 2)
+        assert not q.cmd("x-query-virtio-status", path=PATH)["vhost-started"]
+        qs = q.cmd("x-query-virtio-queue-status", path=PATH, queue=1)
+        assert qs["last-avail-idx"] == 7, qs
+        q.cmd("cont")
+        r.be.wait_for(SET_VRING_ENABLE, 4)
+        bases = [m.state() for m in r.be.messages(SET_VRING_BASE)]
+        assert bases == [(0, 0), (1, 0), (0, 5), (1, 7)], bases
+        q.cmd("quit")                       # quit takes the rings back first, too
+        r.v.wait()
+        assert len(r.be.messages(GET_VRING_BASE)) == 4, r.be.requests()
+
+
 def test_polling_mode_flag_layout():
     """SET_VRING_KICK's u64: ring index in bits 0-7, bit 8 for "no fd" (never set here)."""
     with Rig(queues=1) as r:
@@ -160,10 +180,23 @@ def broken_after_driver_ok(action, req=SET_VRING_ADDR):
         assert q.cmd("x-query-virtio-status", path=PATH)["broken"]
         names = [d["name"] for d in q.cmd("x-query-virtio")]
         assert sorted(names) == ["vhost-user-blk", "virtio-rng"], names
-        q.cmd("quit")
-        r.v.wait()
-        assert "vhost-user-blk" in r.v.stderr and "needs a reset" in r.v.stderr, r.v.stderr
-        return r.v.stderr
+        err = read_stderr_until(r.v, "needs a reset")
+        assert "vhost-user-blk" in err, err
+        return err
+
+
+def read_stderr_until(v, text, timeout=10):
+    """What vireo wrote to stderr, read while it runs, up to a line with text."""
+    fd = v.proc.stderr.fileno()
+    out = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in out and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            out += chunk
+    return out.decode(errors="replace")
 
 
 def test_short_reply():
