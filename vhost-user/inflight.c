@@ -7,6 +7,7 @@
  * flight at a crash is neither lost nor done twice.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -191,6 +192,10 @@ void vu_inflight_attach(VuDev *dev, VuVring *vr)
     vr->inflight = q;
     settle_used(dev, vr, q);
     collect_inflight(dev, vr, q);
+    if (vr->n_resubmit) {
+        fprintf(stderr, "vireo-storage-daemon: %s: ring %u: resubmitting %u requests that "
+                "were in flight\n", dev->name, vr->index, vr->n_resubmit);
+    }
 }
 
 unsigned vu_inflight_resubmit(VuDev *dev, VuVring *vr,
