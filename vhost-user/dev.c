@@ -506,6 +506,11 @@ static bool h_set_vring_num(VuDev *dev, VuMsg *m, Error **errp)
     if (!vr) {
         return false;
     }
+    if (vr->started && num != vu_vring_vq(dev, vr)->num) {
+        /* The mapped ring areas were checked for the old size. */
+        error_setg(errp, "ring %u: size changed while the ring runs", vr->index);
+        return false;
+    }
     if (num == 0 || num > VIRTQUEUE_MAX_SIZE || (num & (num - 1))) {
         error_setg(errp, "ring %u: size %u is not a power of 2 up to %u", vr->index, num,
                    VIRTQUEUE_MAX_SIZE);

@@ -46,29 +46,37 @@ static bool add_region(VuDev *dev, const VhostUserMemoryRegion *r, int fd, Error
     return true;
 }
 
-/* The rings point into the old mappings: stop them until they are remapped. */
-static void unmap_all(VuDev *dev)
+/*
+ * Before mappings go away: finish requests that point into them and stop
+ * the started rings (their host pointers would dangle). *was_started says
+ * which to start again once the new table is in place.
+ */
+static void stop_rings(VuDev *dev, bool *was_started)
 {
     if (dev->ops->drain) {
         dev->ops->drain(dev);
     }
-    guest_memory_destroy(&dev->mem);
-    guest_memory_init_empty(&dev->mem);
+    for (unsigned q = 0; q < dev->num_queues; q++) {
+        was_started[q] = dev->vring[q].started;
+        vu_vring_stop(dev, &dev->vring[q]);
+    }
 }
 
-/* After the table changed, started rings map their (unchanged) addresses again. */
-static bool remap_rings(VuDev *dev, Error **errp)
+/* The ring addresses are unchanged; they are mapped (and checked) again. */
+static bool restart_rings(VuDev *dev, const bool *was_started, Error **errp)
 {
     for (unsigned q = 0; q < dev->num_queues; q++) {
-        VuVring *vr = &dev->vring[q];
-        if (vr->started) {
-            vu_vring_stop(dev, vr);
-            if (!vu_vring_start(dev, vr, errp)) {
-                return false;
-            }
+        if (was_started[q] && !vu_vring_start(dev, &dev->vring[q], errp)) {
+            return false;
         }
     }
     return true;
+}
+
+static void unmap_all(VuDev *dev)
+{
+    guest_memory_destroy(&dev->mem);
+    guest_memory_init_empty(&dev->mem);
 }
 
 bool vu_mem_set_table(VuDev *dev, const VhostUserMemory *m, unsigned size, int *fds,
@@ -80,14 +88,16 @@ bool vu_mem_set_table(VuDev *dev, const VhostUserMemory *m, unsigned size, int *
                    size, size >= 8 ? m->nregions : 0, nfds);
         return false;
     }
+    bool was_started[VU_MAX_QUEUES];
+    stop_rings(dev, was_started);
     unmap_all(dev);
     for (unsigned i = 0; i < m->nregions; i++) {
         if (!add_region(dev, &m->regions[i], fds[i], errp)) {
-            unmap_all(dev);
+            unmap_all(dev);     /* the rings stay stopped */
             return false;
         }
     }
-    return remap_rings(dev, errp);
+    return restart_rings(dev, was_started, errp);
 }
 
 bool vu_mem_add_region(VuDev *dev, const VhostUserMemRegMsg *m, int fd, Error **errp)
@@ -104,14 +114,12 @@ bool vu_mem_rem_region(VuDev *dev, const VhostUserMemRegMsg *m, Error **errp)
             dev->region_uva[i] != r->userspace_addr) {
             continue;
         }
-        /* Requests may still point into it. */
-        if (dev->ops->drain) {
-            dev->ops->drain(dev);
-        }
+        bool was_started[VU_MAX_QUEUES];
+        stop_rings(dev, was_started);
         memmove(&dev->region_uva[i], &dev->region_uva[i + 1],
                 (size_t)(dev->mem.nr_regions - i - 1) * sizeof(uint64_t));
         return guest_memory_remove_region(&dev->mem, r->guest_phys_addr, r->memory_size,
-                                          errp) && remap_rings(dev, errp);
+                                          errp) && restart_rings(dev, was_started, errp);
     }
     error_setg(errp, "no memory region 0x%llx+0x%llx at user address 0x%llx",
                (unsigned long long)r->guest_phys_addr, (unsigned long long)r->memory_size,

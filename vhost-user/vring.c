@@ -13,7 +13,9 @@
 
 bool vu_vring_ready(const VuVring *vr)
 {
-    return vr->started && vr->enabled && !vr->dev->vdev.broken && vr->dev->conn_fd >= 0;
+    const VuDev *dev = vr->dev;
+    return vr->started && vr->enabled && !dev->vdev.broken && dev->conn_fd >= 0 &&
+           !dev->drop_pending;
 }
 
 VirtQueue *vu_vring_vq(VuDev *dev, VuVring *vr)

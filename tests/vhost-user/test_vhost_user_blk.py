@@ -448,6 +448,30 @@ def test_hostile_ring_outside_memory():
     hostile(fn, False)
 
 
+def test_hostile_changes_under_a_running_ring():
+    s = Session()
+    ring = s.rings[0]
+    # a bigger ring size than the mapped one: refused while the ring runs
+    assert s.fe.ack(SET_VRING_NUM, state(0, 1024)) != 0
+    assert s.run(0, T_IN, 0, read_len=512)[0] == 0
+    # a failing new memory table leaves the ring stopped, not pointing at freed memory
+    t = mem_table([(0, s.ram.size * 2, UVA_BASE, 0)])
+    assert s.fe.ack(SET_MEM_TABLE, t, [s.ram.fd]) != 0
+    s.request(0, T_IN, 0, read_len=512)
+    time.sleep(0.3)
+    assert ring.used_idx() == 1
+    alive()
+    # a good table again: the frontend restarts the ring and it resumes
+    s.fe.do(SET_MEM_TABLE, mem_table([(0, s.ram.size, UVA_BASE, 0)]), [s.ram.fd])
+    kick = os.eventfd(0)
+    s.fe.do(SET_VRING_KICK, u64(0), [kick])
+    os.eventfd_write(kick, 1)
+    wait_used(ring, 2)
+    os.close(kick)
+    s.close()
+    served()
+
+
 def test_hostile_bad_descriptor_drops():
     def fn(s):
         s.fe.do(SET_MEM_TABLE, mem_table([(0, s.ram.size, UVA_BASE, 0)]), [s.ram.fd])
