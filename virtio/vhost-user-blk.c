@@ -157,7 +157,8 @@ static bool vub_setup(VhostUserBlk *s, const VirtioCreateContext *ctx, const Key
     s->vdev.ops = &vub_ops;
     s->vdev.opaque = s;
     VhostUserSetup setup = {
-        .name = "vhost-user-blk", .vq_index = 0, .nvqs = *nq, .want_config = true,
+        .name = "vhost-user-blk", .vq_index = 0, .nvqs = *nq, .units = *nq,
+        .want_config = true,
         .want_inflight = true, .feature_bits = vub_feature_bits,
     };
     s->vu = vhost_user_connect(chr, &s->vdev, &setup, errp);

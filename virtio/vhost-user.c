@@ -37,6 +37,8 @@ typedef struct VhostUserRing {
     unsigned q;                 /* the device's queue index */
     int kick, call, err;        /* -1 when not set up */
     bool own_kick, own_call;
+    bool active;                /* handed to the back-end (the driver enabled it) */
+    bool enabled;               /* as last told with SET_VRING_ENABLE */
 } VhostUserRing;
 
 struct VhostUserDev {
@@ -227,7 +229,7 @@ static bool handshake(VhostUserDev *dev, Error **errp)
 static bool check_needs(VhostUserDev *dev, Error **errp)
 {
     const char *name = dev->setup.name;
-    unsigned needed = dev->setup.vq_index + dev->setup.nvqs;
+    unsigned needed = dev->setup.units;
     if (dev->setup.want_config && !has_protocol(dev, VHOST_USER_PROTOCOL_F_CONFIG)) {
         error_setg(errp, "%s: the back-end does not offer the CONFIG protocol feature, "
                    "needed for the device's configuration space", name);
@@ -237,12 +239,7 @@ static bool check_needs(VhostUserDev *dev, Error **errp)
         error_setg(errp, "%s: the back-end does not offer VIRTIO_F_VERSION_1", name);
         return false;
     }
-    if (dev->setup.nvqs > 2 && !has_protocol(dev, VHOST_USER_PROTOCOL_F_MQ)) {
-        error_setg(errp, "%s: %u queues need the back-end's MQ protocol feature", name,
-                   dev->setup.nvqs);
-        return false;
-    }
-    if (has_protocol(dev, VHOST_USER_PROTOCOL_F_MQ) && dev->max_queues < needed) {
+    if (dev->max_queues < needed) {     /* 1 without MQ */
         error_setg(errp, "%s: the back-end offers %llu queues, %u requested", name,
                    (unsigned long long)dev->max_queues, needed);
         return false;
@@ -565,6 +562,9 @@ static bool start_ring(VhostUserDev *dev, unsigned i, Error **errp)
 {
     VhostUserRing *r = &dev->rings[i];
     VirtQueue *vq = &dev->vdev->vq[r->q];
+    if (!vq->enabled) {
+        return true;            /* a ring the driver did not set up stays idle */
+    }
     uint64_t desc_size = 16ULL * vq->num, avail_size = 6 + 2ULL * vq->num,
              used_size = 6 + 8ULL * vq->num;
     void *desc = gmem_ptr(dev->vdev->mem, vq->desc, desc_size);
@@ -590,6 +590,7 @@ static bool start_ring(VhostUserDev *dev, unsigned i, Error **errp)
         !set_ring_fd(dev, VHOST_USER_SET_VRING_ERR, r->q, r->err, errp)) {
         return false;
     }
+    r->active = true;
     dev->info.vq[i].desc_phys = vq->desc;
     dev->info.vq[i].desc_size = desc_size;
     dev->info.vq[i].avail_phys = vq->avail;
@@ -617,6 +618,11 @@ static void stop_ring(VhostUserDev *dev, unsigned i, bool ask)
     VhostUserRing *r = &dev->rings[i];
     VirtQueue *vq = &dev->vdev->vq[r->q];
     VhostUserMsg reply;
+    if (!r->active) {
+        ring_fds_release(r);    /* one that failed half-way */
+        return;
+    }
+    r->active = false;
     VhostUserVringState s = { .index = r->q };
     Error *err = NULL;
     uint16_t used = guest_used_idx(dev, vq);
@@ -643,11 +649,29 @@ static bool enable_rings(VhostUserDev *dev, bool on, Error **errp)
         return true;    /* rings start enabled without protocol features */
     }
     for (unsigned i = 0; i < dev->setup.nvqs; i++) {
-        if (!set_state(dev, VHOST_USER_SET_VRING_ENABLE, dev->rings[i].q, on, errp)) {
+        if (dev->rings[i].active &&
+            !set_state(dev, VHOST_USER_SET_VRING_ENABLE, dev->rings[i].q, on, errp)) {
             return false;
         }
+        dev->rings[i].enabled = on && dev->rings[i].active;
     }
     return true;
+}
+
+void vhost_user_enable_queue(VhostUserDev *dev, unsigned q, bool on)
+{
+    unsigned i = q - dev->setup.vq_index;
+    if (!dev->started || q < dev->setup.vq_index || i >= dev->setup.nvqs ||
+        !dev->rings[i].active || dev->rings[i].enabled == on ||
+        !(dev->features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES))) {
+        return;
+    }
+    Error *err = NULL;
+    dev->rings[i].enabled = on;
+    if (!set_state(dev, VHOST_USER_SET_VRING_ENABLE, q, on, &err)) {
+        virtio_mark_broken(dev->vdev, "%s", error_get_pretty(err));
+        error_free(err);
+    }
 }
 
 /* SET_FEATURES: what the driver acked of the listed bits, plus the protocol bit. */
@@ -738,7 +762,7 @@ void vhost_user_kick(VhostUserDev *dev, unsigned q)
         return;
     }
     VhostUserRing *r = &dev->rings[q - dev->setup.vq_index];
-    if (r->own_kick && r->kick >= 0) {
+    if (r->active && r->own_kick && r->kick >= 0) {
         eventfd_write(r->kick, 1);
     }
 }
@@ -752,7 +776,7 @@ void vhost_user_kick(VhostUserDev *dev, unsigned q)
 static void kick_all(VhostUserDev *dev)
 {
     for (unsigned i = 0; dev->started && i < dev->setup.nvqs; i++) {
-        if (dev->rings[i].kick >= 0) {
+        if (dev->rings[i].active && dev->rings[i].kick >= 0) {
             eventfd_write(dev->rings[i].kick, 1);
         }
     }

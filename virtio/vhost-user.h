@@ -35,6 +35,8 @@ typedef struct VhostUserDev VhostUserDev;
 typedef struct VhostUserSetup {
     const char *name;           /* "vhost-user-blk", for messages */
     unsigned vq_index, nvqs;    /* the queues the back-end runs */
+    unsigned units;             /* queues the back-end must offer (GET_QUEUE_NUM, 1
+                                 * without MQ); net counts pairs; 0: no check */
     bool want_config;           /* GET_CONFIG/SET_CONFIG needed (blk) */
     bool want_inflight;         /* keep an inflight area across restarts (blk) */
     /* virtio feature bits that only count if the back-end offers them */
@@ -71,6 +73,9 @@ void vhost_user_start(VhostUserDev *dev);
 void vhost_user_stop(VhostUserDev *dev);
 /* The device was reset by its driver: in-flight state is void. */
 void vhost_user_reset(VhostUserDev *dev);
+
+/* SET_VRING_ENABLE for queue q (net: the pairs the driver uses). */
+void vhost_user_enable_queue(VhostUserDev *dev, unsigned q, bool on);
 
 /* Queue q was kicked through vireo (no ioeventfd): pass it on. */
 void vhost_user_kick(VhostUserDev *dev, unsigned q);

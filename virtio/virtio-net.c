@@ -18,6 +18,7 @@
 #include "util/log.h"
 #include "util/osdep.h"
 #include "virtio/vhost.h"
+#include "virtio/vhost-user.h"
 #include "virtio/virtio-pci.h"
 
 enum {
@@ -66,6 +67,8 @@ struct VirtIONet {
     unsigned hdr_len;
     bool ufo;                   /* the host tap takes UFO */
     bool vhost_running;         /* the pairs' rings are in the kernel now */
+    Chardev *vu_chr;            /* -netdev vhost-user: its socket chardev */
+    VhostUserDev *vu;           /* ... and the frontend running the data rings */
     /* Control-queue state (kept as the driver set it). */
     uint8_t rx_mode[6];         /* indexed by RX_PROMISC.. */
     uint8_t mac_table[MAC_TABLE_MAX][6];    /* unicast entries, then multicast */
@@ -95,6 +98,7 @@ static const OptParam netdev_params[] = {
     { "queues", OPT_NUMBER, "queue pairs", "1" },
     { "vhost", OPT_BOOL, "vhost-net", "off" },
     { "vnet_hdr", OPT_BOOL, "virtio net header", "on" },
+    { "chardev", OPT_STRING, "vhost-user: UNIX socket chardev of the back-end" },
     { NULL },
 };
 
@@ -110,6 +114,10 @@ static void net_tx(VirtIODevice *vdev, VirtQueue *vq)
     VirtIONet *n = vdev->opaque;
     NetQueuePair *qp = &n->pairs[vq->index / 2];
     VirtQueueElement elem;
+    if (n->vu) {
+        vhost_user_kick(n->vu, vq->index);
+        return;
+    }
     do {
         virtqueue_set_notification(vq, false);
         while (virtqueue_pop(vq, &elem)) {
@@ -266,6 +274,10 @@ static void rx_poll(NetQueuePair *qp, bool on)
 static void net_rx_kick(VirtIODevice *vdev, VirtQueue *vq)
 {
     VirtIONet *n = vdev->opaque;
+    if (n->vu) {
+        vhost_user_kick(n->vu, vq->index);
+        return;
+    }
     rx_ready(&n->pairs[vq->index / 2]);
 }
 
@@ -277,6 +289,12 @@ static void set_active_pairs(VirtIONet *n, unsigned pairs)
     n->active_pairs = pairs;
     for (unsigned i = 0; i < n->max_pairs; i++) {
         bool on = i < pairs;
+        if (n->vu) {
+            /* The back-end serves the pairs the driver selected (CTRL_MQ). */
+            vhost_user_enable_queue(n->vu, 2 * i, on);
+            vhost_user_enable_queue(n->vu, 2 * i + 1, on);
+            continue;
+        }
         if (n->max_pairs > 1) {
             tap_set_queue_enabled(n->pairs[i].fd, on);
         }
@@ -503,8 +521,14 @@ static void net_set_status(VirtIODevice *vdev, uint8_t old)
         if (n->pairs[0].vhost) {
             vhost_start(n);
         }
+        if (n->vu && !vdev->broken) {
+            vhost_user_start(n->vu);
+        }
     } else if (!ok) {
         vhost_stop(n);
+        if (n->vu) {
+            vhost_user_stop(n->vu);
+        }
     }
     set_active_pairs(n, n->active_pairs);
 }
@@ -513,6 +537,9 @@ static void net_reset(VirtIODevice *vdev)
 {
     VirtIONet *n = vdev->opaque;
     vhost_stop(n);
+    if (n->vu) {
+        vhost_user_reset(n->vu);
+    }
     for (unsigned i = 0; i < n->max_pairs; i++) {
         rx_poll(&n->pairs[i], false);
         n->pairs[i].packet_len = 0;
@@ -537,7 +564,11 @@ static void net_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, 
 /* Teardown: the kernel must let go of guest RAM before it goes away. */
 static void net_quiesce(VirtIODevice *vdev)
 {
-    vhost_stop(vdev->opaque);
+    VirtIONet *n = vdev->opaque;
+    vhost_stop(n);
+    if (n->vu) {
+        vhost_user_stop(n->vu);
+    }
 }
 
 static const VirtIODeviceOps net_ops = {
@@ -561,6 +592,59 @@ static bool parse_mac(const char *s, uint8_t mac[6])
     return true;
 }
 
+/* ---- vhost-user ---- */
+
+/*
+ * -netdev vhost-user,chardev=ID,queues=N: the back-end runs the data rings
+ * (rx and tx of each pair, kicks and calls bypassing vireo where KVM
+ * allows); the control queue stays in vireo, whose receive filter the
+ * back-end does not see, as with QEMU.
+ */
+static bool open_vhost_user_netdev(VirtIONet *n, const KeyValList *kv, bool mq, Error **errp)
+{
+    const char *id = keyval_get(kv, "chardev");
+    unsigned queues = keyval_get_number(kv, "queues", 1);
+    if (!id) {
+        error_setg(errp, "Parameter 'chardev' is missing");
+        return false;
+    }
+    n->vu_chr = chardev_find(id);
+    if (!n->vu_chr) {
+        error_setg(errp, "chardev \"%s\" not found", id);
+        return false;
+    }
+    if (queues < 1 || queues > MAX_PAIRS) {
+        error_setg(errp, "vhost-user: queues must be between 1 and %d", MAX_PAIRS);
+        return false;
+    }
+    n->max_pairs = mq ? queues : 1;
+    return true;
+}
+
+/* Net bits that count only if the back-end offers them. */
+static const unsigned vu_net_feature_bits[] = {
+    VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX,
+    VIRTIO_F_VERSION_1, NET_F_CSUM, NET_F_GUEST_CSUM, NET_F_GSO, NET_F_GUEST_TSO4,
+    NET_F_GUEST_TSO6, NET_F_GUEST_ECN, NET_F_GUEST_UFO, NET_F_HOST_TSO4, NET_F_HOST_TSO6,
+    NET_F_HOST_ECN, NET_F_HOST_UFO, NET_F_MRG_RXBUF, VIRTIO_F_IOMMU_PLATFORM,
+    VIRTIO_F_RING_PACKED, VIRTIO_F_RING_RESET, UINT32_MAX,
+};
+
+static bool connect_vhost_user(VirtIONet *n, Error **errp)
+{
+    VhostUserSetup setup = {
+        .name = "vhost-user-net", .vq_index = 0, .nvqs = 2 * n->max_pairs,
+        .units = n->max_pairs,
+        .feature_bits = vu_net_feature_bits,
+    };
+    n->vu = vhost_user_connect(n->vu_chr, &n->vdev, &setup, errp);
+    if (!n->vu) {
+        return false;
+    }
+    n->vdev.host_features = vhost_user_mask_features(n->vu, n->vdev.host_features);
+    return true;
+}
+
 static bool open_netdev(VirtIONet *n, const char *opts, bool mq, Error **errp)
 {
     KeyValList kv;
@@ -571,8 +655,11 @@ static bool open_netdev(VirtIONet *n, const char *opts, bool mq, Error **errp)
     const char *script = keyval_get(&kv, "script");
     unsigned queues = keyval_get_number(&kv, "queues", 1);
     bool ok = false;
-    if (!type || strcmp(type, "tap") != 0) {
-        error_setg(errp, "netdev type '%s' is not supported (tap only)", type ? type : "");
+    if (type && strcmp(type, "vhost-user") == 0) {
+        ok = open_vhost_user_netdev(n, &kv, mq, errp);
+    } else if (!type || strcmp(type, "tap") != 0) {
+        error_setg(errp, "netdev type '%s' is not supported (tap or vhost-user)",
+                   type ? type : "");
     } else if (script && strcmp(script, "no") != 0) {
         error_setg(errp, "tap: only script=no is supported");
     } else if (queues < 1 || queues > MAX_PAIRS) {
@@ -663,6 +750,9 @@ static bool net_setup(VirtIONet *n, const VirtioCreateContext *ctx, const KeyVal
     if (n->pairs[0].vhost) {
         n->vdev.host_features = vhost_masked_features(n, n->vdev.host_features);
     }
+    if (n->vu_chr && !connect_vhost_user(n, errp)) {
+        return false;
+    }
     n->vdev.ops = &net_ops;
     n->vdev.opaque = n;
     set_active_pairs(n, 1);
@@ -700,6 +790,7 @@ bool virtio_net_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
             vhost_dev_close(n->pairs[i].vhost);
             free(n->pairs[i].packet);
         }
+        vhost_user_free(n->vu);
         free(n->vdev.config);
         free(n->vdev.vq);
         free(n);
