@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ivshmem/server-qmp.h"
 #include "ivshmem/server.h"
 #include "util/osdep.h"
 
@@ -35,10 +36,11 @@ typedef struct Options {
     const char *pidfile;
     bool pidfile_given;
     bool foreground;
+    const char *qmp_path;       /* --qmp: the monitor's UNIX socket */
     IvshServerConfig cfg;
 } Options;
 
-enum { OPT_MAX_PEERS = 256, OPT_MAX_QUEUE };
+enum { OPT_MAX_PEERS = 256, OPT_MAX_QUEUE, OPT_QMP };
 
 static void usage(FILE *out)
 {
@@ -58,7 +60,8 @@ static void usage(FILE *out)
 "  -n VECTORS           interrupt vectors per client, 1 to %d (default: 1)\n"
 "      --max-peers N    refuse connections beyond N clients (default: %d)\n"
 "      --max-queue N    drop a client with more than N messages unsent beyond\n"
-"                       its set-up (default: %d)\n",
+"                       its set-up (default: %d)\n"
+"      --qmp PATH       serve a QMP monitor on the UNIX socket PATH\n",
             DEFAULT_PIDFILE, DEFAULT_SOCKET, DEFAULT_SHM_NAME,
             IVSHMEM_MAX_VECTORS, IVSHMEM_ID_COUNT, DEFAULT_MAX_QUEUE);
 }
@@ -101,6 +104,7 @@ static bool parse_option(Options *o, int c, const char *arg, Error **errp)
         return parse_uint("--max-peers", arg, 1, IVSHMEM_ID_COUNT, &o->cfg.max_peers, errp);
     case OPT_MAX_QUEUE:
         return parse_uint("--max-queue", arg, 1, 1u << 20, &o->cfg.max_queue, errp);
+    case OPT_QMP: o->qmp_path = arg; return true;
     }
     error_setg(errp, "try 'vireo-ivshmem-server -h'");
     return false;
@@ -112,6 +116,7 @@ static bool parse_args(Options *o, int argc, char **argv, Error **errp)
         { "help", no_argument, NULL, 'h' },
         { "max-peers", required_argument, NULL, OPT_MAX_PEERS },
         { "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
+        { "qmp", required_argument, NULL, OPT_QMP },
         { NULL, 0, NULL, 0 },
     };
     *o = (Options) {
@@ -342,6 +347,12 @@ static bool open_resources(const Options *o, int *shm_fd, int *listen_fd, Error 
         close(*shm_fd);
         return false;
     }
+    if (o->qmp_path && !ivsh_qmp_listen(o->qmp_path, errp)) {
+        close(*listen_fd);
+        unlink(o->socket_path);
+        close(*shm_fd);
+        return false;
+    }
     return true;
 }
 
@@ -397,13 +408,15 @@ int main(int argc, char **argv)
     if (!become_server(&o, &err)) {
         ivsh_warn("%s", error_get_pretty(err));
         error_free(err);
+        ivsh_qmp_stop();
         close(listen_fd);
         close(shm_fd);
         unlink(o.socket_path);
         return 1;
     }
     IvshServer *s = xzalloc(sizeof(*s));
-    bool ok = ivsh_server_init(s, &o.cfg, listen_fd, shm_fd, &err);
+    bool ok = ivsh_server_init(s, &o.cfg, listen_fd, shm_fd, &err) &&
+              (!o.qmp_path || ivsh_qmp_attach(s, &err));
     if (ok) {
         ivsh_log(s, "listening on %s, %llu bytes of shared memory, %u vectors per client",
                  o.socket_path, (unsigned long long)o.size, o.cfg.vectors);
@@ -413,6 +426,7 @@ int main(int argc, char **argv)
         ivsh_warn("%s", error_get_pretty(err));
         error_free(err);
     }
+    ivsh_qmp_stop();
     ivsh_server_cleanup(s);
     unlink(o.socket_path);
     if (o.pidfile) {

@@ -428,6 +428,9 @@ static void peer_admit(IvshServer *s, int sock)
     }
     p->out_limit = setup + s->cfg.max_queue;
     peer_introduce(s, p);
+    if (s->hooks && s->hooks->peer_joined) {
+        s->hooks->peer_joined(s, p);
+    }
     ivsh_log(s, "peer %u joined: pid %d uid %u, %u vectors",
              p->id, (int)p->pid, (unsigned)p->uid, p->vec->n);
 }
@@ -505,6 +508,9 @@ static void peer_remove(IvshServer *s, IvshPeer *p)
         }
         s->leaves_pending[id]++;
         peer_send(s, o, id, -1, NULL, id);
+    }
+    if (s->hooks && s->hooks->peer_left) {
+        s->hooks->peer_left(s, p);
     }
     peer_free(s, p);
 }
@@ -600,6 +606,11 @@ static bool watch_fd(IvshServer *s, int fd, IvshWatch *w, Error **errp)
         return false;
     }
     return true;
+}
+
+bool ivsh_server_watch(IvshServer *s, int fd, IvshWatch *w, Error **errp)
+{
+    return watch_fd(s, fd, w, errp);
 }
 
 bool ivsh_server_init(IvshServer *s, const IvshServerConfig *cfg,

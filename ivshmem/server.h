@@ -80,8 +80,16 @@ struct IvshPeer {
     IvshPeer *next_dead;    /* the removal list */
 };
 
+/* Told of every join and leave (the QMP monitor's events); either may be NULL. */
+typedef struct IvshServerHooks {
+    void (*peer_joined)(IvshServer *s, const IvshPeer *p);
+    /* p->left_by_itself false: dropped, p->why says why */
+    void (*peer_left)(IvshServer *s, const IvshPeer *p);
+} IvshServerHooks;
+
 struct IvshServer {
     IvshServerConfig cfg;
+    const IvshServerHooks *hooks;   /* set after ivsh_server_init() */
     int epfd;
     int listen_fd;
     int signal_fd;
@@ -107,7 +115,10 @@ struct IvshServer {
 bool ivsh_server_init(IvshServer *s, const IvshServerConfig *cfg,
                       int listen_fd, int shm_fd, Error **errp);
 
-/* Serve until a termination signal. Returns false with errp on a loop error. */
+/* Add @fd to the loop: @w->ready runs whenever it is readable. */
+bool ivsh_server_watch(IvshServer *s, int fd, IvshWatch *w, Error **errp);
+
+/* Serve until a termination signal (or s->quit is set). Returns false with errp on a loop error. */
 bool ivsh_server_run(IvshServer *s, Error **errp);
 
 /* Close every client and descriptor the server holds. */
