@@ -428,6 +428,10 @@ static int parse_header(BlockImage *img, const uint8_t *hdr, Error **errp)
         return -1;
     }
     uint64_t l1_needed = (img->size + l2_span - 1) / l2_span;
+    if (l1_needed * 8 > QCOW2_MAX_L1_BYTES) {
+        error_setg(errp, "Image is too big");
+        return -1;
+    }
     if ((uint64_t)s->l1_size * 8 > QCOW2_MAX_L1_BYTES) {
         error_setg(errp, "Active L1 table too large (%u entries)", s->l1_size);
         return -1;
@@ -821,6 +825,13 @@ static int qcow2_create(const char *filename, const BlockCreateOptions *o, Error
     if (o->extended_l2 && cluster_bits < QCOW2_EXTL2_MIN_CLUSTER_BITS) {
         error_setg(errp, "Extended L2 entries are only supported with cluster sizes of at "
                    "least 16384 bytes");
+        return -1;
+    }
+    /* Entries per L2 table: 8 bytes each, 16 with extended L2. */
+    uint64_t span = ((uint64_t)cs / (o->extended_l2 ? 16 : 8)) * cs;
+    if ((o->size + span - 1) / span * 8 > QCOW2_MAX_L1_BYTES) {
+        error_setg(errp, "The image size is too large for file format 'qcow2' (try using a "
+                   "larger cluster size)");
         return -1;
     }
     if (o->data_file_raw && !o->data_file) {

@@ -291,7 +291,7 @@ int img_convert(int argc, char **argv)
         case 'n': no_create = true; break;
         case 'S': case 'W': case 'm': case 't': case 'T': case 'U': break;
         case 'o':
-            if (!img_parse_create_opts(optarg, &o, &opt_backing, &opt_backing_fmt)) {
+            if (!img_parse_create_opts(optarg, NULL, &o, &opt_backing, &opt_backing_fmt)) {
                 return 1;
             }
             break;
@@ -467,7 +467,7 @@ int img_measure(int argc, char **argv)
         case 'O': out_fmt = optarg; break;
         case 'U': break;
         case 'o':
-            if (!img_parse_create_opts(optarg, &o, &bk, &bkf)) {
+            if (!img_parse_create_opts(optarg, NULL, &o, &bk, &bkf)) {
                 return 1;
             }
             break;

@@ -4,12 +4,14 @@
  */
 #include "tools/img.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/osdep.h"
 
@@ -105,6 +107,57 @@ bool img_chain_has_loop(const char *filename, const char *fmt)
     return loop;
 }
 
+/* The multiplier of a size suffix, 0 when @c is none. */
+static uint64_t size_unit(char c)
+{
+    const char *units = "bkMGTPE";
+    if (c == 'K') {
+        c = 'k';
+    }
+    const char *u = c ? strchr(units, c) : NULL;
+    return u ? (uint64_t)1 << (10 * (u - units)) : 0;
+}
+
+int img_parse_size(const char *str, uint64_t *out)
+{
+    while (*str == ' ' || *str == '\t') {
+        str++;
+    }
+    if (*str < '0' || *str > '9') {
+        return -EINVAL;
+    }
+    char *end;
+    errno = 0;
+    uint64_t whole = strtoull(str, &end, 0);
+    if (errno) {
+        return -ERANGE;
+    }
+    /* A fraction (decimal only) is allowed when the suffix makes it whole bytes. */
+    double frac = 0;
+    bool has_frac = *end == '.' && strncasecmp(str, "0x", 2) != 0;
+    if (has_frac) {
+        char *fend;
+        frac = strtod(end, &fend);      /* ".", ".5" */
+        end = fend > end ? fend : end + 1;
+    }
+    uint64_t unit = *end ? size_unit(*end) : 1;
+    if (!unit || (*end && end[1])) {
+        return -EINVAL;
+    }
+    if (has_frac && unit == 1 && frac != 0) {
+        return -EINVAL;
+    }
+    if (whole > (uint64_t)INT64_MAX / unit) {
+        return -ERANGE;
+    }
+    uint64_t v = whole * unit + (uint64_t)(frac * (double)unit);
+    if (v > (uint64_t)INT64_MAX) {
+        return -ERANGE;
+    }
+    *out = v;
+    return 0;
+}
+
 static void indent(int level)
 {
     for (int i = 0; i < level; i++) {
@@ -184,8 +237,8 @@ static bool parse_bool(const char *v, bool *out)
     return false;
 }
 
-static bool apply_opt(const char *key, const char *val, BlockCreateOptions *o,
-                      char **backing, char **backing_fmt)
+static bool apply_opt(const char *key, const char *val, const char *target,
+                      BlockCreateOptions *o, char **backing, char **backing_fmt)
 {
     Error *err = NULL;
     uint64_t n;
@@ -195,8 +248,14 @@ static bool apply_opt(const char *key, const char *val, BlockCreateOptions *o,
         }
         o->cluster_size = (uint32_t)n;
     } else if (!strcmp(key, "size")) {
-        if (!parse_size(val, &o->size, &err)) {
-            goto bad;
+        if (img_parse_size(val, &o->size) < 0) {
+            if (!target) {
+                goto bad;
+            }
+            img_error("%s: Parameter 'size' expects a non-negative number below 2^64\n"
+                      "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, "
+                      "peta-\nand exabytes, respectively.\n", target);
+            return false;
         }
     } else if (!strcmp(key, "compression_type")) {
         if (!strcmp(val, "zlib")) {
@@ -269,8 +328,8 @@ bad:
     return false;
 }
 
-bool img_parse_create_opts(const char *opts, BlockCreateOptions *o, char **backing,
-                           char **backing_fmt)
+bool img_parse_create_opts(const char *opts, const char *target, BlockCreateOptions *o,
+                           char **backing, char **backing_fmt)
 {
     char *copy = xstrdup(opts), *save = NULL;
     bool ok = true;
@@ -282,7 +341,7 @@ bool img_parse_create_opts(const char *opts, BlockCreateOptions *o, char **backi
             break;
         }
         *eq = '\0';
-        ok = apply_opt(tok, eq + 1, o, backing, backing_fmt);
+        ok = apply_opt(tok, eq + 1, target, o, backing, backing_fmt);
     }
     free(copy);
     return ok;

@@ -44,15 +44,25 @@ bool img_format_name_known(const char *name);
  */
 bool img_chain_has_loop(const char *filename, const char *fmt);
 
+/*
+ * A size as qemu-img takes it on the command line: decimal or 0x hex, an
+ * optional fraction, an optional b/k/K/M/G/T/P/E suffix; at most INT64_MAX.
+ * Returns 0, -EINVAL (not a size) or -ERANGE (too large).
+ */
+int img_parse_size(const char *str, uint64_t *out);
+
 /* Print @obj the way qemu-img does: 4-space indentation, "key": value. */
 void img_json_print(json_object *obj);
 
 /* "64 MiB", "196 KiB", "1.5 GiB": three significant digits, binary units. */
 char *img_size_str(uint64_t bytes);
 
-/* Parse "-o a=b,c=d" into create options; returns false with a message. */
-bool img_parse_create_opts(const char *opts, BlockCreateOptions *o, char **backing,
-                           char **backing_fmt);
+/*
+ * Parse "-o a=b,c=d" into create options; returns false with a message.
+ * @target, the image being made when known, prefixes some messages.
+ */
+bool img_parse_create_opts(const char *opts, const char *target, BlockCreateOptions *o,
+                           char **backing, char **backing_fmt);
 
 int img_convert(int argc, char **argv);
 int img_rebase(int argc, char **argv);

@@ -2,6 +2,7 @@
  * vireo-img: create, inspect, check, convert and benchmark disk images,
  * with qemu-img's command line, output and exit statuses.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -79,22 +80,49 @@ static void print_formatting(const char *filename, const BlockCreateOptions *o)
     }
 }
 
+/*
+ * Open the backing file a new image will name (relative to the image) to
+ * take its size when none was given, and its format when -F was not.
+ */
+static bool size_from_backing(const char *filename, BlockCreateOptions *o, bool need_size,
+                              char **backing_fmt)
+{
+    if (!*o->backing_file) {
+        img_error("%s: Expected backing file name, got empty string\n", filename);
+        return false;
+    }
+    Error *err = NULL;
+    char *path = blk_backing_path(filename, o->backing_file);
+    BlockImage *b = blk_open(path, *backing_fmt, BLK_O_NO_BACKING, &err);
+    free(path);
+    if (!b) {
+        img_error("%s: %s\nCould not open backing image.\n", filename, error_get_pretty(err));
+        error_free(err);
+        return false;
+    }
+    if (need_size) {
+        o->size = blk_size(b);
+    }
+    if (!*backing_fmt) {
+        o->backing_fmt = *backing_fmt = xstrdup(blk_format(b));
+    }
+    blk_close(b, NULL);
+    return true;
+}
+
 static int cmd_create(int argc, char **argv)
 {
     BlockCreateOptions o = { .format = "raw" };
     char *backing = NULL, *backing_fmt = NULL;
     bool quiet = false, unsafe = false;
-    int c;
+    const char *opts[argc];     /* -o values, parsed once the image name is known */
+    int nb_opts = 0, c;
     while ((c = getopt(argc, argv, "f:b:F:o:quh")) != -1) {
         switch (c) {
         case 'f': o.format = optarg; break;
         case 'b': free(backing); backing = xstrdup(optarg); break;
         case 'F': free(backing_fmt); backing_fmt = xstrdup(optarg); break;
-        case 'o':
-            if (!img_parse_create_opts(optarg, &o, &backing, &backing_fmt)) {
-                return 1;
-            }
-            break;
+        case 'o': opts[nb_opts++] = optarg; break;
         case 'q': quiet = true; break;
         case 'u': unsafe = true; break;
         default: return 1;
@@ -105,42 +133,47 @@ static int cmd_create(int argc, char **argv)
         return 1;
     }
     const char *filename = argv[optind++];
+    for (int i = 0; i < nb_opts; i++) {
+        if (!img_parse_create_opts(opts[i], filename, &o, &backing, &backing_fmt)) {
+            free(backing);
+            free(backing_fmt);
+            return 1;
+        }
+    }
     Error *err = NULL;
-    if (optind < argc && !parse_size(argv[optind], &o.size, &err)) {
+    int perr = optind < argc ? img_parse_size(argv[optind], &o.size) : 0;
+    if (perr == -ERANGE) {
+        img_error("Invalid image size specified. Must be between 0 and %" PRId64 ".\n",
+                  INT64_MAX);
+        return 1;
+    } else if (perr < 0) {
         img_error("Invalid image size specified. You may use k, M, G, T, "
                 "P or E suffixes for\n%s: kilobytes, megabytes, gigabytes, terabytes, "
                 "petabytes and exabytes.\n", img_progname);
-        error_free(err);
+        free(backing);
+        free(backing_fmt);
         return 1;
     }
     o.backing_file = backing;
     o.backing_fmt = backing_fmt;
+    int ret = -1;
     if (backing && !unsafe) {
-        char *path = blk_backing_path(filename, backing);
-        BlockImage *b = img_open(path, backing_fmt, BLK_O_NO_BACKING);
-        free(path);
-        if (!b) {
-            return 1;
+        if (!size_from_backing(filename, &o, optind >= argc, &backing_fmt)) {
+            goto out;
         }
-        if (optind >= argc) {
-            o.size = blk_size(b);
-        }
-        if (!backing_fmt) {
-            o.backing_fmt = backing_fmt = xstrdup(blk_format(b));
-        }
-        blk_close(b, NULL);
     } else if (optind >= argc && !o.size) {
         img_error("%s: Size must be specified\n", filename);
-        return 1;
+        goto out;
     }
     if (!quiet) {
         print_formatting(filename, &o);
     }
-    int ret = blk_create(filename, &o, &err);
+    ret = blk_create(filename, &o, &err);
     if (ret < 0) {
         img_error("%s: %s\n", filename, error_get_pretty(err));
         error_free(err);
     }
+out:
     free(backing);
     free(backing_fmt);
     return ret < 0 ? 1 : 0;
@@ -1068,6 +1101,8 @@ int main(int argc, char **argv)
 {
     const char *slash = strrchr(argv[0], '/');
     img_progname = slash ? slash + 1 : argv[0];
+    /* Lines reach a shared pipe in the order they were printed, between stderr's. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
         img_error("Not enough arguments\nTry '%s --help' for more information\n",
                   img_progname);
