@@ -61,7 +61,7 @@ struct Rtc {
     unsigned gsi;
     VireoClock clock;
     RtcBase base;
-    int64_t base_delta_ns;  /* base clock = clock + this (nonzero for base=DATE) */
+    int64_t base_delta_ns;  /* base clock = clock + this (the start date minus the clock) */
     int64_t offset_ns;      /* guest clock = base clock + this */
     uint8_t cmos[RTC_CMOS_SIZE];
     uint8_t index;
@@ -73,6 +73,7 @@ struct Rtc {
     void *opaque;
     Timer *change_timer;
     int64_t last_change_ns; /* host time of the last report, or INT64_MIN */
+    int64_t flags_seen_ns;  /* RTC time up to which UF and AF are accounted for */
     bool change_pending;
 };
 
@@ -204,6 +205,7 @@ static void set_time_from_regs(Rtc *s)
     }
     int64_t base_now = clock_get_ns(s->clock) + s->base_delta_ns;
     s->offset_ns = (int64_t)secs * NS_PER_SEC - base_now;
+    s->flags_seen_ns = rtc_now_ns(s);
     time_was_set(s);
 }
 
@@ -289,6 +291,7 @@ static void second_cb(void *opaque)
     Rtc *s = opaque;
     latch_time(s);
     s->cmos[REG_C] |= C_UF;
+    s->flags_seen_ns = rtc_now_ns(s);
     if (alarm_field_matches(s->cmos[REG_SEC_ALARM], s->cmos[REG_SEC]) &&
         alarm_field_matches(s->cmos[REG_MIN_ALARM], s->cmos[REG_MIN]) &&
         alarm_field_matches(s->cmos[REG_HOUR_ALARM], s->cmos[REG_HOUR])) {
@@ -303,6 +306,40 @@ static void second_cb(void *opaque)
 static bool is_time_reg(unsigned idx)
 {
     return idx <= REG_YEAR || idx == RTC_REG_CENTURY;
+}
+
+static bool alarm_matches_time(const Rtc *s, int64_t secs)
+{
+    struct tm tm;
+    seconds_to_tm(s, (time_t)secs, &tm);
+    return alarm_field_matches(s->cmos[REG_SEC_ALARM], to_reg(s, tm.tm_sec)) &&
+           alarm_field_matches(s->cmos[REG_MIN_ALARM], to_reg(s, tm.tm_min)) &&
+           alarm_field_matches(s->cmos[REG_HOUR_ALARM], hour_to_reg(s, tm.tm_hour));
+}
+
+/*
+ * Without UIE or AIE no timer ticks each second, yet the guest may poll
+ * REG_C for the update and alarm flags: set the ones the updates since the
+ * last look would have set. A day of updates covers every alarm pattern.
+ */
+static void catch_up_flags(Rtc *s)
+{
+    int64_t now = rtc_now_ns(s);
+    if (!clock_running(s) || (s->cmos[REG_B] & (B_UIE | B_AIE))) {
+        s->flags_seen_ns = now;
+        return;
+    }
+    int64_t from = s->flags_seen_ns / NS_PER_SEC, to = now / NS_PER_SEC;
+    if (to > from) {
+        s->cmos[REG_C] |= C_UF;
+    }
+    for (int64_t t = MAX(from + 1, to - 86400); t <= to; t++) {
+        if (alarm_matches_time(s, t)) {
+            s->cmos[REG_C] |= C_AF;
+            break;
+        }
+    }
+    s->flags_seen_ns = now;
 }
 
 static uint8_t read_reg(Rtc *s, unsigned idx)
@@ -320,6 +357,7 @@ static uint8_t read_reg(Rtc *s, unsigned idx)
         return a;
     }
     case REG_C: {
+        catch_up_flags(s);
         uint8_t c = s->cmos[REG_C];
         s->cmos[REG_C] = 0;      /* reading C acknowledges every flag */
         update_irq(s);
@@ -346,11 +384,29 @@ static void write_reg_b(Rtc *s, uint8_t val)
     update_irq(s);
 }
 
+/*
+ * Stopping the divider freezes the time in the registers; starting it again
+ * runs from what the guest wrote there meanwhile, with the first update half
+ * a second later, as the MC146818 data sheet says.
+ */
+static void write_reg_a(Rtc *s, uint8_t val)
+{
+    bool was_running = clock_running(s);
+    if (was_running) {
+        latch_time(s);
+    }
+    s->cmos[REG_A] = val & ~A_UIP;
+    if (!was_running && clock_running(s)) {
+        set_time_from_regs(s);
+        s->offset_ns += NS_PER_SEC / 2;
+    }
+}
+
 static void write_reg(Rtc *s, unsigned idx, uint8_t val)
 {
     switch (idx) {
     case REG_A:
-        s->cmos[REG_A] = val & ~A_UIP;
+        write_reg_a(s, val);
         break;
     case REG_B:
         write_reg_b(s, val);
@@ -397,12 +453,16 @@ static const IoOps rtc_io_ops = {
 
 static bool parse_base(Rtc *s, const char *base, Error **errp)
 {
+    /* utc and localtime start at the host's time and then follow the RTC's
+     * clock, which for clock=vm is guest time, not the epoch. */
     if (!base || strcmp(base, "utc") == 0) {
         s->base = RTC_BASE_UTC;
+        s->base_delta_ns = host_now_ns() - clock_get_ns(s->clock);
         return true;
     }
     if (strcmp(base, "localtime") == 0) {
         s->base = RTC_BASE_LOCALTIME;
+        s->base_delta_ns = host_now_ns() - clock_get_ns(s->clock);
         return true;
     }
     struct tm tm = { 0 };
@@ -452,6 +512,7 @@ Rtc *rtc_create(uint16_t io_base, unsigned gsi, const RtcConfig *cfg, Error **er
     s->periodic_timer = timer_new(s->clock, periodic_cb, s);
     s->second_timer = timer_new(s->clock, second_cb, s);
     s->change_timer = timer_new(CLOCK_REALTIME_HOST, change_timer_cb, s);
+    s->flags_seen_ns = rtc_now_ns(s);
     rtc_reset(s);
     return s;
 }

@@ -31,7 +31,9 @@ def unit_tests(build):
 def functional_tests(pattern):
     found = []
     for dirpath, dirnames, files in os.walk(os.path.join(ROOT, "tests")):
-        dirnames[:] = sorted(d for d in dirnames if d not in ("cache", "__pycache__"))
+        # hidden directories hold caches (tests/.cache: other projects' sources)
+        dirnames[:] = sorted(d for d in dirnames
+                             if d not in ("cache", "__pycache__") and not d.startswith("."))
         for f in sorted(files):
             if f.startswith("test_") and f.endswith(".py"):
                 path = os.path.join(dirpath, f)
