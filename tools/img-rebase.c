@@ -180,9 +180,17 @@ int img_rebase(int argc, char **argv)
     if (!r.backing) {
         r.backing = "";     /* -u without -b: drop the backing file */
     }
-    if (r.image_opts) {
-        img_error("--image-opts is not supported by rebase\n");
+    if (!r.image_opts) {
+        return rebase_image(&r);
+    }
+    char *path, *fmt;
+    if (!img_parse_image_opts(r.filename, &path, &fmt)) {
         return 1;
     }
-    return rebase_image(&r);
+    r.filename = path;
+    r.fmt = fmt;
+    int ret = rebase_image(&r);
+    free(path);
+    free(fmt);
+    return ret;
 }

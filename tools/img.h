@@ -51,6 +51,13 @@ bool img_chain_has_loop(const char *filename, const char *fmt);
  */
 int img_parse_size(const char *str, uint64_t *out);
 
+/*
+ * --image-opts: take the image's path and format from "driver=FMT,
+ * file.driver=file,file.filename=PATH" (the keys vireo's files need);
+ * reports other keys as qemu-img does and returns false.
+ */
+bool img_parse_image_opts(const char *spec, char **path, char **fmt);
+
 /* Print @obj the way qemu-img does: 4-space indentation, "key": value. */
 void img_json_print(json_object *obj);
 

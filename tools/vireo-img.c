@@ -379,34 +379,13 @@ static void info_human(BlockImage *img, const BlockFormatInfo *fi)
     }
 }
 
-static int cmd_info(int argc, char **argv)
+/* Print one image, or its whole backing chain, in qemu-img info's layout. */
+static int show_info(const char *name, const char *fmt, bool json, bool chain)
 {
-    static const struct option longopts[] = {
-        { "output", required_argument, NULL, OPT_OUTPUT },
-        { "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
-        { "force-share", no_argument, NULL, 'U' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *fmt = NULL;
-    bool json = false, chain = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "f:hU", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'f': fmt = optarg; break;
-        case 'U': break;
-        case OPT_OUTPUT:
-            if (!parse_output(optarg, &json)) {
-                return 1;
-            }
-            break;
-        case OPT_BACKING_CHAIN: chain = true; break;
-        default: return 1;
-        }
-    }
-    if (!one_image_name(argc) || (chain && img_chain_has_loop(argv[optind], fmt))) {
+    if (chain && img_chain_has_loop(name, fmt)) {
         return 1;
     }
-    BlockImage *top = img_open(argv[optind], fmt, chain ? 0 : BLK_O_NO_BACKING);
+    BlockImage *top = img_open(name, fmt, chain ? 0 : BLK_O_NO_BACKING);
     if (!top) {
         return 1;
     }
@@ -441,6 +420,48 @@ static int cmd_info(int argc, char **argv)
     }
     blk_close(top, NULL);
     return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "output", required_argument, NULL, OPT_OUTPUT },
+        { "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
+        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *fmt = NULL;
+    bool json = false, chain = false, image_opts = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "f:hU", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': fmt = optarg; break;
+        case 'U': break;
+        case OPT_OUTPUT:
+            if (!parse_output(optarg, &json)) {
+                return 1;
+            }
+            break;
+        case OPT_BACKING_CHAIN: chain = true; break;
+        case OPT_IMAGE_OPTS: image_opts = true; break;
+        default: return 1;
+        }
+    }
+    if (!one_image_name(argc)) {
+        return 1;
+    }
+    if (!image_opts) {
+        return show_info(argv[optind], fmt, json, chain);
+    }
+    char *path, *opt_fmt;
+    if (!img_parse_image_opts(argv[optind], &path, &opt_fmt)) {
+        return 1;
+    }
+    int ret = show_info(path, opt_fmt, json, chain);
+    free(path);
+    free(opt_fmt);
+    return ret;
 }
 
 /* ---- check ---- */
