@@ -224,10 +224,23 @@ static void queue_unlink(IvshPeer *p, IvshMsg *m)
     p->out_len--;
 }
 
-/* A send error that only means the client went away is not worth a warning. */
+/* Whether the client left bytes for us: it broke the one-way protocol. */
+static bool peer_sent_data(const IvshPeer *p)
+{
+    char byte;
+    return recv(p->sock, &byte, 1, MSG_DONTWAIT | MSG_PEEK) > 0;
+}
+
+/*
+ * A send error that only means the client went away is not worth a warning,
+ * unless it wrote to us before it left: a client that sends and closes at
+ * once is still a misbehaving one, whichever of the two the loop sees first.
+ */
 static void peer_send_failed(IvshServer *s, IvshPeer *p, int err)
 {
-    if (err == EPIPE || err == ECONNRESET) {
+    if (peer_sent_data(p)) {
+        peer_mark_dead(s, p, "sent data (the protocol is server to client only)");
+    } else if (err == EPIPE || err == ECONNRESET) {
         peer_mark_gone(s, p);
     } else {
         peer_mark_dead(s, p, "send failed: %s", strerror(err));
