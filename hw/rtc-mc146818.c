@@ -52,7 +52,10 @@
 
 #define ALARM_DONT_CARE 0xc0
 /* UIP reads as set during the last 244 us before the seconds tick. */
-#define UIP_WINDOW_NS 244000
+/* Time in ns since the epoch must fit int64_t with room for the clock:
+ * later dates are refused, as the arithmetic below would overflow. */
+#define RTC_MAX_SECS (INT64_MAX / NS_PER_SEC / 2)   /* the year 2116 */
+#define UIP_WINDOW_NS (8 * NS_PER_SEC / 32768)   /* 8 cycles of the 32.768 kHz clock */
 
 typedef enum RtcBase { RTC_BASE_UTC, RTC_BASE_LOCALTIME, RTC_BASE_DATE } RtcBase;
 
@@ -74,6 +77,8 @@ struct Rtc {
     Timer *change_timer;
     int64_t last_change_ns; /* host time of the last report, or INT64_MIN */
     int64_t flags_seen_ns;  /* RTC time up to which UF and AF are accounted for */
+    int64_t periodic_start_ns;  /* clock time the current periodic interval began */
+    int64_t periodic_cur_ns;    /* its length; 0 while the periodic timer is off */
     bool change_pending;
 };
 
@@ -200,7 +205,7 @@ static void set_time_from_regs(Rtc *s)
     tm.tm_mon = from_reg(s, s->cmos[REG_MONTH]) - 1;
     tm.tm_year = century * 100 + from_reg(s, s->cmos[REG_YEAR]) - 1900;
     time_t secs = tm_to_seconds(s, &tm);
-    if (secs == (time_t)-1 && tm.tm_year > 0) {
+    if ((secs == (time_t)-1 && tm.tm_year > 0) || secs > RTC_MAX_SECS || secs < -RTC_MAX_SECS) {
         return;     /* nonsense the C library cannot place: keep the old time */
     }
     int64_t base_now = clock_get_ns(s->clock) + s->base_delta_ns;
@@ -251,23 +256,49 @@ static int64_t periodic_period_ns(const Rtc *s)
     return (int64_t)(ticks * NS_PER_SEC / 32768);
 }
 
+/*
+ * A new rate takes effect from the last periodic tick, not from a fresh
+ * phase, as on the MC146818: a guest that reprograms the rate after each
+ * interrupt (as Windows does) keeps an exact count of elapsed time.
+ */
 static void arm_periodic(Rtc *s)
 {
     int64_t period = periodic_period_ns(s);
     if (!(s->cmos[REG_B] & B_PIE) || !period) {
         timer_del(s->periodic_timer);
+        s->periodic_cur_ns = 0;
+        return;
+    }
+    if (period == s->periodic_cur_ns && timer_pending(s->periodic_timer)) {
         return;
     }
     int64_t now = clock_get_ns(s->clock);
-    timer_mod(s->periodic_timer, now - now % period + period);
+    if (!s->periodic_cur_ns) {
+        s->periodic_start_ns = now;
+    }
+    int64_t next = s->periodic_start_ns + period;
+    if (next <= now) {
+        next = now + period - (now - s->periodic_start_ns) % period;
+    }
+    s->periodic_cur_ns = period;
+    timer_mod(s->periodic_timer, next);
 }
 
 static void periodic_cb(void *opaque)
 {
     Rtc *s = opaque;
+    s->periodic_start_ns += s->periodic_cur_ns;
     s->cmos[REG_C] |= C_PF;
     update_irq(s);
-    arm_periodic(s);
+    s->periodic_cur_ns = periodic_period_ns(s);
+    int64_t now = clock_get_ns(s->clock);
+    if (s->periodic_cur_ns && s->periodic_start_ns + s->periodic_cur_ns <= now) {
+        /* ticks the clock jumped over are one interrupt, not a burst */
+        s->periodic_start_ns = now - (now - s->periodic_start_ns) % s->periodic_cur_ns;
+    }
+    if (s->periodic_cur_ns && (s->cmos[REG_B] & B_PIE)) {
+        timer_mod(s->periodic_timer, s->periodic_start_ns + s->periodic_cur_ns);
+    }
 }
 
 static void arm_second(Rtc *s)
@@ -488,6 +519,7 @@ void rtc_reset(Rtc *s)
     s->cmos[REG_C] = 0;
     s->cmos[REG_D] = D_VRT;
     timer_del(s->periodic_timer);
+    s->periodic_cur_ns = 0;
     timer_del(s->second_timer);
     update_irq(s);
 }
