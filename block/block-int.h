@@ -27,6 +27,12 @@ typedef struct BlockFile {
 int bfile_open(BlockFile *f, const char *path, bool writable, bool direct, Error **errp);
 void bfile_close(BlockFile *f);
 /* Reads past the end of the file return zeros. */
+/*
+ * Ask the filesystem to allocate @hint-byte extents for a new image file,
+ * so small scattered writes do not fragment it.  Only XFS has the knob;
+ * elsewhere (and for 0) nothing happens, as the hint is advisory.
+ */
+void bfile_set_extent_size_hint(int fd, uint64_t hint);
 int bfile_pread(BlockFile *f, uint64_t off, void *buf, size_t len, Error **errp);
 int bfile_pwrite(BlockFile *f, uint64_t off, const void *buf, size_t len, Error **errp);
 int bfile_flush(BlockFile *f, Error **errp);

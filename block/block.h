@@ -113,7 +113,12 @@ typedef struct BlockCreateOptions {
     bool extended_l2;             /* qcow2: 128-bit L2 entries with subclusters */
     const char *data_file;        /* qcow2: external data file (relative to the image) */
     bool data_file_raw;           /* qcow2: keep the data file a valid raw image */
+    uint64_t extent_size_hint;    /* file: XFS extent size hint, 0 = leave the default */
+    unsigned given;               /* BLK_CREATE_GIVEN_*: named by the user, not defaults */
 } BlockCreateOptions;
+
+/* Options an image tool echoes only when the user named them. */
+enum { BLK_CREATE_GIVEN_COMPAT = 1u << 0, BLK_CREATE_GIVEN_PREALLOC = 1u << 1 };
 
 enum { BLK_PREALLOC_OFF, BLK_PREALLOC_METADATA, BLK_PREALLOC_FALLOC, BLK_PREALLOC_FULL };
 

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -101,6 +103,17 @@ static int pwrite_all(int fd, uint64_t off, const void *buf, size_t len, Error *
         done += (size_t)n;
     }
     return 0;
+}
+
+void bfile_set_extent_size_hint(int fd, uint64_t hint)
+{
+    struct fsxattr attr;
+    if (!hint || hint > UINT32_MAX || ioctl(fd, FS_IOC_FSGETXATTR, &attr) < 0) {
+        return;
+    }
+    attr.fsx_xflags |= FS_XFLAG_EXTSIZE;
+    attr.fsx_extsize = (uint32_t)hint;
+    (void)ioctl(fd, FS_IOC_FSSETXATTR, &attr);
 }
 
 int bfile_pread(BlockFile *f, uint64_t off, void *buf, size_t len, Error **errp)

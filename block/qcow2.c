@@ -734,7 +734,7 @@ static int preallocate(BlockImage *img, int mode, Error **errp)
     BDRVQcow2 *s = img->opaque;
     uint64_t cs = s->cluster_size;
     uint8_t *zero = s->zero_cluster;
-    if (qcow2_has_data_file(s) || s->ext_l2) {
+    if (qcow2_has_data_file(s) || s->ext_l2 || mode != BLK_PREALLOC_FULL) {
         /*
          * Map every cluster without writing data: data file clusters sit at
          * their guest offset (the new data file reads as zeros); extended L2
@@ -747,6 +747,15 @@ static int preallocate(BlockImage *img, int mode, Error **errp)
         }
         if (qcow2_has_data_file(s)) {
             return qcow2_flush_metadata(img, false, errp);
+        }
+        /*
+         * The new file reads as zeros where nothing was written: give it the
+         * length of what was mapped and leave the rest sparse (or to fallocate).
+         */
+        int64_t len = bfile_length(&img->file, errp);
+        if (len < 0 || ((uint64_t)len < s->zeroed_from &&
+                        bfile_truncate(&img->file, s->zeroed_from, errp) < 0)) {
+            return -1;
         }
         goto sized;
     }
@@ -861,6 +870,7 @@ static int qcow2_create(const char *filename, const BlockCreateOptions *o, Error
     if (fd < 0) {
         return -1;
     }
+    bfile_set_extent_size_hint(fd, o->extent_size_hint);
     int ret = write_skeleton(fd, o, cluster_bits, refcount_order, errp);
     close(fd);
     if (ret < 0) {

@@ -308,6 +308,11 @@ static bool apply_opt(const char *key, const char *val, const char *target,
                       "peta-\nand exabytes, respectively.\n", target);
             return false;
         }
+    } else if (!strcmp(key, "extent_size_hint")) {
+        if (img_parse_size(val, &n) < 0 || n > UINT32_MAX) {
+            goto bad;
+        }
+        o->extent_size_hint = n;
     } else if (!strcmp(key, "compression_type")) {
         if (!strcmp(val, "zlib")) {
             o->compression_type = 0;
@@ -341,6 +346,7 @@ static bool apply_opt(const char *key, const char *val, const char *target,
                 o->preallocation = i;
             }
         }
+        o->given |= BLK_CREATE_GIVEN_PREALLOC;
         if (o->preallocation < 0) {
             goto bad;
         }
@@ -352,6 +358,7 @@ static bool apply_opt(const char *key, const char *val, const char *target,
         } else {
             goto bad;
         }
+        o->given |= BLK_CREATE_GIVEN_COMPAT;
     } else if (!strcmp(key, "extended_l2")) {
         if (!parse_bool(val, &o->extended_l2)) {
             goto bad;

@@ -50,13 +50,14 @@ static void print_formatting(const char *filename, const BlockCreateOptions *o)
         /* Same options, same order as qemu-img prints them. */
         printf(" cluster_size=%u extended_l2=%s", o->cluster_size ? o->cluster_size : 65536,
                o->extended_l2 ? "on" : "off");
-        if (o->preallocation > 0 && o->preallocation < 4) {
+        if ((o->preallocation > 0 || (o->given & BLK_CREATE_GIVEN_PREALLOC)) &&
+            o->preallocation < 4) {
             printf(" preallocation=%s", prealloc[o->preallocation]);
         }
         printf(" compression_type=%s size=%" PRIu64, o->compression_type ? "zstd" : "zlib",
                o->size);
-        if (o->compat == 2) {
-            printf(" compat=0.10");
+        if (o->compat == 2 || (o->given & BLK_CREATE_GIVEN_COMPAT)) {
+            printf(" compat=%s", o->compat == 2 ? "0.10" : "1.1");
         }
         if (o->backing_file) {
             printf(" backing_file=%s", o->backing_file);
