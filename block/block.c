@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -152,10 +153,41 @@ fail:
     return NULL;
 }
 
+/*
+ * A name is "protocol:rest" when a colon comes before any slash.  Only the
+ * file protocol exists here: "file:" is dropped, and a relative rest that
+ * still holds a colon gets "./" so it reads as a plain path from then on
+ * (as in the name qemu-img shows for it).
+ */
+static char *strip_protocol(const char *name, Error **errp)
+{
+    const char *colon = strchr(name, ':'), *slash = strchr(name, '/');
+    if (!colon || (slash && slash < colon)) {
+        return xstrdup(name);
+    }
+    if (strncmp(name, "file:", 5) != 0) {
+        error_setg(errp, "Unknown protocol '%.*s'", (int)(colon - name), name);
+        return NULL;
+    }
+    const char *rest = name + 5;
+    if (rest[0] != '/' && strchr(rest, ':')) {
+        char *dotted = xmalloc(strlen(rest) + 3);
+        sprintf(dotted, "./%s", rest);
+        return dotted;
+    }
+    return xstrdup(rest);
+}
+
 BlockImage *blk_open(const char *filename, const char *format, unsigned flags,
                      Error **errp)
 {
-    return open_at_depth(filename, format, flags, 0, NULL, errp);
+    char *path = strip_protocol(filename, errp);
+    if (!path) {
+        return NULL;
+    }
+    BlockImage *img = open_at_depth(path, format, flags, 0, NULL, errp);
+    free(path);
+    return img;
 }
 
 int blk_close(BlockImage *img, Error **errp)
@@ -386,7 +418,13 @@ int blk_create(const char *filename, const BlockCreateOptions *opts, Error **err
         return -1;
     }
     o.size = ROUND_UP(o.size, BDRV_SECTOR_SIZE);
-    return drv->create(filename, &o, errp);
+    char *path = strip_protocol(filename, errp);
+    if (!path) {
+        return -1;
+    }
+    int ret = drv->create(path, &o, errp);
+    free(path);
+    return ret;
 }
 
 int blk_get_info(BlockImage *img, BlockFormatInfo *info, Error **errp)
