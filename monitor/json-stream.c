@@ -1,5 +1,6 @@
 #include "monitor/json-stream.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void json_stream_init(JsonStream *js, size_t max_size, int max_depth,
@@ -59,14 +60,47 @@ static void reset(JsonStream *js)
     js->overflow = false;
 }
 
+/*
+ * A byte no JSON text can hold there: the message so far is dropped with one
+ * error, and input is skipped up to a byte where a new message may begin (a
+ * structural character, a control character other than tab, 0xfe or 0xff),
+ * as QEMU's lexer does, so a client can force a known state.
+ */
+static void lexical_error(JsonStream *js, char c)
+{
+    char why[48];
+    unsigned char u = (unsigned char)c;
+    if (u >= 0x20 && u < 0x7f) {
+        snprintf(why, sizeof(why), "JSON parse error, stray '%c'", c);
+    } else {
+        snprintf(why, sizeof(why), "JSON parse error, stray byte 0x%02x", u);
+    }
+    js->error(js->opaque, why);
+    reset(js);
+    js->recovering = true;
+}
+
+static bool is_resync_byte(char c)
+{
+    unsigned char u = (unsigned char)c;
+    return (u < 0x20 && c != '\t') || u >= 0xfe || strchr("[]{}:,", c);
+}
+
+/* Bytes that cannot start or continue any token outside a string. */
+static bool is_stray_byte(char c)
+{
+    unsigned char u = (unsigned char)c;
+    return (u < 0x20 && !is_space(c)) || u >= 0x7f || c == '%';
+}
+
 /* Inside a string: only the closing quote matters. */
 static void string_byte(JsonStream *js, char c)
 {
-    if (c == '\n') {
-        /* JSON strings cannot span lines: treat it as the end of a broken
-         * message, so a client that lost track resynchronises at a newline. */
-        js->error(js->opaque, "newline in string");
-        reset(js);
+    unsigned char u = (unsigned char)c;
+    if (u < 0x20 || u >= 0xfe) {
+        /* Control characters must be escaped and 0xfe/0xff are never UTF-8;
+         * a newline here also means a client lost track of a message. */
+        lexical_error(js, c);
         return;
     }
     keep(js, c);
@@ -105,8 +139,16 @@ void json_stream_feed(JsonStream *js, const uint8_t *data, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         char c = (char)data[i];
+        if (js->recovering) {
+            if (!is_resync_byte(c)) {
+                continue;
+            }
+            js->recovering = false;
+        }
         if (js->quote) {
             string_byte(js, c);
+        } else if (is_stray_byte(c)) {
+            lexical_error(js, c);
         } else if (c == '"' || c == '\'') {
             js->quote = c;
             keep(js, c);

@@ -21,6 +21,7 @@ typedef struct JsonStream {
     bool escape;                /* the previous string byte was a backslash */
     bool in_scalar;             /* a top-level number or keyword */
     bool overflow;              /* skipping the rest of a message */
+    bool recovering;            /* after a lexical error: skipping to a resync byte */
     size_t max_size;
     int max_depth;
     void (*message)(void *opaque, const char *text, size_t len);
