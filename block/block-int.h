@@ -98,6 +98,8 @@ typedef struct BlockDriver {
                         Error **errp);
     int (*check)(BlockImage *img, BlockCheckResult *res, int fix, Error **errp);
     int (*resize)(BlockImage *img, uint64_t size, Error **errp);
+    /* Change the options named in o->given in place (qemu-img amend). */
+    int (*amend)(BlockImage *img, const BlockCreateOptions *o, Error **errp);
     /* Record img->backing_name/backing_fmt (already set) in the image's header. */
     int (*change_backing_file)(BlockImage *img, Error **errp);
     int (*get_info)(BlockImage *img, BlockFormatInfo *info, Error **errp);

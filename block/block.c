@@ -358,6 +358,21 @@ int blk_resize(BlockImage *img, uint64_t size, Error **errp)
     return img->drv->resize(img, size, errp);
 }
 
+int blk_amend(BlockImage *img, const BlockCreateOptions *o, Error **errp)
+{
+    if (!img->drv->amend) {
+        error_setg(errp, "Format driver '%s' does not support option amendment",
+                   img->drv->name);
+        return -1;
+    }
+    if (!(img->flags & BLK_O_RDWR)) {
+        error_setg(errp, "image '%s' is read-only", img->filename);
+        return -1;
+    }
+    blk_aio_quiesce(img);
+    return img->drv->amend(img, o, errp);
+}
+
 int blk_change_backing_file(BlockImage *img, const char *name, const char *fmt,
                             Error **errp)
 {

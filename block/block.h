@@ -118,7 +118,19 @@ typedef struct BlockCreateOptions {
 } BlockCreateOptions;
 
 /* Options an image tool echoes only when the user named them. */
-enum { BLK_CREATE_GIVEN_COMPAT = 1u << 0, BLK_CREATE_GIVEN_PREALLOC = 1u << 1 };
+enum {
+    BLK_CREATE_GIVEN_COMPAT = 1u << 0,
+    BLK_CREATE_GIVEN_PREALLOC = 1u << 1,
+    BLK_CREATE_GIVEN_LAZY = 1u << 2,
+    BLK_CREATE_GIVEN_REFCOUNT_BITS = 1u << 3,
+    BLK_CREATE_GIVEN_SIZE = 1u << 4,
+};
+
+/*
+ * Change the options of @img named in @o->given (compat, lazy_refcounts,
+ * refcount_bits, size) in place, keeping its content.
+ */
+int blk_amend(BlockImage *img, const BlockCreateOptions *o, Error **errp);
 
 enum { BLK_PREALLOC_OFF, BLK_PREALLOC_METADATA, BLK_PREALLOC_FALLOC, BLK_PREALLOC_FULL };
 

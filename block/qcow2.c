@@ -1019,6 +1019,7 @@ const BlockDriver blk_driver_qcow2 = {
     .check = qcow2_check_entry,
     .resize = qcow2_resize,
     .change_backing_file = qcow2_write_header,
+    .amend = qcow2_amend,
     .get_info = qcow2_get_info,
     .aio_plan = qcow2_aio_plan,
     .snapshot_create = qcow2_snapshot_create,

@@ -308,6 +308,7 @@ static bool apply_opt(const char *key, const char *val, const char *target,
                       "peta-\nand exabytes, respectively.\n", target);
             return false;
         }
+        o->given |= BLK_CREATE_GIVEN_SIZE;
     } else if (!strcmp(key, "extent_size_hint")) {
         if (img_parse_size(val, &n) < 0 || n > UINT32_MAX) {
             goto bad;
@@ -331,6 +332,7 @@ static bool apply_opt(const char *key, const char *val, const char *target,
         if (!parse_bool(val, &o->lazy_refcounts)) {
             goto bad;
         }
+        o->given |= BLK_CREATE_GIVEN_LAZY;
     } else if (!strcmp(key, "refcount_bits")) {
         char *end;
         long v = strtol(val, &end, 10);
@@ -338,6 +340,7 @@ static bool apply_opt(const char *key, const char *val, const char *target,
             goto bad;
         }
         o->refcount_bits = (int)v;
+        o->given |= BLK_CREATE_GIVEN_REFCOUNT_BITS;
     } else if (!strcmp(key, "preallocation")) {
         static const char *const modes[] = { "off", "metadata", "falloc", "full" };
         o->preallocation = -1;

@@ -73,6 +73,7 @@ bool img_parse_create_opts(const char *opts, const char *target, BlockCreateOpti
 
 int img_convert(int argc, char **argv);
 int img_rebase(int argc, char **argv);
+int img_amend(int argc, char **argv);
 int img_bench(int argc, char **argv);
 int img_measure(int argc, char **argv);
 

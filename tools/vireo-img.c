@@ -1100,6 +1100,7 @@ static const struct {
     { "check", cmd_check },
     { "convert", img_convert },
     { "rebase", img_rebase },
+    { "amend", img_amend },
     { "compare", cmd_compare },
     { "map", cmd_map },
     { "resize", cmd_resize },
