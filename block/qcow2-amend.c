@@ -26,8 +26,8 @@ static int expand_zero_clusters(BlockImage *img, Error **errp)
         }
         uint64_t n = MIN(st.len, img->size - off);
         if (st.kind == BLK_STATUS_ZERO) {
-            /* Unallocated reads as zeros only when nothing shows through and no cluster is kept. */
-            bool drop = !img->backing && !st.offset_valid;
+            /* Without a backing file, unallocated reads as zeros: the host cluster goes. */
+            bool drop = !img->backing;
             for (uint64_t o = off; o < off + n; o += s->cluster_size) {
                 uint64_t len = MIN((uint64_t)s->cluster_size, off + n - o);
                 int ret = drop ? qcow2_discard(img, o, len, errp)
@@ -89,8 +89,9 @@ int qcow2_amend(BlockImage *img, const BlockCreateOptions *o, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     int version = (o->given & BLK_CREATE_GIVEN_COMPAT) ? o->compat : s->version;
+    /* Unless asked for, lazy refcounts go quietly with a downgrade. */
     bool lazy = (o->given & BLK_CREATE_GIVEN_LAZY) ? o->lazy_refcounts
-                                                   : !!(s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS);
+                : version >= 3 && (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS);
     if (version < 3 && lazy) {
         error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 and "
                    "above (use compat=1.1 or greater)");
