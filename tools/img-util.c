@@ -294,7 +294,7 @@ static bool apply_opt(const char *key, const char *val, const char *target,
     Error *err = NULL;
     uint64_t n;
     if (!strcmp(key, "cluster_size")) {
-        if (!parse_size(val, &n, &err) || n > UINT32_MAX) {
+        if (img_parse_size(val, &n) < 0 || n > UINT32_MAX) {
             goto bad;
         }
         o->cluster_size = (uint32_t)n;

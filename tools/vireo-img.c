@@ -142,6 +142,12 @@ static int cmd_create(int argc, char **argv)
         }
     }
     Error *err = NULL;
+    if (optind < argc && (o.given & BLK_CREATE_GIVEN_SIZE)) {
+        img_error("%s: The image size must be specified only once\n", filename);
+        free(backing);
+        free(backing_fmt);
+        return 1;
+    }
     int perr = optind < argc ? img_parse_size(argv[optind], &o.size) : 0;
     if (perr == -ERANGE) {
         img_error("Invalid image size specified. Must be between 0 and %" PRId64 ".\n",
