@@ -116,22 +116,19 @@ static bool create_monitors(Error **errp)
     return true;
 }
 
-static bool build_qtest_machine(Error **errp)
+/*
+ * The qtest chardev connects at start-up, before --preconfig waits, as a
+ * test program waits for both its sockets before it sends anything. The
+ * accelerator reaches guest RAM through the machine's memory map, which
+ * the machine fills in when it is built.
+ */
+static bool start_qtest(Error **errp)
 {
-    Chardev *chr = NULL;
-    if (startup.qtest_chardev) {
-        chr = chardev_new_from_legacy(startup.qtest_chardev, "qtest", errp);
-        if (!chr) {
-            return false;
-        }
-    }
-    if (!machine_init(&vm_config, errp)) {
-        return false;
-    }
-    if (!chr) {
+    if (!startup.qtest_chardev) {
         return true;
     }
-    return qtest_accel_set_log(startup.qtest_log, errp) &&
+    Chardev *chr = chardev_new_from_legacy(startup.qtest_chardev, "qtest", errp);
+    return chr && qtest_accel_set_log(startup.qtest_log, errp) &&
            qtest_accel_init(chr, machine_guest_memory(), errp);
 }
 
@@ -139,9 +136,6 @@ static bool build_machine(Error **errp)
 {
     if (!vm_config.accel) {
         vm_config.accel = xstrdup("kvm");
-    }
-    if (!strcmp(vm_config.accel, "qtest")) {
-        return build_qtest_machine(errp);
     }
     return machine_init(&vm_config, errp);
 }
@@ -216,7 +210,8 @@ StatusInfo *qmp_query_status(Error **errp)
     StatusInfo *info = xzalloc(sizeof(*info));
     info->running = runstate_is_running();
     info->singlestep = false;
-    info->status = runstate_get();
+    /* Waiting for x-exit-preconfig is "prelaunch" to clients, as in QEMU 7.2. */
+    info->status = runstate_get() == RUN_STATE_PRECONFIG ? RUN_STATE_PRELAUNCH : runstate_get();
     return info;
 }
 
@@ -418,7 +413,8 @@ static void list_machines(void)
 static bool start(Error **errp)
 {
     if (!main_loop_init(errp) || !setup_signals(errp) || !create_fdsets(errp) ||
-        !create_chardevs(errp) || !create_iothreads(errp) || !create_monitors(errp)) {
+        !create_chardevs(errp) || !create_iothreads(errp) || !create_monitors(errp) ||
+        !start_qtest(errp)) {
         return false;
     }
     if (vm_config.preconfig) {

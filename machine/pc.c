@@ -63,7 +63,7 @@ static Machine machine;
 
 GuestMemory *machine_guest_memory(void)
 {
-    return machine.mem.nr_regions ? &machine.mem : NULL;
+    return &machine.mem;    /* stable; regions appear when the machine is built */
 }
 
 bool kvm_can_run_guest(void)

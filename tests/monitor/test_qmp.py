@@ -143,7 +143,7 @@ def test_start_paused_and_cont():
 def test_preconfig_flow():
     with vmm.Vireo("-accel", "qtest", "--preconfig", "-name", "pc") as v:
         q = v.qmp()
-        assert q.cmd("query-status")["status"] == "preconfig"
+        assert q.cmd("query-status")["status"] == "prelaunch"
         assert q.cmd("query-name") == {"name": "pc"}           # allowed in preconfig
         r = q.execute("stop")
         assert r["error"]["desc"] == ("The command 'stop' is permitted only after machine "
