@@ -97,6 +97,12 @@ static int rebase_image(const Rebase *r)
         if (*r->backing && !(new_bk = open_new_backing(img, r))) {
             goto out;
         }
+        if (*r->backing && !r->backing_fmt) {
+            /* Checked once the new backing file is known to open, as qemu-img does. */
+            img_error("Could not change the backing file to '%s': backing format must be "
+                      "specified\n", r->backing);
+            goto out;
+        }
         if (copy_differences(img, blk_backing(img), new_bk, r->progress, &err) < 0) {
             img_error("Error while rebasing: %s\n", error_get_pretty(err));
             error_free(err);
@@ -140,7 +146,7 @@ static bool check_args(const Rebase *r, int argc)
         img_error("Invalid format name: '%s'\n", r->backing_fmt);
         return false;
     }
-    if (r->backing && *r->backing && !r->backing_fmt) {
+    if (r->unsafe && r->backing && *r->backing && !r->backing_fmt) {
         /* Probing a backing file's format on every open is a security hole. */
         img_error("Could not change the backing file to '%s': backing format must be "
                   "specified\n", r->backing);
