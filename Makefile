@@ -3,7 +3,8 @@
 #   make check    install missing packages, build with ASan/UBSan in build-san/, run every test
 #   make run      boot the demo VM
 #   make bench    benchmarks side by side with the peers named in bench/README.md
-#   make fuzz     clang/libFuzzer build in build-fuzz/, fuzz images for FUZZTIME seconds
+#   make fuzz     clang/libFuzzer build in build-fuzz/, run every fuzz target (or
+#                 TARGET=name) for FUZZTIME seconds each
 BUILD     ?= build
 SANBUILD  ?= build-san
 FUZZBUILD ?= build-fuzz
@@ -38,14 +39,11 @@ run: deps all
 bench: deps all
 	bench/run-all --build $(BUILD)
 
-# New inputs go to $(FUZZBUILD)/fuzz-corpus; the committed seeds stay as they are.
+# New inputs go to $(FUZZBUILD)/fuzz-corpus/TARGET, crashes to
+# $(FUZZBUILD)/fuzz-crashes; the committed seeds stay as they are.
+# Targets: tests/fuzz/targets.py.
 fuzz: deps $(FUZZBUILD)/build.ninja
-	ninja -C $(FUZZBUILD) tests/block/fuzz-image
-	mkdir -p $(FUZZBUILD)/fuzz-corpus
-	$(FUZZBUILD)/tests/block/fuzz-image -max_total_time=$(FUZZTIME) -timeout=10 \
-		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZBUILD)/ \
-		-dict=tests/block/fuzz/image.dict \
-		$(FUZZBUILD)/fuzz-corpus tests/block/fuzz/corpus
+	python3 tests/fuzz/fuzz.py --build $(FUZZBUILD) --time $(FUZZTIME) $(TARGET)
 
 clean:
 	rm -rf $(BUILD) $(SANBUILD) $(FUZZBUILD)

@@ -1,0 +1,62 @@
+"""The libFuzzer targets: one table for the smoke test
+(tests/fuzz/test_fuzz_smoke.py) and `make fuzz` (tests/fuzz/fuzz.py).
+
+Each target is built in the clang fuzz build ($VIREO_FUZZ_BUILD, else
+build-fuzz/) at `exe`, starts from the committed seeds in `corpus`, is
+mutated with `dict` when there is one, and must reach `min_edges` edges on
+its seeds alone: far below means the code under test lost its coverage
+instrumentation, or the harness no longer gets past the first checks.
+`crashes` holds reproducers: for fuzz-image every file there was fixed and
+must run clean; for the others a file there is an open bug, listed by the
+smoke test but not run (once fixed it moves into the corpus)."""
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FUZZ = os.path.join(ROOT, "tests", "fuzz")
+
+
+def _target(name, what, min_edges, max_len, exe=None, corpus=None, dict_=None,
+            crashes=None, crashes_fixed=False):
+    return {
+        "name": name,
+        "what": what,
+        "exe": exe or os.path.join("tests", "fuzz", name),
+        "corpus": corpus or os.path.join(FUZZ, "corpus", name),
+        "dict": dict_,
+        "crashes": crashes or os.path.join(FUZZ, "crashes", name),
+        "crashes_fixed": crashes_fixed,
+        "min_edges": min_edges,
+        "max_len": max_len,
+    }
+
+
+TARGETS = [
+    _target("fuzz-image", "disk images: qcow2, parallels, raw (block/)", 1000, 0,
+            exe=os.path.join("tests", "block", "fuzz-image"),
+            corpus=os.path.join(ROOT, "tests", "block", "fuzz", "corpus"),
+            dict_=os.path.join(ROOT, "tests", "block", "fuzz", "image.dict"),
+            crashes=os.path.join(ROOT, "tests", "block", "fuzz", "crashes"),
+            crashes_fixed=True),
+    _target("fuzz-qmp", "QMP: stream splitter, strict JSON, envelope, QAPI arguments",
+            600, 8192, dict_=os.path.join(FUZZ, "qmp.dict")),
+    _target("fuzz-virtqueue", "split virtqueue walker and virtio-blk requests over guest RAM",
+            800, 8192),
+]
+
+BY_NAME = {t["name"]: t for t in TARGETS}
+
+
+def build_dir():
+    return os.environ.get("VIREO_FUZZ_BUILD") or os.path.join(ROOT, "build-fuzz")
+
+
+def fuzzer_args(t, seconds, work, artifact_prefix):
+    """libFuzzer arguments for a run of @seconds with new inputs in @work;
+    crash files are named @artifact_prefix + their hash."""
+    args = [f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
+            "-print_final_stats=1", f"-artifact_prefix={artifact_prefix}"]
+    if t["max_len"]:
+        args.append(f"-max_len={t['max_len']}")
+    if t["dict"]:
+        args.append("-dict=" + t["dict"])
+    return args + [work, t["corpus"]]
