@@ -14,8 +14,6 @@
 
 #include "util/osdep.h"
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_FORCE };
-
 /* Keys fixed when an image is made. */
 static const char *const creation_only[] = {
     "cluster_size", "preallocation", "extended_l2", "compression_type", "encryption",

@@ -17,8 +17,6 @@
 
 #include "util/osdep.h"
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
-
 typedef struct Rebase {
     const char *filename, *fmt;     /* the image */
     const char *backing, *backing_fmt;  /* the new backing file, "" for none */

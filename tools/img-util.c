@@ -209,6 +209,48 @@ int img_parse_size(const char *str, uint64_t *out)
     return 0;
 }
 
+/* After the options: exactly one operand, the image (info, check, map). */
+bool img_one_image_name(int argc)
+{
+    if (optind != argc - 1) {
+        img_error("Expecting one image file name\n");
+        return false;
+    }
+    return true;
+}
+
+bool img_parse_output(const char *arg, bool *json)
+{
+    if (!strcmp(arg, "json")) {
+        *json = true;
+    } else if (!strcmp(arg, "human")) {
+        *json = false;
+    } else {
+        img_error("--output must be used with human or json as argument.\n");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * End a command that modified img: report its error, then close the image.
+ * Closing writes metadata back, so a failed close fails a command that had
+ * succeeded. Returns 0 or -1.
+ */
+int img_finish_modification(BlockImage *img, int ret, Error *err)
+{
+    if (ret < 0 && err) {
+        img_error("%s\n", error_get_pretty(err));
+    }
+    error_free(err);
+    Error *close_err = NULL;
+    if (blk_close(img, ret < 0 ? NULL : &close_err) < 0 && ret == 0) {
+        img_report_err(close_err);
+        ret = -1;
+    }
+    return ret;
+}
+
 static void indent(int level)
 {
     for (int i = 0; i < level; i++) {

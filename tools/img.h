@@ -71,6 +71,27 @@ char *img_size_str(uint64_t bytes);
 bool img_parse_create_opts(const char *opts, const char *target, BlockCreateOptions *o,
                            char **backing, char **backing_fmt);
 
+/* Long-option codes shared by the subcommand files. */
+enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_ADD, OPT_REMOVE, OPT_CLEAR, OPT_ENABLE,
+       OPT_DISABLE, OPT_MERGE, OPT_SIZE, OPT_IMAGE_OPTS, OPT_SHRINK, OPT_OBJECT,
+       OPT_FORCE_SHARE, OPT_FORCE };
+
+/* After the options: exactly one operand, the image (info, check, map). */
+bool img_one_image_name(int argc);
+/* --output=human|json */
+bool img_parse_output(const char *arg, bool *json);
+/*
+ * Close an image a command modified, reporting @err when @ret < 0, or the
+ * close's own error when the command succeeded.  Returns 0 or -1.
+ */
+int img_finish_modification(BlockImage *img, int ret, Error *err);
+
+/* The snapshot list as "info" and "snapshot -l" print it. */
+void img_print_snapshot_table(const BlockFormatInfo *fi);
+
+int img_info(int argc, char **argv);
+int img_snapshot(int argc, char **argv);
+int img_bitmap(int argc, char **argv);
 int img_convert(int argc, char **argv);
 int img_rebase(int argc, char **argv);
 int img_amend(int argc, char **argv);

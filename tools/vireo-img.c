@@ -13,33 +13,6 @@
 #include "tools/img.h"
 #include "util/osdep.h"
 
-enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_ADD, OPT_REMOVE, OPT_CLEAR, OPT_ENABLE,
-       OPT_DISABLE, OPT_MERGE, OPT_SIZE, OPT_IMAGE_OPTS, OPT_SHRINK, OPT_OBJECT,
-       OPT_FORCE_SHARE };
-
-/* After the options: exactly one operand, the image (info, check, map). */
-static bool one_image_name(int argc)
-{
-    if (optind != argc - 1) {
-        img_error("Expecting one image file name\n");
-        return false;
-    }
-    return true;
-}
-
-static bool parse_output(const char *arg, bool *json)
-{
-    if (!strcmp(arg, "json")) {
-        *json = true;
-    } else if (!strcmp(arg, "human")) {
-        *json = false;
-    } else {
-        img_error("--output must be used with human or json as argument.\n");
-        return false;
-    }
-    return true;
-}
-
 /* ---- create ---- */
 
 static void print_formatting(const char *filename, const BlockCreateOptions *o)
@@ -186,291 +159,6 @@ out:
     return ret < 0 ? 1 : 0;
 }
 
-/* ---- info ---- */
-
-static json_object *snapshot_json(const BlockSnapshotInfo *sn)
-{
-    json_object *o = json_object_new_object();
-    if (sn->icount != UINT64_MAX) {
-        json_object_object_add(o, "icount", json_object_new_int64((int64_t)sn->icount));
-    }
-    json_object_object_add(o, "vm-clock-nsec",
-                           json_object_new_int64((int64_t)(sn->vm_clock_nsec % 1000000000)));
-    json_object_object_add(o, "name", json_object_new_string(sn->name));
-    json_object_object_add(o, "date-sec", json_object_new_int64(sn->date_sec));
-    json_object_object_add(o, "date-nsec", json_object_new_int64(sn->date_nsec));
-    json_object_object_add(o, "vm-clock-sec",
-                           json_object_new_int64((int64_t)(sn->vm_clock_nsec / 1000000000)));
-    json_object_object_add(o, "id", json_object_new_string(sn->id));
-    json_object_object_add(o, "vm-state-size", json_object_new_int64((int64_t)sn->vm_state_size));
-    return o;
-}
-
-static json_object *format_specific_json(const BlockFormatInfo *fi)
-{
-    json_object *data = json_object_new_object();
-    json_object_object_add(data, "compat",
-                           json_object_new_string(fi->compat >= 3 ? "1.1" : "0.10"));
-    json_object_object_add(data, "compression-type",
-                           json_object_new_string(fi->compression_type ? "zstd" : "zlib"));
-    if (fi->compat >= 3) {
-        json_object_object_add(data, "lazy-refcounts", json_object_new_boolean(fi->lazy_refcounts));
-    }
-    if (fi->has_bitmaps) {
-        json_object *arr = json_object_new_array();
-        for (int i = 0; i < fi->nb_bitmaps; i++) {
-            json_object *b = json_object_new_object();
-            json_object *flags = json_object_new_array();
-            if (fi->bitmaps[i].in_use) {
-                json_object_array_add(flags, json_object_new_string("in-use"));
-            }
-            if (fi->bitmaps[i].autoflag) {
-                json_object_array_add(flags, json_object_new_string("auto"));
-            }
-            json_object_object_add(b, "flags", flags);
-            json_object_object_add(b, "name", json_object_new_string(fi->bitmaps[i].name));
-            json_object_object_add(b, "granularity",
-                                   json_object_new_int64(fi->bitmaps[i].granularity));
-            json_object_array_add(arr, b);
-        }
-        json_object_object_add(data, "bitmaps", arr);
-    }
-    json_object_object_add(data, "refcount-bits", json_object_new_int(fi->refcount_bits));
-    if (fi->data_file) {
-        json_object_object_add(data, "data-file", json_object_new_string(fi->data_file));
-        json_object_object_add(data, "data-file-raw", json_object_new_boolean(fi->data_file_raw));
-    }
-    if (fi->compat >= 3) {
-        json_object_object_add(data, "corrupt", json_object_new_boolean(fi->corrupt));
-        json_object_object_add(data, "extended-l2", json_object_new_boolean(fi->extended_l2));
-    }
-    json_object *fs = json_object_new_object();
-    json_object_object_add(fs, "type", json_object_new_string(fi->type));
-    json_object_object_add(fs, "data", data);
-    return fs;
-}
-
-/* qemu-img reports no cluster size and no dirty flag for parallels images. */
-static bool is_parallels(const BlockFormatInfo *fi)
-{
-    return fi->type && !strcmp(fi->type, "parallels");
-}
-
-static json_object *info_json(BlockImage *img, const BlockFormatInfo *fi)
-{
-    json_object *o = json_object_new_object();
-    if (fi->nb_snapshots) {
-        json_object *arr = json_object_new_array();
-        for (int i = 0; i < fi->nb_snapshots; i++) {
-            json_object_array_add(arr, snapshot_json(&fi->snapshots[i]));
-        }
-        json_object_object_add(o, "snapshots", arr);
-    }
-    if (fi->backing_fmt) {
-        json_object_object_add(o, "backing-filename-format",
-                               json_object_new_string(fi->backing_fmt));
-    }
-    json_object_object_add(o, "virtual-size", json_object_new_int64((int64_t)blk_size(img)));
-    json_object_object_add(o, "filename", json_object_new_string(blk_filename(img)));
-    if (fi->type && !is_parallels(fi)) {
-        json_object_object_add(o, "cluster-size",
-                               json_object_new_int64(blk_cluster_size(img)));
-    }
-    json_object_object_add(o, "format", json_object_new_string(blk_format(img)));
-    json_object_object_add(o, "actual-size", json_object_new_int64(blk_allocated_bytes(img)));
-    if (fi->type && !strcmp(fi->type, "qcow2")) {
-        json_object_object_add(o, "format-specific", format_specific_json(fi));
-    }
-    if (fi->backing_file) {
-        char *full = blk_backing_path(blk_filename(img), fi->backing_file);
-        json_object_object_add(o, "full-backing-filename", json_object_new_string(full));
-        json_object_object_add(o, "backing-filename", json_object_new_string(fi->backing_file));
-        free(full);
-    }
-    if (!is_parallels(fi)) {
-        json_object_object_add(o, "dirty-flag", json_object_new_boolean(fi->dirty));
-    }
-    return o;
-}
-
-static void print_snapshot_table(const BlockFormatInfo *fi)
-{
-    printf("Snapshot list:\n");
-    printf("%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
-    for (int i = 0; i < fi->nb_snapshots; i++) {
-        const BlockSnapshotInfo *sn = &fi->snapshots[i];
-        char date[32], clock[32];
-        time_t t = sn->date_sec;
-        struct tm tm;
-        localtime_r(&t, &tm);
-        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-        uint64_t secs = sn->vm_clock_nsec / 1000000000;
-        snprintf(clock, sizeof(clock), "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64,
-                 secs / 3600, (secs / 60) % 60, secs % 60,
-                 (sn->vm_clock_nsec / 1000000) % 1000);
-        char *vmsize = img_size_str(sn->vm_state_size);
-        char icount[24] = "";
-        if (sn->icount != UINT64_MAX) {
-            snprintf(icount, sizeof(icount), "%" PRIu64, sn->icount);
-        }
-        printf("%-9s %-16s %8s%20s%13s%11s\n", sn->id, sn->name, vmsize, date, clock, icount);
-        free(vmsize);
-    }
-}
-
-static void print_format_specific(const BlockFormatInfo *fi)
-{
-    printf("Format specific information:\n");
-    printf("    compat: %s\n", fi->compat >= 3 ? "1.1" : "0.10");
-    printf("    compression type: %s\n", fi->compression_type ? "zstd" : "zlib");
-    if (fi->compat >= 3) {
-        printf("    lazy refcounts: %s\n", fi->lazy_refcounts ? "true" : "false");
-    }
-    if (fi->has_bitmaps) {
-        printf("    bitmaps:\n");
-        for (int i = 0; i < fi->nb_bitmaps; i++) {
-            printf("        [%d]:\n            flags:\n", i);
-            int n = 0;
-            if (fi->bitmaps[i].in_use) {
-                printf("                [%d]: in-use\n", n++);
-            }
-            if (fi->bitmaps[i].autoflag) {
-                printf("                [%d]: auto\n", n++);
-            }
-            printf("            name: %s\n            granularity: %u\n",
-                   fi->bitmaps[i].name, fi->bitmaps[i].granularity);
-        }
-    }
-    printf("    refcount bits: %d\n", fi->refcount_bits);
-    if (fi->data_file) {
-        printf("    data file: %s\n    data file raw: %s\n", fi->data_file,
-               fi->data_file_raw ? "true" : "false");
-    }
-    if (fi->compat >= 3) {
-        printf("    corrupt: %s\n    extended l2: %s\n", fi->corrupt ? "true" : "false",
-               fi->extended_l2 ? "true" : "false");
-    }
-}
-
-static void info_human(BlockImage *img, const BlockFormatInfo *fi)
-{
-    char *vsize = img_size_str(blk_size(img));
-    char *dsize = img_size_str((uint64_t)MAX(blk_allocated_bytes(img), 0));
-    printf("image: %s\nfile format: %s\nvirtual size: %s (%" PRIu64 " bytes)\n"
-           "disk size: %s\n", blk_filename(img), blk_format(img), vsize, blk_size(img), dsize);
-    free(vsize);
-    free(dsize);
-    if (fi->type && !is_parallels(fi)) {
-        printf("cluster_size: %u\n", blk_cluster_size(img));
-    }
-    if (fi->backing_file) {
-        char *full = blk_backing_path(blk_filename(img), fi->backing_file);
-        printf("backing file: %s", fi->backing_file);
-        if (strcmp(full, fi->backing_file)) {
-            printf(" (actual path: %s)", full);
-        }
-        printf("\n");
-        free(full);
-        if (fi->backing_fmt) {
-            printf("backing file format: %s\n", fi->backing_fmt);
-        }
-    }
-    if (fi->dirty && !is_parallels(fi)) {
-        printf("cleanly shut down: no\n");
-    }
-    if (fi->nb_snapshots) {
-        print_snapshot_table(fi);
-    }
-    if (fi->type && !strcmp(fi->type, "qcow2")) {
-        print_format_specific(fi);
-    }
-}
-
-/* Print one image, or its whole backing chain, in qemu-img info's layout. */
-static int show_info(const char *name, const char *fmt, bool json, bool chain)
-{
-    if (chain && img_chain_has_loop(name, fmt)) {
-        return 1;
-    }
-    BlockImage *top = img_open(name, fmt, chain ? 0 : BLK_O_NO_BACKING);
-    if (!top) {
-        return 1;
-    }
-    json_object *arr = chain && json ? json_object_new_array() : NULL;
-    for (BlockImage *img = top; img; img = chain ? blk_backing(img) : NULL) {
-        BlockFormatInfo fi;
-        Error *err = NULL;
-        if (blk_get_info(img, &fi, &err) < 0) {
-            img_report_err(err);
-            blk_close(top, NULL);
-            return 1;
-        }
-        if (json) {
-            json_object *o = info_json(img, &fi);
-            if (arr) {
-                json_object_array_add(arr, o);
-            } else {
-                img_json_print(o);
-                json_object_put(o);
-            }
-        } else {
-            if (img != top) {
-                printf("\n");
-            }
-            info_human(img, &fi);
-        }
-        blk_free_info(&fi);
-    }
-    if (arr) {
-        img_json_print(arr);
-        json_object_put(arr);
-    }
-    blk_close(top, NULL);
-    return 0;
-}
-
-static int cmd_info(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        { "output", required_argument, NULL, OPT_OUTPUT },
-        { "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
-        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *fmt = NULL;
-    bool json = false, chain = false, image_opts = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "f:hU", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'f': fmt = optarg; break;
-        case 'U': break;
-        case OPT_OUTPUT:
-            if (!parse_output(optarg, &json)) {
-                return 1;
-            }
-            break;
-        case OPT_BACKING_CHAIN: chain = true; break;
-        case OPT_IMAGE_OPTS: image_opts = true; break;
-        default: return 1;
-        }
-    }
-    if (!one_image_name(argc)) {
-        return 1;
-    }
-    if (!image_opts) {
-        return show_info(argv[optind], fmt, json, chain);
-    }
-    char *path, *opt_fmt;
-    if (!img_parse_image_opts(argv[optind], &path, &opt_fmt)) {
-        return 1;
-    }
-    int ret = show_info(path, opt_fmt, json, chain);
-    free(path);
-    free(opt_fmt);
-    return ret;
-}
-
 /* ---- check ---- */
 
 static void check_human(const BlockCheckResult *r)
@@ -563,14 +251,14 @@ static int cmd_check(int argc, char **argv)
             }
             break;
         case OPT_OUTPUT:
-            if (!parse_output(optarg, &json)) {
+            if (!img_parse_output(optarg, &json)) {
                 return 1;
             }
             break;
         default: return 1;
         }
     }
-    if (!one_image_name(argc)) {
+    if (!img_one_image_name(argc)) {
         return 1;
     }
     BlockImage *img = img_open(argv[optind], fmt,
@@ -722,14 +410,14 @@ static int cmd_map(int argc, char **argv)
         case 'f': fmt = optarg; break;
         case 'U': break;
         case OPT_OUTPUT:
-            if (!parse_output(optarg, &json)) {
+            if (!img_parse_output(optarg, &json)) {
                 return 1;
             }
             break;
         default: return 1;
         }
     }
-    if (!one_image_name(argc)) {
+    if (!img_one_image_name(argc)) {
         return 1;
     }
     BlockImage *img = img_open(argv[optind], fmt, 0);
@@ -872,25 +560,6 @@ out:
 
 /* ---- resize ---- */
 
-/*
- * End a command that modified img: report its error, then close the image.
- * Closing writes metadata back, so a failed close fails a command that had
- * succeeded. Returns 0 or -1.
- */
-static int finish_modification(BlockImage *img, int ret, Error *err)
-{
-    if (ret < 0 && err) {
-        img_error("%s\n", error_get_pretty(err));
-    }
-    error_free(err);
-    Error *close_err = NULL;
-    if (blk_close(img, ret < 0 ? NULL : &close_err) < 0 && ret == 0) {
-        img_report_err(close_err);
-        ret = -1;
-    }
-    return ret;
-}
-
 static int cmd_resize(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -949,7 +618,7 @@ static int cmd_resize(int argc, char **argv)
     /* qemu-img follows this refusal with a hint line; so do we. */
     bool inconsistent = ret < 0 && err &&
                         strstr(error_get_pretty(err), "is inconsistent and cannot be used");
-    ret = finish_modification(img, ret, err);
+    ret = img_finish_modification(img, ret, err);
     if (inconsistent) {
         fprintf(stderr, "Try block-dirty-bitmap-remove to delete this bitmap from disk\n");
     }
@@ -959,142 +628,6 @@ static int cmd_resize(int argc, char **argv)
     return ret < 0 ? 1 : 0;
 }
 
-/* ---- snapshot ---- */
-
-static int cmd_snapshot(int argc, char **argv)
-{
-    const char *fmt = NULL, *name = NULL;
-    char action = 0;
-    int c;
-    while ((c = getopt(argc, argv, "f:lc:a:d:hqU")) != -1) {
-        switch (c) {
-        case 'f': fmt = optarg; break;
-        case 'l': action = 'l'; break;
-        case 'c': case 'a': case 'd': action = (char)c; name = optarg; break;
-        case 'q': case 'U': break;
-        default: return 1;
-        }
-    }
-    if (optind != argc - 1 || !action) {
-        img_error("Expecting one image file name and one action\n");
-        return 1;
-    }
-    BlockImage *img = img_open(argv[optind], fmt,
-                               BLK_O_NO_BACKING | (action == 'l' ? 0 : BLK_O_RDWR));
-    if (!img) {
-        return 1;
-    }
-    Error *err = NULL;
-    int ret = 0;
-    if (action == 'l') {
-        BlockFormatInfo fi;
-        ret = blk_get_info(img, &fi, &err);
-        if (ret == 0 && fi.nb_snapshots) {
-            print_snapshot_table(&fi);
-        }
-        if (ret == 0) {
-            blk_free_info(&fi);
-        }
-    } else if (action == 'c') {
-        ret = blk_snapshot_create(img, name, &err);
-    } else if (action == 'a') {
-        ret = blk_snapshot_apply(img, name, &err);
-    } else {
-        ret = blk_snapshot_delete(img, name, &err);
-    }
-    return finish_modification(img, ret, err) < 0 ? 1 : 0;
-}
-
-/* ---- bitmap ---- */
-
-typedef struct BitmapAction {
-    int op;
-    const char *src;      /* for --merge */
-} BitmapAction;
-
-static int cmd_bitmap(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        { "add", no_argument, NULL, OPT_ADD },
-        { "remove", no_argument, NULL, OPT_REMOVE },
-        { "clear", no_argument, NULL, OPT_CLEAR },
-        { "enable", no_argument, NULL, OPT_ENABLE },
-        { "disable", no_argument, NULL, OPT_DISABLE },
-        { "merge", required_argument, NULL, OPT_MERGE },
-        { "granularity", required_argument, NULL, 'g' },
-        { NULL, 0, NULL, 0 },
-    };
-    BitmapAction acts[16];
-    int nacts = 0, c;
-    const char *fmt = NULL, *src_file = NULL, *src_fmt = NULL;
-    uint64_t gran = 0;
-    Error *err = NULL;
-    while ((c = getopt_long(argc, argv, "f:g:b:F:hq", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'f': fmt = optarg; break;
-        case 'b': src_file = optarg; break;
-        case 'F': src_fmt = optarg; break;
-        case 'q': break;
-        case 'g':
-            if (!parse_size(optarg, &gran, &err) || gran > UINT32_MAX) {
-                img_error("Invalid granularity specified\n");
-                error_free(err);
-                return 1;
-            }
-            break;
-        case OPT_ADD: case OPT_REMOVE: case OPT_CLEAR: case OPT_ENABLE: case OPT_DISABLE:
-        case OPT_MERGE:
-            if (nacts == (int)ARRAY_SIZE(acts)) {
-                return 1;
-            }
-            acts[nacts++] = (BitmapAction) { c, c == OPT_MERGE ? optarg : NULL };
-            break;
-        default: return 1;
-        }
-    }
-    if (!nacts) {
-        img_error("Need at least one of --add, --remove, --clear, "
-                "--enable, --disable, or --merge\n");
-        return 1;
-    }
-    if (gran && (nacts != 1 || acts[0].op != OPT_ADD)) {
-        img_error("granularity only supported with --add\n");
-        return 1;
-    }
-    if (optind != argc - 2) {
-        img_error("Expecting filename and bitmap name\n");
-        return 1;
-    }
-    const char *bitmap = argv[optind + 1];
-    BlockImage *img = img_open(argv[optind], fmt, BLK_O_RDWR | BLK_O_NO_BACKING);
-    if (!img) {
-        return 1;
-    }
-    int ret = 0;
-    for (int i = 0; i < nacts && ret == 0; i++) {
-        switch (acts[i].op) {
-        case OPT_ADD:
-            ret = blk_bitmap_add(img, bitmap, (uint32_t)gran, false, &err);
-            break;
-        case OPT_REMOVE: ret = blk_bitmap_remove(img, bitmap, &err); break;
-        case OPT_CLEAR: ret = blk_bitmap_clear(img, bitmap, &err); break;
-        case OPT_ENABLE: ret = blk_bitmap_enable(img, bitmap, true, &err); break;
-        case OPT_DISABLE: ret = blk_bitmap_enable(img, bitmap, false, &err); break;
-        case OPT_MERGE: {
-            BlockImage *src = src_file ? img_open(src_file, src_fmt, BLK_O_NO_BACKING) : NULL;
-            if (src_file && !src) {
-                ret = -1;
-                break;
-            }
-            ret = blk_bitmap_merge(img, bitmap, src, acts[i].src, &err);
-            blk_close(src, NULL);
-            break;
-        }
-        }
-    }
-    return finish_modification(img, ret, err) < 0 ? 1 : 0;
-}
-
 /* ---- main ---- */
 
 static const struct {
@@ -1102,7 +635,7 @@ static const struct {
     int (*fn)(int argc, char **argv);
 } commands[] = {
     { "create", cmd_create },
-    { "info", cmd_info },
+    { "info", img_info },
     { "check", cmd_check },
     { "convert", img_convert },
     { "rebase", img_rebase },
@@ -1110,8 +643,8 @@ static const struct {
     { "compare", cmd_compare },
     { "map", cmd_map },
     { "resize", cmd_resize },
-    { "snapshot", cmd_snapshot },
-    { "bitmap", cmd_bitmap },
+    { "snapshot", img_snapshot },
+    { "bitmap", img_bitmap },
     { "measure", img_measure },
     { "bench", img_bench },
 };
