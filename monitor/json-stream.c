@@ -62,9 +62,11 @@ static void reset(JsonStream *js)
 
 /*
  * A byte no JSON text can hold there: the message so far is dropped with one
- * error, and input is skipped up to a byte where a new message may begin (a
- * structural character, a control character other than tab, 0xfe or 0xff),
- * as QEMU's lexer does, so a client can force a known state.
+ * error, and input is skipped up to a byte where a new message may begin:
+ * an opening bracket or a control character other than tab (a line end).
+ * Like QEMU's lexer, this lets a client force a known state; unlike it,
+ * closers and 0xfe/0xff are skipped too, so one broken message costs one
+ * error, not one per stray byte in its tail.
  */
 static void lexical_error(JsonStream *js, char c)
 {
@@ -83,7 +85,7 @@ static void lexical_error(JsonStream *js, char c)
 static bool is_resync_byte(char c)
 {
     unsigned char u = (unsigned char)c;
-    return (u < 0x20 && c != '\t') || u >= 0xfe || strchr("[]{}:,", c);
+    return (u < 0x20 && c != '\t') || c == '{' || c == '[';
 }
 
 /* Bytes that cannot start or continue any token outside a string. */
