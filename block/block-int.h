@@ -98,6 +98,8 @@ typedef struct BlockDriver {
                         Error **errp);
     int (*check)(BlockImage *img, BlockCheckResult *res, int fix, Error **errp);
     int (*resize)(BlockImage *img, uint64_t size, Error **errp);
+    /* Make every cluster unallocated, showing the backing file (after a commit). */
+    int (*make_empty)(BlockImage *img, Error **errp);
     /* Change the options named in o->given in place (qemu-img amend). */
     int (*amend)(BlockImage *img, const BlockCreateOptions *o, Error **errp);
     /* Record img->backing_name/backing_fmt (already set) in the image's header. */

@@ -358,6 +358,16 @@ int blk_resize(BlockImage *img, uint64_t size, Error **errp)
     return img->drv->resize(img, size, errp);
 }
 
+int blk_make_empty(BlockImage *img, Error **errp)
+{
+    if (!img->drv->make_empty) {
+        error_setg(errp, "Format driver '%s' cannot empty an image", img->drv->name);
+        return -1;
+    }
+    blk_aio_quiesce(img);
+    return img->drv->make_empty(img, errp);
+}
+
 int blk_amend(BlockImage *img, const BlockCreateOptions *o, Error **errp)
 {
     if (!img->drv->amend) {

@@ -132,6 +132,9 @@ enum {
  */
 int blk_amend(BlockImage *img, const BlockCreateOptions *o, Error **errp);
 
+/* Drop all of @img's own data so it reads as its backing file again. */
+int blk_make_empty(BlockImage *img, Error **errp);
+
 enum { BLK_PREALLOC_OFF, BLK_PREALLOC_METADATA, BLK_PREALLOC_FALLOC, BLK_PREALLOC_FULL };
 
 int blk_create(const char *filename, const BlockCreateOptions *opts, Error **errp);

@@ -1034,6 +1034,18 @@ static int replace_clusters(BlockImage *img, uint64_t off, uint64_t len, uint64_
     return ret;
 }
 
+/* Drop every cluster of the active table, so the backing file shows through again. */
+int qcow2_make_empty(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (qcow2_has_data_file(s)) {
+        error_setg(errp, "Cannot empty an image with an external data file");
+        return -1;
+    }
+    qcow2_bitmaps_mark_write(img, 0, img->size);
+    return replace_clusters(img, 0, ROUND_UP(img->size, s->cluster_size), 0, 0, errp);
+}
+
 /*
  * Extended L2: make guest bytes [off, end) of one cluster read as zeros
  * (or, for a discard without a backing file, unallocated) by their

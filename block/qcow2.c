@@ -1020,6 +1020,7 @@ const BlockDriver blk_driver_qcow2 = {
     .resize = qcow2_resize,
     .change_backing_file = qcow2_write_header,
     .amend = qcow2_amend,
+    .make_empty = qcow2_make_empty,
     .get_info = qcow2_get_info,
     .aio_plan = qcow2_aio_plan,
     .snapshot_create = qcow2_snapshot_create,

@@ -95,6 +95,8 @@ int img_bitmap(int argc, char **argv);
 int img_convert(int argc, char **argv);
 int img_rebase(int argc, char **argv);
 int img_amend(int argc, char **argv);
+int img_dd(int argc, char **argv);
+int img_commit(int argc, char **argv);
 int img_bench(int argc, char **argv);
 int img_measure(int argc, char **argv);
 

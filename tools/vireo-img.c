@@ -640,6 +640,8 @@ static const struct {
     { "convert", img_convert },
     { "rebase", img_rebase },
     { "amend", img_amend },
+    { "dd", img_dd },
+    { "commit", img_commit },
     { "compare", cmd_compare },
     { "map", cmd_map },
     { "resize", cmd_resize },
