@@ -7,7 +7,6 @@
  */
 #include "tools/img.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,26 +20,15 @@ typedef struct DdArgs {
     bool has_count;
 } DdArgs;
 
-/* A whole number of bytes with an optional k/M/G/T/P/E suffix (no fraction). */
+/* A byte count as qemu-img dd takes it: a size with an optional suffix. */
 static bool parse_blocks(const char *name, const char *val, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    uint64_t n = strtoull(val, &end, 10);
-    uint64_t unit = 1;
-    static const char units[] = "kMGTPE";
-    const char *u = *end ? strchr(units, *end == 'K' ? 'k' : *end) : NULL;
-    if (u) {
-        unit = (uint64_t)1 << (10 * (u - units + 1));
-        end++;
-    }
-    if (errno || end == val || *end || val[0] == '-' || n > UINT64_MAX / unit) {
+    if (img_parse_size(val, out) < 0) {
         img_error("Invalid %s specified. You may use k, M, G, T, P or E suffixes for\n"
                   "%s: kilobytes, megabytes, gigabytes, terabytes, petabytes and "
                   "exabytes.\n", name, img_progname);
         return false;
     }
-    *out = n * unit;
     return true;
 }
 
