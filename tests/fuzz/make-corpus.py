@@ -159,6 +159,117 @@ def virtqueue():
     return seeds
 
 
+# ---- fuzz-fw-cfg: a program of port accesses (see the harness) ----
+def fw_select(key):
+    return struct.pack("<BH", 0, key)
+
+
+def fw_read(n, width_bits=0):
+    return struct.pack("<BB", 1 | width_bits << 4, n)
+
+
+def fw_dma(desc_addr, control, length, addr, wide=False):
+    return struct.pack("<BH", 2 | (0x10 if wide else 0), desc_addr // 4) + \
+        struct.pack(">IIQ", control, length, addr)
+
+
+def fw_out(off, value, width_bits):
+    return struct.pack("<BBQ", 3 | width_bits << 4, off, value)
+
+
+def fw_in(off, width_bits):
+    return struct.pack("<BB", 4 | width_bits << 4, off)
+
+
+def fw_poke(addr, data):
+    return struct.pack("<BHB", 5, addr, len(data)) + data
+
+
+@target
+def fw_cfg():
+    READ, SKIP, SELECT, WRITE = 2, 4, 8, 0x10
+    ro, rw = 0x20, 0x21     # the harness adds etc/fuzz-ro, then etc/fuzz-rw
+    return {
+        "signature": fw_select(0) + fw_read(4) + fw_select(1) + fw_read(4, 2),
+        "directory": fw_select(0x19) + fw_read(200) + fw_select(0x15) + fw_read(40),
+        "dma-read": fw_dma(0x100, 0x19 << 16 | SELECT | READ, 64, 0x1000) +
+                    fw_dma(0x100, READ, 64, 0x1040, wide=True),
+        "dma-skip-write": fw_dma(0x100, rw << 16 | SELECT | SKIP, 8, 0) +
+                          fw_poke(0x2000, b"written!") +
+                          fw_dma(0x100, WRITE, 8, 0x2000) +
+                          fw_dma(0x100, rw << 16 | SELECT | READ, 64, 0x3000),
+        "dma-write-ro": fw_poke(0x2000, b"x" * 32) +
+                        fw_dma(0x100, ro << 16 | SELECT | WRITE, 32, 0x2000) +
+                        fw_dma(0x200, ro << 16 | SELECT | READ, 400, 0x3000),
+        "dma-bad": fw_dma(0xfffc, 0x19 << 16 | SELECT | READ, 64, 0xfff0) +
+                   fw_dma(0x100, READ, 0xffffffff, 0xffffffffffffff00) +
+                   fw_dma(0x10000, READ, 4, 0),
+        "ports": fw_out(4, 0x1122334455667788, 3) + fw_in(4, 3) + fw_in(6, 1) + fw_in(9, 0) +
+                 fw_out(1, 5, 0) + fw_out(0, 0x8000, 1) + fw_read(2, 1) + b"\x06" +
+                 fw_out(8, 0x100, 2),
+    }
+
+
+# ---- fuzz-boot-linux: initrd size / 64 and command line length, then the kernel ----
+def bzimage(version=0x020f, xloadflags=1, loadflags=1, setup_sects=1, payload=2048,
+            pref=0x1000000, init_size=0x100000, initrd_max=0x37ffffff):
+    k = bytearray((setup_sects + 1) * 512 + payload)
+    k[0x1f1] = setup_sects
+    struct.pack_into("<H", k, 0x1fe, 0xaa55)
+    k[0x200:0x202] = b"\xeb\x6a"
+    struct.pack_into("<IH", k, 0x202, 0x53726448, version)
+    k[0x211] = loadflags
+    struct.pack_into("<I", k, 0x22c, initrd_max)
+    struct.pack_into("<HI", k, 0x236, xloadflags, 255)
+    struct.pack_into("<QI", k, 0x258, pref, init_size)
+    for i in range((setup_sects + 1) * 512, len(k)):
+        k[i] = i * 13 & 0xff
+    return bytes(k)
+
+
+def pvh_elf(is64=True, entry=0x1000000, paddr=0x1000000, filesz=256, memsz=4096,
+            note_name=b"Xen\0", descsz=4):
+    """An ELF vmlinux with a PT_NOTE (the PVH entry) and one PT_LOAD."""
+    ehsize, phsize = (64, 56) if is64 else (52, 32)
+    phoff = ehsize
+    note_off = phoff + 2 * phsize
+    desc = struct.pack("<Q" if descsz == 8 else "<I", entry)
+    note = struct.pack("<III", len(note_name), descsz, 18) + note_name + desc
+    load_off = note_off + len(note)
+    e = bytearray(b"\x7fELF" + bytes([2 if is64 else 1, 1, 1]) + bytes(9))
+    if is64:
+        e += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, entry, phoff, 0, 0, ehsize, phsize, 2,
+                         0, 0, 0)
+        ph = struct.pack("<IIQQQQQQ", 4, 4, note_off, 0, 0, len(note), len(note), 4)
+        ph += struct.pack("<IIQQQQQQ", 1, 7, load_off, paddr, paddr, filesz, memsz, 0x1000)
+    else:
+        e += struct.pack("<HHIIIIIHHHHHH", 2, 3, 1, entry, phoff, 0, 0, ehsize, phsize, 2,
+                         0, 0, 0)
+        ph = struct.pack("<IIIIIIII", 4, note_off, 0, 0, len(note), len(note), 4, 4)
+        ph += struct.pack("<IIIIIIII", 1, load_off, paddr, paddr, filesz, memsz, 7, 0x1000)
+    return bytes(e + ph + note + bytes(i & 0xff for i in range(filesz)))
+
+
+def boot(initrd_units, cmdline_len, kernel):
+    return struct.pack("<HH", initrd_units, cmdline_len) + kernel
+
+
+@target
+def boot_linux():
+    return {
+        "bzimage": boot(0, 20, bzimage()),
+        "bzimage-initrd": boot(64, 100, bzimage(initrd_max=0x1ffffff)),
+        "bzimage-old-protocol": boot(0, 0, bzimage(version=0x020b)),
+        "bzimage-big-init": boot(16, 3000, bzimage(init_size=0x7fffffff, pref=0)),
+        "bzimage-setup-sects0": boot(1, 1, bzimage(setup_sects=0, payload=512)),
+        "pvh64": boot(0, 40, pvh_elf()),
+        "pvh64-initrd-desc8": boot(1000, 40, pvh_elf(descsz=8)),
+        "pvh32": boot(2, 5, pvh_elf(is64=False)),
+        "pvh-bad-segment": boot(0, 0, pvh_elf(paddr=0x1000, memsz=0x100)),
+        "not-a-kernel": boot(0, 0, b"MZ" + bytes(1000)),
+    }
+
+
 def main():
     names = sys.argv[1:] or list(GENERATORS)
     for name in names:

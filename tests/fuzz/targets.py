@@ -41,6 +41,9 @@ TARGETS = [
             600, 8192, dict_=os.path.join(FUZZ, "qmp.dict")),
     _target("fuzz-virtqueue", "split virtqueue walker and virtio-blk requests over guest RAM",
             800, 8192),
+    _target("fuzz-fw-cfg", "fw_cfg ports and DMA descriptors from the guest", 300, 4096),
+    _target("fuzz-boot-linux", "-kernel files: bzImage and PVH ELF headers, initrd placement",
+            200, 8192),
 ]
 
 BY_NAME = {t["name"]: t for t in TARGETS}
