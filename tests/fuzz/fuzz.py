@@ -35,7 +35,8 @@ def main():
         cmd = [os.path.join(args.build, t["exe"])] + targets.fuzzer_args(
             t, args.time, work, os.path.join(crashes, t["name"] + "-"))
         print(f"== {t['name']}: {t['what']}", flush=True)
-        p = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, errors="replace")
+        p = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, errors="replace",
+                           env=targets.fuzzer_env())
         sys.stderr.write(p.stderr[-4000:])
         runs = re.search(r"stat::number_of_executed_units:\s+(\d+)", p.stderr)
         cov = re.findall(r"cov: (\d+)", p.stderr)

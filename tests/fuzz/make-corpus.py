@@ -270,6 +270,30 @@ def boot_linux():
     }
 
 
+# ---- fuzz-qtest: what a qtest program writes ----
+@target
+def qtest():
+    return {
+        "ports": "outw 0x510 0x0\ninb 0x511\ninb 0x511\ninw 0x511\ninl 0x514\n"
+                 "outl 0x518 0x1000\noutb 0x70 0x0a\ninb 0xffff\n",
+        "memory": "writeb 0x1000 0x12\nwritew 0x1002 0x3456\nwritel 0x1004 0x789abcde\n"
+                  "writeq 0x1008 0xfedcba9876543210\nreadb 0x1000\nreadw 0x1002\n"
+                  "readl 0x1004\nreadq 0x1008\nreadq 0xfffff\n",
+        "bulk": "write 0x2000 8 0x0011223344556677\nread 0x2000 8\nwrite 0xffffc 8 0xaabb\n"
+                "read 0xffffc 8\nmemset 0x3000 16 0x5a\nread 0x3000 16\nread 0x2000 0\n",
+        "base64": "b64write 0x4000 6 aGVsbG8h\nb64read 0x4000 6\nb64write 0x4000 4 ab=c\n"
+                  "b64read 0xfffff 3\nb64write 0x4000 2 *\n",
+        "clock": "clock_step\nclock_step 1000\nclock_set 500000\nclock_set -1\n"
+                 "clock_step -5\nclock_step 10x\n",
+        "irq": "irq_intercept_in ioapic\nirq_intercept_out /machine/i440fx\n"
+               "irq_intercept_in\nendianness\n",
+        "errors": "\n   \nfoo bar\noutb\nreadq\nwrite 0x0 4\nwrite 0x0 4 1234\n"
+                  "write 0x0 2 0xzz\nread 0x0 0x10000001\nmemset 0 4\nread 1 2 3 4 5 6 7 8 9\r\n",
+        "dma": "writel 0x100 0x0a000000\nwritel 0x104 0x04000000\nwriteq 0x108 0x0020000000000000\n"
+               "outl 0x514 0x0\noutl 0x518 0x00010000\nread 0x2000 4\nreadl 0x100\n",
+    }
+
+
 def main():
     names = sys.argv[1:] or list(GENERATORS)
     for name in names:

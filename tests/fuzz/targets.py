@@ -44,9 +44,21 @@ TARGETS = [
     _target("fuzz-fw-cfg", "fw_cfg ports and DMA descriptors from the guest", 300, 4096),
     _target("fuzz-boot-linux", "-kernel files: bzImage and PVH ELF headers, initrd placement",
             200, 8192),
+    _target("fuzz-qtest", "the qtest line protocol on RAM and fw_cfg", 350, 8192,
+            dict_=os.path.join(FUZZ, "qtest.dict")),
 ]
 
 BY_NAME = {t["name"]: t for t in TARGETS}
+
+
+def fuzzer_env():
+    """Leaks and UBSan reports count as crashes, not as messages, except the
+    open bugs listed in tests/fuzz/ubsan.supp."""
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1:suppressions="
+                   + os.path.join(FUZZ, "ubsan.supp"))
+    return env
 
 
 def build_dir():

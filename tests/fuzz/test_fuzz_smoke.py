@@ -67,8 +67,7 @@ def build_all():
 
 def run_fuzzer(t, args, timeout):
     build_all()
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    env = targets.fuzzer_env()
     p = subprocess.run([os.path.join(BUILD, t["exe"])] + args, capture_output=True,
                        text=True, errors="replace", timeout=timeout, env=env)
     out = p.stdout + p.stderr
