@@ -294,6 +294,22 @@ def qtest():
     }
 
 
+# ---- fuzz-keyval: table and implied key (bit 0: typed table; bits 1-2: none, id,
+# driver), then the option string ----
+@target
+def keyval():
+    return {
+        "device": b"\x05virtio-blk-pci,id=d0,drive=disk0,,x,serial=a,,b",
+        "chardev": b"\x03socket,server,nowait,node=n1,de=yes,nodelay",
+        "typed": b"\x01queues=0x10,size=1G,server=off,wait=true,queues=7,size=512k",
+        "typed-bad": b"\x01queues=-1,size=12Q,server=maybe",
+        "any-key": b"\x00a=1,b==2,,c=,=empty,a=3,,,,",
+        "implied-only": b"\x02just-an-id",
+        "flags": b"\x01noserver,wait,nowait,node,id=x=y",
+        "odd": b"\x00,,,=,k=v,",
+    }
+
+
 def main():
     names = sys.argv[1:] or list(GENERATORS)
     for name in names:

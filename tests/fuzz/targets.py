@@ -46,6 +46,8 @@ TARGETS = [
             200, 8192),
     _target("fuzz-qtest", "the qtest line protocol on RAM and fw_cfg", 350, 8192,
             dict_=os.path.join(FUZZ, "qtest.dict")),
+    _target("fuzz-keyval", "key=value options (-device, -object, -drive, -chardev, ...)",
+            220, 4096, dict_=os.path.join(FUZZ, "keyval.dict")),
 ]
 
 BY_NAME = {t["name"]: t for t in TARGETS}
