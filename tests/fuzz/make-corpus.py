@@ -310,6 +310,22 @@ def keyval():
     }
 
 
+# ---- fuzz-hmp-readline: what a client types ----
+@target
+def hmp_readline():
+    esc = b"\x1b"
+    return {
+        "typing": b"info status\rinfo qtree\n",
+        "editing": b"inf status\x02\x02\x02\x02\x02\x02o\x05\x7f\x7fus\x01\x06\x04x\x0b\r",
+        "history": b"stop\rcont\r\x10\x10\x0e\x10\x15quit\x10\r",
+        "escapes": b"abc" + esc + b"[D" + esc + b"[D" + esc + b"[3~" + esc + b"[H" + esc +
+                   b"[F" + esc + b"OA" + esc + b"[B" + esc + b"[1~" + esc + b"[8~\r",
+        "complete": b"in\tfo v\t\tq\x15sys\t\r",
+        "long": b"x" * 1100 + b"\r",
+        "controls": bytes(range(0, 32)) + b"\r",
+    }
+
+
 def main():
     names = sys.argv[1:] or list(GENERATORS)
     for name in names:

@@ -48,6 +48,8 @@ TARGETS = [
             dict_=os.path.join(FUZZ, "qtest.dict")),
     _target("fuzz-keyval", "key=value options (-device, -object, -drive, -chardev, ...)",
             220, 4096, dict_=os.path.join(FUZZ, "keyval.dict")),
+    _target("fuzz-hmp-readline", "the HMP line editor: keys, escape sequences, history",
+            230, 4096),
 ]
 
 BY_NAME = {t["name"]: t for t in TARGETS}
