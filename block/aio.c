@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "util/osdep.h"
+#include "util/seccomp-hook.h"
 
 #define POOL_MAX_THREADS 16
 
@@ -106,6 +107,7 @@ static void *pool_worker(void *opaque)
         if (!q->work_head) {
             break;
         }
+        seccomp_thread_enter(SANDBOX_BLOCK_WORKER);     /* once the sandbox is on */
         BlockAioReq *req = q->work_head;
         q->work_head = req->next;
         if (!q->work_head) {

@@ -11,6 +11,7 @@
 
 #include "qapi/qapi-commands.h"
 #include "util/osdep.h"
+#include "util/seccomp-hook.h"
 
 const OptParam iothread_params[] = {
     { "qom-type", OPT_STRING, "object type (iothread)" },
@@ -86,6 +87,7 @@ static void *iothread_main(void *opaque)
     struct epoll_event ev = { .events = EPOLLIN };
     epoll_ctl(ep, EPOLL_CTL_ADD, t->wake_fd, &ev);
     while (!__atomic_load_n(&t->stopping, __ATOMIC_ACQUIRE)) {
+        seccomp_thread_enter(SANDBOX_IOTHREAD);     /* once the sandbox is on */
         struct epoll_event out;
         if (epoll_wait(ep, &out, 1, -1) > 0) {
             uint64_t v;
@@ -97,6 +99,16 @@ static void *iothread_main(void *opaque)
     }
     close(ep);
     return NULL;
+}
+
+void iothread_wake_all(void)
+{
+    for (IOThread *t = iothreads; t; t = t->next) {
+        uint64_t one = 1;
+        if (write(t->wake_fd, &one, sizeof(one)) < 0) {
+            /* the counter is already non-zero: it wakes anyway */
+        }
+    }
 }
 
 static bool get_number(const KeyValList *kv, const char *key, int64_t *out, Error **errp)

@@ -21,6 +21,8 @@ IOThread *iothread_create(const KeyValList *kv, Error **errp);
 IOThread *iothread_find(const char *id);
 /* Run fn(opaque) on the thread's loop; safe from any thread. */
 void iothread_schedule(IOThread *t, void (*fn)(void *opaque), void *opaque);
+/* Wake every iothread once, so each takes up its sandbox filter now. */
+void iothread_wake_all(void);
 void iothread_stop_all(void);
 
 #endif

@@ -28,6 +28,7 @@
 #include "memory/guest-memory.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
+#include "sandbox/sandbox.h"
 #include "util/fdset.h"
 #include "util/keyval.h"
 #include "util/log.h"
@@ -150,14 +151,20 @@ static bool nothing_to_run(void)
            (!vm_config.accel || strcmp(vm_config.accel, "qtest") != 0);
 }
 
-static void start_machine(void)
+static bool start_machine(Error **errp)
 {
+    /* Everything privileged is open now; the guest has not run yet. */
+    if (!sandbox_lock_down(errp)) {
+        return false;
+    }
+    iothread_wake_all();    /* each stacks its own filter before guest work arrives */
     if (vm_config.start_paused || nothing_to_run()) {
         runstate_set(RUN_STATE_PRELAUNCH);
     } else {
         vm_start();
     }
     machine_start();
+    return true;
 }
 
 /* ---- commands that drive the life cycle ---- */
@@ -173,7 +180,10 @@ void qmp_x_exit_preconfig(Error **errp)
         runstate_set(RUN_STATE_PRECONFIG);
         return;
     }
-    start_machine();
+    if (!start_machine(errp)) {
+        /* Half confined (chroot, user) is no state to run a guest in. */
+        system_shutdown_request(SHUTDOWN_CAUSE_HOST_ERROR);
+    }
 }
 
 void qmp_stop(Error **errp)
@@ -417,15 +427,15 @@ static bool start(Error **errp)
         !start_qtest(errp)) {
         return false;
     }
+    /* Before the machine starts: -chroot and -runas may take the path away. */
+    if (startup.pidfile && !write_pidfile(startup.pidfile, errp)) {
+        return false;
+    }
     if (vm_config.preconfig) {
         runstate_set(RUN_STATE_PRECONFIG);
-    } else {
-        if (!build_machine(errp)) {
-            return false;
-        }
-        start_machine();
+        return true;
     }
-    return !startup.pidfile || write_pidfile(startup.pidfile, errp);
+    return build_machine(errp) && start_machine(errp);
 }
 
 int main(int argc, char **argv)
@@ -443,6 +453,7 @@ int main(int argc, char **argv)
                      vm_config.machine_type);
         return 1;
     }
+    sandbox_close_inherited_fds(argc, argv);
     if (startup.daemonize) {
         if (uses_stdio()) {
             error_report("cannot use stdio with -daemonize");

@@ -12,6 +12,7 @@
 #include "core/vm-config.h"
 #include "memory/host-backend.h"
 #include "qapi/qapi-commands.h"
+#include "sandbox/sandbox.h"
 #include "util/keyval.h"
 #include "util/osdep.h"
 
@@ -784,6 +785,15 @@ static const CmdOption options[] = {
       opt_preconfig },
     { "daemonize", NULL, "detach from the terminal once started", NULL, NULL, opt_daemonize },
     { "pidfile", "FILE", "write the process id to FILE", NULL, NULL, opt_pidfile },
+    { "sandbox", "on|off[,obsolete=allow|deny][,elevateprivileges=allow|deny|children]"
+      "[,spawn=allow|deny][,resourcecontrol=allow|deny][,log=on|off]",
+      "system-call filter per thread kind (on by default)", "sandbox", sandbox_params,
+      sandbox_opt_sandbox },
+    { "runas", "USER|UID:GID", "run as this user once start-up is done", NULL, NULL,
+      sandbox_opt_runas },
+    { "chroot", "DIR", "chroot to DIR once start-up is done", NULL, NULL, sandbox_opt_chroot },
+    { "run-with", "[user=USER][,chroot=DIR]", "same as -runas and -chroot", "run-with",
+      run_with_params, sandbox_opt_run_with },
 };
 
 static bool opt_version(const char *arg, Error **errp)

@@ -23,6 +23,7 @@
 #include "machine/layout.h"
 #include "util/osdep.h"
 
+#include "util/seccomp-hook.h"
 #define KVM_DEVICE          "/dev/kvm"
 #define KVM_API_EXPECTED    12
 #define CPUID_MAX_ENTRIES   256
@@ -707,6 +708,7 @@ static void *vcpu_thread(void *opaque)
     while (wait_until_runnable(v, &reset)) {
         if (reset && !apply_reset(v)) {
             error_report("KVM: cannot reset vCPU %u: %s", v->index, strerror(errno));
+        seccomp_thread_enter(SANDBOX_VCPU);     /* once the sandbox is on */
             mark_stuck(v);
             main_loop_schedule(stop_for_internal_error, NULL);
             continue;

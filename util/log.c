@@ -11,6 +11,7 @@
  * thing a stalled reader can stop is that thread.
  */
 #include "util/log.h"
+#include "util/seccomp-hook.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -62,6 +63,7 @@ static void *log_writer(void *opaque)
         log_len -= n;
         log_writing = true;
         pthread_mutex_unlock(&log_mutex);
+        seccomp_thread_enter(SANDBOX_LOG_WRITER);       /* once the sandbox is on */
         /* May block for as long as nobody reads stderr: only this thread waits. */
         for (size_t done = 0; done < n;) {
             ssize_t w = write(STDERR_FILENO, chunk + done, n - done);

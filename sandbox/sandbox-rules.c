@@ -1,0 +1,279 @@
+/*
+ * The allow-lists: which system calls each kind of thread may make, and
+ * the argument checks that are cheap enough to do in the filter.
+ *
+ * Everything not listed is denied. A list names system calls by name so
+ * that a call the running kernel or libseccomp does not know is skipped
+ * rather than failing the whole filter.
+ *
+ * Stacking matters here: a thread inherits the filters of the thread that
+ * created it. A block worker may be started from a vCPU or an iothread
+ * (the first request of a virtio-blk queue processed there), and the log
+ * writer from whichever thread logs first. So the vCPU and iothread lists
+ * hold everything a thread start and those two kinds need, or the child
+ * would die on its first call.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <linux/netlink.h>
+#include <linux/vhost.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include "sandbox/sandbox-internal.h"
+#include "util/osdep.h"
+
+/* The C library and the thread itself: every kind of thread makes these. */
+static const char *const calls_common[] = {
+    "read", "write", "readv", "writev", "close", "futex", "exit", "exit_group",
+    "rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "sigaltstack", "restart_syscall",
+    "getpid", "gettid", "tgkill", "clock_gettime", "clock_nanosleep", "nanosleep",
+    "gettimeofday", "time", "getrandom", "madvise", "munmap", "mremap", "brk",
+    "sched_yield", "sched_getaffinity", "set_robust_list", "rseq", "getrusage",
+    "getpriority", "sched_getparam", "sched_getscheduler", "sched_get_priority_max",
+    "sched_get_priority_min", "membarrier", "seccomp", "prctl", "fstat", "newfstatat",
+    NULL
+};
+
+/*
+ * Device emulation: what vCPU threads (on exits) and iothreads (virtqueue
+ * processing) do. No opening of paths, no new sockets, no processes.
+ */
+static const char *const calls_device[] = {
+    "poll", "ppoll", "select", "pselect6", "eventfd2", "pread64", "pwrite64",
+    "preadv", "pwritev", "preadv2", "pwritev2", "fsync", "fdatasync", "fallocate",
+    "sync_file_range", "lseek", "fcntl", "dup", "dup3", "sendmsg", "recvmsg", "sendto",
+    "recvfrom", "shutdown", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2",
+    "timerfd_settime", "timerfd_gettime", "io_uring_enter", "io_uring_register",
+    "rt_sigtimedwait", "ftruncate", "getsockopt",
+    NULL
+};
+
+/* The main loop and monitors: opens files and sockets, hot-plugs, resets. */
+static const char *const calls_main[] = {
+    "open", "openat", "openat2", "close_range", "stat", "lstat", "statx", "statfs",
+    "fstatfs", "readlink", "readlinkat", "getdents64", "access", "faccessat",
+    "faccessat2", "fchmod", "fchmodat", "fchown", "umask", "getcwd", "fadvise64",
+    "copy_file_range", "unlink", "unlinkat", "rename", "renameat", "renameat2",
+    "mkdir", "mkdirat", "flock", "dup2", "pipe", "pipe2", "memfd_create",
+    "epoll_create", "epoll_create1", "timerfd_create", "signalfd4", "io_uring_setup",
+    "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname",
+    "getpeername", "setsockopt", "sendmmsg", "recvmmsg", "getuid", "geteuid", "getgid",
+    "getegid", "getresuid", "getresgid", "getgroups", "uname", "sysinfo", "getrlimit",
+    "prlimit64", "rt_sigpending", "rt_sigqueueinfo", "setitimer", "alarm",
+    "timer_create", "timer_settime", "timer_delete", "clock_getres", "getcpu", "kill",
+    "wait4", "waitid", "mlock", "mlock2", "munlock", "mlockall", "munlockall",
+    "mbind", "get_mempolicy", "set_mempolicy", "getppid",
+    NULL
+};
+
+/* Block thread-pool workers: positional I/O on image descriptors. */
+static const char *const calls_block_worker[] = {
+    "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "fsync",
+    "fdatasync", "fallocate", "sync_file_range", "ftruncate", "lseek",
+    NULL
+};
+
+/* The sub-options' sets (the names QEMU 7.2 puts in them, as facts). */
+static const char *const calls_obsolete[] = {
+    "readdir", "_sysctl", "bdflush", "create_module", "get_kernel_syms",
+    "query_module", "sgetmask", "ssetmask", "sysfs", "uselib", "ustat", NULL
+};
+static const char *const calls_elevate[] = {
+    "setuid", "setgid", "setpgid", "setsid", "setreuid", "setregid", "setresuid",
+    "setresgid", "setfsuid", "setfsgid", NULL
+};
+static const char *const calls_spawn[] = {
+    "fork", "vfork", "execve", "execveat", NULL
+};
+static const char *const calls_resourcecontrol[] = {
+    "setpriority", "sched_setparam", "sched_setscheduler", "sched_setaffinity",
+    "sched_setattr", NULL
+};
+
+/*
+ * What the ASan/UBSan/LSan run-times need to report an error from any
+ * thread: read /proc/self/maps and the executable, stop the world for the
+ * leak check at exit (a tracer made with clone() without CLONE_THREAD,
+ * ptrace, waitpid). Only sanitizer builds get these.
+ */
+static const char *const calls_sanitizer[] = {
+    "openat", "open", "readlink", "readlinkat", "getdents", "getdents64", "lseek", "pread64",
+    "ptrace", "wait4", "clone", "pipe2", "dup2", "kill", "getppid", "getrlimit",
+    "prlimit64", "mincore", "sched_getaffinity", "statfs", "uname",
+    NULL
+};
+
+/* ioctl requests the VMM makes after start-up, by thread kind. */
+static const unsigned long ioctls_tty[] = { TCGETS, 0 };
+static const unsigned long ioctls_device[] = {
+    KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_SET_GSI_ROUTING, KVM_IRQFD, KVM_IOEVENTFD,
+    KVM_SET_USER_MEMORY_REGION, KVM_GET_IRQCHIP, KVM_SET_IRQCHIP, KVM_GET_PIT2,
+    KVM_SET_PIT2, KVM_GET_CLOCK, KVM_SET_CLOCK, KVM_CHECK_EXTENSION,
+    VHOST_GET_FEATURES, VHOST_SET_FEATURES, VHOST_GET_BACKEND_FEATURES,
+    VHOST_SET_OWNER, VHOST_SET_MEM_TABLE, VHOST_SET_VRING_NUM, VHOST_SET_VRING_ADDR,
+    VHOST_SET_VRING_BASE, VHOST_GET_VRING_BASE, VHOST_SET_VRING_KICK,
+    VHOST_SET_VRING_CALL, VHOST_NET_SET_BACKEND, TUNSETOFFLOAD, TUNSETVNETHDRSZ, 0
+};
+static const unsigned long ioctls_vcpu[] = {
+    KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_SET_FPU,
+    KVM_SET_MSRS, KVM_SET_VCPU_EVENTS, KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_SET_MP_STATE,
+    KVM_SET_CPUID2, 0
+};
+/* Only the main loop: terminals, creating things, image hints. */
+static const unsigned long ioctls_main[] = {
+    TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, KVM_GET_API_VERSION, KVM_CREATE_VM,
+    KVM_CREATE_VCPU, KVM_GET_VCPU_MMAP_SIZE, KVM_GET_SUPPORTED_CPUID,
+    KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2, KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR,
+    TUNSETIFF, TUNSETQUEUE, FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR, FIONREAD, 0
+};
+
+static bool sanitizer_build(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+    return true;
+#else
+    return false;
+#endif
+#else
+    return false;
+#endif
+}
+
+static bool rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned nargs,
+                 const struct scmp_arg_cmp *args, Error **errp)
+{
+    int rc = seccomp_rule_add_array(ctx, action, nr, nargs, args);
+    /* -EEXIST: the same call was allowed by an earlier list. */
+    if (rc < 0 && rc != -EEXIST) {
+        error_setg_errno(errp, -rc, "seccomp: cannot add a rule for system call %d", nr);
+        return false;
+    }
+    return true;
+}
+
+static bool allow_names(scmp_filter_ctx ctx, const char *const *names, Error **errp)
+{
+    for (; *names; names++) {
+        int nr = seccomp_syscall_resolve_name(*names);
+        if (nr == __NR_SCMP_ERROR || nr < 0) {
+            continue;       /* not a system call on this architecture */
+        }
+        if (!rule(ctx, SCMP_ACT_ALLOW, nr, 0, NULL, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool allow_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, Error **errp)
+{
+    for (; *reqs; reqs++) {
+        /* The kernel reads the request as a 32-bit int: compare only those bits. */
+        struct scmp_arg_cmp cmp = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, *reqs & 0xffffffffUL);
+        if (!rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &cmp, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* mmap and mprotect only without PROT_EXEC: no new code after start-up. */
+static bool allow_memory(scmp_filter_ctx ctx, Error **errp)
+{
+    struct scmp_arg_cmp no_exec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+    return rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, &no_exec, errp) &&
+           rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, &no_exec, errp);
+}
+
+/*
+ * Threads, not processes: clone() must carry CLONE_THREAD unless spawning
+ * is allowed. clone3() passes its flags in memory the filter cannot read,
+ * so it fails with ENOSYS and the C library falls back to clone().
+ */
+static bool allow_threads(scmp_filter_ctx ctx, bool processes_too, Error **errp)
+{
+    if (!rule(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0, NULL, errp)) {
+        return false;
+    }
+    if (processes_too) {
+        return rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 0, NULL, errp);
+    }
+    struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
+    return rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &thread, errp);
+}
+
+/* socket() only in the families vireo uses (netlink for getaddrinfo). */
+static bool allow_sockets(scmp_filter_ctx ctx, Error **errp)
+{
+    static const int domains[] = { AF_UNIX, AF_INET, AF_INET6 };
+    for (size_t i = 0; i < ARRAY_SIZE(domains); i++) {
+        struct scmp_arg_cmp d = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i]);
+        if (!rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &d, errp)) {
+            return false;
+        }
+    }
+    struct scmp_arg_cmp nl[2] = {
+        SCMP_A0(SCMP_CMP_EQ, AF_NETLINK), SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE),
+    };
+    struct scmp_arg_cmp pair = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
+    return rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, nl, errp) &&
+           rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, &pair, errp);
+}
+
+static bool kind_has_devices(SandboxKind kind)
+{
+    return kind == SANDBOX_MAIN || kind == SANDBOX_VCPU || kind == SANDBOX_IOTHREAD ||
+           kind == SANDBOX_DAEMON;
+}
+
+static bool add_kind_lists(scmp_filter_ctx ctx, SandboxKind kind, bool spawn, Error **errp)
+{
+    bool ok = allow_names(ctx, calls_common, errp) && allow_memory(ctx, errp) &&
+              allow_ioctls(ctx, ioctls_tty, errp);
+    if (ok && kind != SANDBOX_LOG_WRITER) {
+        ok = allow_names(ctx, calls_block_worker, errp);
+    }
+    if (ok && kind_has_devices(kind)) {
+        /* Devices may start block workers and the log writer. */
+        ok = allow_names(ctx, calls_device, errp) && allow_threads(ctx, spawn, errp) &&
+             allow_ioctls(ctx, ioctls_device, errp);
+    }
+    if (ok && (kind == SANDBOX_MAIN || kind == SANDBOX_VCPU)) {
+        ok = allow_ioctls(ctx, ioctls_vcpu, errp);
+    }
+    if (ok && (kind == SANDBOX_MAIN || kind == SANDBOX_DAEMON)) {
+        ok = allow_names(ctx, calls_main, errp) && allow_sockets(ctx, errp) &&
+             allow_ioctls(ctx, ioctls_main, errp);
+    }
+    return ok;
+}
+
+bool sandbox_rules_add(scmp_filter_ctx ctx, const SandboxConfig *c, SandboxKind kind,
+                       Error **errp)
+{
+    bool spawn = c->spawn == SANDBOX_ALLOW;
+    if (!add_kind_lists(ctx, kind, spawn || sanitizer_build(), errp)) {
+        return false;
+    }
+    if (sanitizer_build() && !allow_names(ctx, calls_sanitizer, errp)) {
+        return false;
+    }
+    /* The sub-options widen only the main loop's list (and so the process's). */
+    if (kind != SANDBOX_MAIN && kind != SANDBOX_DAEMON) {
+        return true;
+    }
+    return (c->obsolete != SANDBOX_ALLOW || allow_names(ctx, calls_obsolete, errp)) &&
+           (c->elevate != SANDBOX_ALLOW || allow_names(ctx, calls_elevate, errp)) &&
+           (!spawn || allow_names(ctx, calls_spawn, errp)) &&
+           (c->resourcecontrol != SANDBOX_ALLOW || allow_names(ctx, calls_resourcecontrol, errp));
+}

@@ -1,0 +1,240 @@
+/*
+ * seccomp-BPF confinement through libseccomp: the -sandbox option, the
+ * process filter, per-thread filters and the SIGSYS report.
+ *
+ * Why one process filter plus per-thread filters, installed in that order:
+ * seccomp filters stack and the most restrictive wins, and a filter can be
+ * put on every existing thread at once (TSYNC) only while no thread has a
+ * filter of its own. So the process filter (the union of every kind's
+ * list) goes on all threads first, once start-up is done; then each
+ * thread, at the next turn of its loop, stacks its own narrower list.
+ * Threads created later inherit the process filter and do the same.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sandbox/sandbox-internal.h"
+#include "util/osdep.h"
+
+/* On unless the build says otherwise (-Dc_args=-DSANDBOX_DEFAULT_ON=0). */
+#ifndef SANDBOX_DEFAULT_ON
+#define SANDBOX_DEFAULT_ON 0
+#endif
+SandboxConfig sandbox_config = { .enable = SANDBOX_DEFAULT_ON };
+
+const OptParam sandbox_params[] = {
+    /* The order QEMU 7.2's query-command-line-options reports them in. */
+    { "resourcecontrol", OPT_STRING, NULL },
+    { "spawn", OPT_STRING, NULL },
+    { "elevateprivileges", OPT_STRING, NULL },
+    { "obsolete", OPT_STRING, NULL },
+    { "enable", OPT_BOOL, NULL },
+    { "log", OPT_BOOL, "name a denied system call on stderr before dying", "off" },
+    { NULL },
+};
+
+static atomic_bool process_filter_installed;
+static __thread bool thread_filter_installed;
+static __thread SandboxKind thread_kind = SANDBOX_MAIN;
+
+#define MAX_SYSCALL_NAMES 512
+static char *syscall_names[MAX_SYSCALL_NAMES];  /* for the SIGSYS report */
+static bool report_ready;       /* names resolved, handler installed (main thread) */
+
+static const char *const kind_names[SANDBOX_NR_KINDS] = {
+    [SANDBOX_MAIN] = "main loop",
+    [SANDBOX_VCPU] = "vCPU",
+    [SANDBOX_IOTHREAD] = "iothread",
+    [SANDBOX_BLOCK_WORKER] = "block I/O worker",
+    [SANDBOX_LOG_WRITER] = "log writer",
+    [SANDBOX_DAEMON] = "daemon",
+};
+
+const char *sandbox_kind_name(SandboxKind kind)
+{
+    return kind < SANDBOX_NR_KINDS ? kind_names[kind] : "unknown";
+}
+
+bool sandbox_active(void)
+{
+    return atomic_load(&process_filter_installed);
+}
+
+/* ---- -sandbox ---- */
+
+static bool parse_policy(const KeyValList *kv, const char *key, bool children_ok,
+                         SandboxPolicy *out, Error **errp)
+{
+    const char *v = keyval_get(kv, key);
+    if (!v) {
+        return true;
+    }
+    if (!strcmp(v, "allow")) {
+        *out = SANDBOX_ALLOW;
+    } else if (!strcmp(v, "deny")) {
+        *out = SANDBOX_DENY;
+    } else if (children_ok && !strcmp(v, "children")) {
+        *out = SANDBOX_CHILDREN;
+    } else {
+        error_setg(errp, "invalid argument for %s", key);
+        return false;
+    }
+    return true;
+}
+
+bool sandbox_opt_sandbox(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "enable", sandbox_params, &kv, errp)) {
+        return false;
+    }
+    SandboxConfig *c = &sandbox_config;
+    bool ok = parse_policy(&kv, "obsolete", false, &c->obsolete, errp) &&
+              parse_policy(&kv, "elevateprivileges", true, &c->elevate, errp) &&
+              parse_policy(&kv, "spawn", false, &c->spawn, errp) &&
+              parse_policy(&kv, "resourcecontrol", false, &c->resourcecontrol, errp);
+    if (ok) {
+        c->enable = keyval_get_bool(&kv, "enable", true);
+        c->log = keyval_get_bool(&kv, "log", false);
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+/* ---- the report of a denied call (log=on) ---- */
+
+static void append(char *buf, size_t size, size_t *len, const char *s)
+{
+    while (*s && *len + 1 < size) {
+        buf[(*len)++] = *s++;
+    }
+}
+
+static void append_number(char *buf, size_t size, size_t *len, long n)
+{
+    char digits[24];
+    int i = (int)sizeof(digits) - 1;
+    digits[i] = 0;
+    unsigned long u = n < 0 ? (unsigned long)-n : (unsigned long)n;
+    do {
+        digits[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u && i > 1);
+    if (n < 0) {
+        digits[--i] = '-';
+    }
+    append(buf, size, len, digits + i);
+}
+
+/* Async-signal-safe: names were resolved when the filter was built. */
+static void sigsys_handler(int sig, siginfo_t *si, void *uc)
+{
+    char msg[256];
+    size_t len = 0;
+    int nr = si->si_syscall;
+    const char *name = nr >= 0 && nr < MAX_SYSCALL_NAMES ? syscall_names[nr] : NULL;
+    append(msg, sizeof(msg), &len, "vireo: sandbox: the ");
+    append(msg, sizeof(msg), &len, sandbox_kind_name(thread_kind));
+    append(msg, sizeof(msg), &len, " thread made the forbidden system call ");
+    append(msg, sizeof(msg), &len, name ? name : "?");
+    append(msg, sizeof(msg), &len, " (");
+    append_number(msg, sizeof(msg), &len, nr);
+    append(msg, sizeof(msg), &len, "); exiting\n");
+    if (write(STDERR_FILENO, msg, len) < 0) {
+        /* nowhere to say it: die anyway */
+    }
+    /* Die of SIGSYS, as the kernel's kill would have it. */
+    signal(SIGSYS, SIG_DFL);
+    syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGSYS);
+    _exit(128 + SIGSYS);
+}
+
+static bool prepare_report(Error **errp)
+{
+    for (int nr = 0; nr < MAX_SYSCALL_NAMES; nr++) {
+        if (!syscall_names[nr]) {
+            syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+        }
+    }
+    /* SA_NODEFER: the handler's own re-raise must not wait for it to return. */
+    struct sigaction sa = { .sa_sigaction = sigsys_handler,
+                            .sa_flags = SA_SIGINFO | SA_NODEFER };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSYS, &sa, NULL) < 0) {
+        error_setg_errno(errp, errno, "sandbox: cannot install the SIGSYS handler");
+        return false;
+    }
+    report_ready = true;
+    return true;
+}
+
+/* ---- building and loading ---- */
+
+bool sandbox_install(const SandboxConfig *config, SandboxKind kind, bool tsync, Error **errp)
+{
+    if (config->log && !report_ready && !prepare_report(errp)) {
+        return false;
+    }
+    /* Without log=on the kernel ends the whole process at the denied call. */
+    uint32_t deny = config->log ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS;
+    scmp_filter_ctx ctx = seccomp_init(deny);
+    if (!ctx) {
+        error_setg(errp, "sandbox: cannot create a seccomp filter");
+        return false;
+    }
+    int rc = 0;
+    bool ok = sandbox_rules_add(ctx, config, kind, errp);
+    if (ok && tsync) {
+        rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+    }
+    if (ok && rc == 0) {
+        rc = seccomp_load(ctx);
+    }
+    if (ok && rc < 0) {
+        error_setg_errno(errp, -rc, "sandbox: cannot load the %s filter", sandbox_kind_name(kind));
+        ok = false;
+    }
+    seccomp_release(ctx);
+    if (ok) {
+        thread_kind = kind;
+    }
+    return ok;
+}
+
+/* The hook threads call: stack this thread's own filter, once. */
+static void thread_enter(SandboxKind kind)
+{
+    if (thread_filter_installed) {
+        return;
+    }
+    thread_filter_installed = true;
+    Error *err = NULL;
+    if (!sandbox_install(&sandbox_config, kind, false, &err)) {
+        /* The process filter still holds this thread. */
+        error_report_err(err);
+    }
+}
+
+bool sandbox_lock_down(Error **errp)
+{
+    if (!sandbox_drop_privileges(&sandbox_config, errp)) {
+        return false;
+    }
+    if (!sandbox_config.enable) {
+        return true;
+    }
+    if (!sandbox_install(&sandbox_config, SANDBOX_MAIN, true, errp)) {
+        return false;
+    }
+    thread_filter_installed = true;     /* the main thread's list is the union */
+    atomic_store_explicit(&process_filter_installed, true, memory_order_release);
+    seccomp_set_thread_hook(thread_enter);
+    return true;
+}

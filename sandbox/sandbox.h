@@ -1,0 +1,73 @@
+/*
+ * Confinement: seccomp-BPF allow-lists per kind of thread, -sandbox,
+ * -runas/-chroot/-run-with, and closing inherited descriptors.
+ *
+ * Order at start-up (core/main.c):
+ *   sandbox_close_inherited_fds()  first thing after option parsing;
+ *   sandbox_lock_down()            once the machine is built (devices,
+ *                                  taps and images open), before the
+ *                                  guest runs: chroot, drop to the user,
+ *                                  no_new_privs, then the process filter.
+ * Threads call seccomp_thread_enter() (util/seccomp-hook.h) at the top of
+ * their loop: once the process filter is in place it stacks their own,
+ * narrower filter.
+ */
+#ifndef VIREO_SANDBOX_H
+#define VIREO_SANDBOX_H
+
+#include <stdbool.h>
+
+#include "util/error.h"
+#include "util/keyval.h"
+#include "util/seccomp-hook.h"
+
+typedef enum SandboxPolicy {
+    SANDBOX_ALLOW,
+    SANDBOX_DENY,
+    SANDBOX_CHILDREN,       /* elevateprivileges only: deny here, allowed to exec'd children */
+} SandboxPolicy;
+
+typedef struct SandboxConfig {
+    bool enable;                    /* -sandbox on|off; on by default */
+    bool log;                       /* log=on: name the denied call, then die */
+    SandboxPolicy obsolete;         /* obsolete=allow|deny */
+    SandboxPolicy elevate;          /* elevateprivileges=allow|deny|children */
+    SandboxPolicy spawn;            /* spawn=allow|deny */
+    SandboxPolicy resourcecontrol;  /* resourcecontrol=allow|deny */
+    char *user;                     /* -runas / -run-with user= */
+    char *chroot_dir;               /* -chroot / -run-with chroot= */
+} SandboxConfig;
+
+extern SandboxConfig sandbox_config;
+
+/* Parameter tables for the option table and query-command-line-options. */
+extern const OptParam sandbox_params[];
+extern const OptParam run_with_params[];
+
+bool sandbox_opt_sandbox(const char *arg, Error **errp);
+bool sandbox_opt_runas(const char *arg, Error **errp);
+bool sandbox_opt_chroot(const char *arg, Error **errp);
+bool sandbox_opt_run_with(const char *arg, Error **errp);
+
+/*
+ * Close every descriptor above stderr that was not named on the command
+ * line (fd=, fds=, vhostfd=, vhostfds=, -add-fd fd=).
+ */
+void sandbox_close_inherited_fds(int argc, char **argv);
+
+/* chroot, drop to the user, no_new_privs, then the process-wide filter. */
+bool sandbox_lock_down(Error **errp);
+
+/*
+ * Build kind's filter from config and load it on the calling thread
+ * (tsync: on every thread of the process). Exposed for the daemons and
+ * for unit tests that check a denied call in a child process.
+ */
+bool sandbox_install(const SandboxConfig *config, SandboxKind kind, bool tsync, Error **errp);
+
+/* Is the process filter installed? */
+bool sandbox_active(void);
+
+const char *sandbox_kind_name(SandboxKind kind);
+
+#endif
