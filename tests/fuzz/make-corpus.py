@@ -326,6 +326,57 @@ def hmp_readline():
     }
 
 
+# ---- fuzz-vhost-user: [control byte, header, payload]... ----
+def vu(req, payload=b"", fds=0, event=False, flags=1, raw_version=False):
+    ctl = fds | (0x10 if event else 0) | (0x20 if raw_version else 0)
+    return struct.pack("<BIII", ctl, req, flags, len(payload)) + payload
+
+
+def u64(v):
+    return struct.pack("<Q", v)
+
+
+def vstate(index, num):
+    return struct.pack("<II", index, num)
+
+
+def region(gpa, size, uva, off):
+    return struct.pack("<QQQQ", gpa, size, uva, off)
+
+
+@target
+def vhost_user():
+    REPLY_ACK, STATUS, INFLIGHT, CONFIG, MQ = 1 << 3, 1 << 16, 1 << 12, 1 << 9, 1 << 0
+    NEED_REPLY = 1 | 1 << 3
+    UVA = 0x7f0000000000
+    hello = (vu(1) + vu(15) + vu(16, u64(REPLY_ACK | STATUS | INFLIGHT | CONFIG | MQ)) +
+             vu(2, u64(1 << 32 | 1 << 30)) + vu(3) + vu(17) + vu(36))
+    mem = vu(5, struct.pack("<II", 1, 0) + region(0, 1 << 20, UVA, 0), fds=1)
+    ring = (vu(8, vstate(0, 16)) +
+            vu(9, struct.pack("<IIQQQQ", 0, 0, UVA, UVA + 0x2000, UVA + 0x1000, 0)) +
+            vu(10, vstate(0, 0)) + vu(13, u64(0), fds=1, event=True) +
+            vu(12, u64(0 | 1 << 8)) + vu(18, vstate(0, 1)))
+    return {
+        "handshake": hello + vu(39, u64(15)) + vu(40),
+        "mem-ring": hello + mem + ring + vu(11, vstate(0, 0)),
+        "mem-regions": hello + vu(37, u64(0) + region(0, 1 << 20, UVA, 0), fds=1) +
+                       vu(37, u64(0) + region(1 << 20, 1 << 20, UVA + (1 << 20), 0), fds=1) +
+                       vu(38, u64(0) + region(0, 1 << 20, UVA, 0)) + ring,
+        "inflight": hello + mem +
+                    vu(31, struct.pack("<QQHHI", 0, 0, 2, 16, 0)) +
+                    vu(32, struct.pack("<QQHHI", 4096, 0, 2, 16, 0), fds=1) + ring,
+        "config": hello + vu(24, struct.pack("<III", 0, 16, 0) + bytes(16)) +
+                  vu(25, struct.pack("<III", 4, 4, 0) + b"abcd", flags=NEED_REPLY) +
+                  vu(24, struct.pack("<III", 12, 8, 0) + bytes(8)),
+        "log": hello + mem + vu(6, struct.pack("<QQ", 4096, 0), fds=1) + vu(7, fds=1, event=True),
+        "bad": vu(99) + vu(1, raw_version=True, flags=2) + vu(8, vstate(70, 16)) +
+               vu(5, struct.pack("<II", 9, 0), fds=9) + vu(2, b"abc"),
+        "acked": hello + vu(8, vstate(1, 3), flags=NEED_REPLY) + vu(14, u64(1), fds=1,
+                                                                    event=True) +
+                 vu(34, flags=NEED_REPLY) + vu(4),
+    }
+
+
 def main():
     names = sys.argv[1:] or list(GENERATORS)
     for name in names:

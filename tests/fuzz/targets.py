@@ -50,6 +50,8 @@ TARGETS = [
             220, 4096, dict_=os.path.join(FUZZ, "keyval.dict")),
     _target("fuzz-hmp-readline", "the HMP line editor: keys, escape sequences, history",
             230, 4096),
+    _target("fuzz-vhost-user", "vhost-user back-end: the frontend's messages and descriptors",
+            900, 4096),
 ]
 
 BY_NAME = {t["name"]: t for t in TARGETS}
