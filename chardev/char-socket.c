@@ -134,7 +134,13 @@ static int unix_socket(const char *path, bool server, Error **errp)
         return -1;
     }
     if (server) {
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        /* Only our user may connect, whatever umask vireo inherited: a
+         * monitor socket is full control of the VM. bind() never follows
+         * a symlink at the path (and remove_stale_socket left none). */
+        mode_t old_umask = umask(0077);
+        int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+        umask(old_umask);
+        if (rc < 0) {
             error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
             close(fd);
             return -1;

@@ -167,6 +167,18 @@ def test_query_command_line_options_like_qemu():
     assert params[len(want):] == [("log", "boolean")]
 
 
+def test_listening_sockets_are_private():
+    old = os.umask(0)       # even when started with a permissive umask
+    try:
+        v = vmm.Vireo("-M", "none")
+    finally:
+        os.umask(old)
+    with v:
+        v.qmp()
+        mode = os.lstat(v.qmp_path).st_mode
+        assert mode & 0o077 == 0, oct(mode)
+
+
 def test_bad_sub_option_values():
     rc, _, err = vmm.run("-sandbox", "on,spawn=maybe", "-M", "none")
     assert rc == 1 and "spawn" in err, err
