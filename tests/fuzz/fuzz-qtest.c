@@ -115,8 +115,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* Take the complete reply lines out of the chardev and check them. */
-static void drain(void)
+/* Take the complete reply lines out of the chardev and check them; returns
+ * how many bytes were taken. */
+static size_t drain(void)
 {
     char *buf = chr.out.str;
     size_t used = 0;
@@ -137,6 +138,7 @@ static void drain(void)
     if (chr.h && chr.h->drained) {
         chr.h->drained(chr.opaque);
     }
+    return used;
 }
 
 /*
@@ -189,7 +191,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else {
             stalls++;
         }
-        drain();
+        if (drain()) {
+            stalls = 0;     /* held lines ran as their output drained */
+        }
     }
     if (done < size) {
         fail("qtest stopped taking input although its output was drained", "");

@@ -289,6 +289,8 @@ def qtest():
                "irq_intercept_in\nendianness\n",
         "errors": "\n   \nfoo bar\noutb\nreadq\nwrite 0x0 4\nwrite 0x0 4 1234\n"
                   "write 0x0 2 0xzz\nread 0x0 0x10000001\nmemset 0 4\nread 1 2 3 4 5 6 7 8 9\r\n",
+        # replies past 1 MiB hold the following lines until the output drains
+        "held": "read 0x0 0x90000\nreadb 0x0\nread 0x10 4\ninb 0x511\nendianness\n",
         "dma": "writel 0x100 0x0a000000\nwritel 0x104 0x04000000\nwriteq 0x108 0x0020000000000000\n"
                "outl 0x514 0x0\noutl 0x518 0x00010000\nread 0x2000 4\nreadl 0x100\n",
     }
