@@ -77,7 +77,7 @@ static void blk_completed(VirtioBlkBackend *b, VirtQueue *vq, const VirtQueueEle
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     Error *err = NULL;
-    /* Below 32 KiB the low region ends; the rest sits at 4 GiB. */
+    /* 64 KiB at 0 (the lowmem limit here), the other 64 KiB at 4 GiB. */
     if (!guest_memory_create_private(&mem, RAM_SIZE, LOW_RAM, &err)) {
         fprintf(stderr, "fuzz-virtqueue: %s\n", error_get_pretty(err));
         exit(1);
