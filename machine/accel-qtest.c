@@ -426,7 +426,8 @@ static void cmd_clock_step(char **w, int n)
         int64_t deadline = clock_virtual_next_deadline();
         ns = deadline < 0 ? 0 : MAX(deadline - now, 0);
     }
-    clock_virtual_warp(now + ns);
+    /* The clock saturates at its largest value rather than wrapping. */
+    clock_virtual_warp(ns > INT64_MAX - now ? INT64_MAX : now + ns);
     reply("OK %" PRIi64 "\n", clock_get_ns(CLOCK_VIRTUAL));
 }
 

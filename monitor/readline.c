@@ -146,7 +146,11 @@ static void finish_line(ReadLine *rl)
 static void escape_sequence(ReadLine *rl, unsigned char c)
 {
     if (c >= '0' && c <= '9') {
-        rl->esc_param = rl->esc_param * 10 + (c - '0');
+        /* Parameters we act on are one or two digits; a longer run from a
+         * hostile peer saturates instead of overflowing. */
+        if (rl->esc_param < 10000) {
+            rl->esc_param = rl->esc_param * 10 + (c - '0');
+        }
         return;
     }
     rl->esc_state = 0;
