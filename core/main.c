@@ -440,6 +440,7 @@ static bool start(Error **errp)
 
 int main(int argc, char **argv)
 {
+    sandbox_note_inherited_fds();
     int rc = options_parse(argc, argv);
     if (rc <= 0) {
         return rc < 0 ? 1 : 0;

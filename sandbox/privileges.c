@@ -132,35 +132,44 @@ static bool handed_over(int fd, int argc, char **argv)
     return false;
 }
 
+/* What was open when main() began: the only candidates for closing. */
+static int inherited[1024];
+static int nr_inherited;
+
+void sandbox_note_inherited_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        return;     /* no /proc: nothing to enumerate with, keep everything */
+    }
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) && nr_inherited < (int)ARRAY_SIZE(inherited)) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd > STDERR_FILENO && fd != self) {
+            inherited[nr_inherited++] = fd;
+        }
+    }
+    closedir(d);
+}
+
 /*
  * A descriptor a parent leaked (a terminal, another VM's socket, a
  * privileged file) would stay reachable after the user drop; only the
- * ones the command line names are kept. Runs before vireo opens anything.
+ * ones the command line names are kept. Option parsing may already have
+ * opened descriptors of its own, hence the list made before it.
  */
 void sandbox_close_inherited_fds(int argc, char **argv)
 {
     if (!sandbox_config.enable && !sandbox_config.user && !sandbox_config.chroot_dir) {
         return;
     }
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) {
-        return;     /* no /proc: nothing to enumerate with, keep everything */
-    }
-    int self = dirfd(d);
-    int fds[1024];
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < (int)ARRAY_SIZE(fds)) {
-        int fd = atoi(e->d_name);
-        if (e->d_name[0] != '.' && fd > STDERR_FILENO && fd != self &&
-            !handed_over(fd, argc, argv)) {
-            fds[n++] = fd;
+    for (int i = 0; i < nr_inherited; i++) {
+        if (!handed_over(inherited[i], argc, argv)) {
+            close(inherited[i]);
         }
     }
-    closedir(d);
-    for (int i = 0; i < n; i++) {
-        close(fds[i]);
-    }
+    nr_inherited = 0;
 }
 
 /* ---- chroot and the user ---- */

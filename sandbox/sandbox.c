@@ -25,7 +25,7 @@
 
 /* On unless the build says otherwise (-Dc_args=-DSANDBOX_DEFAULT_ON=0). */
 #ifndef SANDBOX_DEFAULT_ON
-#define SANDBOX_DEFAULT_ON 0
+#define SANDBOX_DEFAULT_ON 1
 #endif
 SandboxConfig sandbox_config = { .enable = SANDBOX_DEFAULT_ON };
 

@@ -3,7 +3,8 @@
  * -runas/-chroot/-run-with, and closing inherited descriptors.
  *
  * Order at start-up (core/main.c):
- *   sandbox_close_inherited_fds()  first thing after option parsing;
+ *   sandbox_note_inherited_fds()   first thing in main();
+ *   sandbox_close_inherited_fds()  after option parsing (-sandbox off keeps them);
  *   sandbox_lock_down()            once the machine is built (devices,
  *                                  taps and images open), before the
  *                                  guest runs: chroot, drop to the user,
@@ -49,9 +50,12 @@ bool sandbox_opt_runas(const char *arg, Error **errp);
 bool sandbox_opt_chroot(const char *arg, Error **errp);
 bool sandbox_opt_run_with(const char *arg, Error **errp);
 
+/* Note the descriptors open at entry, before option parsing opens any. */
+void sandbox_note_inherited_fds(void);
+
 /*
- * Close every descriptor above stderr that was not named on the command
- * line (fd=, fds=, vhostfd=, vhostfds=, -add-fd fd=).
+ * Close every noted descriptor above stderr that was not named on the
+ * command line (fd=, fds=, vhostfd=, vhostfds=, -add-fd fd=).
  */
 void sandbox_close_inherited_fds(int argc, char **argv);
 
