@@ -70,12 +70,14 @@ static void reset(JsonStream *js)
  */
 static void lexical_error(JsonStream *js, char c)
 {
-    char why[48];
+    char why[16];
     unsigned char u = (unsigned char)c;
-    if (u >= 0x20 && u < 0x7f) {
-        snprintf(why, sizeof(why), "JSON parse error, stray '%c'", c);
+    /* Named as QEMU names it; a byte that is no character in UTF-8 shows as
+     * U+FFFD, the replacement character, so the reply stays valid JSON. */
+    if (u != 0 && u < 0x80) {
+        snprintf(why, sizeof(why), "stray '%c'", c);
     } else {
-        snprintf(why, sizeof(why), "JSON parse error, stray byte 0x%02x", u);
+        snprintf(why, sizeof(why), "stray '\xef\xbf\xbd'");
     }
     js->error(js->opaque, why);
     reset(js);

@@ -275,7 +275,7 @@ def test_garbage_gets_qemus_error_classes():
         q = Qmp(srv.qmp_path)
         cases = [
             (b'{"execute": foo}', "JSON parse error, "),
-            (b'{"execute": "query-version"\xff}', "JSON parse error, invalid UTF-8 sequence"),
+            (b'{"execute": "query-version"\xff}', "JSON parse error, stray '\ufffd'"),
             (b'[1, 2]', "QMP input must be a JSON object"),
             (b'{"arguments": {}}', "QMP input lacks member 'execute'"),
             (b'{"execute": 1}', "QMP input member 'execute' must be a string"),
