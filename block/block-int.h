@@ -85,6 +85,11 @@ typedef struct BlockDriver {
     /* How sure the driver is that @buf (the file's first bytes) is its format. */
     int (*probe)(const uint8_t *buf, size_t len);
     int (*open)(BlockImage *img, Error **errp);
+    /*
+     * Set for protocol drivers with no host file behind them (null-co):
+     * they open from their own options instead of a file.
+     */
+    int (*open_protocol)(BlockImage *img, const KeyValList *opts, Error **errp);
     int (*close)(BlockImage *img, Error **errp);
     int (*create)(const char *filename, const BlockCreateOptions *opts, Error **errp);
     int (*read)(BlockImage *img, uint64_t off, void *buf, size_t len, Error **errp);
@@ -125,6 +130,8 @@ typedef struct BlockDriver {
 extern const BlockDriver blk_driver_raw;
 extern const BlockDriver blk_driver_qcow2;
 extern const BlockDriver blk_driver_parallels;
+extern const BlockDriver blk_driver_null_co;
+extern const BlockDriver blk_driver_null_aio;
 
 struct BlockImage {
     const BlockDriver *drv;

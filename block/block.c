@@ -13,12 +13,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/keyval.h"
 #include "util/osdep.h"
 
 static const BlockDriver *const drivers[] = {
     &blk_driver_qcow2,
     &blk_driver_parallels,
     &blk_driver_raw,
+    &blk_driver_null_co,
+    &blk_driver_null_aio,
 };
 
 static const BlockDriver *find_driver(const char *name)
@@ -178,9 +181,105 @@ static char *strip_protocol(const char *name, Error **errp)
     return xstrdup(rest);
 }
 
+/*
+ * The driver of a protocol with no host file that @format names, or that
+ * @filename's "protocol:" prefix names; NULL for a host file.
+ */
+static const BlockDriver *protocol_driver(const char *filename, const char *format)
+{
+    const BlockDriver *drv = format ? find_driver(format) : NULL;
+    if (drv && drv->open_protocol) {
+        return drv;
+    }
+    const char *colon = filename ? strchr(filename, ':') : NULL;
+    const char *slash = filename ? strchr(filename, '/') : NULL;
+    if (!colon || (slash && slash < colon)) {
+        return NULL;
+    }
+    char *name = xstrndup_safe(filename, (size_t)(colon - filename));
+    drv = find_driver(name);
+    free(name);
+    return drv && drv->open_protocol ? drv : NULL;
+}
+
+static BlockImage *open_protocol(const BlockDriver *drv, const char *filename,
+                                 const char *format, const KeyValList *opts,
+                                 unsigned flags, Error **errp)
+{
+    char *canonical = xasprintf("%s://", drv->name);
+    /* Raw over a protocol is the protocol's bytes unchanged; nothing else fits. */
+    if (format && strcmp(format, "raw") && strcmp(format, drv->name)) {
+        error_setg(errp, "format '%s' is not supported over the '%s' protocol",
+                   format, drv->name);
+    } else if (filename && *filename && strcmp(filename, canonical)) {
+        error_setg(errp, "The only allowed filename for this driver is '%s'", canonical);
+    } else {
+        BlockImage *img = xzalloc(sizeof(*img));
+        img->file.fd = -1;
+        img->filename = canonical;
+        img->flags = flags;
+        img->drv = drv;
+        if (drv->open_protocol(img, opts, errp) == 0) {
+            return img;
+        }
+        free(img);
+    }
+    free(canonical);
+    return NULL;
+}
+
+/* -drive's own keys: never options of the protocol driver. */
+static bool is_drive_key(const char *key)
+{
+    static const char *const keys[] = {
+        "file", "format", "driver", "if", "id", "index", "bus", "unit", "media",
+        "cache", "aio", "readonly", "read-only", "snapshot", "serial", "werror",
+        "rerror", "discard", "detect-zeroes", "auto-read-only", "copy-on-read",
+        "node-name", "cyls", "heads", "secs", "trans", "addr", "force-share",
+        "cache.direct", "cache.no-flush", "cache.writeback",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        if (!strcmp(key, keys[i])) {
+            return true;
+        }
+    }
+    return !strncmp(key, "throttling.", 11);
+}
+
+void blk_drive_protocol_options(const KeyValList *drive, KeyValList *out)
+{
+    const char *driver = keyval_get(drive, "driver");
+    const BlockDriver *drv = driver ? find_driver(driver) : NULL;
+    bool top_is_protocol = drv && drv->open_protocol;
+    out->n = 0;
+    out->items = xzalloc(sizeof(*out->items) * (size_t)(drive->n + 1));
+    for (int i = 0; i < drive->n; i++) {
+        const KeyVal *kv = &drive->items[i];
+        if (!strncmp(kv->key, "file.", 5)) {
+            out->items[out->n++] = (KeyVal){ kv->key + 5, kv->value };
+        } else if (top_is_protocol && !is_drive_key(kv->key)) {
+            out->items[out->n++] = *kv;
+        }
+    }
+}
+
 BlockImage *blk_open(const char *filename, const char *format, unsigned flags,
                      Error **errp)
 {
+    return blk_open_opts(filename, format, NULL, flags, errp);
+}
+
+BlockImage *blk_open_opts(const char *filename, const char *format,
+                          const KeyValList *proto_opts, unsigned flags, Error **errp)
+{
+    const BlockDriver *proto = protocol_driver(filename, format);
+    if (proto) {
+        return open_protocol(proto, filename, format, proto_opts, flags, errp);
+    }
+    if (!filename) {
+        error_setg(errp, "A block device needs a file name");
+        return NULL;
+    }
     char *path = strip_protocol(filename, errp);
     if (!path) {
         return NULL;

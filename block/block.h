@@ -20,6 +20,8 @@
 
 #include "util/error.h"
 
+typedef struct KeyValList KeyValList;   /* util/keyval.h */
+
 typedef struct BlockImage BlockImage;
 
 /* Flags for blk_open(). */
@@ -39,6 +41,21 @@ enum {
  */
 BlockImage *blk_open(const char *filename, const char *format, unsigned flags,
                      Error **errp);
+/*
+ * Open as blk_open() does, where @filename may also name a protocol with no
+ * host file ("null-co://", "null-aio://"; NULL when @format names the
+ * protocol driver itself) and @proto_opts (may be NULL) holds that
+ * protocol's options, e.g. size and read-zeroes.  Host files ignore them.
+ */
+BlockImage *blk_open_opts(const char *filename, const char *format,
+                          const KeyValList *proto_opts, unsigned flags, Error **errp);
+/*
+ * The protocol options of a -drive option list: every "file.KEY", and when
+ * driver= names the protocol itself, its other keys that are not -drive's
+ * own.  The keys and values in @out point into @drive: release @out with
+ * free(out->items), not keyval_free().
+ */
+void blk_drive_protocol_options(const KeyValList *drive, KeyValList *out);
 /* Write back metadata, release everything.  Returns -1 if the final flush failed. */
 int blk_close(BlockImage *img, Error **errp);
 

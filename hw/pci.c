@@ -638,8 +638,19 @@ static PciDevice *addressed_device(PciHost *h, unsigned *reg)
     if (!(a & CONFIG_ADDR_ENABLE) || bus != 0 || fn != 0 || ext) {
         return NULL;
     }
-    *reg = a & 0xfc;
+    /*
+     * The latch keeps its two low bits, as QEMU's i440FX and Q35 do: they are
+     * ORed with the data port offset, so a byte or word at an unaligned
+     * register is reachable through either (libqos relies on the latch).
+     */
+    *reg = a & 0xff;
     return h->slots[slot];
+}
+
+/* Bytes of an access at @reg that stay inside configuration space. */
+static unsigned config_access_size(unsigned reg, unsigned size)
+{
+    return MIN(size, PCI_CONFIG_SIZE - reg);
 }
 
 static uint64_t config_addr_read(void *opaque, uint64_t off, unsigned size)
@@ -663,7 +674,8 @@ static uint64_t config_data_read(void *opaque, uint64_t off, unsigned size)
     if (!d || size > 4) {
         return size >= 8 ? UINT64_MAX : (1ULL << (size * 8)) - 1;
     }
-    return config_read(d, reg + off, size);
+    reg |= off;
+    return config_read(d, reg, config_access_size(reg, size));
 }
 
 static void config_data_write(void *opaque, uint64_t off, uint64_t value, unsigned size)
@@ -671,7 +683,8 @@ static void config_data_write(void *opaque, uint64_t off, uint64_t value, unsign
     unsigned reg;
     PciDevice *d = addressed_device(opaque, &reg);
     if (d && size <= 4) {
-        config_write(d, reg + off, value, size);
+        reg |= off;
+        config_write(d, reg, value, config_access_size(reg, size));
     }
 }
 

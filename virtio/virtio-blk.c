@@ -159,12 +159,18 @@ static bool open_drive(VirtIOBlock *blk, const char *drive_opts, Error **errp)
     if (aio && (!strcmp(aio, "io_uring") || !strcmp(aio, "native"))) {
         flags |= BLK_O_URING;
     }
+    /* driver= names the top driver: a format, or a protocol such as null-co. */
+    const char *format = keyval_get(&kv, "format");
+    format = format ? format : keyval_get(&kv, "driver");
     bool ok = false;
-    if (!file) {
+    if (!file && !format) {
         error_setg(errp, "-drive without file=");
     } else {
-        blk->img = blk_open(file, keyval_get(&kv, "format"), flags, errp);
-        blk->be.gather_segments = virtio_blk_on_forwarding_fs(file);
+        KeyValList proto;
+        blk_drive_protocol_options(&kv, &proto);
+        blk->img = blk_open_opts(file, format, &proto, flags, errp);
+        free(proto.items);
+        blk->be.gather_segments = file && virtio_blk_on_forwarding_fs(file);
         blk->bq = blk->img ? blk_queue_new(blk->img, QUEUE_SIZE * 2, errp) : NULL;
         ok = blk->bq != NULL;
     }
