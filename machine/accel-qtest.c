@@ -132,17 +132,38 @@ static bool parse_i64(const char *s, int64_t *out)
 
 /* ---- memory: RAM first, then MMIO dispatch, like a CPU's view ---- */
 
+/*
+ * The width of the next device access of a buffer transfer at @addr: the
+ * largest naturally aligned power of two up to 4 bytes that fits, as QEMU
+ * splits such a transfer, so a 2-byte read of a 16-bit register is one
+ * 2-byte access and not two byte reads the device may not serve.
+ */
+static unsigned mmio_chunk(uint64_t addr, uint64_t left)
+{
+    unsigned size = 4;
+    while (size > 1 && (size > left || (addr & (size - 1)))) {
+        size /= 2;
+    }
+    return size;
+}
+
 static void phys_read(uint64_t addr, uint8_t *buf, uint64_t len)
 {
     if (gmem_read(qtest.mem, addr, buf, len)) {
         return;
     }
-    for (uint64_t i = 0; i < len; i++) {
-        uint64_t v;
-        if (!gmem_read(qtest.mem, addr + i, &buf[i], 1)) {
-            io_dispatch_read(AS_MMIO, addr + i, 1, &v);
-            buf[i] = (uint8_t)v;
+    for (uint64_t i = 0; i < len;) {
+        unsigned size = mmio_chunk(addr + i, len - i);
+        uint64_t v = 0;
+        if (gmem_read(qtest.mem, addr + i, &buf[i], 1)) {
+            i++;
+            continue;
         }
+        io_dispatch_read(AS_MMIO, addr + i, size, &v);
+        for (unsigned b = 0; b < size; b++) {
+            buf[i + b] = (uint8_t)(v >> (8 * b));
+        }
+        i += size;
     }
 }
 
@@ -151,10 +172,18 @@ static void phys_write(uint64_t addr, const uint8_t *buf, uint64_t len)
     if (gmem_write(qtest.mem, addr, buf, len)) {
         return;
     }
-    for (uint64_t i = 0; i < len; i++) {
-        if (!gmem_write(qtest.mem, addr + i, &buf[i], 1)) {
-            io_dispatch_write(AS_MMIO, addr + i, 1, buf[i]);
+    for (uint64_t i = 0; i < len;) {
+        unsigned size = mmio_chunk(addr + i, len - i);
+        uint64_t v = 0;
+        if (gmem_write(qtest.mem, addr + i, &buf[i], 1)) {
+            i++;
+            continue;
         }
+        for (unsigned b = 0; b < size; b++) {
+            v |= (uint64_t)buf[i + b] << (8 * b);
+        }
+        io_dispatch_write(AS_MMIO, addr + i, size, v);
+        i += size;
     }
 }
 
