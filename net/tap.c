@@ -38,6 +38,26 @@ int tap_open(const char *ifname, bool multi_queue, char *actual_name, Error **er
     return fd;
 }
 
+bool tap_adopt_fd(int fd, Error **errp)
+{
+    struct ifreq ifr = { 0 };
+    if (ioctl(fd, TUNGETIFF, &ifr) < 0) {
+        error_setg_errno(errp, errno, "fd %d is not a tap device", fd);
+        return false;
+    }
+    if (!(ifr.ifr_flags & IFF_TAP) || !(ifr.ifr_flags & IFF_VNET_HDR)) {
+        error_setg(errp, "fd %d: tap %s was not opened with IFF_TAP and IFF_VNET_HDR", fd,
+                   ifr.ifr_name);
+        return false;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        error_setg_errno(errp, errno, "fd %d: cannot make it non-blocking", fd);
+        return false;
+    }
+    return true;
+}
+
 bool tap_set_vnet_hdr_len(int fd, int len)
 {
     return ioctl(fd, TUNSETVNETHDRSZ, &len) == 0;

@@ -12,6 +12,8 @@
 
 /* Open (creating if needed) tap ifname (NULL: kernel picks); non-blocking fd. */
 int tap_open(const char *ifname, bool multi_queue, char *actual_name, Error **errp);
+/* Take over an inherited tap fd: it must carry the virtio net header; made non-blocking. */
+bool tap_adopt_fd(int fd, Error **errp);
 bool tap_set_vnet_hdr_len(int fd, int len);
 bool tap_set_offload(int fd, bool csum, bool tso4, bool tso6, bool ecn, bool ufo);
 /*

@@ -33,7 +33,8 @@ static const VuRequestInfo *request_info(uint32_t request);
 
 static void vu_log(const VuDev *dev, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "vireo-storage-daemon: %s: ", dev->name);
+    /* The daemon's own name: several daemons share this library. */
+    fprintf(stderr, "%s: %s: ", program_invocation_short_name, dev->name);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
 }
@@ -662,6 +663,20 @@ static bool h_set_vring_enable(VuDev *dev, VuMsg *m, Error **errp)
     return true;
 }
 
+/* The guest moved (migration): a net device makes the switches learn where. */
+static bool h_send_rarp(VuDev *dev, VuMsg *m, Error **errp)
+{
+    if (!dev->ops->send_rarp ||
+        !(dev->protocol_features >> VHOST_USER_PROTOCOL_F_RARP & 1)) {
+        error_setg(errp, "SEND_RARP without the RARP protocol feature");
+        return false;
+    }
+    uint8_t mac[6];
+    memcpy(mac, &m->payload.u64, sizeof(mac));  /* the MAC is the payload's first bytes */
+    dev->ops->send_rarp(dev, mac);
+    return true;
+}
+
 /* ---- the table ---- */
 
 #define U64     sizeof(uint64_t), sizeof(uint64_t)
@@ -713,6 +728,7 @@ static const VuRequestInfo requests[VHOST_USER_REQUEST_MAX] = {
     /* QEMU sends the region's fd along; it is not needed. */
     [VHOST_USER_REM_MEM_REG] = { "REM_MEM_REG", h_rem_mem_reg, sizeof(VhostUserMemRegMsg),
                                  sizeof(VhostUserMemRegMsg), 1, false },
+    [VHOST_USER_SEND_RARP] = { "SEND_RARP", h_send_rarp, U64, 0, false },
     [VHOST_USER_SET_STATUS] = { "SET_STATUS", h_set_status, U64, 0, false },
     [VHOST_USER_GET_STATUS] = { "GET_STATUS", h_get_status, NONE, 0, true },
 };

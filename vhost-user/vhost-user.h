@@ -54,6 +54,8 @@ typedef struct VuDevOps {
     void (*drain)(VuDev *dev);
     /* The driver wrote config bytes [offset, offset+len) (already range-checked). */
     void (*config_write)(VuDev *dev, uint32_t offset, const uint8_t *buf, uint32_t len);
+    /* SEND_RARP (net devices offering PROTOCOL_F_RARP): announce mac on the wire. */
+    void (*send_rarp)(VuDev *dev, const uint8_t mac[6]);
 } VuDevOps;
 
 struct VuDev {

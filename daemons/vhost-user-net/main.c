@@ -1,0 +1,192 @@
+/*
+ * vireo-vhost-user-net: a vhost-user net back-end on a tap interface.
+ *
+ *   --socket-path=PATH       listen for the frontend here
+ *   --tap=IFNAME | --tap-fd=N[:N...]   the tap (created if needed) or
+ *                            inherited tap fds, one per queue pair
+ *   --queues=N               queue pairs (a multi-queue tap when N > 1)
+ *
+ * Start-up errors exit with status 1; then it serves until SIGTERM or SIGINT.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <linux/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "daemons/vhost-user-net/vhost-user-net.h"
+#include "net/tap.h"
+
+#define PROG "vireo-vhost-user-net"
+
+typedef struct Options {
+    const char *socket_path;
+    const char *tap;
+    const char *tap_fds;
+    unsigned queues;
+} Options;
+
+static bool quit;
+
+static void usage(void)
+{
+    printf("Usage: " PROG " --socket-path=PATH (--tap=IFNAME | --tap-fd=N[:N...]) "
+           "[--queues=N]\n"
+           "\n"
+           "  --socket-path=PATH   UNIX socket the vhost-user frontend connects to\n"
+           "  --tap=IFNAME         tap interface (created if it does not exist)\n"
+           "  --tap-fd=N[:N...]    inherited tap fds (IFF_VNET_HDR), one per queue pair\n"
+           "  --queues=N           queue pairs, 1 to %d (default 1)\n"
+           "  -h, --help / -V, --version\n", NET_MAX_PAIRS);
+}
+
+static void die(Error *err)
+{
+    fprintf(stderr, PROG ": %s\n", error_get_pretty(err));
+    error_free(err);
+    exit(1);
+}
+
+static void die_msg(const char *msg)
+{
+    fprintf(stderr, PROG ": %s\n", msg);
+    exit(1);
+}
+
+static unsigned parse_queues(const char *s)
+{
+    char *end;
+    unsigned long n = strtoul(s, &end, 10);
+    if (*end || !*s || n < 1 || n > NET_MAX_PAIRS) {
+        fprintf(stderr, PROG ": --queues must be between 1 and %d\n", NET_MAX_PAIRS);
+        exit(1);
+    }
+    return n;
+}
+
+static void parse_args(int argc, char **argv, Options *o)
+{
+    static const struct option long_opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { "socket-path", required_argument, NULL, 's' },
+        { "tap", required_argument, NULL, 't' },
+        { "tap-fd", required_argument, NULL, 'f' },
+        { "queues", required_argument, NULL, 'q' },
+        { NULL },
+    };
+    int c;
+    *o = (Options){ .queues = 1 };
+    while ((c = getopt_long(argc, argv, "hV", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(); exit(0);
+        case 'V': printf(PROG " version " VIREO_VERSION "\n"); exit(0);
+        case 's': o->socket_path = optarg; break;
+        case 't': o->tap = optarg; break;
+        case 'f': o->tap_fds = optarg; break;
+        case 'q': o->queues = parse_queues(optarg); break;
+        default: exit(1);       /* getopt printed why */
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
+        exit(1);
+    }
+    if (!o->socket_path || !o->tap == !o->tap_fds) {
+        die_msg("--socket-path and one of --tap or --tap-fd are needed");
+    }
+    if (o->tap && strlen(o->tap) >= IFNAMSIZ) {
+        die_msg("--tap: interface name too long");
+    }
+}
+
+/* N[:N...]: exactly one fd per queue pair. */
+static void adopt_tap_fds(const char *list, unsigned queues, int *fds)
+{
+    Error *err = NULL;
+    unsigned n = 0;
+    for (const char *s = list; *s; n++) {
+        char *end;
+        long fd = strtol(s, &end, 10);
+        if (end == s || (*end && *end != ':') || fd < 0 || fd > 65535 || n >= queues) {
+            die_msg("--tap-fd wants one fd number per queue pair, separated by ':'");
+        }
+        fds[n] = fd;
+        if (!tap_adopt_fd(fds[n], &err)) {
+            die(err);
+        }
+        s = *end ? end + 1 : end;
+    }
+    if (n != queues) {
+        die_msg("--tap-fd wants one fd number per queue pair, separated by ':'");
+    }
+}
+
+static void open_taps(const Options *o, int *fds)
+{
+    Error *err = NULL;
+    if (o->tap_fds) {
+        adopt_tap_fds(o->tap_fds, o->queues, fds);
+        return;
+    }
+    for (unsigned i = 0; i < o->queues; i++) {
+        fds[i] = tap_open(o->tap, o->queues > 1, NULL, &err);
+        if (fds[i] < 0) {
+            die(err);
+        }
+    }
+}
+
+static void signal_ready(void *opaque)
+{
+    int fd = *(int *)opaque;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof(si)) == sizeof(si)) {
+        quit = true;
+    }
+}
+
+static int watch_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);   /* a frontend gone mid-reply is handled as a drop */
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int main(int argc, char **argv)
+{
+    static NetDaemon nd;
+    Error *err = NULL;
+    Options o;
+    int fds[NET_MAX_PAIRS];
+    parse_args(argc, argv, &o);
+    open_taps(&o, fds);
+    VuLoop *loop = vu_loop_new(&err);
+    int sfd = watch_signals();
+    if (!loop || sfd < 0) {
+        die_msg(loop ? "signalfd failed" : error_get_pretty(err));
+    }
+    int lfd = vu_listen_unix(o.socket_path, &err);
+    if (lfd < 0 || !net_daemon_init(&nd, loop, lfd, fds, o.queues, &err) ||
+        !vu_loop_set_fd(loop, sfd, signal_ready, &sfd, &err)) {
+        die(err);
+    }
+    while (!quit) {
+        vu_loop_run_once(loop, -1);
+    }
+    net_daemon_cleanup(&nd);
+    unlink(o.socket_path);
+    close(sfd);
+    vu_loop_free(loop);
+    return 0;
+}
