@@ -13,11 +13,6 @@
 #include "qapi/ivshmem-server-qapi-events.h"
 #include "util/osdep.h"
 
-/* The QEMU interface level the protocol commands follow, as vireo's. */
-#define QMP_LEVEL_MAJOR 7
-#define QMP_LEVEL_MINOR 2
-#define QMP_LEVEL_MICRO 0
-
 /* Generated handlers take no context: one server per process. */
 static IvshServer *served;
 static QmpServer *monitor;
@@ -25,46 +20,9 @@ static IvshWatch monitor_watch;
 
 /* ---- protocol commands ---- */
 
-void qmp_qmp_capabilities(bool has_enable, QMPCapabilityList *enable, Error **errp)
-{
-    /* The session itself records what was turned on. */
-}
-
-VersionInfo *qmp_query_version(Error **errp)
-{
-    VersionInfo *info = xzalloc(sizeof(*info));
-    info->qemu = xzalloc(sizeof(*info->qemu));
-    info->qemu->major = QMP_LEVEL_MAJOR;
-    info->qemu->minor = QMP_LEVEL_MINOR;
-    info->qemu->micro = QMP_LEVEL_MICRO;
-    info->package = xstrdup("vireo-ivshmem-server " VIREO_VERSION);
-    return info;
-}
-
-static json_object *version_json(void)
-{
-    VersionInfo *info = qmp_query_version(NULL);
-    json_object *j = qapi_value_to_json(&ivshmem_server_qapi_type_VersionInfo, &info);
-    qapi_free_VersionInfo(info);
-    return j;
-}
-
-CommandInfoList *qmp_query_commands(Error **errp)
-{
-    const QmpCommandTable *t = &ivshmem_server_qmp_command_table;
-    CommandInfoList *list = NULL;
-    for (int i = t->nr_commands - 1; i >= 0; i--) {
-        CommandInfo *info = xzalloc(sizeof(*info));
-        info->name = xstrdup(t->commands[i].name);
-        QAPI_LIST_PREPEND(list, info);
-    }
-    return list;
-}
-
-json_object *qmp_query_qmp_schema(json_object *args, Error **errp)
-{
-    return qmp_table_schema(&ivshmem_server_qmp_command_table);
-}
+#define QMP_DAEMON_PREFIX ivshmem_server
+#define QMP_DAEMON_PACKAGE "vireo-ivshmem-server " VIREO_VERSION
+#include "monitor/qmp-daemon-cmds.h"
 
 /* The reply goes out first: the loop ends after this turn and the monitor
  * is closed only after flushing what its clients' sockets take. */
@@ -133,7 +91,7 @@ bool ivsh_qmp_listen(const char *path, Error **errp)
 {
     QmpServerConfig cfg = {
         .table = &ivshmem_server_qmp_command_table,
-        .version = version_json,
+        .version = qmp_daemon_version_json,
         .log = monitor_log,
     };
     monitor = qmp_server_new(path, &cfg, errp);

@@ -17,17 +17,21 @@
 /* QEMU's vhost-user-blk uses 128-entry rings; this bounds requests in flight. */
 #define QUEUE_DEPTH_PER_RING 256
 
-typedef struct BlkExport {
+struct BlkExport {
     char *id;
+    char *node_name;
+    VuLoop *loop;
     VuDev dev;
     VirtioBlkBackend be;
     BlockImage *img;
     BlockQueue *bq;
     bool pending_notify[VU_MAX_QUEUES];
     struct BlkExport *next;
-} BlkExport;
+};
 
 static BlkExport *exports;
+
+static void export_free(BlkExport *e);
 
 static const OptParam export_params[] = {
     { "type", OPT_STRING, "vhost-user-blk" },
@@ -234,11 +238,42 @@ bool blk_export_add(VuLoop *loop, const char *opts, Error **errp)
     }
     BlkExport *e = xzalloc(sizeof(*e));
     e->id = xstrdup(keyval_get(&kv, "id"));
-    e->next = exports;
-    exports = e;        /* closed by blk_export_close_all() even if half set up */
+    e->node_name = xstrdup(keyval_get(&kv, "node-name"));
+    e->loop = loop;
     bool ok = export_setup(e, loop, &kv, errp);
     keyval_free(&kv);
-    return ok;
+    if (!ok) {
+        export_free(e);     /* block-export-add may be retried with other options */
+        return false;
+    }
+    e->next = exports;
+    exports = e;
+    return true;
+}
+
+/* Undo export_setup() however far it got, and give the node back. */
+static void export_free(BlkExport *e)
+{
+    if (e->dev.loop) {
+        vu_dev_cleanup(&e->dev);
+        if (e->dev.socket_path) {
+            unlink(e->dev.socket_path);
+            free(e->dev.socket_path);
+        }
+    }
+    if (e->bq) {
+        Error *err = NULL;
+        if (!vu_loop_set_fd(e->loop, blk_queue_fd(e->bq), NULL, NULL, &err)) {
+            error_free(err);    /* never watched: setup failed before that */
+        }
+        blk_queue_free(e->bq);
+    }
+    if (e->img) {
+        blockdev_release(e->node_name);
+    }
+    free(e->node_name);
+    free(e->id);
+    free(e);
 }
 
 void blk_export_close_all(void)
@@ -246,17 +281,67 @@ void blk_export_close_all(void)
     while (exports) {
         BlkExport *e = exports;
         exports = e->next;
-        if (e->dev.loop) {
-            vu_dev_cleanup(&e->dev);
-            if (e->dev.socket_path) {
-                unlink(e->dev.socket_path);
-                free(e->dev.socket_path);
-            }
-        }
-        if (e->bq) {
-            blk_queue_free(e->bq);
-        }
-        free(e->id);
-        free(e);
+        export_free(e);
     }
+}
+
+/* ---- for the monitor ---- */
+
+BlkExport *blk_export_first(void)
+{
+    return exports;
+}
+
+BlkExport *blk_export_next(const BlkExport *e)
+{
+    return e->next;
+}
+
+BlkExport *blk_export_find(const char *id)
+{
+    for (BlkExport *e = exports; e; e = e->next) {
+        if (!strcmp(e->id, id)) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+const char *blk_export_id(const BlkExport *e)
+{
+    return e->id;
+}
+
+const char *blk_export_node(const BlkExport *e)
+{
+    return e->node_name;
+}
+
+VuDev *blk_export_dev(BlkExport *e)
+{
+    return &e->dev;
+}
+
+/*
+ * Removal is synchronous: in-flight requests are drained while the
+ * frontend's memory is still mapped, so no export lingers half shut down.
+ */
+bool blk_export_del(const char *id, bool hard, Error **errp)
+{
+    BlkExport **pp = &exports;
+    while (*pp && strcmp((*pp)->id, id)) {
+        pp = &(*pp)->next;
+    }
+    BlkExport *e = *pp;
+    if (!e) {
+        error_setg(errp, "Export '%s' is not found", id);
+        return false;
+    }
+    if (!hard && e->dev.conn_fd >= 0) {
+        error_setg(errp, "export '%s' still in use", id);
+        return false;
+    }
+    *pp = e->next;
+    export_free(e);
+    return true;
 }

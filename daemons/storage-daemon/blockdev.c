@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemons/storage-daemon/storage-daemon.h"
@@ -167,6 +168,66 @@ BlockImage *blockdev_open(const char *node_name, bool writable, bool *gather_seg
         *gather_segments = virtio_blk_on_forwarding_fs(proto->filename);
     }
     return n->img;
+}
+
+void blockdev_release(const char *node_name)
+{
+    BlockNode *n = find_node(node_name);
+    Error *err = NULL;
+    if (!n || !n->img) {
+        return;
+    }
+    if (blk_close(n->img, &err) < 0) {
+        error_report_err(err);
+    }
+    n->img = NULL;
+    n->used = false;
+}
+
+/* Size figures of an image: the open one, or a short read-only look. */
+static void image_figures(BlockNode *n, BlockNodeInfo *info)
+{
+    BlockImage *img = n->img;
+    Error *err = NULL;
+    if (!img) {
+        img = blk_open(n->file->filename, n->driver, 0, &err);
+    }
+    if (!img) {
+        error_free(err);    /* reported as unknown figures */
+        return;
+    }
+    info->virtual_size = blk_size(img);
+    info->actual_size = blk_allocated_bytes(img);
+    info->cluster_size = blk_cluster_size(img);
+    if (img != n->img && blk_close(img, &err) < 0) {
+        error_free(err);
+    }
+}
+
+static void node_info(BlockNode *n, BlockNodeInfo *info)
+{
+    BlockNode *proto = n->file ? n->file : n;
+    struct stat st;
+    *info = (BlockNodeInfo){
+        .name = n->name, .driver = n->driver, .filename = proto->filename,
+        .read_only = n->read_only || proto->read_only, .direct = proto->nocache,
+        .actual_size = -1,
+    };
+    if (n->file) {
+        image_figures(n, info);
+    } else if (stat(n->filename, &st) == 0) {
+        info->virtual_size = st.st_size;
+        info->actual_size = (int64_t)st.st_blocks * 512;
+    }
+}
+
+void blockdev_foreach(BlockNodeVisit *visit, void *opaque)
+{
+    for (BlockNode *n = nodes; n; n = n->next) {
+        BlockNodeInfo info;
+        node_info(n, &info);
+        visit(&info, opaque);
+    }
 }
 
 void blockdev_close_all(void)

@@ -7,9 +7,11 @@
  *   --export type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,
  *            addr.path=vub.sock,writable=on,num-queues=2
  *   --object iothread,id=io0  --daemonize  --pidfile PATH
+ *   --chardev socket,id=qmp0,path=qmp.sock,server=on,wait=off --monitor qmp0
  *
  * Start-up: parse and open everything (errors exit with status 1 before
- * daemonizing), write the pid file, then serve until SIGTERM or SIGINT.
+ * daemonizing), write the pid file, then serve until SIGTERM, SIGINT or
+ * the monitor's quit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +48,9 @@ static void usage(void)
            "           |addr.type=fd,addr.str=FD[,writable=on|off][,num-queues=N]\n"
            "           [,logical-block-size=N]\n"
            "  --object iothread,id=ID   accepted (one event loop serves all exports)\n"
+           "  --chardev socket,id=ID,path=P,server=on,wait=off\n"
+           "  --monitor [chardev=]ID[,mode=control]\n"
+           "                            QMP on that socket\n"
            "  --daemonize               run in the background once everything is open\n"
            "  --pidfile PATH            write the process id to PATH\n");
 }
@@ -124,8 +129,8 @@ static void parse_args(int argc, char **argv, VuLoop *loop, bool *daemonize)
         case OPT_OBJECT: ok = object_add(optarg, &err); break;
         case OPT_DAEMONIZE: *daemonize = true; break;
         case OPT_PIDFILE: pidfile = optarg; break;
-        case OPT_MONITOR:
-        case OPT_CHARDEV:
+        case OPT_CHARDEV: ok = sd_chardev_add(optarg, &err); break;
+        case OPT_MONITOR: ok = sd_monitor_add(loop, optarg, &quit, &err); break;
         case OPT_NBD:
             error_setg(&err, "option '%s' is not supported", argv[optind - 2]);
             ok = false;
@@ -248,6 +253,7 @@ int main(int argc, char **argv)
     while (!quit) {
         vu_loop_run_once(loop, -1);
     }
+    sd_monitor_close_all();
     blk_export_close_all();
     blockdev_close_all();
     if (pidfile_written) {

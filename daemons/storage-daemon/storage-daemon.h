@@ -10,6 +10,9 @@
 #include "block/block.h"
 #include "util/error.h"
 #include "vhost-user/loop.h"
+#include "vhost-user/vhost-user.h"
+
+typedef struct BlkExport BlkExport;
 
 /* ---- blockdev.c ---- */
 /* --blockdev driver=file|raw|qcow2|parallels,node-name=..,... */
@@ -17,11 +20,43 @@ bool blockdev_add(const char *opts, Error **errp);
 /* Open node-name for an export (once); *readonly_node says read-only=on. */
 BlockImage *blockdev_open(const char *node_name, bool writable, bool *gather_segments,
                           Error **errp);
+/* The export using node_name is gone: close its image, free the node. */
+void blockdev_release(const char *node_name);
 void blockdev_close_all(void);
+
+/* One node as query-named-block-nodes reports it, newest first. */
+typedef struct BlockNodeInfo {
+    const char *name, *driver, *filename;
+    bool read_only, direct;
+    uint64_t virtual_size;
+    int64_t actual_size;        /* -1: unknown */
+    uint32_t cluster_size;      /* 0: the format has none */
+} BlockNodeInfo;
+typedef void BlockNodeVisit(const BlockNodeInfo *info, void *opaque);
+void blockdev_foreach(BlockNodeVisit *visit, void *opaque);
 
 /* ---- blk-export.c ---- */
 /* --export type=vhost-user-blk,id=..,node-name=..,addr.type=unix|fd,... */
 bool blk_export_add(VuLoop *loop, const char *opts, Error **errp);
 void blk_export_close_all(void);
+/* Remove an export; unless hard, not while a frontend is connected. */
+bool blk_export_del(const char *id, bool hard, Error **errp);
+/* Newest first. */
+BlkExport *blk_export_first(void);
+BlkExport *blk_export_next(const BlkExport *e);
+BlkExport *blk_export_find(const char *id);
+const char *blk_export_id(const BlkExport *e);
+const char *blk_export_node(const BlkExport *e);
+VuDev *blk_export_dev(BlkExport *e);
+
+/* ---- qmp.c ---- */
+/* --chardev socket,id=ID,path=P,server=on,wait=off: remembered for --monitor. */
+bool sd_chardev_add(const char *opts, Error **errp);
+/* --monitor [chardev=]ID[,mode=control]: listen now (before daemonizing,
+ * so the socket accepts as soon as the parent exits) and serve from loop;
+ * the quit command sets *quit. */
+bool sd_monitor_add(VuLoop *loop, const char *opts, bool *quit, Error **errp);
+/* Flush what clients' sockets take, close the monitors. */
+void sd_monitor_close_all(void);
 
 #endif

@@ -573,7 +573,9 @@ def test_command_line_errors():
           "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=/tmp/x,num-queues=0"],
          "num-queues"),
         (["--object", "memory-backend-ram,id=m,size=1M"], "not supported"),
-        (["--monitor", "chardev=c0"], "not supported"),
+        (["--monitor", "chardev=c0"], "not found"),
+        (["--chardev", "socket,id=c0,path=/tmp/x,server=on,wait=on"], "wait=off"),
+        (["--nbd-server", "addr.type=unix,addr.path=/tmp/x"], "not supported"),
         (["--bogus"], "unrecognized"),
     ]
     for args, text in cases:

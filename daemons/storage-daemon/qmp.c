@@ -1,0 +1,314 @@
+/*
+ * vireo-storage-daemon's QMP monitors: --chardev socket servers named by
+ * --monitor, each a QmpServer (monitor/qmp-server.h) on the daemon's loop,
+ * serving qapi/storage-daemon.json. The export and node commands are here;
+ * virtio introspection of the exports is in qmp-virtio.c.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "daemons/storage-daemon/storage-daemon.h"
+#include "monitor/qmp-server.h"
+#include "qapi/storage-daemon-qapi-commands.h"
+#include "qapi/storage-daemon-qapi-events.h"
+#include "util/keyval.h"
+#include "util/osdep.h"
+
+#define QMP_DAEMON_PREFIX storage_daemon
+#define QMP_DAEMON_PACKAGE "vireo-storage-daemon " VIREO_VERSION
+#include "monitor/qmp-daemon-cmds.h"
+
+#define MAX_MONITORS 8
+
+/* A --chardev waiting for its --monitor. */
+typedef struct Chardev {
+    char *id;
+    char *path;
+    struct Chardev *next;
+} Chardev;
+
+static Chardev *chardevs;
+static QmpServer *monitors[MAX_MONITORS];
+static unsigned nr_monitors;
+/* Generated handlers take no context: the daemon has one loop. */
+static VuLoop *served_loop;
+static bool *quit_flag;
+
+/* ---- the command line ---- */
+
+static const OptParam chardev_params[] = {
+    { "backend", OPT_STRING, "socket" },
+    { "id", OPT_STRING, "chardev id" },
+    { "path", OPT_STRING, "UNIX socket path" },
+    { "server", OPT_BOOL, "listen (must be on)", "off" },
+    { "wait", OPT_BOOL, "wait for a client first (must be off)", "on" },
+    { NULL },
+};
+
+static bool check_chardev(const KeyValList *kv, Error **errp)
+{
+    const char *backend = keyval_get(kv, "backend"), *id = keyval_get(kv, "id");
+    if (!backend || strcmp(backend, "socket")) {
+        error_setg(errp, "chardev backend '%s' is not supported (only socket)",
+                   backend ? backend : "");
+    } else if (!id) {
+        error_setg(errp, "Parameter 'id' is missing");
+    } else if (!keyval_get(kv, "path")) {
+        error_setg(errp, "chardev '%s': only UNIX sockets (path=) are supported", id);
+    } else if (!keyval_get_bool(kv, "server", false)) {
+        error_setg(errp, "chardev '%s': only server=on sockets are supported", id);
+    } else if (keyval_get_bool(kv, "wait", true)) {
+        /* The daemon serves its exports at once rather than waiting for a client. */
+        error_setg(errp, "chardev '%s': wait=off is needed", id);
+    } else {
+        for (Chardev *c = chardevs; c; c = c->next) {
+            if (!strcmp(c->id, id)) {
+                error_setg(errp, "attempt to add duplicate property '%s' to object "
+                           "(type 'container')", id);
+                return false;
+            }
+        }
+        return true;
+    }
+    return false;
+}
+
+bool sd_chardev_add(const char *opts, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(opts, "backend", chardev_params, &kv, errp)) {
+        return false;
+    }
+    bool ok = check_chardev(&kv, errp);
+    if (ok) {
+        Chardev *c = xzalloc(sizeof(*c));
+        c->id = xstrdup(keyval_get(&kv, "id"));
+        c->path = xstrdup(keyval_get(&kv, "path"));
+        c->next = chardevs;
+        chardevs = c;
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+static const OptParam monitor_params[] = {
+    { "chardev", OPT_STRING, "chardev id" },
+    { "mode", OPT_STRING, "control" },
+    { "pretty", OPT_BOOL, "indented replies (not supported)", "off" },
+    { NULL },
+};
+
+static Chardev *monitor_chardev(const KeyValList *kv, Error **errp)
+{
+    const char *id = keyval_get(kv, "chardev"), *mode = keyval_get(kv, "mode");
+    if (!id) {
+        error_setg(errp, "Parameter 'chardev' is missing");
+        return NULL;
+    }
+    if (mode && strcmp(mode, "control")) {
+        error_setg(errp, "Only QMP is supported");
+        return NULL;
+    }
+    if (keyval_get_bool(kv, "pretty", false)) {
+        error_setg(errp, "pretty=on is not supported");
+        return NULL;
+    }
+    for (Chardev *c = chardevs; c; c = c->next) {
+        if (!strcmp(c->id, id)) {
+            return c;
+        }
+    }
+    error_setg(errp, "chardev \"%s\" not found", id);
+    return NULL;
+}
+
+static void monitor_ready(void *opaque)
+{
+    qmp_server_poll(opaque);
+}
+
+static void monitor_log(const char *msg)
+{
+    fprintf(stderr, "vireo-storage-daemon: monitor: %s\n", msg);
+}
+
+bool sd_monitor_add(VuLoop *loop, const char *opts, bool *quit, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(opts, "chardev", monitor_params, &kv, errp)) {
+        return false;
+    }
+    Chardev *c = monitor_chardev(&kv, errp);
+    keyval_free(&kv);
+    if (!c) {
+        return false;
+    }
+    if (nr_monitors == MAX_MONITORS) {
+        error_setg(errp, "at most %d monitors are supported", MAX_MONITORS);
+        return false;
+    }
+    QmpServerConfig cfg = {
+        .table = &storage_daemon_qmp_command_table,
+        .version = qmp_daemon_version_json,
+        .log = monitor_log,
+    };
+    QmpServer *srv = qmp_server_new(c->path, &cfg, errp);
+    if (!srv) {
+        return false;
+    }
+    monitors[nr_monitors++] = srv;
+    served_loop = loop;
+    quit_flag = quit;
+    return vu_loop_set_fd(loop, qmp_server_fd(srv), monitor_ready, srv, errp);
+}
+
+void sd_monitor_close_all(void)
+{
+    while (nr_monitors) {
+        qmp_server_free(monitors[--nr_monitors]);
+    }
+    while (chardevs) {
+        Chardev *c = chardevs;
+        chardevs = c->next;
+        free(c->id);
+        free(c->path);
+        free(c);
+    }
+}
+
+/* The reply goes out first: the loop ends after this turn and the
+ * monitors flush what their clients' sockets take before closing. */
+void qmp_quit(Error **errp)
+{
+    *quit_flag = true;
+}
+
+/* ---- exports ---- */
+
+BlockExportInfoList *qmp_query_block_exports(Error **errp)
+{
+    BlockExportInfoList *list = NULL, **tail = &list;
+    for (BlkExport *e = blk_export_first(); e; e = blk_export_next(e)) {
+        BlockExportInfo *info = xzalloc(sizeof(*info));
+        info->id = xstrdup(blk_export_id(e));
+        info->type = BLOCK_EXPORT_TYPE_VHOST_USER_BLK;
+        info->node_name = xstrdup(blk_export_node(e));
+        info->shutting_down = false;    /* removal completes before its reply */
+        QAPI_LIST_APPEND(tail, info);
+    }
+    return list;
+}
+
+/* Append key=value to a keyval string, doubling commas as keyval escapes them. */
+static void keyval_append(char **s, const char *key, const char *value)
+{
+    size_t len = strlen(*s), extra = strlen(key) + 2 * strlen(value) + 3;
+    char *p = xrealloc(*s, len + extra);
+    char *out = p + len;
+    out += sprintf(out, "%s%s=", len ? "," : "", key);
+    for (const char *v = value; *v; v++) {
+        *out++ = *v;
+        if (*v == ',') {
+            *out++ = ',';
+        }
+    }
+    *out = '\0';
+    *s = p;
+}
+
+static void keyval_append_u64(char **s, const char *key, uint64_t value)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "%" PRIu64, value);
+    keyval_append(s, key, num);
+}
+
+/*
+ * The command takes exactly --export's members, so it is spelled as an
+ * --export string and goes through the same parser and checks.
+ */
+void qmp_block_export_add(BlockExportType type, const char *id, const char *node_name,
+                          bool has_writable, bool writable, bool has_writethrough,
+                          bool writethrough, bool has_iothread, const char *iothread,
+                          bool has_fixed_iothread, bool fixed_iothread, SocketAddress *addr,
+                          bool has_logical_block_size, uint64_t logical_block_size,
+                          bool has_num_queues, uint16_t num_queues, Error **errp)
+{
+    char *opts = xstrdup("");
+    keyval_append(&opts, "type", BlockExportType_str[type]);
+    keyval_append(&opts, "id", id);
+    keyval_append(&opts, "node-name", node_name);
+    keyval_append(&opts, "addr.type", SocketAddressType_str[addr->type]);
+    if (addr->has_path) {
+        keyval_append(&opts, "addr.path", addr->path);
+    }
+    if (addr->has_str) {
+        keyval_append(&opts, "addr.str", addr->str);
+    }
+    if (has_writable) {
+        keyval_append(&opts, "writable", writable ? "on" : "off");
+    }
+    if (has_writethrough) {
+        keyval_append(&opts, "writethrough", writethrough ? "on" : "off");
+    }
+    if (has_iothread) {
+        keyval_append(&opts, "iothread", iothread);
+    }
+    if (has_fixed_iothread) {
+        keyval_append(&opts, "fixed-iothread", fixed_iothread ? "on" : "off");
+    }
+    if (has_logical_block_size) {
+        keyval_append_u64(&opts, "logical-block-size", logical_block_size);
+    }
+    if (has_num_queues) {
+        keyval_append_u64(&opts, "num-queues", num_queues);
+    }
+    blk_export_add(served_loop, opts, errp);
+    free(opts);
+}
+
+void qmp_block_export_del(const char *id, bool has_mode, BlockExportRemoveMode mode,
+                          Error **errp)
+{
+    bool hard = has_mode && mode == BLOCK_EXPORT_REMOVE_MODE_HARD;
+    if (blk_export_del(id, hard, errp)) {
+        storage_daemon_qapi_event_send_block_export_deleted(id);
+    }
+}
+
+/* ---- block nodes ---- */
+
+static void add_node_info(const BlockNodeInfo *n, void *opaque)
+{
+    BlockDeviceInfoList ***tail = opaque;
+    BlockDeviceInfo *info = xzalloc(sizeof(*info));
+    info->file = xstrdup(n->filename);
+    info->node_name = xstrdup(n->name);
+    info->ro = n->read_only;
+    info->drv = xstrdup(n->driver);
+    info->detect_zeroes = BLOCKDEV_DETECT_ZEROES_OPTIONS_OFF;
+    info->cache = xzalloc(sizeof(*info->cache));
+    /* Nodes have no cache.writeback option here: writes are cached until
+     * a flush (an export's writethrough=on flushes each one itself). */
+    info->cache->writeback = true;
+    info->cache->direct = n->direct;
+    info->image = xzalloc(sizeof(*info->image));
+    info->image->filename = xstrdup(n->filename);
+    info->image->format = xstrdup(n->driver);
+    info->image->virtual_size = n->virtual_size;
+    info->image->has_actual_size = n->actual_size >= 0;
+    info->image->actual_size = n->actual_size;
+    info->image->has_cluster_size = n->cluster_size != 0;
+    info->image->cluster_size = n->cluster_size;
+    QAPI_LIST_APPEND(*tail, info);
+}
+
+BlockDeviceInfoList *qmp_query_named_block_nodes(bool has_flat, bool flat, Error **errp)
+{
+    BlockDeviceInfoList *list = NULL, **tail = &list;
+    blockdev_foreach(add_node_info, &tail);
+    return list;
+}
