@@ -19,6 +19,7 @@
 #include "util/osdep.h"
 #include "virtio/vhost.h"
 #include "virtio/vhost-user.h"
+#include "virtio/virtio-net-rx.h"
 #include "virtio/virtio-pci.h"
 
 enum {
@@ -42,7 +43,6 @@ enum { RX_PROMISC, RX_ALLMULTI, RX_ALLUNI, RX_NOMULTI, RX_NOUNI, RX_NOBCAST };
 #define HDR_LEN_MRG     12      /* virtio_net_hdr_v1 / _mrg_rxbuf */
 #define HDR_LEN_LEGACY  10
 #define PACKET_MAX      (65536 + HDR_LEN_MRG)
-#define RX_CHAINS_MAX   64
 #define MAC_TABLE_MAX   64
 
 /* Configuration: mac[6], status, max_virtqueue_pairs */
@@ -137,49 +137,15 @@ static void net_tx(VirtIODevice *vdev, VirtQueue *vq)
 static void rx_poll(NetQueuePair *qp, bool on);
 
 /*
- * Take enough chains for the waiting packet: one without mergeable
- * buffers, as many as needed with them. All or nothing.
+ * The waiting packet into the rx ring (libvirtio's shared filling, all or
+ * nothing); one no buffer can ever hold is dropped instead of blocking rx.
  */
-static unsigned take_rx_chains(NetQueuePair *qp, VirtQueueElement *elems, size_t need)
-{
-    bool merge = has(qp->net, NET_F_MRG_RXBUF);
-    unsigned k = 0;
-    size_t room = 0;
-    while (room < need && k < RX_CHAINS_MAX && virtqueue_pop(qp->rx, &elems[k])) {
-        room += elems[k].in_len;
-        k++;
-        if (!merge) {
-            break;
-        }
-    }
-    if (room >= need) {
-        return k;
-    }
-    while (k) {
-        virtqueue_unpop(qp->rx, &elems[--k]);   /* newest first: indexes stay consistent */
-    }
-    return 0;
-}
-
 static bool deliver_packet(NetQueuePair *qp)
 {
-    VirtIONet *n = qp->net;
-    VirtQueueElement elems[RX_CHAINS_MAX];
-    size_t len = qp->packet_len;
-    unsigned k = take_rx_chains(qp, elems, len);
+    int k = virtio_net_rx_fill(qp->rx, has(qp->net, NET_F_MRG_RXBUF), qp->net->hdr_len,
+                               qp->packet, qp->packet_len, NULL, NULL);
     if (!k) {
         return false;
-    }
-    if (n->hdr_len == HDR_LEN_MRG) {
-        uint16_t nb = htole16(k);
-        memcpy(qp->packet + HDR_LEN_LEGACY, &nb, 2);    /* num_buffers */
-    }
-    size_t off = 0;
-    for (unsigned i = 0; i < k; i++) {
-        size_t c = iov_from_buf(elems[i].in_sg, elems[i].in_num, 0, qp->packet + off, len - off);
-        virtqueue_push(qp->rx, &elems[i], c);
-        virtqueue_element_free(&elems[i]);
-        off += c;
     }
     qp->packet_len = 0;
     return true;
