@@ -11,6 +11,7 @@
  * Threads created later inherit the process filter and do the same.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -189,6 +190,9 @@ bool sandbox_install(const SandboxConfig *config, SandboxKind kind, bool tsync, 
         error_setg(errp, "sandbox: cannot create a seccomp filter");
         return false;
     }
+    /* A binary tree over syscall numbers: each call costs ~log2(N) tests,
+     * not a walk of the whole list. Older libseccomp lacks it: no matter. */
+    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     int rc = 0;
     bool ok = sandbox_rules_add(ctx, config, kind, errp);
     if (ok && tsync) {
@@ -233,6 +237,8 @@ bool sandbox_lock_down(Error **errp)
     if (!sandbox_install(&sandbox_config, SANDBOX_MAIN, true, errp)) {
         return false;
     }
+    /* libseccomp's working tables are freed but would stay in the heap. */
+    malloc_trim(0);
     thread_filter_installed = true;     /* the main thread's list is the union */
     atomic_store_explicit(&process_filter_installed, true, memory_order_release);
     seccomp_set_thread_hook(thread_enter);
