@@ -59,6 +59,15 @@ def test_on_by_default_and_off_on_request():
         assert status_field(f"/proc/{v.proc.pid}/status", "Seccomp") == ["0"]
 
 
+def test_every_sub_option_denied_still_runs_a_vm():
+    opts = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+    with qtest_vm("-sandbox", opts, "-object", "iothread,id=io0") as v:
+        assert status_field(f"/proc/{v.proc.pid}/status", "Seccomp") == ["2"]
+        v.qtest.writeb(0x70, 0x0a)
+        v.qtest.readb(0x71)
+        v.qmp().cmd("query-status")
+
+
 def test_iothread_stacks_its_own_filter():
     with qtest_vm("-object", "iothread,id=io0") as v:
         pid = v.proc.pid
