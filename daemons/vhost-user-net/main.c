@@ -5,6 +5,7 @@
  *   --tap=IFNAME | --tap-fd=N[:N...]   the tap (created if needed) or
  *                            inherited tap fds, one per queue pair
  *   --queues=N               queue pairs (a multi-queue tap when N > 1)
+ *   --mac=52:54:00:12:34:56  the guest's MAC, offered in config space
  *
  * Start-up errors exit with status 1; then it serves until SIGTERM or SIGINT.
  */
@@ -29,6 +30,8 @@ typedef struct Options {
     const char *tap;
     const char *tap_fds;
     unsigned queues;
+    bool has_mac;
+    uint8_t mac[6];
 } Options;
 
 static bool quit;
@@ -36,12 +39,13 @@ static bool quit;
 static void usage(void)
 {
     printf("Usage: " PROG " --socket-path=PATH (--tap=IFNAME | --tap-fd=N[:N...]) "
-           "[--queues=N]\n"
+           "[--queues=N] [--mac=MAC]\n"
            "\n"
            "  --socket-path=PATH   UNIX socket the vhost-user frontend connects to\n"
            "  --tap=IFNAME         tap interface (created if it does not exist)\n"
            "  --tap-fd=N[:N...]    inherited tap fds (IFF_VNET_HDR), one per queue pair\n"
            "  --queues=N           queue pairs, 1 to %d (default 1)\n"
+           "  --mac=MAC            the guest's MAC address, offered through GET_CONFIG\n"
            "  -h, --help / -V, --version\n", NET_MAX_PAIRS);
 }
 
@@ -69,6 +73,20 @@ static unsigned parse_queues(const char *s)
     return n;
 }
 
+static void parse_mac(const char *s, Options *o)
+{
+    unsigned b[6];
+    int end = 0;
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+               &end) != 6 || s[end] || end != 17) {
+        die_msg("--mac wants six hex bytes, as in 52:54:00:12:34:56");
+    }
+    for (int i = 0; i < 6; i++) {
+        o->mac[i] = b[i];
+    }
+    o->has_mac = true;
+}
+
 static void parse_args(int argc, char **argv, Options *o)
 {
     static const struct option long_opts[] = {
@@ -78,6 +96,7 @@ static void parse_args(int argc, char **argv, Options *o)
         { "tap", required_argument, NULL, 't' },
         { "tap-fd", required_argument, NULL, 'f' },
         { "queues", required_argument, NULL, 'q' },
+        { "mac", required_argument, NULL, 'm' },
         { NULL },
     };
     int c;
@@ -90,6 +109,7 @@ static void parse_args(int argc, char **argv, Options *o)
         case 't': o->tap = optarg; break;
         case 'f': o->tap_fds = optarg; break;
         case 'q': o->queues = parse_queues(optarg); break;
+        case 'm': parse_mac(optarg, o); break;
         default: exit(1);       /* getopt printed why */
         }
     }
@@ -105,7 +125,7 @@ static void parse_args(int argc, char **argv, Options *o)
     }
 }
 
-/* N[:N...]: exactly one fd per queue pair. */
+/* N[:N...]: exactly one fd per queue pair, counted before any is touched. */
 static void adopt_tap_fds(const char *list, unsigned queues, int *fds)
 {
     Error *err = NULL;
@@ -117,13 +137,15 @@ static void adopt_tap_fds(const char *list, unsigned queues, int *fds)
             die_msg("--tap-fd wants one fd number per queue pair, separated by ':'");
         }
         fds[n] = fd;
-        if (!tap_adopt_fd(fds[n], &err)) {
-            die(err);
-        }
         s = *end ? end + 1 : end;
     }
     if (n != queues) {
         die_msg("--tap-fd wants one fd number per queue pair, separated by ':'");
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (!tap_adopt_fd(fds[i], &err)) {
+            die(err);
+        }
     }
 }
 
@@ -177,7 +199,7 @@ int main(int argc, char **argv)
         die_msg(loop ? "signalfd failed" : error_get_pretty(err));
     }
     int lfd = vu_listen_unix(o.socket_path, &err);
-    if (lfd < 0 || !net_daemon_init(&nd, loop, lfd, fds, o.queues, &err) ||
+    if (lfd < 0 || !net_daemon_init(&nd, loop, lfd, fds, o.queues, o.has_mac ? o.mac : NULL, &err) ||
         !vu_loop_set_fd(loop, sfd, signal_ready, &sfd, &err)) {
         die(err);
     }

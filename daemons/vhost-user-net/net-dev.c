@@ -4,6 +4,7 @@
  * frames read from the tap fill the rx ring through libvirtio's shared
  * virtio-net rx code. Everything runs on one loop, so nothing needs a lock.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,15 @@
 
 /* Feature bits of the virtio-net device (virtio spec 5.1.3). */
 enum {
-    NET_F_CSUM = 0, NET_F_GUEST_CSUM = 1, NET_F_GUEST_TSO4 = 7, NET_F_GUEST_TSO6 = 8,
+    NET_F_CSUM = 0, NET_F_GUEST_CSUM = 1, NET_F_MAC = 5, NET_F_GUEST_TSO4 = 7, NET_F_GUEST_TSO6 = 8,
     NET_F_GUEST_ECN = 9, NET_F_GUEST_UFO = 10, NET_F_HOST_TSO4 = 11, NET_F_HOST_TSO6 = 12,
-    NET_F_HOST_ECN = 13, NET_F_HOST_UFO = 14, NET_F_MRG_RXBUF = 15, NET_F_MQ = 22,
+    NET_F_HOST_ECN = 13, NET_F_HOST_UFO = 14, NET_F_MRG_RXBUF = 15, NET_F_STATUS = 16,
+    NET_F_MQ = 22,
 };
+
+/* Configuration space: mac[6], status (le16), max_virtqueue_pairs (le16). */
+enum { CFG_MAC = 0, CFG_STATUS = 6, CFG_MAX_PAIRS = 8, CFG_SIZE = 10 };
+#define STATUS_LINK_UP  1
 
 #define ETH_HDR_LEN     14
 /* A GSO frame of 64 KiB plus headers; longer reads are truncated by the tap. */
@@ -75,6 +81,9 @@ static uint64_t net_features(VuDev *dev)
     }
     if (nd->pairs > 1) {
         f |= 1ull << NET_F_MQ;
+    }
+    if (nd->has_mac) {
+        f |= 1ull << NET_F_MAC | 1ull << NET_F_STATUS;
     }
     return f;
 }
@@ -268,8 +277,17 @@ static const VuDevOps net_ops = {
     .send_rarp = net_send_rarp,
 };
 
+static void fill_config(NetDaemon *nd, const uint8_t *mac)
+{
+    uint8_t *cfg = nd->dev.vdev.config;
+    uint16_t status = htole16(STATUS_LINK_UP), pairs = htole16(nd->pairs);
+    memcpy(cfg + CFG_MAC, mac, 6);
+    memcpy(cfg + CFG_STATUS, &status, 2);
+    memcpy(cfg + CFG_MAX_PAIRS, &pairs, 2);
+}
+
 bool net_daemon_init(NetDaemon *nd, VuLoop *loop, int listen_fd, const int *tap_fds,
-                     unsigned pairs, Error **errp)
+                     unsigned pairs, const uint8_t *mac, Error **errp)
 {
     nd->pairs = pairs;
     nd->hdr_len = VIRTIO_NET_HDR_LEN_LEGACY;    /* the tap's default */
@@ -278,13 +296,19 @@ bool net_daemon_init(NetDaemon *nd, VuLoop *loop, int listen_fd, const int *tap_
         nd->pair[i] = (NetPair){ .nd = nd, .index = i, .tap_fd = tap_fds[i], .attached = true,
                                  .packet = xmalloc(PACKET_MAX) };
     }
-    if (!vu_dev_init(&nd->dev, "vhost-user-net", loop, listen_fd, 2 * pairs, 0, &net_ops, nd,
-                     errp)) {
+    if (!vu_dev_init(&nd->dev, "vhost-user-net", loop, listen_fd, 2 * pairs,
+                     mac ? CFG_SIZE : 0, &net_ops, nd, errp)) {
         return false;
     }
     nd->dev.protocol_offered =
         1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD |
         1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK | 1ull << VHOST_USER_PROTOCOL_F_RARP;
+    if (mac) {
+        /* Only then: QEMU keeps its own config for vhost-user-net and needs none. */
+        nd->has_mac = true;
+        nd->dev.protocol_offered |= 1ull << VHOST_USER_PROTOCOL_F_CONFIG;
+        fill_config(nd, mac);
+    }
     return true;
 }
 

@@ -30,15 +30,19 @@ struct NetDaemon {
     unsigned pairs;
     NetPair pair[NET_MAX_PAIRS];
     bool ufo;                   /* the host kernel takes UFO on the tap */
+    bool has_mac;               /* --mac: offered in config space (F_MAC, PROTOCOL_F_CONFIG) */
     bool features_applied;      /* the tap matches applied_features */
     uint64_t applied_features;
     unsigned hdr_len;           /* virtio net header length the tap uses now */
     uint64_t rx_dropped, tx_dropped;
 };
 
-/* Serve the frontend on listen_fd with one tap fd per queue pair. */
+/*
+ * Serve the frontend on listen_fd with one tap fd per queue pair; mac (NULL:
+ * none) is the guest's address, offered to the driver through GET_CONFIG.
+ */
 bool net_daemon_init(NetDaemon *nd, VuLoop *loop, int listen_fd, const int *tap_fds,
-                     unsigned pairs, Error **errp);
+                     unsigned pairs, const uint8_t *mac, Error **errp);
 void net_daemon_cleanup(NetDaemon *nd);
 
 /* The reverse-ARP request that announces mac (broadcast, ethertype 0x8035). */

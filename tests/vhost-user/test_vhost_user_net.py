@@ -86,11 +86,12 @@ def no_frame(marker, wait=0.5):
 class NetSession:
     """A frontend with rings 0 (rx) and 1 (tx) running."""
 
-    def __init__(self, mergeable=True, pf=1 << PF_MQ | 1 << PF_REPLY_ACK | 1 << PF_RARP):
-        self.fe = fe = Frontend(SOCK)
+    def __init__(self, mergeable=True, pf=1 << PF_MQ | 1 << PF_REPLY_ACK | 1 << PF_RARP,
+                 sock=SOCK, pairs=1, logfd=None):
+        self.fe = fe = Frontend(sock)
         self.ram = GuestRam()
         self.features = fe.call_u64(GET_FEATURES)
-        acked = self.features & ~(1 << VHOST_F_LOG_ALL)
+        acked = self.features & ~(0 if logfd else 1 << VHOST_F_LOG_ALL)
         if not mergeable:
             acked &= ~(1 << F_MRG_RXBUF)
         fe.send(SET_FEATURES, u64(acked))
@@ -100,13 +101,17 @@ class NetSession:
         self.nq = fe.call_u64(GET_QUEUE_NUM)
         fe.do(SET_OWNER)
         fe.do(SET_MEM_TABLE, mem_table([(0, self.ram.size, UVA_BASE, 0)]), [self.ram.fd])
+        if logfd is not None:
+            log_size = self.ram.size // 4096 // 8
+            reply, _ = fe.call(SET_LOG_BASE, struct.pack("<QQ", log_size, 0), [logfd])
+            assert struct.unpack("<Q", reply)[0] == 0
         self.rings, self.kicks, self.calls = {}, {}, {}
-        for q in (0, 1):
+        for q in range(2 * pairs):
             ring = Ring(self.ram, q, 0x10000 * (q + 1))
             self.rings[q] = ring
             fe.do(SET_VRING_NUM, state(q, ring.num))
             fe.do(SET_VRING_BASE, state(q, 0))
-            fe.do(SET_VRING_ADDR, vring_addr(ring))
+            fe.do(SET_VRING_ADDR, vring_addr(ring, VRING_F_LOG if logfd else 0))
             self.calls[q] = os.eventfd(0, os.EFD_NONBLOCK)
             fe.do(SET_VRING_CALL, u64(q), [self.calls[q]])
             self.kicks[q] = os.eventfd(0)
@@ -116,10 +121,10 @@ class NetSession:
     def kick(self, q):
         os.eventfd_write(self.kicks[q], 1)
 
-    def transmit(self, data, at=DATA):
+    def transmit(self, data, at=DATA, q=1):
         self.ram.write(at, bytes(HDR) + data)
-        self.rings[1].add_chain([(at, HDR + len(data), False)])
-        self.kick(1)
+        self.rings[q].add_chain([(at, HDR + len(data), False)])
+        self.kick(q)
 
     def post_rx(self, sizes, at=DATA + 0x100000):
         """One writable chain per size; returns their guest addresses."""
@@ -185,6 +190,23 @@ def test_rx_mergeable_spans_buffers():
         data += s.ram.read(addrs[head], ln)
     assert struct.unpack_from("<H", data, 10)[0] == nb, data[:HDR].hex()
     assert data[HDR:] == sent
+    s.close()
+
+
+def test_dirty_log_covers_rx_buffer_and_used_ring():
+    logfd = os.memfd_create("vu-net-log")
+    log_size = (16 << 20) // 4096 // 8
+    os.ftruncate(logfd, log_size)
+    s = NetSession(logfd=logfd)
+    addrs = s.post_rx([2048, 2048])
+    psock.send(frame(b"vireo-rx-log" + bytes(60)))
+    wait_used(s.rings[0], 1)
+    log = os.pread(logfd, log_size, 0)
+    dirty = {i * 8 + b for i, byte in enumerate(log) for b in range(8) if byte >> b & 1}
+    ring = s.rings[0]
+    want = {addrs[0] // 4096} | set(range(ring.used // 4096, (ring.end - 1) // 4096 + 1))
+    assert dirty == want, (sorted(dirty), sorted(want))     # not the unused second buffer
+    os.close(logfd)
     s.close()
 
 
@@ -261,12 +283,45 @@ def test_serves_after_hostile():
     test_rx_fills_buffer()
 
 
+def test_two_pairs_and_mac():
+    sock2, if2 = os.path.join(TMP, "vhu2.sock"), IFNAME + "m"
+    d2 = subprocess.Popen([vtest.binary("vireo-vhost-user-net"), f"--socket-path={sock2}",
+                           f"--tap={if2}", "--queues=2", "--mac=52:54:00:ab:cd:ef"],
+                          stderr=open(LOG, "a"))
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(sock2):
+            assert time.time() < deadline and d2.poll() is None, "daemon did not start"
+            time.sleep(0.02)
+        with open(f"/proc/sys/net/ipv6/conf/{if2}/disable_ipv6", "w") as f:
+            f.write("1")
+        subprocess.run(["ip", "link", "set", if2, "up"], check=True)
+        ps = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_TEST))
+        ps.bind((if2, ETH_TEST))
+        s = NetSession(sock=sock2, pairs=2, pf=1 << PF_MQ | 1 << PF_REPLY_ACK | 1 << PF_CONFIG)
+        assert s.nq == 4, s.nq
+        assert s.features >> 22 & 1 and s.features >> 5 & 1, hex(s.features)   # MQ, MAC
+        cfg, _ = s.fe.call(GET_CONFIG, struct.pack("<III", 0, 10, 0) + bytes(10))
+        assert cfg[12:] == bytes.fromhex("525400abcdef") + struct.pack("<HH", 1, 2), cfg.hex()
+        s.transmit(frame(b"vireo-tx-pair1"), q=3)                # pair 1's tx ring
+        wait_used(s.rings[3], 1)
+        r, _, _ = select.select([ps], [], [], 5)
+        assert r and b"vireo-tx-pair1" in ps.recv(2048)
+        s.close()
+        ps.close()
+    finally:
+        d2.terminate()
+        assert d2.wait(10) == 0
+
+
 def test_bad_options():
     nd = vtest.binary("vireo-vhost-user-net")
     cases = [([], "--socket-path"), ([f"--socket-path={TMP}/x"], "--tap"),
              ([f"--socket-path={TMP}/x", "--tap=a", "--tap-fd=3"], "--tap"),
              ([f"--socket-path={TMP}/x", "--tap-fd=0"], "not a tap"),
-             ([f"--socket-path={TMP}/x", "--tap=x", "--queues=0"], "--queues")]
+             ([f"--socket-path={TMP}/x", "--tap=x", "--queues=0"], "--queues"),
+             ([f"--socket-path={TMP}/x", "--tap=x", "--mac=52:54:00:12:34"], "--mac"),
+             ([f"--socket-path={TMP}/x", "--tap-fd=3:4"], "one fd number per queue pair")]
     for args, text in cases:
         r = subprocess.run([nd] + args, capture_output=True, text=True, timeout=20)
         assert r.returncode == 1 and text in r.stderr, (args, r.returncode, r.stderr)
