@@ -314,6 +314,35 @@ def test_two_pairs_and_mac():
         assert d2.wait(10) == 0
 
 
+def open_tap(name, vnet_hdr):
+    import fcntl
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    flags = 0x0002 | 0x1000 | (0x4000 if vnet_hdr else 0)   # IFF_TAP, IFF_NO_PI, IFF_VNET_HDR
+    fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", name.encode(), flags))   # TUNSETIFF
+    return fd
+
+
+def test_tap_fd():
+    sock3 = os.path.join(TMP, "vhu3.sock")
+    nd = vtest.binary("vireo-vhost-user-net")
+    plain = open_tap(IFNAME + "p", False)
+    r = subprocess.run([nd, f"--socket-path={sock3}", f"--tap-fd={plain}"], pass_fds=[plain],
+                       capture_output=True, text=True, timeout=20)
+    os.close(plain)
+    assert r.returncode == 1 and "IFF_VNET_HDR" in r.stderr, r.stderr
+    fd = open_tap(IFNAME + "f", True)
+    d3 = subprocess.Popen([nd, f"--socket-path={sock3}", f"--tap-fd={fd}"], pass_fds=[fd],
+                          stderr=open(LOG, "a"))
+    os.close(fd)
+    try:
+        s = NetSession(sock=sock3)
+        assert s.nq == 2
+        s.close()
+    finally:
+        d3.terminate()
+        assert d3.wait(10) == 0
+
+
 def test_bad_options():
     nd = vtest.binary("vireo-vhost-user-net")
     cases = [([], "--socket-path"), ([f"--socket-path={TMP}/x"], "--tap"),
