@@ -93,7 +93,9 @@ def test_daemon_killed_during_writes():
     def kill_repeatedly():
         """SIGKILL and restart the daemon a few times while the guest writes."""
         for _ in range(KILLS):
-            time.sleep(0.5)
+            # Short pauses: a fast guest writes the whole image in about a
+            # second, and the test needs a restart of a restarted daemon.
+            time.sleep(0.15)
             if state["written"]:
                 return
             state["daemon"].kill()
