@@ -4,6 +4,8 @@ against vireo through libqtest exactly as QEMU's `make check-qtest` runs them.
 
 Each GTest case is one 'ok'/'FAIL' line of this test. A program that aborts
 counts its abort as a failure; the cases it never reached are not counted.
+qos-test's cases each run in a program of their own, so one failed
+assertion does not hide the cases after it.
 The same programs are also started against Debian's qemu-system-x86_64 for
 comparison; its results are reported as notes, not counted.
 
@@ -58,25 +60,16 @@ def build_programs():
     return p.stdout.strip().splitlines()[-1], None
 
 
-def run_program(qtests, binary, prog, prefixes, skips, workdir):
-    """Run one program; returns (results [(path, ok, detail)], aborted_text)."""
-    env = dict(os.environ)
-    env["QTEST_QEMU_BINARY"] = binary
-    env["QTEST_QEMU_IMG"] = shutil.which("qemu-img") or "qemu-img"
-    env.pop("QTEST_LOG", None)
-    exe = os.path.join(qtests, "tests", "qtest", prog)
-    cmd = [exe, "--tap", "-k"]
-    if prefixes:
-        # qos-test names whole graph paths as single cases, so GTest's -p
-        # matches them only exactly: list them and pick the ones wanted.
-        listed = subprocess.run([exe, "-l"], env=env, cwd=workdir, capture_output=True,
-                                text=True, errors="replace", timeout=PROGRAM_TIMEOUT).stdout
-        wanted = [l for l in listed.split() if any(l.startswith(x + "/") for x in prefixes)]
-        if not wanted:
-            return [], "no case of " + " ".join(prefixes) + " is listed by " + prog
-        for path in wanted:
-            if path not in skips:
-                cmd += ["-p", path]
+def list_cases(exe, env, workdir):
+    """Every GTest path the program registers (qos-test asks the VMM for them)."""
+    p = subprocess.run([exe, "-l"], env=env, cwd=workdir, capture_output=True,
+                       text=True, errors="replace", timeout=PROGRAM_TIMEOUT)
+    return [l for l in p.stdout.split() if l.startswith("/")]
+
+
+def run_cases(exe, env, workdir, selection, skips):
+    """One run of the program; returns (results [(path, ok)], aborted_text)."""
+    cmd = [exe, "--tap", "-k"] + selection
     for path in skips:
         cmd += ["-s", path]
     try:
@@ -90,12 +83,40 @@ def run_program(qtests, binary, prog, prefixes, skips, workdir):
     for line in out.splitlines():
         m = TAP_RESULT.match(line)
         if m and "# SKIP" not in m.group(3):
-            results.append((m.group(2), m.group(1) == "ok", m.group(3)))
+            results.append((m.group(2), m.group(1) == "ok"))
     aborted = None
-    if rc != 0 and all(ok for _, ok, _ in results):
+    if rc != 0 and all(ok for _, ok in results):
         tail = [l for l in out.splitlines() if l and not l.startswith("# starting")]
         aborted = "\n".join(tail[-12:])
     return results, aborted
+
+
+def run_program(qtests, binary, prog, prefixes, skips, workdir):
+    """Run one program's cases: [(path, ok, abort text or None)]."""
+    env = dict(os.environ)
+    env["QTEST_QEMU_BINARY"] = binary
+    env["QTEST_QEMU_IMG"] = shutil.which("qemu-img") or "qemu-img"
+    env.pop("QTEST_LOG", None)
+    exe = os.path.join(qtests, "tests", "qtest", prog)
+    if not prefixes:
+        results, aborted = run_cases(exe, env, workdir, [], skips)
+        rows = [(path, ok, None) for path, ok in results]
+        if aborted is not None:
+            rows.append((f"(aborted after {len(results)} cases)", False, aborted))
+        return rows
+    # qos-test names whole graph paths as single cases and stops at the
+    # first failed assertion: run each wanted case on its own, so every one
+    # gets its line whatever happened to the one before.
+    wanted = [l for l in list_cases(exe, env, workdir)
+              if any(l.startswith(x + "/") for x in prefixes) and l not in skips]
+    if not wanted:
+        return [("(no case of " + " ".join(prefixes) + " is listed)", False, None)]
+    rows = []
+    for path in wanted:
+        results, aborted = run_cases(exe, env, workdir, ["-p", path], [])
+        ok = aborted is None and bool(results) and all(r for _, r in results)
+        rows.append((path, ok, aborted))
+    return rows
 
 
 def vmm_link(tmp, target, name):
@@ -108,21 +129,22 @@ def vmm_link(tmp, target, name):
 def report_vireo(qtests, binary, skips, workdir):
     passed = failed = 0
     for prog, prefixes in PROGRAMS:
-        mine = [p for p in skips if any(p.startswith(x) for x in prefixes or ["/"])]
+        exe = os.path.join(qtests, "tests", "qtest", prog)
+        env = dict(os.environ, QTEST_QEMU_BINARY=binary)
+        # A skip-list entry belongs to the program that registers its path.
+        listed = set(list_cases(exe, env, workdir))
+        mine = [p for p in skips if p in listed]
         for path in mine:
             print(f"skip {prog} {path}: {skips[path]}", flush=True)
-        results, aborted = run_program(qtests, binary, prog, prefixes, mine, workdir)
-        for path, ok, detail in results:
+        rows = run_program(qtests, binary, prog, prefixes, mine, workdir)
+        for path, ok, aborted in rows:
             print(f"{'ok' if ok else 'FAIL'} {prog} {path}", flush=True)
+            if aborted:
+                print("\n".join("    " + l for l in aborted.splitlines()), flush=True)
             passed += ok
             failed += not ok
-        if aborted is not None:
-            print(f"FAIL {prog} (aborted after {len(results)} cases)", flush=True)
-            print("\n".join("    " + l for l in aborted.splitlines()), flush=True)
-            failed += 1
-        ok_count = sum(ok for _, ok, _ in results)
-        print(f"# vireo {prog}: {ok_count}/{len(results)} cases passed"
-              f"{', aborted' if aborted is not None else ''}", flush=True)
+        ok_count = sum(ok for _, ok, _ in rows)
+        print(f"# vireo {prog}: {ok_count}/{len(rows)} cases passed", flush=True)
     return passed, failed
 
 
@@ -134,14 +156,15 @@ def report_qemu(qtests, tmp, workdir):
         return
     binary = vmm_link(tmp, qemu, "qemu-system-x86_64")
     for prog, prefixes in PROGRAMS:
-        results, aborted = run_program(qtests, binary, prog, prefixes, [], workdir)
-        ok_count = sum(ok for _, ok, _ in results)
+        rows = run_program(qtests, binary, prog, prefixes, [], workdir)
+        ok_count = sum(ok for _, ok, _ in rows)
+        aborts = [a for _, _, a in rows if a]
         why = ""
-        if aborted is not None:
-            refusal = re.search(r"^.*invalid accelerator.*$", aborted, re.M)
-            why = f" (aborted: {refusal.group(0).strip() if refusal else aborted.splitlines()[-1]})"
-        line = f"qemu-7.2 {prog}: {ok_count}/{len(results)} cases passed{why}"
-        if aborted is not None and not results:
+        if aborts:
+            refusal = re.search(r"^.*invalid accelerator.*$", aborts[0], re.M)
+            why = f" (aborted: {refusal.group(0).strip() if refusal else aborts[0].splitlines()[-1]})"
+        line = f"qemu-7.2 {prog}: {ok_count}/{len(rows)} cases passed{why}"
+        if aborts and ok_count == 0:
             print(f"skip compare-with-{line}", flush=True)
         else:
             print(f"# {line}", flush=True)
