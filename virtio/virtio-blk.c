@@ -10,6 +10,7 @@
 
 #include "block/block.h"
 #include "core/main-loop.h"
+#include "qapi/qapi-commands.h"
 #include "util/osdep.h"
 #include "virtio/virtio-blk-req.h"
 #include "virtio/virtio-pci.h"
@@ -24,6 +25,7 @@ typedef struct VirtIOBlock {
     BlockImage *img;
     BlockQueue *bq;
     char *serial;               /* get-id answer, NULL: empty */
+    char *drive_id;             /* -drive id= of the image, for block_resize */
     bool readonly;
     bool writeback;             /* the cache mode at power-on (cache=writethrough|directsync: off) */
     bool pending_notify[MAX_QUEUES];
@@ -207,6 +209,7 @@ static bool blk_setup(const VirtioCreateContext *ctx, const KeyValList *kv, Virt
     }
     const char *serial = keyval_get(kv, "serial");
     blk->serial = serial ? xstrdup(serial) : NULL;
+    blk->drive_id = xstrdup(drive);
     virtio_device_init(&blk->vdev, "virtio-blk", VIRTIO_ID_BLOCK, ctx->mem,
                        VIRTIO_BLK_CFG_SIZE, *nq);
     for (unsigned q = 0; q < *nq; q++) {
@@ -251,9 +254,45 @@ bool virtio_blk_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
             blk_close(blk->img, NULL);
         }
         free(blk->serial);
+        free(blk->drive_id);
         free(blk->vdev.config);
         free(blk->vdev.vq);
         free(blk);
     }
     return ok;
+}
+
+/* The virtio-blk disk whose image is the drive @drive, NULL when none is. */
+static VirtIOBlock *find_by_drive(const char *drive)
+{
+    for (VirtIODevice *vdev = virtio_device_first(); vdev; vdev = vdev->next) {
+        VirtIOBlock *blk = vdev->ops == &blk_ops ? vdev->opaque : NULL;
+        if (blk && blk->img && blk->drive_id && !strcmp(blk->drive_id, drive)) {
+            return blk;
+        }
+    }
+    return NULL;
+}
+
+void qmp_block_resize(bool has_device, const char *device, bool has_node_name,
+                      const char *node_name, int64_t size, Error **errp)
+{
+    const char *name = has_device ? device : has_node_name ? node_name : "";
+    VirtIOBlock *blk = find_by_drive(name);
+    if (!blk) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                   has_device ? device : "", has_node_name ? node_name : "");
+        return;
+    }
+    if (size < 0) {
+        error_setg(errp, "New size cannot be negative");
+        return;
+    }
+    if (blk_resize(blk->img, (uint64_t)size, errp) < 0) {
+        return;
+    }
+    /* The capacity field leads the config space, in 512-byte sectors. */
+    uint64_t sectors = htole64(blk_size(blk->img) / SECTOR_SIZE);
+    memcpy(blk->vdev.config, &sectors, sizeof(sectors));
+    virtio_notify_config(&blk->vdev);
 }

@@ -201,7 +201,12 @@ void virtio_notify_config(VirtIODevice *vdev)
     if (!virtio_driver_ok(vdev)) {
         return;
     }
-    vdev->isr |= VIRTIO_ISR_CONFIG;
+    /*
+     * QEMU sets the queue bit as well: a driver polling the ISR for queue
+     * work (libqos after a resize) then also looks at its queues, which is
+     * harmless for the ones that only check the config bit.
+     */
+    vdev->isr |= VIRTIO_ISR_CONFIG | VIRTIO_ISR_QUEUE;
     notify_transport(vdev, vdev->config_vector);
 }
 
