@@ -15,12 +15,12 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "ivshmem/server-qmp.h"
 #include "ivshmem/server.h"
 #include "util/osdep.h"
+#include "util/unix-socket.h"
 
 #define DEFAULT_SOCKET "/tmp/ivshmem_socket"
 #define DEFAULT_SHM_NAME "ivshmem"
@@ -202,57 +202,6 @@ static int open_shm_dir(const char *dir, uint64_t size, Error **errp)
     return fd;
 }
 
-/* ---- socket ------------------------------------------------------------- */
-
-/* A socket file nobody listens on is left over from a dead server; a live
- * one means another server runs there and must not be stolen from. */
-static bool clear_stale_socket(const struct sockaddr_un *addr, Error **errp)
-{
-    struct stat st;
-    if (lstat(addr->sun_path, &st) < 0) {
-        return true;
-    }
-    if (!S_ISSOCK(st.st_mode)) {
-        error_setg(errp, "'%s' exists and is not a socket", addr->sun_path);
-        return false;
-    }
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe >= 0 && connect(probe, (const struct sockaddr *)addr, sizeof(*addr)) == 0) {
-        close(probe);
-        error_setg(errp, "a server is already listening on '%s'", addr->sun_path);
-        return false;
-    }
-    if (probe >= 0) {
-        close(probe);
-    }
-    unlink(addr->sun_path);
-    return true;
-}
-
-static int listen_unix(const char *path, Error **errp)
-{
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(addr.sun_path)) {
-        error_setg(errp, "socket path '%s' is too long", path);
-        return -1;
-    }
-    strcpy(addr.sun_path, path);
-    if (!clear_stale_socket(&addr, errp)) {
-        return -1;
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "socket");
-        return -1;
-    }
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, SOMAXCONN) < 0) {
-        error_setg_errno(errp, errno, "listening on '%s'", path);
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* ---- process ------------------------------------------------------------ */
 
 /* Every client costs its vectors in eventfds: take all the kernel allows. */
@@ -342,7 +291,7 @@ static bool open_resources(const Options *o, int *shm_fd, int *listen_fd, Error 
     if (*shm_fd < 0) {
         return false;
     }
-    *listen_fd = listen_unix(o->socket_path, errp);
+    *listen_fd = unix_socket_listen(o->socket_path, errp);
     if (*listen_fd < 0) {
         close(*shm_fd);
         return false;
