@@ -54,11 +54,7 @@ static void vub_handle_output(VirtIODevice *vdev, VirtQueue *vq)
 static void vub_set_status(VirtIODevice *vdev, uint8_t old)
 {
     VhostUserBlk *s = vdev->opaque;
-    if (virtio_driver_ok(vdev) && !vdev->broken) {
-        vhost_user_start(s->vu);
-    } else if (!virtio_driver_ok(vdev)) {
-        vhost_user_stop(s->vu);
-    }
+    vhost_user_set_status(s->vu);
 }
 
 static void vub_reset(VirtIODevice *vdev)

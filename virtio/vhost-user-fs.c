@@ -48,11 +48,7 @@ static void vufs_handle_output(VirtIODevice *vdev, VirtQueue *vq)
 static void vufs_set_status(VirtIODevice *vdev, uint8_t old)
 {
     VhostUserFs *s = vdev->opaque;
-    if (virtio_driver_ok(vdev) && !vdev->broken) {
-        vhost_user_start(s->vu);
-    } else if (!virtio_driver_ok(vdev)) {
-        vhost_user_stop(s->vu);
-    }
+    vhost_user_set_status(s->vu);
 }
 
 static void vufs_reset(VirtIODevice *vdev)

@@ -756,6 +756,15 @@ void vhost_user_reset(VhostUserDev *dev)
     drop_inflight(dev);
 }
 
+void vhost_user_set_status(VhostUserDev *dev)
+{
+    if (virtio_driver_ok(dev->vdev) && !dev->vdev->broken) {
+        vhost_user_start(dev);
+    } else if (!virtio_driver_ok(dev->vdev)) {
+        vhost_user_stop(dev);
+    }
+}
+
 void vhost_user_kick(VhostUserDev *dev, unsigned q)
 {
     if (!dev->started || q < dev->setup.vq_index || q >= dev->setup.vq_index + dev->setup.nvqs) {

@@ -73,6 +73,11 @@ void vhost_user_start(VhostUserDev *dev);
 void vhost_user_stop(VhostUserDev *dev);
 /* The device was reset by its driver: in-flight state is void. */
 void vhost_user_reset(VhostUserDev *dev);
+/*
+ * The driver wrote the device status: with DRIVER_OK (and the device not
+ * broken) the rings go to the back-end; without it they come back.
+ */
+void vhost_user_set_status(VhostUserDev *dev);
 
 /* SET_VRING_ENABLE for queue q (net: the pairs the driver uses). */
 void vhost_user_enable_queue(VhostUserDev *dev, unsigned q, bool on);
