@@ -591,12 +591,7 @@ static bool start_ring(VhostUserDev *dev, unsigned i, Error **errp)
         return false;
     }
     r->active = true;
-    dev->info.vq[i].desc_phys = vq->desc;
-    dev->info.vq[i].desc_size = desc_size;
-    dev->info.vq[i].avail_phys = vq->avail;
-    dev->info.vq[i].avail_size = avail_size;
-    dev->info.vq[i].used_phys = vq->used;
-    dev->info.vq[i].used_size = used_size;
+    vhost_dev_info_set_queue(&dev->info, i, vq, desc_size, avail_size, used_size);
     return true;
 }
 

@@ -142,12 +142,7 @@ static bool start_ring(VhostDev *dev, VirtIODevice *vdev, unsigned i, Error **er
         error_setg_errno(errp, errno, "vhost: queue %u set-up refused", q);
         return false;
     }
-    dev->info.vq[i].desc_phys = vq->desc;
-    dev->info.vq[i].desc_size = desc_size;
-    dev->info.vq[i].avail_phys = vq->avail;
-    dev->info.vq[i].avail_size = avail_size;
-    dev->info.vq[i].used_phys = vq->used;
-    dev->info.vq[i].used_size = used_size;
+    vhost_dev_info_set_queue(&dev->info, i, vq, desc_size, avail_size, used_size);
     return true;
 }
 

@@ -243,3 +243,14 @@ void virtio_queue_notify(VirtIODevice *vdev, unsigned n)
         vq->handle_output(vdev, vq);
     }
 }
+
+void vhost_dev_info_set_queue(VhostDevInfo *info, unsigned i, const VirtQueue *vq,
+                              uint64_t desc_size, uint64_t avail_size, uint64_t used_size)
+{
+    info->vq[i].desc_phys = vq->desc;
+    info->vq[i].desc_size = desc_size;
+    info->vq[i].avail_phys = vq->avail;
+    info->vq[i].avail_size = avail_size;
+    info->vq[i].used_phys = vq->used;
+    info->vq[i].used_size = used_size;
+}

@@ -230,6 +230,9 @@ void virtio_notify_config(VirtIODevice *vdev);
 void virtio_mark_broken(VirtIODevice *vdev, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 bool virtio_driver_ok(const VirtIODevice *vdev);
+/* A vhost back-end runs vq as its queue i: note where the rings are, for QMP. */
+void vhost_dev_info_set_queue(VhostDevInfo *info, unsigned i, const VirtQueue *vq,
+                              uint64_t desc_size, uint64_t avail_size, uint64_t used_size);
 /* The driver kicked queue n. */
 void virtio_queue_notify(VirtIODevice *vdev, unsigned n);
 
