@@ -6,9 +6,11 @@
 #include "vhost-user/loop.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "util/osdep.h"
@@ -133,5 +135,26 @@ void vu_loop_run_once(VuLoop *loop, int timeout_ms)
         if (p.fn) {
             p.fn(p.opaque);
         }
+    }
+}
+
+VuQuitSignals vu_quit_signals_open(bool *quit)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return (VuQuitSignals){ .fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), .quit = quit };
+}
+
+void vu_quit_signals_ready(void *opaque)
+{
+    VuQuitSignals *qs = opaque;
+    struct signalfd_siginfo si;
+    if (read(qs->fd, &si, sizeof(si)) == sizeof(si)) {
+        *qs->quit = true;
     }
 }

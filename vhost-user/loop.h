@@ -23,4 +23,18 @@ void vu_loop_set_poll(VuLoop *loop, void *key, VuFdHandler *fn, void *opaque);
 /* Wait up to timeout_ms (-1: forever; 0 while polling) and run handlers. */
 void vu_loop_run_once(VuLoop *loop, int timeout_ms);
 
+/*
+ * The daemons' way out: SIGTERM, SIGINT and SIGHUP, blocked and read from a
+ * signalfd, set *quit; SIGPIPE is ignored (a frontend gone mid-reply is
+ * handled as a drop). Watch fd with vu_quit_signals_ready and the
+ * VuQuitSignals as opaque.
+ */
+typedef struct VuQuitSignals {
+    int fd;                     /* the signalfd; -1 (errno set) if it failed */
+    bool *quit;                 /* set when one of the signals arrives */
+} VuQuitSignals;
+
+VuQuitSignals vu_quit_signals_open(bool *quit);
+void vu_quit_signals_ready(void *opaque);
+
 #endif

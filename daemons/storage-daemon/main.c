@@ -16,11 +16,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -206,27 +204,6 @@ static void daemonize_done(int fd)
     }
 }
 
-static void signal_ready(void *opaque)
-{
-    int fd = *(int *)opaque;
-    struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof(si)) == sizeof(si)) {
-        quit = true;
-    }
-}
-
-static int watch_signals(VuLoop *loop)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
 int main(int argc, char **argv)
 {
     Error *err = NULL;
@@ -238,12 +215,12 @@ int main(int argc, char **argv)
     parse_args(argc, argv, loop, &bg);
     int ready_fd = bg ? daemonize() : -1;
     /* After the fork: a signalfd reports readiness for the process that made it. */
-    int sfd = watch_signals(loop);
-    if (sfd < 0) {
+    VuQuitSignals sig = vu_quit_signals_open(&quit);
+    if (sig.fd < 0) {
         error_setg_errno(&err, errno, "signalfd");
         die(err);
     }
-    if (!vu_loop_set_fd(loop, sfd, signal_ready, &sfd, &err)) {
+    if (!vu_loop_set_fd(loop, sig.fd, vu_quit_signals_ready, &sig, &err)) {
         die(err);
     }
     if (pidfile) {
@@ -259,7 +236,7 @@ int main(int argc, char **argv)
     if (pidfile_written) {
         unlink(pidfile);
     }
-    close(sfd);
+    close(sig.fd);
     vu_loop_free(loop);
     return 0;
 }

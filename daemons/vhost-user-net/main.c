@@ -12,11 +12,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <linux/if.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -164,27 +162,6 @@ static void open_taps(const Options *o, int *fds)
     }
 }
 
-static void signal_ready(void *opaque)
-{
-    int fd = *(int *)opaque;
-    struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof(si)) == sizeof(si)) {
-        quit = true;
-    }
-}
-
-static int watch_signals(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);   /* a frontend gone mid-reply is handled as a drop */
-    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
 int main(int argc, char **argv)
 {
     static NetDaemon nd;
@@ -194,13 +171,13 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &o);
     open_taps(&o, fds);
     VuLoop *loop = vu_loop_new(&err);
-    int sfd = watch_signals();
-    if (!loop || sfd < 0) {
+    VuQuitSignals sig = vu_quit_signals_open(&quit);
+    if (!loop || sig.fd < 0) {
         die_msg(loop ? "signalfd failed" : error_get_pretty(err));
     }
     int lfd = vu_listen_unix(o.socket_path, &err);
     if (lfd < 0 || !net_daemon_init(&nd, loop, lfd, fds, o.queues, o.has_mac ? o.mac : NULL, &err) ||
-        !vu_loop_set_fd(loop, sfd, signal_ready, &sfd, &err)) {
+        !vu_loop_set_fd(loop, sig.fd, vu_quit_signals_ready, &sig, &err)) {
         die(err);
     }
     while (!quit) {
@@ -208,7 +185,7 @@ int main(int argc, char **argv)
     }
     net_daemon_cleanup(&nd);
     unlink(o.socket_path);
-    close(sfd);
+    close(sig.fd);
     vu_loop_free(loop);
     return 0;
 }
