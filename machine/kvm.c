@@ -21,9 +21,10 @@
 #include "hw/irq.h"
 #include "memory/address-space.h"
 #include "machine/layout.h"
+#include "util/log.h"
 #include "util/osdep.h"
-
 #include "util/seccomp-hook.h"
+
 #define KVM_DEVICE          "/dev/kvm"
 #define KVM_API_EXPECTED    12
 #define CPUID_MAX_ENTRIES   256
@@ -654,12 +655,13 @@ static void report_fatal_exit(KvmVcpu *v)
     struct kvm_run *run = v->run;
     struct kvm_regs regs;
     unsigned long long rip = ioctl(v->fd, KVM_GET_REGS, &regs) == 0 ? regs.rip : 0;
-    error_report("KVM: vCPU %u stopped: exit reason %u (suberror %u, hardware reason "
-                 "0x%llx) at rip 0x%llx", v->index, run->exit_reason,
-                 run->exit_reason == KVM_EXIT_INTERNAL_ERROR ? run->internal.suberror : 0,
-                 run->exit_reason == KVM_EXIT_FAIL_ENTRY ?
-                     (unsigned long long)run->fail_entry.hardware_entry_failure_reason : 0ULL,
-                 rip);
+    /* Guest-triggered, and a vCPU thread must not wait on stderr. */
+    LOG_GUEST_WARN("KVM: vCPU %u stopped: exit reason %u (suberror %u, hardware reason "
+                   "0x%llx) at rip 0x%llx", v->index, run->exit_reason,
+                   run->exit_reason == KVM_EXIT_INTERNAL_ERROR ? run->internal.suberror : 0,
+                   run->exit_reason == KVM_EXIT_FAIL_ENTRY ?
+                       (unsigned long long)run->fail_entry.hardware_entry_failure_reason : 0ULL,
+                   rip);
     mark_stuck(v);
     main_loop_schedule(stop_for_internal_error, NULL);
 }
@@ -706,16 +708,16 @@ static void *vcpu_thread(void *opaque)
 
     bool reset;
     while (wait_until_runnable(v, &reset)) {
-        if (reset && !apply_reset(v)) {
-            error_report("KVM: cannot reset vCPU %u: %s", v->index, strerror(errno));
         seccomp_thread_enter(SANDBOX_VCPU);     /* once the sandbox is on */
+        if (reset && !apply_reset(v)) {
+            LOG_GUEST_WARN("KVM: cannot reset vCPU %u: %s", v->index, strerror(errno));
             mark_stuck(v);
             main_loop_schedule(stop_for_internal_error, NULL);
             continue;
         }
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno != EINTR && errno != EAGAIN) {
-                error_report("KVM: vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
+                LOG_GUEST_WARN("KVM: vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
                 mark_stuck(v);
                 main_loop_schedule(stop_for_internal_error, NULL);
             }
