@@ -786,7 +786,7 @@ static const CmdOption options[] = {
     { "daemonize", NULL, "detach from the terminal once started", NULL, NULL, opt_daemonize },
     { "pidfile", "FILE", "write the process id to FILE", NULL, NULL, opt_pidfile },
     { "sandbox", "on|off[,KEY=allow|deny...][,log=on]",
-      "system-call filters per thread kind, on by default (KEY: obsolete, elevateprivileges, "
+      "system-call filters per thread kind, off by default (KEY: obsolete, elevateprivileges, "
       "spawn, resourcecontrol; log=on names a denied call)", "sandbox", sandbox_params,
       sandbox_opt_sandbox },
     { "runas", "USER|UID:GID", "run as this user once start-up is done", NULL, NULL,

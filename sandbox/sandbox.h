@@ -29,7 +29,7 @@ typedef enum SandboxPolicy {
 } SandboxPolicy;
 
 typedef struct SandboxConfig {
-    bool enable;                    /* -sandbox on|off; on by default */
+    bool enable;                    /* -sandbox on|off; off by default */
     bool log;                       /* log=on: name the denied call, then die */
     SandboxPolicy obsolete;         /* obsolete=allow|deny */
     SandboxPolicy elevate;          /* elevateprivileges=allow|deny|children */

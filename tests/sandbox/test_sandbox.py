@@ -45,12 +45,17 @@ def wait_for(pred, timeout=10):
 
 
 def qtest_vm(*args):
+    if "-sandbox" not in args:
+        args = ("-sandbox", "on") + args
     v = vmm.Vireo("-m", "64M", *args, qtest=True)
     v.qmp()
     return v
 
 
-def test_on_by_default_and_off_on_request():
+def test_off_by_default_and_on_on_request():
+    with vmm.Vireo("-m", "64M", qtest=True) as v:
+        v.qmp()
+        assert status_field(f"/proc/{v.proc.pid}/status", "Seccomp") == ["0"]
     with qtest_vm() as v:
         assert status_field(f"/proc/{v.proc.pid}/status", "Seccomp") == ["2"]
         assert status_field(f"/proc/{v.proc.pid}/status", "NoNewPrivs") == ["1"]
@@ -88,7 +93,8 @@ def test_vcpus_stack_their_own_filter():
         kernel = os.path.join(d, "spin.elf")
         with open(kernel, "wb") as f:
             f.write(pvh_elf(b"\xeb\xfe"))       # jmp . : keeps the vCPUs busy
-        with vmm.Vireo("-kernel", kernel, "-m", "16M", "-smp", "2", "-nodefaults") as v:
+        with vmm.Vireo("-kernel", kernel, "-m", "16M", "-smp", "2", "-nodefaults",
+                       "-sandbox", "on") as v:
             v.qmp()
             pid = v.proc.pid
             wait_for(lambda: sorted(task_filters(pid).values()).count(2) >= 2)
@@ -122,7 +128,7 @@ def test_chroot():
         # LeakSanitizer reads /proc at exit, which an empty root does not have.
         env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
         for opt in (["-chroot", d], ["-run-with", f"chroot={d}"]):
-            with vmm.Vireo("-m", "64M", *opt, qtest=True, env=env) as v:
+            with vmm.Vireo("-m", "64M", "-sandbox", "on", *opt, qtest=True, env=env) as v:
                 v.qmp()
                 assert os.readlink(f"/proc/{v.proc.pid}/root") == d
                 assert os.readlink(f"/proc/{v.proc.pid}/cwd") == d
@@ -143,7 +149,7 @@ def test_inherited_descriptors_are_closed():
     stray = os.readlink(f"/proc/self/fd/{stray_r}")
     kept = os.readlink(f"/proc/self/fd/{kept_r}")
     try:
-        with vmm.Vireo("-m", "64M", "-M", "none", "-add-fd", f"fd={kept_r},set=3",
+        with vmm.Vireo("-m", "64M", "-M", "none", "-sandbox", "on", "-add-fd", f"fd={kept_r},set=3",
                        pass_fds=(stray_r, kept_r)) as v:
             v.qmp()
             files = open_files(v.proc.pid)
