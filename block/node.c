@@ -1,0 +1,991 @@
+/*
+ * The block node registry (see node.h): nodes from -blockdev, -drive and
+ * blockdev-add, their users, QEMU's permission rules between them, image
+ * locks towards other processes, and the I/O statistics users update.
+ */
+#include "block/node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "block/block-int.h"
+#include "block/image-lock.h"
+#include "util/keyval.h"
+#include "util/osdep.h"
+
+struct BlockNodeUser {
+    BlockNode *node;
+    char *desc;                 /* "block device 'vd0'", for conflict messages */
+    char *qdev;                 /* device path, or NULL */
+    unsigned perm, shared;
+    void (*io_done)(void *opaque);
+    void *io_opaque;
+    BlockNodeUser *next;
+};
+
+struct BlockNode {
+    char *name;
+    char *driver;
+    char *device;               /* -drive id, or NULL */
+    char *filename;             /* protocol nodes */
+    BlockNode *file;            /* format nodes: the protocol node below */
+    BlockNode *backing;         /* backing=NODE */
+    bool backing_null;          /* backing=null: the image's own chain is not opened */
+    BlockNode *parent;          /* the format node using this one as file/backing */
+    bool read_only, auto_read_only, direct, no_flush, discard_unmap;
+    bool writeback, from_drive;
+    bool monitor_owned;         /* made by -blockdev/blockdev-add itself, not nested */
+    BlockNodeAio aio;
+    BlockNodeLocking locking;
+    BlockNodeDetectZeroes detect_zeroes;
+    BlockImage *img;
+    int lock_fd;                /* protocol nodes with locking: -1 otherwise */
+    int *chain_lock_fds;        /* the backing chain's files, read locks */
+    int nr_chain_lock_fds;
+    BlockNodeUser *users;       /* newest first */
+    BlockNodeStats stats;
+    unsigned queue_depth;
+    BlockNode *next;
+};
+
+static BlockNode *nodes;        /* oldest first */
+static unsigned auto_name_counter;
+
+void (*block_node_watch_fd)(int fd, void (*cb)(void *opaque), void *opaque);
+BlockDirtyInfoList *(*block_node_dirty_bitmaps_hook)(BlockNode *n);
+
+/* ---- statistics ---- */
+
+int64_t block_stats_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void block_stats_start(BlockStatsCookie *c, BlockStatsKind kind, uint64_t offset,
+                       uint64_t bytes)
+{
+    *c = (BlockStatsCookie){ kind, offset, bytes, block_stats_now_ns() };
+}
+
+void block_stats_done(BlockNodeStats *s, const BlockStatsCookie *c, bool ok)
+{
+    if (!s || c->kind >= BLOCK_STATS_NR) {
+        return;
+    }
+    int64_t now = block_stats_now_ns();
+    if (ok) {
+        s->ops[c->kind]++;
+        s->bytes[c->kind] += c->bytes;
+        s->total_time_ns[c->kind] += (uint64_t)(now - c->start_ns);
+        if (c->kind == BLOCK_STATS_WRITE && c->offset + c->bytes > s->wr_highest_offset) {
+            s->wr_highest_offset = c->offset + c->bytes;
+        }
+    } else {
+        s->failed_ops[c->kind]++;
+    }
+    s->last_access_ns = now;
+}
+
+void block_stats_invalid(BlockNodeStats *s, BlockStatsKind kind)
+{
+    if (s && kind < BLOCK_STATS_NR) {
+        s->invalid_ops[kind]++;
+        s->last_access_ns = block_stats_now_ns();
+    }
+}
+
+/* ---- lookup ---- */
+
+BlockNode *block_node_find(const char *node_name)
+{
+    for (BlockNode *n = nodes; n && node_name; n = n->next) {
+        if (!strcmp(n->name, node_name)) {
+            return n;
+        }
+    }
+    return NULL;
+}
+
+BlockNode *block_node_find_device(const char *device)
+{
+    for (BlockNode *n = nodes; n && device; n = n->next) {
+        if (n->device && !strcmp(n->device, device)) {
+            return n;
+        }
+    }
+    return NULL;
+}
+
+BlockNode *block_node_lookup(const char *device, const char *node_name, Error **errp)
+{
+    BlockNode *n = block_node_find_device(device);
+    if (!n) {
+        n = block_node_find(node_name);
+    }
+    if (!n) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                   device ? device : "", node_name ? node_name : "");
+    }
+    return n;
+}
+
+BlockNode *block_node_first(void) { return nodes; }
+BlockNode *block_node_next(const BlockNode *n) { return n->next; }
+const char *block_node_name(const BlockNode *n) { return n->name; }
+const char *block_node_driver(const BlockNode *n) { return n->driver; }
+const char *block_node_device(const BlockNode *n) { return n->device; }
+BlockNode *block_node_file(const BlockNode *n) { return n->file; }
+BlockNode *block_node_backing(const BlockNode *n) { return n->backing; }
+bool block_node_is_format(const BlockNode *n) { return n->file != NULL; }
+bool block_node_auto_read_only(const BlockNode *n) { return n->auto_read_only; }
+bool block_node_discard_unmap(const BlockNode *n) { return n->discard_unmap; }
+BlockNodeDetectZeroes block_node_detect_zeroes(const BlockNode *n) { return n->detect_zeroes; }
+bool block_node_writeback(const BlockNode *n) { return n->writeback; }
+bool block_node_from_drive(const BlockNode *n) { return n->from_drive; }
+BlockNodeStats *block_node_stats(BlockNode *n) { return &n->stats; }
+
+static const BlockNode *proto_of(const BlockNode *n)
+{
+    return n->file ? n->file : n;
+}
+
+const char *block_node_filename(const BlockNode *n)
+{
+    if (n->img) {
+        return blk_filename(n->img);
+    }
+    return proto_of(n)->filename;
+}
+
+bool block_node_read_only(const BlockNode *n)
+{
+    return n->read_only || proto_of(n)->read_only;
+}
+
+bool block_node_cache_direct(const BlockNode *n) { return proto_of(n)->direct; }
+bool block_node_cache_no_flush(const BlockNode *n) { return proto_of(n)->no_flush; }
+BlockNodeAio block_node_aio(const BlockNode *n) { return proto_of(n)->aio; }
+BlockNodeLocking block_node_locking(const BlockNode *n) { return proto_of(n)->locking; }
+
+bool block_node_in_use(const BlockNode *n)
+{
+    return n->users || n->parent;
+}
+
+/* ---- permissions ---- */
+
+/* One claim on a node: a user, or a parent node through a child role. */
+typedef struct PermEdge {
+    unsigned perm, shared;
+    char *desc;                 /* who */
+    const char *child;          /* "root", "file", "backing" */
+} PermEdge;
+
+static bool is_format_driver(const char *driver)
+{
+    return !strcmp(driver, "raw") || !strcmp(driver, "qcow2") ||
+           !strcmp(driver, "parallels");
+}
+
+static bool has_metadata(const BlockNode *n)
+{
+    return n->file && strcmp(n->driver, "raw");
+}
+
+static void cumulative(const BlockNode *n, const BlockNodeUser *extra, unsigned *perm,
+                       unsigned *shared);
+
+/* What format node @p claims on its file child (QEMU's storage-child rule). */
+static void child_claim(const BlockNode *p, const BlockNodeUser *extra, unsigned *perm,
+                        unsigned *shared)
+{
+    unsigned pp, ps;
+    cumulative(p, extra, &pp, &ps);
+    if (!has_metadata(p)) {
+        *perm = pp;
+        *shared = ps;
+        return;
+    }
+    pp |= BLK_PERM_CONSISTENT_READ;
+    if (!block_node_read_only(p)) {
+        pp |= BLK_PERM_WRITE | BLK_PERM_RESIZE;
+    }
+    ps &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
+    if (pp & BLK_PERM_WRITE_UNCHANGED) {
+        pp |= BLK_PERM_WRITE;
+    }
+    if (pp & BLK_PERM_WRITE) {
+        pp |= BLK_PERM_RESIZE;
+    }
+    *perm = pp;
+    *shared = ps;
+}
+
+/* What a node claims on the backing node it names (QEMU's COW-child rule). */
+static void backing_claim(const BlockNode *p, const BlockNodeUser *extra, unsigned *perm,
+                          unsigned *shared)
+{
+    unsigned pp, ps;
+    cumulative(p, extra, &pp, &ps);
+    *perm = BLK_PERM_CONSISTENT_READ;
+    *shared = (ps & BLK_PERM_WRITE ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0) |
+              BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+}
+
+/* Claims on @n, with @extra (a user not yet on any list) counted when it uses @n or above. */
+static int edges_of(const BlockNode *n, const BlockNodeUser *extra, PermEdge *out, int max)
+{
+    int k = 0;
+    if (extra && extra->node == n && k < max) {
+        out[k++] = (PermEdge){ extra->perm, extra->shared, xstrdup(extra->desc), "root" };
+    }
+    for (const BlockNodeUser *u = n->users; u && k < max; u = u->next) {
+        out[k++] = (PermEdge){ u->perm, u->shared, xstrdup(u->desc), "root" };
+    }
+    const BlockNode *p = n->parent;
+    if (p && k < max) {
+        PermEdge e = { .desc = xasprintf("node '%s'", p->name) };
+        if (p->file == n) {
+            child_claim(p, extra, &e.perm, &e.shared);
+            e.child = "file";
+        } else {
+            backing_claim(p, extra, &e.perm, &e.shared);
+            e.child = "backing";
+        }
+        out[k++] = e;
+    }
+    return k;
+}
+
+#define MAX_EDGES 64
+
+static void cumulative(const BlockNode *n, const BlockNodeUser *extra, unsigned *perm,
+                       unsigned *shared)
+{
+    PermEdge e[MAX_EDGES];
+    int k = edges_of(n, extra, e, MAX_EDGES);
+    *perm = 0;
+    *shared = BLK_PERM_ALL;
+    for (int i = 0; i < k; i++) {
+        *perm |= e[i].perm;
+        *shared &= e[i].shared;
+        free(e[i].desc);
+    }
+}
+
+/* Every pair of claims on @n must allow each other. */
+static bool check_edges(const BlockNode *n, const BlockNodeUser *extra, Error **errp)
+{
+    PermEdge e[MAX_EDGES];
+    int k = edges_of(n, extra, e, MAX_EDGES);
+    bool ok = true;
+    for (int a = 0; a < k && ok; a++) {
+        for (int b = 0; b < k && ok; b++) {
+            unsigned clash = e[b].perm & ~e[a].shared;
+            if (a == b || !clash) {
+                continue;
+            }
+            char *names = image_lock_perm_names(clash);
+            error_setg(errp, "Permission conflict on node '%s': permissions '%s' are both "
+                       "required by %s (uses node '%s' as '%s' child) and unshared by %s "
+                       "(uses node '%s' as '%s' child).", n->name, names, e[b].desc,
+                       n->name, e[b].child, e[a].desc, n->name, e[a].child);
+            free(names);
+            ok = false;
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        free(e[i].desc);
+    }
+    return ok;
+}
+
+/* Lock bytes of a protocol node's file: checked against other processes, then held. */
+static bool refresh_lock(BlockNode *n, const BlockNodeUser *extra, bool apply, Error **errp)
+{
+    if (n->lock_fd < 0) {
+        return true;
+    }
+    unsigned perm, shared;
+    cumulative(n, extra, &perm, &shared);
+    if (!image_lock_check(n->lock_fd, perm, shared, errp)) {
+        return false;
+    }
+    return !apply || image_lock_apply(n->lock_fd, perm, shared, errp);
+}
+
+/* Check (and with @apply, take) the claims on @n and everything below it. */
+static bool refresh_tree(BlockNode *n, const BlockNodeUser *extra, bool apply, Error **errp)
+{
+    if (!check_edges(n, extra, errp) || !refresh_lock(n, extra, apply, errp)) {
+        return false;
+    }
+    if (n->file && !refresh_tree(n->file, extra, apply, errp)) {
+        return false;
+    }
+    return !n->backing || refresh_tree(n->backing, extra, apply, errp);
+}
+
+BlockNodeUser *block_node_attach(BlockNode *n, const char *desc, const char *qdev,
+                                 unsigned perm, unsigned shared, Error **errp)
+{
+    if ((perm & BLK_PERM_WRITE) && block_node_read_only(n)) {
+        error_setg(errp, "Block node is read-only");
+        return NULL;
+    }
+    BlockNodeUser *u = xzalloc(sizeof(*u));
+    u->node = n;
+    u->desc = xstrdup(desc);
+    u->qdev = qdev ? xstrdup(qdev) : NULL;
+    u->perm = perm;
+    u->shared = shared;
+    if (!refresh_tree(n, u, false, errp)) {
+        free(u->desc);
+        free(u->qdev);
+        free(u);
+        return NULL;
+    }
+    u->next = n->users;
+    n->users = u;
+    refresh_tree(n, NULL, true, NULL);
+    return u;
+}
+
+void block_node_detach(BlockNodeUser *u)
+{
+    if (!u) {
+        return;
+    }
+    BlockNode *n = u->node;
+    for (BlockNodeUser **p = &n->users; *p; p = &(*p)->next) {
+        if (*p == u) {
+            *p = u->next;
+            break;
+        }
+    }
+    refresh_tree(n, NULL, true, NULL);   /* fewer claims: releasing cannot conflict */
+    free(u->desc);
+    free(u->qdev);
+    free(u);
+}
+
+BlockNodeUser *block_node_user_first(const BlockNode *n) { return n->users; }
+BlockNodeUser *block_node_user_next(const BlockNodeUser *u) { return u->next; }
+const char *block_node_user_qdev(const BlockNodeUser *u) { return u->qdev; }
+BlockNode *block_node_user_node(const BlockNodeUser *u) { return u->node; }
+
+void block_node_user_set_io_done(BlockNodeUser *u, void (*io_done)(void *opaque),
+                                 void *opaque)
+{
+    u->io_done = io_done;
+    u->io_opaque = opaque;
+}
+
+/* ---- the shared queue ---- */
+
+static void queue_ready(void *opaque)
+{
+    BlockNode *n = opaque;
+    if (!n->img || !n->img->queue) {
+        return;
+    }
+    blk_queue_process(n->img->queue, false);
+    for (BlockNodeUser *u = n->users; u; u = u->next) {
+        if (u->io_done) {
+            u->io_done(u->io_opaque);
+        }
+    }
+}
+
+BlockQueue *block_node_queue(BlockNode *n, unsigned depth, Error **errp)
+{
+    BlockImage *img = block_node_image(n, errp);
+    if (!img) {
+        return NULL;
+    }
+    if (img->queue) {
+        return img->queue;
+    }
+    BlockQueue *q = blk_queue_new(img, depth, errp);
+    if (q && block_node_watch_fd) {
+        block_node_watch_fd(blk_queue_fd(q), queue_ready, n);
+    }
+    return q;
+}
+
+/* ---- opening ---- */
+
+static unsigned open_flags(const BlockNode *n)
+{
+    const BlockNode *p = proto_of(n);
+    return (block_node_read_only(n) ? 0 : BLK_O_RDWR) | (p->direct ? BLK_O_NOCACHE : 0) |
+           (p->aio != BLOCK_AIO_THREADS ? BLK_O_URING : 0) | (p->no_flush ? BLK_O_UNSAFE : 0) |
+           (n->backing || n->backing_null ? BLK_O_NO_BACKING : 0);
+}
+
+/* Read locks on the image's backing files, as QEMU holds them. */
+static bool lock_chain(BlockNode *n, Error **errp)
+{
+    if (!n->img || proto_of(n)->lock_fd < 0) {
+        return true;
+    }
+    for (BlockImage *b = blk_backing(n->img); b; b = blk_backing(b)) {
+        if (!strcmp(b->filename, "") || b->file.fd < 0) {
+            continue;
+        }
+        int fd = vireo_open(b->filename, O_RDONLY, 0, errp);
+        unsigned shared = BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
+        if (fd < 0 || !image_lock_check(fd, BLK_PERM_CONSISTENT_READ, shared, errp) ||
+            !image_lock_apply(fd, BLK_PERM_CONSISTENT_READ, shared, errp)) {
+            if (fd >= 0) {
+                close(fd);
+            }
+            return false;
+        }
+        n->chain_lock_fds = realloc(n->chain_lock_fds,
+                                    sizeof(int) * (size_t)(n->nr_chain_lock_fds + 1));
+        n->chain_lock_fds[n->nr_chain_lock_fds++] = fd;
+    }
+    return true;
+}
+
+static void unlock_chain(BlockNode *n)
+{
+    for (int i = 0; i < n->nr_chain_lock_fds; i++) {
+        close(n->chain_lock_fds[i]);
+    }
+    free(n->chain_lock_fds);
+    n->chain_lock_fds = NULL;
+    n->nr_chain_lock_fds = 0;
+}
+
+/*
+ * Open a format node's image (the protocol node's file with the format on
+ * top), after checking the claims its metadata makes on the file.
+ * @proto_opts: -drive's protocol options (null-co), else NULL.
+ */
+static bool open_format(BlockNode *n, const KeyValList *proto_opts, Error **errp)
+{
+    const char *fmt = n->driver[0] ? n->driver : NULL;
+    BlockNode *f = n->file;
+    if (!refresh_tree(f, NULL, false, errp)) {
+        return false;
+    }
+    unsigned flags = open_flags(n);
+    Error *err = NULL;
+    n->img = blk_open_opts(f->filename, fmt, proto_opts, flags, &err);
+    if (!n->img && n->auto_read_only && (flags & BLK_O_RDWR)) {
+        error_free(err);
+        err = NULL;
+        n->read_only = true;
+        n->img = blk_open_opts(f->filename, fmt, proto_opts, flags & ~BLK_O_RDWR, &err);
+    }
+    if (!n->img) {
+        error_propagate(errp, err);
+        return false;
+    }
+    if (!fmt) {
+        free(n->driver);
+        n->driver = xstrdup(blk_format(n->img));
+    }
+    if (!refresh_tree(f, NULL, true, errp) || !lock_chain(n, errp)) {
+        return false;
+    }
+    return true;
+}
+
+BlockImage *block_node_image(BlockNode *n, Error **errp)
+{
+    if (n->img || n->file) {
+        if (!n->img) {
+            error_setg(errp, "Node '%s' has no open image", n->name);
+        }
+        return n->img;
+    }
+    if (!n->filename) {
+        error_setg(errp, "Node '%s' has no file", n->name);
+        return NULL;
+    }
+    n->img = blk_open(n->filename, "raw", open_flags(n), errp);
+    return n->img;
+}
+
+/* ---- creating ---- */
+
+static char *auto_name(void)
+{
+    /* QEMU's shape: "#block", a counter, two more digits. */
+    unsigned id = auto_name_counter++;
+    return xasprintf("#block%u%02u", id, (unsigned)(rand() % 100));
+}
+
+static bool name_ok(const char *name, Error **errp)
+{
+    size_t len = strlen(name);
+    bool ok = len > 0 && len < 128 && ((name[0] >= 'a' && name[0] <= 'z') ||
+                                       (name[0] >= 'A' && name[0] <= 'Z'));
+    for (size_t i = 1; ok && i < len; i++) {
+        char c = name[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '-' || c == '.' || c == '_';
+    }
+    if (!ok) {
+        error_setg(errp, "Invalid node-name: '%s'", name);
+    }
+    return ok;
+}
+
+static void node_free(BlockNode *n)
+{
+    if (n->img) {
+        Error *err = NULL;
+        if (n->img->queue && block_node_watch_fd) {
+            block_node_watch_fd(blk_queue_fd(n->img->queue), NULL, NULL);
+        }
+        if (blk_close(n->img, &err) < 0) {
+            error_report_err(err);
+        }
+    }
+    unlock_chain(n);
+    if (n->lock_fd >= 0) {
+        close(n->lock_fd);
+    }
+    free(n->name);
+    free(n->driver);
+    free(n->device);
+    free(n->filename);
+    free(n);
+}
+
+static void node_register(BlockNode *n)
+{
+    BlockNode **p = &nodes;
+    while (*p) {
+        p = &(*p)->next;
+    }
+    *p = n;
+}
+
+static void node_unregister(BlockNode *n)
+{
+    for (BlockNode **p = &nodes; *p; p = &(*p)->next) {
+        if (*p == n) {
+            *p = n->next;
+            return;
+        }
+    }
+}
+
+/* Keys every driver takes, then the file protocol's, then the formats'. */
+static const char *const common_keys[] = {
+    "driver", "node-name", "discard", "cache.direct", "cache.no-flush", "read-only",
+    "auto-read-only", "force-share", "detect-zeroes", NULL,
+};
+static const char *const file_keys[] = { "filename", "aio", "locking", "aio-max-batch", NULL };
+static const char *const format_keys[] = { "file", "backing", NULL };
+
+static bool key_in(const char *key, const char *const *list)
+{
+    for (; *list; list++) {
+        if (!strcmp(key, *list)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool get_bool(const KeyValList *kv, const char *key, bool *out, Error **errp)
+{
+    const char *v = keyval_get(kv, key);
+    if (!v) {
+        return true;
+    }
+    return parse_bool(key, v, out, errp);
+}
+
+static bool get_enum(const KeyValList *kv, const char *key, const char *const *values,
+                     int *out, Error **errp)
+{
+    const char *v = keyval_get(kv, key);
+    if (!v) {
+        return true;
+    }
+    for (int i = 0; values[i]; i++) {
+        if (!strcmp(v, values[i])) {
+            *out = i;
+            return true;
+        }
+    }
+    error_setg(errp, "Parameter '%s' does not accept value '%s'", key, v);
+    return false;
+}
+
+/* The options under "PREFIX." as a list of their own (values borrowed). */
+static void sub_options(const KeyValList *kv, const char *prefix, KeyValList *out)
+{
+    size_t len = strlen(prefix);
+    out->n = 0;
+    out->items = xzalloc(sizeof(*out->items) * (size_t)(kv->n + 1));
+    for (int i = 0; i < kv->n; i++) {
+        if (!strncmp(kv->items[i].key, prefix, len) && kv->items[i].key[len] == '.') {
+            out->items[out->n++] = (KeyVal){ kv->items[i].key + len + 1, kv->items[i].value };
+        }
+    }
+}
+
+static bool common_options(BlockNode *n, const KeyValList *kv, Error **errp)
+{
+    static const char *const discard[] = { "ignore", "unmap", NULL };
+    static const char *const dz[] = { "off", "on", "unmap", NULL };
+    static const char *const aio[] = { "threads", "native", "io_uring", NULL };
+    static const char *const locking[] = { "auto", "on", "off", NULL };
+    int d = 0, z = 0, a = 0, l = 0;
+    const char *discard_v = keyval_get(kv, "discard");
+    if (discard_v && !strcmp(discard_v, "off")) {
+        discard_v = NULL;       /* QEMU's alias of ignore */
+    } else if (discard_v && !strcmp(discard_v, "on")) {
+        d = 1;
+        discard_v = NULL;
+    }
+    bool ok = get_bool(kv, "read-only", &n->read_only, errp) &&
+              get_bool(kv, "auto-read-only", &n->auto_read_only, errp) &&
+              get_bool(kv, "cache.direct", &n->direct, errp) &&
+              get_bool(kv, "cache.no-flush", &n->no_flush, errp) &&
+              (!discard_v || get_enum(kv, "discard", discard, &d, errp)) &&
+              get_enum(kv, "detect-zeroes", dz, &z, errp) &&
+              get_enum(kv, "aio", aio, &a, errp) &&
+              get_enum(kv, "locking", locking, &l, errp);
+    n->discard_unmap = d == 1;
+    n->detect_zeroes = (BlockNodeDetectZeroes)z;
+    n->aio = (BlockNodeAio)a;
+    n->locking = (BlockNodeLocking)l;
+    if (ok && n->detect_zeroes == BLOCK_DZ_UNMAP && !n->discard_unmap) {
+        error_setg(errp, "setting detect-zeroes to unmap is not allowed "
+                   "without setting discard operation to unmap");
+        ok = false;
+    }
+    if (ok && n->aio == BLOCK_AIO_NATIVE && !n->direct) {
+        error_setg(errp, "aio=native was specified, but it requires cache.direct=on, "
+                   "which was not specified.");
+        ok = false;
+    }
+    n->writeback = true;
+    return ok;
+}
+
+static bool protocol_options(BlockNode *n, const KeyValList *kv, Error **errp)
+{
+    const char *filename = keyval_get(kv, "filename");
+    if (!filename) {
+        error_setg(errp, "Parameter 'filename' is missing");
+        return false;
+    }
+    n->filename = xstrdup(filename);
+    n->lock_fd = -1;
+    int fd = vireo_open(filename, O_RDONLY, 0, errp);
+    if (fd < 0) {
+        return false;
+    }
+    if (n->locking == BLOCK_LOCK_OFF) {
+        close(fd);
+    } else {
+        n->lock_fd = fd;
+    }
+    return true;
+}
+
+static BlockNode *create_child(const KeyValList *kv, const char *key, Error **errp);
+
+static bool format_options(BlockNode *n, const KeyValList *kv, Error **errp)
+{
+    n->file = create_child(kv, "file", errp);
+    if (!n->file) {
+        return false;
+    }
+    n->file->parent = n;
+    if (n->file->file) {
+        error_setg(errp, "Node '%s' is not a protocol node: formats over formats are "
+                   "not supported", n->file->name);
+        return false;
+    }
+    const char *backing = keyval_get(kv, "backing");
+    if (!strcmp(n->driver, "raw") || !strcmp(n->driver, "parallels")) {
+        if (backing) {
+            error_setg(errp, "Parameter 'backing' is unexpected");
+            return false;
+        }
+        return true;
+    }
+    if (backing && !strcmp(backing, "null")) {
+        n->backing_null = true;
+    } else if (backing || keyval_get(kv, "backing.driver")) {
+        error_setg(errp, "backing=NODE is not supported yet: the image's own backing "
+                   "file is opened, or backing=null opens none");
+        return false;
+    }
+    return true;
+}
+
+static BlockNode *create_node(const KeyValList *kv, Error **errp)
+{
+    const char *driver = keyval_get(kv, "driver");
+    const char *name = keyval_get(kv, "node-name");
+    if (!driver) {
+        error_setg(errp, "Parameter 'driver' is missing");
+        return NULL;
+    }
+    bool proto = !strcmp(driver, "file");
+    if (!proto && !is_format_driver(driver)) {
+        error_setg(errp, "Parameter 'driver' does not accept value '%s'", driver);
+        return NULL;
+    }
+    for (int i = 0; i < kv->n; i++) {
+        const char *key = kv->items[i].key;
+        bool sub = !proto && (!strncmp(key, "file.", 5) || !strncmp(key, "backing.", 8));
+        if (!sub && !key_in(key, common_keys) && !key_in(key, proto ? file_keys : format_keys)) {
+            error_setg(errp, "Parameter '%s' is unexpected", key);
+            return NULL;
+        }
+    }
+    if (name && !name_ok(name, errp)) {
+        return NULL;
+    }
+    if (name && (block_node_find(name) || block_node_find_device(name))) {
+        error_setg(errp, block_node_find(name) ? "Duplicate nodes with node-name='%s'"
+                                               : "node-name=%s is conflicting with a device id",
+                   name);
+        return NULL;
+    }
+    BlockNode *n = xzalloc(sizeof(*n));
+    n->lock_fd = -1;
+    n->driver = xstrdup(driver);
+    n->name = name ? xstrdup(name) : auto_name();
+    bool ok = common_options(n, kv, errp) &&
+              (proto ? protocol_options(n, kv, errp) : format_options(n, kv, errp));
+    if (ok) {
+        node_register(n);
+        if (!proto && !open_format(n, NULL, errp)) {
+            node_unregister(n);
+            ok = false;
+        }
+    }
+    if (!ok) {
+        if (n->file && !n->file->from_drive && n->file->parent == n) {
+            n->file->parent = NULL;
+            if (!n->file->monitor_owned) {
+                node_unregister(n->file);     /* made nested for this node */
+                node_free(n->file);
+            }
+        }
+        node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+/* The node named by @key (a reference), or made from "KEY.*" options. */
+static BlockNode *create_child(const KeyValList *kv, const char *key, Error **errp)
+{
+    const char *ref = keyval_get(kv, key);
+    KeyValList sub;
+    sub_options(kv, key, &sub);
+    BlockNode *child = NULL;
+    if (ref && sub.n) {
+        error_setg(errp, "Cannot reference an existing block device with additional options "
+                   "or a new filename");
+    } else if (ref) {
+        child = block_node_find(ref);
+        if (!child) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
+        } else if (child->parent) {
+            error_setg(errp, "Node '%s' is already in use by node '%s'", ref,
+                       child->parent->name);
+            child = NULL;
+        } else if (child->file || !child->filename) {
+            error_setg(errp, "Node '%s' is not a protocol node: formats over formats are "
+                       "not supported", ref);
+            child = NULL;
+        }
+    } else if (sub.n) {
+        child = create_node(&sub, errp);
+    } else {
+        error_setg(errp, "Parameter '%s' is missing", key);
+    }
+    free(sub.items);
+    return child;
+}
+
+BlockNode *block_node_create(const KeyValList *kv, Error **errp)
+{
+    BlockNode *n = create_node(kv, errp);
+    if (n) {
+        n->monitor_owned = true;
+    }
+    return n;
+}
+
+/* -drive: cache=writeback|writethrough|none|directsync|unsafe, aio=, readonly=. */
+static void drive_flags(BlockNode *n, BlockNode *proto, const KeyValList *kv)
+{
+    const char *cache = keyval_get(kv, "cache");
+    const char *aio = keyval_get(kv, "aio");
+    n->read_only = keyval_get_bool(kv, "readonly", false) ||
+                   keyval_get_bool(kv, "read-only", false);
+    n->writeback = !cache || (strcmp(cache, "writethrough") && strcmp(cache, "directsync"));
+    proto->direct = cache && (!strcmp(cache, "none") || !strcmp(cache, "directsync"));
+    proto->no_flush = cache && !strcmp(cache, "unsafe");
+    proto->aio = !aio || !strcmp(aio, "threads") ? BLOCK_AIO_THREADS
+                 : !strcmp(aio, "native") ? BLOCK_AIO_NATIVE : BLOCK_AIO_IO_URING;
+    const char *discard = keyval_get(kv, "discard");
+    n->discard_unmap = discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on"));
+    const char *dz = keyval_get(kv, "detect-zeroes");
+    n->detect_zeroes = !dz || !strcmp(dz, "off") ? BLOCK_DZ_OFF
+                       : !strcmp(dz, "unmap") ? BLOCK_DZ_UNMAP : BLOCK_DZ_ON;
+}
+
+/* A -drive whose top driver is a protocol (null-co): one node, no file child. */
+static bool open_drive_protocol(BlockNode *n, const char *file, const char *format,
+                                const KeyValList *proto, Error **errp)
+{
+    n->filename = xstrdup(file ? file : "");
+    n->img = blk_open_opts(file, format, proto, open_flags(n), errp);
+    if (n->img) {
+        free(n->driver);
+        n->driver = xstrdup(blk_format(n->img));
+    }
+    return n->img != NULL;
+}
+
+BlockNode *block_node_create_drive(const char *drive_opts, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(drive_opts, NULL, NULL, &kv, errp)) {
+        return NULL;
+    }
+    const char *id = keyval_get(&kv, "id");
+    const char *file = keyval_get(&kv, "file");
+    /* driver= names the top driver: a format, or a protocol such as null-co. */
+    const char *format = keyval_get(&kv, "format");
+    format = format ? format : keyval_get(&kv, "driver");
+    if (!file && !format) {
+        error_setg(errp, "-drive without file=");
+        keyval_free(&kv);
+        return NULL;
+    }
+    if (id && (block_node_find_device(id) || block_node_find(id))) {
+        error_setg(errp, "Duplicate ID '%s' for drive", id);
+        keyval_free(&kv);
+        return NULL;
+    }
+    KeyValList proto;
+    blk_drive_protocol_options(&kv, &proto);
+    bool is_proto = (format && !is_format_driver(format)) || (file && strstr(file, "://"));
+    BlockNode *n = xzalloc(sizeof(*n)), *f = NULL;
+    n->lock_fd = -1;
+    n->from_drive = true;
+    n->name = auto_name();
+    n->device = id ? xstrdup(id) : NULL;
+    n->driver = xstrdup(format ? format : "");
+    if (!is_proto) {
+        f = xzalloc(sizeof(*f));
+        f->lock_fd = -1;
+        f->from_drive = true;
+        f->name = auto_name();
+        f->driver = xstrdup("file");
+        f->filename = xstrdup(file);
+        const char *flock = keyval_get(&proto, "locking");
+        f->locking = flock && !strcmp(flock, "off") ? BLOCK_LOCK_OFF : BLOCK_LOCK_AUTO;
+        n->file = f;
+        f->parent = n;
+    }
+    drive_flags(n, f ? f : n, &kv);
+    bool ok;
+    if (f) {
+        const char *path = !strncmp(file, "file:", 5) ? file + 5 : file;
+        ok = f->locking == BLOCK_LOCK_OFF ||
+             (f->lock_fd = vireo_open(path, O_RDONLY, 0, errp)) >= 0;
+        if (ok) {
+            node_register(f);
+            node_register(n);
+            ok = open_format(n, &proto, errp);
+            if (!ok) {
+                node_unregister(n);
+                node_unregister(f);
+            }
+        }
+    } else {
+        ok = open_drive_protocol(n, file, format, &proto, errp);
+        if (ok) {
+            node_register(n);
+        }
+    }
+    free(proto.items);
+    keyval_free(&kv);
+    if (!ok) {
+        node_free(n);
+        if (f) {
+            node_free(f);
+        }
+        return NULL;
+    }
+    return n;
+}
+
+bool block_node_delete(const char *node_name, Error **errp)
+{
+    BlockNode *n = block_node_find(node_name);
+    if (!n) {
+        error_setg(errp, "Failed to find node with node-name='%s'", node_name);
+        return false;
+    }
+    if (n->users) {
+        error_setg(errp, "Node %s is in use", node_name);
+        return false;
+    }
+    if (!n->monitor_owned) {
+        error_setg(errp, "Node %s is not owned by the monitor", node_name);
+        return false;
+    }
+    if (n->parent) {
+        error_setg(errp, "Block device %s is in use", node_name);
+        return false;
+    }
+    node_unregister(n);
+    BlockNode *f = n->file;
+    if (f) {
+        f->parent = NULL;
+    }
+    node_free(n);
+    if (f && !f->monitor_owned && !f->users) {
+        node_unregister(f);     /* made nested for it */
+        node_free(f);
+    }
+    return true;
+}
+
+void block_node_close_all(void)
+{
+    /* Newest first, so formats close before the protocol nodes below them. */
+    while (nodes) {
+        BlockNode *last = nodes, **p = &nodes;
+        while (last->next) {
+            p = &last->next;
+            last = last->next;
+        }
+        *p = NULL;
+        while (last->users) {
+            BlockNodeUser *u = last->users;
+            last->users = u->next;
+            free(u->desc);
+            free(u->qdev);
+            free(u);
+        }
+        node_free(last);
+    }
+}
