@@ -72,9 +72,19 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* Dirty logging ends (F_LOG_ALL cleared, or the frontend left): say how much it did. */
+static void log_summary(VuDev *dev, const char *why)
+{
+    if (vu_logging(dev)) {
+        note(dev, "dirty logging off (%s): %llu pages marked in the log", why,
+             (unsigned long long)dev->log_pages_marked);
+    }
+}
+
 /* Forget everything about the frontend; keep serving the socket. */
 static void disconnect(VuDev *dev)
 {
+    log_summary(dev, "frontend gone");
     if (dev->ops->drain) {
         dev->ops->drain(dev);
     }
@@ -301,6 +311,14 @@ static bool h_set_features(VuDev *dev, VuMsg *m, Error **errp)
         error_setg(errp, "SET_FEATURES with features 0x%llx not offered",
                    (unsigned long long)extra);
         return false;
+    }
+    bool log_all = f >> VHOST_F_LOG_ALL & 1;
+    if (!log_all) {
+        log_summary(dev, "F_LOG_ALL cleared");
+    } else if (!(dev->acked_features >> VHOST_F_LOG_ALL & 1)) {
+        dev->log_pages_marked = 0;
+        note(dev, "dirty logging on (F_LOG_ALL), log of %llu bytes",
+             (unsigned long long)dev->log_size);
     }
     dev->acked_features = f;
     dev->vdev.guest_features = f;

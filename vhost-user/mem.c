@@ -206,7 +206,9 @@ void vu_log_write(VuDev *dev, uint64_t gpa, uint64_t len)
              * to write outside the area. */
             return;
         }
-        __atomic_fetch_or(&dev->log_base[page / 8], (uint8_t)(1u << (page % 8)),
-                          __ATOMIC_RELAXED);
+        uint8_t bit = (uint8_t)(1u << (page % 8));
+        if (!(__atomic_fetch_or(&dev->log_base[page / 8], bit, __ATOMIC_RELAXED) & bit)) {
+            dev->log_pages_marked++;
+        }
     }
 }

@@ -87,6 +87,7 @@ struct VuDev {
     uint64_t log_map_len;
     uint8_t *log_map;
     int log_call_fd;                /* SET_LOG_FD, -1 when none */
+    uint64_t log_pages_marked;      /* bits this back-end turned 0 -> 1 since F_LOG_ALL */
 
     /* Inflight area (INFLIGHT_SHMFD). */
     uint8_t *inflight_map;

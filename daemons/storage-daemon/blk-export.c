@@ -17,12 +17,29 @@
 /* QEMU's vhost-user-blk uses 128-entry rings; this bounds requests in flight. */
 #define QUEUE_DEPTH_PER_RING 256
 
+/*
+ * One open node, shared by every export of it (as qemu-storage-daemon lets
+ * a node be exported on several sockets, e.g. to the source and the
+ * destination of a migration). The image has one I/O queue; its completions
+ * belong to whichever export submitted them.
+ */
+typedef struct ExportNode {
+    char *name;
+    BlockImage *img;
+    BlockQueue *bq;
+    VuLoop *loop;
+    bool writable, gather;
+    unsigned users;
+    struct ExportNode *next;
+} ExportNode;
+
 struct BlkExport {
     char *id;
     char *node_name;
     VuLoop *loop;
     VuDev dev;
     VirtioBlkBackend be;
+    ExportNode *node;
     BlockImage *img;
     BlockQueue *bq;
     bool pending_notify[VU_MAX_QUEUES];
@@ -30,6 +47,7 @@ struct BlkExport {
 };
 
 static BlkExport *exports;
+static ExportNode *export_nodes;
 
 static void export_free(BlkExport *e);
 
@@ -109,11 +127,22 @@ static void export_process(VuDev *dev, VuVring *vr)
     notify_pending(e);
 }
 
+static void notify_node(const ExportNode *n)
+{
+    for (BlkExport *e = exports; e; e = e->next) {
+        if (e->node == n) {
+            notify_pending(e);
+        }
+    }
+}
+
+/* Drains the node's queue: other exports of the node may have completions too. */
 static void export_drain(VuDev *dev)
 {
     BlkExport *e = dev->opaque;
     blk_queue_drain(e->bq);
     notify_pending(e);
+    notify_node(e->node);
 }
 
 static void export_config_write(VuDev *dev, uint32_t offset, const uint8_t *buf,
@@ -135,9 +164,67 @@ static const VuDevOps export_ops = {
 
 static void queue_ready(void *opaque)
 {
-    BlkExport *e = opaque;
-    blk_queue_process(e->bq, false);
-    notify_pending(e);
+    ExportNode *n = opaque;
+    blk_queue_process(n->bq, false);
+    notify_node(n);
+}
+
+/* ---- the shared node ---- */
+
+static ExportNode *node_get(VuLoop *loop, const char *name, bool writable, unsigned depth,
+                            bool *gather, Error **errp)
+{
+    for (ExportNode *n = export_nodes; n; n = n->next) {
+        if (!strcmp(n->name, name)) {
+            if (writable && !n->writable) {
+                error_setg(errp, "Node '%s' is already exported read-only; "
+                           "a writable export of it needs all its exports writable", name);
+                return NULL;
+            }
+            *gather = n->gather;
+            n->users++;
+            return n;
+        }
+    }
+    ExportNode *n = xzalloc(sizeof(*n));
+    n->img = blockdev_open(name, writable, gather, errp);
+    n->bq = n->img ? blk_queue_new(n->img, depth, errp) : NULL;
+    if (!n->bq || !vu_loop_set_fd(loop, blk_queue_fd(n->bq), queue_ready, n, errp)) {
+        blk_queue_free(n->bq);
+        if (n->img) {
+            blockdev_release(name);
+        }
+        free(n);
+        return NULL;
+    }
+    n->name = xstrdup(name);
+    n->loop = loop;
+    n->writable = writable;
+    n->gather = *gather;
+    n->users = 1;
+    n->next = export_nodes;
+    export_nodes = n;
+    return n;
+}
+
+static void node_put(ExportNode *n)
+{
+    if (--n->users) {
+        return;
+    }
+    ExportNode **pp = &export_nodes;
+    while (*pp != n) {
+        pp = &(*pp)->next;
+    }
+    *pp = n->next;
+    Error *err = NULL;
+    if (!vu_loop_set_fd(n->loop, blk_queue_fd(n->bq), NULL, NULL, &err)) {
+        error_free(err);
+    }
+    blk_queue_free(n->bq);
+    blockdev_release(n->name);
+    free(n->name);
+    free(n);
 }
 
 /* ---- creation ---- */
@@ -190,11 +277,13 @@ static bool export_setup(BlkExport *e, VuLoop *loop, const KeyValList *kv, Error
 {
     bool writable = keyval_get_bool(kv, "writable", false), gather = false;
     unsigned nq = keyval_get_number(kv, "num-queues", 1);
-    e->img = blockdev_open(keyval_get(kv, "node-name"), writable, &gather, errp);
-    e->bq = e->img ? blk_queue_new(e->img, QUEUE_DEPTH_PER_RING * nq, errp) : NULL;
-    if (!e->bq) {
+    e->node = node_get(loop, keyval_get(kv, "node-name"), writable,
+                       QUEUE_DEPTH_PER_RING * nq, &gather, errp);
+    if (!e->node) {
         return false;
     }
+    e->img = e->node->img;
+    e->bq = e->node->bq;
     int lfd = export_socket(kv, errp);
     if (lfd < 0 || !vu_dev_init(&e->dev, e->id, loop, lfd, nq, VIRTIO_BLK_CFG_SIZE,
                                 &export_ops, e, errp)) {
@@ -216,7 +305,7 @@ static bool export_setup(BlkExport *e, VuLoop *loop, const KeyValList *kv, Error
         .vdev = &e->dev.vdev, .img = e->img, .bq = e->bq, .readonly = !writable,
         .gather_segments = gather, .completed = request_completed, .opaque = e,
     };
-    return vu_loop_set_fd(loop, blk_queue_fd(e->bq), queue_ready, e, errp);
+    return true;
 }
 
 bool blk_export_add(VuLoop *loop, const char *opts, Error **errp)
@@ -261,15 +350,8 @@ static void export_free(BlkExport *e)
             free(e->dev.socket_path);
         }
     }
-    if (e->bq) {
-        Error *err = NULL;
-        if (!vu_loop_set_fd(e->loop, blk_queue_fd(e->bq), NULL, NULL, &err)) {
-            error_free(err);    /* never watched: setup failed before that */
-        }
-        blk_queue_free(e->bq);
-    }
-    if (e->img) {
-        blockdev_release(e->node_name);
+    if (e->node) {
+        node_put(e->node);
     }
     free(e->node_name);
     free(e->id);
