@@ -46,6 +46,9 @@ static const OptParam machine_params[] = {
     { "type", OPT_STRING, "machine type" },
     { "accel", OPT_STRING, "accelerator: kvm or qtest" },
     { "memory-backend", OPT_STRING, "ID of a memory backend used as guest RAM" },
+    { "usb", OPT_BOOL, "USB controller (only off)", "off" },
+    { "dump-guest-core", OPT_BOOL, "guest RAM in core dumps (only off)", "off" },
+    { "acpi", OPT_STRING, "ACPI tables: on, off or auto", "auto" },
     { NULL },
 };
 static const OptParam numa_params[] = {
@@ -253,6 +256,9 @@ static bool opt_object(const char *arg, Error **errp)
 
 static bool set_accel(const char *name, Error **errp)
 {
+    if (strchr(name, ':')) {
+        return compat_choose_accel(name, errp);
+    }
     if (strcmp(name, "kvm") != 0 && strcmp(name, "qtest") != 0) {
         error_setg(errp, "invalid accelerator %s", name);
         return false;
@@ -330,6 +336,9 @@ static bool opt_machine(const char *arg, Error **errp)
     }
     if (ok && keyval_get(&kv, "memory-backend")) {
         ok = set_ram_memdev(keyval_get(&kv, "memory-backend"), errp);
+    }
+    if (ok) {
+        ok = compat_machine_props(&kv, errp);
     }
     keyval_free(&kv);
     return ok;
@@ -540,10 +549,11 @@ static bool opt_boot(const char *arg, Error **errp)
     return ok;
 }
 
+/* The serial port and monitor on stdio come at the end of parsing, unless -nodefaults. */
 static bool opt_nographic(const char *arg, Error **errp)
 {
     vm_config.nographic = true;
-    return vm_config.nr_serial > 0 || add_muxed_serial("stdio", errp);
+    return true;
 }
 
 static bool opt_no_reboot(const char *arg, Error **errp)
@@ -721,15 +731,6 @@ static bool opt_help(const char *arg, Error **errp);
 
 /* ---- the table ---- */
 
-typedef struct CmdOption {
-    const char *name;           /* without the leading dash */
-    const char *arg;            /* argument placeholder; NULL for flags */
-    const char *help;
-    const char *opts_group;     /* name in query-command-line-options, or NULL */
-    const OptParam *params;
-    bool (*handle)(const char *arg, Error **errp);
-} CmdOption;
-
 static const CmdOption options[] = {
     { "h", NULL, "display this help and exit", NULL, NULL, opt_help },
     { "help", NULL, "display this help and exit", NULL, NULL, opt_help },
@@ -802,11 +803,34 @@ static bool opt_version(const char *arg, Error **errp)
     return true;
 }
 
+/* The tables of the other option files, each ending with a NULL name. */
+static const CmdOption *const extra_tables[] = { compat_options };
+
+/* Every option in order: the main table, then each extra table. */
+static const CmdOption *option_at(size_t i)
+{
+    if (i < ARRAY_SIZE(options)) {
+        return &options[i];
+    }
+    i -= ARRAY_SIZE(options);
+    for (size_t t = 0; t < ARRAY_SIZE(extra_tables); t++) {
+        size_t n = 0;
+        while (extra_tables[t][n].name) {
+            n++;
+        }
+        if (i < n) {
+            return &extra_tables[t][i];
+        }
+        i -= n;
+    }
+    return NULL;
+}
+
 static bool opt_help(const char *arg, Error **errp)
 {
     printf("usage: vireo [options]\n\n");
-    for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
-        const CmdOption *o = &options[i];
+    for (size_t i = 0; option_at(i); i++) {
+        const CmdOption *o = option_at(i);
         char left[80];
         snprintf(left, sizeof(left), "-%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         printf("%-40s %s\n", left, o->help);
@@ -816,9 +840,9 @@ static bool opt_help(const char *arg, Error **errp)
 
 static const CmdOption *find_option(const char *name)
 {
-    for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
-        if (!strcmp(options[i].name, name)) {
-            return &options[i];
+    for (size_t i = 0; option_at(i); i++) {
+        if (!strcmp(option_at(i)->name, name)) {
+            return option_at(i);
         }
     }
     return NULL;
@@ -852,8 +876,17 @@ int options_parse(int argc, char **argv)
             error_free(err);
             return -1;
         }
-        if (opt->handle == opt_version || opt->handle == opt_help) {
+        if (opt->handle == opt_version || opt->handle == opt_help || startup.exit_now) {
             return 0;
+        }
+    }
+    /* -nographic's default console, as QEMU makes it: not with -nodefaults. */
+    if (vm_config.nographic && !vm_config.nodefaults && vm_config.nr_serial == 0) {
+        Error *err = NULL;
+        if (!add_muxed_serial("stdio", &err)) {
+            error_report("-nographic: %s", error_get_pretty(err));
+            error_free(err);
+            return -1;
         }
     }
     return 1;
@@ -888,8 +921,8 @@ CommandLineOptionInfoList *qmp_query_command_line_options(bool has_option, const
                                                          Error **errp)
 {
     CommandLineOptionInfoList *list = NULL, **tail = &list;
-    for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
-        const CmdOption *o = &options[i];
+    for (size_t i = 0; option_at(i); i++) {
+        const CmdOption *o = option_at(i);
         if (!o->opts_group || (has_option && strcmp(option, o->opts_group) != 0)) {
             continue;
         }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "util/error.h"
+#include "util/keyval.h"
 
 typedef struct MonitorSpec {
     char *chardev;          /* chardev id, or a legacy spec when legacy is set */
@@ -30,9 +31,34 @@ typedef struct StartupOptions {
     char *pidfile;
     bool daemonize;
     bool machine_help;
+    bool exit_now;          /* an option answered a question (help, version): exit 0 */
 } StartupOptions;
 
 extern StartupOptions startup;
+
+/* One command-line option. Tables end with an entry whose name is NULL. */
+typedef struct CmdOption {
+    const char *name;           /* without the leading dash */
+    const char *arg;            /* argument placeholder; NULL for flags */
+    const char *help;
+    const char *opts_group;     /* name in query-command-line-options, or NULL */
+    const OptParam *params;
+    bool (*handle)(const char *arg, Error **errp);
+} CmdOption;
+
+/*
+ * Option families kept in files of their own (core/options-*.c), searched
+ * after core/options.c's own table, listed by -h and by
+ * query-command-line-options like the rest.
+ */
+extern const CmdOption compat_options[];    /* core/options-compat.c */
+
+/* -machine acpi=on|off|auto and -no-acpi. */
+bool compat_set_acpi(const char *value, Error **errp);
+/* -machine accel=A:B:...: the first accelerator vireo has that works here. */
+bool compat_choose_accel(const char *list, Error **errp);
+/* The -machine properties of management tools: usb=, dump-guest-core=, acpi=. */
+bool compat_machine_props(const KeyValList *kv, Error **errp);
 
 /*
  * Parse argv into vm_config and startup. Returns 1 to continue, 0 to exit

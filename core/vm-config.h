@@ -40,6 +40,7 @@ typedef struct VmConfig {
     char *serial[VM_MAX_SERIAL];    /* -serial specs, NULL when absent */
     int nr_serial;
     bool nodefaults;
+    bool no_acpi;           /* -no-acpi, -machine acpi=off */
     char *rtc_base;         /* -rtc base=utc|localtime|DATE */
     char *rtc_clock;        /* -rtc clock=host|rt|vm */
     FwCfgOption *fw_cfg;    /* -fw_cfg, in order */

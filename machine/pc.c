@@ -206,6 +206,11 @@ static bool check_config(const VmConfig *cfg, Error **errp)
         error_setg(errp, "accelerator '%s' is not supported (kvm or qtest)", cfg->accel);
         return false;
     }
+    if (cfg->no_acpi && machine_board_of(cfg) == MACHINE_BOARD_PC) {
+        error_setg(errp, "ACPI cannot be turned off on %s: guests find its PCI interrupts, "
+                   "power button and fw_cfg through ACPI", MACHINE_DEFAULT_TYPE);
+        return false;
+    }
     if (!cfg->kernel && (cfg->initrd || cfg->append)) {
         error_setg(errp, "-initrd and -append need -kernel");
         return false;

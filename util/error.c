@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct Error {
     ErrorClass cls;
@@ -145,8 +146,31 @@ void error_free(Error *err)
     }
 }
 
+static bool report_timestamps;
+
+void error_set_timestamps(bool on)
+{
+    report_timestamps = on;
+}
+
+/* "2026-12-02T07:40:01.123456Z " when -msg timestamp=on, nothing otherwise. */
+static void print_timestamp(void)
+{
+    if (!report_timestamps) {
+        return;
+    }
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char buf[32];
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "%s.%06ldZ ", buf, ts.tv_nsec / 1000);
+}
+
 void error_report_err(Error *err)
 {
+    print_timestamp();
     fprintf(stderr, "vireo: %s\n", err->msg);
     error_free(err);
 }
@@ -155,6 +179,7 @@ void error_report(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    print_timestamp();
     fputs("vireo: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -165,6 +190,7 @@ void warn_report(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    print_timestamp();
     fputs("vireo: warning: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);

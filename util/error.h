@@ -45,5 +45,7 @@ void error_free(Error *err);
 /* Print "vireo: msg" to stderr (for the command line and start-up). */
 void error_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warn_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* -msg timestamp=on: prefix reports with the UTC time, as QEMU does. */
+void error_set_timestamps(bool on);
 
 #endif

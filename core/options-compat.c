@@ -1,0 +1,173 @@
+/*
+ * Options management tools (libvirt) put on every command line, kept out
+ * of core/options.c: each either does what QEMU does with it or, where
+ * vireo cannot honour a value, fails with one message naming the option.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/options.h"
+#include "core/vm-config.h"
+#include "machine/kvm.h"
+#include "util/error.h"
+#include "util/keyval.h"
+#include "util/osdep.h"
+
+static const OptParam overcommit_params[] = {
+    { "mem-lock", OPT_BOOL, "lock guest and host memory in RAM (only off)", "off" },
+    { "cpu-pm", OPT_BOOL, "let the guest idle the host CPU (only off)", "off" },
+    { NULL },
+};
+static const OptParam msg_params[] = {
+    { "timestamp", OPT_BOOL, "prefix error messages with the time", "off" },
+    { "guest-name", OPT_BOOL, "prefix error messages with the VM name", "off" },
+    { NULL },
+};
+static const OptParam audiodev_params[] = {
+    { "driver", OPT_STRING, "audio back-end (only none: vireo has no sound device)" },
+    { "id", OPT_STRING, "the back-end's id" },
+    { "timer-period", OPT_NUMBER, "timer period in microseconds" },
+    { NULL },
+};
+
+/* vireo reads no configuration file, so there is nothing to leave out. */
+static bool opt_no_user_config(const char *arg, Error **errp)
+{
+    return true;
+}
+
+static bool opt_overcommit(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, NULL, overcommit_params, &kv, errp)) {
+        return false;
+    }
+    bool ok = true;
+    const char *mem_lock = keyval_get(&kv, "mem-lock");
+    if (mem_lock && strcmp(mem_lock, "off") != 0 && keyval_get_bool(&kv, "mem-lock", false)) {
+        error_setg(errp, "mem-lock=on is not supported by vireo (guest RAM is not locked)");
+        ok = false;
+    } else if (keyval_get_bool(&kv, "cpu-pm", false)) {
+        error_setg(errp, "cpu-pm=on is not supported by vireo (vCPUs exit on HLT)");
+        ok = false;
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+static bool opt_msg(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, NULL, msg_params, &kv, errp)) {
+        return false;
+    }
+    error_set_timestamps(keyval_get_bool(&kv, "timestamp", false));
+    keyval_free(&kv);
+    return true;
+}
+
+/* vireo has no sound device, so the one back-end it needs is "none". */
+static bool opt_audiodev(const char *arg, Error **errp)
+{
+    KeyValList kv;
+    if (!keyval_parse(arg, "driver", audiodev_params, &kv, errp)) {
+        return false;
+    }
+    const char *driver = keyval_get(&kv, "driver");
+    bool ok = false;
+    if (!driver) {
+        error_setg(errp, "Parameter 'driver' is missing");
+    } else if (!keyval_get(&kv, "id")) {
+        error_setg(errp, "Parameter 'id' is missing");
+    } else if (strcmp(driver, "none") != 0) {
+        error_setg(errp, "audio driver '%s' is not supported: vireo has no sound device, "
+                   "only driver=none", driver);
+    } else {
+        ok = true;
+    }
+    keyval_free(&kv);
+    return ok;
+}
+
+static bool opt_no_acpi(const char *arg, Error **errp)
+{
+    return compat_set_acpi("off", errp);
+}
+
+static bool opt_usb(const char *arg, Error **errp)
+{
+    error_setg(errp, "vireo has no USB controller");
+    return false;
+}
+
+/* "on", "off" or "auto", as -machine acpi= takes it. */
+bool compat_set_acpi(const char *value, Error **errp)
+{
+    if (!strcmp(value, "on") || !strcmp(value, "auto")) {
+        vm_config.no_acpi = false;
+        return true;
+    }
+    if (!strcmp(value, "off")) {
+        vm_config.no_acpi = true;
+        return true;
+    }
+    error_setg(errp, "Parameter 'acpi' expects 'on', 'off', or 'auto'");
+    return false;
+}
+
+bool compat_choose_accel(const char *list, Error **errp)
+{
+    char *copy = xstrdup(list);
+    char *save = NULL;
+    bool found = false;
+    for (char *name = strtok_r(copy, ":", &save); name && !found;
+         name = strtok_r(NULL, ":", &save)) {
+        if (!strcmp(name, "kvm")) {
+            found = kvm_available(NULL);
+        } else if (!strcmp(name, "qtest")) {
+            found = true;
+        }
+        /* tcg, xen, hvf...: vireo has none of them, so try the next name */
+        if (found) {
+            free(vm_config.accel);
+            vm_config.accel = xstrdup(name);
+        }
+    }
+    free(copy);
+    if (!found) {
+        error_setg(errp, "no accelerator found (vireo has kvm and qtest; KVM is not usable here)");
+    }
+    return found;
+}
+
+bool compat_machine_props(const KeyValList *kv, Error **errp)
+{
+    if (keyval_get_bool(kv, "usb", false)) {
+        error_setg(errp, "usb=on is not supported: vireo has no USB controller");
+        return false;
+    }
+    /* vireo always maps guest RAM with MADV_DONTDUMP */
+    if (keyval_get(kv, "dump-guest-core") && keyval_get_bool(kv, "dump-guest-core", true)) {
+        error_setg(errp, "dump-guest-core=on is not supported: vireo keeps guest RAM out of "
+                   "its core dumps");
+        return false;
+    }
+    const char *acpi = keyval_get(kv, "acpi");
+    return !acpi || compat_set_acpi(acpi, errp);
+}
+
+const CmdOption compat_options[] = {
+    { "no-user-config", NULL, "read no configuration file (vireo never reads one)", NULL, NULL,
+      opt_no_user_config },
+    { "overcommit", "[mem-lock=off][,cpu-pm=off]", "host memory and CPU overcommit (only off)",
+      "overcommit", overcommit_params, opt_overcommit },
+    { "msg", "[timestamp=on|off]", "how error messages are written", "msg", msg_params,
+      opt_msg },
+    { "audiodev", "none,id=ID", "audio back-end (only none)", "audiodev", audiodev_params,
+      opt_audiodev },
+    { "no-acpi", NULL, "no ACPI (only with machine none: vireo-pc needs ACPI)", NULL, NULL,
+      opt_no_acpi },
+    { "usb", NULL, "USB controller (not available: refused)", NULL, NULL, opt_usb },
+    { NULL },
+};
