@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "block/dirty-bitmap.h"
 #include "util/osdep.h"
 #include "util/seccomp-hook.h"
 
@@ -433,6 +434,9 @@ static int submit(BlockQueue *q, int type, uint64_t offset, struct iovec *iov,
         q->spare = req->next;
     } else {
         req = xmalloc(sizeof(*req));
+    }
+    if (type == BLK_AIO_WRITE) {
+        blk_dirty_bitmaps_mark(img, offset, len);
     }
     *req = (BlockAioReq) {
         .queue = q, .type = type, .offset = offset, .len = len,

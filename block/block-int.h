@@ -125,6 +125,12 @@ typedef struct BlockDriver {
                      uint64_t nbits, uint32_t granularity, Error **errp);
     int (*bitmap_get)(BlockImage *img, const char *name, uint8_t **bits,
                       uint64_t *nbits, uint32_t *granularity, Error **errp);
+    /* live bitmaps (dirty-bitmap.h): adopt the stored ones, hand them back */
+    int (*bitmaps_load_live)(BlockImage *img, Error **errp);
+    int (*bitmaps_store_live)(BlockImage *img, Error **errp);
+    int (*bitmap_can_store)(BlockImage *img, const char *name, uint32_t granularity,
+                            Error **errp);
+    bool (*bitmap_is_stored)(BlockImage *img, const char *name);
 } BlockDriver;
 
 extern const BlockDriver blk_driver_raw;
@@ -147,6 +153,8 @@ struct BlockImage {
     int depth;                     /* position in a backing chain, 0 = top */
     BlockImage *parent;            /* the image this one backs, while opening */
     BlockQueue *queue;             /* the async queue attached, if any */
+    struct BdrvDirtyBitmap *dirty_bitmaps;  /* live bitmaps, newest first */
+    bool bitmaps_live;             /* live bitmaps record writes, not the format */
 };
 
 /* Open the backing file recorded in img->backing_name, if any. */

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/dirty-bitmap.h"
 #include "util/keyval.h"
 #include "util/osdep.h"
 
@@ -298,8 +299,14 @@ int blk_close(BlockImage *img, Error **errp)
     if (img->queue) {
         blk_queue_free(img->queue);
     }
+    /* Live persistent bitmaps go back to the format, which writes them now. */
+    if (blk_dirty_bitmaps_store(img, errp) < 0) {
+        ret = -1;
+        errp = NULL;
+    }
+    blk_dirty_bitmaps_free_all(img);
     if (img->drv->close) {
-        ret = img->drv->close(img, errp);
+        ret = img->drv->close(img, errp) < 0 ? -1 : ret;
     }
     if (img->backing) {
         blk_close(img->backing, NULL);
@@ -353,6 +360,7 @@ int blk_pwrite(BlockImage *img, uint64_t off, const void *buf, size_t len, Error
     if (check_request(img, off, len, true, errp) < 0) {
         return -1;
     }
+    blk_dirty_bitmaps_mark(img, off, len);
     return len ? img->drv->write(img, off, buf, len, errp) : 0;
 }
 
@@ -366,6 +374,7 @@ int blk_pwrite_compressed(BlockImage *img, uint64_t off, const void *buf, size_t
         error_setg(errp, "format '%s' does not support compression", img->drv->name);
         return -1;
     }
+    blk_dirty_bitmaps_mark(img, off, len);
     return img->drv->write_compressed(img, off, buf, len, errp);
 }
 
@@ -383,6 +392,7 @@ int blk_discard(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
     if (check_request(img, off, len, true, errp) < 0) {
         return -1;
     }
+    blk_dirty_bitmaps_mark(img, off, len);
     return img->drv->discard ? img->drv->discard(img, off, len, errp) : 0;
 }
 
@@ -391,6 +401,7 @@ int blk_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
     if (check_request(img, off, len, true, errp) < 0) {
         return -1;
     }
+    blk_dirty_bitmaps_mark(img, off, len);
     if (img->drv->write_zeroes) {
         return img->drv->write_zeroes(img, off, len, errp);
     }
@@ -454,7 +465,11 @@ int blk_resize(BlockImage *img, uint64_t size, Error **errp)
         return -1;
     }
     blk_aio_quiesce(img);
-    return img->drv->resize(img, size, errp);
+    if (img->drv->resize(img, size, errp) < 0) {
+        return -1;
+    }
+    blk_dirty_bitmaps_truncate(img, img->size);
+    return 0;
 }
 
 int blk_make_empty(BlockImage *img, Error **errp)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "block/block-int.h"
+#include "block/dirty-bitmap.h"
 #include "block/image-lock.h"
 #include "util/keyval.h"
 #include "util/osdep.h"
@@ -497,7 +498,8 @@ static bool open_format(BlockNode *n, const KeyValList *proto_opts, Error **errp
     if (!refresh_tree(f, NULL, true, errp) || !lock_chain(n, errp)) {
         return false;
     }
-    return true;
+    /* A running VMM or daemon: stored bitmaps become live ones (in_use on disk). */
+    return blk_dirty_bitmaps_load(n->img, errp) == 0;
 }
 
 BlockImage *block_node_image(BlockNode *n, Error **errp)

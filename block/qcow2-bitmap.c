@@ -9,6 +9,8 @@
  */
 #include "block/qcow2.h"
 
+#include "block/dirty-bitmap.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,7 +429,7 @@ int qcow2_store_bitmaps(BlockImage *img, Error **errp)
 void qcow2_bitmaps_mark_write(BlockImage *img, uint64_t off, uint64_t len)
 {
     BDRVQcow2 *s = img->opaque;
-    if (!len || s->bitmaps_quiet) {
+    if (!len || s->bitmaps_quiet || img->bitmaps_live) {
         return;
     }
     for (int i = 0; i < s->nb_bitmaps; i++) {
@@ -705,4 +707,107 @@ int qcow2_bitmaps_for_each_ref(BlockImage *img, Qcow2RefFn *fn, void *opaque)
         free(table);
     }
     return 0;
+}
+
+/* ---- live bitmaps (block/dirty-bitmap.h) ---- */
+
+/*
+ * A running VMM takes the stored bitmaps over: those loaded at open become
+ * persistent live bitmaps with their bits and enabled state, those found
+ * in_use become inconsistent ones.  From now on the live bitmaps record the
+ * writes; qcow2_bitmaps_mark_write() stays quiet.
+ */
+int qcow2_bitmaps_load_live(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    bool rw = img->flags & BLK_O_RDWR;
+    /* QEMU lists the newest first: creating in directory order gives that. */
+    for (int i = 0; i < s->nb_bitmaps; i++) {
+        Qcow2Bitmap *bm = &s->bitmaps[i];
+        bool stale = !bm->bits && (bm->flags & BME_FLAG_IN_USE);
+        if (!stale && !bm->bits && (!usable(bm) || load_bits(img, bm, errp) < 0)) {
+            if (!usable(bm)) {
+                continue;       /* extra data we cannot interpret: left alone */
+            }
+            return -1;
+        }
+        BdrvDirtyBitmap *live = bdrv_dirty_bitmap_create(img, bm->name,
+                                                         1u << bm->granularity_bits, errp);
+        if (!live) {
+            return -1;
+        }
+        bdrv_dirty_bitmap_set_persistent(live, true);
+        if (stale) {
+            bdrv_dirty_bitmap_set_inconsistent(live);
+            continue;
+        }
+        bdrv_dirty_bitmap_import_bits(live, bm->bits);
+        bdrv_dirty_bitmap_set_enabled(live, bm->flags & BME_FLAG_AUTO);
+        bdrv_dirty_bitmap_set_readonly(live, !rw);
+    }
+    return 0;
+}
+
+/* Before close: copy every consistent persistent live bitmap into the directory. */
+int qcow2_bitmaps_store_live(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    for (BdrvDirtyBitmap *live = bdrv_dirty_bitmap_first(img); live;
+         live = bdrv_dirty_bitmap_next(live)) {
+        if (!bdrv_dirty_bitmap_persistent(live) || bdrv_dirty_bitmap_inconsistent(live)) {
+            continue;
+        }
+        const char *name = bdrv_dirty_bitmap_name(live);
+        Qcow2Bitmap *bm = find_bitmap(s, name);
+        uint8_t gbits = (uint8_t)__builtin_ctz(bdrv_dirty_bitmap_granularity(live));
+        if (bm && bm->granularity_bits != gbits) {
+            error_setg(errp, "bitmap '%s' is stored with another granularity", name);
+            return -1;
+        }
+        if (!bm) {
+            if (qcow2_bitmap_add(img, name, bdrv_dirty_bitmap_granularity(live),
+                                 !bdrv_dirty_bitmap_enabled(live), errp) < 0) {
+                return -1;
+            }
+            bm = find_bitmap(s, name);
+        }
+        free(bm->bits);
+        bm->bits = xzalloc(ROUND_UP(bitmap_bytes(img, gbits) + 1, s->cluster_size));
+        bm->nbits = bitmap_nbits(img, gbits);
+        bdrv_dirty_bitmap_export_bits(live, bm->bits);
+        bm->flags = bdrv_dirty_bitmap_enabled(live) ? bm->flags | BME_FLAG_AUTO
+                                                    : bm->flags & ~BME_FLAG_AUTO;
+        bm->modified = true;
+    }
+    return 0;
+}
+
+/* QEMU's checks before a bitmap is made persistent (it is written at close). */
+int qcow2_bitmap_can_store(BlockImage *img, const char *name, uint32_t granularity,
+                           Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (s->version < 3) {
+        error_setg(errp, "Cannot store dirty bitmaps in qcow2 v2 files");
+        return -1;
+    }
+    if (s->nb_bitmaps >= QCOW2_MAX_BITMAPS) {
+        error_setg(errp, "Maximum number of persistent bitmaps is already reached");
+        return -1;
+    }
+    if (strlen(name) > QCOW2_MAX_BITMAP_NAME) {
+        error_setg(errp, "Bitmap name is too long");
+        return -1;
+    }
+    if (find_bitmap(s, name)) {
+        error_setg(errp, "Bitmap with the same name is already stored");
+        return -1;
+    }
+    (void)granularity;      /* 512 .. 2^31, already checked */
+    return 0;
+}
+
+bool qcow2_bitmap_is_stored(BlockImage *img, const char *name)
+{
+    return find_bitmap(img->opaque, name) != NULL;
 }

@@ -338,6 +338,12 @@ int qcow2_bitmap_or(BlockImage *img, const char *dst, const uint8_t *bits,
                     uint64_t nbits, uint32_t granularity, Error **errp);
 int qcow2_bitmap_get(BlockImage *img, const char *name, uint8_t **bits,
                      uint64_t *nbits, uint32_t *granularity, Error **errp);
+/* Live bitmaps (block/dirty-bitmap.h) */
+int qcow2_bitmaps_load_live(BlockImage *img, Error **errp);
+int qcow2_bitmaps_store_live(BlockImage *img, Error **errp);
+int qcow2_bitmap_can_store(BlockImage *img, const char *name, uint32_t granularity,
+                           Error **errp);
+bool qcow2_bitmap_is_stored(BlockImage *img, const char *name);
 /* For check: add references of bitmap metadata and data. */
 typedef int Qcow2RefFn(void *opaque, uint64_t off, uint64_t len);
 int qcow2_bitmaps_for_each_ref(BlockImage *img, Qcow2RefFn *fn, void *opaque);
