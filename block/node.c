@@ -804,7 +804,7 @@ static BlockNode *create_child(const KeyValList *kv, const char *key, Error **er
     } else if (ref) {
         child = block_node_find(ref);
         if (!child) {
-            error_setg(errp, "Cannot find device='' nor node-name='%s'", ref);
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'", ref, ref);
         } else if (child->parent) {
             error_setg(errp, "Node '%s' is already in use by node '%s'", ref,
                        child->parent->name);

@@ -565,7 +565,8 @@ def test_command_line_errors():
     sd = vtest.binary("vireo-storage-daemon")
     cases = [
         (["--blockdev", "driver=file,node-name=f,filename=/nonexistent/x"], "Could not open"),
-        (["--blockdev", "driver=qcow2,node-name=d,file=nope"], "Cannot find protocol node"),
+        (["--blockdev", "driver=qcow2,node-name=d,file=nope"],
+         "Cannot find device='nope' nor node-name='nope'"),   # qemu-storage-daemon's words
         (["--export", "type=vhost-user-blk,id=e,node-name=nope,addr.type=unix,addr.path=/tmp/x"],
          "Cannot find"),
         (["--export", "type=nbd,id=e,node-name=n"], "type"),
