@@ -19,16 +19,16 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox-internal.h"
 #include "util/osdep.h"
 
 /*
- * Off unless asked for (-sandbox on), as in QEMU, until every path a user
- * reaches is covered: the serial console on a terminal (-serial mon:stdio)
- * still makes a call outside the lists. A build may flip the default with
- * -Dc_args=-DSANDBOX_DEFAULT_ON=1.
+ * On unless turned off (-sandbox off). QEMU's default is off; vireo
+ * confines by default. A build may flip the default with
+ * -Dc_args=-DSANDBOX_DEFAULT_ON=0.
  */
 #ifndef SANDBOX_DEFAULT_ON
 #define SANDBOX_DEFAULT_ON 0
@@ -224,6 +224,16 @@ static void thread_enter(SandboxKind kind)
         return;
     }
     thread_filter_installed = true;
+    /*
+     * vCPU threads and workers block every signal. A trapped call would
+     * then not run the handler: the kernel resets SIGSYS to its default
+     * and the process dies without naming the call. SIGSYS only ever
+     * comes from the filter, so no thread needs it blocked.
+     */
+    sigset_t sys;
+    sigemptyset(&sys);
+    sigaddset(&sys, SIGSYS);
+    pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
     Error *err = NULL;
     if (!sandbox_install(&sandbox_config, kind, false, &err)) {
         /* The process filter still holds this thread. */
@@ -239,6 +249,13 @@ bool sandbox_lock_down(Error **errp)
     if (!sandbox_config.enable) {
         return true;
     }
+    /*
+     * The C library reads the time zone (opens /etc/localtime) the first
+     * time any thread converts a time, gmtime_r included: the RTC does so
+     * on a vCPU thread when the guest reads the clock, and no thread but
+     * the main one may open files. Read it now, while opening is allowed.
+     */
+    tzset();
     if (!sandbox_install(&sandbox_config, SANDBOX_MAIN, true, errp)) {
         return false;
     }
