@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qapi/qapi-events.h"
 #include "util/osdep.h"
 
 static Device *devices, **devices_tail = &devices;
@@ -46,6 +47,7 @@ Device *qdev_add(const char *type, const char *id, const char *bus, DeviceOrigin
     d->bus = xstrdup(bus ? bus : "main-system-bus");
     d->ops = ops;
     d->opaque = opaque;
+    d->pci_slot = -1;
     if (origin == DEVICE_USER && id) {
         d->path = xasprintf("/machine/peripheral/%s", id);
     } else if (origin == DEVICE_USER) {
@@ -74,6 +76,40 @@ void qdev_remove(Device *dev)
     free(dev->bus);
     free(dev->path);
     free(dev);
+}
+
+void qdev_set_pci_slot(Device *dev, int slot)
+{
+    dev->pci_slot = slot;
+}
+
+Device *qdev_find_by_pci_slot(int slot)
+{
+    for (Device *d = devices; d; d = d->next) {
+        if (d->pci_slot == slot && slot >= 0) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+void qdev_unplug_now(Device *dev)
+{
+    char *id = dev->id ? xstrdup(dev->id) : NULL;
+    char *path = xstrdup(dev->path);
+    bool virtio = strncmp(dev->type, "virtio-", 7) == 0 && dev->pci_slot >= 0;
+    if (dev->ops && dev->ops->unplug) {
+        dev->ops->unplug(dev->opaque);
+    }
+    qdev_remove(dev);
+    if (virtio) {
+        char *child = xasprintf("%s/virtio-backend", path);
+        qapi_event_send_device_deleted(false, NULL, child);
+        free(child);
+    }
+    qapi_event_send_device_deleted(id != NULL, id, path);
+    free(id);
+    free(path);
 }
 
 /* Buses in first-seen order, each followed by its devices. */

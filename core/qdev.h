@@ -24,6 +24,11 @@ typedef struct Device Device;
 typedef struct DeviceOps {
     /* Append "name = value" property lines for info qtree (indent given). */
     void (*print_props)(void *opaque, StrBuf *out, int indent);
+    /*
+     * Take the device out of the machine and free it (device_del, once the
+     * guest ejected it). NULL: the device cannot be unplugged.
+     */
+    void (*unplug)(void *opaque);
 } DeviceOps;
 
 struct Device {
@@ -33,6 +38,8 @@ struct Device {
     char *bus;              /* "main-system-bus", "isa.0", "pci.0" */
     const DeviceOps *ops;
     void *opaque;
+    int pci_slot;           /* on pci.0: its slot; -1 otherwise */
+    bool unplug_requested;  /* device_del asked the guest to eject it */
     Device *next;
 };
 
@@ -43,6 +50,15 @@ void qdev_remove(Device *dev);
 Device *qdev_find_by_path(const char *path);
 Device *qdev_find_by_id(const char *id);
 Device *qdev_first(void);   /* in creation order; follow ->next */
+
+/* A PCI device records where it sits (ACPI hotplug works per slot). */
+void qdev_set_pci_slot(Device *dev, int slot);
+Device *qdev_find_by_pci_slot(int slot);
+/*
+ * Unplug now: the device's unplug op frees it, then DEVICE_DELETED is sent
+ * (for a virtio proxy, first for its virtio-backend child, as QEMU does).
+ */
+void qdev_unplug_now(Device *dev);
 
 /* 'info qtree' */
 void qdev_print_tree(StrBuf *out);

@@ -2,6 +2,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hw/irq.h"
 #include "memory/address-space.h"
@@ -24,15 +25,27 @@
 
 struct AcpiPm {
     IoRegion *io;
+    IoRegion *gpe_io;
     unsigned sci_gsi;
     AcpiPmOps ops;
     uint16_t sts, en, cnt;
+    uint8_t gpe_sts[ACPI_GPE0_LEN / 2], gpe_en[ACPI_GPE0_LEN / 2];
     bool sci_level;
 };
 
+static bool gpe_pending(const AcpiPm *pm)
+{
+    for (unsigned i = 0; i < sizeof(pm->gpe_sts); i++) {
+        if (pm->gpe_sts[i] & pm->gpe_en[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void update_sci(AcpiPm *pm)
 {
-    bool level = (pm->sts & pm->en & PM1_SCI_SOURCES) != 0;
+    bool level = (pm->sts & pm->en & PM1_SCI_SOURCES) != 0 || gpe_pending(pm);
     if (level != pm->sci_level) {
         pm->sci_level = level;
         irq_set_level(pm->sci_gsi, level);
@@ -98,11 +111,53 @@ static void pm_write(void *opaque, uint64_t offset, uint64_t value, unsigned siz
 
 static const IoOps pm_ops = { .read = pm_read, .write = pm_write };
 
+/* GPE0: status bytes (write 1 to clear), then enable bytes. */
+static uint64_t gpe_read(void *opaque, uint64_t offset, unsigned size)
+{
+    AcpiPm *pm = opaque;
+    const unsigned half = ACPI_GPE0_LEN / 2;
+    uint64_t val = 0;
+    for (unsigned i = 0; i < size && offset + i < ACPI_GPE0_LEN; i++) {
+        unsigned off = offset + i;
+        uint8_t b = off < half ? pm->gpe_sts[off] : pm->gpe_en[off - half];
+        val |= (uint64_t)b << (i * 8);
+    }
+    return val;
+}
+
+static void gpe_write(void *opaque, uint64_t offset, uint64_t value, unsigned size)
+{
+    AcpiPm *pm = opaque;
+    const unsigned half = ACPI_GPE0_LEN / 2;
+    for (unsigned i = 0; i < size && offset + i < ACPI_GPE0_LEN; i++) {
+        unsigned off = offset + i;
+        uint8_t b = value >> (i * 8);
+        if (off < half) {
+            pm->gpe_sts[off] &= ~b;
+        } else {
+            pm->gpe_en[off - half] = b;
+        }
+    }
+    update_sci(pm);
+}
+
+static const IoOps gpe_ops = { .read = gpe_read, .write = gpe_write };
+
+void acpi_pm_gpe_raise(AcpiPm *pm, unsigned bit)
+{
+    if (bit < 8 * sizeof(pm->gpe_sts)) {
+        pm->gpe_sts[bit / 8] |= 1u << (bit % 8);
+        update_sci(pm);
+    }
+}
+
 void acpi_pm_reset(AcpiPm *pm)
 {
     pm->sts = 0;
     pm->en = 0;
     pm->cnt = CNT_SCI_EN;
+    memset(pm->gpe_sts, 0, sizeof(pm->gpe_sts));
+    memset(pm->gpe_en, 0, sizeof(pm->gpe_en));
     update_sci(pm);
 }
 
@@ -119,7 +174,10 @@ AcpiPm *acpi_pm_create(uint16_t io_base, unsigned sci_gsi, const AcpiPmOps *ops,
     pm->sci_gsi = sci_gsi;
     pm->ops = *ops;
     pm->io = io_region_add(AS_PIO, "acpi-pm", io_base, ACPI_PM_IO_SIZE, &pm_ops, pm, errp);
-    if (!pm->io) {
+    pm->gpe_io = pm->io ? io_region_add(AS_PIO, "acpi-gpe0", ACPI_GPE0_IO_BASE, ACPI_GPE0_LEN,
+                                        &gpe_ops, pm, errp) : NULL;
+    if (!pm->gpe_io) {
+        io_region_del(pm->io);
         free(pm);
         return NULL;
     }
@@ -133,5 +191,6 @@ void acpi_pm_destroy(AcpiPm *pm)
         return;
     }
     io_region_del(pm->io);
+    io_region_del(pm->gpe_io);
     free(pm);
 }

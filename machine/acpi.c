@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "hw/acpi-pm.h"
+#include "hw/pci-hotplug.h"
 #include "hw/rtc-mc146818.h"
 #include "machine/aml.h"
 #include "machine/layout.h"
@@ -92,6 +93,53 @@ unsigned acpi_pci_intx_gsi(unsigned slot, unsigned pin)
     return PCI_INTX_GSI_BASE + (slot + pin) % PCI_INTX_GSI_COUNT;
 }
 
+/* An ACPI device per hotpluggable slot; QEMU's names (S + devfn in hex). */
+static void slot_name(char name[5], unsigned slot)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned devfn = slot << 3;
+    name[0] = 'S';
+    name[1] = hex[devfn >> 4];
+    name[2] = hex[devfn & 0xf];
+    name[3] = '_';
+    name[4] = 0;
+}
+
+/*
+ * ACPI PCI hotplug: the registers as fields, a device per slot that the
+ * guest can eject (_EJ0 writes the slot's bit to the eject register), and
+ * PCNT, which the GPE handler calls: Notify(slot, 1) "check" for each bit
+ * of the up register, Notify(slot, 3) "eject request" for each bit of down.
+ */
+static void dsdt_pci_hotplug(Aml *pci0, const AcpiConfig *cfg)
+{
+    static const char *const updown[] = { "PCIU", "PCID" };
+    static const char *const eject[] = { "B0EJ" };
+    uint16_t port = cfg->pci_hotplug_port;
+    aml_append(pci0, aml_operation_region_io("PCST", port + PCI_HOTPLUG_UP, 8));
+    aml_append(pci0, aml_field_dwords("PCST", updown, 2));
+    aml_append(pci0, aml_operation_region_io("SEJ_", port + PCI_HOTPLUG_EJECT, 4));
+    aml_append(pci0, aml_field_dwords("SEJ_", eject, 1));
+    Aml *pcnt = aml_new();
+    aml_append(pcnt, aml_store(aml_name("PCIU"), aml_local(0)));
+    aml_append(pcnt, aml_store(aml_name("PCID"), aml_local(1)));
+    for (unsigned slot = 1; slot < cfg->pci_slots && slot < 32; slot++) {
+        char name[5];
+        slot_name(name, slot);
+        Aml *dev = aml_new();
+        aml_append(dev, aml_name_decl("_ADR", aml_int((uint64_t)slot << 16)));
+        aml_append(dev, aml_name_decl("_SUN", aml_int(slot)));
+        Aml *ej0 = aml_store(aml_int(1u << slot), aml_name("B0EJ"));
+        aml_append(dev, aml_method("_EJ0", 1, ej0));
+        aml_append(pci0, aml_device(name, dev));
+        aml_append(pcnt, aml_if(aml_and(aml_local(0), aml_int(1u << slot)),
+                                aml_notify(name, aml_int(1))));
+        aml_append(pcnt, aml_if(aml_and(aml_local(1), aml_int(1u << slot)),
+                                aml_notify(name, aml_int(3))));
+    }
+    aml_append(pci0, aml_method("PCNT", 0, pcnt));
+}
+
 static Aml *dsdt_pci_host(const AcpiConfig *cfg)
 {
     Aml *dev = aml_new();
@@ -123,6 +171,9 @@ static Aml *dsdt_pci_host(const AcpiConfig *cfg)
         }
     }
     aml_append(dev, aml_name_decl("_PRT", aml_package(prt, entries)));
+    if (cfg->pci_hotplug_port) {
+        dsdt_pci_hotplug(dev, cfg);
+    }
     return aml_device("PCI0", dev);
 }
 
@@ -176,6 +227,11 @@ static Aml *build_dsdt_body(const AcpiConfig *cfg)
         aml_append(sb, aml_device("FWCF", dev));
     }
     aml_append(body, aml_scope("\\_SB", sb));
+    if (cfg->has_pci && cfg->pci_hotplug_port) {
+        /* GPE0 bit 1: PCI hotplug (hw/acpi-pm.h). */
+        Aml *gpe = aml_method("_E01", 0, aml_name("\\_SB.PCI0.PCNT"));
+        aml_append(body, aml_scope("\\_GPE", gpe));
+    }
     return body;
 }
 
@@ -236,8 +292,10 @@ static uint64_t build_fadt(TableBuf *t, uint64_t facs, uint64_t dsdt)
     /* SMI_CMD = 0: the platform is always in ACPI mode (SCI_EN reads 1). */
     put32(f + 56, ACPI_PM_IO_BASE + ACPI_PM1_EVT_OFFSET);
     put32(f + 64, ACPI_PM_IO_BASE + ACPI_PM1_CNT_OFFSET);
+    put32(f + 80, ACPI_GPE0_IO_BASE);
     f[88] = ACPI_PM1_EVT_LEN;
     f[89] = ACPI_PM1_CNT_LEN;
+    f[92] = ACPI_GPE0_LEN;
     /* No PM timer (PM_TMR_BLK 0): allowed since ACPI 5, and saves VM exits. */
     put16(f + 96, 0x0fff);                  /* C2 not supported */
     put16(f + 98, 0x0fff);                  /* C3 not supported */
@@ -250,6 +308,7 @@ static uint64_t build_fadt(TableBuf *t, uint64_t facs, uint64_t dsdt)
     f[128] = I8042_RESET_CMD;
     /* One FACS pointer only (the spec forbids both); DSDT in both, as is usual. */
     put64(f + 140, dsdt);
+    put_gas_io(f + 220, ACPI_GPE0_LEN * 8, 1, ACPI_GPE0_IO_BASE);    /* X_GPE0_BLK */
     memcpy(f + 268, "VIREO\0\0\0", 8);     /* hypervisor vendor identity */
     finish_table(f, FADT_LEN);
     return add_table(t, f, FADT_LEN);

@@ -1,7 +1,8 @@
 /*
  * ACPI tables for the vireo x86 machine, built at start-up and copied into
  * guest RAM at ACPI_TABLES_ADDR: RSDP, XSDT, FADT (+FACS), MADT and a DSDT
- * describing the PCI host bridge, serial ports, RTC and fw_cfg.
+ * describing the PCI host bridge (with hotpluggable slots and the GPE
+ * handler that notifies them), serial ports, RTC and fw_cfg.
  */
 #ifndef VIREO_MACHINE_ACPI_H
 #define VIREO_MACHINE_ACPI_H
@@ -26,6 +27,7 @@ typedef struct AcpiConfig {
     bool has_pci;               /* host bridge with config mechanism #1 */
     unsigned pci_slots;         /* _PRT entries for slots 0..pci_slots-1 */
     uint16_t fw_cfg_port;       /* 0: no fw_cfg */
+    uint16_t pci_hotplug_port;  /* ACPI PCI hotplug registers (hw/pci-hotplug.h); 0: none */
 } AcpiConfig;
 
 /* Build the tables, write them to guest RAM; returns the RSDP address (0 on error). */

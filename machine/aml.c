@@ -281,3 +281,118 @@ Aml *aml_resource_template(Aml *r)
     aml_free(r);
     return buf;
 }
+
+/* ---- methods and the statements the hotplug code needs ---- */
+
+#define AML_METHOD      0x14
+#define AML_LOCAL0      0x60
+#define AML_ARG0        0x68
+#define AML_STORE       0x70
+#define AML_AND         0x7b
+#define AML_NOTIFY      0x86
+#define AML_IF          0xa0
+#define AML_EXT_OPREGION 0x80
+#define AML_EXT_FIELD   0x81
+
+Aml *aml_method(const char *name, unsigned nargs, Aml *body)
+{
+    Aml *inner = aml_new();
+    put_name_string(inner, name);
+    put8(inner, nargs & 7);             /* not serialized, sync level 0 */
+    aml_append(inner, body);
+    Aml *a = aml_new();
+    put8(a, AML_METHOD);
+    put_pkg_length(a, inner->len);
+    aml_append(a, inner);
+    return a;
+}
+
+Aml *aml_operation_region_io(const char *name, uint16_t port, uint16_t len)
+{
+    Aml *a = aml_new();
+    put8(a, AML_EXT);
+    put8(a, AML_EXT_OPREGION);
+    put_name_string(a, name);
+    put8(a, 1);                         /* SystemIO */
+    aml_append(a, aml_int(port));
+    aml_append(a, aml_int(len));
+    return a;
+}
+
+Aml *aml_field_dwords(const char *region, const char *const *names, unsigned count)
+{
+    Aml *inner = aml_new();
+    put_name_string(inner, region);
+    put8(inner, 0x43);                  /* DWordAcc, NoLock, WriteAsZeros */
+    for (unsigned i = 0; i < count; i++) {
+        put_name_seg(inner, names[i], strlen(names[i]));
+        put8(inner, 32);                /* bits */
+    }
+    Aml *a = aml_new();
+    put8(a, AML_EXT);
+    put8(a, AML_EXT_FIELD);
+    put_pkg_length(a, inner->len);
+    aml_append(a, inner);
+    return a;
+}
+
+Aml *aml_name(const char *name)
+{
+    Aml *a = aml_new();
+    put_name_string(a, name);
+    return a;
+}
+
+Aml *aml_local(unsigned n)
+{
+    Aml *a = aml_new();
+    put8(a, AML_LOCAL0 + (n & 7));
+    return a;
+}
+
+Aml *aml_arg(unsigned n)
+{
+    Aml *a = aml_new();
+    put8(a, AML_ARG0 + (n % 7));
+    return a;
+}
+
+Aml *aml_store(Aml *src, Aml *dst)
+{
+    Aml *a = aml_new();
+    put8(a, AML_STORE);
+    aml_append(a, src);
+    aml_append(a, dst);
+    return a;
+}
+
+Aml *aml_and(Aml *x, Aml *y)
+{
+    Aml *a = aml_new();
+    put8(a, AML_AND);
+    aml_append(a, x);
+    aml_append(a, y);
+    put8(a, AML_ZERO);                  /* no target */
+    return a;
+}
+
+Aml *aml_notify(const char *object, Aml *value)
+{
+    Aml *a = aml_new();
+    put8(a, AML_NOTIFY);
+    put_name_string(a, object);
+    aml_append(a, value);
+    return a;
+}
+
+Aml *aml_if(Aml *predicate, Aml *body)
+{
+    Aml *inner = aml_new();
+    aml_append(inner, predicate);
+    aml_append(inner, body);
+    Aml *a = aml_new();
+    put8(a, AML_IF);
+    put_pkg_length(a, inner->len);
+    aml_append(a, inner);
+    return a;
+}

@@ -30,6 +30,19 @@ Aml *aml_device(const char *name, Aml *body);
 Aml *aml_package(Aml *elements, unsigned count);
 Aml *aml_buffer(const void *bytes, size_t len);
 
+/* Control methods and what their bodies use. */
+Aml *aml_method(const char *name, unsigned nargs, Aml *body);
+Aml *aml_operation_region_io(const char *name, uint16_t port, uint16_t len);
+/* Field(region, DWordAcc, NoLock, WriteAsZeros) { names[0], 32, ... } */
+Aml *aml_field_dwords(const char *region, const char *const *names, unsigned count);
+Aml *aml_name(const char *name);                 /* a reference (or a call without args) */
+Aml *aml_local(unsigned n);                      /* Local0..7 */
+Aml *aml_arg(unsigned n);                        /* Arg0..6 */
+Aml *aml_store(Aml *src, Aml *dst);              /* Store(src, dst) */
+Aml *aml_and(Aml *x, Aml *y);                    /* And(x, y) without a target */
+Aml *aml_notify(const char *object, Aml *value); /* Notify(object, value) */
+Aml *aml_if(Aml *predicate, Aml *body);
+
 /* Resource templates: append descriptors to r, then aml_resource_template(r). */
 void aml_res_io(Aml *r, uint16_t base, uint8_t len);
 void aml_res_irq(Aml *r, unsigned irq);          /* IRQNoFlags: ISA edge, high */

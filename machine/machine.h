@@ -65,6 +65,19 @@ void machine_cleanup(void);
 
 GuestMemory *machine_guest_memory(void);
 
+/*
+ * device_add: create a device from its -device option string (driver is its
+ * type) while the machine exists; a PCI device is announced to the guest
+ * through ACPI PCI hotplug.
+ */
+bool machine_device_add(const char *opts, const char *driver, Error **errp);
+/*
+ * device_del: a PCI device is offered to the guest for ejection (it goes,
+ * with DEVICE_DELETED, when the guest ejects it); others go at once.
+ */
+struct Device;
+bool machine_device_del(struct Device *dev, Error **errp);
+
 /* Can this host run a KVM guest at all (for choosing the default accelerator)? */
 bool kvm_can_run_guest(void);
 

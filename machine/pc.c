@@ -17,6 +17,7 @@
 #include "hw/i8042.h"
 #include "hw/ivshmem.h"
 #include "hw/pci.h"
+#include "hw/pci-hotplug.h"
 #include "hw/rtc-mc146818.h"
 #include "hw/serial-16550.h"
 #include "machine/acpi.h"
@@ -53,6 +54,7 @@ typedef struct Machine {
     AcpiPm *pm;
     FwCfg *fw_cfg;
     PciHost *pci;
+    PciHotplug *hotplug;
     AcpiConfig acpi;
     Device *qdevs[16];          /* the built-in devices as 'info qtree' lists them */
     unsigned nr_qdevs;
@@ -298,6 +300,17 @@ static bool create_fw_cfg(Machine *m, Error **errp)
     return fw_cfg_add_user_items(m->fw_cfg, cfg->fw_cfg, errp);
 }
 
+/* The guest ejected a slot: the device there goes, if it can. */
+static void pci_slot_ejected(void *opaque, unsigned slot)
+{
+    Machine *m = opaque;
+    Device *dev = qdev_find_by_pci_slot(slot);
+    if (dev && dev->ops && dev->ops->unplug) {
+        qdev_unplug_now(dev);
+        pci_hotplug_slot_cleared(m->hotplug, slot);
+    }
+}
+
 static bool create_devices(Machine *m, Error **errp)
 {
     if (!create_serial_ports(m, errp)) {
@@ -315,14 +328,17 @@ static bool create_devices(Machine *m, Error **errp)
     m->rtc = rtc_create(RTC_IO_BASE, 8, &rtc, errp);
     m->i8042 = m->rtc ? i8042_create(reset_line, NULL, errp) : NULL;
     m->pm = m->i8042 ? acpi_pm_create(ACPI_PM_IO_BASE, ACPI_SCI_GSI, &pm_ops, errp) : NULL;
+    PciHotplugOps hp_ops = { .eject = pci_slot_ejected, .opaque = m };
     m->pci = m->pm ? pci_host_create(&pci, errp) : NULL;
-    if (!m->pci || !create_fw_cfg(m, errp) ||
+    m->hotplug = m->pci ? pci_hotplug_create(PCI_HOTPLUG_IO_BASE, m->pm, &hp_ops, errp) : NULL;
+    if (!m->hotplug || !create_fw_cfg(m, errp) ||
         !virtio_pci_create_devices(m->cfg, m->pci, &m->mem, errp)) {
         return false;
     }
     m->acpi.nr_cpus = m->cfg->smp_cpus;
     m->acpi.has_pci = true;
     m->acpi.pci_slots = PCI_MAX_SLOTS;
+    m->acpi.pci_hotplug_port = PCI_HOTPLUG_IO_BASE;
     m->acpi.fw_cfg_port = FW_CFG_IO_BASE;
     register_devices(m);
     return true;
@@ -339,6 +355,7 @@ static void reset_devices(Machine *m)
     i8042_reset(m->i8042);
     acpi_pm_reset(m->pm);
     pci_host_reset(m->pci);
+    pci_hotplug_reset(m->hotplug);
     fw_cfg_reset(m->fw_cfg);
 }
 
@@ -484,6 +501,7 @@ void machine_cleanup(void)
     ivshmem_destroy_all();     /* its PCI functions, before the bus goes */
     rtc_destroy(m->rtc);
     i8042_destroy(m->i8042);
+    pci_hotplug_destroy(m->hotplug);
     acpi_pm_destroy(m->pm);
     pci_host_destroy(m->pci);
     fw_cfg_destroy(m->fw_cfg);
@@ -492,9 +510,64 @@ void machine_cleanup(void)
     m->i8042 = NULL;
     m->pm = NULL;
     m->pci = NULL;
+    m->hotplug = NULL;
     m->fw_cfg = NULL;
     m->loader = NULL;
     if (m->mem.fd >= 0 || m->mem.nr_regions) {
         guest_memory_destroy(&m->mem);
     }
+}
+
+/* ---- device_add / device_del ---- */
+
+static Device *last_device(void)
+{
+    Device *last = NULL;
+    for (Device *d = qdev_first(); d; d = d->next) {
+        last = d;
+    }
+    return last;
+}
+
+bool machine_device_add(const char *opts, const char *driver, Error **errp)
+{
+    Machine *m = &machine;
+    bool pci_type = strstr(driver, "-pci") || strncmp(driver, "ivshmem", 7) == 0;
+    if (!m->pci && pci_type) {
+        error_setg(errp, "No 'PCI' bus found for device '%s'", driver);
+        return false;
+    }
+    if (!m->pci) {
+        bool port = !strcmp(driver, "virtserialport") || !strcmp(driver, "virtconsole");
+        error_setg(errp, port ? "No 'virtio-serial-bus' bus found for device '%s'"
+                              : "'%s' is not a valid device model name", driver);
+        return false;
+    }
+    VirtioCreateContext ctx = { .cfg = m->cfg, .pci = m->pci, .mem = &m->mem };
+    Device *before = last_device();
+    if (!virtio_pci_create_device(&ctx, opts, errp)) {
+        return false;
+    }
+    Device *dev = last_device();
+    if (dev && dev != before && dev->pci_slot >= 0) {
+        pci_hotplug_plugged(m->hotplug, dev->pci_slot);
+    }
+    return true;
+}
+
+bool machine_device_del(Device *dev, Error **errp)
+{
+    Machine *m = &machine;
+    if (!dev->ops || !dev->ops->unplug || (dev->pci_slot >= 0 && !m->hotplug)) {
+        error_setg(errp, "Device '%s' does not support hotplugging", dev->type);
+        return false;
+    }
+    if (dev->pci_slot < 0) {
+        qdev_unplug_now(dev);       /* not on pci.0: no guest handshake (a serial port) */
+        return true;
+    }
+    /* The guest ejects it through ACPI; DEVICE_DELETED follows. Asking again re-sends. */
+    dev->unplug_requested = true;
+    pci_hotplug_request_unplug(m->hotplug, dev->pci_slot);
+    return true;
 }

@@ -255,6 +255,30 @@ void host_backend_release(HostMemBackend *b)
     }
 }
 
+bool host_backend_destroy(const char *id, Error **errp)
+{
+    for (HostMemBackend **p = &backends; *p; p = &(*p)->next) {
+        HostMemBackend *b = *p;
+        if (strcmp(b->id, id) != 0) {
+            continue;
+        }
+        if (b->in_use) {
+            error_setg(errp, "object '%s' is in use, can not be deleted", id);
+            return false;
+        }
+        *p = b->next;
+        free_backend(b);
+        return true;
+    }
+    error_setg(errp, "object '%s' not found", id);
+    return false;
+}
+
+HostMemBackend *host_backend_first(void)
+{
+    return backends;
+}
+
 void host_backend_destroy_all(void)
 {
     while (backends) {

@@ -38,6 +38,10 @@ HostMemBackend *host_backend_find(const char *id);
 /* Mark a backend used by a device; fails ("can't use already busy memdev") if taken. */
 bool host_backend_claim(HostMemBackend *b, Error **errp);
 void host_backend_release(HostMemBackend *b);
+/* object-del: unmap and close one that no device uses. */
+bool host_backend_destroy(const char *id, Error **errp);
+/* The list, newest first (follow ->next). */
+HostMemBackend *host_backend_first(void);
 /* Unmap and close every backend; at exit. */
 void host_backend_destroy_all(void);
 

@@ -183,6 +183,9 @@ const HmpCommand hmp_commands[] = {
     { "closefd", "closefd name", "close a file descriptor previously passed via SCM rights", 1, 1, hmp_closefd },
     { "x_exit_preconfig", "", "exit the preconfig state", 0, 0, hmp_x_exit_preconfig },
     { "balloon", "target", "request VM to change its memory allocation (in MB)", 1, 1, hmp_balloon },
+    { "device_add", "driver[,prop=value][,...]", "add device, like -device on the command line",
+      1, 1, hmp_device_add },
+    { "device_del", "device", "remove device", 1, 1, hmp_device_del },
     { NULL },
 };
 

@@ -26,4 +26,8 @@ void hmp_info_virtio_vhost_queue_status(StrBuf *out, int argc, char **argv, Erro
 void hmp_info_virtio_queue_element(StrBuf *out, int argc, char **argv, Error **errp);
 extern const HmpCommand hmp_info_commands[];
 
+/* device_add / device_del (monitor/qmp-device.c) */
+void hmp_device_add(StrBuf *out, int argc, char **argv, Error **errp);
+void hmp_device_del(StrBuf *out, int argc, char **argv, Error **errp);
+
 #endif

@@ -139,7 +139,19 @@ static json_object *dispatch(const QmpCommand *cmd, json_object *args, bool exec
     }
     json_object *ret = NULL;
     void *cargs = xzalloc(cmd->args->struct_size);
-    if (qapi_struct_from_json(cmd->args, args, NULL, cargs, errp)) {
+    /*
+     * A hand-written ('gen': false) command takes its arguments as they
+     * come, as in QEMU (device_add passes device properties): only the
+     * members the schema declares are checked.
+     */
+    json_object *declared = cmd->raw ? json_object_new_object() : NULL;
+    for (int i = 0; declared && i < cmd->args->nr_members; i++) {
+        json_object *v;
+        if (json_object_object_get_ex(args, cmd->args->members[i].name, &v)) {
+            json_object_object_add(declared, cmd->args->members[i].name, json_object_get(v));
+        }
+    }
+    if (qapi_struct_from_json(cmd->args, declared ? declared : args, NULL, cargs, errp)) {
         Error *err = NULL;
         if (execute) {
             ret = cmd->marshal ? cmd->marshal(cargs, &err) : cmd->raw(args, &err);
@@ -152,6 +164,7 @@ static json_object *dispatch(const QmpCommand *cmd, json_object *args, bool exec
         qapi_clear_struct(cmd->args, cargs);
     }
     free(cargs);
+    json_object_put(declared);
     json_object_put(empty);
     return ret;
 }

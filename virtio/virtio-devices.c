@@ -72,7 +72,7 @@ const char *virtio_find_backend_opts(const DeviceOption *list, const char *id)
     return NULL;
 }
 
-static bool create_one(const VirtioCreateContext *ctx, const char *opts, Error **errp)
+bool virtio_pci_create_device(const VirtioCreateContext *ctx, const char *opts, Error **errp)
 {
     char *name = driver_name(opts);
     bool ok = false, found = false;
@@ -95,7 +95,7 @@ bool virtio_pci_create_devices(const VmConfig *cfg, PciHost *pci, GuestMemory *m
 {
     VirtioCreateContext ctx = { .cfg = cfg, .pci = pci, .mem = mem };
     for (const DeviceOption *d = cfg->devices; d; d = d->next) {
-        if (!create_one(&ctx, d->opts, errp)) {
+        if (!virtio_pci_create_device(&ctx, d->opts, errp)) {
             error_prepend(errp, "-device %s: ", d->opts);
             return false;
         }

@@ -717,6 +717,26 @@ static bool proxy_realize(VirtIOPCIProxy *p, PciHost *host, uint32_t class_code,
     return true;
 }
 
+/* device_del, once the guest ejected the slot (core/qdev.h). */
+static void proxy_unplug(void *opaque)
+{
+    VirtIODevice *vdev = opaque;
+    VirtIOPCIProxy *p = vdev->transport_opaque;
+    stop_kicks(p);
+    unbind_vector_eventfds(p);
+    if (vdev->ops->quiesce) {
+        vdev->ops->quiesce(vdev);
+    }
+    virtio_device_unregister(vdev);
+    pci_device_remove(p->pci);
+    free(p);
+    vdev->transport = NULL;
+    vdev->transport_opaque = NULL;
+    vdev->ops->unrealize(vdev);
+}
+
+static const DeviceOps proxy_qdev_ops = { .unplug = proxy_unplug };
+
 bool virtio_pci_plug(const VirtioCreateContext *ctx, const KeyValList *kv,
                      const char *type, VirtIODevice *vdev, uint32_t class_code,
                      const VirtioPciOptions *o, Error **errp)
@@ -724,7 +744,9 @@ bool virtio_pci_plug(const VirtioCreateContext *ctx, const KeyValList *kv,
     if (!o->modern) {
         vdev->host_features &= ~(1ULL << VIRTIO_F_VERSION_1);
     }
-    Device *dev = qdev_add(type, keyval_get(kv, "id"), "pci.0", DEVICE_USER, NULL, vdev, errp);
+    bool unpluggable = vdev->ops && vdev->ops->unrealize;
+    Device *dev = qdev_add(type, keyval_get(kv, "id"), "pci.0", DEVICE_USER,
+                           unpluggable ? &proxy_qdev_ops : NULL, vdev, errp);
     if (!dev) {
         return false;
     }
@@ -741,6 +763,7 @@ bool virtio_pci_plug(const VirtioCreateContext *ctx, const KeyValList *kv,
         free(p);
         return false;
     }
+    qdev_set_pci_slot(dev, pci_device_slot(p->pci));
     char *path = xasprintf("%s/virtio-backend", dev->path);
     virtio_device_register(vdev, path);
     free(path);

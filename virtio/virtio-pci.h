@@ -56,6 +56,9 @@ bool virtio_pci_plug(const VirtioCreateContext *ctx, const KeyValList *kv,
 bool virtio_pci_create_devices(const VmConfig *cfg, PciHost *pci, GuestMemory *mem,
                                Error **errp);
 
+/* One -device or device_add (its option string), any type in the table. */
+bool virtio_pci_create_device(const VirtioCreateContext *ctx, const char *opts, Error **errp);
+
 /* Device types (one file each). */
 /* At machine teardown, vCPUs stopped, before guest RAM is unmapped: let
  * every device finish its in-flight back-end I/O. */

@@ -101,7 +101,19 @@ static void rng_reset(VirtIODevice *vdev)
     rng->quota = rng->max_bytes;
 }
 
-static const VirtIODeviceOps rng_ops = { .reset = rng_reset };
+static void rng_unrealize(VirtIODevice *vdev)
+{
+    VirtIORng *rng = vdev->opaque;
+    if (rng->fd >= 0) {
+        close(rng->fd);
+    }
+    timer_free(rng->refill);
+    free(rng->vdev.config);
+    free(rng->vdev.vq);
+    free(rng);
+}
+
+static const VirtIODeviceOps rng_ops = { .reset = rng_reset, .unrealize = rng_unrealize };
 
 static bool parse_rate_limit(const KeyValList *kv, VirtIORng *rng, Error **errp)
 {

@@ -404,6 +404,30 @@ static bool pick_port_number(VirtIOSerial *ser, const KeyValList *kv, bool conso
     return true;
 }
 
+static void port_free(SerialPort *port)
+{
+    if (port->chr) {
+        chardev_detach(port->chr);
+    }
+    free(port->name);
+    free(port->pending);
+    free(port);
+}
+
+/* device_del of a port: the driver learns at once, as on QEMU's virtio-serial bus. */
+static void port_unplug(void *opaque)
+{
+    SerialPort *port = opaque;
+    VirtIOSerial *ser = port->ser;
+    ser->ports[port->nr] = NULL;
+    if (ser->driver_ready) {
+        send_control(ser, port->nr, EV_DEVICE_REMOVE, 1, NULL);
+    }
+    port_free(port);
+}
+
+static const DeviceOps port_qdev_ops = { .unplug = port_unplug };
+
 bool virtio_serial_port_create(const VirtioCreateContext *ctx, const char *opts,
                                bool console, Error **errp)
 {
@@ -432,17 +456,15 @@ bool virtio_serial_port_create(const VirtioCreateContext *ctx, const char *opts,
         port->pending = xmalloc(PENDING_MAX);
         ok = (!chr || chardev_attach(chr, &port_handlers, port, errp)) &&
              qdev_add(type, keyval_get(&kv, "id"), ser->bus_name ? ser->bus_name : "virtio-serial-bus",
-                      DEVICE_USER, NULL, port, errp);
+                      DEVICE_USER, &port_qdev_ops, port, errp);
     }
     if (ok) {
         ser->ports[nr] = port;
-    } else if (port) {
-        if (chr) {
-            chardev_detach(chr);
+        if (ser->driver_ready) {
+            send_control(ser, nr, EV_DEVICE_ADD, 1, NULL);     /* device_add at run time */
         }
-        free(port->name);
-        free(port->pending);
-        free(port);
+    } else if (port) {
+        port_free(port);
     }
     keyval_free(&kv);
     return ok;

@@ -73,6 +73,28 @@ void virtio_device_register(VirtIODevice *vdev, const char *path)
     registry_tail = vdev;
 }
 
+void virtio_device_unregister(VirtIODevice *vdev)
+{
+    VirtIODevice *prev = NULL;
+    for (VirtIODevice *d = registry_head; d; prev = d, d = d->next) {
+        if (d != vdev) {
+            continue;
+        }
+        if (prev) {
+            prev->next = d->next;
+        } else {
+            registry_head = d->next;
+        }
+        if (registry_tail == d) {
+            registry_tail = prev;
+        }
+        break;
+    }
+    vdev->next = NULL;
+    free(vdev->path);
+    vdev->path = NULL;
+}
+
 VirtQueue *virtio_queue_setup(VirtIODevice *vdev, unsigned index, uint32_t size,
                               void (*handle_output)(VirtIODevice *, VirtQueue *))
 {

@@ -170,6 +170,10 @@ typedef struct VirtIODeviceOps {
     /* The machine is going away: finish and release back-end I/O while guest
      * RAM is still mapped (in-flight requests write into it). */
     void (*quiesce)(VirtIODevice *vdev);
+    /* Hot-unplug, after quiesce and with the transport gone: release the
+     * back-end and free the device (vq, config, the type's state). NULL:
+     * the device type cannot be unplugged. */
+    void (*unrealize)(VirtIODevice *vdev);
 } VirtIODeviceOps;
 
 /* What the transport provides to the core. */
@@ -213,6 +217,8 @@ typedef struct VirtQueueElement {
 void virtio_device_init(VirtIODevice *vdev, const char *name, uint16_t device_id,
                         GuestMemory *mem, uint32_t config_len, unsigned nvqs);
 void virtio_device_register(VirtIODevice *vdev, const char *path);
+/* Out of the registry (the device is being unplugged); frees path. */
+void virtio_device_unregister(VirtIODevice *vdev);
 VirtQueue *virtio_queue_setup(VirtIODevice *vdev, unsigned index, uint32_t size,
                               void (*handle_output)(VirtIODevice *, VirtQueue *));
 bool virtio_has_feature(const VirtIODevice *vdev, unsigned bit);
