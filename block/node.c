@@ -376,6 +376,14 @@ void block_node_detach(BlockNodeUser *u)
     free(u);
 }
 
+void block_node_user_set_qdev(BlockNodeUser *u, const char *qdev)
+{
+    free(u->qdev);
+    free(u->desc);
+    u->qdev = xstrdup(qdev);
+    u->desc = xasprintf("block device '%s'", qdev);
+}
+
 BlockNodeUser *block_node_user_first(const BlockNode *n) { return n->users; }
 BlockNodeUser *block_node_user_next(const BlockNodeUser *u) { return u->next; }
 const char *block_node_user_qdev(const BlockNodeUser *u) { return u->qdev; }

@@ -166,6 +166,8 @@ enum {
 BlockNodeUser *block_node_attach(BlockNode *n, const char *desc, const char *qdev,
                                  unsigned perm, unsigned shared, Error **errp);
 void block_node_detach(BlockNodeUser *u);
+/* The user is now known as the device at @qdev ("block device '@qdev'"). */
+void block_node_user_set_qdev(BlockNodeUser *u, const char *qdev);
 /* The users of a node, oldest first. */
 BlockNodeUser *block_node_user_first(const BlockNode *n);
 BlockNodeUser *block_node_user_next(const BlockNodeUser *u);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/node.h"
 #include "chardev/chardev.h"
 #include "core/iothread.h"
 #include "core/main-loop.h"
@@ -424,7 +425,7 @@ static bool start(Error **errp)
 {
     if (!main_loop_init(errp) || !setup_signals(errp) || !create_fdsets(errp) ||
         !create_chardevs(errp) || !create_iothreads(errp) || !create_monitors(errp) ||
-        !start_qtest(errp)) {
+        !start_qtest(errp) || !block_options_create_nodes(errp)) {
         return false;
     }
     /* Before the machine starts: -chroot and -runas may take the path away. */
@@ -466,6 +467,7 @@ int main(int argc, char **argv)
     if (!start(&err)) {
         error_report_err(err);
         daemonize_finish(1);
+        block_node_close_all();
         chardev_cleanup_all();
         remove_pidfile();
         return 1;
@@ -474,6 +476,7 @@ int main(int argc, char **argv)
     int status = main_loop_run();
     exit_on_second_signal(status);
     machine_cleanup();
+    block_node_close_all();     /* after the devices let their nodes go */
     chardev_cleanup_all();
     iothread_stop_all();
     remove_pidfile();

@@ -804,7 +804,7 @@ static bool opt_version(const char *arg, Error **errp)
 }
 
 /* The tables of the other option files, each ending with a NULL name. */
-static const CmdOption *const extra_tables[] = { compat_options };
+static const CmdOption *const extra_tables[] = { compat_options, block_options };
 
 /* Every option in order: the main table, then each extra table. */
 static const CmdOption *option_at(size_t i)

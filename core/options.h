@@ -52,6 +52,13 @@ typedef struct CmdOption {
  * query-command-line-options like the rest.
  */
 extern const CmdOption compat_options[];    /* core/options-compat.c */
+extern const CmdOption block_options[];     /* core/options-block.c */
+
+/* Make the nodes of -blockdev, then of -drive (before the machine is built). */
+bool block_options_create_nodes(Error **errp);
+/* A -blockdev / blockdev-add JSON object as flat key=value options. */
+struct json_object;
+bool block_options_from_json(struct json_object *obj, KeyValList *kv, Error **errp);
 
 /* -machine acpi=on|off|auto and -no-acpi. */
 bool compat_set_acpi(const char *value, Error **errp);

@@ -62,6 +62,8 @@ typedef struct BlkRequest {
     bool flush_after;           /* writethrough: the write completes after a flush */
     void *bounce;               /* contiguous copy of data, or NULL */
     struct iovec bounce_iov;
+    BlockStatsCookie acct;      /* read, write and flush are timed until they complete */
+    bool timed;
 } BlkRequest;
 
 static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
@@ -73,6 +75,9 @@ static void put64(uint8_t *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
 static void req_complete(BlkRequest *req, uint8_t status)
 {
     VirtQueueElement *e = &req->elem;
+    if (req->timed) {
+        block_stats_done(req->be->stats, &req->acct, status == S_OK);
+    }
     /* The status byte is the last device-writable byte of the chain. */
     iov_from_buf(e->in_sg, e->in_num, e->in_len - 1, &status, 1);
     uint32_t written = 1 + (status == S_OK ? req->data_len : 0);
@@ -131,12 +136,17 @@ static uint8_t do_read_write(BlkRequest *req, const BlkReqHeader *h, bool write)
     VirtioBlkBackend *be = req->be;
     VirtQueueElement *e = &req->elem;
     size_t len = write ? e->out_len - sizeof(*h) : e->in_len - 1;
+    BlockStatsKind kind = write ? BLOCK_STATS_WRITE : BLOCK_STATS_READ;
     if (write && be->readonly) {
+        block_stats_invalid(be->stats, kind);
         return S_IOERR;
     }
     if (!sector_range_ok(be, h->sector, len)) {
+        block_stats_invalid(be->stats, kind);
         return S_IOERR;
     }
+    block_stats_start(&req->acct, kind, h->sector * SECTOR_SIZE, len);
+    req->timed = true;
     const struct iovec *src = write ? e->out_sg : e->in_sg;
     unsigned src_n = write ? e->out_num : e->in_num;
     req->data = xmalloc(sizeof(struct iovec) * (src_n ? src_n : 1));
@@ -193,8 +203,11 @@ static uint8_t do_discard_zeroes(BlkRequest *req, bool zeroes)
         return S_IOERR;
     }
     uint64_t off = sector * SECTOR_SIZE, len = (uint64_t)n * SECTOR_SIZE;
+    BlockStatsCookie acct;
+    block_stats_start(&acct, zeroes ? BLOCK_STATS_WRITE : BLOCK_STATS_UNMAP, off, len);
     int r = zeroes ? blk_write_zeroes(be->img, off, len, NULL)
                    : blk_discard(be->img, off, len, NULL);
+    block_stats_done(be->stats, &acct, r == 0);
     return r == 0 ? S_OK : S_IOERR;
 }
 
@@ -204,6 +217,8 @@ static uint8_t dispatch(BlkRequest *req, const BlkReqHeader *h)
     case T_IN:           return do_read_write(req, h, false);
     case T_OUT:          return do_read_write(req, h, true);
     case T_FLUSH:
+        block_stats_start(&req->acct, BLOCK_STATS_FLUSH, 0, 0);
+        req->timed = true;
         return blk_aio_flush(req->be->bq, aio_done, req) == 0 ? S_LATER : S_IOERR;
     case T_GET_ID:       return do_get_id(req);
     case T_DISCARD:      return do_discard_zeroes(req, false);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "block/block.h"
+#include "block/node.h"
 #include "virtio/virtio.h"
 
 /* Feature bits */
@@ -52,6 +53,7 @@ struct VirtioBlkBackend {
     const char *serial;         /* get-id answer, NULL: empty */
     bool readonly;
     bool gather_segments;       /* the image sits on a per-segment-costly file system */
+    BlockNodeStats *stats;      /* counted here (query-blockstats), or NULL */
     /* The chain is in the used ring with `written` bytes; elem is freed after. */
     void (*completed)(VirtioBlkBackend *be, VirtQueue *vq, const VirtQueueElement *elem,
                       uint32_t written);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "block/block.h"
+#include "block/node.h"
 #include "core/main-loop.h"
 #include "qapi/qapi-commands.h"
 #include "util/osdep.h"
@@ -22,10 +23,11 @@
 typedef struct VirtIOBlock {
     VirtIODevice vdev;
     VirtioBlkBackend be;        /* the request engine: image, queue, serial */
-    BlockImage *img;
-    BlockQueue *bq;
+    BlockImage *img;            /* the node's, shared with its other users */
+    BlockQueue *bq;             /* the node's queue, shared too */
+    BlockNode *node;
+    BlockNodeUser *user;        /* our claim on the node */
     char *serial;               /* get-id answer, NULL: empty */
-    char *drive_id;             /* -drive id= of the image, for block_resize */
     bool readonly;
     bool writeback;             /* the cache mode at power-on (cache=writethrough|directsync: off) */
     bool pending_notify[MAX_QUEUES];
@@ -33,7 +35,8 @@ typedef struct VirtIOBlock {
 
 static const OptParam blk_params[] = {
     { "driver", OPT_STRING, "device type" },
-    { "drive", OPT_STRING, "id of the -drive" },
+    { "drive", OPT_STRING, "id of the -drive, or a node name" },
+    { "share-rw", OPT_BOOL, "let other users of the node write too", "off" },
     { "serial", OPT_STRING, "disk serial number" },
     { "num-queues", OPT_NUMBER, "request queues", "1" },
     { "queue-size", OPT_NUMBER, "size of each queue", "256" },
@@ -66,11 +69,10 @@ static void notify_pending(VirtIOBlock *blk)
     }
 }
 
-static void blk_queue_ready(void *opaque)
+/* The node ran a batch of completions: tell the guest about ours. */
+static void blk_io_done(void *opaque)
 {
-    VirtIOBlock *blk = opaque;
-    blk_queue_process(blk->bq, false);
-    notify_pending(blk);
+    notify_pending(opaque);
 }
 
 static void blk_handle_output(VirtIODevice *vdev, VirtQueue *vq)
@@ -109,18 +111,18 @@ static void blk_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, 
     }
 }
 
-/* Drain in-flight requests into still-mapped guest RAM, then let the image go. */
+/* Drain in-flight requests into still-mapped guest RAM, then let the node go. */
 static void blk_quiesce(VirtIODevice *vdev)
 {
     VirtIOBlock *blk = vdev->opaque;
     if (!blk->bq) {
         return;
     }
-    main_loop_set_fd_handler(blk_queue_fd(blk->bq), NULL, NULL, NULL);
-    blk_queue_free(blk->bq);        /* drains first */
+    blk_queue_drain(blk->bq);
     blk->bq = NULL;
-    blk_close(blk->img, NULL);
     blk->img = NULL;
+    block_node_detach(blk->user);
+    blk->user = NULL;
 }
 
 static const VirtIODeviceOps blk_ops = {
@@ -142,57 +144,64 @@ static uint64_t blk_features(const VirtIOBlock *blk, const KeyValList *kv, unsig
     return f;
 }
 
-/* -drive file=..,format=..,if=none,id=..,readonly=on,cache=..,aio=.. */
-static bool open_drive(VirtIOBlock *blk, const char *drive_opts, Error **errp)
+/*
+ * Claim the node as QEMU's virtio-blk does: read, and write unless it is
+ * read-only; others may read, resize and rewrite unchanged data, and write
+ * only with share-rw=on.
+ */
+static bool use_node(VirtIOBlock *blk, const KeyValList *kv, const char *drive, Error **errp)
 {
-    KeyValList kv;
-    if (!keyval_parse(drive_opts, NULL, NULL, &kv, errp)) {
+    const char *id = keyval_get(kv, "id");
+    blk->readonly = block_node_read_only(blk->node);
+    blk->writeback = block_node_writeback(blk->node);
+    unsigned perm = BLK_PERM_CONSISTENT_READ | (blk->readonly ? 0 : BLK_PERM_WRITE);
+    unsigned shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED | BLK_PERM_RESIZE |
+                      (keyval_get_bool(kv, "share-rw", false) ? BLK_PERM_WRITE : 0);
+    char *desc = id ? xasprintf("block device '/machine/peripheral/%s/virtio-backend'", id)
+                    : xstrdup("block device 'virtio-blk-pci'");
+    blk->img = block_node_image(blk->node, errp);
+    blk->user = blk->img ? block_node_attach(blk->node, desc, NULL, perm, shared, errp) : NULL;
+    free(desc);
+    if (!blk->user) {
         return false;
     }
-    const char *file = keyval_get(&kv, "file");
-    const char *cache = keyval_get(&kv, "cache");
-    const char *aio = keyval_get(&kv, "aio");
-    blk->readonly = keyval_get_bool(&kv, "readonly", false);
-    unsigned flags = blk->readonly ? 0 : BLK_O_RDWR;
-    blk->writeback = !cache || (strcmp(cache, "writethrough") && strcmp(cache, "directsync"));
-    if (cache && (!strcmp(cache, "none") || !strcmp(cache, "directsync"))) {
-        flags |= BLK_O_NOCACHE;
+    blk->bq = block_node_queue(blk->node, QUEUE_SIZE * 2, errp);
+    if (!blk->bq) {
+        return false;
     }
-    if (aio && (!strcmp(aio, "io_uring") || !strcmp(aio, "native"))) {
-        flags |= BLK_O_URING;
+    block_node_user_set_io_done(blk->user, blk_io_done, blk);
+    blk->be.gather_segments = virtio_blk_on_forwarding_fs(block_node_filename(blk->node));
+    return true;
+}
+
+/* drive=: a -drive id (its device name) or a node name, as QEMU takes it. */
+static BlockNode *find_drive(const char *drive, Error **errp)
+{
+    BlockNode *n = block_node_find_device(drive);
+    if (n) {
+        for (BlockNodeUser *u = block_node_user_first(n); u; u = block_node_user_next(u)) {
+            if (block_node_user_qdev(u)) {
+                error_setg(errp, "Drive '%s' is already in use by another device", drive);
+                return NULL;
+            }
+        }
+        return n;
     }
-    /* driver= names the top driver: a format, or a protocol such as null-co. */
-    const char *format = keyval_get(&kv, "format");
-    format = format ? format : keyval_get(&kv, "driver");
-    bool ok = false;
-    if (!file && !format) {
-        error_setg(errp, "-drive without file=");
-    } else {
-        KeyValList proto;
-        blk_drive_protocol_options(&kv, &proto);
-        blk->img = blk_open_opts(file, format, &proto, flags, errp);
-        free(proto.items);
-        blk->be.gather_segments = file && virtio_blk_on_forwarding_fs(file);
-        blk->bq = blk->img ? blk_queue_new(blk->img, QUEUE_SIZE * 2, errp) : NULL;
-        ok = blk->bq != NULL;
+    n = block_node_find(drive);
+    if (!n) {
+        error_setg(errp, "Property 'virtio-blk-device.drive' can't find value '%s'", drive);
     }
-    keyval_free(&kv);
-    return ok;
+    return n;
 }
 
 static bool blk_setup(const VirtioCreateContext *ctx, const KeyValList *kv, VirtIOBlock *blk,
                       unsigned *nq, Error **errp)
 {
     const char *drive = keyval_get(kv, "drive");
-    const char *drive_opts = drive ? virtio_find_backend_opts(ctx->cfg->drives, drive) : NULL;
     *nq = keyval_get_number(kv, "num-queues", 1);
     unsigned qsize = keyval_get_number(kv, "queue-size", QUEUE_SIZE);
     if (!drive) {
         error_setg(errp, "drive property not set");
-        return false;
-    }
-    if (!drive_opts) {
-        error_setg(errp, "Property 'virtio-blk-device.drive' can't find value '%s'", drive);
         return false;
     }
     if (*nq < 1 || *nq > MAX_QUEUES) {
@@ -204,12 +213,12 @@ static bool blk_setup(const VirtioCreateContext *ctx, const KeyValList *kv, Virt
                    VIRTQUEUE_MAX_SIZE);
         return false;
     }
-    if (!open_drive(blk, drive_opts, errp)) {
+    blk->node = find_drive(drive, errp);
+    if (!blk->node || !use_node(blk, kv, drive, errp)) {
         return false;
     }
     const char *serial = keyval_get(kv, "serial");
     blk->serial = serial ? xstrdup(serial) : NULL;
-    blk->drive_id = xstrdup(drive);
     virtio_device_init(&blk->vdev, "virtio-blk", VIRTIO_ID_BLOCK, ctx->mem,
                        VIRTIO_BLK_CFG_SIZE, *nq);
     for (unsigned q = 0; q < *nq; q++) {
@@ -223,9 +232,8 @@ static bool blk_setup(const VirtioCreateContext *ctx, const KeyValList *kv, Virt
     blk->be = (VirtioBlkBackend){
         .vdev = &blk->vdev, .img = blk->img, .bq = blk->bq, .serial = blk->serial,
         .readonly = blk->readonly, .gather_segments = blk->be.gather_segments,
-        .completed = blk_completed, .opaque = blk,
+        .stats = block_node_stats(blk->node), .completed = blk_completed, .opaque = blk,
     };
-    main_loop_set_fd_handler(blk_queue_fd(blk->bq), blk_queue_ready, NULL, blk);
     return true;
 }
 
@@ -245,16 +253,12 @@ bool virtio_blk_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
         ok = virtio_pci_plug(ctx, &kv, "virtio-blk-pci", &blk->vdev, 0x010000, &po, errp);
     }
     keyval_free(&kv);
-    if (!ok && blk->bq) {
-        main_loop_set_fd_handler(blk_queue_fd(blk->bq), NULL, NULL, NULL);
-        blk_queue_free(blk->bq);
+    if (ok) {
+        block_node_user_set_qdev(blk->user, blk->vdev.path);
     }
     if (!ok) {
-        if (blk->img) {
-            blk_close(blk->img, NULL);
-        }
+        block_node_detach(blk->user);
         free(blk->serial);
-        free(blk->drive_id);
         free(blk->vdev.config);
         free(blk->vdev.vq);
         free(blk);
@@ -262,12 +266,12 @@ bool virtio_blk_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
     return ok;
 }
 
-/* The virtio-blk disk whose image is the drive @drive, NULL when none is. */
-static VirtIOBlock *find_by_drive(const char *drive)
+/* The virtio-blk disk using node @n, NULL when none does. */
+static VirtIOBlock *find_by_node(const BlockNode *n)
 {
     for (VirtIODevice *vdev = virtio_device_first(); vdev; vdev = vdev->next) {
         VirtIOBlock *blk = vdev->ops == &blk_ops ? vdev->opaque : NULL;
-        if (blk && blk->img && blk->drive_id && !strcmp(blk->drive_id, drive)) {
+        if (blk && blk->img && blk->node == n) {
             return blk;
         }
     }
@@ -277,22 +281,31 @@ static VirtIOBlock *find_by_drive(const char *drive)
 void qmp_block_resize(bool has_device, const char *device, bool has_node_name,
                       const char *node_name, int64_t size, Error **errp)
 {
-    const char *name = has_device ? device : has_node_name ? node_name : "";
-    VirtIOBlock *blk = find_by_drive(name);
-    if (!blk) {
-        error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
-                   has_device ? device : "", has_node_name ? node_name : "");
+    BlockNode *n = block_node_lookup(has_device ? device : NULL,
+                                     has_node_name ? node_name : NULL, errp);
+    if (!n) {
         return;
     }
     if (size < 0) {
-        error_setg(errp, "New size cannot be negative");
+        error_setg(errp, "Parameter 'size' expects a >0 size");
         return;
     }
-    if (blk_resize(blk->img, (uint64_t)size, errp) < 0) {
+    BlockImage *img = block_node_image(n, errp);
+    if (!img || blk_resize(img, (uint64_t)size, errp) < 0) {
         return;
     }
-    /* The capacity field leads the config space, in 512-byte sectors. */
-    uint64_t sectors = htole64(blk_size(blk->img) / SECTOR_SIZE);
-    memcpy(blk->vdev.config, &sectors, sizeof(sectors));
-    virtio_notify_config(&blk->vdev);
+    VirtIOBlock *blk = find_by_node(n);
+    if (blk) {
+        /* The capacity field leads the config space, in 512-byte sectors. */
+        uint64_t sectors = htole64(blk_size(blk->img) / SECTOR_SIZE);
+        memcpy(blk->vdev.config, &sectors, sizeof(sectors));
+        virtio_notify_config(&blk->vdev);
+    }
+}
+
+/* The -device properties of this type, for device-list-properties. */
+const OptParam *virtio_blk_pci_params(void);
+const OptParam *virtio_blk_pci_params(void)
+{
+    return blk_params;
 }
