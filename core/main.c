@@ -28,6 +28,7 @@
 #include "machine/machine.h"
 #include "memory/guest-memory.h"
 #include "monitor/monitor.h"
+#include "monitor/qmp-nbd.h"
 #include "qapi/qapi-commands.h"
 #include "sandbox/sandbox.h"
 #include "util/fdset.h"
@@ -475,6 +476,7 @@ int main(int argc, char **argv)
     daemonize_finish(0);
     int status = main_loop_run();
     exit_on_second_signal(status);
+    qmp_nbd_cleanup();      /* its thread uses the block nodes */
     machine_cleanup();
     block_node_close_all();     /* after the devices let their nodes go */
     chardev_cleanup_all();

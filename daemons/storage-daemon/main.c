@@ -45,6 +45,10 @@ static void usage(void)
            "  --export [type=]vhost-user-blk,id=ID,node-name=N,addr.type=unix,addr.path=P\n"
            "           |addr.type=fd,addr.str=FD[,writable=on|off][,num-queues=N]\n"
            "           [,logical-block-size=N]\n"
+           "  --export [type=]nbd,id=ID,node-name=N[,name=NAME][,description=D]\n"
+           "           [,writable=on|off][,bitmaps.0=BITMAP][,allocation-depth=on|off]\n"
+           "  --nbd-server addr.type=unix,addr.path=P|addr.type=inet,addr.host=H,addr.port=P\n"
+           "               [,max-connections=N]\n"
            "  --object iothread,id=ID   accepted (one event loop serves all exports)\n"
            "  --chardev socket,id=ID,path=P,server=on,wait=off\n"
            "  --monitor [chardev=]ID[,mode=control]\n"
@@ -89,6 +93,14 @@ static char *with_key(const char *opts, const char *key)
     return s;
 }
 
+/* Does an --export option string (with type= made explicit) say type=nbd? */
+static bool is_nbd_export(const char *opts)
+{
+    return !strncmp(opts, "type=nbd,", 9) || !strcmp(opts, "type=nbd") ||
+           strstr(opts, ",type=nbd,") || (strlen(opts) >= 9 &&
+           !strcmp(opts + strlen(opts) - 9, ",type=nbd"));
+}
+
 enum { OPT_BLOCKDEV = 256, OPT_EXPORT, OPT_OBJECT, OPT_DAEMONIZE, OPT_PIDFILE, OPT_MONITOR,
        OPT_CHARDEV, OPT_NBD };
 
@@ -122,17 +134,15 @@ static void parse_args(int argc, char **argv, VuLoop *loop, bool *daemonize)
             break;
         case OPT_EXPORT:
             opts = with_key(optarg, "type");
-            ok = blk_export_add(loop, opts, &err);
+            ok = is_nbd_export(opts) ? sd_nbd_export_opt(opts, &err)
+                                     : blk_export_add(loop, opts, &err);
             break;
         case OPT_OBJECT: ok = object_add(optarg, &err); break;
         case OPT_DAEMONIZE: *daemonize = true; break;
         case OPT_PIDFILE: pidfile = optarg; break;
         case OPT_CHARDEV: ok = sd_chardev_add(optarg, &err); break;
         case OPT_MONITOR: ok = sd_monitor_add(loop, optarg, &quit, &err); break;
-        case OPT_NBD:
-            error_setg(&err, "option '%s' is not supported", argv[optind - 2]);
-            ok = false;
-            break;
+        case OPT_NBD: ok = sd_nbd_server_opt(optarg, &err); break;
         default:
             exit(1);    /* getopt printed why */
         }
@@ -230,6 +240,7 @@ int main(int argc, char **argv)
     while (!quit) {
         vu_loop_run_once(loop, -1);
     }
+    sd_nbd_close_all();
     sd_monitor_close_all();
     blk_export_close_all();
     blockdev_close_all();

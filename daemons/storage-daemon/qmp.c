@@ -12,6 +12,7 @@
 #include "config.h"
 #include "daemons/storage-daemon/storage-daemon.h"
 #include "monitor/qmp-server.h"
+#include "nbd/nbd.h"
 #include "qapi/storage-daemon-qapi-commands.h"
 #include "qapi/storage-daemon-qapi-events.h"
 #include "util/keyval.h"
@@ -188,16 +189,29 @@ void qmp_quit(Error **errp)
 
 /* ---- exports ---- */
 
+static BlockExportInfo *export_info(BlockExportType type, const char *id, const char *node)
+{
+    BlockExportInfo *info = xzalloc(sizeof(*info));
+    info->id = xstrdup(id);
+    info->type = type;
+    info->node_name = xstrdup(node);
+    info->shutting_down = false;    /* removal completes before its reply */
+    return info;
+}
+
+static void add_nbd_info(const char *id, const char *node, void *opaque)
+{
+    BlockExportInfoList ***tail = opaque;
+    QAPI_LIST_APPEND(*tail, export_info(BLOCK_EXPORT_TYPE_NBD, id, node));
+}
+
 BlockExportInfoList *qmp_query_block_exports(Error **errp)
 {
     BlockExportInfoList *list = NULL, **tail = &list;
+    sd_nbd_foreach(add_nbd_info, &tail);
     for (BlkExport *e = blk_export_first(); e; e = blk_export_next(e)) {
-        BlockExportInfo *info = xzalloc(sizeof(*info));
-        info->id = xstrdup(blk_export_id(e));
-        info->type = BLOCK_EXPORT_TYPE_VHOST_USER_BLK;
-        info->node_name = xstrdup(blk_export_node(e));
-        info->shutting_down = false;    /* removal completes before its reply */
-        QAPI_LIST_APPEND(tail, info);
+        QAPI_LIST_APPEND(tail, export_info(BLOCK_EXPORT_TYPE_VHOST_USER_BLK,
+                                           blk_export_id(e), blk_export_node(e)));
     }
     return list;
 }
@@ -226,17 +240,69 @@ static void keyval_append_u64(char **s, const char *key, uint64_t value)
     keyval_append(s, key, num);
 }
 
+static void nbd_export_add_qmp(const char *id, const char *node_name, bool has_writable,
+                               bool writable, bool has_name, const char *name,
+                               bool has_description, const char *description,
+                               bool has_bitmaps, strList *bitmaps,
+                               bool has_allocation_depth, bool allocation_depth,
+                               Error **errp)
+{
+    const char *names[64];
+    unsigned n = 0;
+    for (strList *l = has_bitmaps ? bitmaps : NULL; l; l = l->next) {
+        if (n == 64) {
+            error_setg(errp, "at most 64 bitmaps can be exported");
+            return;
+        }
+        names[n++] = l->value;
+    }
+    sd_nbd_export_add(id, node_name, has_name ? name : NULL,
+                      has_description ? description : NULL, has_writable && writable,
+                      names, n, has_allocation_depth && allocation_depth, errp);
+}
+
 /*
- * The command takes exactly --export's members, so it is spelled as an
- * --export string and goes through the same parser and checks.
+ * A vhost-user-blk export takes exactly --export's members, so it is
+ * spelled as an --export string and goes through the same parser and checks.
  */
 void qmp_block_export_add(BlockExportType type, const char *id, const char *node_name,
                           bool has_writable, bool writable, bool has_writethrough,
                           bool writethrough, bool has_iothread, const char *iothread,
-                          bool has_fixed_iothread, bool fixed_iothread, SocketAddress *addr,
+                          bool has_fixed_iothread, bool fixed_iothread,
+                          bool has_name, const char *name,
+                          bool has_description, const char *description,
+                          bool has_bitmaps, strList *bitmaps,
+                          bool has_allocation_depth, bool allocation_depth,
+                          bool has_addr, SocketAddress *addr,
                           bool has_logical_block_size, uint64_t logical_block_size,
                           bool has_num_queues, uint16_t num_queues, Error **errp)
 {
+    if (type == BLOCK_EXPORT_TYPE_NBD) {
+        if (has_addr || has_logical_block_size || has_num_queues) {
+            error_setg(errp, "Parameter '%s' is unexpected",
+                       has_addr ? "addr" : has_num_queues ? "num-queues"
+                                         : "logical-block-size");
+            return;
+        }
+        nbd_export_add_qmp(id, node_name, has_writable, writable, has_name, name,
+                           has_description, description, has_bitmaps, bitmaps,
+                           has_allocation_depth, allocation_depth, errp);
+        return;
+    }
+    if (has_name || has_description || has_bitmaps || has_allocation_depth) {
+        error_setg(errp, "Parameter '%s' is unexpected",
+                   has_name ? "name" : has_description ? "description"
+                             : has_bitmaps ? "bitmaps" : "allocation-depth");
+        return;
+    }
+    if (!has_addr) {
+        error_setg(errp, "Parameter 'addr' is missing");
+        return;
+    }
+    if (sd_nbd_export_is(id)) {
+        error_setg(errp, "Block export id '%s' is already in use", id);
+        return;
+    }
     char *opts = xstrdup("");
     keyval_append(&opts, "type", BlockExportType_str[type]);
     keyval_append(&opts, "id", id);
@@ -274,9 +340,55 @@ void qmp_block_export_del(const char *id, bool has_mode, BlockExportRemoveMode m
                           Error **errp)
 {
     bool hard = has_mode && mode == BLOCK_EXPORT_REMOVE_MODE_HARD;
-    if (blk_export_del(id, hard, errp)) {
+    if (sd_nbd_export_is(id)) {
+        sd_nbd_export_del(id, hard, errp);      /* sends the event */
+    } else if (blk_export_del(id, hard, errp)) {
         storage_daemon_qapi_event_send_block_export_deleted(id);
     }
+}
+
+/* ---- the NBD server ---- */
+
+void qmp_nbd_server_start(SocketAddressLegacy *addr, bool has_tls_creds,
+                          const char *tls_creds, bool has_tls_authz, const char *tls_authz,
+                          bool has_max_connections, uint32_t max_connections,
+                          Error **errp)
+{
+    if (has_tls_creds || has_tls_authz) {
+        error_setg(errp, "TLS is not supported");
+        return;
+    }
+    SocketAddressLegacyData *d = addr->data;
+    NbdAddress a;
+    if (sd_nbd_addr_parse(SocketAddressType_str[addr->type], d->has_path ? d->path : NULL,
+                          d->has_host ? d->host : NULL, d->has_port ? d->port : NULL,
+                          d->has_str ? d->str : NULL, &a, errp)) {
+        sd_nbd_server_start(&a, has_max_connections ? max_connections : 0, errp);
+    }
+}
+
+void qmp_nbd_server_stop(Error **errp)
+{
+    sd_nbd_server_stop(errp);
+}
+
+void qmp_nbd_server_add(const char *device, bool has_name, const char *name,
+                        bool has_description, const char *description,
+                        bool has_writable, bool writable, bool has_bitmap,
+                        const char *bitmap, Error **errp)
+{
+    const char *bm[1] = { bitmap };
+    /* The legacy command names its export by the export name, which is also its id. */
+    const char *id = has_name ? name : device;
+    sd_nbd_export_add(id, device, id, has_description ? description : NULL,
+                      has_writable && writable, bm, has_bitmap ? 1 : 0, false, errp);
+}
+
+void qmp_nbd_server_remove(const char *name, bool has_mode, BlockExportRemoveMode mode,
+                           Error **errp)
+{
+    sd_nbd_export_remove_by_name(name, has_mode && mode == BLOCK_EXPORT_REMOVE_MODE_HARD,
+                                 errp);
 }
 
 /* ---- block nodes ---- */

@@ -49,6 +49,30 @@ const char *blk_export_id(const BlkExport *e);
 const char *blk_export_node(const BlkExport *e);
 VuDev *blk_export_dev(BlkExport *e);
 
+/* ---- nbd-export.c ---- */
+typedef struct NbdAddress NbdAddress;   /* nbd/nbd.h */
+/* From addr.type/path/host/port/str (any may be NULL). */
+bool sd_nbd_addr_parse(const char *type, const char *path, const char *host,
+                       const char *port, const char *str, NbdAddress *addr, Error **errp);
+bool sd_nbd_server_start(const NbdAddress *addr, unsigned max_connections, Error **errp);
+/* --nbd-server addr.type=..,max-connections=N */
+bool sd_nbd_server_opt(const char *opts, Error **errp);
+/* Drop the clients, remove every NBD export (with their events), stop. */
+bool sd_nbd_server_stop(Error **errp);
+/* --export type=nbd,... */
+bool sd_nbd_export_opt(const char *opts, Error **errp);
+bool sd_nbd_export_add(const char *id, const char *node, const char *name,
+                       const char *description, bool writable, const char *const *bitmaps,
+                       unsigned nr_bitmaps, bool allocation_depth, Error **errp);
+bool sd_nbd_export_is(const char *id);
+/* Remove (with BLOCK_EXPORT_DELETED); unless hard, not while clients use it. */
+bool sd_nbd_export_del(const char *id, bool hard, Error **errp);
+bool sd_nbd_export_remove_by_name(const char *name, bool hard, Error **errp);
+/* Newest first. */
+void sd_nbd_foreach(void (*fn)(const char *id, const char *node, void *opaque),
+                    void *opaque);
+void sd_nbd_close_all(void);
+
 /* ---- qmp.c ---- */
 /* --chardev socket,id=ID,path=P,server=on,wait=off: remembered for --monitor. */
 bool sd_chardev_add(const char *opts, Error **errp);

@@ -1,0 +1,299 @@
+/*
+ * vireo's NBD server commands (qapi/block-export.json): nbd-server-start,
+ * nbd-server-stop, block-export-add type=nbd, block-export-del,
+ * query-block-exports, the older nbd-server-add/-remove, and
+ * BLOCK_EXPORT_DELETED.
+ *
+ * An export is a user of its block node with QEMU's permissions (read,
+ * plus write when writable, sharing everything), so a writable export of a
+ * disk whose device does not share writes is refused as QEMU refuses it.
+ * The server's thread enters the block layer under the big lock, like the
+ * devices; dirty bitmaps are the node's live ones, marked busy while
+ * exported.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block/node.h"
+#include "core/lock.h"
+#include "monitor/qmp-nbd.h"
+#include "nbd/nbd.h"
+#include "qapi/qapi-commands.h"
+#include "qapi/qapi-events.h"
+#include "util/osdep.h"
+
+typedef struct VmmExport {
+    char *id, *name;
+    BlockNode *node;
+    BlockNodeUser *user;
+    struct VmmExport *next;
+} VmmExport;
+
+static NbdServer *server;
+static VmmExport *exports;
+
+static void server_log(const char *msg)
+{
+    warn_report("%s", msg);
+}
+
+/* ---- exports ---- */
+
+static VmmExport *find_export(const char *id, bool by_name)
+{
+    for (VmmExport *e = exports; e; e = e->next) {
+        if (!strcmp(by_name ? e->name : e->id, id)) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void export_add(const char *id, const char *node_name, const char *name,
+                       const char *description, bool writable, strList *bitmaps,
+                       bool allocation_depth, Error **errp)
+{
+    if (!server) {
+        error_setg(errp, "NBD server not running");
+        return;
+    }
+    if (find_export(id, false)) {
+        error_setg(errp, "Block export id '%s' is already in use", id);
+        return;
+    }
+    if (!name) {
+        name = node_name;
+    }
+    if (strlen(name) > 4096) {
+        error_setg(errp, "export name '%s' too long", name);
+        return;
+    }
+    if (description && strlen(description) > 4096) {
+        error_setg(errp, "description '%s' too long", description);
+        return;
+    }
+    if (nbd_export_exists(server, name)) {
+        error_setg(errp, "NBD server already has export named '%s'", name);
+        return;
+    }
+    BlockNode *node = block_node_lookup(node_name, node_name, errp);
+    BlockImage *img = node ? block_node_image(node, errp) : NULL;
+    if (!img) {
+        return;
+    }
+    if (writable && block_node_read_only(node)) {
+        error_setg(errp, "Cannot export read-only node as writable");
+        return;
+    }
+    char *desc = xasprintf("block export '%s'", id);
+    BlockNodeUser *user = block_node_attach(node, desc, NULL,
+                                            BLK_PERM_CONSISTENT_READ |
+                                            (writable ? BLK_PERM_WRITE : 0),
+                                            BLK_PERM_ALL, errp);
+    free(desc);
+    if (!user) {
+        return;
+    }
+    unsigned nr = 0;
+    for (strList *l = bitmaps; l; l = l->next) {
+        nr++;
+    }
+    NbdBitmap *bms = xzalloc(sizeof(NbdBitmap) * (nr + 1));
+    unsigned got = 0;
+    bool ok = true;
+    for (strList *l = bitmaps; l && ok; l = l->next) {
+        for (unsigned i = 0; i < got && ok; i++) {
+            if (!strcmp(bms[i].name, l->value)) {
+                error_setg(errp, "Bitmap '%s' is exported twice", l->value);
+                ok = false;
+            }
+        }
+        ok = ok && nbd_bitmap_live(&bms[got], img, l->value, writable, errp);
+        got += ok;
+    }
+    NbdExportConfig cfg = {
+        .name = name, .description = description, .img = img, .writable = writable,
+        .allocation_depth = allocation_depth, .bitmaps = bms, .nr_bitmaps = got,
+    };
+    if (!ok || !nbd_export_add(server, &cfg, errp)) {
+        for (unsigned i = 0; i < got; i++) {
+            bms[i].release(bms[i].opaque);
+            free(bms[i].name);
+        }
+        free(bms);
+        block_node_detach(user);
+        return;
+    }
+    free(bms);                  /* the export took the entries */
+    VmmExport *e = xzalloc(sizeof(*e));
+    e->id = xstrdup(id);
+    e->name = xstrdup(name);
+    e->node = node;
+    e->user = user;
+    e->next = exports;
+    exports = e;
+}
+
+static bool export_remove(VmmExport *e, bool hard, Error **errp)
+{
+    if (!nbd_export_del(server, e->name, hard, NULL, errp)) {
+        return false;
+    }
+    for (VmmExport **pp = &exports; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    }
+    block_node_detach(e->user);
+    qapi_event_send_block_export_deleted(e->id);
+    free(e->id);
+    free(e->name);
+    free(e);
+    return true;
+}
+
+/* ---- commands ---- */
+
+void qmp_nbd_server_start(SocketAddressLegacy *addr, bool has_tls_creds,
+                          const char *tls_creds, bool has_tls_authz, const char *tls_authz,
+                          bool has_max_connections, uint32_t max_connections,
+                          Error **errp)
+{
+    if (server) {
+        error_setg(errp, "NBD server already running");
+        return;
+    }
+    if (has_tls_creds || has_tls_authz) {
+        error_setg(errp, "TLS is not supported");
+        return;
+    }
+    SocketAddressLegacyData *d = addr->data;
+    NbdAddress a = { .fd = -1 };
+    switch (addr->type) {
+    case SOCKET_ADDRESS_TYPE_UNIX:
+        if (!d->has_path) {
+            error_setg(errp, "Parameter 'path' is missing");
+            return;
+        }
+        a.type = NBD_ADDR_UNIX;
+        a.path = d->path;
+        break;
+    case SOCKET_ADDRESS_TYPE_INET:
+        if (!d->has_port) {
+            error_setg(errp, "Parameter 'port' is missing");
+            return;
+        }
+        a.type = NBD_ADDR_INET;
+        a.host = d->has_host ? d->host : "";
+        a.port = d->port;
+        break;
+    default:
+        error_setg(errp, "only unix and inet addresses are supported");
+        return;
+    }
+    NbdServerConfig cfg = {
+        .max_connections = has_max_connections ? max_connections : 0,
+        .lock = big_lock, .unlock = big_unlock, .log = server_log,
+    };
+    server = nbd_server_new(&a, &cfg, errp);
+}
+
+void qmp_nbd_server_stop(Error **errp)
+{
+    if (!server) {
+        error_setg(errp, "NBD server not running");
+        return;
+    }
+    while (exports) {
+        Error *err = NULL;
+        if (!export_remove(exports, true, &err)) {
+            error_free(err);
+            break;
+        }
+    }
+    nbd_server_free(server);        /* lets the big lock go while its thread ends */
+    server = NULL;
+}
+
+void qmp_block_export_add(BlockExportType type, const char *id, const char *node_name,
+                          bool has_writable, bool writable, bool has_writethrough,
+                          bool writethrough, bool has_iothread, const char *iothread,
+                          bool has_fixed_iothread, bool fixed_iothread,
+                          bool has_name, const char *name,
+                          bool has_description, const char *description,
+                          bool has_bitmaps, strList *bitmaps,
+                          bool has_allocation_depth, bool allocation_depth,
+                          bool has_addr, SocketAddress *addr,
+                          bool has_logical_block_size, uint64_t logical_block_size,
+                          bool has_num_queues, uint16_t num_queues, Error **errp)
+{
+    if (type != BLOCK_EXPORT_TYPE_NBD) {
+        error_setg(errp, "export type '%s' is not supported here (vireo-storage-daemon "
+                   "serves it)", BlockExportType_str[type]);
+        return;
+    }
+    if (has_addr || has_logical_block_size || has_num_queues) {
+        error_setg(errp, "Parameter '%s' is unexpected",
+                   has_addr ? "addr" : has_num_queues ? "num-queues" : "logical-block-size");
+        return;
+    }
+    export_add(id, node_name, has_name ? name : NULL, has_description ? description : NULL,
+               has_writable && writable, has_bitmaps ? bitmaps : NULL,
+               has_allocation_depth && allocation_depth, errp);
+}
+
+void qmp_block_export_del(const char *id, bool has_mode, BlockExportRemoveMode mode,
+                          Error **errp)
+{
+    VmmExport *e = find_export(id, false);
+    if (!e) {
+        error_setg(errp, "Export '%s' is not found", id);
+        return;
+    }
+    export_remove(e, has_mode && mode == BLOCK_EXPORT_REMOVE_MODE_HARD, errp);
+}
+
+BlockExportInfoList *qmp_query_block_exports(Error **errp)
+{
+    BlockExportInfoList *list = NULL, **tail = &list;
+    for (VmmExport *e = exports; e; e = e->next) {
+        BlockExportInfo *info = xzalloc(sizeof(*info));
+        info->id = xstrdup(e->id);
+        info->type = BLOCK_EXPORT_TYPE_NBD;
+        info->node_name = xstrdup(block_node_name(e->node));
+        info->shutting_down = false;    /* removal completes before its reply */
+        QAPI_LIST_APPEND(tail, info);
+    }
+    return list;
+}
+
+void qmp_nbd_server_add(const char *device, bool has_name, const char *name,
+                        bool has_description, const char *description,
+                        bool has_writable, bool writable, bool has_bitmap,
+                        const char *bitmap, Error **errp)
+{
+    strList one = { .next = NULL, .value = (char *)bitmap };
+    const char *id = has_name ? name : device;
+    export_add(id, device, id, has_description ? description : NULL,
+               has_writable && writable, has_bitmap ? &one : NULL, false, errp);
+}
+
+void qmp_nbd_server_remove(const char *name, bool has_mode, BlockExportRemoveMode mode,
+                           Error **errp)
+{
+    VmmExport *e = find_export(name, true);
+    if (!e) {
+        error_setg(errp, "Export '%s' is not found", name);
+        return;
+    }
+    export_remove(e, has_mode && mode == BLOCK_EXPORT_REMOVE_MODE_HARD, errp);
+}
+
+void qmp_nbd_cleanup(void)
+{
+    if (server) {
+        qmp_nbd_server_stop(NULL);
+    }
+}

@@ -1,0 +1,571 @@
+/*
+ * The NBD server's socket side: a listening socket, and one thread that
+ * accepts clients and moves bytes between their non-blocking sockets and
+ * the protocol engine (nbd-conn.c) with epoll.
+ *
+ * Locking: the thread services a client with the configuration's lock hook
+ * (the VMM's big lock) and then the server mutex held; callers of the
+ * export functions hold the hook's lock already (monitor commands) and take
+ * the mutex, so the order is always hook, then mutex. Clients are closed
+ * from either side under the mutex; their memory is only freed by the
+ * thread after the epoll batch that may still name them.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nbd/nbd-int.h"
+#include "util/osdep.h"
+#include "util/unix-socket.h"
+
+#define MAX_EVENTS          64
+#define ROUNDS_PER_EVENT    32      /* recv/send turns per client per wake-up */
+
+typedef struct Client {
+    NbdConn *conn;
+    int fd;
+    uint32_t events;                /* what epoll watches now */
+    int64_t deadline_ns;            /* end of the handshake allowance */
+    bool dead;
+    struct Client *next;
+} Client;
+
+struct NbdServer {
+    NbdServerConfig cfg;
+    NbdExpList exps;
+    int listen_fd, epfd, wake_fd;
+    bool accepting;                 /* listen_fd is in the epoll set */
+    char *unix_path;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    bool stop;
+    Client *clients;
+    unsigned nr_clients;
+    Client *graveyard;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static void srv_log(NbdServer *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void srv_log(NbdServer *srv, const char *fmt, ...)
+{
+    if (!srv->cfg.log) {
+        return;
+    }
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    srv->cfg.log(msg);
+}
+
+static void hook_lock(NbdServer *srv)
+{
+    if (srv->cfg.lock) {
+        srv->cfg.lock();
+    }
+    pthread_mutex_lock(&srv->mu);
+}
+
+static void hook_unlock(NbdServer *srv)
+{
+    pthread_mutex_unlock(&srv->mu);
+    if (srv->cfg.unlock) {
+        srv->cfg.unlock();
+    }
+}
+
+static void set_accepting(NbdServer *srv, bool on)
+{
+    if (on == srv->accepting || srv->listen_fd < 0) {
+        return;
+    }
+    if (on) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &srv->listen_fd };
+        if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0) {
+            return;
+        }
+    } else {
+        epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+    }
+    srv->accepting = on;
+}
+
+static bool below_limit(NbdServer *srv)
+{
+    return !srv->cfg.max_connections || srv->nr_clients < srv->cfg.max_connections;
+}
+
+/* Close a client now (mutex held); its memory goes when the batch is over. */
+static void client_close(NbdServer *srv, Client *cl, const char *why)
+{
+    if (cl->dead) {
+        return;
+    }
+    if (why) {
+        srv_log(srv, "NBD client dropped: %s", why);
+    }
+    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, cl->fd, NULL);
+    close(cl->fd);
+    nbd_conn_free(cl->conn);
+    cl->conn = NULL;
+    cl->dead = true;
+    for (Client **pp = &srv->clients; *pp; pp = &(*pp)->next) {
+        if (*pp == cl) {
+            *pp = cl->next;
+            break;
+        }
+    }
+    srv->nr_clients--;
+    cl->next = srv->graveyard;
+    srv->graveyard = cl;
+    if (below_limit(srv) && !srv->stop) {
+        set_accepting(srv, true);
+    }
+}
+
+static void wake(NbdServer *srv)
+{
+    uint64_t one = 1;
+    if (write(srv->wake_fd, &one, sizeof(one)) < 0) {
+        /* the counter is already non-zero: the thread wakes anyway */
+    }
+}
+
+/* ---- moving bytes ---- */
+
+static void client_watch(NbdServer *srv, Client *cl, bool in, bool out)
+{
+    uint32_t ev = (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0);
+    if (ev != cl->events) {
+        struct epoll_event e = { .events = ev, .data.ptr = cl };
+        epoll_ctl(srv->epfd, EPOLL_CTL_MOD, cl->fd, &e);
+        cl->events = ev;
+    }
+}
+
+/* Send what the engine queued; false if the client must go. */
+static bool client_flush(NbdServer *srv, Client *cl, const char **why)
+{
+    for (;;) {
+        size_t len;
+        const uint8_t *data = nbd_conn_tx_data(cl->conn, &len);
+        if (!len) {
+            return true;
+        }
+        ssize_t n = send(cl->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return true;
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            *why = errno == EPIPE || errno == ECONNRESET ? NULL : "send failed";
+            return false;
+        }
+        nbd_conn_tx_done(cl->conn, n);
+    }
+}
+
+static void client_service(NbdServer *srv, Client *cl)
+{
+    const char *why = NULL;
+    for (int round = 0; round < ROUNDS_PER_EVENT; round++) {
+        if (!client_flush(srv, cl, &why)) {
+            client_close(srv, cl, why);
+            return;
+        }
+        size_t backlog;
+        nbd_conn_tx_data(cl->conn, &backlog);
+        int st = nbd_conn_state(cl->conn);
+        if (st == NBD_CONN_DEAD || (st == NBD_CONN_CLOSING && !backlog)) {
+            client_close(srv, cl, nbd_conn_why(cl->conn));
+            return;
+        }
+        /* Requests already staged run once the replies have drained. */
+        nbd_conn_rx(cl->conn, 0);
+        size_t room;
+        uint8_t *space = nbd_conn_rx_space(cl->conn, &room);
+        if (!room) {
+            nbd_conn_tx_data(cl->conn, &backlog);
+            if (!backlog) {
+                continue;       /* closing with nothing queued: handled above */
+            }
+            client_watch(srv, cl, false, true);
+            return;
+        }
+        ssize_t n = recv(cl->fd, space, room, MSG_DONTWAIT);
+        if (n > 0) {
+            nbd_conn_rx(cl->conn, n);
+            continue;
+        }
+        if (n == 0) {
+            nbd_conn_eof(cl->conn);
+            client_close(srv, cl, nbd_conn_why(cl->conn));
+            return;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            client_close(srv, cl, errno == ECONNRESET ? NULL : "recv failed");
+            return;
+        }
+        /* Nothing more to read: send what the last bytes produced. */
+        if (!client_flush(srv, cl, &why)) {
+            client_close(srv, cl, why);
+            return;
+        }
+        nbd_conn_tx_data(cl->conn, &backlog);
+        st = nbd_conn_state(cl->conn);
+        if (st != NBD_CONN_RUNNING && !backlog) {
+            client_close(srv, cl, nbd_conn_why(cl->conn));
+            return;
+        }
+        client_watch(srv, cl, true, backlog > 0);
+        return;
+    }
+    /* Out of turns: come back on the next wake-up, keeping both directions. */
+    client_watch(srv, cl, true, true);
+}
+
+static void accept_clients(NbdServer *srv)
+{
+    for (int i = 0; i < MAX_EVENTS && below_limit(srv); i++) {
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                srv_log(srv, "NBD server: out of file descriptors");
+            }
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));   /* fails on UNIX */
+        Client *cl = xzalloc(sizeof(*cl));
+        cl->fd = fd;
+        cl->conn = nbd_conn_new(&srv->exps);
+        cl->deadline_ns = now_ns() +
+            (int64_t)(srv->cfg.handshake_seconds ? srv->cfg.handshake_seconds : 10) *
+            1000000000ll;
+        cl->events = EPOLLIN | EPOLLOUT;
+        struct epoll_event ev = { .events = cl->events, .data.ptr = cl };
+        if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            close(fd);
+            nbd_conn_free(cl->conn);
+            free(cl);
+            continue;
+        }
+        cl->next = srv->clients;
+        srv->clients = cl;
+        srv->nr_clients++;
+    }
+    if (!below_limit(srv)) {
+        set_accepting(srv, false);      /* the rest wait in the backlog, as with QEMU */
+    }
+}
+
+static void expire_handshakes(NbdServer *srv)
+{
+    int64_t now = now_ns();
+    Client *next;
+    for (Client *cl = srv->clients; cl; cl = next) {
+        next = cl->next;
+        if (nbd_conn_in_handshake(cl->conn) && now > cl->deadline_ns) {
+            client_close(srv, cl, "handshake took too long");
+        }
+    }
+}
+
+static void *server_thread(void *opaque)
+{
+    NbdServer *srv = opaque;
+    struct epoll_event evs[MAX_EVENTS];
+    for (;;) {
+        int n = epoll_wait(srv->epfd, evs, MAX_EVENTS, 1000);
+        if (n < 0 && errno != EINTR) {
+            srv_log(srv, "NBD server: epoll_wait: %s", strerror(errno));
+            n = 0;
+        }
+        for (int i = 0; i < n; i++) {
+            void *ptr = evs[i].data.ptr;
+            hook_lock(srv);
+            if (srv->stop) {
+                hook_unlock(srv);
+                break;
+            }
+            if (ptr == &srv->wake_fd) {
+                uint64_t v;
+                if (read(srv->wake_fd, &v, sizeof(v)) < 0) {
+                    /* nothing was pending */
+                }
+            } else if (ptr == &srv->listen_fd) {
+                accept_clients(srv);
+            } else if (!((Client *)ptr)->dead) {
+                client_service(srv, ptr);
+            }
+            hook_unlock(srv);
+        }
+        hook_lock(srv);
+        bool stop = srv->stop;
+        if (!stop) {
+            expire_handshakes(srv);
+        }
+        while (srv->graveyard) {
+            Client *cl = srv->graveyard;
+            srv->graveyard = cl->next;
+            free(cl);
+        }
+        hook_unlock(srv);
+        if (stop) {
+            return NULL;
+        }
+    }
+}
+
+/* ---- listening ---- */
+
+static int listen_inet(const char *host, const char *port, Error **errp)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE }, *res;
+    int rc = getaddrinfo(host && *host ? host : NULL, port, &hints, &res);
+    if (rc) {
+        error_setg(errp, "address resolution failed for %s:%s: %s", host ? host : "",
+                   port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) {
+            break;
+        }
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        error_setg_errno(errp, err, "Failed to bind socket");
+    }
+    return fd;
+}
+
+NbdServer *nbd_server_new(const NbdAddress *addr, const NbdServerConfig *cfg, Error **errp)
+{
+    int lfd;
+    switch (addr->type) {
+    case NBD_ADDR_UNIX:
+        lfd = addr->path ? unix_socket_listen(addr->path, errp) : -1;
+        if (!addr->path) {
+            error_setg(errp, "a UNIX socket path is needed");
+        }
+        break;
+    case NBD_ADDR_INET:
+        if (!addr->port) {
+            error_setg(errp, "a port is needed");
+            return NULL;
+        }
+        lfd = listen_inet(addr->host, addr->port, errp);
+        break;
+    default:
+        lfd = addr->fd;
+        if (lfd < 0) {
+            error_setg(errp, "a listening socket is needed");
+        }
+        break;
+    }
+    if (lfd < 0) {
+        return NULL;
+    }
+    NbdServer *srv = xzalloc(sizeof(*srv));
+    srv->cfg = *cfg;
+    srv->listen_fd = lfd;
+    if (addr->type == NBD_ADDR_UNIX) {
+        srv->unix_path = xstrdup(addr->path);
+    }
+    pthread_mutex_init(&srv->mu, NULL);
+    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &srv->wake_fd };
+    if (srv->epfd < 0 || srv->wake_fd < 0 ||
+        epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->wake_fd, &ev) < 0) {
+        error_setg_errno(errp, errno, "NBD server: cannot set up its event loop");
+        nbd_server_free(srv);
+        return NULL;
+    }
+    set_accepting(srv, true);
+    /* Signals are the program's business: the thread takes none. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&srv->thread, NULL, server_thread, srv);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        error_setg_errno(errp, rc, "NBD server: cannot start its thread");
+        nbd_server_free(srv);
+        return NULL;
+    }
+    srv->thread_started = true;
+    return srv;
+}
+
+void nbd_server_free(NbdServer *srv)
+{
+    if (!srv) {
+        return;
+    }
+    pthread_mutex_lock(&srv->mu);
+    srv->stop = true;
+    while (srv->clients) {
+        client_close(srv, srv->clients, NULL);
+    }
+    set_accepting(srv, false);
+    pthread_mutex_unlock(&srv->mu);
+    if (srv->thread_started) {
+        wake(srv);
+        /* The thread may be waiting for the hook's lock, which the caller holds. */
+        if (srv->cfg.unlock) {
+            srv->cfg.unlock();
+        }
+        pthread_join(srv->thread, NULL);
+        if (srv->cfg.lock) {
+            srv->cfg.lock();
+        }
+    }
+    while (srv->graveyard) {
+        Client *cl = srv->graveyard;
+        srv->graveyard = cl->next;
+        free(cl);
+    }
+    while (srv->exps.head) {
+        NbdExp *e = srv->exps.head;
+        srv->exps.head = e->next;
+        nbd_exp_free(e);
+    }
+    if (srv->listen_fd >= 0) {
+        close(srv->listen_fd);
+    }
+    if (srv->unix_path) {
+        unlink(srv->unix_path);
+        free(srv->unix_path);
+    }
+    if (srv->epfd >= 0) {
+        close(srv->epfd);
+    }
+    if (srv->wake_fd >= 0) {
+        close(srv->wake_fd);
+    }
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+}
+
+/* ---- exports ---- */
+
+bool nbd_export_add(NbdServer *srv, const NbdExportConfig *cfg, Error **errp)
+{
+    pthread_mutex_lock(&srv->mu);
+    bool ok = false;
+    if (nbd_exp_find(&srv->exps, cfg->name)) {
+        error_setg(errp, "NBD server already has export named '%s'", cfg->name);
+    } else {
+        NbdExp *e = nbd_exp_new(cfg, errp);
+        if (e) {
+            NbdExp **tail = &srv->exps.head;
+            while (*tail) {
+                tail = &(*tail)->next;
+            }
+            *tail = e;
+            ok = true;
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return ok;
+}
+
+bool nbd_export_del(NbdServer *srv, const char *name, bool hard, void **owner,
+                    Error **errp)
+{
+    pthread_mutex_lock(&srv->mu);
+    NbdExp **pp = &srv->exps.head;
+    while (*pp && strcmp((*pp)->name, name)) {
+        pp = &(*pp)->next;
+    }
+    NbdExp *e = *pp;
+    if (!e) {
+        error_setg(errp, "Export '%s' is not found", name);
+        pthread_mutex_unlock(&srv->mu);
+        return false;
+    }
+    if (e->clients && !hard) {
+        error_setg(errp, "export '%s' still in use", name);
+        pthread_mutex_unlock(&srv->mu);
+        return false;
+    }
+    Client *next;
+    for (Client *cl = srv->clients; cl; cl = next) {
+        next = cl->next;
+        if (nbd_conn_export(cl->conn) == e) {
+            client_close(srv, cl, NULL);
+        }
+    }
+    *pp = e->next;
+    pthread_mutex_unlock(&srv->mu);
+    if (owner) {
+        *owner = e->owner;
+    }
+    nbd_exp_free(e);
+    return true;
+}
+
+bool nbd_export_exists(NbdServer *srv, const char *name)
+{
+    pthread_mutex_lock(&srv->mu);
+    bool found = nbd_exp_find(&srv->exps, name) != NULL;
+    pthread_mutex_unlock(&srv->mu);
+    return found;
+}
+
+int nbd_export_clients(NbdServer *srv, const char *name)
+{
+    pthread_mutex_lock(&srv->mu);
+    NbdExp *e = nbd_exp_find(&srv->exps, name);
+    int n = e ? (int)e->clients : -1;
+    pthread_mutex_unlock(&srv->mu);
+    return n;
+}
+
+unsigned nbd_server_clients(NbdServer *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    unsigned n = srv->nr_clients;
+    pthread_mutex_unlock(&srv->mu);
+    return n;
+}
