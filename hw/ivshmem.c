@@ -723,3 +723,10 @@ void ivshmem_destroy_all(void)
         destroy(s);
     }
 }
+
+/* The -device properties of this type, for device-list-properties. */
+const OptParam *ivshmem_params_table(void);
+const OptParam *ivshmem_params_table(void)
+{
+    return ivshmem_params;
+}

@@ -287,3 +287,10 @@ void host_backend_destroy_all(void)
         free_backend(b);
     }
 }
+
+/* The -device properties of this type, for device-list-properties. */
+const OptParam *host_backend_params(void);
+const OptParam *host_backend_params(void)
+{
+    return backend_params;
+}

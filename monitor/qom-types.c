@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "monitor/qom-types.h"
 #include "qapi/qapi-commands.h"
 #include "util/osdep.h"
 
@@ -63,6 +64,21 @@ static const TypeEntry types[] = {
     { "rng-builtin", "rng-backend", false },
     { "event-loop-base", "object", true },
     { "iothread", "event-loop-base", false },
+    /* -machine (QEMU's type names: the machine name and "-machine") */
+    { "machine", "object", true },
+    { "none-machine", "machine", false },
+    { "x86-machine", "machine", true },
+    { "vireo-pc-machine", "x86-machine", false },
+    { "pc-i440fx-7.2-machine", "vireo-pc-machine", false },
+    /* -cpu: every model is the host CPU on KVM */
+    { "cpu", "device", true },
+    { "x86_64-cpu", "cpu", true },
+    { "max-x86_64-cpu", "x86_64-cpu", false },
+    { "host-x86_64-cpu", "max-x86_64-cpu", false },
+    /* -accel */
+    { "accel", "object", true },
+    { "kvm-accel", "accel", false },
+    { "qtest-accel", "accel", false },
 };
 
 static const TypeEntry *find_type(const char *name)
@@ -84,6 +100,21 @@ static bool type_derives_from(const TypeEntry *t, const char *ancestor)
         }
     }
     return false;
+}
+
+bool qom_type_known(const char *name, bool *abstract)
+{
+    const TypeEntry *t = find_type(name);
+    if (t && abstract) {
+        *abstract = t->abstract;
+    }
+    return t != NULL;
+}
+
+bool qom_type_is_a(const char *name, const char *ancestor)
+{
+    const TypeEntry *t = find_type(name);
+    return t && type_derives_from(t, ancestor);
 }
 
 ObjectTypeInfoList *qmp_qom_list_types(bool has_implements, const char *implements,

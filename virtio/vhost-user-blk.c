@@ -192,3 +192,10 @@ bool vhost_user_blk_pci_create(const VirtioCreateContext *ctx, const char *opts,
     }
     return ok;
 }
+
+/* The -device properties of this type, for device-list-properties. */
+const OptParam *vhost_user_blk_pci_params(void);
+const OptParam *vhost_user_blk_pci_params(void)
+{
+    return vub_params;
+}

@@ -176,3 +176,10 @@ bool virtio_balloon_pci_create(const VirtioCreateContext *ctx, const char *opts,
     keyval_free(&kv);
     return ok;
 }
+
+/* The -device properties of this type, for device-list-properties. */
+const OptParam *virtio_balloon_pci_params(void);
+const OptParam *virtio_balloon_pci_params(void)
+{
+    return balloon_params;
+}

@@ -763,3 +763,10 @@ bool virtio_net_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
     }
     return ok;
 }
+
+/* The -device properties of this type, for device-list-properties. */
+const OptParam *virtio_net_pci_params(void);
+const OptParam *virtio_net_pci_params(void)
+{
+    return net_params;
+}

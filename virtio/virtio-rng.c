@@ -197,3 +197,17 @@ bool virtio_rng_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
     }
     return ok;
 }
+
+/* The -device properties of this type, for device-list-properties. */
+const OptParam *virtio_rng_pci_params(void);
+const OptParam *virtio_rng_pci_params(void)
+{
+    return rng_params;
+}
+
+/* The -device properties of this type, for device-list-properties. */
+const OptParam *rng_object_params_table(void);
+const OptParam *rng_object_params_table(void)
+{
+    return rng_object_params;
+}

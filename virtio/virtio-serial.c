@@ -469,3 +469,17 @@ bool virtio_serial_port_create(const VirtioCreateContext *ctx, const char *opts,
     keyval_free(&kv);
     return ok;
 }
+
+/* The -device properties of this type, for device-list-properties. */
+const OptParam *virtio_serial_pci_params(void);
+const OptParam *virtio_serial_pci_params(void)
+{
+    return serial_params;
+}
+
+/* The -device properties of this type, for device-list-properties. */
+const OptParam *virtio_serial_port_params(void);
+const OptParam *virtio_serial_port_params(void)
+{
+    return port_params;
+}
