@@ -10,16 +10,14 @@
 #include <string.h>
 
 #include "util/osdep.h"
-#include "virtio/vhost-user.h"
+#include "virtio/vhost-user-device.h"
 #include "virtio/virtio-blk-req.h"
-#include "virtio/virtio-pci.h"
 
 #define DEFAULT_QUEUE_SIZE 128
 #define MAX_QUEUES 1024
 
 typedef struct VhostUserBlk {
-    VirtIODevice vdev;
-    VhostUserDev *vu;
+    VhostUserDevice base;       /* first */
     bool config_wce;            /* the driver may switch write-back on and off */
 } VhostUserBlk;
 
@@ -44,25 +42,6 @@ static const unsigned vub_feature_bits[] = {
     VIRTIO_F_IOMMU_PLATFORM, VIRTIO_F_RING_RESET, UINT32_MAX,
 };
 
-/* Kicks that reach vireo (no ioeventfd, e.g. under qtest) go on to the back-end. */
-static void vub_handle_output(VirtIODevice *vdev, VirtQueue *vq)
-{
-    VhostUserBlk *s = vdev->opaque;
-    vhost_user_kick(s->vu, vq->index);
-}
-
-static void vub_set_status(VirtIODevice *vdev, uint8_t old)
-{
-    VhostUserBlk *s = vdev->opaque;
-    vhost_user_set_status(s->vu);
-}
-
-static void vub_reset(VirtIODevice *vdev)
-{
-    VhostUserBlk *s = vdev->opaque;
-    vhost_user_reset(s->vu);
-}
-
 /* Only the write-back byte is the driver's to change, and only with config-wce. */
 static void vub_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, unsigned size)
 {
@@ -72,7 +51,7 @@ static void vub_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, 
     }
     uint8_t wce = val ? 1 : 0;
     Error *err = NULL;
-    if (vhost_user_set_config(s->vu, &wce, offset, 1, &err)) {
+    if (vhost_user_set_config(s->base.vu, &wce, offset, 1, &err)) {
         vdev->config[offset] = wce;
     } else {
         virtio_mark_broken(vdev, "%s", error_get_pretty(err));
@@ -80,22 +59,36 @@ static void vub_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, 
     }
 }
 
-static void vub_quiesce(VirtIODevice *vdev)
+/*
+ * The back-end's configuration changed (qemu-storage-daemon's block_resize):
+ * as QEMU does, only a new capacity is taken, and the driver is told with a
+ * configuration interrupt.
+ */
+static void vub_config_change(VirtIODevice *vdev)
 {
     VhostUserBlk *s = vdev->opaque;
-    vhost_user_stop(s->vu);
+    uint8_t cfg[VIRTIO_BLK_CFG_SIZE];
+    Error *err = NULL;
+    if (!vhost_user_get_config(s->base.vu, cfg, sizeof(cfg), &err)) {
+        error_free(err);        /* the protocol module dealt with the back-end */
+        return;
+    }
+    if (memcmp(vdev->config + VIRTIO_BLK_CFG_CAPACITY, cfg + VIRTIO_BLK_CFG_CAPACITY, 8) != 0) {
+        memcpy(vdev->config + VIRTIO_BLK_CFG_CAPACITY, cfg + VIRTIO_BLK_CFG_CAPACITY, 8);
+        virtio_notify_config(vdev);
+    }
 }
 
 static const VirtIODeviceOps vub_ops = {
-    .reset = vub_reset,
-    .set_status = vub_set_status,
+    .reset = vhost_user_device_reset,
+    .set_status = vhost_user_device_set_status,
     .config_write = vub_config_write,
-    .quiesce = vub_quiesce,
+    .quiesce = vhost_user_device_quiesce,
 };
 
 static uint64_t vub_features(const VhostUserBlk *s, unsigned nq)
 {
-    uint64_t f = s->vdev.host_features |
+    uint64_t f = s->base.vdev.host_features |
         1ULL << VIRTIO_BLK_F_SIZE_MAX | 1ULL << VIRTIO_BLK_F_SEG_MAX |
         1ULL << VIRTIO_BLK_F_GEOMETRY | 1ULL << VIRTIO_BLK_F_TOPOLOGY |
         1ULL << VIRTIO_BLK_F_BLK_SIZE | 1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_RO |
@@ -106,7 +99,7 @@ static uint64_t vub_features(const VhostUserBlk *s, unsigned nq)
     if (nq > 1) {
         f |= 1ULL << VIRTIO_BLK_F_MQ;
     }
-    return vhost_user_mask_features(s->vu, f);
+    return vhost_user_mask_features(s->base.vu, f);
 }
 
 static bool vub_check_props(unsigned nq, unsigned qsize, Error **errp)
@@ -127,69 +120,43 @@ static bool vub_check_props(unsigned nq, unsigned qsize, Error **errp)
 }
 
 static bool vub_setup(VhostUserBlk *s, const VirtioCreateContext *ctx, const KeyValList *kv,
-                      unsigned *nq, Error **errp)
+                      Error **errp)
 {
-    const char *chr_id = keyval_get(kv, "chardev");
-    *nq = keyval_get_number(kv, "num-queues", 1);
+    unsigned nq = keyval_get_number(kv, "num-queues", 1);
     unsigned qsize = keyval_get_number(kv, "queue-size", DEFAULT_QUEUE_SIZE);
     s->config_wce = keyval_get_bool(kv, "config-wce", true);
-    if (!chr_id) {
-        error_setg(errp, "chardev is mandatory");
+    Chardev *chr = vhost_user_device_chardev(kv, "vhost-user-blk", "chardev is mandatory", errp);
+    if (!chr || !vub_check_props(nq, qsize, errp)) {
         return false;
     }
-    Chardev *chr = chardev_find(chr_id);
-    if (!chr) {
-        error_setg(errp, "Property 'vhost-user-blk.chardev' can't find value '%s'", chr_id);
-        return false;
-    }
-    if (!vub_check_props(*nq, qsize, errp)) {
-        return false;
-    }
-    virtio_device_init(&s->vdev, "vhost-user-blk", VIRTIO_ID_BLOCK, ctx->mem,
-                       VIRTIO_BLK_CFG_SIZE, *nq);
-    for (unsigned q = 0; q < *nq; q++) {
-        virtio_queue_setup(&s->vdev, q, qsize, vub_handle_output);
-    }
-    s->vdev.ops = &vub_ops;
-    s->vdev.opaque = s;
     VhostUserSetup setup = {
-        .name = "vhost-user-blk", .vq_index = 0, .nvqs = *nq, .units = *nq,
-        .want_config = true,
-        .want_inflight = true, .feature_bits = vub_feature_bits,
+        .units = nq, .want_config = true, .want_inflight = true,
+        .feature_bits = vub_feature_bits, .config_change = vub_config_change,
     };
-    s->vu = vhost_user_connect(chr, &s->vdev, &setup, errp);
-    if (!s->vu || !vhost_user_get_config(s->vu, s->vdev.config, VIRTIO_BLK_CFG_SIZE, errp)) {
+    VirtIODevice *vdev = &s->base.vdev;
+    if (!vhost_user_device_init(&s->base, ctx, chr, "vhost-user-blk", VIRTIO_ID_BLOCK,
+                                VIRTIO_BLK_CFG_SIZE, nq, qsize, &vub_ops, setup, errp) ||
+        !vhost_user_get_config(s->base.vu, vdev->config, VIRTIO_BLK_CFG_SIZE, errp)) {
         return false;
     }
     /* The queue count is the frontend's choice, whatever the back-end wrote. */
-    uint16_t le_nq = htole16((uint16_t)*nq);
-    memcpy(s->vdev.config + VIRTIO_BLK_CFG_NUM_QUEUES, &le_nq, sizeof(le_nq));
-    s->vdev.host_features = vub_features(s, *nq);
+    uint16_t le_nq = htole16((uint16_t)nq);
+    memcpy(vdev->config + VIRTIO_BLK_CFG_NUM_QUEUES, &le_nq, sizeof(le_nq));
+    vdev->host_features = vub_features(s, nq);
     return true;
 }
 
 bool vhost_user_blk_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
 {
     KeyValList kv;
-    VirtioPciOptions po;
-    unsigned nq = 1;
     if (!keyval_parse(opts, "driver", vub_params, &kv, errp)) {
         return false;
     }
     VhostUserBlk *s = xzalloc(sizeof(*s));
-    bool ok = vub_setup(s, ctx, &kv, &nq, errp) &&
-              virtio_pci_parse_options(&kv, nq + 1, &po, errp);
-    if (ok) {
-        virtio_pci_apply_feature_props(&kv, &s->vdev);
-        ok = virtio_pci_plug(ctx, &kv, "vhost-user-blk-pci", &s->vdev, 0x010000, &po, errp);
-    }
+    bool ok = vub_setup(s, ctx, &kv, errp);
+    ok = vhost_user_device_plug(&s->base, ok, ctx, &kv, "vhost-user-blk-pci", 0x010000, false,
+                                errp);
     keyval_free(&kv);
-    if (!ok) {
-        vhost_user_free(s->vu);
-        free(s->vdev.config);
-        free(s->vdev.vq);
-        free(s);
-    }
     return ok;
 }
 

@@ -9,18 +9,12 @@
 #include <string.h>
 
 #include "util/osdep.h"
-#include "virtio/vhost-user.h"
-#include "virtio/virtio-pci.h"
+#include "virtio/vhost-user-device.h"
 
 #define FS_TAG_SIZE         36      /* struct virtio_fs_config.tag */
 #define FS_CFG_NUM_QUEUES   36      /* le32 num_request_queues */
 #define FS_CFG_SIZE         40
 #define DEFAULT_QUEUE_SIZE  128
-
-typedef struct VhostUserFs {
-    VirtIODevice vdev;
-    VhostUserDev *vu;
-} VhostUserFs;
 
 static const OptParam vufs_params[] = {
     { "driver", OPT_STRING, "device type" },
@@ -37,36 +31,6 @@ static const unsigned vufs_feature_bits[] = {
     VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX,
     VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_F_RING_PACKED, VIRTIO_F_IOMMU_PLATFORM,
     VIRTIO_F_RING_RESET, UINT32_MAX,
-};
-
-static void vufs_handle_output(VirtIODevice *vdev, VirtQueue *vq)
-{
-    VhostUserFs *s = vdev->opaque;
-    vhost_user_kick(s->vu, vq->index);
-}
-
-static void vufs_set_status(VirtIODevice *vdev, uint8_t old)
-{
-    VhostUserFs *s = vdev->opaque;
-    vhost_user_set_status(s->vu);
-}
-
-static void vufs_reset(VirtIODevice *vdev)
-{
-    VhostUserFs *s = vdev->opaque;
-    vhost_user_reset(s->vu);
-}
-
-static void vufs_quiesce(VirtIODevice *vdev)
-{
-    VhostUserFs *s = vdev->opaque;
-    vhost_user_stop(s->vu);
-}
-
-static const VirtIODeviceOps vufs_ops = {
-    .reset = vufs_reset,
-    .set_status = vufs_set_status,
-    .quiesce = vufs_quiesce,
 };
 
 static bool vufs_check_props(const char *tag, unsigned nrq, unsigned qsize, Error **errp)
@@ -89,44 +53,26 @@ static bool vufs_check_props(const char *tag, unsigned nrq, unsigned qsize, Erro
     return false;
 }
 
-static bool vufs_setup(VhostUserFs *s, const VirtioCreateContext *ctx, const KeyValList *kv,
-                       unsigned *nvqs, Error **errp)
+static bool vufs_setup(VhostUserDevice *s, const VirtioCreateContext *ctx, const KeyValList *kv,
+                       Error **errp)
 {
-    const char *chr_id = keyval_get(kv, "chardev");
     const char *tag = keyval_get(kv, "tag");
     unsigned nrq = keyval_get_number(kv, "num-request-queues", 1);
     unsigned qsize = keyval_get_number(kv, "queue-size", DEFAULT_QUEUE_SIZE);
-    if (!chr_id) {
-        error_setg(errp, "missing chardev");
+    Chardev *chr = vhost_user_device_chardev(kv, "vhost-user-fs-device", "missing chardev",
+                                             errp);
+    if (!chr || !vufs_check_props(tag, nrq, qsize, errp)) {
         return false;
     }
-    Chardev *chr = chardev_find(chr_id);
-    if (!chr) {
-        error_setg(errp, "Property 'vhost-user-fs-device.chardev' can't find value '%s'",
-                   chr_id);
+    VhostUserSetup setup = { .feature_bits = vufs_feature_bits };
+    /* Queue 0 is the high-priority queue; the request queues follow. */
+    if (!vhost_user_device_init(s, ctx, chr, "vhost-user-fs", VIRTIO_ID_FS, FS_CFG_SIZE,
+                                nrq + 1, qsize, &vhost_user_device_ops, setup, errp)) {
         return false;
     }
-    if (!vufs_check_props(tag, nrq, qsize, errp)) {
-        return false;
-    }
-    *nvqs = nrq + 1;
-    virtio_device_init(&s->vdev, "vhost-user-fs", VIRTIO_ID_FS, ctx->mem, FS_CFG_SIZE, *nvqs);
-    for (unsigned q = 0; q < *nvqs; q++) {
-        virtio_queue_setup(&s->vdev, q, qsize, vufs_handle_output);
-    }
-    s->vdev.ops = &vufs_ops;
-    s->vdev.opaque = s;
     memcpy(s->vdev.config, tag, strlen(tag));
     uint32_t le_nrq = htole32(nrq);
     memcpy(s->vdev.config + FS_CFG_NUM_QUEUES, &le_nrq, sizeof(le_nrq));
-    VhostUserSetup setup = {
-        .name = "vhost-user-fs", .vq_index = 0, .nvqs = *nvqs,
-        .feature_bits = vufs_feature_bits,
-    };
-    s->vu = vhost_user_connect(chr, &s->vdev, &setup, errp);
-    if (!s->vu) {
-        return false;
-    }
     s->vdev.host_features = vhost_user_mask_features(s->vu, s->vdev.host_features);
     return true;
 }
@@ -134,26 +80,14 @@ static bool vufs_setup(VhostUserFs *s, const VirtioCreateContext *ctx, const Key
 bool vhost_user_fs_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
 {
     KeyValList kv;
-    VirtioPciOptions po;
-    unsigned nvqs = 2;
     if (!keyval_parse(opts, "driver", vufs_params, &kv, errp)) {
         return false;
     }
-    VhostUserFs *s = xzalloc(sizeof(*s));
-    bool ok = vufs_setup(s, ctx, &kv, &nvqs, errp) &&
-              virtio_pci_parse_options(&kv, nvqs + 1, &po, errp);
-    if (ok) {
-        po.legacy = false;      /* virtio-fs exists only as a virtio 1.x device */
-        virtio_pci_apply_feature_props(&kv, &s->vdev);
-        ok = virtio_pci_plug(ctx, &kv, "vhost-user-fs-pci", &s->vdev, 0x018000, &po, errp);
-    }
+    VhostUserDevice *s = xzalloc(sizeof(*s));
+    bool ok = vufs_setup(s, ctx, &kv, errp);
+    /* virtio-fs exists only as a virtio 1.x device */
+    ok = vhost_user_device_plug(s, ok, ctx, &kv, "vhost-user-fs-pci", 0x018000, true, errp);
     keyval_free(&kv);
-    if (!ok) {
-        vhost_user_free(s->vu);
-        free(s->vdev.config);
-        free(s->vdev.vq);
-        free(s);
-    }
     return ok;
 }
 

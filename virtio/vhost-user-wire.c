@@ -79,6 +79,25 @@ bool vhost_user_send(int sock, const void *buf, size_t len, const int *fds,
     return true;
 }
 
+/* Descriptors that came with msg go into fds; those beyond the limit are closed. */
+static void take_fds(struct msghdr *msg, int *fds, unsigned *nfds)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        unsigned k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int *in = (int *)CMSG_DATA(c);
+        for (unsigned i = 0; i < k; i++) {
+            if (*nfds < VHOST_USER_MAX_FDS) {
+                fds[(*nfds)++] = in[i];
+            } else {
+                close(in[i]);
+            }
+        }
+    }
+}
+
 /* Read exactly len bytes; descriptors that come along go into fds. */
 static bool recv_all(int sock, void *buf, size_t len, int *fds, unsigned *nfds,
                      int64_t deadline, Error **errp)
@@ -101,19 +120,8 @@ static bool recv_all(int sock, void *buf, size_t len, int *fds, unsigned *nfds,
             }
             continue;
         }
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); n > 0 && c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-                continue;
-            }
-            unsigned k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            int *in = (int *)CMSG_DATA(c);
-            for (unsigned i = 0; i < k; i++) {
-                if (*nfds < VHOST_USER_MAX_FDS) {
-                    fds[(*nfds)++] = in[i];
-                } else {
-                    close(in[i]);
-                }
-            }
+        if (n > 0) {
+            take_fds(&msg, fds, nfds);
         }
         if (n <= 0) {
             error_setg(errp, n == 0 ? "connection closed" : "cannot receive");
@@ -149,6 +157,7 @@ const char *vhost_user_request_name(uint32_t req)
         [VHOST_USER_GET_MAX_MEM_SLOTS] = "GET_MAX_MEM_SLOTS",
         [VHOST_USER_ADD_MEM_REG] = "ADD_MEM_REG",
         [VHOST_USER_SET_STATUS] = "SET_STATUS",
+        [VHOST_USER_SET_BACKEND_REQ_FD] = "SET_BACKEND_REQ_FD",
     };
     return req < VHOST_USER_REQUEST_MAX && names[req] ? names[req] : "?";
 }
@@ -192,4 +201,71 @@ bool vhost_user_recv_reply(int sock, uint32_t request, VhostUserMsg *m, size_t w
     }
     *nfds = ok ? n : 0;
     return ok;
+}
+
+/* ---- requests from the back-end (its channel) ---- */
+
+void vhost_user_reader_reset(VhostUserReader *r)
+{
+    for (unsigned i = 0; i < r->nfds; i++) {
+        close(r->fds[i]);
+    }
+    r->nfds = 0;
+    r->got = 0;
+}
+
+int vhost_user_read_request(int sock, VhostUserReader *r, Error **errp)
+{
+    const size_t hdr = sizeof(r->msg.hdr);
+    for (;;) {
+        size_t want = r->got < hdr ? hdr : hdr + r->msg.hdr.size;
+        if (r->got == want) {
+            return 1;
+        }
+        union {
+            char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
+            struct cmsghdr align;
+        } control;
+        struct iovec iov = { (uint8_t *)&r->msg + r->got, want - r->got };
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+        };
+        ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            return 0;
+        }
+        if (n > 0) {
+            take_fds(&msg, r->fds, &r->nfds);
+        }
+        if (n == 0 && r->got == 0 && r->nfds == 0) {
+            return -2;              /* closed between messages */
+        }
+        if (n <= 0) {
+            error_setg(errp, n == 0 ? "the back-end closed its channel inside a message"
+                                    : "cannot read the back-end's channel");
+            return -1;
+        }
+        r->got += (size_t)n;
+        if (r->got == hdr) {        /* the header decides what may follow */
+            const VhostUserHeader *h = &r->msg.hdr;
+            if ((h->flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION) {
+                error_setg(errp, "back-end request has version %u",
+                           h->flags & VHOST_USER_VERSION_MASK);
+                return -1;
+            }
+            if (h->flags & VHOST_USER_REPLY_MASK) {
+                error_setg(errp, "back-end sent a reply nobody asked for");
+                return -1;
+            }
+            if (h->size > sizeof(VhostUserPayload)) {
+                error_setg(errp, "back-end request %u has a payload of %u bytes, at most "
+                           "%zu allowed", h->request, h->size, sizeof(VhostUserPayload));
+                return -1;
+            }
+        }
+    }
 }

@@ -20,6 +20,28 @@ bool vhost_user_send(int sock, const void *buf, size_t len, const int *fds, unsi
  */
 bool vhost_user_recv_reply(int sock, uint32_t request, VhostUserMsg *m, size_t want_size,
                            int *fds, unsigned max_fds, unsigned *nfds, Error **errp);
+/*
+ * A request arriving on a non-blocking socket in pieces (the back-end
+ * channel): header and payload accumulate across calls, so a peer that
+ * sends half a message never holds the main loop.
+ */
+typedef struct VhostUserReader {
+    VhostUserMsg msg;
+    size_t got;                     /* bytes of header and payload so far */
+    int fds[VHOST_USER_MAX_FDS];
+    unsigned nfds;
+} VhostUserReader;
+
+/*
+ * Read what is there: 1 when r->msg is a whole request (version 1, no
+ * reply flag, a payload that fits VhostUserPayload), 0 when more is to
+ * come, -2 when the peer closed the socket between messages, -1 with errp
+ * set on a malformed or cut message.
+ */
+int vhost_user_read_request(int sock, VhostUserReader *r, Error **errp);
+/* Close the descriptors r holds and make it ready for the next message. */
+void vhost_user_reader_reset(VhostUserReader *r);
+
 /* "SET_MEM_TABLE", for messages. */
 const char *vhost_user_request_name(uint32_t req);
 

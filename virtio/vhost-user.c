@@ -21,15 +21,18 @@
 #include "util/log.h"
 #include "util/osdep.h"
 #include "vhost-user/vhost-user-msg.h"
+#include "virtio/vhost-user-chan.h"
 #include "virtio/vhost-user-wire.h"
 
 /* The protocol features vireo implements as a frontend. LOG_SHMFD and RARP
- * belong to migration and BACKEND_REQ to a back-end channel, none of which
- * vireo has yet: they are never acked. */
+ * belong to migration, which vireo has not yet: they are never acked. The
+ * back-end channel (BACKEND_REQ) serves configuration changes; host
+ * notifiers and IOTLB messages on it are refused (virtio/vhost-user-chan.h). */
 #define FRONTEND_PROTOCOL_FEATURES \
     (1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK | \
      1ULL << VHOST_USER_PROTOCOL_F_CONFIG | 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD | \
-     1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS | 1ULL << VHOST_USER_PROTOCOL_F_STATUS)
+     1ULL << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS | 1ULL << VHOST_USER_PROTOCOL_F_STATUS | \
+     1ULL << VHOST_USER_PROTOCOL_F_BACKEND_REQ)
 
 /* One ring's eventfds; "own" ones are vireo's relays, the others the transport's. */
 typedef struct VhostUserRing {
@@ -46,6 +49,7 @@ struct VhostUserDev {
     VirtIODevice *vdev;
     VhostUserSetup setup;
     int sock;                   /* -1 while disconnected */
+    VhostUserChan *chan;        /* the back-end's requests (BACKEND_REQ), or NULL */
     uint64_t features;          /* GET_FEATURES */
     uint64_t protocol;          /* acked protocol features */
     uint64_t max_queues;        /* GET_QUEUE_NUM, or 1 */
@@ -159,6 +163,8 @@ static void watch_socket(VhostUserDev *dev, bool on)
 
 static void disconnect(VhostUserDev *dev)
 {
+    vhost_user_chan_free(dev->chan);
+    dev->chan = NULL;
     if (dev->sock >= 0) {
         watch_socket(dev, false);
         close(dev->sock);
@@ -182,6 +188,41 @@ static void socket_readable(void *opaque)
     }
     backend_lost(dev, n == 0 ? "the back-end closed the connection"
                              : "unexpected message from the back-end");
+}
+
+/* ---- the back-end channel ---- */
+
+static void chan_config_change(void *opaque)
+{
+    VhostUserDev *dev = opaque;
+    if (dev->sock >= 0) {
+        dev->setup.config_change(dev->vdev);
+    }
+}
+
+static void chan_lost(void *opaque, const char *why)
+{
+    backend_lost(opaque, why);
+}
+
+static const VhostUserChanOps chan_ops = {
+    .config_change = chan_config_change, .lost = chan_lost,
+};
+static const VhostUserChanOps chan_ops_no_config = { .lost = chan_lost };
+
+/* SET_BACKEND_REQ_FD: a socket pair, the far end to the back-end (after SET_OWNER). */
+static bool open_backend_channel(VhostUserDev *dev, Error **errp)
+{
+    int far = -1;
+    dev->chan = vhost_user_chan_new(dev->setup.name,
+                                    dev->setup.config_change ? &chan_ops : &chan_ops_no_config,
+                                    dev, &far, errp);
+    if (!dev->chan) {
+        return false;
+    }
+    bool ok = request(dev, VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &far, 1, NULL, 0, errp);
+    close(far);
+    return ok;
 }
 
 /* GET_FEATURES, protocol features, queue count, owner: what every connection starts with. */
@@ -214,6 +255,10 @@ static bool handshake(VhostUserDev *dev, Error **errp)
         }
     }
     if (!set_u64(dev, VHOST_USER_SET_OWNER, 0, errp)) {
+        return false;
+    }
+    if (has_protocol(dev, VHOST_USER_PROTOCOL_F_BACKEND_REQ) &&
+        !open_backend_channel(dev, errp)) {
         return false;
     }
     if (has_protocol(dev, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) &&
@@ -317,7 +362,8 @@ VhostUserDev *vhost_user_connect(Chardev *chr, VirtIODevice *vdev, const VhostUs
         dev->rings[i] = (VhostUserRing){ .dev = dev, .q = setup->vq_index + i,
                                          .kick = -1, .call = -1, .err = -1 };
     }
-    dev->info = (VhostDevInfo){ .nvqs = setup->nvqs, .vq_index = setup->vq_index };
+    dev->info = (VhostDevInfo){ .nvqs = setup->info_nvqs ? setup->info_nvqs : setup->nvqs,
+                                .vq_index = setup->vq_index };
     dev->info.vq = xzalloc(setup->nvqs * sizeof(*dev->info.vq));
     if (!handshake(dev, errp) || !check_needs(dev, errp)) {
         vhost_user_free(dev);

@@ -41,6 +41,12 @@ typedef struct VhostUserSetup {
     bool want_inflight;         /* keep an inflight area across restarts (blk) */
     /* virtio feature bits that only count if the back-end offers them */
     const unsigned *feature_bits;   /* ends with UINT32_MAX */
+    /* The back-end announced a configuration change (its channel's
+     * CONFIG_CHANGE_MSG); NULL: such announcements are refused. */
+    void (*config_change)(VirtIODevice *vdev);
+    /* Queues x-query-virtio-status counts in nvqs (0: nvqs). QEMU runs a
+     * vhost device per net queue pair and reports the first: 2. */
+    unsigned info_nvqs;
 } VhostUserSetup;
 
 /*

@@ -24,7 +24,8 @@ from vufe import (GET_FEATURES, SET_FEATURES, SET_OWNER, RESET_OWNER, SET_MEM_TA
                   SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE, GET_VRING_BASE,
                   SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ERR, GET_PROTOCOL_FEATURES,
                   SET_PROTOCOL_FEATURES, GET_QUEUE_NUM, SET_VRING_ENABLE, GET_CONFIG,
-                  F_NEED_REPLY, PF_MQ, PF_REPLY_ACK, PF_CONFIG, NOFD)
+                  F_NEED_REPLY, PF_MQ, PF_REPLY_ACK, PF_CONFIG, PF_BACKEND_REQ, NOFD,
+                  SET_BACKEND_REQ_FD)
 import vmm  # noqa: E402
 import vtest  # noqa: E402
 from vdriver import S_NEEDS_RESET  # noqa: E402
@@ -72,25 +73,27 @@ def test_connect_sequence():
         r.v.qmp()
         reqs = r.be.requests()
         assert reqs == [GET_FEATURES, GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES,
-                        GET_QUEUE_NUM, SET_OWNER, GET_CONFIG], reqs
+                        GET_QUEUE_NUM, SET_OWNER, SET_BACKEND_REQ_FD, GET_CONFIG], reqs
         log = r.be.log
         for m in log:
             assert m.flags & 3 == 1, m                        # version 1, never a reply
-        assert [len(m.payload) for m in log] == [0, 0, 8, 0, 8, 12 + 60]
+        assert [len(m.payload) for m in log] == [0, 0, 8, 0, 8, 0, 12 + 60]
         acked = log[2].u64()
-        # MQ, REPLY_ACK, CONFIG taken; LOG_SHMFD, RARP, BACKEND_REQ left alone
-        assert acked == 1 << PF_MQ | 1 << PF_REPLY_ACK | 1 << PF_CONFIG, hex(acked)
+        # MQ, REPLY_ACK, CONFIG, BACKEND_REQ taken; LOG_SHMFD and RARP left alone
+        assert acked == (1 << PF_MQ | 1 << PF_REPLY_ACK | 1 << PF_CONFIG
+                         | 1 << PF_BACKEND_REQ), hex(acked)
         assert not log[2].flags & F_NEED_REPLY              # acks start after it
         assert log[4].flags & F_NEED_REPLY                  # SET_OWNER is acked
-        assert struct.unpack_from("<III", log[5].payload) == (0, 60, 0)
-        assert all(not m.fds for m in log)
+        assert log[5].flags & F_NEED_REPLY and len(log[5].fds) == 1   # the channel's end
+        assert struct.unpack_from("<III", log[6].payload) == (0, 60, 0)
+        assert all(not m.fds for m in log if m.req != SET_BACKEND_REQ_FD)
 
 
 def test_start_rings_and_stop():
     with Rig() as r:
         b = vufe.Blk(r.v, queues=(0, 1))
         r.be.wait_for(SET_VRING_ENABLE, 2)
-        log = r.be.log[6:]
+        log = r.be.log[7:]
         reqs = [m.req for m in log]
         ring = [SET_VRING_NUM, SET_VRING_BASE, SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL,
                 SET_VRING_ERR]

@@ -96,9 +96,9 @@ def test_introspection_of_running_backend():
         assert vd["nvqs"] == 2 and vd["vq-index"] == 0, vd
         assert vd["max-queues"] == 2 and vd["n-mem-sections"] >= 1, vd
         protos = " ".join(vd["protocol-features"]["protocols"])
-        for name in ("MQ", "REPLY_ACK", "CONFIG", "CONFIGURE_MEM_SLOTS"):
+        for name in ("MQ", "REPLY_ACK", "CONFIG", "CONFIGURE_MEM_SLOTS", "SLAVE_REQ"):
             assert f"VHOST_USER_PROTOCOL_F_{name}:" in protos, protos
-        for name in ("LOG_SHMFD", "BACKEND_REQ", "SLAVE_REQ"):
+        for name in ("LOG_SHMFD", "HOST_NOTIFIER"):
             assert f"VHOST_USER_PROTOCOL_F_{name}:" not in protos, protos
         assert any("VIRTIO_BLK_F_MQ" in f for f in vd["acked-features"]["dev-features"]), vd
         vq = q.cmd("x-query-virtio-vhost-queue-status", path=PATH, queue=1)

@@ -28,6 +28,9 @@ SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ERR = 12, 13, 14
 GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, GET_QUEUE_NUM, SET_VRING_ENABLE = 15, 16, 17, 18
 GET_CONFIG, SET_CONFIG, GET_INFLIGHT_FD, SET_INFLIGHT_FD = 24, 25, 31, 32
 GET_MAX_MEM_SLOTS, ADD_MEM_REG, SET_STATUS = 36, 37, 39
+SET_BACKEND_REQ_FD = 21
+# Requests on the back-end channel (back-end to frontend)
+B_IOTLB_MSG, B_CONFIG_CHANGE_MSG, B_VRING_HOST_NOTIFIER_MSG, B_VRING_CALL = 1, 2, 3, 4
 
 F_VERSION, F_REPLY, F_NEED_REPLY = 1, 4, 8
 PF_MQ, PF_LOG_SHMFD, PF_RARP, PF_REPLY_ACK, PF_BACKEND_REQ, PF_CONFIG = 0, 1, 2, 3, 5, 9
@@ -160,6 +163,39 @@ class ScriptedBackend:
             return struct.pack("<III", off, size, flags) + self.config[off:off + size]
         return None
 
+    def channel(self, timeout=10):
+        """The back-end channel the frontend handed over (SET_BACKEND_REQ_FD)."""
+        self.wait_for(SET_BACKEND_REQ_FD, timeout=timeout)
+        with self.lock:
+            if getattr(self, "chan", None) is None:
+                fd = os.dup(self.messages_unlocked(SET_BACKEND_REQ_FD)[-1].fds[0])
+                self.chan = socket.socket(fileno=fd)
+            return self.chan
+
+    def messages_unlocked(self, req):
+        return [m for m in self.log if m.req == req]
+
+    def backend_request(self, req, payload=b"", flags=F_VERSION, fds=(), size=None,
+                        timeout=10):
+        """Send a request on the back-end channel; with NEED_REPLY, return the
+        frontend's reply as (request, flags, u64)."""
+        ch = self.channel()
+        hdr = struct.pack("<III", req, flags, len(payload) if size is None else size)
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
+        ch.sendmsg([hdr + payload], anc)
+        if not flags & F_NEED_REPLY:
+            return None
+        ch.settimeout(timeout)
+        buf = b""
+        while len(buf) < 20:
+            data = ch.recv(20 - len(buf))
+            if not data:
+                raise EOFError("channel closed")
+            buf += data
+        rreq, rflags, rsize, value = struct.unpack("<IIIQ", buf)
+        assert rsize == 8, rsize
+        return rreq, rflags, value
+
     def _answer(self, m):
         if m.req == SET_VRING_BASE:
             idx, num = m.state()
@@ -187,7 +223,7 @@ class ScriptedBackend:
         return True
 
     def close(self):
-        for s in (self.conn, self.listener):
+        for s in (self.conn, self.listener, getattr(self, "chan", None)):
             try:
                 s and s.close()
             except OSError:
