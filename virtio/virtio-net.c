@@ -600,7 +600,7 @@ static bool connect_vhost_user(VirtIONet *n, Error **errp)
 {
     VhostUserSetup setup = {
         .name = "vhost-user-net", .vq_index = 0, .nvqs = 2 * n->max_pairs,
-        .units = n->max_pairs,
+        .units = n->max_pairs, .info_nvqs = 2,     /* as QEMU: the first pair's */
         .feature_bits = vu_net_feature_bits,
     };
     n->vu = vhost_user_connect(n->vu_chr, &n->vdev, &setup, errp);
