@@ -848,7 +848,9 @@ class Lab:
 
     def qemu_command(self, initrd, mode="agent", ctl_path=None, console="file", job=None):
         """The L0 QEMU command line booting L1 (see ../shared kvm-lab notes)."""
-        append = ("console=ttyS0 panic=-1 quiet kvm.nx_huge_pages=off "
+        # no_timer_check: under TCG on a loaded host the IO-APIC timer check can
+        # miss its ticks and panic L1 ("IO-APIC + timer doesn't work!").
+        append = ("console=ttyS0 panic=-1 quiet kvm.nx_huge_pages=off no_timer_check "
                   f"lab.share={self.shared} lab.mode={mode} lab.cache={self.cache}")
         if job:
             append += f" lab.job={job}"
