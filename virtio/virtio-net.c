@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/main-loop.h"
+#include "net/net.h"
 #include "net/tap.h"
 #include "util/log.h"
 #include "util/osdep.h"
@@ -53,6 +54,7 @@ typedef struct VirtIONet VirtIONet;
 typedef struct NetQueuePair {
     VirtIONet *net;
     int fd;                     /* tap queue */
+    NetClient *nc;              /* or a frame back-end (socket, hubport); neither: no peer */
     VirtQueue *rx, *tx;
     uint8_t *packet;            /* a received packet waiting for rx buffers */
     ssize_t packet_len;         /* 0: none */
@@ -109,6 +111,31 @@ static bool has(const VirtIONet *n, unsigned bit)
 
 /* ---- transmit ---- */
 
+/* A frame back-end carries no virtio net header: skip it. */
+static void send_frame(NetQueuePair *qp, const VirtQueueElement *elem)
+{
+    struct iovec iov[64];
+    size_t skip = qp->net->hdr_len;
+    int n = 0;
+    for (unsigned i = 0; i < elem->out_num; i++) {
+        size_t len = elem->out_sg[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        if (n == (int)ARRAY_SIZE(iov)) {
+            return;             /* more pieces than any frame needs: dropped */
+        }
+        iov[n].iov_base = (uint8_t *)elem->out_sg[i].iov_base + skip;
+        iov[n].iov_len = len - skip;
+        skip = 0;
+        n++;
+    }
+    if (skip == 0 && n > 0) {
+        net_client_send(qp->nc, iov, n);
+    }
+}
+
 static void net_tx(VirtIODevice *vdev, VirtQueue *vq)
 {
     VirtIONet *n = vdev->opaque;
@@ -121,9 +148,13 @@ static void net_tx(VirtIODevice *vdev, VirtQueue *vq)
     do {
         virtqueue_set_notification(vq, false);
         while (virtqueue_pop(vq, &elem)) {
-            /* Header and frame go to the tap as they are; a full tap drops, like a wire. */
-            ssize_t r = writev(qp->fd, elem.out_sg, elem.out_num);
-            (void)r;
+            if (qp->nc) {
+                send_frame(qp, &elem);
+            } else if (qp->fd >= 0) {
+                /* Header and frame go to the tap as they are; a full tap drops, like a wire. */
+                ssize_t r = writev(qp->fd, elem.out_sg, elem.out_num);
+                (void)r;
+            }
             virtqueue_push(vq, &elem, 0);
             virtqueue_element_free(&elem);
         }
@@ -205,11 +236,19 @@ static void rx_ready(void *opaque)
             if (virtqueue_empty(qp->rx)) {
                 break;
             }
-            ssize_t r = read(qp->fd, qp->packet, PACKET_MAX);
-            if (r <= 0 || (size_t)r < qp->net->hdr_len) {
+            size_t hdr = qp->net->hdr_len;
+            ssize_t r;
+            if (qp->nc) {
+                /* A bare frame: no offloads to describe, so an all-zero header. */
+                memset(qp->packet, 0, hdr);
+                r = net_client_recv(qp->nc, qp->packet + hdr, PACKET_MAX - hdr);
+                r = r > 0 ? r + (ssize_t)hdr : r;
+            } else {
+                r = read(qp->fd, qp->packet, PACKET_MAX);
+            }
+            if (r <= 0 || (size_t)r < hdr) {
                 break;
             }
-            size_t hdr = qp->net->hdr_len;
             if (!rx_filter_accepts(qp->net, qp->packet + hdr, r - hdr)) {
                 continue;       /* filtered out: the guest asked not to see it */
             }
@@ -234,6 +273,9 @@ static void rx_poll(NetQueuePair *qp, bool on)
     if (qp->fd >= 0 && on != qp->polling) {
         qp->polling = on;
         main_loop_set_fd_handler(qp->fd, on ? rx_ready : NULL, NULL, qp);
+    } else if (qp->nc && on != qp->polling) {
+        qp->polling = on;
+        net_client_set_receive_handler(qp->nc, on ? rx_ready : NULL, qp);
     }
 }
 
@@ -537,9 +579,32 @@ static void net_quiesce(VirtIODevice *vdev)
     }
 }
 
+static void net_free(VirtIONet *n)
+{
+    for (unsigned i = 0; i < MAX_PAIRS; i++) {
+        if (n->pairs[i].fd >= 0) {
+            main_loop_set_fd_handler(n->pairs[i].fd, NULL, NULL, NULL);
+            close(n->pairs[i].fd);
+        }
+        net_client_close(n->pairs[i].nc);
+        vhost_dev_close(n->pairs[i].vhost);
+        free(n->pairs[i].packet);
+    }
+    vhost_user_free(n->vu);
+    free(n->vdev.config);
+    free(n->vdev.vq);
+    free(n);
+}
+
+/* Hot-unplug (after net_quiesce): the back-end goes with the NIC. */
+static void net_unrealize(VirtIODevice *vdev)
+{
+    net_free(vdev->opaque);
+}
+
 static const VirtIODeviceOps net_ops = {
     .reset = net_reset, .set_status = net_set_status, .config_write = net_config_write,
-    .quiesce = net_quiesce,
+    .quiesce = net_quiesce, .unrealize = net_unrealize,
 };
 
 static bool parse_mac(const char *s, uint8_t mac[6])
@@ -614,6 +679,17 @@ static bool connect_vhost_user(VirtIONet *n, Error **errp)
 static bool open_netdev(VirtIONet *n, const char *opts, bool mq, Error **errp)
 {
     KeyValList kv;
+    if (!keyval_parse(opts, "type", NULL, &kv, errp)) {
+        return false;
+    }
+    bool frames = net_client_type_known(keyval_get(&kv, "type"));
+    keyval_free(&kv);
+    if (frames) {
+        /* socket, hubport: one pair, the back-end parses its own options. */
+        n->max_pairs = 1;
+        n->pairs[0].nc = net_client_open(opts, errp);
+        return n->pairs[0].nc != NULL;
+    }
     if (!keyval_parse(opts, "type", netdev_params, &kv, errp)) {
         return false;
     }
@@ -624,8 +700,8 @@ static bool open_netdev(VirtIONet *n, const char *opts, bool mq, Error **errp)
     if (type && strcmp(type, "vhost-user") == 0) {
         ok = open_vhost_user_netdev(n, &kv, mq, errp);
     } else if (!type || strcmp(type, "tap") != 0) {
-        error_setg(errp, "netdev type '%s' is not supported (tap or vhost-user)",
-                   type ? type : "");
+        error_setg(errp, "netdev type '%s' is not supported (tap, socket, hubport or "
+                   "vhost-user)", type ? type : "");
     } else if (script && strcmp(script, "no") != 0) {
         error_setg(errp, "tap: only script=no is supported");
     } else if (queues < 1 || queues > MAX_PAIRS) {
@@ -662,6 +738,13 @@ static uint64_t net_features(const VirtIONet *n)
                  1ULL << NET_F_GUEST_ANNOUNCE | 1ULL << NET_F_CTRL_MAC_ADDR;
     if (n->ufo) {
         f |= 1ULL << NET_F_GUEST_UFO | 1ULL << NET_F_HOST_UFO;
+    }
+    if (n->pairs[0].fd < 0 && !n->vu_chr) {
+        /* Bare frames (socket, hubport, no peer): no header to carry offloads in. */
+        f &= ~(1ULL << NET_F_CSUM | 1ULL << NET_F_GUEST_CSUM | 1ULL << NET_F_GSO |
+               1ULL << NET_F_GUEST_TSO4 | 1ULL << NET_F_GUEST_TSO6 | 1ULL << NET_F_GUEST_ECN |
+               1ULL << NET_F_HOST_TSO4 | 1ULL << NET_F_HOST_TSO6 | 1ULL << NET_F_HOST_ECN |
+               1ULL << NET_F_CTRL_GUEST_OFFLOADS);
     }
     if (n->max_pairs > 1) {
         f |= 1ULL << NET_F_MQ;
@@ -700,15 +783,13 @@ static bool net_setup(VirtIONet *n, const VirtioCreateContext *ctx, const KeyVal
         error_setg(errp, "Property 'virtio-net-pci.mac' doesn't take value '%s'", mac_str);
         return false;
     }
-    if (!netdev) {
-        error_setg(errp, "virtio-net-pci needs netdev= (a -netdev tap)");
-        return false;
-    }
-    if (!opts) {
+    if (netdev && !opts) {
         error_setg(errp, "Property 'virtio-net-pci.netdev' can't find value '%s'", netdev);
         return false;
     }
-    if (!open_netdev(n, opts, keyval_get_bool(kv, "mq", false), errp)) {
+    if (!netdev) {
+        n->max_pairs = 1;       /* a NIC with its cable out: frames go nowhere */
+    } else if (!open_netdev(n, opts, keyval_get_bool(kv, "mq", false), errp)) {
         return false;
     }
     setup_queues(n, ctx);
@@ -749,17 +830,7 @@ bool virtio_net_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
     }
     keyval_free(&kv);
     if (!ok) {
-        for (unsigned i = 0; i < MAX_PAIRS; i++) {
-            if (n->pairs[i].fd >= 0) {
-                close(n->pairs[i].fd);
-            }
-            vhost_dev_close(n->pairs[i].vhost);
-            free(n->pairs[i].packet);
-        }
-        vhost_user_free(n->vu);
-        free(n->vdev.config);
-        free(n->vdev.vq);
-        free(n);
+        net_free(n);
     }
     return ok;
 }
