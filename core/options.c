@@ -799,7 +799,9 @@ static const CmdOption options[] = {
 
 static bool opt_version(const char *arg, Error **errp)
 {
-    printf("vireo version " VIREO_VERSION " (QEMU management interface 7.2)\n");
+    /* QEMU's first line, which tools parse for the interface level */
+    printf("QEMU emulator version 7.2.0 (vireo " VIREO_VERSION ")\n");
+    printf("vireo: a KVM virtual machine monitor speaking QEMU 7.2's management interface\n");
     return true;
 }
 
@@ -869,6 +871,10 @@ int options_parse(int argc, char **argv)
                 return -1;
             }
             arg = argv[++i];
+        }
+        int help = options_answer_help(opt->name, arg);
+        if (help) {
+            return help > 0 ? 0 : -1;
         }
         Error *err = NULL;
         if (!opt->handle(arg, &err)) {

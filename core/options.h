@@ -60,6 +60,13 @@ bool block_options_create_nodes(Error **errp);
 struct json_object;
 bool block_options_from_json(struct json_object *obj, KeyValList *kv, Error **errp);
 
+/*
+ * "help" as the value of -device, -object, -machine, -chardev, -netdev,
+ * -accel or -cpu (core/options-help.c): 1 if it printed the answer, -1 if
+ * it printed an error, 0 if arg asks for no help.
+ */
+int options_answer_help(const char *option, const char *arg);
+
 /* -machine acpi=on|off|auto and -no-acpi. */
 bool compat_set_acpi(const char *value, Error **errp);
 /* -machine accel=A:B:...: the first accelerator vireo has that works here. */

@@ -44,7 +44,7 @@ def test_bad_options_and_values():
 
 def test_version_and_help():
     rc, out, err = vmm.run("-version")
-    assert rc == 0 and out.startswith("vireo version ")
+    assert rc == 0 and out.startswith("QEMU emulator version 7.2.0 (vireo ")
     rc, out, err = vmm.run("-h")
     assert rc == 0
     for opt in ("-qmp", "-chardev", "-mon", "-add-fd", "-qtest", "-preconfig", "-daemonize"):
