@@ -50,16 +50,29 @@ static VmmExport *find_export(const char *id, bool by_name)
     return NULL;
 }
 
-static void export_add(const char *id, const char *node_name, const char *name,
-                       const char *description, bool writable, strList *bitmaps,
-                       bool allocation_depth, Error **errp)
+/*
+ * @device_ok: the older nbd-server-add, which names a drive or a node;
+ * block-export-add takes node names only, as in QEMU.
+ */
+static void export_add(const char *id, const char *node_name, bool device_ok,
+                       const char *name, const char *description, bool writable,
+                       strList *bitmaps, bool allocation_depth, Error **errp)
 {
-    if (!server) {
-        error_setg(errp, "NBD server not running");
-        return;
-    }
     if (find_export(id, false)) {
         error_setg(errp, "Block export id '%s' is already in use", id);
+        return;
+    }
+    BlockNode *node = device_ok ? block_node_find_device(node_name) : NULL;
+    if (!node) {
+        node = block_node_find(node_name);
+    }
+    if (!node) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                   device_ok ? node_name : "", node_name);
+        return;
+    }
+    if (!server) {
+        error_setg(errp, "NBD server not running");
         return;
     }
     if (!name) {
@@ -77,8 +90,7 @@ static void export_add(const char *id, const char *node_name, const char *name,
         error_setg(errp, "NBD server already has export named '%s'", name);
         return;
     }
-    BlockNode *node = block_node_lookup(node_name, node_name, errp);
-    BlockImage *img = node ? block_node_image(node, errp) : NULL;
+    BlockImage *img = block_node_image(node, errp);
     if (!img) {
         return;
     }
@@ -137,6 +149,10 @@ static void export_add(const char *id, const char *node_name, const char *name,
 
 static bool export_remove(VmmExport *e, bool hard, Error **errp)
 {
+    if (!hard && nbd_export_clients(server, e->name) > 0) {
+        error_setg(errp, "export '%s' still in use", e->id);
+        return false;
+    }
     if (!nbd_export_del(server, e->name, hard, NULL, errp)) {
         return false;
     }
@@ -239,7 +255,8 @@ void qmp_block_export_add(BlockExportType type, const char *id, const char *node
                    has_addr ? "addr" : has_num_queues ? "num-queues" : "logical-block-size");
         return;
     }
-    export_add(id, node_name, has_name ? name : NULL, has_description ? description : NULL,
+    export_add(id, node_name, false, has_name ? name : NULL,
+               has_description ? description : NULL,
                has_writable && writable, has_bitmaps ? bitmaps : NULL,
                has_allocation_depth && allocation_depth, errp);
 }
@@ -276,7 +293,7 @@ void qmp_nbd_server_add(const char *device, bool has_name, const char *name,
 {
     strList one = { .next = NULL, .value = (char *)bitmap };
     const char *id = has_name ? name : device;
-    export_add(id, device, id, has_description ? description : NULL,
+    export_add(id, device, true, id, has_description ? description : NULL,
                has_writable && writable, has_bitmap ? &one : NULL, false, errp);
 }
 

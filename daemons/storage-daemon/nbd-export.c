@@ -277,6 +277,10 @@ static bool remove_export(const char *key, bool by_name, bool hard, Error **errp
         error_setg(errp, "Export '%s' is not found", key);
         return false;
     }
+    if (!hard && nbd_export_clients(server, r->name) > 0) {
+        error_setg(errp, "export '%s' still in use", r->id);
+        return false;
+    }
     if (!nbd_export_del(server, r->name, hard, NULL, errp)) {
         return false;
     }
