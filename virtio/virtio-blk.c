@@ -125,10 +125,21 @@ static void blk_quiesce(VirtIODevice *vdev)
     blk->user = NULL;
 }
 
+/* Hot-unplug, after blk_quiesce let the node go. */
+static void blk_unrealize(VirtIODevice *vdev)
+{
+    VirtIOBlock *blk = vdev->opaque;
+    free(blk->serial);
+    free(blk->vdev.config);
+    free(blk->vdev.vq);
+    free(blk);
+}
+
 static const VirtIODeviceOps blk_ops = {
     .reset = blk_reset,
     .config_write = blk_config_write,
     .quiesce = blk_quiesce,
+    .unrealize = blk_unrealize,
 };
 
 static uint64_t blk_features(const VirtIOBlock *blk, const KeyValList *kv, unsigned nq)

@@ -139,6 +139,30 @@ def test_serial_port_hotplug():
         assert "does not support hotplugging" in e["desc"], e
 
 
+def test_disk_hotplug_and_reuse_of_its_drive():
+    import tempfile
+    d = tempfile.mkdtemp(prefix="vireo-hp-")
+    img = os.path.join(d, "disk.raw")
+    with open(img, "wb") as f:
+        f.truncate(1 << 20)
+    try:
+        with start("-drive", f"if=none,id=drive1,file={img},format=raw") as v:
+            m, q = v.qmp(), v.qtest
+            cmd(m, "device_add", driver="virtio-blk-pci", id="drv1", drive="drive1", addr="06.0")
+            assert vendor(q, 6) >> 16 in (0x1001, 0x1042)
+            e = execute(m, "device_add", driver="virtio-blk-pci", id="drv2", drive="drive1")
+            assert "already in use" in e["error"]["desc"], e
+            cmd(m, "device_del", id="drv1")
+            q.outl(EJECT, 1 << 6)
+            m.wait_event("DEVICE_DELETED")
+            m.wait_event("DEVICE_DELETED")
+            # the drive is free again once its disk is gone
+            cmd(m, "device_add", driver="virtio-blk-pci", id="drv2", drive="drive1", addr="06.0")
+    finally:
+        os.unlink(img)
+        os.rmdir(d)
+
+
 def test_none_machine():
     with vmm.Vireo("-machine", "none", qtest=True) as v:
         m = v.qmp()
