@@ -9,6 +9,7 @@
 #include "config.h"
 #include "core/iothread.h"
 #include "core/runstate.h"
+#include "core/secret.h"
 #include "core/vm-config.h"
 #include "memory/host-backend.h"
 #include "qapi/qapi-commands.h"
@@ -244,6 +245,8 @@ static bool opt_object(const char *arg, Error **errp)
         if (ok) {
             add_device_option(&vm_config.objects, arg);
         }
+    } else if (type && !strcmp(type, "secret")) {
+        ok = secret_create(arg, errp);      /* now: later -object secret may use it as a key */
     } else if (type && object_type_known(type)) {
         add_device_option(&vm_config.objects, arg);   /* created with the machine */
     } else {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/secret.h"
 #include "monitor/qom-types.h"
 #include "qapi/qapi-commands.h"
 #include "util/keyval.h"
@@ -37,6 +38,11 @@ static const OptParam *iothread_table(void)
     return iothread_params;
 }
 
+static const OptParam *secret_table(void)
+{
+    return secret_params;
+}
+
 static const TypeParams type_params[] = {
     { "virtio-blk-pci", virtio_blk_pci_params },
     { "virtio-net-pci", virtio_net_pci_params },
@@ -55,6 +61,7 @@ static const TypeParams type_params[] = {
     { "rng-random", rng_object_params_table },
     { "rng-builtin", rng_object_params_table },
     { "iothread", iothread_table },
+    { "secret", secret_table },
 };
 
 /* Keys that name the type or the instance rather than set a property. */

@@ -64,6 +64,8 @@ static const TypeEntry types[] = {
     { "rng-builtin", "rng-backend", false },
     { "event-loop-base", "object", true },
     { "iothread", "event-loop-base", false },
+    { "secret_common", "object", true },
+    { "secret", "secret_common", false },
     /* -machine (QEMU's type names: the machine name and "-machine") */
     { "machine", "object", true },
     { "none-machine", "machine", false },
