@@ -37,6 +37,7 @@ enum { CTRL_RX = 0, CTRL_MAC = 1, CTRL_VLAN = 2, CTRL_ANNOUNCE = 3, CTRL_MQ = 4,
 enum { ACK_OK = 0, ACK_ERR = 1 };
 enum { RX_PROMISC, RX_ALLMULTI, RX_ALLUNI, RX_NOMULTI, RX_NOUNI, RX_NOBCAST };
 #define STATUS_LINK_UP  1
+#define STATUS_ANNOUNCE 2
 
 #define QUEUE_SIZE      256
 #define CTRL_QUEUE_SIZE 64
@@ -394,7 +395,13 @@ static uint8_t ctrl_command(VirtIONet *n, uint8_t cls, uint8_t cmd, const uint8_
     case CTRL_RX:       return ctrl_rx_mode(n, cmd, data, len);
     case CTRL_MAC:      return ctrl_mac(n, cmd, data, len);
     case CTRL_VLAN:     return ctrl_vlan(n, cmd, data, len);
-    case CTRL_ANNOUNCE: return cmd == 0 ? ACK_OK : ACK_ERR;
+    case CTRL_ANNOUNCE:
+        if (cmd != 0) {
+            return ACK_ERR;
+        }
+        /* The driver announced itself: the request is done. */
+        n->vdev.config[CFG_STATUS] &= ~STATUS_ANNOUNCE;
+        return ACK_OK;
     case CTRL_MQ: {
         uint16_t pairs;
         if (cmd != 0 || len != 2) {
@@ -840,4 +847,54 @@ const OptParam *virtio_net_pci_params(void);
 const OptParam *virtio_net_pci_params(void)
 {
     return net_params;
+}
+
+/* ---- announce-self ---- */
+
+/* A RARP request for our own MAC, as switches learn a moved address from. */
+static void send_rarp(NetQueuePair *qp, const uint8_t mac[6])
+{
+    uint8_t buf[HDR_LEN_MRG + 60] = { 0 };
+    uint8_t *f = buf + HDR_LEN_MRG;
+    memset(f, 0xff, 6);
+    memcpy(f + 6, mac, 6);
+    static const uint8_t arp[] = { 0x80, 0x35, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x03 };
+    memcpy(f + 12, arp, sizeof(arp));
+    memcpy(f + 22, mac, 6);             /* sender MAC; sender IP 0 */
+    memcpy(f + 32, mac, 6);             /* target MAC; target IP 0; padding to 60 */
+    if (qp->nc) {
+        struct iovec iov = { f, 60 };
+        net_client_send(qp->nc, &iov, 1);
+    } else if (qp->fd >= 0) {
+        /* The tap expects the header length the driver negotiated (zeros: no offloads). */
+        ssize_t r = write(qp->fd, buf + HDR_LEN_MRG - qp->net->hdr_len, qp->net->hdr_len + 60);
+        (void)r;
+    }
+}
+
+void virtio_net_announce(const char *only_id)
+{
+    for (VirtIODevice *vdev = virtio_device_first(); vdev; vdev = vdev->next) {
+        if (vdev->ops != &net_ops) {
+            continue;
+        }
+        if (only_id) {
+            char *path = xasprintf("/machine/peripheral/%s/virtio-backend", only_id);
+            bool match = vdev->path && !strcmp(vdev->path, path);
+            free(path);
+            if (!match) {
+                continue;
+            }
+        }
+        VirtIONet *n = vdev->opaque;
+        if (n->vu) {
+            continue;           /* the vhost-user back-end owns the wire */
+        }
+        send_rarp(&n->pairs[0], vdev->config + CFG_MAC);
+        if (virtio_driver_ok(vdev) && has(n, NET_F_GUEST_ANNOUNCE) && has(n, NET_F_CTRL_VQ)) {
+            /* Ask the driver to send its own gratuitous ARPs too. */
+            vdev->config[CFG_STATUS] |= STATUS_ANNOUNCE;
+            virtio_notify_config(vdev);
+        }
+    }
 }

@@ -71,6 +71,8 @@ bool virtio_serial_port_create(const VirtioCreateContext *ctx, const char *opts,
                                bool console, Error **errp);
 bool virtio_balloon_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);
 bool virtio_net_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);
+/* announce-self, one round: every virtio-net NIC, or the one with device id only_id. */
+void virtio_net_announce(const char *only_id);
 bool vhost_user_blk_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);
 bool vhost_user_fs_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp);
 

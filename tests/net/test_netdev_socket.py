@@ -6,6 +6,7 @@ between two vireo processes and between vireo and QEMU 7.2, udp=, a hub
 joining two NICs, device_add of a NIC on a socket netdev, and a hostile
 peer (a huge length, garbage, hanging up).
 """
+import json
 import os
 import shutil
 import socket
@@ -187,6 +188,48 @@ def test_hostile_peer():
             pass                                # hung up with our bytes unread
         nic.send(frame(b"into-the-void"))       # no peer now: dropped, no crash
         assert v.qmp().cmd("query-status")["status"] == "running"
+    a.close()
+
+
+def test_announce_self():
+    a, b = socket.socketpair()
+    with start("-netdev", f"socket,fd={b.fileno()},id=n0",
+               "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:99",
+               pass_fds=(b.fileno(),)) as v:
+        b.close()
+        m = v.qmp()
+        args = {"initial": 20, "max": 100, "rounds": 300, "step": 10, "id": "bob"}
+        m.send_raw(json.dumps({"execute": "announce-self", "arguments": args}) + "\n")
+        assert "return" in m.reply()
+        a.settimeout(10)
+        f = read_frame(a)
+        mac = bytes.fromhex("525400123499")
+        assert len(f) == 60 and f[:6] == b"\xff" * 6 and f[6:12] == mac, f
+        assert f[12:14] == b"\x80\x35" and f[20:22] == b"\x00\x03", f     # RARP request
+        assert f[22:28] == mac and f[32:38] == mac, f
+        read_frame(a)                       # the next round, 20 ms later
+        args["rounds"] = 0                  # stop "bob"
+        m.send_raw(json.dumps({"execute": "announce-self", "arguments": args}) + "\n")
+        assert "return" in m.reply()
+        time.sleep(0.3)
+        a.setblocking(False)
+        try:
+            while a.recv(65536):
+                pass
+        except BlockingIOError:
+            pass
+        time.sleep(0.5)
+        try:
+            got = a.recv(65536)
+        except BlockingIOError:
+            got = b""
+        assert got == b"", "announcements went on after rounds=0"
+        # a few rounds without an id end by themselves
+        m.cmd("announce-self", initial=1, max=1, rounds=3, step=0)
+        a.settimeout(10)
+        a.setblocking(True)
+        for _ in range(3):
+            read_frame(a)
     a.close()
 
 
