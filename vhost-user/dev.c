@@ -554,15 +554,26 @@ static bool h_set_vring_addr(VuDev *dev, VuMsg *m, Error **errp)
         error_setg(errp, "ring %u: ring addresses outside the memory table", vr->index);
         return false;
     }
+    vr->log_used = a->flags & VHOST_VRING_F_LOG;
+    vr->log_guest_addr = a->log_guest_addr;
     bool was_started = vr->started;
+    /*
+     * Logging is switched on and off by re-sending the addresses of a running
+     * ring: the ring keeps running, and its requests in flight stay in flight
+     * (restarting it would take them for a restart's leftovers and submit
+     * them twice).
+     */
+    if (was_started && vq->desc == desc && vq->avail == avail && vq->used == used) {
+        return true;
+    }
+    if (was_started && dev->ops->drain) {
+        dev->ops->drain(dev);       /* the ring moves: nothing may still point into it */
+    }
     vu_vring_stop(dev, vr);
     vq->desc = desc;
     vq->avail = avail;
     vq->used = used;
-    vr->log_used = a->flags & VHOST_VRING_F_LOG;
-    vr->log_guest_addr = a->log_guest_addr;
     vr->addr_set = true;
-    /* Logging is switched on by re-sending the addresses of a running ring. */
     return !was_started || vu_vring_start(dev, vr, errp);
 }
 

@@ -193,8 +193,8 @@ void vu_inflight_attach(VuDev *dev, VuVring *vr)
     settle_used(dev, vr, q);
     collect_inflight(dev, vr, q);
     if (vr->n_resubmit) {
-        fprintf(stderr, "vireo-storage-daemon: %s: ring %u: resubmitting %u requests that "
-                "were in flight\n", dev->name, vr->index, vr->n_resubmit);
+        fprintf(stderr, "%s: %s: ring %u: resubmitting %u requests that were in flight\n",
+                program_invocation_short_name, dev->name, vr->index, vr->n_resubmit);
     }
 }
 

@@ -278,6 +278,43 @@ def test_dirty_log_marks_written_pages():
     s.close()
 
 
+def test_logging_switched_on_with_requests_in_flight():
+    """Re-sent ring addresses (how QEMU turns logging on for a migration) keep
+    the ring running: requests in flight then are completed once each, not
+    taken for a dead daemon's leftovers and done again."""
+    log_start = len(log_text())
+    s = Session(setup_mem=False)
+    size, fd = inflight_area(s)
+    s.fe.do(SET_MEM_TABLE, mem_table([(0, s.ram.size, UVA_BASE, 0)]), [s.ram.fd])
+    s.fe.do(SET_INFLIGHT_FD, struct.pack("<QQHH", size, 0, 2, 128), [fd])
+    ring = s.ring_setup(0)
+    logfd = os.memfd_create("vu-log")
+    log_size = s.ram.size // 4096 // 8
+    os.ftruncate(logfd, log_size)
+    s.fe.send(SET_FEATURES, u64(s.features | 1 << VHOST_F_LOG_ALL))
+    s.fe.call(SET_LOG_BASE, struct.pack("<QQ", log_size, 0), [logfd])
+    heads = []
+    for rnd in range(4):
+        n = 40
+        base = ring.used_idx()
+        for i in range(n):
+            heads.append(s.request(0, T_OUT, 128 * i, data=bytes([i + 1]) * 65536,
+                                   at=0x100000 + i * 0x20000, submit=False)[0])
+        s.kick(0)
+        # logging off and on again, as QEMU does around a migration
+        s.fe.do(SET_VRING_ADDR, vring_addr(ring, VRING_F_LOG if rnd % 2 == 0 else 0, ring.used))
+        wait_used(ring, base + n)
+        time.sleep(0.2)
+        assert ring.used_idx() == base + n, ("requests done twice", ring.used_idx(), base + n)
+        done = [ring.used_elem(base + i)[0] for i in range(n)]
+        assert sorted(done) == sorted(heads[-n:]), done
+    assert "resubmitting" not in log_text()[log_start:]
+    alive()
+    os.close(logfd)
+    os.close(fd)
+    s.close()
+
+
 # ---- inflight ----
 
 def inflight_area(s, queues=2, qsize=128):
