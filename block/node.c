@@ -25,6 +25,7 @@ struct BlockNodeUser {
     unsigned perm, shared;
     void (*io_done)(void *opaque);
     void *io_opaque;
+    uint64_t seq;
     BlockNodeUser *next;
 };
 
@@ -37,6 +38,8 @@ struct BlockNode {
     BlockNode *backing;         /* backing=NODE */
     bool backing_null;          /* backing=null: the image's own chain is not opened */
     BlockNode *parent;          /* the format node using this one as file/backing */
+    BlockNode *backing_chain;   /* the image's own backing file, as a node */
+    bool borrowed;              /* img belongs to the image above (a chain node) */
     bool read_only, auto_read_only, direct, no_flush, discard_unmap;
     bool writeback, from_drive;
     bool monitor_owned;         /* made by -blockdev/blockdev-add itself, not nested */
@@ -55,6 +58,7 @@ struct BlockNode {
 
 static BlockNode *nodes;        /* oldest first */
 static unsigned auto_name_counter;
+static uint64_t user_counter;
 
 void (*block_node_watch_fd)(int fd, void (*cb)(void *opaque), void *opaque);
 BlockDirtyInfoList *(*block_node_dirty_bitmaps_hook)(BlockNode *n);
@@ -142,7 +146,10 @@ const char *block_node_name(const BlockNode *n) { return n->name; }
 const char *block_node_driver(const BlockNode *n) { return n->driver; }
 const char *block_node_device(const BlockNode *n) { return n->device; }
 BlockNode *block_node_file(const BlockNode *n) { return n->file; }
-BlockNode *block_node_backing(const BlockNode *n) { return n->backing; }
+BlockNode *block_node_backing(const BlockNode *n)
+{
+    return n->backing ? n->backing : n->backing_chain;
+}
 bool block_node_is_format(const BlockNode *n) { return n->file != NULL; }
 bool block_node_auto_read_only(const BlockNode *n) { return n->auto_read_only; }
 bool block_node_discard_unmap(const BlockNode *n) { return n->discard_unmap; }
@@ -196,7 +203,7 @@ static bool is_format_driver(const char *driver)
 
 static bool has_metadata(const BlockNode *n)
 {
-    return n->file && strcmp(n->driver, "raw");
+    return strcmp(n->driver, "raw") && is_format_driver(n->driver);
 }
 
 static void cumulative(const BlockNode *n, const BlockNodeUser *extra, unsigned *perm,
@@ -330,6 +337,9 @@ static bool refresh_tree(BlockNode *n, const BlockNodeUser *extra, bool apply, E
     if (n->file && !refresh_tree(n->file, extra, apply, errp)) {
         return false;
     }
+    if (n->backing_chain && !refresh_tree(n->backing_chain, extra, apply, errp)) {
+        return false;
+    }
     return !n->backing || refresh_tree(n->backing, extra, apply, errp);
 }
 
@@ -352,6 +362,7 @@ BlockNodeUser *block_node_attach(BlockNode *n, const char *desc, const char *qde
         free(u);
         return NULL;
     }
+    u->seq = ++user_counter;
     u->next = n->users;
     n->users = u;
     refresh_tree(n, NULL, true, NULL);
@@ -388,6 +399,7 @@ BlockNodeUser *block_node_user_first(const BlockNode *n) { return n->users; }
 BlockNodeUser *block_node_user_next(const BlockNodeUser *u) { return u->next; }
 const char *block_node_user_qdev(const BlockNodeUser *u) { return u->qdev; }
 BlockNode *block_node_user_node(const BlockNodeUser *u) { return u->node; }
+uint64_t block_node_user_seq(const BlockNodeUser *u) { return u->seq; }
 
 void block_node_user_set_io_done(BlockNodeUser *u, void (*io_done)(void *opaque),
                                  void *opaque)
@@ -464,6 +476,41 @@ static bool lock_chain(BlockNode *n, Error **errp)
     return true;
 }
 
+static char *auto_name(void);
+static void node_register(BlockNode *n);
+
+/*
+ * The image's backing chain as nodes, as QEMU shows it: per backing image
+ * a read-only file node and a format node over it, named in that order.
+ * Their images belong to the image above; they go when it goes.
+ */
+static void make_chain_nodes(BlockNode *n)
+{
+    BlockNode *above = n;
+    for (BlockImage *b = blk_backing(n->img); b; b = blk_backing(b)) {
+        BlockNode *f = xzalloc(sizeof(*f)), *c = xzalloc(sizeof(*c));
+        f->lock_fd = c->lock_fd = -1;
+        f->name = auto_name();
+        f->driver = xstrdup("file");
+        f->filename = xstrdup(blk_filename(b));
+        f->read_only = c->read_only = true;
+        f->direct = proto_of(n)->direct;
+        f->aio = proto_of(n)->aio;
+        f->writeback = c->writeback = true;
+        f->parent = c;
+        c->name = auto_name();
+        c->driver = xstrdup(blk_format(b));
+        c->file = f;
+        c->img = b;
+        c->borrowed = true;
+        c->parent = above;
+        node_register(f);
+        node_register(c);
+        above->backing_chain = c;
+        above = c;
+    }
+}
+
 static void unlock_chain(BlockNode *n)
 {
     for (int i = 0; i < n->nr_chain_lock_fds; i++) {
@@ -506,6 +553,7 @@ static bool open_format(BlockNode *n, const KeyValList *proto_opts, Error **errp
     if (!refresh_tree(f, NULL, true, errp) || !lock_chain(n, errp)) {
         return false;
     }
+    make_chain_nodes(n);
     /* A running VMM or daemon: stored bitmaps become live ones (in_use on disk). */
     return blk_dirty_bitmaps_load(n->img, errp) == 0;
 }
@@ -551,8 +599,28 @@ static bool name_ok(const char *name, Error **errp)
     return ok;
 }
 
+static void node_unregister(BlockNode *n);
+
 static void node_free(BlockNode *n)
 {
+    if (n->borrowed) {
+        n->img = NULL;          /* closed with the image above */
+        if (n->parent && n->parent->backing_chain == n) {
+            n->parent->backing_chain = NULL;
+        }
+        if (n->file && n->file->parent == n) {
+            n->file->parent = NULL;
+        }
+    }
+    while (n->backing_chain) {
+        BlockNode *c = n->backing_chain, *f = c->file;
+        node_unregister(c);
+        node_free(c);           /* clears n->backing_chain */
+        if (f) {
+            node_unregister(f);
+            node_free(f);
+        }
+    }
     if (n->img) {
         Error *err = NULL;
         if (n->img->queue && block_node_watch_fd) {
@@ -710,11 +778,12 @@ static bool protocol_options(BlockNode *n, const KeyValList *kv, Error **errp)
     return true;
 }
 
-static BlockNode *create_child(const KeyValList *kv, const char *key, Error **errp);
+static BlockNode *create_child(const KeyValList *kv, const char *key, BlockNode *parent,
+                               Error **errp);
 
 static bool format_options(BlockNode *n, const KeyValList *kv, Error **errp)
 {
-    n->file = create_child(kv, "file", errp);
+    n->file = create_child(kv, "file", n, errp);
     if (!n->file) {
         return false;
     }
@@ -799,8 +868,38 @@ static BlockNode *create_node(const KeyValList *kv, Error **errp)
     return n;
 }
 
+/*
+ * A second format node over one file: vireo opens a format with its file,
+ * so a file has one parent; QEMU's words when the two claims clash.
+ */
+static void second_parent_error(const BlockNode *child, const BlockNode *p, Error **errp)
+{
+    unsigned op, os, np, ns;
+    child_claim(child->parent, NULL, &op, &os);
+    child_claim(p, NULL, &np, &ns);
+    const BlockNode *req = child->parent, *unsh = p;
+    unsigned clash = op & ~ns;
+    if (!clash) {
+        clash = np & ~os;
+        req = p;
+        unsh = child->parent;
+    }
+    if (!clash) {
+        error_setg(errp, "Node '%s' is already in use by node '%s'", child->name,
+                   child->parent->name);
+        return;
+    }
+    char *names = image_lock_perm_names(clash);
+    error_setg(errp, "Permission conflict on node '%s': permissions '%s' are both required by "
+               "node '%s' (uses node '%s' as 'file' child) and unshared by node '%s' (uses "
+               "node '%s' as 'file' child).", child->name, names, req->name, child->name,
+               unsh->name, child->name);
+    free(names);
+}
+
 /* The node named by @key (a reference), or made from "KEY.*" options. */
-static BlockNode *create_child(const KeyValList *kv, const char *key, Error **errp)
+static BlockNode *create_child(const KeyValList *kv, const char *key, BlockNode *parent,
+                               Error **errp)
 {
     const char *ref = keyval_get(kv, key);
     KeyValList sub;
@@ -814,8 +913,7 @@ static BlockNode *create_child(const KeyValList *kv, const char *key, Error **er
         if (!child) {
             error_setg(errp, "Cannot find device='%s' nor node-name='%s'", ref, ref);
         } else if (child->parent) {
-            error_setg(errp, "Node '%s' is already in use by node '%s'", ref,
-                       child->parent->name);
+            second_parent_error(child, parent, errp);
             child = NULL;
         } else if (child->file || !child->filename) {
             error_setg(errp, "Node '%s' is not a protocol node: formats over formats are "
@@ -899,14 +997,13 @@ BlockNode *block_node_create_drive(const char *drive_opts, Error **errp)
     BlockNode *n = xzalloc(sizeof(*n)), *f = NULL;
     n->lock_fd = -1;
     n->from_drive = true;
-    n->name = auto_name();
     n->device = id ? xstrdup(id) : NULL;
     n->driver = xstrdup(format ? format : "");
     if (!is_proto) {
         f = xzalloc(sizeof(*f));
         f->lock_fd = -1;
         f->from_drive = true;
-        f->name = auto_name();
+        f->name = auto_name();      /* the file node is named first, as in QEMU */
         f->driver = xstrdup("file");
         f->filename = xstrdup(file);
         const char *flock = keyval_get(&proto, "locking");
@@ -914,6 +1011,7 @@ BlockNode *block_node_create_drive(const char *drive_opts, Error **errp)
         n->file = f;
         f->parent = n;
     }
+    n->name = auto_name();
     drive_flags(n, f ? f : n, &kv);
     bool ok;
     if (f) {

@@ -173,6 +173,8 @@ BlockNodeUser *block_node_user_first(const BlockNode *n);
 BlockNodeUser *block_node_user_next(const BlockNodeUser *u);
 const char *block_node_user_qdev(const BlockNodeUser *u);   /* NULL: not a device */
 BlockNode *block_node_user_node(const BlockNodeUser *u);
+/* Users in the order they attached, across nodes: larger is newer. */
+uint64_t block_node_user_seq(const BlockNodeUser *u);
 
 /* ---- The node's shared asynchronous queue ---- */
 

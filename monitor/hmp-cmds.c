@@ -198,6 +198,9 @@ const HmpCommand hmp_info_commands[] = {
     { "chardev", "", "show the character devices", 0, 0, hmp_info_chardev },
     { "fdsets", "", "show the fd sets", 0, 0, hmp_info_fdsets },
     { "balloon", "", "show balloon information", 0, 0, hmp_info_balloon },
+    { "block", "[-n] [-v] [device]", "show info of one block device or all block devices "
+      "(-n: show named nodes)", 0, 3, hmp_info_block },
+    { "blockstats", "", "show block device statistics", 0, 0, hmp_info_blockstats },
     { "virtio", "", "List all available virtio devices", 0, 0, hmp_info_virtio },
     { "virtio-status", "path", "Display status of a given virtio device", 1, 1,
       hmp_info_virtio_status },

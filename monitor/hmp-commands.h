@@ -26,6 +26,10 @@ void hmp_info_virtio_vhost_queue_status(StrBuf *out, int argc, char **argv, Erro
 void hmp_info_virtio_queue_element(StrBuf *out, int argc, char **argv, Error **errp);
 extern const HmpCommand hmp_info_commands[];
 
+/* info block, info blockstats (monitor/qmp-block.c) */
+void hmp_info_block(StrBuf *out, int argc, char **argv, Error **errp);
+void hmp_info_blockstats(StrBuf *out, int argc, char **argv, Error **errp);
+
 /* device_add / device_del (monitor/qmp-device.c) */
 void hmp_device_add(StrBuf *out, int argc, char **argv, Error **errp);
 void hmp_device_del(StrBuf *out, int argc, char **argv, Error **errp);
