@@ -833,7 +833,8 @@ uint8_t *nbd_conn_rx_space(NbdConn *c, size_t *room)
     }
     if (c->in_start == c->in_end) {
         c->in_start = c->in_end = 0;
-    } else if (c->in_start > IN_CAP / 2) {
+    } else if (c->in_start > IN_CAP / 2 || (c->in_start && c->in_end == IN_CAP)) {
+        /* A staged message (at most OPT_MAX + 16 bytes) always fits once moved. */
         memmove(c->in, c->in + c->in_start, c->in_end - c->in_start);
         c->in_end -= c->in_start;
         c->in_start = 0;

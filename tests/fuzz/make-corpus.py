@@ -378,6 +378,50 @@ def vhost_user():
                  vu(34, flags=NEED_REPLY) + vu(4),
     }
 
+# ---- fuzz-nbd: mode byte (piece size, lazy draining), then a client's bytes ----
+@target
+def nbd():
+    OPTS = 0x49484156454F5054
+
+    def opt(o, data=b""):
+        return struct.pack(">QII", OPTS, o, len(data)) + data
+
+    def name(n):
+        return struct.pack(">I", len(n)) + n
+
+    def meta(export, queries):
+        return name(export) + struct.pack(">I", len(queries)) + b"".join(name(q) for q in queries)
+
+    def go(n, infos=(1, 2, 3)):
+        return opt(7, name(n) + struct.pack(">H", len(infos)) +
+                   b"".join(struct.pack(">H", i) for i in infos))
+
+    def req(cmd, off=0, ln=0, flags=0, cookie=1, payload=b""):
+        return struct.pack(">IHHQQI", 0x25609513, flags, cmd, cookie, off, ln) + payload
+
+    hello = struct.pack(">I", 3)
+    structured = opt(8)
+    ctx = opt(10, meta(b"w", [b"base:allocation", b"qemu:allocation-depth",
+                              b"qemu:dirty-bitmap:b0"]))
+    return {
+        "list": b"\x0c" + hello + opt(3) + opt(9, meta(b"w", [])) + opt(8) +
+                opt(9, meta(b"w", [b"qemu:"])) + opt(6, name(b"r") + b"\0\0") + opt(2),
+        "errors": b"\x04" + hello + opt(99, b"x") + opt(5) + opt(7, b"\0\0\0\xff") +
+                  go(b"nope") + opt(10, meta(b"w", [b"base:allocation"])) + opt(8, b"z"),
+        "read-structured": b"\x0e" + hello + structured + ctx + go(b"w") +
+                           req(0, 0, 4 << 20 - 1) + req(0, 65536, 4096, flags=4) +
+                           req(7, 0, 4 << 20) + req(7, 4096, 1 << 20, flags=8) + req(2),
+        "write": b"\x1a" + hello + structured + go(b"w") +
+                 req(1, 1000, 600, flags=1, payload=b"\xee" * 600) + req(6, 1 << 20, 1 << 16) +
+                 req(6, 123, 77, flags=16) + req(4, 2 << 20, 4096) + req(3) + req(5, 0, 8192) +
+                 req(0, 900, 800),
+        "export-name": b"\x08" + struct.pack(">I", 1) + opt(1, b"r") +
+                       req(0, 4000, 300) + req(1, 0, 512, payload=bytes(512)) + req(9) +
+                       req(0, 1 << 20, 1),
+        "simple-ro": b"\x05" + hello + go(b"r", ()) + req(0, 0, 8192) + req(7, 0, 512) +
+                     req(0, 1 << 40, 512) + b"\x25\x60\x95\x13junk",
+    }
+
 
 def main():
     names = sys.argv[1:] or list(GENERATORS)

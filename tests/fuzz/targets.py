@@ -52,6 +52,8 @@ TARGETS = [
             230, 4096),
     _target("fuzz-vhost-user", "vhost-user back-end: the frontend's messages and descriptors",
             900, 4096),
+    _target("fuzz-nbd", "NBD server: a client's handshake, options, requests and payloads",
+            450, 8192),
 ]
 
 BY_NAME = {t["name"]: t for t in TARGETS}

@@ -37,7 +37,9 @@ COMMANDS = {"qmp_capabilities", "query-version", "query-commands", "query-qmp-sc
             "quit", "query-block-exports", "block-export-add", "block-export-del",
             "query-named-block-nodes", "x-query-virtio", "x-query-virtio-status",
             "x-query-virtio-queue-status", "x-query-virtio-vhost-queue-status",
-            "x-query-virtio-queue-element"}
+            "x-query-virtio-queue-element",
+            # the NBD server (qapi/block-export.json)
+            "nbd-server-start", "nbd-server-stop", "nbd-server-add", "nbd-server-remove"}
 
 BLOCKDEVS = ["--blockdev", f"driver=file,node-name=file0,filename={IMG}",
              "--blockdev", "driver=qcow2,node-name=disk0,file=file0",

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""vireo-storage-daemon's NBD server: --nbd-server and --export type=nbd on
+the command line and through QMP, with nbdinfo, nbdcopy, qemu-io and
+qemu-img as clients, side by side with qemu-storage-daemon where both run
+the same command line."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from nbdtest import Daemon, Dir, err, make_qcow2, need, ok, run, uri, wait_path  # noqa: E402
+import vmm  # noqa: E402
+import vtest  # noqa: E402
+
+
+def nodes(img):
+    return ["--blockdev", f"driver=file,node-name=f0,filename={img}",
+            "--blockdev", "driver=qcow2,node-name=d0,file=f0"]
+
+
+def test_command_line_export():
+    need("nbdinfo", "nbdcopy", "qemu-img")
+    with Dir() as d:
+        img = d("d.qcow2")
+        make_qcow2(img, writes=(("0xab", "1M", "2M"), ("0xcd", "40M", "1M")))
+        ref = d("ref.qcow2")
+        shutil.copy(img, ref)
+        sock = d("nbd.sock")
+        args = nodes(img) + ["--nbd-server", f"addr.type=unix,addr.path={sock}",
+                             "--export", "type=nbd,id=e0,node-name=d0,name=disk,"
+                             "description=backup source,allocation-depth=on"]
+        with Daemon(d, *args) as sd:
+            wait_path(sock)
+            out = run("nbdinfo", "--list", f"nbd+unix:///?socket={sock}").stdout
+            assert 'export="disk"' in out and "backup source" in out, out
+            mine = run("nbdinfo", "--map", uri(sock, "disk")).stdout
+            depth = run("nbdinfo", "--map=qemu:allocation-depth", uri(sock, "disk")).stdout
+            run("nbdcopy", uri(sock, "disk"), d("copy.raw"))
+            run("qemu-img", "compare", "-f", "raw", "-F", "qcow2", d("copy.raw"), ref)
+            info = ok(sd.q, "query-block-exports")
+            assert info == [{"id": "e0", "type": "nbd", "node-name": "d0",
+                             "shutting-down": False}], info
+        if not shutil.which("qemu-storage-daemon"):
+            return
+        # the same command line on qemu-storage-daemon, the same answers
+        qsock = d("q.sock")
+        p = subprocess.Popen(["qemu-storage-daemon"] + nodes(ref) + [
+            "--nbd-server", f"addr.type=unix,addr.path={qsock}",
+            "--export", "type=nbd,id=e0,node-name=d0,name=disk,"
+            "description=backup source,allocation-depth=on"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_path(qsock)
+            time.sleep(0.2)
+            theirs = run("nbdinfo", "--map", uri(qsock, "disk")).stdout
+            tdepth = run("nbdinfo", "--map=qemu:allocation-depth", uri(qsock, "disk")).stdout
+        finally:
+            p.terminate()
+            p.wait(10)
+        assert mine == theirs, f"vireo:\n{mine}\nqemu-storage-daemon:\n{theirs}"
+        assert depth == tdepth, f"vireo:\n{depth}\nqemu-storage-daemon:\n{tdepth}"
+
+
+def test_qmp_export_lifecycle():
+    need("qemu-io")
+    with Dir() as d:
+        img = d("d.qcow2")
+        make_qcow2(img)
+        with Daemon(d, *nodes(img)) as sd:
+            q = sd.q
+            assert err(q, "block-export-add", **{"type": "nbd", "id": "e0",
+                                                  "node-name": "d0"}) == \
+                "NBD server not running"
+            sock = d("nbd.sock")
+            ok(q, "nbd-server-start", addr={"type": "unix", "data": {"path": sock}},
+               **{"max-connections": 4})
+            assert err(q, "nbd-server-start",
+                       addr={"type": "unix", "data": {"path": d("x.sock")}}) == \
+                "NBD server already running"
+            assert "addr" in err(q, "block-export-add", **{
+                "type": "nbd", "id": "e0", "node-name": "d0",
+                "addr": {"type": "unix", "path": d("y.sock")}})
+            ok(q, "block-export-add", **{"type": "nbd", "id": "e0", "node-name": "d0",
+                                          "name": "disk", "writable": True})
+            run("qemu-io", "-f", "raw", "-c", "write -P 0x42 7M 512k", uri(sock, "disk"))
+            r = run("qemu-io", "-f", "raw", "-c", "read -P 0x42 7M 512k", uri(sock, "disk"))
+            assert "verification failed" not in r.stdout, r.stdout
+            ok(q, "block-export-del", id="e0")
+            q.wait_event("BLOCK_EXPORT_DELETED")
+            assert ok(q, "query-block-exports") == []
+            # the node is free again for another export
+            ok(q, "nbd-server-add", device="d0", name="again")
+            ok(q, "nbd-server-stop")
+            assert ok(q, "query-block-exports") == []
+            assert not os.path.exists(sock)
+        r = run("qemu-io", "-f", "qcow2", "-c", "read -P 0x42 7M 512k", img)
+        assert "verification failed" not in r.stdout, r.stdout
+
+
+def test_bad_options_refused():
+    with Dir() as d:
+        img = d("d.qcow2")
+        make_qcow2(img)
+        cases = [
+            (["--export", "type=nbd,id=e0,node-name=d0"], "NBD server not running"),
+            (["--nbd-server", "addr.type=unix"], "addr.type=unix with addr.path"),
+            (["--nbd-server", f"addr.type=unix,addr.path={d('s')}", "--export",
+              "type=nbd,id=e0,node-name=zz"], "zz"),
+            (["--nbd-server", f"addr.type=unix,addr.path={d('s')}", "--export",
+              "type=nbd,id=e0,node-name=d0,bitmaps.0=nope"], "Bitmap 'nope' is not found"),
+            (["--nbd-server", f"addr.type=unix,addr.path={d('s')}", "--export",
+              "type=nbd,id=e0,node-name=d0,bogus=1"], "bogus"),
+        ]
+        for extra, want in cases:
+            p = subprocess.run([vtest.binary("vireo-storage-daemon")] + nodes(img) + extra,
+                               capture_output=True, text=True, timeout=30)
+            assert p.returncode == 1 and want in p.stderr, (extra, p.returncode, p.stderr)
+
+
+vtest.main()
