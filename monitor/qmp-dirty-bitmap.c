@@ -219,3 +219,35 @@ BlockDirtyBitmapSha256 *qmp_x_debug_block_dirty_bitmap_sha256(const char *node,
     bdrv_dirty_bitmap_sha256(bm, r->sha256);
     return r;
 }
+
+/* ---- query-block / query-named-block-nodes ---- */
+
+/* The `dirty-bitmaps` member: newest first; NULL (member absent) when none. */
+static BlockDirtyInfoList *node_dirty_bitmaps(BlockNode *n)
+{
+    BlockImage *img = block_node_image(n, NULL);
+    BlockDirtyInfoList *head = NULL, **tail = &head;
+    for (BdrvDirtyBitmap *bm = img ? bdrv_dirty_bitmap_first(img) : NULL; bm;
+         bm = bdrv_dirty_bitmap_next(bm)) {
+        BlockDirtyInfo *info = xzalloc(sizeof(*info));
+        info->has_name = true;
+        info->name = xstrdup(bdrv_dirty_bitmap_name(bm));
+        info->count = (int64_t)bdrv_dirty_bitmap_count(bm);
+        info->granularity = bdrv_dirty_bitmap_granularity(bm);
+        info->recording = bdrv_dirty_bitmap_recording(bm);
+        info->busy = bdrv_dirty_bitmap_busy(bm);
+        info->persistent = bdrv_dirty_bitmap_persistent(bm);
+        info->has_inconsistent = bdrv_dirty_bitmap_inconsistent(bm);
+        info->inconsistent = info->has_inconsistent;
+        BlockDirtyInfoList *el = xzalloc(sizeof(*el));
+        el->value = info;
+        *tail = el;
+        tail = &el->next;
+    }
+    return head;
+}
+
+__attribute__((constructor)) static void dirty_bitmap_hook_init(void)
+{
+    block_node_dirty_bitmaps_hook = node_dirty_bitmaps;
+}

@@ -169,8 +169,9 @@ static bool int_from_json(const QapiType *t, json_object *j, const char *name,
             return wrong_type(t, name, errp);   /* not representable as int64 at all */
         }
         if (too_big || v < t->min || v > t->max) {
-            error_setg(errp, "Parameter '%s' expects %s", display(name),
-                       t->size == 8 ? "integer" : t->name);
+            /* QEMU names the C type of the sized integers: "int32_t". */
+            error_setg(errp, "Parameter '%s' expects %s%s", display(name),
+                       t->size == 8 ? "integer" : t->name, t->size == 8 ? "" : "_t");
             return false;
         }
         store_int(valp, t->size, v);
@@ -178,7 +179,8 @@ static bool int_from_json(const QapiType *t, json_object *j, const char *name,
     }
     uint64_t u = too_big ? json_object_get_uint64(j) : (uint64_t)v;
     if ((!too_big && v < 0) || u > t->umax) {
-        error_setg(errp, "Parameter '%s' expects %s", display(name), t->name);
+        error_setg(errp, "Parameter '%s' expects %s%s", display(name), t->name,
+                   t->size < 8 ? "_t" : "");
         return false;
     }
     store_uint(valp, t->size, u);
