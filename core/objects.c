@@ -45,21 +45,21 @@ static bool append_prop(StrBuf *sb, const char *key, json_object *v, Error **err
     const char *val;
     if (in_list(key, int_props, ARRAY_SIZE(int_props))) {
         if (t != json_type_int || json_object_get_int64(v) < 0) {
-            error_setg(errp, "Invalid parameter type for '%s', expected: integer", key);
+            error_setg(errp, "Parameter '%s' expects uint64", key);
             return false;
         }
         snprintf(text, sizeof(text), "%" PRIu64, json_object_get_uint64(v));
         val = text;
     } else if (in_list(key, bool_props, ARRAY_SIZE(bool_props))) {
         if (t != json_type_boolean) {
-            error_setg(errp, "Invalid parameter type for '%s', expected: boolean", key);
+            error_setg(errp, "Parameter '%s' expects boolean", key);
             return false;
         }
         val = json_object_get_boolean(v) ? "on" : "off";
     } else if (t == json_type_string) {
         val = json_object_get_string(v);
     } else {
-        error_setg(errp, "Invalid parameter type for '%s', expected: string", key);
+        error_setg(errp, "Parameter '%s' expects string", key);
         return false;
     }
     strbuf_printf(sb, ",%s=", key);

@@ -566,7 +566,11 @@ bool machine_device_del(Device *dev, Error **errp)
         qdev_unplug_now(dev);       /* not on pci.0: no guest handshake (a serial port) */
         return true;
     }
-    /* The guest ejects it through ACPI; DEVICE_DELETED follows. Asking again re-sends. */
+    if (dev->unplug_requested) {
+        error_setg(errp, "Device %s is already in the process of unplug", dev->id ? dev->id : "");
+        return false;
+    }
+    /* The guest ejects it through ACPI; DEVICE_DELETED follows. */
     dev->unplug_requested = true;
     pci_hotplug_request_unplug(m->hotplug, dev->pci_slot);
     return true;

@@ -8,6 +8,7 @@
  * "parent_bus"; a virtio proxy its "virtio-backend" child. Errors are
  * QEMU's texts.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "core/qdev.h"
 #include "core/iothread.h"
 #include "core/vm-config.h"
+#include "machine/machine.h"
 #include "memory/host-backend.h"
 #include "qapi/qapi-commands.h"
 #include "util/keyval.h"
@@ -31,6 +33,15 @@ typedef struct Node {
 } Node;
 
 static const char *const containers[] = { "peripheral", "peripheral-anon", "unattached" };
+
+/* The machine object's type: its board's name, QOM style ("vireo-pc-machine"). */
+static const char *machine_qom_type(void)
+{
+    static char buf[64];
+    const MachineType *t = machine_type_find(vm_config.machine_type);
+    snprintf(buf, sizeof(buf), "%s-machine", t ? t->name : MACHINE_DEFAULT_TYPE);
+    return buf;
+}
 
 static char *object_type(const char *id)
 {
@@ -134,7 +145,7 @@ ObjectPropertyInfoList *qmp_qom_list(const char *path, Error **errp)
     switch (n.kind) {
     case NODE_ROOT:
         add_child(&list, "objects", "container");
-        add_child(&list, "machine", "pc-i440fx-7.2-machine");
+        add_child(&list, "machine", machine_qom_type());
         break;
     case NODE_MACHINE:
         for (size_t i = 0; i < ARRAY_SIZE(containers); i++) {
@@ -180,11 +191,10 @@ json_object *qmp_qom_get(const char *path, const char *property, Error **errp)
         return NULL;
     }
     json_object *ret = NULL;
+    const char *t = n.kind == NODE_MACHINE ? machine_qom_type() :
+                    n.kind == NODE_DEVICE ? n.dev->type :
+                    n.kind == NODE_OBJECT ? n.type : "container";
     if (!strcmp(property, "type")) {
-        const char *t = n.kind == NODE_ROOT ? "container" :
-                        n.kind == NODE_MACHINE ? "pc-i440fx-7.2-machine" :
-                        n.kind == NODE_DEVICE ? n.dev->type :
-                        n.kind == NODE_OBJECT ? n.type : "container";
         ret = json_object_new_string(t);
     } else if (n.kind == NODE_DEVICE && !strcmp(property, "realized")) {
         ret = json_object_new_boolean(true);
@@ -196,8 +206,7 @@ json_object *qmp_qom_get(const char *path, const char *property, Error **errp)
         ret = json_object_new_string(bus);
         free(bus);
     } else {
-        error_setg(errp, "Property '%s.%s' not found",
-                   n.kind == NODE_DEVICE ? n.dev->type : n.type ? n.type : "container", property);
+        error_setg(errp, "Property '%s.%s' not found", t, property);
     }
     free(n.type);
     return ret;

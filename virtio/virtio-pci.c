@@ -744,6 +744,13 @@ bool virtio_pci_plug(const VirtioCreateContext *ctx, const KeyValList *kv,
     if (!o->modern) {
         vdev->host_features &= ~(1ULL << VIRTIO_F_VERSION_1);
     }
+    Device *holder = o->slot >= 0 ? qdev_find_by_pci_slot(o->slot) : NULL;
+    if (holder) {
+        error_setg(errp, "PCI: slot %d function 0 not available for %s, in use by %s%s%s",
+                   o->slot, type, holder->type, holder->id ? ",id=" : "",
+                   holder->id ? holder->id : "");
+        return false;
+    }
     bool unpluggable = vdev->ops && vdev->ops->unrealize;
     Device *dev = qdev_add(type, keyval_get(kv, "id"), "pci.0", DEVICE_USER,
                            unpluggable ? &proxy_qdev_ops : NULL, vdev, errp);

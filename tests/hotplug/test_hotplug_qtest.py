@@ -58,6 +58,8 @@ def test_add_announces_and_eject_removes():
         cmd(m, "device_del", id="rng1")
         assert q.inl(DOWN) == 1 << 6
         assert q.inb(GPE_STS) & 0x02
+        e = execute(m, "device_del", id="rng1")["error"]
+        assert e["desc"] == "Device rng1 is already in the process of unplug", e
         assert vendor(q, 6) & 0xffff == 0x1af4, "still there until the guest ejects"
         q.outl(EJECT, 1 << 6)
         ev = m.wait_event("DEVICE_DELETED")
@@ -119,7 +121,8 @@ def test_errors():
         e = execute(m, "device_add", driver="virtio-rng-pci", id="r")["error"]
         assert "Duplicate" in e["desc"], e
         e = execute(m, "device_add", driver="virtio-rng-pci", id="s", addr="7")["error"]
-        assert e["class"] == "GenericError", e
+        assert e["desc"] == ("PCI: slot 7 function 0 not available for virtio-rng-pci, "
+                             "in use by virtio-rng-pci,id=r"), e
         e = execute(m, "device_add", driver="virtio-rng-pci", id="t", bus="pci.1")["error"]
         assert e["desc"] == "Bus 'pci.1' not found", e
         e = execute(m, "device_add", driver="virtio-rng-pci", id="u", addr={"a": 1})["error"]
