@@ -210,8 +210,63 @@ static void wait_for_first_client(Chardev *chr)
     }
 }
 
+/*
+ * fd=N: a socket the parent process opened (libvirt passes each monitor's
+ * listening UNIX socket this way). With server=on it must be listening;
+ * otherwise it is one connection. Its path stays the parent's to remove.
+ */
+static bool socket_from_fd(Chardev *chr, const char *fdstr, bool wait, Error **errp)
+{
+    char *end;
+    long fd = strtol(fdstr, &end, 10);
+    int type = 0, listening = 0;
+    socklen_t tl = sizeof(type), ll = sizeof(listening);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (*end || end == fdstr || fd <= 2 || fd > INT32_MAX) {
+        error_setg(errp, "fd=%s is not a descriptor number above 2", fdstr);
+        return false;
+    }
+    if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM ||
+        getsockname((int)fd, (struct sockaddr *)&ss, &sl) < 0 ||
+        (ss.ss_family != AF_UNIX && ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+        error_setg(errp, "fd=%ld is not a stream socket", fd);
+        return false;
+    }
+    getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll);
+    if (chr->server != (listening != 0)) {
+        error_setg(errp, "fd=%ld is %s a listening socket, but server=%s", fd,
+                   listening ? "" : "not", chr->server ? "on" : "off");
+        return false;
+    }
+    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    set_nonblock((int)fd);
+    chr->is_unix = ss.ss_family == AF_UNIX;
+    const char *path = chr->is_unix ? ((struct sockaddr_un *)&ss)->sun_path : "";
+    chr->filename = chr->is_unix
+        ? xasprintf("unix:%s%s", path, chr->server ? ",server=on" : "")
+        : xasprintf("tcp:fd=%ld%s", fd, chr->server ? ",server=on" : "");
+    if (!chr->server) {
+        chardev_conn_new(chr, (int)fd, (int)fd, chr->is_unix, true);
+        return true;
+    }
+    chr->listen_fd = (int)fd;
+    if (wait) {
+        fcntl((int)fd, F_SETFL, fcntl((int)fd, F_GETFL) & ~O_NONBLOCK);
+        wait_for_first_client(chr);
+        set_nonblock((int)fd);
+    }
+    listen_update(chr);
+    return true;
+}
+
 bool socket_chardev_open(Chardev *chr, const KeyValList *kv, Error **errp)
 {
+    if (keyval_get(kv, "fd")) {
+        chr->server = keyval_get_bool(kv, "server", false);
+        return socket_from_fd(chr, keyval_get(kv, "fd"), keyval_get_bool(kv, "wait", true),
+                              errp);
+    }
     const char *path = keyval_get(kv, "path");
     const char *host = keyval_get(kv, "host");
     const char *port = keyval_get(kv, "port");

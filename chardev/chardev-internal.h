@@ -32,6 +32,7 @@ typedef enum ChardevKind {
     CHARDEV_STDIO,
     CHARDEV_FILE,
     CHARDEV_SOCKET,
+    CHARDEV_PTY,
 } ChardevKind;
 
 struct Chardev {
@@ -56,6 +57,9 @@ struct Chardev {
     bool mux;
     bool focus_sessions;
     bool mux_escape;
+    /* pty back-end: vireo keeps the terminal side open too, so the guest's
+     * output waits there (or is dropped) until a console opens it */
+    int pty_slave_fd;
     /* stdio back-end */
     bool tty;
     struct termios saved_termios;
@@ -67,6 +71,7 @@ extern const OptParam chardev_params[];
 
 ChardevConn *chardev_conn_new(Chardev *chr, int in_fd, int out_fd, bool is_socket, bool owns);
 bool socket_chardev_open(Chardev *chr, const KeyValList *kv, Error **errp);
+bool pty_chardev_open(Chardev *chr, Error **errp);
 /* Called when a listening socket's connection ends, to listen again. */
 void socket_chardev_conn_closed(Chardev *chr);
 bool socket_chardev_wants_more(const Chardev *chr);

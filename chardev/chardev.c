@@ -21,9 +21,10 @@
 #include "util/osdep.h"
 
 const OptParam chardev_params[] = {
-    { "backend", OPT_STRING, "back-end type: socket, stdio, null, file" },
+    { "backend", OPT_STRING, "back-end type: socket, stdio, null, file, pty" },
     { "id", OPT_STRING, "name that front-ends refer to" },
     { "path", OPT_STRING, "UNIX socket path or file path" },
+    { "fd", OPT_STRING, "socket: an inherited socket (listening with server=on)" },
     { "host", OPT_STRING, "TCP host" },
     { "port", OPT_STRING, "TCP port" },
     { "server", OPT_BOOL, "listen instead of connecting", "off" },
@@ -55,6 +56,11 @@ Chardev *chardev_find(const char *id)
 const char *chardev_id(const Chardev *chr)
 {
     return chr->id;
+}
+
+bool chardev_has_frontend(const Chardev *chr)
+{
+    return chr->fe != NULL || chr->sessions != NULL;
 }
 
 const char *chardev_filename(const Chardev *chr)
@@ -588,6 +594,7 @@ static Chardev *chardev_create(const char *id, const KeyValList *kv, Error **err
     chr->mux = keyval_get_bool(kv, "mux", false);
     chr->id = xstrdup(id);
     chr->listen_fd = -1;
+    chr->pty_slave_fd = -1;
     chr->outbuf_max = CHARDEV_OUTBUF_MAX;
     bool ok;
     if (!strcmp(backend, "null")) {
@@ -605,6 +612,9 @@ static Chardev *chardev_create(const char *id, const KeyValList *kv, Error **err
     } else if (!strcmp(backend, "socket")) {
         chr->kind = CHARDEV_SOCKET;
         ok = socket_chardev_open(chr, kv, errp);
+    } else if (!strcmp(backend, "pty")) {
+        chr->kind = CHARDEV_PTY;
+        ok = pty_chardev_open(chr, errp);
     } else {
         error_setg(errp, "'%s' is not a valid char driver name", backend);
         ok = false;
@@ -779,6 +789,10 @@ void chardev_cleanup_all(void)
         }
         if (c->unix_path && c->server) {
             socket_chardev_unlink_path(c->unix_path);
+        }
+        if (c->pty_slave_fd >= 0) {
+            close(c->pty_slave_fd);
+            c->pty_slave_fd = -1;
         }
     }
 }

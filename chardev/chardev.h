@@ -108,6 +108,8 @@ bool chardev_add_client(Chardev *chr, int fd, Error **errp);
 
 /* Call fn for every chardev (for query-chardev / info chardev). */
 void chardev_foreach(void (*fn)(void *ctx, Chardev *chr), void *ctx);
+/* Is a device or monitor attached (query-chardev's frontend-open)? */
+bool chardev_has_frontend(const Chardev *chr);
 const char *chardev_filename(const Chardev *chr);   /* "unix:/path,server=on" ... */
 
 /* Restore the terminal and close everything; at exit. */

@@ -13,6 +13,9 @@
 #include "util/error.h"
 #include "util/keyval.h"
 #include "util/osdep.h"
+#include "util/strbuf.h"
+
+#include <json-c/json.h>
 
 static const OptParam overcommit_params[] = {
     { "mem-lock", OPT_BOOL, "lock guest and host memory in RAM (only off)", "off" },
@@ -155,6 +158,137 @@ bool compat_machine_props(const KeyValList *kv, Error **errp)
     }
     const char *acpi = keyval_get(kv, "acpi");
     return !acpi || compat_set_acpi(acpi, errp);
+}
+
+/* ---- JSON forms of -device, -object, -netdev ---- */
+
+static bool append_json(StrBuf *sb, const char *key, json_object *v, Error **errp)
+{
+    if (json_object_is_type(v, json_type_object)) {
+        json_object_object_foreach(v, k, child) {
+            char *sub = xasprintf("%s.%s", key, k);
+            bool ok = append_json(sb, sub, child, errp);
+            free(sub);
+            if (!ok) {
+                return false;
+            }
+        }
+        return true;
+    }
+    const char *text;
+    switch (json_object_get_type(v)) {
+    case json_type_boolean:
+        text = json_object_get_boolean(v) ? "on" : "off";
+        break;
+    case json_type_int:
+    case json_type_double:
+    case json_type_string:
+        text = json_object_get_string(v);
+        break;
+    default:
+        error_setg(errp, "Parameter '%s': lists and null are not supported", key);
+        return false;
+    }
+    strbuf_printf(sb, "%s%s=", sb->len ? "," : "", key);
+    for (const char *p = text; *p; p++) {
+        strbuf_printf(sb, *p == ',' ? ",," : "%c", *p);
+    }
+    return true;
+}
+
+char *compat_json_to_keyval(const char *option, const char *arg, Error **errp)
+{
+    const char *implied = !strcmp(option, "device") ? "driver" :
+                          !strcmp(option, "object") ? "qom-type" :
+                          !strcmp(option, "netdev") ? "type" :
+                          !strcmp(option, "audiodev") ? "driver" : NULL;
+    if (!implied || arg[0] != '{') {
+        return NULL;
+    }
+    json_tokener *tok = json_tokener_new();
+    json_object *obj = json_tokener_parse_ex(tok, arg, (int)strlen(arg));
+    bool complete = json_tokener_get_error(tok) == json_tokener_success &&
+                    json_tokener_get_parse_end(tok) == strlen(arg);
+    json_tokener_free(tok);
+    if (!obj || !complete || !json_object_is_type(obj, json_type_object)) {
+        error_setg(errp, "-%s: invalid JSON object", option);
+        json_object_put(obj);
+        return NULL;
+    }
+    StrBuf sb = { 0 };
+    json_object *first = NULL;
+    bool ok = json_object_object_get_ex(obj, implied, &first) &&
+              json_object_is_type(first, json_type_string);
+    if (!ok) {
+        error_setg(errp, "Parameter '%s' is missing", implied);
+    } else {
+        /* the type first and bare, as the key=value form writes it */
+        for (const char *p = json_object_get_string(first); *p; p++) {
+            strbuf_printf(&sb, *p == ',' ? ",," : "%c", *p);
+        }
+        json_object_object_foreach(obj, k, v) {
+            if (strcmp(k, implied) != 0 && !append_json(&sb, k, v, errp)) {
+                ok = false;
+                break;
+            }
+        }
+    }
+    json_object_put(obj);
+    if (!ok) {
+        strbuf_free(&sb);
+        return NULL;
+    }
+    return strbuf_steal(&sb);
+}
+
+/* ---- -device isa-serial: the board's 16550 UARTs under QEMU's name ---- */
+
+static const OptParam isa_serial_params[] = {
+    { "driver", OPT_STRING, "isa-serial" },
+    { "id", OPT_STRING, "device id" },
+    { "chardev", OPT_STRING, "id of the character device behind the port" },
+    { "index", OPT_NUMBER, "port number: 0 to 3 (COM1 to COM4, their usual I/O ports)" },
+    { NULL },
+};
+
+const OptParam *isa_serial_params_table(void)
+{
+    return isa_serial_params;
+}
+
+int compat_device(const char *arg, Error **errp)
+{
+    size_t n = strcspn(arg, ",");
+    if (!(n == 10 && !strncmp(arg, "isa-serial", 10)) && strncmp(arg, "driver=isa-serial,", 18)) {
+        return 0;
+    }
+    KeyValList kv;
+    if (!keyval_parse(arg, "driver", isa_serial_params, &kv, errp)) {
+        return -1;
+    }
+    const char *chardev = keyval_get(&kv, "chardev");
+    uint64_t index = keyval_get_number(&kv, "index", UINT64_MAX);
+    if (index == UINT64_MAX) {
+        for (index = 0; index < VM_MAX_SERIAL && vm_config.serial[index]; index++) {
+        }
+    }
+    int rc = -1;
+    if (!chardev) {
+        error_setg(errp, "isa-serial: Property 'chardev' is required");
+    } else if (index >= VM_MAX_SERIAL) {
+        error_setg(errp, "Max. supported number of ISA serial ports is %d", VM_MAX_SERIAL);
+    } else if (vm_config.serial[index]) {
+        error_setg(errp, "isa-serial: index %llu is already in use",
+                   (unsigned long long)index);
+    } else {
+        vm_config.serial[index] = xasprintf("chardev:%s", chardev);
+        if ((int)index >= vm_config.nr_serial) {
+            vm_config.nr_serial = (int)index + 1;
+        }
+        rc = 1;
+    }
+    keyval_free(&kv);
+    return rc;
 }
 
 const CmdOption compat_options[] = {

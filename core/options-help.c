@@ -44,7 +44,7 @@ static const DeviceHelp devices[] = {
 };
 
 /* Character device back-ends chardev/ creates. */
-static const char *const chardev_types[] = { "stdio", "null", "socket", "file" };
+static const char *const chardev_types[] = { "stdio", "null", "socket", "file", "pty" };
 /* Network back-ends -netdev creates. */
 static const char *const netdev_types[] = { "tap", "vhost-user" };
 

@@ -623,6 +623,10 @@ static bool opt_fw_cfg(const char *arg, Error **errp)
 
 static bool opt_device(const char *arg, Error **errp)
 {
+    int taken = compat_device(arg, errp);
+    if (taken) {
+        return taken > 0;
+    }
     add_device_option(&vm_config.devices, arg);
     return true;
 }
@@ -880,11 +884,21 @@ int options_parse(int argc, char **argv)
             return help > 0 ? 0 : -1;
         }
         Error *err = NULL;
-        if (!opt->handle(arg, &err)) {
-            error_report("%s %s: %s", word, arg ? arg : "", error_get_pretty(err));
+        char *keyval = arg ? compat_json_to_keyval(opt->name, arg, &err) : NULL;
+        if (err) {
+            error_report("%s %s: %s", word, arg, error_get_pretty(err));
             error_free(err);
             return -1;
         }
+        arg = keyval ? keyval : arg;
+        bool handled = opt->handle(arg, &err);
+        if (!handled) {
+            error_report("%s %s: %s", word, arg ? arg : "", error_get_pretty(err));
+            error_free(err);
+            free(keyval);
+            return -1;
+        }
+        free(keyval);
         if (opt->handle == opt_version || opt->handle == opt_help || startup.exit_now) {
             return 0;
         }

@@ -67,6 +67,15 @@ bool block_options_from_json(struct json_object *obj, KeyValList *kv, Error **er
  */
 int options_answer_help(const char *option, const char *arg);
 
+/*
+ * The JSON form of -device, -object and -netdev ('{"driver": ...}') as
+ * the key=value text their parsers take; NULL when arg is not JSON (errp
+ * unset) or is bad JSON (errp set). The caller frees the result.
+ */
+char *compat_json_to_keyval(const char *option, const char *arg, Error **errp);
+/* -device isa-serial: 1 taken, -1 error, 0 another device type. */
+int compat_device(const char *arg, Error **errp);
+
 /* -machine acpi=on|off|auto and -no-acpi. */
 bool compat_set_acpi(const char *value, Error **errp);
 /* -machine accel=A:B:...: the first accelerator vireo has that works here. */

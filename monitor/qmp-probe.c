@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "chardev/chardev.h"
 #include "core/vm-config.h"
 #include "machine/kvm.h"
 #include "qapi/qapi-commands.h"
@@ -29,4 +30,21 @@ KvmInfo *qmp_query_kvm(Error **errp)
 MigrationCapabilityStatusList *qmp_query_migrate_capabilities(Error **errp)
 {
     return NULL;
+}
+
+static void add_chardev(void *ctx, Chardev *chr)
+{
+    ChardevInfoList ***tail = ctx;
+    ChardevInfo *info = xzalloc(sizeof(*info));
+    info->label = xstrdup(chardev_id(chr));
+    info->filename = xstrdup(chardev_filename(chr) ? chardev_filename(chr) : "");
+    info->frontend_open = chardev_has_frontend(chr);
+    QAPI_LIST_APPEND(*tail, info);
+}
+
+ChardevInfoList *qmp_query_chardev(Error **errp)
+{
+    ChardevInfoList *list = NULL, **tail = &list;
+    chardev_foreach(add_chardev, &tail);
+    return list;
 }

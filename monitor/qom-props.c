@@ -26,6 +26,7 @@ const OptParam *vhost_user_fs_pci_params(void);
 const OptParam *ivshmem_params_table(void);
 const OptParam *host_backend_params(void);
 const OptParam *rng_object_params_table(void);
+const OptParam *isa_serial_params_table(void);
 extern const OptParam iothread_params[];
 
 typedef struct TypeParams {
@@ -61,6 +62,7 @@ static const TypeParams type_params[] = {
     { "rng-random", rng_object_params_table },
     { "rng-builtin", rng_object_params_table },
     { "iothread", iothread_table },
+    { "isa-serial", isa_serial_params_table },
     { "secret", secret_table },
 };
 
