@@ -799,10 +799,6 @@ int qcow2_bitmap_can_store(BlockImage *img, const char *name, uint32_t granulari
         error_setg(errp, "Bitmap name is too long");
         return -1;
     }
-    if (find_bitmap(s, name)) {
-        error_setg(errp, "Bitmap with the same name is already stored");
-        return -1;
-    }
     (void)granularity;      /* 512 .. 2^31, already checked */
     return 0;
 }
