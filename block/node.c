@@ -467,6 +467,7 @@ static bool lock_chain(BlockNode *n, Error **errp)
             if (fd >= 0) {
                 close(fd);
             }
+            error_prepend(errp, "Could not open backing file: ");
             return false;
         }
         n->chain_lock_fds = realloc(n->chain_lock_fds,
