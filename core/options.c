@@ -35,6 +35,7 @@ static const OptParam mon_params[] = {
     { "chardev", OPT_STRING, "id of the character device to serve on" },
     { "mode", OPT_STRING, "control (QMP) or readline (HMP)", "readline" },
     { "pretty", OPT_BOOL, "indent QMP replies", "off" },
+    { "id", OPT_STRING, "the monitor's id" },
     { NULL },
 };
 static const OptParam add_fd_params[] = {
@@ -91,6 +92,8 @@ static const OptParam boot_params[] = {
     { "menu", OPT_BOOL, "ask firmware for a boot menu", "off" },
     { "splash-time", OPT_NUMBER, "how long firmware shows its boot menu (ms)" },
     { "reboot-timeout", OPT_STRING, "ms before firmware retries a failed boot (-1: never)", "-1" },
+    { "strict", OPT_BOOL, "boot only from listed devices (vireo boots -kernel, nothing else)",
+      "off" },
     { NULL },
 };
 static const OptParam free_form_params[] = { { NULL } };

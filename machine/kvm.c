@@ -72,6 +72,7 @@ typedef struct KvmVcpu {
     struct kvm_run *run;    /* shared with the kernel */
     pthread_t thread;
     bool thread_started;
+    int tid;                /* host thread id, set by the thread itself (atomic) */
     /* Under vm->lock: */
     bool parked;            /* waiting outside KVM_RUN */
     bool stuck;             /* stopped by a fatal exit until the next reset */
@@ -701,6 +702,7 @@ static void handle_exit(KvmVcpu *v)
 static void *vcpu_thread(void *opaque)
 {
     KvmVcpu *v = opaque;
+    __atomic_store_n(&v->tid, (int)gettid(), __ATOMIC_RELEASE);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, kick_signal());
@@ -754,7 +756,21 @@ bool kvm_vm_start_threads(KvmVm *vm, Error **errp)
         v->thread_started = !r;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* query-cpus-fast reports thread ids from now on: wait (briefly) for them. */
+    for (unsigned i = 0; i < vm->nr_vcpus && ok; i++) {
+        for (int tries = 0; tries < 5000 && !kvm_vm_vcpu_tid(vm, i); tries++) {
+            usleep(1000);
+        }
+    }
     return ok;
+}
+
+int kvm_vm_vcpu_tid(const KvmVm *vm, unsigned index)
+{
+    if (!vm || index >= vm->nr_vcpus) {
+        return 0;
+    }
+    return __atomic_load_n(&vm->vcpus[index].tid, __ATOMIC_ACQUIRE);
 }
 
 /* ---- interrupt back-end ---- */

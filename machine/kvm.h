@@ -40,6 +40,9 @@ void kvm_vm_release(KvmVm *vm);
 /* With vCPUs held: reset irqchip and PIT now, each vCPU's state before it next runs. */
 void kvm_vm_reset(KvmVm *vm);
 
+/* The host thread id of vCPU index (0 before its thread runs or without one). */
+int kvm_vm_vcpu_tid(const KvmVm *vm, unsigned index);
+
 /* Stop and join the vCPU threads, close everything. */
 void kvm_vm_destroy(KvmVm *vm);
 

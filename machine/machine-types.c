@@ -131,14 +131,28 @@ MachineInfoList *qmp_query_machines(Error **errp)
 
 /*
  * The none board and the qtest accelerator have no vCPU, so the list is
- * empty. Where KVM runs vCPUs, their host thread ids are not yet tracked,
- * and a list without them would mislead: the command says so instead.
+ * empty. Under KVM each vCPU is a host thread; vireo places every vCPU in
+ * a socket of its own (its APIC id is its index).
  */
 CpuInfoFastList *qmp_query_cpus_fast(Error **errp)
 {
-    if (machine_runs_vcpus(&vm_config)) {
-        error_setg(errp, "query-cpus-fast: listing the vCPUs of a running KVM guest "
-                   "is not implemented yet");
+    CpuInfoFastList *list = NULL, **tail = &list;
+    if (!machine_runs_vcpus(&vm_config)) {
+        return NULL;
     }
-    return NULL;
+    for (unsigned i = 0; i < vm_config.smp_cpus; i++) {
+        CpuInfoFast *info = xzalloc(sizeof(*info));
+        info->cpu_index = i;
+        info->qom_path = xasprintf("/machine/vcpu[%u]", i);
+        info->thread_id = machine_vcpu_tid(i);
+        info->target = SYS_EMU_TARGET_X86_64;
+        info->has_props = true;
+        info->props = xzalloc(sizeof(*info->props));
+        info->props->has_socket_id = true;
+        info->props->socket_id = i;
+        info->props->has_core_id = true;
+        info->props->has_thread_id = true;
+        QAPI_LIST_APPEND(tail, info);
+    }
+    return list;
 }

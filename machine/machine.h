@@ -64,6 +64,8 @@ void machine_start(void);
 void machine_cleanup(void);
 
 GuestMemory *machine_guest_memory(void);
+/* The host thread running vCPU index; 0 when none runs it (yet). */
+int machine_vcpu_tid(unsigned index);
 
 /*
  * device_add: create a device from its -device option string (driver is its

@@ -575,3 +575,8 @@ bool machine_device_del(Device *dev, Error **errp)
     pci_hotplug_request_unplug(m->hotplug, dev->pci_slot);
     return true;
 }
+
+int machine_vcpu_tid(unsigned index)
+{
+    return kvm_vm_vcpu_tid(machine.kvm, index);
+}
