@@ -715,7 +715,8 @@ static bool h_send_rarp(VuDev *dev, VuMsg *m, Error **errp)
 static const VuRequestInfo requests[VHOST_USER_REQUEST_MAX] = {
     [VHOST_USER_GET_FEATURES] = { "GET_FEATURES", h_get_features, NONE, 0, true },
     [VHOST_USER_SET_FEATURES] = { "SET_FEATURES", h_set_features, U64, 0, false },
-    [VHOST_USER_SET_OWNER] = { "SET_OWNER", h_nothing, NONE, 0, false },
+    /* No payload in the spec, but some frontends (vireo's among them) send a u64 of 0. */
+    [VHOST_USER_SET_OWNER] = { "SET_OWNER", h_nothing, 0, sizeof(uint64_t), 0, false },
     [VHOST_USER_RESET_OWNER] = { "RESET_OWNER", h_nothing, 0, sizeof(uint64_t), 0, false },
     [VHOST_USER_SET_MEM_TABLE] = { "SET_MEM_TABLE", h_set_mem_table, 8,
                                    sizeof(VhostUserMemory), VHOST_USER_MAX_FDS, false },

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "block/dirty-bitmap.h"
 #include "daemons/storage-daemon/storage-daemon.h"
 #include "util/keyval.h"
 #include "util/osdep.h"
@@ -188,6 +189,12 @@ static ExportNode *node_get(VuLoop *loop, const char *name, bool writable, unsig
     }
     ExportNode *n = xzalloc(sizeof(*n));
     n->img = blockdev_open(name, writable, gather, errp);
+    /* The image's persistent bitmaps go live: the export's writes mark them
+     * (in_use on disk until they are stored back at the end). */
+    if (n->img && writable && blk_dirty_bitmaps_load(n->img, errp) < 0) {
+        blockdev_release(name);
+        n->img = NULL;
+    }
     n->bq = n->img ? blk_queue_new(n->img, depth, errp) : NULL;
     if (!n->bq || !vu_loop_set_fd(loop, blk_queue_fd(n->bq), queue_ready, n, errp)) {
         blk_queue_free(n->bq);
@@ -220,6 +227,11 @@ static void node_put(ExportNode *n)
     Error *err = NULL;
     if (!vu_loop_set_fd(n->loop, blk_queue_fd(n->bq), NULL, NULL, &err)) {
         error_free(err);
+        err = NULL;
+    }
+    blk_queue_drain(n->bq);
+    if (blk_dirty_bitmaps_store(n->img, &err) < 0) {
+        error_report_err(err);      /* left in_use: found inconsistent next time */
     }
     blk_queue_free(n->bq);
     blockdev_release(n->name);

@@ -6,6 +6,7 @@ lays out rings in it and submits virtio-blk requests; the image is then
 checked with Debian's qemu-io / qemu-img. Hostile frontends must get an
 error reply or be dropped, and the daemon must serve the next frontend.
 """
+import json
 import os
 import socket
 import struct
@@ -30,9 +31,10 @@ WANT_PF = (1 << PF_MQ | 1 << PF_LOG_SHMFD | 1 << PF_REPLY_ACK | 1 << PF_CONFIG |
            1 << PF_INFLIGHT | 1 << PF_MEM_SLOTS | 1 << PF_STATUS)
 
 
-def start_daemon(*extra):
+def start_daemon(*extra, fresh=True):
     global daemon
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", IMG, "64M"], check=True)
+    if fresh:
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", IMG, "64M"], check=True)
     daemon = subprocess.Popen(
         [vtest.binary("vireo-storage-daemon"),
          "--blockdev", f"driver=file,node-name=file0,filename={IMG}",
@@ -606,14 +608,13 @@ def test_command_line_errors():
          "Cannot find device='nope' nor node-name='nope'"),   # qemu-storage-daemon's words
         (["--export", "type=vhost-user-blk,id=e,node-name=nope,addr.type=unix,addr.path=/tmp/x"],
          "Cannot find"),
-        (["--export", "type=nbd,id=e,node-name=n"], "type"),
+        (["--export", "type=fuse,id=e,node-name=n"], "type"),
         (["--blockdev", f"driver=file,node-name=f,filename={IMG}", "--export",
           "type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path=/tmp/x,num-queues=0"],
          "num-queues"),
         (["--object", "memory-backend-ram,id=m,size=1M"], "not supported"),
         (["--monitor", "chardev=c0"], "not found"),
         (["--chardev", "socket,id=c0,path=/tmp/x,server=on,wait=on"], "wait=off"),
-        (["--nbd-server", "addr.type=unix,addr.path=/tmp/x"], "not supported"),
         (["--bogus"], "unrecognized"),
     ]
     for args, text in cases:
@@ -621,6 +622,54 @@ def test_command_line_errors():
         assert r.returncode == 1 and text in r.stderr, (args, r.returncode, r.stderr)
     r = subprocess.run([sd, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "vireo-storage-daemon" in r.stdout
+
+
+def dirty_extents(img, bitmap):
+    """The bitmap's dirty runs as Debian's qemu-nbd and nbdinfo read them."""
+    sock = os.path.join(TMP, "nbd.sock")
+    nbd = subprocess.Popen(["qemu-nbd", "-r", "-f", "qcow2", "-B", bitmap, "-k", sock, img])
+    try:
+        deadline = time.time() + 20
+        while not os.path.exists(sock):
+            assert time.time() < deadline and nbd.poll() is None, "qemu-nbd did not start"
+            time.sleep(0.05)
+        r = subprocess.run(["nbdinfo", "--json", f"--map=qemu:dirty-bitmap:{bitmap}",
+                            f"nbd+unix:///?socket={sock}"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stderr
+    finally:
+        nbd.terminate()
+        nbd.wait(10)
+    return [(e["offset"], e["length"]) for e in json.loads(r.stdout) if e["type"] & 1]
+
+
+def test_export_writes_mark_a_persistent_bitmap():
+    """An enabled persistent bitmap of the image is live while exported
+    (in_use on disk), marks exactly what the frontend wrote, and is stored
+    back, in_use cleared, when the daemon exits cleanly."""
+    stop_daemon()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", IMG, "64M"], check=True)
+    subprocess.run(["qemu-img", "bitmap", "--add", "--granularity", "65536", IMG, "b0"],
+                   check=True)
+    start_daemon(fresh=False)
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", IMG],
+                                     capture_output=True, text=True).stdout)
+    bm = info["format-specific"]["data"]["bitmaps"][0]
+    assert "in-use" in bm["flags"], bm
+    s = Session()
+    assert s.run(0, T_OUT, 3 * 128, data=b"\x11" * 4096)[0] == 0         # cluster 3
+    assert s.run(0, T_OUT, 10 * 128 + 1, data=b"\x22" * 512)[0] == 0     # inside cluster 10
+    assert s.run(0, T_IN, 20 * 128, read_len=4096)[0] == 0               # reads mark nothing
+    s.close()
+    stop_daemon()
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", IMG],
+                                     capture_output=True, text=True).stdout)
+    bm = info["format-specific"]["data"]["bitmaps"][0]
+    assert bm["name"] == "b0" and "in-use" not in bm["flags"], bm
+    assert dirty_extents(IMG, "b0") == [(3 << 16, 1 << 16), (10 << 16, 1 << 16)]
+    r = subprocess.run(["qemu-img", "check", IMG], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    start_daemon()
 
 
 def test_image_consistent():

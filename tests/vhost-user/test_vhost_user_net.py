@@ -210,6 +210,64 @@ def test_dirty_log_covers_rx_buffer_and_used_ring():
     s.close()
 
 
+def test_rx_on_a_migration_destination():
+    """A destination's rings start on buffers the guest posted on the source:
+    QEMU sends SET_VRING_ENABLE before the ring starts, the base and used
+    index of the source, the call fd after the kick fd, and nobody kicks rx
+    again. A frame from the tap must still land in those buffers."""
+    fe = Frontend(SOCK)
+    ram = GuestRam()
+    features = fe.call_u64(GET_FEATURES) & ~(1 << VHOST_F_LOG_ALL)
+    pf = fe.call_u64(GET_PROTOCOL_FEATURES)
+    fe.send(SET_PROTOCOL_FEATURES, u64(pf & (1 << PF_MQ | 1 << PF_REPLY_ACK | 1 << PF_RARP)))
+    fe.reply_ack = True
+    fe.do(SET_OWNER)
+    rings = {q: Ring(ram, q, 0x10000 * (q + 1)) for q in (0, 1)}
+    for q in (0, 1):
+        fe.do(SET_VRING_ENABLE, state(q, 1))
+    fe.send(SET_FEATURES, u64(features))
+    fe.do(SET_MEM_TABLE, mem_table([(0, ram.size, UVA_BASE, 0)]), [ram.fd])
+    # the source used 3 of 8 rx buffers: used idx 3, base 3
+    rx = rings[0]
+    at = DATA + 0x100000
+    for i in range(8):
+        rx.add_chain([(at + i * 4096, 2048, True)])
+    ram.put16(rx.used + 2, 3)
+    rx.used_seen = 3
+    calls = {}
+    for q, base in ((0, 3), (1, 0)):
+        ring = rings[q]
+        fe.do(SET_VRING_NUM, state(q, ring.num))
+        fe.do(SET_VRING_BASE, state(q, base))
+        fe.do(SET_VRING_ADDR, vring_addr(ring, 0))
+        fe.do(SET_VRING_KICK, u64(q), [os.eventfd(0)])
+        calls[q] = os.eventfd(0, os.EFD_NONBLOCK)
+        fe.do(SET_VRING_CALL, u64(q), [calls[q]])
+    for q in (0, 1):
+        fe.do(SET_VRING_ENABLE, state(q, 1))
+    sent = frame(b"vireo-rx-dest" + bytes(60), src=b"\x02\x00\x00\x00\x00\x02", dst=GUEST_MAC)
+    psock.send(sent)
+    wait_used(rx, 4)
+    wait_fd(calls[0])
+    head, ln = rx.used_elem(3)
+    assert head == 3 and ln == HDR + len(sent), (head, ln)
+    assert ram.read(at + 3 * 4096 + HDR, len(sent)) == sent
+    fe.close()
+
+
+def test_set_owner_with_a_u64():
+    """The spec gives SET_OWNER no payload; vireo's frontend sends a u64 of 0,
+    and qemu-storage-daemon takes it: so does this back-end."""
+    fe = Frontend(SOCK)
+    fe.call_u64(GET_FEATURES)
+    fe.send(SET_PROTOCOL_FEATURES, u64(1 << PF_REPLY_ACK))
+    fe.reply_ack = True
+    assert fe.ack(SET_OWNER, u64(0)) == 0
+    assert fe.call_u64(GET_FEATURES)
+    fe.close()
+    alive()
+
+
 def test_send_rarp():
     s = NetSession()
     rsock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x8035))
