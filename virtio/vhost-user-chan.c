@@ -57,7 +57,11 @@ static bool send_ack(VhostUserChan *c, uint32_t req, uint64_t value, Error **err
     return vhost_user_send(c->sock, &m, sizeof(m.hdr) + sizeof(uint64_t), NULL, 0, errp);
 }
 
-/* One whole request: ack it when asked, then act. False: the channel is gone. */
+/*
+ * One whole request: ack it when asked, then act. False: stop reading now,
+ * because the channel is gone or the owner was called (which may free it;
+ * anything further in the socket wakes the main loop again).
+ */
 static bool serve(VhostUserChan *c)
 {
     const VhostUserHeader h = c->in.msg.hdr;
@@ -82,6 +86,7 @@ static bool serve(VhostUserChan *c)
     if (config) {
         /* Acked first: a back-end waiting for the ack can answer GET_CONFIG. */
         c->ops->config_change(c->opaque);
+        return false;
     }
     return true;
 }

@@ -137,6 +137,23 @@ def test_unsupported_requests_refused_with_ack():
         wait_until(lambda: b.d.config(0, 8) == 12345, "channel dead after refusals")
 
 
+def test_config_change_then_backend_breaks():
+    """GET_CONFIG after a config change fails: the device breaks, vireo lives on
+    (the channel that delivered the change is freed under its own handler)."""
+    with Rig() as r:
+        b = vufe.Blk(r.v)
+        r.be.wait_for(SET_VRING_ENABLE)
+        r.be.misbehave[GET_CONFIG] = "wrong-id"
+        r.be.backend_request(B_CONFIG_CHANGE_MSG)
+        r.be.backend_request(B_CONFIG_CHANGE_MSG)     # a second one already queued
+        wait_until(lambda: b.d.status() & S_NEEDS_RESET, "device not broken")
+        q = r.v.qmp()
+        assert q.cmd("query-status")["status"] == "running"
+        q.cmd("quit")
+        r.v.wait()
+        assert "GET_CONFIG" in r.v.stderr and "reply is for request 25" in r.v.stderr, r.v.stderr
+
+
 def broken_by(raw):
     with Rig() as r:
         b = vufe.Blk(r.v)
