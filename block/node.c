@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <stddef.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "block/block-int.h"
@@ -53,6 +55,7 @@ struct BlockNode {
     BlockNodeUser *users;       /* newest first */
     BlockNodeStats stats;
     unsigned queue_depth;
+    uint64_t write_threshold;
     BlockNode *next;
 };
 
@@ -62,6 +65,7 @@ static uint64_t user_counter;
 
 void (*block_node_watch_fd)(int fd, void (*cb)(void *opaque), void *opaque);
 BlockDirtyInfoList *(*block_node_dirty_bitmaps_hook)(BlockNode *n);
+void (*block_node_threshold_hook)(BlockNode *n, uint64_t exceeded, uint64_t threshold);
 
 /* ---- statistics ---- */
 
@@ -78,10 +82,54 @@ void block_stats_start(BlockStatsCookie *c, BlockStatsKind kind, uint64_t offset
     *c = (BlockStatsCookie){ kind, offset, bytes, block_stats_now_ns() };
 }
 
+static void check_threshold(BlockNode *n, uint64_t end)
+{
+    uint64_t t = n->write_threshold;
+    if (t && end > t) {
+        n->write_threshold = 0;     /* one shot */
+        if (block_node_threshold_hook) {
+            block_node_threshold_hook(n, end - t, t);
+        }
+    }
+}
+
+/* A guest write reached @end of node @n: its threshold and its file's. */
+static void write_thresholds(BlockNode *n, uint64_t end)
+{
+    check_threshold(n, end);
+    BlockNode *f = n->file;
+    if (!f || !f->write_threshold) {
+        return;
+    }
+    if (!strcmp(n->driver, "raw")) {
+        check_threshold(f, end);
+    } else if (n->img && n->img->file.fd >= 0) {
+        struct stat st;
+        if (fstat(n->img->file.fd, &st) == 0) {
+            check_threshold(f, (uint64_t)st.st_size);
+        }
+    }
+}
+
+void block_node_set_write_threshold(BlockNode *n, uint64_t threshold)
+{
+    n->write_threshold = threshold;
+}
+
+uint64_t block_node_write_threshold(const BlockNode *n)
+{
+    return n->write_threshold;
+}
+
 void block_stats_done(BlockNodeStats *s, const BlockStatsCookie *c, bool ok)
 {
     if (!s || c->kind >= BLOCK_STATS_NR) {
         return;
+    }
+    if (c->kind == BLOCK_STATS_WRITE) {
+        /* Statistics live inside their node (block_node_stats()). */
+        BlockNode *n = (BlockNode *)((char *)s - offsetof(BlockNode, stats));
+        write_thresholds(n, c->offset + c->bytes);
     }
     int64_t now = block_stats_now_ns();
     if (ok) {

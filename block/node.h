@@ -192,6 +192,18 @@ void block_node_user_set_io_done(BlockNodeUser *u, void (*io_done)(void *opaque)
 /* Set by the program: watch @fd for reading (cb NULL: stop watching). */
 extern void (*block_node_watch_fd)(int fd, void (*cb)(void *opaque), void *opaque);
 
+/* ---- Write threshold (block-set-write-threshold) ---- */
+
+/*
+ * Once a write reaches past @threshold bytes of the node (0: none), the
+ * hook is called once with how far past, and the threshold is cleared.
+ * A raw node's file sees the guest's offsets; a file under qcow2 or
+ * parallels is checked against its length after each guest write.
+ */
+void block_node_set_write_threshold(BlockNode *n, uint64_t threshold);
+uint64_t block_node_write_threshold(const BlockNode *n);
+extern void (*block_node_threshold_hook)(BlockNode *n, uint64_t exceeded, uint64_t threshold);
+
 /* ---- Hooks filled by other parts of the block layer ---- */
 
 /*

@@ -14,6 +14,7 @@
 #include "core/options.h"
 #include "monitor/hmp-commands.h"
 #include "qapi/qapi-commands.h"
+#include "qapi/qapi-events.h"
 #include "util/keyval.h"
 #include "util/osdep.h"
 
@@ -158,6 +159,7 @@ static BlockDeviceInfo *node_info(BlockNode *n, bool flat, bool backend)
         d->backing_file_depth = flat ? 0 : chain_depth(img);   /* QEMU counts what it lists */
     }
     d->detect_zeroes = (BlockdevDetectZeroesOptions)block_node_detect_zeroes(n);
+    d->write_threshold = (int64_t)block_node_write_threshold(n);
     d->cache = xzalloc(sizeof(*d->cache));
     d->cache->writeback = !backend || block_node_writeback(n);
     d->cache->direct = block_node_cache_direct(n);
@@ -401,6 +403,24 @@ json_object *qmp_blockdev_add(json_object *args, Error **errp)
 void qmp_blockdev_del(const char *node_name, Error **errp)
 {
     block_node_delete(node_name, errp);
+}
+
+/* ---- write threshold ---- */
+
+static void threshold_reached(BlockNode *n, uint64_t exceeded, uint64_t threshold)
+{
+    qapi_event_send_block_write_threshold(block_node_name(n), exceeded, threshold);
+}
+
+void qmp_block_set_write_threshold(const char *node_name, uint64_t threshold, Error **errp)
+{
+    BlockNode *n = block_node_find(node_name);
+    if (!n) {
+        error_setg(errp, "Device '%s' not found", node_name);
+        return;
+    }
+    block_node_threshold_hook = threshold_reached;
+    block_node_set_write_threshold(n, threshold);
 }
 
 /* ---- HMP ---- */

@@ -244,6 +244,31 @@ def test_blockstats_count_virtio_blk_io():
                                "wr_operations=1 flush_operations=1 "), line
 
 
+def test_write_threshold():
+    from test_virtio_qtest import Blk
+    args = ["-blockdev", f"driver=file,node-name=f0,filename={RAW}",
+            "-blockdev", "driver=raw,node-name=d0,file=f0", "-device", "virtio-blk-pci,drive=d0"]
+    q, v = both(args, lambda qmp: [error_of(qmp, "block-set-write-threshold",
+                                            **{"node-name": "nope", "write-threshold": 1}),
+                                   qmp.execute("block-set-write-threshold",
+                                               **{"node-name": "f0", "write-threshold": 40960}),
+                                   [n["write_threshold"]
+                                    for n in qmp.cmd("query-named-block-nodes")]])
+    assert q == v, (q, v)
+    with start(args) as vm:
+        qmp = vm.qmp()
+        qmp.cmd("block-set-write-threshold", **{"node-name": "f0", "write-threshold": 40960})
+        qmp.cmd("block-set-write-threshold", **{"node-name": "d0", "write-threshold": 1 << 20})
+        b = Blk(vm)
+        assert b.request(1, 64, out=b"\x33" * 8192)[0] == 0      # ends at the threshold
+        assert b.request(1, 72, out=b"\x33" * 8192)[0] == 0      # 4 KiB past it
+        ev = qmp.wait_event("BLOCK_WRITE_THRESHOLD")
+        assert ev["data"] == {"node-name": "f0", "amount-exceeded": 4096,
+                              "write-threshold": 40960}, ev
+        nodes = {n["node-name"]: n["write_threshold"] for n in qmp.cmd("query-named-block-nodes")}
+        assert nodes == {"d0": 1 << 20, "f0": 0}, nodes     # one shot
+
+
 if __name__ == "__main__":
     try:
         setup()
