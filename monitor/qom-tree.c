@@ -20,10 +20,11 @@
 #include "memory/host-backend.h"
 #include "qapi/qapi-commands.h"
 #include "util/keyval.h"
+#include "virtio/virtio-balloon.h"
 #include "util/osdep.h"
 
 typedef enum NodeKind { NODE_ROOT, NODE_MACHINE, NODE_CONTAINER, NODE_OBJECTS, NODE_DEVICE,
-                        NODE_BACKEND, NODE_OBJECT } NodeKind;
+                        NODE_BACKEND, NODE_OBJECT } NodeKind;   /* BACKEND: a virtio-backend */
 
 typedef struct Node {
     NodeKind kind;
@@ -97,6 +98,19 @@ static bool resolve(const char *path, Node *n)
         n->kind = NODE_DEVICE;
         return true;
     }
+    static const char child[] = "/virtio-backend";
+    size_t len = strlen(path);
+    if (len > strlen(child) && !strcmp(path + len - strlen(child), child)) {
+        char *parent = xstrndup_safe(path, len - strlen(child));
+        n->dev = qdev_find_by_path(parent);
+        free(parent);
+        if (n->dev && n->dev->pci_slot >= 0 && !strncmp(n->dev->type, "virtio-", 7)) {
+            n->kind = NODE_BACKEND;
+            /* "virtio-blk-pci" -> "virtio-blk-device" */
+            n->type = xasprintf("%.*s-device", (int)(strlen(n->dev->type) - 4), n->dev->type);
+            return true;
+        }
+    }
     return false;
 }
 
@@ -118,6 +132,34 @@ static void add_child(ObjectPropertyInfoList **list, const char *name, const cha
 static bool virtio_proxy(const Device *d)
 {
     return d->pci_slot >= 0 && !strncmp(d->type, "virtio-", 7);
+}
+
+static bool is_balloon(const Device *d)
+{
+    return !strcmp(d->type, "virtio-balloon-pci");
+}
+
+/* QEMU's guest-stats: {"stats": {"stat-...": n, ...}, "last-update": seconds}. */
+static json_object *balloon_stats_json(void)
+{
+    static const char *const names[BALLOON_NR_STATS] = {
+        "stat-swap-in", "stat-swap-out", "stat-major-faults", "stat-minor-faults",
+        "stat-free-memory", "stat-total-memory", "stat-available-memory", "stat-disk-caches",
+        "stat-htlb-pgalloc", "stat-htlb-pgfail",
+    };
+    int64_t v[BALLOON_NR_STATS], last = 0;
+    if (!virtio_balloon_get_stats(v, &last)) {
+        return NULL;
+    }
+    json_object *stats = json_object_new_object();
+    for (int i = 0; i < BALLOON_NR_STATS; i++) {
+        /* unsigned, as QEMU reports them: one not reported is 2^64 - 1 */
+        json_object_object_add(stats, names[i], json_object_new_uint64((uint64_t)v[i]));
+    }
+    json_object *ret = json_object_new_object();
+    json_object_object_add(ret, "stats", stats);
+    json_object_object_add(ret, "last-update", json_object_new_int64(last));
+    return ret;
 }
 
 static void list_objects(ObjectPropertyInfoList **list)
@@ -165,7 +207,19 @@ ObjectPropertyInfoList *qmp_qom_list(const char *path, Error **errp)
     case NODE_OBJECTS:
         list_objects(&list);
         break;
+    case NODE_BACKEND:
+        add_prop(&list, "parent_bus", "link<bus>");
+        add_prop(&list, "realized", "bool");
+        if (is_balloon(n.dev)) {
+            add_prop(&list, "guest-stats-polling-interval", "int");
+            add_prop(&list, "guest-stats", "guest statistics");
+        }
+        break;
     case NODE_DEVICE:
+        if (is_balloon(n.dev)) {
+            add_prop(&list, "guest-stats-polling-interval", "int");
+            add_prop(&list, "guest-stats", "guest statistics");
+        }
         add_prop(&list, "parent_bus", "link<bus>");
         add_prop(&list, "hotpluggable", "bool");
         add_prop(&list, "realized", "bool");
@@ -193,9 +247,16 @@ json_object *qmp_qom_get(const char *path, const char *property, Error **errp)
     json_object *ret = NULL;
     const char *t = n.kind == NODE_MACHINE ? machine_qom_type() :
                     n.kind == NODE_DEVICE ? n.dev->type :
-                    n.kind == NODE_OBJECT ? n.type : "container";
+                    n.kind == NODE_OBJECT || n.kind == NODE_BACKEND ? n.type : "container";
+    bool balloon = (n.kind == NODE_DEVICE || n.kind == NODE_BACKEND) && is_balloon(n.dev);
     if (!strcmp(property, "type")) {
         ret = json_object_new_string(t);
+    } else if (balloon && !strcmp(property, "guest-stats")) {
+        ret = balloon_stats_json();
+    } else if (balloon && !strcmp(property, "guest-stats-polling-interval")) {
+        ret = json_object_new_int64(virtio_balloon_poll_interval());
+    } else if (n.kind == NODE_BACKEND && !strcmp(property, "realized")) {
+        ret = json_object_new_boolean(true);
     } else if (n.kind == NODE_DEVICE && !strcmp(property, "realized")) {
         ret = json_object_new_boolean(true);
     } else if (n.kind == NODE_DEVICE && !strcmp(property, "hotpluggable")) {
@@ -214,6 +275,18 @@ json_object *qmp_qom_get(const char *path, const char *property, Error **errp)
 
 void qmp_qom_set(const char *path, const char *property, json_object *value, Error **errp)
 {
+    Node n;
+    if (resolve(path, &n) && (n.kind == NODE_DEVICE || n.kind == NODE_BACKEND) &&
+        is_balloon(n.dev) && !strcmp(property, "guest-stats-polling-interval")) {
+        free(n.type);
+        if (json_object_get_type(value) != json_type_int) {
+            error_setg(errp, "Invalid parameter type for '%s', expected: integer", property);
+            return;
+        }
+        virtio_balloon_set_poll_interval(json_object_get_int64(value), errp);
+        return;
+    }
+    free(n.type);
     json_object *cur = qmp_qom_get(path, property, errp);
     if (cur) {
         /* Every property vireo lists is fixed once the object exists. */

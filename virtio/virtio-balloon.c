@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "core/main-loop.h"
 #include "util/osdep.h"
 #include "virtio/virtio-balloon.h"
 #include "virtio/virtio-pci.h"
@@ -31,6 +32,11 @@ typedef struct VirtIOBalloon {
     uint32_t actual;            /* pages the guest reports it gave */
     VirtQueueElement stats_elem;
     bool stats_held;            /* a stats buffer waits for the next poll */
+    /* guest-stats: the last numbers the driver sent, -1 for those it did not */
+    int64_t stats[BALLOON_NR_STATS];
+    int64_t stats_last_update;  /* host time (s) of the last report; 0: none */
+    int64_t poll_interval;      /* guest-stats-polling-interval (s); 0: no polling */
+    Timer *poll_timer;
 } VirtIOBalloon;
 
 void (*virtio_balloon_change_hook)(int64_t actual);
@@ -72,7 +78,10 @@ static void balloon_pages(VirtIODevice *vdev, VirtQueue *vq)
     virtqueue_notify(vq);
 }
 
-/* Keep the stats buffer: returning it asks the guest for fresh numbers. */
+/*
+ * Keep the stats buffer: returning it asks the guest for fresh numbers.
+ * The buffer holds (le16 tag, le64 value) pairs; unknown tags are skipped.
+ */
 static void balloon_stats(VirtIODevice *vdev, VirtQueue *vq)
 {
     VirtIOBalloon *b = vdev->opaque;
@@ -80,6 +89,36 @@ static void balloon_stats(VirtIODevice *vdev, VirtQueue *vq)
         return;
     }
     b->stats_held = virtqueue_pop(vq, &b->stats_elem);
+    if (!b->stats_held) {
+        return;
+    }
+    for (size_t off = 0; off + 10 <= b->stats_elem.out_len && off < 4096; off += 10) {
+        uint8_t rec[10];
+        iov_to_buf(b->stats_elem.out_sg, b->stats_elem.out_num, off, rec, sizeof(rec));
+        uint16_t tag = rec[0] | rec[1] << 8;
+        uint64_t val;
+        memcpy(&val, rec + 2, 8);
+        if (tag < BALLOON_NR_STATS) {
+            b->stats[tag] = (int64_t)le64toh(val);
+        }
+    }
+    b->stats_last_update = clock_get_ns(CLOCK_REALTIME_HOST) / 1000000000;
+}
+
+/* Hand the buffer back: the driver refills it and returns it with new numbers. */
+static void stats_poll(void *opaque)
+{
+    VirtIOBalloon *b = opaque;
+    if (b->stats_held && virtio_driver_ok(&b->vdev)) {
+        VirtQueue *vq = &b->vdev.vq[Q_STATS];
+        virtqueue_push(vq, &b->stats_elem, 0);
+        virtqueue_element_free(&b->stats_elem);
+        b->stats_held = false;
+        virtqueue_notify(vq);
+    }
+    if (b->poll_interval > 0) {
+        timer_mod(b->poll_timer, clock_get_ns(CLOCK_VIRTUAL) + b->poll_interval * 1000000000);
+    }
 }
 
 static void balloon_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val,
@@ -106,6 +145,10 @@ static void balloon_reset(VirtIODevice *vdev)
     }
     b->actual = 0;
     put32(vdev->config + CFG_ACTUAL, 0);
+    for (int i = 0; i < BALLOON_NR_STATS; i++) {
+        b->stats[i] = -1;
+    }
+    b->stats_last_update = 0;
 }
 
 static const VirtIODeviceOps balloon_ops = {
@@ -163,6 +206,9 @@ bool virtio_balloon_pci_create(const VirtioCreateContext *ctx, const char *opts,
         b->vdev.ops = &balloon_ops;
         b->vdev.opaque = b;
         b->ram_size = ctx->mem->ram_size;
+        for (int i = 0; i < BALLOON_NR_STATS; i++) {
+            b->stats[i] = -1;
+        }
         virtio_pci_apply_feature_props(&kv, &b->vdev);
         ok = virtio_pci_plug(ctx, &kv, "virtio-balloon-pci", &b->vdev, 0x00ff00, &po, errp);
         if (ok) {
@@ -182,4 +228,48 @@ const OptParam *virtio_balloon_pci_params(void);
 const OptParam *virtio_balloon_pci_params(void)
 {
     return balloon_params;
+}
+
+/* ---- guest-stats, guest-stats-polling-interval (qom-get/qom-set) ---- */
+
+bool virtio_balloon_get_stats(int64_t stats[BALLOON_NR_STATS], int64_t *last_update)
+{
+    if (!the_balloon) {
+        return false;
+    }
+    memcpy(stats, the_balloon->stats, sizeof(the_balloon->stats));
+    *last_update = the_balloon->stats_last_update;
+    return true;
+}
+
+int64_t virtio_balloon_poll_interval(void)
+{
+    return the_balloon ? the_balloon->poll_interval : 0;
+}
+
+bool virtio_balloon_set_poll_interval(int64_t secs, Error **errp)
+{
+    VirtIOBalloon *b = the_balloon;
+    if (secs < 0) {
+        error_setg(errp, "timer value must be greater than zero");
+        return false;
+    }
+    if (secs > UINT32_MAX) {
+        error_setg(errp, "timer value is too big");
+        return false;
+    }
+    if (!b) {
+        error_setg(errp, "No balloon device has been activated");
+        return false;
+    }
+    if (!b->poll_timer) {
+        b->poll_timer = timer_new(CLOCK_VIRTUAL, stats_poll, b);
+    }
+    b->poll_interval = secs;
+    if (secs == 0) {
+        timer_del(b->poll_timer);
+    } else {
+        timer_mod(b->poll_timer, clock_get_ns(CLOCK_VIRTUAL) + secs * 1000000000);
+    }
+    return true;
 }
