@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""libvirt 9.0 driving vireo, run where KVM works (the host or the lab's L1).
+
+usage: libvirt_scenarios.py VIREO KERNEL INITRD [QEMU]
+
+Starts a private libvirtd (lvd.py) and prints one line per scenario,
+"RESULT name {json}", which test_libvirt_probe.py checks:
+  probe            virsh domcapabilities --emulatorbin VIREO (and the QMP
+                   libvirt exchanged with vireo while probing)
+  probe_qemu       the same for QEMU 7.2, when given, for a side-by-side view
+  lifecycle        define, start --paused, domstate, resume, suspend,
+                   qemu-monitor-command (QMP and HMP), destroy, undefine
+  bad_*            domain XML asking for what vireo lacks: virsh start fails
+                   with vireo's message, libvirtd stays up
+"""
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import lvd  # noqa: E402
+
+
+def result(name, value):
+    print(f"RESULT {name} {json.dumps(value)}", flush=True)
+
+
+def domain_xml(name, vireo, kernel, initrd, devices="", machine="pc", extra=""):
+    return f"""<domain type='kvm'>
+  <name>{name}</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='{machine}'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>console=ttyS0 panic=-1 quiet</cmdline>
+  </os>
+  <features><acpi/></features>
+  <cpu mode='host-passthrough'/>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  {extra}
+  <devices>
+    <emulator>{vireo}</emulator>
+    <controller type='usb' model='none'/>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    <memballoon model='virtio'/>
+    <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
+    {devices}
+  </devices>
+</domain>
+"""
+
+
+def probe(d, binary):
+    st, out, err = d.virsh("domcapabilities", "--emulatorbin", binary, "--arch", "x86_64",
+                           "--virttype", "kvm", timeout=300)
+    return {"status": st, "xml": out, "stderr": err}
+
+
+def qmp_log(d, since):
+    lines = d.qmp_traffic()
+    return lines[since:]
+
+
+def run_cmd(d, log, *args, timeout=120):
+    st, out, err = d.virsh(*args, timeout=timeout)
+    log.append({"args": list(args), "status": st, "out": out, "err": err})
+    return st, out, err
+
+
+def read_console(d, dom, marker, timeout):
+    """What virsh console shows until marker appears (or timeout)."""
+    import select
+    import subprocess
+    p = subprocess.Popen(["virsh", "-c", d.uri, "console", "--force", dom],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C",
+                                                        "HOME": d.dir})
+    out = b""
+    deadline = time.monotonic() + timeout
+    while marker not in out and time.monotonic() < deadline:
+        r, _, _ = select.select([p.stdout], [], [], 1)
+        if r:
+            chunk = os.read(p.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            out += chunk
+    p.kill()
+    p.wait()
+    return out.decode(errors="replace")[-4000:]
+
+
+def lifecycle(d, vireo, kernel, initrd, scratch):
+    log = []
+    xml = os.path.join(scratch, "dom.xml")
+    with open(xml, "w") as f:
+        f.write(domain_xml("vireo-lv1", vireo, kernel, initrd))
+    run_cmd(d, log, "define", xml)
+    run_cmd(d, log, "start", "--paused", "vireo-lv1", timeout=300)
+    run_cmd(d, log, "domstate", "vireo-lv1")
+    run_cmd(d, log, "qemu-monitor-command", "vireo-lv1", '{"execute":"x-query-virtio"}')
+    run_cmd(d, log, "qemu-monitor-command", "--hmp", "vireo-lv1", "info virtio")
+    run_cmd(d, log, "qemu-monitor-command", "vireo-lv1", '{"execute":"query-chardev"}')
+    run_cmd(d, log, "resume", "vireo-lv1")
+    run_cmd(d, log, "domstate", "vireo-lv1")
+    run_cmd(d, log, "suspend", "vireo-lv1")
+    run_cmd(d, log, "domstate", "vireo-lv1")
+    run_cmd(d, log, "resume", "vireo-lv1")
+    console = read_console(d, "vireo-lv1", b"VIREO-GUEST-UP", timeout=240)
+    run_cmd(d, log, "qemu-monitor-command", "vireo-lv1", '{"execute":"query-cpus-fast"}')
+    run_cmd(d, log, "destroy", "vireo-lv1")
+    run_cmd(d, log, "domstate", "vireo-lv1")
+    run_cmd(d, log, "undefine", "vireo-lv1")
+    qemu_log = os.path.join(d.dir, "log", "qemu", "vireo-lv1.log")
+    try:
+        with open(qemu_log, errors="replace") as f:
+            cmdline = f.read()[-6000:]
+    except OSError:
+        cmdline = ""
+    return {"steps": log, "qemu_log": cmdline, "console": console}
+
+
+BAD = {
+    # an ISA floppy controller and drive: PC hardware vireo's board does not have
+    "bad_floppy": "<disk type='file' device='floppy'><driver name='qemu' type='raw'/>"
+                  "<source file='{scratch}/floppy.img'/><target dev='fda' bus='fdc'/></disk>",
+    # an audio back-end other than none
+    "bad_audio": "<audio id='1' type='oss'/>",
+    # a device type vireo does not list (libvirt refuses it from the probe)
+    "bad_q35_device": "<iommu model='intel'/>",
+}
+
+
+def bad_inputs(d, vireo, kernel, initrd, scratch):
+    out = {}
+    with open(os.path.join(scratch, "floppy.img"), "wb") as f:
+        f.truncate(1474560)
+    for name, devices in BAD.items():
+        log = []
+        xml = os.path.join(scratch, f"{name}.xml")
+        dom = "vireo-" + name.replace("_", "-")
+        with open(xml, "w") as f:
+            f.write(domain_xml(dom, vireo, kernel, initrd,
+                               devices=devices.replace("{scratch}", scratch)))
+        run_cmd(d, log, "define", xml)
+        run_cmd(d, log, "start", dom, timeout=300)
+        run_cmd(d, log, "destroy", dom)
+        run_cmd(d, log, "undefine", dom)
+        out[name] = {"steps": log, "healthy": d.healthy()}
+    return out
+
+
+def main():
+    vireo, kernel, initrd = sys.argv[1:4]
+    qemu = sys.argv[4] if len(sys.argv) > 4 else None
+    scratch = tempfile.mkdtemp(prefix="lv-", dir=os.environ.get("LAB_TMP") or None)
+    d = lvd.Libvirtd(os.path.join(scratch, "lvd"))
+    t0 = time.monotonic()
+    try:
+        d.start(timeout=240)
+        result("started", {"seconds": time.monotonic() - t0})
+        n = len(d.qmp_traffic())
+        r = probe(d, vireo)
+        r["qmp"] = qmp_log(d, n)
+        result("probe", r)
+        if qemu:
+            n = len(d.qmp_traffic())
+            r = probe(d, qemu)
+            r["qmp"] = qmp_log(d, n)
+            result("probe_qemu", r)
+        result("lifecycle", lifecycle(d, vireo, kernel, initrd, scratch))
+        for name, r in bad_inputs(d, vireo, kernel, initrd, scratch).items():
+            result(name, r)
+        result("healthy", d.healthy())
+    except Exception:
+        result("error_scenarios", traceback.format_exc() + d.tail(6000))
+    finally:
+        d.close()
+        result("log_tail", d.tail(4000))
+        lvd.cleanup(scratch)
+
+
+if __name__ == "__main__":
+    main()
