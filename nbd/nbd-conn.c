@@ -123,8 +123,6 @@ static uint8_t *put64(uint8_t *p, uint64_t v)
 
 /* ---- output queue ---- */
 
-static size_t out_backlog(const NbdConn *c);
-
 /* Room for @n more bytes at the end of the queue; they count once written. */
 static uint8_t *out_reserve(NbdConn *c, size_t n)
 {
@@ -132,9 +130,7 @@ static uint8_t *out_reserve(NbdConn *c, size_t n)
         c->out_pos = c->out_len = 0;
     }
     if (c->out_len + n > c->out_cap) {
-        /* Move the backlog down only when that is cheap (it is no longer than
-         * the space it frees); else grow: the backlog is bounded anyway. */
-        if (c->out_pos && out_backlog(c) <= c->out_pos) {
+        if (c->out_pos) {
             memmove(c->out, c->out + c->out_pos, c->out_len - c->out_pos);
             c->out_len -= c->out_pos;
             c->out_pos = 0;

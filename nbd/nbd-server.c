@@ -262,9 +262,6 @@ static void accept_clients(NbdServer *srv)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));   /* fails on UNIX */
-        /* Room for a few large replies per send (the kernel caps it at wmem_max). */
-        int sndbuf = 4 << 20;
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
         Client *cl = xzalloc(sizeof(*cl));
         cl->fd = fd;
         cl->conn = nbd_conn_new(&srv->exps);
