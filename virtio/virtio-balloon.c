@@ -151,8 +151,27 @@ static void balloon_reset(VirtIODevice *vdev)
     b->stats_last_update = 0;
 }
 
+/* Hot-unplug: the pages the guest gave back stay with the host until it touches them. */
+static void balloon_unrealize(VirtIODevice *vdev)
+{
+    VirtIOBalloon *b = vdev->opaque;
+    if (b->stats_held) {
+        virtqueue_element_free(&b->stats_elem);
+    }
+    if (b->poll_timer) {
+        timer_free(b->poll_timer);
+    }
+    if (the_balloon == b) {
+        the_balloon = NULL;
+    }
+    free(b->vdev.config);
+    free(b->vdev.vq);
+    free(b);
+}
+
 static const VirtIODeviceOps balloon_ops = {
     .reset = balloon_reset, .config_write = balloon_config_write,
+    .unrealize = balloon_unrealize,
 };
 
 bool virtio_balloon_set_target(int64_t target, Error **errp)

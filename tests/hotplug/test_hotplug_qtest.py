@@ -166,6 +166,20 @@ def test_disk_hotplug_and_reuse_of_its_drive():
         os.rmdir(d)
 
 
+def test_balloon_unplug_and_a_new_one():
+    with start("-device", "virtio-balloon-pci,id=b0,addr=5") as v:
+        m, q = v.qmp(), v.qtest
+        cmd(m, "qom-set", path="b0", property="guest-stats-polling-interval", value=2)
+        cmd(m, "device_del", id="b0")
+        q.outl(EJECT, 1 << 5)
+        m.wait_event("DEVICE_DELETED")
+        m.wait_event("DEVICE_DELETED")
+        e = m.execute("query-balloon")["error"]
+        assert e["class"] == "DeviceNotActive", e
+        cmd(m, "device_add", driver="virtio-balloon-pci", id="b1")
+        assert m.cmd("query-balloon")["actual"] == 64 << 20
+
+
 def test_none_machine():
     with vmm.Vireo("-machine", "none", qtest=True) as v:
         m = v.qmp()
