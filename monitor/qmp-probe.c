@@ -26,10 +26,31 @@ KvmInfo *qmp_query_kvm(Error **errp)
     return info;
 }
 
-/* vireo cannot migrate yet, so it has no migration capability to offer. */
+/* vireo cannot migrate yet; "events" can be turned on and has nothing to report. */
+static bool migration_events;
+
 MigrationCapabilityStatusList *qmp_query_migrate_capabilities(Error **errp)
 {
-    return NULL;
+    MigrationCapabilityStatusList *list = NULL, **tail = &list;
+    MigrationCapabilityStatus *cap = xzalloc(sizeof(*cap));
+    cap->capability = MIGRATION_CAPABILITY_EVENTS;
+    cap->state = migration_events;
+    QAPI_LIST_APPEND(tail, cap);
+    return list;
+}
+
+void qmp_migrate_set_capabilities(MigrationCapabilityStatusList *caps, Error **errp)
+{
+    for (MigrationCapabilityStatusList *c = caps; c; c = c->next) {
+        if (c->value->capability == MIGRATION_CAPABILITY_EVENTS) {
+            migration_events = c->value->state;
+        }
+    }
+}
+
+MigrationInfo *qmp_query_migrate(Error **errp)
+{
+    return xzalloc(sizeof(MigrationInfo));
 }
 
 static void add_chardev(void *ctx, Chardev *chr)

@@ -8,6 +8,8 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -102,8 +104,89 @@ static const OptParam netdev_params[] = {
     { "vhost", OPT_BOOL, "vhost-net", "off" },
     { "vnet_hdr", OPT_BOOL, "virtio net header", "on" },
     { "chardev", OPT_STRING, "vhost-user: UNIX socket chardev of the back-end" },
+    { "fd", OPT_STRING, "tap: an open tap descriptor (IFF_VNET_HDR) from the parent" },
+    { "fds", OPT_STRING, "tap: open tap descriptors, one per queue pair, colon-separated" },
+    { "vhostfd", OPT_STRING, "tap: an open /dev/vhost-net descriptor" },
+    { "vhostfds", OPT_STRING, "tap: open /dev/vhost-net descriptors, colon-separated" },
     { NULL },
 };
+
+/*
+ * fd=N or fds=N:M:...: descriptors management tools opened for vireo.
+ * Returns how many were parsed into out (at most max), or -1 with errp set.
+ */
+static int parse_fd_list(const char *key, const char *text, int *out, unsigned max,
+                         Error **errp)
+{
+    unsigned n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long fd = strtol(p, &end, 10);
+        if (end == p || fd <= 2 || fd > INT32_MAX || (*end && *end != ':')) {
+            error_setg(errp, "%s=%s: expected descriptor numbers above 2", key, text);
+            return -1;
+        }
+        if (n == max) {
+            error_setg(errp, "%s=%s: more than %u descriptors", key, text, max);
+            return -1;
+        }
+        if (fcntl((int)fd, F_GETFD) < 0) {
+            error_setg(errp, "%s: descriptor %ld is not open", key, fd);
+            return -1;
+        }
+        out[n++] = (int)fd;
+        p = *end ? end + 1 : end;
+    }
+    if (n == 0) {
+        error_setg(errp, "%s= needs a descriptor number", key);
+        return -1;
+    }
+    return (int)n;
+}
+
+/* tap with fd=/fds= (and vhostfd=/vhostfds=): adopt what the parent opened. */
+static bool open_tap_fds(VirtIONet *n, const KeyValList *kv, bool mq, Error **errp)
+{
+    int taps[MAX_PAIRS], vhosts[MAX_PAIRS];
+    const char *one = keyval_get(kv, "fd") ? "fd" : "fds";
+    int nt = parse_fd_list(one, keyval_get(kv, one), taps, MAX_PAIRS, errp);
+    if (nt < 0) {
+        return false;
+    }
+    if (nt > 1 && (!mq || !strcmp(one, "fd"))) {
+        error_setg(errp, "tap: %d descriptors need fds= and a device with mq=on", nt);
+        return false;
+    }
+    const char *vkey = keyval_get(kv, "vhostfd") ? "vhostfd" :
+                       keyval_get(kv, "vhostfds") ? "vhostfds" : NULL;
+    int nv = vkey ? parse_fd_list(vkey, keyval_get(kv, vkey), vhosts, MAX_PAIRS, errp) : 0;
+    if (nv < 0) {
+        return false;
+    }
+    if (vkey && nv != nt) {
+        error_setg(errp, "tap: %d tap descriptors but %d vhost descriptors", nt, nv);
+        return false;
+    }
+    n->max_pairs = (unsigned)nt;
+    for (int i = 0; i < nt; i++) {
+        if (!tap_adopt_fd(taps[i], errp)) {
+            return false;
+        }
+        fcntl(taps[i], F_SETFD, FD_CLOEXEC);
+        n->pairs[i].fd = taps[i];
+    }
+    n->ufo = tap_probe_ufo(n->pairs[0].fd);
+    for (int i = 0; i < nv; i++) {
+        fcntl(vhosts[i], F_SETFD, FD_CLOEXEC);
+        n->pairs[i].vhost = vhost_dev_open("/dev/vhost-net", vhosts[i], 2 * (unsigned)i, 2,
+                                           errp);
+        if (!n->pairs[i].vhost) {
+            return false;
+        }
+    }
+    return true;
+}
 
 static bool has(const VirtIONet *n, unsigned bit)
 {
@@ -711,6 +794,8 @@ static bool open_netdev(VirtIONet *n, const char *opts, bool mq, Error **errp)
                    "vhost-user)", type ? type : "");
     } else if (script && strcmp(script, "no") != 0) {
         error_setg(errp, "tap: only script=no is supported");
+    } else if (keyval_get(&kv, "fd") || keyval_get(&kv, "fds")) {
+        ok = open_tap_fds(n, &kv, mq, errp);
     } else if (queues < 1 || queues > MAX_PAIRS) {
         error_setg(errp, "tap: queues must be between 1 and %d", MAX_PAIRS);
     } else {
