@@ -58,6 +58,7 @@ struct SerialPort {
     bool guest_open;
     uint8_t *pending;           /* bytes from the chardev not yet in the guest */
     size_t pending_len;
+    Device *qdev;               /* its place in the device tree */
 };
 
 static VirtIOSerial *serial_devices;
@@ -318,8 +319,44 @@ static void serial_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t va
     }
 }
 
+/* Hot-unplug: the ports go first (each with its DEVICE_DELETED), then the bus. */
+static void serial_unrealize(VirtIODevice *vdev)
+{
+    VirtIOSerial *ser = vdev->opaque;
+    ser->driver_ready = false;      /* no transport any more: nothing to tell the driver */
+    /* Newest port first, as QEMU takes a bus's children down. */
+    Device **devs = xzalloc(sizeof(Device *) * ser->max_ports);
+    unsigned n = 0;
+    for (Device *d = qdev_first(); d; d = d->next) {
+        for (unsigned nr = 0; nr < ser->max_ports && n < ser->max_ports; nr++) {
+            if (ser->ports[nr] && ser->ports[nr]->qdev == d) {
+                devs[n++] = d;
+            }
+        }
+    }
+    while (n > 0) {
+        qdev_unplug_now(devs[--n]);
+    }
+    free(devs);
+    for (unsigned i = 0; i < ser->backlog_n; i++) {
+        free(ser->backlog[i].data);
+    }
+    for (VirtIOSerial **p = &serial_devices; *p; p = &(*p)->next) {
+        if (*p == ser) {
+            *p = ser->next;
+            break;
+        }
+    }
+    free(ser->bus_name);
+    free(ser->ports);
+    free(ser->vdev.config);
+    free(ser->vdev.vq);
+    free(ser);
+}
+
 static const VirtIODeviceOps serial_ops = {
     .reset = serial_reset, .config_write = serial_config_write,
+    .unrealize = serial_unrealize,
 };
 
 bool virtio_serial_pci_create(const VirtioCreateContext *ctx, const char *opts, Error **errp)
@@ -455,8 +492,9 @@ bool virtio_serial_port_create(const VirtioCreateContext *ctx, const char *opts,
         port->chr = chr;
         port->pending = xmalloc(PENDING_MAX);
         ok = (!chr || chardev_attach(chr, &port_handlers, port, errp)) &&
-             qdev_add(type, keyval_get(&kv, "id"), ser->bus_name ? ser->bus_name : "virtio-serial-bus",
-                      DEVICE_USER, &port_qdev_ops, port, errp);
+             (port->qdev = qdev_add(type, keyval_get(&kv, "id"),
+                                    ser->bus_name ? ser->bus_name : "virtio-serial-bus",
+                                    DEVICE_USER, &port_qdev_ops, port, errp));
     }
     if (ok) {
         ser->ports[nr] = port;

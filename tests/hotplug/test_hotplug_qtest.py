@@ -166,6 +166,24 @@ def test_disk_hotplug_and_reuse_of_its_drive():
         os.rmdir(d)
 
 
+def test_serial_controller_unplug_takes_its_ports():
+    with start("-chardev", "null,id=c0", "-device", "virtio-serial-pci,id=ser,addr=5",
+               "-device", "virtconsole,chardev=c0,id=con0") as v:
+        m, q = v.qmp(), v.qtest
+        cmd(m, "device_add", driver="virtserialport", id="p1")
+        cmd(m, "device_del", id="ser")
+        q.outl(EJECT, 1 << 5)
+        paths = [m.wait_event("DEVICE_DELETED")["data"]["path"] for _ in range(4)]
+        assert paths == ["/machine/peripheral/p1", "/machine/peripheral/con0",
+                         "/machine/peripheral/ser/virtio-backend",
+                         "/machine/peripheral/ser"], paths
+        e = execute(m, "device_add", driver="virtserialport", id="p2")["error"]
+        assert e["desc"] == "No 'virtio-serial-bus' bus found for device 'virtserialport'", e
+        # the chardev is free for a new port on a new controller
+        cmd(m, "device_add", driver="virtio-serial-pci", id="ser2")
+        cmd(m, "device_add", driver="virtconsole", chardev="c0", id="con1")
+
+
 def test_balloon_unplug_and_a_new_one():
     with start("-device", "virtio-balloon-pci,id=b0,addr=5") as v:
         m, q = v.qmp(), v.qtest
