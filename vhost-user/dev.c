@@ -656,6 +656,18 @@ static bool h_set_vring_call(VuDev *dev, VuMsg *m, Error **errp)
     if (vr) {
         close_fd(&vr->call_fd);
         vr->call_fd = fd;
+        /*
+         * A running ring may have used entries whose interrupt went nowhere
+         * (no call fd yet: a migration destination starts its rings before
+         * QEMU hands over the guest's notifiers, and frames waiting in a tap
+         * are delivered at once); with EVENT_IDX the device then believes it
+         * signalled and never signals again. One interrupt too many is
+         * harmless: the driver looks at the used ring and finds nothing new.
+         */
+        uint64_t one = 1;
+        if (fd >= 0 && vr->started && write(fd, &one, sizeof(one)) < 0) {
+            /* a saturated eventfd is signalled anyway */
+        }
     }
     return vr != NULL;
 }
