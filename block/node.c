@@ -28,6 +28,7 @@ struct BlockNodeUser {
     void (*io_done)(void *opaque);
     void *io_opaque;
     uint64_t seq;
+    int io_status;
     BlockNodeUser *next;
 };
 
@@ -56,6 +57,7 @@ struct BlockNode {
     BlockNodeStats stats;
     unsigned queue_depth;
     uint64_t write_threshold;
+    char *werror, *rerror;      /* -drive's, or NULL */
     BlockNode *next;
 };
 
@@ -448,6 +450,10 @@ BlockNodeUser *block_node_user_next(const BlockNodeUser *u) { return u->next; }
 const char *block_node_user_qdev(const BlockNodeUser *u) { return u->qdev; }
 BlockNode *block_node_user_node(const BlockNodeUser *u) { return u->node; }
 uint64_t block_node_user_seq(const BlockNodeUser *u) { return u->seq; }
+void block_node_user_set_io_status(BlockNodeUser *u, int status) { u->io_status = status; }
+int block_node_user_io_status(const BlockNodeUser *u) { return u->io_status; }
+const char *block_node_drive_werror(const BlockNode *n) { return n->werror; }
+const char *block_node_drive_rerror(const BlockNode *n) { return n->rerror; }
 
 void block_node_user_set_io_done(BlockNodeUser *u, void (*io_done)(void *opaque),
                                  void *opaque)
@@ -687,6 +693,8 @@ static void node_free(BlockNode *n)
     free(n->driver);
     free(n->device);
     free(n->filename);
+    free(n->werror);
+    free(n->rerror);
     free(n);
 }
 
@@ -1001,6 +1009,9 @@ static void drive_flags(BlockNode *n, BlockNode *proto, const KeyValList *kv)
                  : !strcmp(aio, "native") ? BLOCK_AIO_NATIVE : BLOCK_AIO_IO_URING;
     const char *discard = keyval_get(kv, "discard");
     n->discard_unmap = discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on"));
+    const char *werror = keyval_get(kv, "werror"), *rerror = keyval_get(kv, "rerror");
+    n->werror = werror ? xstrdup(werror) : NULL;
+    n->rerror = rerror ? xstrdup(rerror) : NULL;
     const char *dz = keyval_get(kv, "detect-zeroes");
     n->detect_zeroes = !dz || !strcmp(dz, "off") ? BLOCK_DZ_OFF
                        : !strcmp(dz, "unmap") ? BLOCK_DZ_UNMAP : BLOCK_DZ_ON;

@@ -133,6 +133,9 @@ BlockNodeLocking block_node_locking(const BlockNode *n);
 BlockNodeDetectZeroes block_node_detect_zeroes(const BlockNode *n);
 /* -drive cache mode: the guest-visible write cache (writeback) is on. */
 bool block_node_writeback(const BlockNode *n);
+/* -drive werror= / rerror= as given, NULL when absent (devices default them). */
+const char *block_node_drive_werror(const BlockNode *n);
+const char *block_node_drive_rerror(const BlockNode *n);
 /* Made by -drive (not deletable with blockdev-del). */
 bool block_node_from_drive(const BlockNode *n);
 /* True when some user or parent node holds it. */
@@ -173,6 +176,9 @@ BlockNodeUser *block_node_user_first(const BlockNode *n);
 BlockNodeUser *block_node_user_next(const BlockNodeUser *u);
 const char *block_node_user_qdev(const BlockNodeUser *u);   /* NULL: not a device */
 BlockNode *block_node_user_node(const BlockNodeUser *u);
+/* A device's I/O status for query-block: 0 ok, 1 failed, 2 nospace. */
+void block_node_user_set_io_status(BlockNodeUser *u, int status);
+int block_node_user_io_status(const BlockNodeUser *u);
 /* Users in the order they attached, across nodes: larger is newer. */
 uint64_t block_node_user_seq(const BlockNodeUser *u);
 

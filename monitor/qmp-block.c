@@ -188,6 +188,7 @@ typedef struct Backend {
     const char *device;         /* "" for a device's own */
     const char *qdev;           /* NULL when no device uses it */
     uint64_t seq;               /* when the device attached */
+    BlockNodeUser *user;        /* the device's claim, or NULL */
 } Backend;
 
 static BlockNodeUser *first_device_user(const BlockNode *n)
@@ -214,7 +215,8 @@ static int collect_backends(Backend **out)
             cap *= 2;
             b = realloc(b, sizeof(*b) * (size_t)cap);
         }
-        b[count++] = (Backend){ n, block_node_device(n), u ? block_node_user_qdev(u) : NULL };
+        b[count++] = (Backend){ n, block_node_device(n), u ? block_node_user_qdev(u) : NULL,
+                                u ? block_node_user_seq(u) : 0, u };
     }
     int drives = count;
     for (BlockNode *n = block_node_first(); n; n = block_node_next(n)) {
@@ -229,7 +231,7 @@ static int collect_backends(Backend **out)
                 cap *= 2;
                 b = realloc(b, sizeof(*b) * (size_t)cap);
             }
-            b[count] = (Backend){ n, "", block_node_user_qdev(u), block_node_user_seq(u) };
+            b[count] = (Backend){ n, "", block_node_user_qdev(u), block_node_user_seq(u), u };
             /* In the order the devices attached (insertion sort by seq). */
             int i = count++;
             while (i > drives && b[i - 1].seq > b[i].seq) {
@@ -260,7 +262,8 @@ BlockInfoList *qmp_query_block(Error **errp)
         /* Without a device the medium counts as removable, as in QEMU. */
         info->removable = b[i].qdev == NULL;
         info->has_io_status = b[i].qdev != NULL;
-        info->io_status = BLOCK_DEVICE_IO_STATUS_OK;
+        info->io_status = b[i].user ? (BlockDeviceIoStatus)block_node_user_io_status(b[i].user)
+                                    : BLOCK_DEVICE_IO_STATUS_OK;
         QAPI_LIST_APPEND(tail, info);
     }
     free(b);

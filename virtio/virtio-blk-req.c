@@ -64,6 +64,9 @@ typedef struct BlkRequest {
     struct iovec bounce_iov;
     BlockStatsCookie acct;      /* read, write and flush are timed until they complete */
     bool timed;
+    bool is_flush;
+    uint64_t offset;            /* of a read or write, to submit it again */
+    struct BlkRequest *next_held;
 } BlkRequest;
 
 static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
@@ -91,9 +94,39 @@ static void req_complete(BlkRequest *req, uint8_t status)
     free(req);
 }
 
+static int submit(BlkRequest *req);
+
+/* rerror=/werror=: true when the request is held (stop) or already completed. */
+static bool error_policy(BlkRequest *req, int ret)
+{
+    VirtioBlkBackend *be = req->be;
+    if (!be->io_error) {
+        return false;
+    }
+    switch (be->io_error(be, req->is_read, -ret)) {
+    case VIRTIO_BLK_ERROR_IGNORE:
+        req_complete(req, S_OK);
+        return true;
+    case VIRTIO_BLK_ERROR_STOP: {
+        BlkRequest **p = (BlkRequest **)&be->held;
+        while (*p) {
+            p = &(*p)->next_held;
+        }
+        req->next_held = NULL;
+        *p = req;
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
 static void aio_done(void *opaque, int ret)
 {
     BlkRequest *req = opaque;
+    if (ret < 0 && error_policy(req, ret)) {
+        return;
+    }
     if (ret == 0 && req->flush_after) {
         /* Writethrough: the guest hears of the write once it is on stable storage. */
         req->flush_after = false;
@@ -155,15 +188,51 @@ static uint8_t do_read_write(BlkRequest *req, const BlkReqHeader *h, bool write)
     if (len == 0) {
         return S_OK;
     }
-    uint64_t off = h->sector * SECTOR_SIZE;
+    req->offset = h->sector * SECTOR_SIZE;
     req->is_read = !write;
     req->flush_after = write && !be->vdev->config[VIRTIO_BLK_CFG_WRITEBACK];
     maybe_bounce(req, len, write);
+    return submit(req) == 0 ? S_LATER : S_IOERR;
+}
+
+/* Hand a read, write or flush to the block queue (again, after a stop). */
+static int submit(BlkRequest *req)
+{
+    VirtioBlkBackend *be = req->be;
+    if (req->is_flush) {
+        return blk_aio_flush(be->bq, aio_done, req);
+    }
     struct iovec *iov = req->bounce ? &req->bounce_iov : req->data;
     int iovcnt = req->bounce ? 1 : (int)req->data_n;
-    int r = write ? blk_aio_pwritev(be->bq, off, iov, iovcnt, aio_done, req)
-                  : blk_aio_preadv(be->bq, off, iov, iovcnt, aio_done, req);
-    return r == 0 ? S_LATER : S_IOERR;
+    return req->is_read ? blk_aio_preadv(be->bq, req->offset, iov, iovcnt, aio_done, req)
+                        : blk_aio_pwritev(be->bq, req->offset, iov, iovcnt, aio_done, req);
+}
+
+void virtio_blk_retry_held(VirtioBlkBackend *be)
+{
+    BlkRequest *req = be->held;
+    be->held = NULL;
+    while (req) {
+        BlkRequest *next = req->next_held;
+        if (submit(req) < 0) {
+            req_complete(req, S_IOERR);
+        }
+        req = next;
+    }
+}
+
+void virtio_blk_drop_held(VirtioBlkBackend *be)
+{
+    BlkRequest *req = be->held;
+    be->held = NULL;
+    while (req) {
+        BlkRequest *next = req->next_held;
+        virtqueue_element_free(&req->elem);
+        free(req->bounce);
+        free(req->data);
+        free(req);
+        req = next;
+    }
 }
 
 static uint8_t do_get_id(BlkRequest *req)
@@ -219,7 +288,8 @@ static uint8_t dispatch(BlkRequest *req, const BlkReqHeader *h)
     case T_FLUSH:
         block_stats_start(&req->acct, BLOCK_STATS_FLUSH, 0, 0);
         req->timed = true;
-        return blk_aio_flush(req->be->bq, aio_done, req) == 0 ? S_LATER : S_IOERR;
+        req->is_flush = true;
+        return submit(req) == 0 ? S_LATER : S_IOERR;
     case T_GET_ID:       return do_get_id(req);
     case T_DISCARD:      return do_discard_zeroes(req, false);
     case T_WRITE_ZEROES: return do_discard_zeroes(req, true);

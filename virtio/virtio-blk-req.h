@@ -46,6 +46,13 @@ enum {
 
 typedef struct VirtioBlkBackend VirtioBlkBackend;
 
+/* What a failed read, write or flush becomes (QEMU's rerror=/werror= actions). */
+typedef enum VirtioBlkErrorAction {
+    VIRTIO_BLK_ERROR_REPORT,    /* the guest sees an I/O error */
+    VIRTIO_BLK_ERROR_IGNORE,    /* the guest sees success */
+    VIRTIO_BLK_ERROR_STOP,      /* held until virtio_blk_retry_held() */
+} VirtioBlkErrorAction;
+
 struct VirtioBlkBackend {
     VirtIODevice *vdev;         /* its config byte WRITEBACK picks the cache mode */
     BlockImage *img;
@@ -57,8 +64,16 @@ struct VirtioBlkBackend {
     /* The chain is in the used ring with `written` bytes; elem is freed after. */
     void (*completed)(VirtioBlkBackend *be, VirtQueue *vq, const VirtQueueElement *elem,
                       uint32_t written);
+    /* A read (is_read) or write/flush failed with errno @err; NULL: report it. */
+    VirtioBlkErrorAction (*io_error)(VirtioBlkBackend *be, bool is_read, int err);
+    void *held;                 /* requests stopped by io_error, oldest first */
     void *opaque;               /* for the owner */
 };
+
+/* Submit the held requests again (the VM continues after an I/O error stop). */
+void virtio_blk_retry_held(VirtioBlkBackend *be);
+/* Forget the held requests without completing them (the rings are reset). */
+void virtio_blk_drop_held(VirtioBlkBackend *be);
 
 /* Run one popped chain; it completes now or from the block queue's eventfd. */
 void virtio_blk_handle_request(VirtioBlkBackend *be, VirtQueue *vq, VirtQueueElement *elem);

@@ -5,12 +5,15 @@
  * through the block queue's eventfd.
  */
 #include <endian.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "block/block.h"
 #include "block/node.h"
 #include "core/main-loop.h"
+#include "core/runstate.h"
+#include "qapi/qapi-events.h"
 #include "qapi/qapi-commands.h"
 #include "util/osdep.h"
 #include "virtio/virtio-blk-req.h"
@@ -28,6 +31,7 @@ typedef struct VirtIOBlock {
     BlockNode *node;
     BlockNodeUser *user;        /* our claim on the node */
     char *serial;               /* get-id answer, NULL: empty */
+    int werror, rerror;         /* ON_ERROR_* */
     bool readonly;
     bool writeback;             /* the cache mode at power-on (cache=writethrough|directsync: off) */
     bool pending_notify[MAX_QUEUES];
@@ -37,6 +41,8 @@ static const OptParam blk_params[] = {
     { "driver", OPT_STRING, "device type" },
     { "drive", OPT_STRING, "id of the -drive, or a node name" },
     { "share-rw", OPT_BOOL, "let other users of the node write too", "off" },
+    { "werror", OPT_STRING, "on write errors: auto, enospc, ignore, report or stop", "auto" },
+    { "rerror", OPT_STRING, "on read errors: auto, enospc, ignore, report or stop", "auto" },
     { "serial", OPT_STRING, "disk serial number" },
     { "num-queues", OPT_NUMBER, "request queues", "1" },
     { "queue-size", OPT_NUMBER, "size of each queue", "256" },
@@ -47,6 +53,67 @@ static const OptParam blk_params[] = {
     VIRTIO_PCI_COMMON_PARAMS,
     { NULL },
 };
+
+/* ---- rerror= / werror= ---- */
+
+enum { ON_ERROR_REPORT, ON_ERROR_IGNORE, ON_ERROR_STOP, ON_ERROR_ENOSPC };
+
+static bool parse_on_error(const char *value, const char *what, int *out, Error **errp)
+{
+    static const char *const names[] = { "report", "ignore", "stop", "enospc" };
+    for (int i = 0; i < 4; i++) {
+        if (!strcmp(value, names[i])) {
+            *out = i;
+            return true;
+        }
+    }
+    error_setg(errp, "'%s' invalid %s error action", value, what);
+    return false;
+}
+
+/* The device's setting, else the -drive's, else QEMU's default. */
+static bool error_policy(const KeyValList *kv, const BlockNode *n, bool read, int *out,
+                         Error **errp)
+{
+    const char *v = keyval_get(kv, read ? "rerror" : "werror");
+    if (!v || !strcmp(v, "auto")) {
+        v = read ? block_node_drive_rerror(n) : block_node_drive_werror(n);
+    }
+    if (!v) {
+        *out = read ? ON_ERROR_REPORT : ON_ERROR_ENOSPC;
+        return true;
+    }
+    return parse_on_error(v, read ? "read" : "write", out, errp);
+}
+
+static VirtioBlkErrorAction blk_io_error(VirtioBlkBackend *be, bool is_read, int err)
+{
+    VirtIOBlock *blk = be->opaque;
+    int policy = is_read ? blk->rerror : blk->werror;
+    VirtioBlkErrorAction action =
+        policy == ON_ERROR_IGNORE ? VIRTIO_BLK_ERROR_IGNORE
+        : policy == ON_ERROR_STOP || (policy == ON_ERROR_ENOSPC && err == ENOSPC)
+        ? VIRTIO_BLK_ERROR_STOP : VIRTIO_BLK_ERROR_REPORT;
+    const char *device = block_node_device(blk->node);
+    BlockErrorAction qaction = action == VIRTIO_BLK_ERROR_IGNORE ? BLOCK_ERROR_ACTION_IGNORE
+                               : action == VIRTIO_BLK_ERROR_STOP ? BLOCK_ERROR_ACTION_STOP
+                               : BLOCK_ERROR_ACTION_REPORT;
+    qapi_event_send_block_io_error(device ? device : "", true, block_node_name(blk->node),
+                                   is_read ? IO_OPERATION_TYPE_READ : IO_OPERATION_TYPE_WRITE,
+                                   qaction, true, err == ENOSPC, strerror(err));
+    if (action == VIRTIO_BLK_ERROR_STOP) {
+        if (blk->user && !block_node_user_io_status(blk->user)) {
+            block_node_user_set_io_status(blk->user, err == ENOSPC ? 2 : 1);
+        }
+        if (runstate_is_running()) {
+            vm_stop(RUN_STATE_IO_ERROR);
+        }
+    }
+    return action;
+}
+
+/* cont: the requests an error stopped go again, the status is ok again. */
+static void retry_stopped(void *opaque);
 
 /* ---- completing requests ---- */
 
@@ -98,6 +165,7 @@ static void blk_reset(VirtIODevice *vdev)
     if (blk->bq) {
         blk_queue_drain(blk->bq);
     }
+    virtio_blk_drop_held(&blk->be);
     memset(blk->pending_notify, 0, sizeof(blk->pending_notify));
     vdev->config[VIRTIO_BLK_CFG_WRITEBACK] = blk->writeback;
 }
@@ -119,6 +187,7 @@ static void blk_quiesce(VirtIODevice *vdev)
         return;
     }
     blk_queue_drain(blk->bq);
+    virtio_blk_drop_held(&blk->be);
     blk->bq = NULL;
     blk->img = NULL;
     block_node_detach(blk->user);
@@ -225,7 +294,9 @@ static bool blk_setup(const VirtioCreateContext *ctx, const KeyValList *kv, Virt
         return false;
     }
     blk->node = find_drive(drive, errp);
-    if (!blk->node || !use_node(blk, kv, drive, errp)) {
+    if (!blk->node || !error_policy(kv, blk->node, false, &blk->werror, errp) ||
+        !error_policy(kv, blk->node, true, &blk->rerror, errp) ||
+        !use_node(blk, kv, drive, errp)) {
         return false;
     }
     const char *serial = keyval_get(kv, "serial");
@@ -243,8 +314,14 @@ static bool blk_setup(const VirtioCreateContext *ctx, const KeyValList *kv, Virt
     blk->be = (VirtioBlkBackend){
         .vdev = &blk->vdev, .img = blk->img, .bq = blk->bq, .serial = blk->serial,
         .readonly = blk->readonly, .gather_segments = blk->be.gather_segments,
-        .stats = block_node_stats(blk->node), .completed = blk_completed, .opaque = blk,
+        .stats = block_node_stats(blk->node), .completed = blk_completed,
+        .io_error = blk_io_error, .opaque = blk,
     };
+    static bool retry_registered;
+    if (!retry_registered) {
+        register_vm_start_handler(retry_stopped, NULL);
+        retry_registered = true;
+    }
     return true;
 }
 
@@ -275,6 +352,20 @@ bool virtio_blk_pci_create(const VirtioCreateContext *ctx, const char *opts, Err
         free(blk);
     }
     return ok;
+}
+
+static void retry_stopped(void *opaque)
+{
+    for (VirtIODevice *vdev = virtio_device_first(); vdev; vdev = vdev->next) {
+        VirtIOBlock *blk = vdev->ops == &blk_ops ? vdev->opaque : NULL;
+        if (blk && blk->bq) {
+            if (blk->user) {
+                block_node_user_set_io_status(blk->user, 0);
+            }
+            virtio_blk_retry_held(&blk->be);
+            notify_pending(blk);
+        }
+    }
 }
 
 /* The virtio-blk disk using node @n, NULL when none does. */
