@@ -1390,12 +1390,54 @@ static BlockAioPlan plan_special(BlockImage *img, BlockAioReq *req)
     return BLK_PLAN_SYNC;
 }
 
+/*
+ * A request over several clusters goes straight to the file when every
+ * cluster is allocated data (for a write: and owned, COPIED) and they lie
+ * back to back in the file, as a sequentially written image has them: one
+ * host request instead of the synchronous path, which would stop the queue
+ * and copy through a bounce buffer. Anything else takes that path.
+ */
+static BlockAioPlan plan_multi_cluster(BlockImage *img, BlockAioReq *req)
+{
+    BDRVQcow2 *s = img->opaque;
+    uint64_t first = req->offset >> s->cluster_bits;
+    uint64_t last = (req->offset + req->len - 1) >> s->cluster_bits;
+    uint64_t host0 = 0;
+    bool write = req->type == BLK_AIO_WRITE;
+    if (s->ext_l2 || qcow2_has_data_file(s) || (write && s->inflight && img->backing)) {
+        return BLK_PLAN_SYNC;
+    }
+    for (uint64_t c = first; c <= last; c++) {
+        uint64_t e, bm;
+        Error *err = NULL;
+        if ((write && find_inflight(s, c)) ||
+            qcow2_get_l2_entry(img, c << s->cluster_bits, &e, &bm, &err) < 0) {
+            error_free(err);
+            return BLK_PLAN_SYNC;
+        }
+        uint64_t host = e & QCOW2_OFFSET_MASK;
+        if (cluster_kind(s, e) != CLUSTER_NORMAL || (write && !(e & QCOW2_OFLAG_COPIED)) ||
+            (c > first && host != host0 + ((c - first) << s->cluster_bits))) {
+            return BLK_PLAN_SYNC;
+        }
+        if (c == first) {
+            host0 = host;
+        }
+    }
+    req->host_offset = host0 + (req->offset & (s->cluster_size - 1));
+    if (!write) {
+        return BLK_PLAN_DIRECT;
+    }
+    qcow2_bitmaps_mark_write(img, req->offset, req->len);
+    return plan_overwrite(img, req);
+}
+
 BlockAioPlan qcow2_aio_plan(BlockImage *img, BlockAioReq *req)
 {
     BDRVQcow2 *s = img->opaque;
     uint64_t in_cluster = req->offset & (s->cluster_size - 1);
     if (in_cluster + req->len > s->cluster_size) {
-        return BLK_PLAN_SYNC;
+        return req->type == BLK_AIO_FLUSH ? BLK_PLAN_SYNC : plan_multi_cluster(img, req);
     }
     if (s->ext_l2 || qcow2_has_data_file(s)) {
         return plan_special(img, req);
