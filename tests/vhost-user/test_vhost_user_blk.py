@@ -624,6 +624,39 @@ def test_command_line_errors():
     assert r.returncode == 0 and "vireo-storage-daemon" in r.stdout
 
 
+def test_requests_over_several_clusters():
+    """Reads and overwrites spanning 64 KiB clusters, on clusters that lie back
+    to back in the file (one host request) and on clusters in reverse order
+    (the general path): the data is right either way."""
+    stop_daemon()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", IMG, "64M"], check=True)
+    cmds = ["write -P 0x31 0 1M"]                                        # contiguous
+    cmds += [f"write -P {0x40 + i} {(2 << 20) + i * 65536} 64k" for i in reversed(range(16))]
+    r = subprocess.run(["qemu-io", "-f", "qcow2"] + sum((["-c", c] for c in cmds), []) + [IMG],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    start_daemon(fresh=False)
+    s = Session()
+    st, _, data = s.run(0, T_IN, 32768 // 512, read_len=256 * 1024, at=0x100000)
+    assert st == 0 and data == b"\x31" * (256 * 1024)
+    st, _, data = s.run(0, T_IN, ((2 << 20) + 32768) // 512, read_len=256 * 1024, at=0x100000)
+    want = b"".join(bytes([0x40 + ((32768 + o) >> 16)]) for o in range(256 * 1024))
+    assert st == 0 and data == want
+    # overwrites across cluster boundaries, both layouts
+    assert s.run(0, T_OUT, 65536 // 512 - 1, data=b"\x77" * (128 * 1024))[0] == 0
+    assert s.run(0, T_OUT, ((2 << 20) + 65536) // 512 - 1, data=b"\x78" * (128 * 1024))[0] == 0
+    s.close()
+    stop_daemon()
+    for off, pat in ((65536 - 512, 0x77), ((2 << 20) + 65536 - 512, 0x78)):
+        ok, out = qemu_io_read(off, 128 * 1024, pat)
+        assert ok, out
+    ok, out = qemu_io_read((2 << 20) + 65536 - 512 + 128 * 1024, 512, 0x42)
+    assert ok, out
+    r = subprocess.run(["qemu-img", "check", IMG], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    start_daemon()
+
+
 def dirty_extents(img, bitmap):
     """The bitmap's dirty runs as Debian's qemu-nbd and nbdinfo read them."""
     sock = os.path.join(TMP, "nbd.sock")
