@@ -94,28 +94,59 @@ bool sandbox_opt_run_with(const char *arg, Error **errp)
 
 /* ---- inherited descriptors ---- */
 
-/* Does word hand over descriptor fd through fd=, fds=, vhostfd= or vhostfds=? */
+/* Is fd in the list of numbers at q ("3", "3:4:5"), up to the next non-digit? */
+static bool list_has_fd(const char *q, int fd)
+{
+    while (isdigit((unsigned char)*q)) {
+        char *end;
+        long v = strtol(q, &end, 10);
+        if (v == fd) {
+            return true;
+        }
+        q = *end == ':' ? end + 1 : end;
+    }
+    return false;
+}
+
+/*
+ * Does word hand over descriptor fd through fd=, fds=, vhostfd= or
+ * vhostfds=, in key=value form or in the JSON form ("fd": "3" or "fd": 3)
+ * management tools use for -netdev, -chardev and -device?
+ */
 static bool names_fd(const char *word, int fd)
 {
-    static const char *const keys[] = { "fd=", "fds=", "vhostfd=", "vhostfds=" };
+    static const char *const keys[] = { "fd", "fds", "vhostfd", "vhostfds" };
     for (const char *p = word; *p; p++) {
-        if (p != word && p[-1] != ',') {
+        bool json = *p == '"';
+        if (!json && p != word && p[-1] != ',') {
             continue;
         }
         for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+            const char *key = p + json;
             size_t n = strlen(keys[k]);
-            if (strncmp(p, keys[k], n) != 0) {
+            if (strncmp(key, keys[k], n) != 0) {
                 continue;
             }
-            /* A list of numbers separated by ':' up to the next ','. */
-            const char *q = p + n;
-            while (isdigit((unsigned char)*q)) {
-                char *end;
-                long v = strtol(q, &end, 10);
-                if (v == fd) {
-                    return true;
+            const char *q = key + n;
+            if (json) {
+                if (*q++ != '"') {
+                    continue;
                 }
-                q = *end == ':' ? end + 1 : end;
+                while (*q == ' ') {
+                    q++;
+                }
+                if (*q++ != ':') {
+                    continue;
+                }
+                while (*q == ' ') {
+                    q++;
+                }
+                q += *q == '"';
+            } else if (*q++ != '=') {
+                continue;
+            }
+            if (list_has_fd(q, fd)) {
+                return true;
             }
         }
     }
