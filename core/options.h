@@ -56,9 +56,6 @@ extern const CmdOption block_options[];     /* core/options-block.c */
 
 /* Make the nodes of -blockdev, then of -drive (before the machine is built). */
 bool block_options_create_nodes(Error **errp);
-/* A -blockdev / blockdev-add JSON object as flat key=value options. */
-struct json_object;
-bool block_options_from_json(struct json_object *obj, KeyValList *kv, Error **errp);
 
 /*
  * "help" as the value of -device, -object, -machine, -chardev, -netdev,

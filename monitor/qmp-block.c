@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 
 #include "block/node.h"
-#include "core/options.h"
 #include "monitor/hmp-commands.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-events.h"
@@ -391,7 +390,7 @@ json_object *qmp_blockdev_add(json_object *args, Error **errp)
 {
     KeyValList kv;
     bool ok = false;
-    if (!block_options_from_json(args, &kv, errp)) {
+    if (!keyval_from_json(args, &kv, errp)) {
         return NULL;
     }
     if (!keyval_get(&kv, "node-name")) {

@@ -52,6 +52,16 @@ bool keyval_get_bool(const KeyValList *kv, const char *key, bool def);
 uint64_t keyval_get_number(const KeyValList *kv, const char *key, uint64_t def);
 void keyval_free(KeyValList *kv);
 
+/*
+ * The same options written as a JSON object (util/keyval-json.c): nested
+ * objects become dotted keys, booleans on/off, null "null".  Values are
+ * not checked against a table.  keyval_parse_any() takes either form,
+ * JSON when @str starts with '{'.
+ */
+struct json_object;
+bool keyval_from_json(struct json_object *obj, KeyValList *out, Error **errp);
+bool keyval_parse_any(const char *str, KeyValList *out, Error **errp);
+
 /* Parse a boolean value ("on", "off", ...). */
 bool parse_bool(const char *name, const char *value, bool *out, Error **errp);
 

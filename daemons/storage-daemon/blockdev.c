@@ -25,7 +25,7 @@ static ExportUse *uses;
 bool blockdev_add(const char *opts, Error **errp)
 {
     KeyValList kv;
-    if (!keyval_parse(opts, NULL, NULL, &kv, errp)) {
+    if (!keyval_parse_any(opts, &kv, errp)) {   /* key=value or JSON */
         return false;
     }
     BlockNode *n = NULL;

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
@@ -206,6 +207,34 @@ def test_blockdev_json_and_nested_file():
         assert blk[0]["device"] == "" and blk[0]["inserted"]["node-name"] == "disk0"
     r = vmm.run("-accel", "qtest", "-nodefaults", "-display", "none", "-blockdev", "{bad json")
     assert r[0] == 1 and "JSON" in r[2], r
+
+
+def test_storage_daemon_json_blockdev():
+    """The daemon's --blockdev takes JSON too and makes the same nodes qemu-storage-daemon does."""
+    spec = json.dumps({"driver": "qcow2", "node-name": "disk0",
+                       "file": {"driver": "file", "filename": QCOW2}})
+    out = []
+    for prog in (shutil.which("qemu-storage-daemon"), vtest.binary("vireo-storage-daemon")):
+        sock = os.path.join(TMP, "sd.sock")
+        d = subprocess.Popen([prog, "--blockdev", spec, "--chardev",
+                              f"socket,id=m0,path={sock},server=on,wait=off", "--monitor", "m0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 20
+            while not os.path.exists(sock):
+                assert d.poll() is None, d.stderr.read()
+                assert time.monotonic() < deadline, f"{prog}: no monitor socket"
+                time.sleep(0.02)
+            qmp = vmm.QMP.unix(sock)
+            out.append(norm([(n["node-name"], n["drv"], n["ro"], n["file"])
+                             for n in qmp.cmd("query-named-block-nodes")]))
+            qmp.close()
+        finally:
+            d.terminate()
+            d.wait(20)
+            if os.path.exists(sock):
+                os.unlink(sock)
+    assert out[0] == out[1], out
 
 
 def test_blockstats_count_virtio_blk_io():
