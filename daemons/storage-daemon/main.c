@@ -129,7 +129,8 @@ static void parse_args(int argc, char **argv, VuLoop *loop, bool *daemonize)
         case 'h': usage(); exit(0);
         case 'V': printf(PROG " version " VIREO_VERSION "\n"); exit(0);
         case OPT_BLOCKDEV:
-            opts = with_key(optarg, "driver");
+            /* JSON as it is; key=value with driver= made explicit */
+            opts = optarg[0] == '{' ? xstrdup(optarg) : with_key(optarg, "driver");
             ok = blockdev_add(opts, &err);
             break;
         case OPT_EXPORT:
