@@ -43,7 +43,12 @@ bool block_options_create_nodes(Error **errp)
             error_prepend(errp, "-blockdev %s: ", blockdevs[i]);
             return false;
         }
-        BlockNode *n = block_node_create(&kv, errp);
+        BlockNode *n = NULL;
+        if (!keyval_get(&kv, "node-name")) {
+            error_setg(errp, "'node-name' must be specified for the root node");
+        } else {
+            n = block_node_create(&kv, errp);
+        }
         keyval_free(&kv);
         if (!n) {
             error_prepend(errp, "-blockdev %s: ", blockdevs[i]);

@@ -190,6 +190,25 @@ def test_two_writers_conflict_as_in_qemu():
                         "/machine/peripheral/vd1/virtio-backend"], devs
 
 
+def test_blockdev_option_errors_match_qemu():
+    for arg in ["driver=foo,node-name=x", "driver=file,node-name=x",
+                f"driver=file,node-name=x,filename={QCOW2},bogus=1",
+                f"driver=file,node-name=1x,filename={QCOW2}", "driver=qcow2,node-name=x",
+                f"driver=file,node-name=x,filename={QCOW2},aio=foo",
+                f"driver=file,node-name=x,filename={QCOW2},aio=native",
+                f"driver=file,node-name=x,filename={QCOW2},read-only=maybe",
+                f"driver=raw,node-name=x,file.driver=file,file.filename={RAW},detect-zeroes=unmap",
+                f"driver=file,filename={QCOW2}",
+                f"driver=file,node-name=x,filename={os.path.join(TMP, 'missing')}",
+                '{"driver": "raw", "node-name": "x", "file": {"driver": "file", "filename": "%s"},'
+                ' "discard": "unmap", "detect-zeroes": "unmap", "read-only": true}' % RAW]:
+        rq, eq = conflict(["-blockdev", arg], True)
+        rv, ev = conflict(["-blockdev", arg], False)
+        mq = eq.strip().split(": ", 2)[-1] if rq else ""
+        mv = ev.strip().split(": ", 2)[-1] if rv else ""
+        assert (rq, mq) == (rv, mv), f"-blockdev {arg}\nQEMU:  {rq} {eq}\nvireo: {rv} {ev}"
+
+
 def test_blockdev_json_and_nested_file():
     spec = {"driver": "qcow2", "node-name": "disk0",
             "file": {"driver": "file", "filename": QCOW2, "aio": "threads",
