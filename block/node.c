@@ -196,6 +196,11 @@ const char *block_node_name(const BlockNode *n) { return n->name; }
 const char *block_node_driver(const BlockNode *n) { return n->driver; }
 const char *block_node_device(const BlockNode *n) { return n->device; }
 BlockNode *block_node_file(const BlockNode *n) { return n->file; }
+bool block_node_backing_explicit(const BlockNode *n)
+{
+    return n->backing != NULL;
+}
+
 BlockNode *block_node_backing(const BlockNode *n)
 {
     return n->backing ? n->backing : n->backing_chain;
@@ -605,10 +610,20 @@ static bool open_format(BlockNode *n, const KeyValList *proto_opts, Error **errp
         free(n->driver);
         n->driver = xstrdup(blk_format(n->img));
     }
-    if (!refresh_tree(f, NULL, true, errp) || !lock_chain(n, errp)) {
+    if (n->backing) {
+        /* Borrowed: detached again before this image closes (node_free). */
+        n->img->backing = n->backing->img;
+    }
+    if (!refresh_tree(f, NULL, true, errp) ||
+        (n->backing && !refresh_tree(n->backing, NULL, true, errp))) {
         return false;
     }
-    make_chain_nodes(n);
+    if (!n->backing && !lock_chain(n, errp)) {
+        return false;
+    }
+    if (!n->backing) {
+        make_chain_nodes(n);
+    }
     /* A running VMM or daemon: stored bitmaps become live ones (in_use on disk). */
     return blk_dirty_bitmaps_load(n->img, errp) == 0;
 }
@@ -675,6 +690,12 @@ static void node_free(BlockNode *n)
             node_unregister(f);
             node_free(f);
         }
+    }
+    if (n->backing && n->backing->parent == n) {
+        n->backing->parent = NULL;
+    }
+    if (n->img && n->backing && n->img->backing == n->backing->img) {
+        n->img->backing = NULL;     /* the backing node's own */
     }
     if (n->img) {
         Error *err = NULL;
@@ -861,9 +882,12 @@ static bool format_options(BlockNode *n, const KeyValList *kv, Error **errp)
     if (backing && !strcmp(backing, "null")) {
         n->backing_null = true;
     } else if (backing || keyval_get(kv, "backing.driver")) {
-        error_setg(errp, "backing=NODE is not supported yet: the image's own backing "
-                   "file is opened, or backing=null opens none");
-        return false;
+        /* A node of its own below this one: the image's recorded chain is not opened. */
+        n->backing = create_child(kv, "backing", n, errp);
+        if (!n->backing) {
+            return false;
+        }
+        n->backing->parent = n;
     }
     return true;
 }
@@ -912,14 +936,26 @@ static BlockNode *create_node(const KeyValList *kv, Error **errp)
         }
     }
     if (!ok) {
-        if (n->file && !n->file->from_drive && n->file->parent == n) {
-            n->file->parent = NULL;
-            if (!n->file->monitor_owned) {
-                node_unregister(n->file);     /* made nested for this node */
-                node_free(n->file);
+        BlockNode *f = n->file, *b = n->backing;
+        bool f_nested = f && f->parent == n && !f->monitor_owned && !f->from_drive;
+        bool b_nested = b && b->parent == n && !b->monitor_owned;
+        if (f && f->parent == n) {
+            f->parent = NULL;
+        }
+        node_free(n);               /* lets go of its backing node too */
+        if (f_nested) {
+            node_unregister(f);     /* made nested for this node */
+            node_free(f);
+        }
+        if (b_nested) {
+            BlockNode *bf = b->file;
+            node_unregister(b);
+            node_free(b);
+            if (bf && !bf->monitor_owned && !bf->users) {
+                node_unregister(bf);
+                node_free(bf);
             }
         }
-        node_free(n);
         return NULL;
     }
     return n;
@@ -969,10 +1005,18 @@ static BlockNode *create_child(const KeyValList *kv, const char *key, BlockNode 
         child = block_node_find(ref);
         if (!child) {
             error_setg(errp, "Cannot find device='%s' nor node-name='%s'", ref, ref);
-        } else if (child->parent) {
+        } else if (child->parent && !strcmp(key, "file")) {
             second_parent_error(child, parent, errp);
             child = NULL;
-        } else if (child->file || !child->filename) {
+        } else if (child->parent) {
+            error_setg(errp, "Node '%s' is already in use by node '%s'", ref,
+                       child->parent->name);
+            child = NULL;
+        } else if (!strcmp(key, "backing") && !child->file) {
+            error_setg(errp, "Node '%s' is not a format node: a backing node is raw, "
+                       "qcow2 or parallels", ref);
+            child = NULL;
+        } else if (!strcmp(key, "file") && (child->file || !child->filename)) {
             error_setg(errp, "Node '%s' is not a protocol node: formats over formats are "
                        "not supported", ref);
             child = NULL;
@@ -1120,6 +1164,11 @@ bool block_node_delete(const char *node_name, Error **errp)
         error_setg(errp, "Node %s is not owned by the monitor", node_name);
         return false;
     }
+    if (n->parent && n->parent->backing == n) {
+        error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'", node_name,
+                   n->parent->name);
+        return false;
+    }
     if (n->parent) {
         error_setg(errp, "Block device %s is in use", node_name);
         return false;
@@ -1129,10 +1178,20 @@ bool block_node_delete(const char *node_name, Error **errp)
     if (f) {
         f->parent = NULL;
     }
+    BlockNode *b = n->backing;
     node_free(n);
     if (f && !f->monitor_owned && !f->users) {
         node_unregister(f);     /* made nested for it */
         node_free(f);
+    }
+    if (b && !b->monitor_owned && !b->users && !b->parent) {
+        BlockNode *bf = b->file;
+        node_unregister(b);
+        node_free(b);
+        if (bf && !bf->monitor_owned && !bf->users) {
+            node_unregister(bf);
+            node_free(bf);
+        }
     }
     return true;
 }

@@ -122,6 +122,8 @@ const char *block_node_device(const BlockNode *n);      /* NULL when none */
 const char *block_node_filename(const BlockNode *n);    /* the protocol's file name */
 BlockNode *block_node_file(const BlockNode *n);         /* NULL for protocol nodes */
 BlockNode *block_node_backing(const BlockNode *n);      /* NULL when none */
+/* The backing node was named (backing=NODE), not opened from the image's header. */
+bool block_node_backing_explicit(const BlockNode *n);
 bool block_node_is_format(const BlockNode *n);
 bool block_node_read_only(const BlockNode *n);
 bool block_node_auto_read_only(const BlockNode *n);

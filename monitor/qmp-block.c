@@ -126,6 +126,45 @@ static ImageInfo *file_image(BlockNode *n)
     return ii;
 }
 
+/* A node's open options as QEMU writes them in a json: file name (keys sorted). */
+static char *node_json(BlockNode *n)
+{
+    json_object *name = json_object_new_string(block_node_filename(n));
+    char *out;
+    BlockNode *f = block_node_file(n);
+    if (!f) {
+        out = xasprintf("{\"driver\": \"%s\", \"filename\": %s}", block_node_driver(n),
+                        json_object_to_json_string_ext(name, JSON_C_TO_STRING_PLAIN |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+    } else {
+        char *file = node_json(f);
+        char *backing = block_node_backing_explicit(n) ? node_json(block_node_backing(n)) : NULL;
+        out = xasprintf("{%s%s%s\"driver\": \"%s\", \"file\": %s}", backing ? "\"backing\": " : "",
+                        backing ? backing : "", backing ? ", " : "", block_node_driver(n), file);
+        free(file);
+        free(backing);
+    }
+    json_object_put(name);
+    return out;
+}
+
+/*
+ * The file name QEMU shows for a node: the file's, unless a backing node
+ * was named explicitly and is not the file the image records (@recorded,
+ * as written in the image), which a plain name cannot say: then json:{...}.
+ */
+static char *display_filename(BlockNode *n, const char *plain, const char *recorded)
+{
+    if (!block_node_backing_explicit(n) ||
+        (recorded && !strcmp(recorded, block_node_filename(block_node_backing(n))))) {
+        return xstrdup(plain);
+    }
+    char *j = node_json(n);
+    char *out = xasprintf("json:%s", j);
+    free(j);
+    return out;
+}
+
 static int chain_depth(BlockImage *img)
 {
     int depth = 0;
@@ -146,6 +185,11 @@ static BlockDeviceInfo *node_info(BlockNode *n, bool flat, bool backend)
         d->image = file_image(n);
     } else {
         d->image = image_of(img, block_node_driver(n), flat);
+        char *shown = display_filename(n, d->image->filename,
+                                       d->image->has_backing_filename
+                                       ? d->image->backing_filename : NULL);
+        free(d->image->filename);
+        d->image->filename = shown;
     }
     d->file = xstrdup(d->image->filename);
     d->has_node_name = true;

@@ -190,6 +190,43 @@ def test_two_writers_conflict_as_in_qemu():
                         "/machine/peripheral/vd1/virtio-backend"], devs
 
 
+def test_explicit_backing_node():
+    """backing=NODE, as libvirt writes every chain: same queries as QEMU, reads reach the base."""
+    bb, bt = os.path.join(TMP, "bb.qcow2"), os.path.join(TMP, "bt.qcow2")
+    subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", bb, "32M"], check=True)
+    subprocess.run(["qemu-io", "-c", "write -P 0x5b 0 64k", bb], check=True, capture_output=True)
+    for recorded in (bb, "bb.qcow2"):   # as the image records it: absolute, relative
+        subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", recorded, "-F", "qcow2",
+                        bt], check=True, cwd=TMP)
+        explicit_backing(bb, bt)
+
+
+def explicit_backing(bb, bt):
+    args = ["-blockdev", f"driver=file,node-name=bf,filename={bb},read-only=on",
+            "-blockdev", "driver=qcow2,node-name=base,file=bf,read-only=on",
+            "-blockdev", json.dumps({"driver": "qcow2", "node-name": "top", "backing": "base",
+                                     "file": {"driver": "file", "filename": bt}}),
+            "-device", "virtio-blk-pci,drive=top"]
+
+    def run(qmp):
+        out = [norm(qmp.cmd(c, **a)) for c, a in QUERIES]
+        out.append(error_of(qmp, "blockdev-del", **{"node-name": "base"}))
+        out.append(norm_text(qmp.hmp("info block")))
+        out.append(subprocess.run(["qemu-io", "-c", "write 0 4k", bb], capture_output=True,
+                                  text=True).stderr.splitlines()[0])
+        return out
+    q, v = both(args, run)
+    for (name, a, b) in zip([c for c, _ in QUERIES] + ["blockdev-del", "info block", "qemu-io"],
+                            q, v):
+        assert_same(name, a, b) if isinstance(a, list) else None
+        assert a == b, f"{name}:\nQEMU  {a}\nvireo {b}"
+    from test_virtio_qtest import Blk
+    with start(args) as vm:
+        vm.qmp()
+        st, _, data = Blk(vm).request(0, 0, in_len=4096)
+        assert st == 0 and data == b"\x5b" * 4096
+
+
 def test_blockdev_option_errors_match_qemu():
     for arg in ["driver=foo,node-name=x", "driver=file,node-name=x",
                 f"driver=file,node-name=x,filename={QCOW2},bogus=1",
