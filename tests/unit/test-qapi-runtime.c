@@ -125,7 +125,7 @@ static void test_errors_free_everything(void **state)
     expect("{\"count\":1}", "Parameter 'name' is missing");
     expect("{" BASE ",\"zz\":1}", "Parameter 'zz' is unexpected");
     expect("{" BASE ",\"big\":-1}", "Parameter 'big' expects uint64");
-    expect("{" BASE ",\"inner\":{\"small\":256}}", "Parameter 'inner.small' expects uint8");
+    expect("{" BASE ",\"inner\":{\"small\":256}}", "Parameter 'inner.small' expects uint8_t");
     expect("{" BASE ",\"inner\":{}}", "Parameter 'inner.small' is missing");
     expect("{\"name\":\"n\",\"count\":1,\"flag\":false,\"color\":\"blue\",\"tags\":[]}",
            "Parameter 'color' does not accept value 'blue'");
