@@ -1115,7 +1115,21 @@ BlockNode *block_node_create_drive(const char *drive_opts, Error **errp)
         n->file = f;
         f->parent = n;
     }
-    n->name = auto_name();
+    const char *node_name = keyval_get(&kv, "node-name");
+    if (node_name && (!name_ok(node_name, errp) || block_node_find(node_name) ||
+                      block_node_find_device(node_name))) {
+        if (block_node_find(node_name) || block_node_find_device(node_name)) {
+            error_setg(errp, "Duplicate nodes with node-name='%s'", node_name);
+        }
+        free(proto.items);
+        keyval_free(&kv);
+        node_free(n);
+        if (f) {
+            node_free(f);
+        }
+        return NULL;
+    }
+    n->name = node_name ? xstrdup(node_name) : auto_name();
     drive_flags(n, f ? f : n, &kv);
     bool ok;
     if (f) {

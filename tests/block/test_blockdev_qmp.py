@@ -69,7 +69,7 @@ ARGS = ["-blockdev", f"driver=file,node-name=f0,filename={QCOW2}",
         "-device", "virtio-blk-pci,drive=disk0,id=vd0",
         "-drive", f"file={RAW},format=raw,if=none,id=drive1",
         "-device", "virtio-blk-pci,drive=drive1",
-        "-drive", f"file={TOP},if=none,id=drive2,cache=writethrough"]
+        "-drive", f"file={TOP},if=none,id=drive2,cache=writethrough,node-name=top2"]
 
 QUERIES = [("query-block", {}), ("query-named-block-nodes", {}),
            ("query-named-block-nodes", {"flat": True}), ("query-blockstats", {}),
