@@ -5,6 +5,8 @@
  */
 #include "block/qcow2.h"
 
+#include <fcntl.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -535,6 +537,57 @@ static int set_l2_entry(BlockImage *img, uint64_t off, uint64_t entry, uint64_t 
     return qcow2_free_l2_entry(img, old, errp);
 }
 
+/*
+ * Keep the image file longer than what is allocated in it.  A data write
+ * past the end of the file must grow it, and on ext4 and xfs an O_DIRECT
+ * write that grows the file takes the inode lock exclusively and waits for
+ * the journal: allocating writes would go one at a time.  Growing the file
+ * with fallocate() ahead of need (unwritten extents, which read as zeros)
+ * lets those writes land inside the file and run side by side.  The step
+ * starts at 1 MiB and doubles up to 64 MiB, so a small image grows little
+ * past its data; qcow2_prealloc_trim() gives the unused tail back at close,
+ * and after a crash it is free space that refcounts do not name.
+ */
+#define PREALLOC_FIRST (1ull << 20)
+#define PREALLOC_MAX (64ull << 20)
+
+void qcow2_prealloc_ahead(BlockImage *img, uint64_t end)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (s->prealloc_off || (img->flags & BLK_O_UNSAFE) || end <= s->prealloc_end) {
+        return;
+    }
+    int64_t len = s->prealloc_end ? (int64_t)s->prealloc_end : bfile_length(&img->file, NULL);
+    if (len < 0) {
+        return;
+    }
+    uint64_t from = (uint64_t)len;
+    uint64_t step = MAX(s->prealloc_chunk, PREALLOC_FIRST);
+    uint64_t target = ROUND_UP(MAX(end, from) + step, PREALLOC_FIRST);
+    if (target > from && fallocate(img->file.fd, 0, (off_t)from, (off_t)(target - from)) < 0) {
+        s->prealloc_off = true;     /* tmpfs before 3.x, NFS v3...: writes extend it */
+        return;
+    }
+    s->prealloc_end = target;
+    s->prealloc_chunk = MIN(step * 2, PREALLOC_MAX);
+}
+
+int qcow2_prealloc_trim(BlockImage *img, Error **errp)
+{
+    BDRVQcow2 *s = img->opaque;
+    if (!s->prealloc_end || s->prealloc_end <= s->zeroed_from) {
+        return 0;
+    }
+    /* Everything allocated lies below zeroed_from (as did the file at open). */
+    int64_t len = bfile_length(&img->file, errp);
+    if (len < 0) {
+        return -1;
+    }
+    s->prealloc_end = 0;
+    return (uint64_t)len > s->zeroed_from ? bfile_truncate(&img->file, s->zeroed_from, errp)
+                                          : 0;
+}
+
 /* Allocate @n contiguous clusters in the image file; *fresh says whether they read as zeros. */
 static int64_t alloc_data(BlockImage *img, uint64_t n, bool *fresh, Error **errp)
 {
@@ -547,6 +600,9 @@ static int64_t alloc_data(BlockImage *img, uint64_t n, bool *fresh, Error **errp
     uint64_t end = (uint64_t)off + (n << s->cluster_bits);
     *fresh = (uint64_t)off >= before;
     s->zeroed_from = MAX(s->zeroed_from, end);
+    if (s->data == &img->file) {
+        qcow2_prealloc_ahead(img, end);
+    }
     return off;
 }
 

@@ -194,7 +194,8 @@ static int write_reftable(BlockImage *img, uint64_t offset, const uint64_t *tabl
 static uint64_t used_end(BlockImage *img)
 {
     BDRVQcow2 *s = img->opaque;
-    int64_t len = bfile_length(&img->file, NULL);
+    /* A file grown ahead of allocation holds nothing past zeroed_from. */
+    int64_t len = s->prealloc_end ? 0 : bfile_length(&img->file, NULL);
     uint64_t end = len > 0 ? ROUND_UP((uint64_t)len, s->cluster_size) >> s->cluster_bits : 1;
     return MAX(end, s->zeroed_from >> s->cluster_bits);
 }

@@ -665,6 +665,9 @@ static int qcow2_close(BlockImage *img, Error **errp)
         if (qcow2_flush_metadata(img, true, ret < 0 ? NULL : errp) < 0) {
             ret = -1;
         }
+        if (ret == 0 && qcow2_prealloc_trim(img, errp) < 0) {
+            ret = -1;
+        }
     }
     free_state(s);
     img->opaque = NULL;

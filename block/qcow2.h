@@ -187,6 +187,9 @@ typedef struct BDRVQcow2 {
     uint64_t free_hint;         /* no free cluster below this index */
     uint64_t run_hint;          /* where multi-cluster runs are looked for */
     uint64_t zeroed_from;       /* host bytes at or above read as zeros */
+    uint64_t prealloc_end;      /* file length grown ahead of allocation, 0: none */
+    uint64_t prealloc_chunk;    /* next growth step (doubles up to a limit) */
+    bool prealloc_off;          /* the file system cannot fallocate */
     uint64_t comp_next, comp_end;  /* packing position for compressed data */
     bool header_dirty;
     bool corrupt_marked;
@@ -338,6 +341,9 @@ int qcow2_bitmap_or(BlockImage *img, const char *dst, const uint8_t *bits,
                     uint64_t nbits, uint32_t granularity, Error **errp);
 int qcow2_bitmap_get(BlockImage *img, const char *name, uint8_t **bits,
                      uint64_t *nbits, uint32_t *granularity, Error **errp);
+/* qcow2-cluster.c: grow the file ahead of allocation; close trims the tail. */
+void qcow2_prealloc_ahead(BlockImage *img, uint64_t end);
+int qcow2_prealloc_trim(BlockImage *img, Error **errp);
 /* Live bitmaps (block/dirty-bitmap.h) */
 int qcow2_bitmaps_load_live(BlockImage *img, Error **errp);
 int qcow2_bitmaps_store_live(BlockImage *img, Error **errp);
