@@ -78,24 +78,42 @@ def run_cmd(d, log, *args, timeout=120):
 
 
 def read_console(d, dom, marker, timeout):
-    """What virsh console shows until marker appears (or timeout)."""
+    """What `virsh console` shows until marker appears (or timeout). virsh
+    wants a terminal, so it gets a pseudo-terminal as its controlling tty."""
+    import fcntl
+    import pty
     import select
     import subprocess
+    import termios
+    master, slave = pty.openpty()
+
+    def make_ctty():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     p = subprocess.Popen(["virsh", "-c", d.uri, "console", "--force", dom],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C",
-                                                        "HOME": d.dir})
+                         stdin=slave, stdout=slave, stderr=slave, preexec_fn=make_ctty,
+                         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": d.dir,
+                              "TERM": "dumb"})
+    os.close(slave)
     out = b""
     deadline = time.monotonic() + timeout
-    while marker not in out and time.monotonic() < deadline:
-        r, _, _ = select.select([p.stdout], [], [], 1)
+    while marker not in out and time.monotonic() < deadline and p.poll() is None:
+        r, _, _ = select.select([master], [], [], 1)
         if r:
-            chunk = os.read(p.stdout.fileno(), 4096)
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
             if not chunk:
                 break
             out += chunk
-    p.kill()
-    p.wait()
+    os.write(master, b"\x1d")          # Ctrl-]: leave the console
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    os.close(master)
     return out.decode(errors="replace")[-4000:]
 
 

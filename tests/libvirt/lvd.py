@@ -70,7 +70,8 @@ class Libvirtd:
         run = shlex.quote(os.path.join(self.dir, "run"))
         # /run/libvirt may not exist (and / may be read-only): bind over /run
         # itself, last, so the other sources are still reachable while binding.
-        script = (f"set -e; {binds}; mkdir -p {run}/libvirt; "
+        # /var/lock is /run/lock: virsh console locks the pty there
+        script = (f"set -e; {binds}; mkdir -p {run}/libvirt {run}/lock; "
                   f"mount --bind {run} /run; "
                   "virtlogd -d -p /run/virtlogd.pid; "
                   "exec libvirtd -p /run/libvirtd.pid")
