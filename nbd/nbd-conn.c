@@ -123,6 +123,8 @@ static uint8_t *put64(uint8_t *p, uint64_t v)
 
 /* ---- output queue ---- */
 
+static size_t out_backlog(const NbdConn *c);
+
 /* Room for @n more bytes at the end of the queue; they count once written. */
 static uint8_t *out_reserve(NbdConn *c, size_t n)
 {
@@ -130,7 +132,9 @@ static uint8_t *out_reserve(NbdConn *c, size_t n)
         c->out_pos = c->out_len = 0;
     }
     if (c->out_len + n > c->out_cap) {
-        if (c->out_pos) {
+        /* Move the backlog down only when that is cheap (it is no longer than
+         * the space it frees); else grow: the backlog is bounded anyway. */
+        if (c->out_pos && out_backlog(c) <= c->out_pos) {
             memmove(c->out, c->out + c->out_pos, c->out_len - c->out_pos);
             c->out_len -= c->out_pos;
             c->out_pos = 0;
@@ -959,6 +963,9 @@ static bool step(NbdConn *c)
 
 void nbd_conn_rx(NbdConn *c, size_t n)
 {
+    if (c->state != NBD_CONN_RUNNING) {
+        return;                         /* closing: what arrives now is dropped */
+    }
     if (c->phase == PH_REQ_PAYLOAD && c->in_start == c->in_end && n) {
         c->payload_have += n;           /* received in place */
         if (c->payload_have < c->req.len) {
@@ -1025,5 +1032,9 @@ NbdExp *nbd_conn_export(const NbdConn *c)
 
 void nbd_conn_kill(NbdConn *c, const char *why)
 {
+    if (c->exp) {
+        c->exp->clients--;              /* the export may go at once */
+        c->exp = NULL;
+    }
     die(c, why);
 }

@@ -75,7 +75,7 @@ int nbd_conn_state(const NbdConn *c);
 const char *nbd_conn_why(const NbdConn *c);   /* why it is closing, or NULL */
 bool nbd_conn_in_handshake(const NbdConn *c);
 NbdExp *nbd_conn_export(const NbdConn *c);
-/* The export is going away: close the connection. */
+/* The export is going away: detach from it now and close (state DEAD). */
 void nbd_conn_kill(NbdConn *c, const char *why);
 
 #endif

@@ -1,14 +1,17 @@
 /*
  * The NBD server's socket side: a listening socket, and one thread that
  * accepts clients and moves bytes between their non-blocking sockets and
- * the protocol engine (nbd-conn.c) with epoll.
+ * the protocol engine (nbd-conn.c) with epoll, over two worker threads
+ * (clients are dealt out in turn, so multi-conn clients read in parallel).
  *
- * Locking: the thread services a client with the configuration's lock hook
- * (the VMM's big lock) and then the server mutex held; callers of the
- * export functions hold the hook's lock already (monitor commands) and take
- * the mutex, so the order is always hook, then mutex. Clients are closed
- * from either side under the mutex; their memory is only freed by the
- * thread after the epoll batch that may still name them.
+ * Locking: a worker enters the engine (and through it the block layer) with
+ * the configuration's lock hook (the VMM's big lock) and then the server
+ * mutex held; callers of the export functions hold the hook's lock already
+ * (monitor commands) and take the mutex, so the order is always hook, then
+ * mutex. Sending and receiving happen outside both: only a client's own
+ * worker touches its socket and buffers, and only it closes and frees the
+ * client (after the epoll batch that may still name it). Others kill a
+ * client, which detaches it from its export at once, and wake its worker.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -32,29 +35,40 @@
 
 #define MAX_EVENTS          64
 #define ROUNDS_PER_EVENT    32      /* recv/send turns per client per wake-up */
+#define NR_WORKERS          2
+
+typedef struct Worker Worker;
 
 typedef struct Client {
     NbdConn *conn;
     int fd;
+    Worker *w;                      /* the thread that does its socket I/O */
     uint32_t events;                /* what epoll watches now */
     int64_t deadline_ns;            /* end of the handshake allowance */
-    bool dead;
+    bool dead;                      /* closed; freed at the end of the batch */
     struct Client *next;
 } Client;
+
+struct Worker {
+    NbdServer *srv;
+    int epfd, wake_fd;
+    pthread_t thread;
+    bool started;
+    Client *graveyard;
+};
 
 struct NbdServer {
     NbdServerConfig cfg;
     NbdExpList exps;
-    int listen_fd, epfd, wake_fd;
-    bool accepting;                 /* listen_fd is in the epoll set */
+    int listen_fd;
+    bool accepting;                 /* listen_fd is in worker 0's epoll set */
     char *unix_path;
-    pthread_t thread;
-    bool thread_started;
     pthread_mutex_t mu;
     bool stop;
     Client *clients;
     unsigned nr_clients;
-    Client *graveyard;
+    unsigned next_worker;
+    Worker workers[NR_WORKERS];
 };
 
 static int64_t now_ns(void)
@@ -79,6 +93,10 @@ static void srv_log(NbdServer *srv, const char *fmt, ...)
     srv->cfg.log(msg);
 }
 
+/*
+ * The engine and the shared state (clients, exports) are touched only with
+ * both locks held; a client's socket and buffers only by its own worker.
+ */
 static void hook_lock(NbdServer *srv)
 {
     if (srv->cfg.lock) {
@@ -95,18 +113,27 @@ static void hook_unlock(NbdServer *srv)
     }
 }
 
+static void wake(Worker *w)
+{
+    uint64_t one = 1;
+    if (w->wake_fd >= 0 && write(w->wake_fd, &one, sizeof(one)) < 0) {
+        /* the counter is already non-zero: the thread wakes anyway */
+    }
+}
+
 static void set_accepting(NbdServer *srv, bool on)
 {
     if (on == srv->accepting || srv->listen_fd < 0) {
         return;
     }
+    int epfd = srv->workers[0].epfd;
     if (on) {
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &srv->listen_fd };
-        if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0) {
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0) {
             return;
         }
     } else {
-        epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+        epoll_ctl(epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
     }
     srv->accepting = on;
 }
@@ -116,7 +143,7 @@ static bool below_limit(NbdServer *srv)
     return !srv->cfg.max_connections || srv->nr_clients < srv->cfg.max_connections;
 }
 
-/* Close a client now (mutex held); its memory goes when the batch is over. */
+/* Close a client of the calling worker (locks held); freed after the batch. */
 static void client_close(NbdServer *srv, Client *cl, const char *why)
 {
     if (cl->dead) {
@@ -125,7 +152,7 @@ static void client_close(NbdServer *srv, Client *cl, const char *why)
     if (why) {
         srv_log(srv, "NBD client dropped: %s", why);
     }
-    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, cl->fd, NULL);
+    epoll_ctl(cl->w->epfd, EPOLL_CTL_DEL, cl->fd, NULL);
     close(cl->fd);
     nbd_conn_free(cl->conn);
     cl->conn = NULL;
@@ -137,35 +164,34 @@ static void client_close(NbdServer *srv, Client *cl, const char *why)
         }
     }
     srv->nr_clients--;
-    cl->next = srv->graveyard;
-    srv->graveyard = cl;
+    cl->next = cl->w->graveyard;
+    cl->w->graveyard = cl;
     if (below_limit(srv) && !srv->stop) {
         set_accepting(srv, true);
     }
 }
 
-static void wake(NbdServer *srv)
+/* From any thread (locks held): detach from its export now, close soon. */
+static void client_kill(Client *cl, const char *why)
 {
-    uint64_t one = 1;
-    if (write(srv->wake_fd, &one, sizeof(one)) < 0) {
-        /* the counter is already non-zero: the thread wakes anyway */
-    }
+    nbd_conn_kill(cl->conn, why);
+    wake(cl->w);
 }
 
-/* ---- moving bytes ---- */
+/* ---- moving bytes (no lock: only the owning worker touches these) ---- */
 
-static void client_watch(NbdServer *srv, Client *cl, bool in, bool out)
+static void client_watch(Client *cl, bool in, bool out)
 {
     uint32_t ev = (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0);
     if (ev != cl->events) {
         struct epoll_event e = { .events = ev, .data.ptr = cl };
-        epoll_ctl(srv->epfd, EPOLL_CTL_MOD, cl->fd, &e);
+        epoll_ctl(cl->w->epfd, EPOLL_CTL_MOD, cl->fd, &e);
         cl->events = ev;
     }
 }
 
-/* Send what the engine queued; false if the client must go. */
-static bool client_flush(NbdServer *srv, Client *cl, const char **why)
+/* Send what the engine queued; false (with *why) if the client must go. */
+static bool client_flush(Client *cl, const char **why)
 {
     for (;;) {
         size_t len;
@@ -188,68 +214,74 @@ static bool client_flush(NbdServer *srv, Client *cl, const char **why)
     }
 }
 
+static size_t backlog(Client *cl)
+{
+    size_t len;
+    nbd_conn_tx_data(cl->conn, &len);
+    return len;
+}
+
 static void client_service(NbdServer *srv, Client *cl)
 {
-    const char *why = NULL;
     for (int round = 0; round < ROUNDS_PER_EVENT; round++) {
-        if (!client_flush(srv, cl, &why)) {
-            client_close(srv, cl, why);
-            return;
-        }
-        size_t backlog;
-        nbd_conn_tx_data(cl->conn, &backlog);
+        const char *why = NULL;
+        bool sent_ok = client_flush(cl, &why);
+        bool socket_full = sent_ok && backlog(cl) > 0;
+        hook_lock(srv);
         int st = nbd_conn_state(cl->conn);
-        if (st == NBD_CONN_DEAD || (st == NBD_CONN_CLOSING && !backlog)) {
-            client_close(srv, cl, nbd_conn_why(cl->conn));
+        if (!sent_ok || st == NBD_CONN_DEAD || (st == NBD_CONN_CLOSING && !backlog(cl))) {
+            client_close(srv, cl, sent_ok ? nbd_conn_why(cl->conn) : why);
+            hook_unlock(srv);
             return;
         }
         /* Requests already staged run once the replies have drained. */
         nbd_conn_rx(cl->conn, 0);
         size_t room;
         uint8_t *space = nbd_conn_rx_space(cl->conn, &room);
-        if (!room) {
-            nbd_conn_tx_data(cl->conn, &backlog);
-            if (!backlog) {
-                continue;       /* closing with nothing queued: handled above */
-            }
-            client_watch(srv, cl, false, true);
+        size_t queued = backlog(cl);
+        hook_unlock(srv);
+        if (socket_full) {
+            /* Wait for room in the socket; take more requests meanwhile if allowed. */
+            client_watch(cl, room > 0, true);
             return;
+        }
+        if (!room) {
+            if (queued) {
+                continue;       /* replies made from staged requests: send them */
+            }
+            continue;           /* closing with nothing queued: handled above */
+        }
+        if (queued) {
+            continue;           /* the engine made replies: send them first */
         }
         ssize_t n = recv(cl->fd, space, room, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            client_watch(cl, true, false);
+            return;
+        }
+        hook_lock(srv);
         if (n > 0) {
             nbd_conn_rx(cl->conn, n);
-            continue;
+        } else {
+            if (n == 0) {
+                nbd_conn_eof(cl->conn);
+            }
+            client_close(srv, cl, n == 0 ? nbd_conn_why(cl->conn) :
+                                  errno == ECONNRESET ? NULL : "recv failed");
         }
-        if (n == 0) {
-            nbd_conn_eof(cl->conn);
-            client_close(srv, cl, nbd_conn_why(cl->conn));
+        hook_unlock(srv);
+        if (n <= 0) {
             return;
         }
-        if (errno == EINTR) {
-            continue;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            client_close(srv, cl, errno == ECONNRESET ? NULL : "recv failed");
-            return;
-        }
-        /* Nothing more to read: send what the last bytes produced. */
-        if (!client_flush(srv, cl, &why)) {
-            client_close(srv, cl, why);
-            return;
-        }
-        nbd_conn_tx_data(cl->conn, &backlog);
-        st = nbd_conn_state(cl->conn);
-        if (st != NBD_CONN_RUNNING && !backlog) {
-            client_close(srv, cl, nbd_conn_why(cl->conn));
-            return;
-        }
-        client_watch(srv, cl, true, backlog > 0);
-        return;
     }
     /* Out of turns: come back on the next wake-up, keeping both directions. */
-    client_watch(srv, cl, true, true);
+    client_watch(cl, true, true);
 }
 
+/* Locks held. */
 static void accept_clients(NbdServer *srv)
 {
     for (int i = 0; i < MAX_EVENTS && below_limit(srv); i++) {
@@ -262,78 +294,87 @@ static void accept_clients(NbdServer *srv)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));   /* fails on UNIX */
+        /* Room for a few large replies per send (the kernel caps it at wmem_max). */
+        int sndbuf = 4 << 20;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
         Client *cl = xzalloc(sizeof(*cl));
         cl->fd = fd;
         cl->conn = nbd_conn_new(&srv->exps);
+        cl->w = &srv->workers[srv->next_worker++ % NR_WORKERS];
         cl->deadline_ns = now_ns() +
             (int64_t)(srv->cfg.handshake_seconds ? srv->cfg.handshake_seconds : 10) *
             1000000000ll;
         cl->events = EPOLLIN | EPOLLOUT;
-        struct epoll_event ev = { .events = cl->events, .data.ptr = cl };
-        if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            close(fd);
-            nbd_conn_free(cl->conn);
-            free(cl);
-            continue;
-        }
         cl->next = srv->clients;
         srv->clients = cl;
         srv->nr_clients++;
+        /* Last: from here on its worker may serve it. */
+        struct epoll_event ev = { .events = cl->events, .data.ptr = cl };
+        if (epoll_ctl(cl->w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            srv->clients = cl->next;
+            srv->nr_clients--;
+            close(fd);
+            nbd_conn_free(cl->conn);
+            free(cl);
+        }
     }
     if (!below_limit(srv)) {
         set_accepting(srv, false);      /* the rest wait in the backlog, as with QEMU */
     }
 }
 
-static void expire_handshakes(NbdServer *srv)
+/* Locks held: close this worker's clients that are killed, overdue, or all. */
+static void reap_clients(NbdServer *srv, Worker *w, bool all)
 {
     int64_t now = now_ns();
     Client *next;
     for (Client *cl = srv->clients; cl; cl = next) {
         next = cl->next;
-        if (nbd_conn_in_handshake(cl->conn) && now > cl->deadline_ns) {
+        if (cl->w != w) {
+            continue;
+        }
+        if (all || nbd_conn_state(cl->conn) == NBD_CONN_DEAD) {
+            client_close(srv, cl, all ? NULL : nbd_conn_why(cl->conn));
+        } else if (nbd_conn_in_handshake(cl->conn) && now > cl->deadline_ns) {
             client_close(srv, cl, "handshake took too long");
         }
     }
 }
 
-static void *server_thread(void *opaque)
+static void *worker_thread(void *opaque)
 {
-    NbdServer *srv = opaque;
+    Worker *w = opaque;
+    NbdServer *srv = w->srv;
     struct epoll_event evs[MAX_EVENTS];
     for (;;) {
-        int n = epoll_wait(srv->epfd, evs, MAX_EVENTS, 1000);
+        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, 1000);
         if (n < 0 && errno != EINTR) {
             srv_log(srv, "NBD server: epoll_wait: %s", strerror(errno));
             n = 0;
         }
         for (int i = 0; i < n; i++) {
             void *ptr = evs[i].data.ptr;
-            hook_lock(srv);
-            if (srv->stop) {
-                hook_unlock(srv);
-                break;
-            }
-            if (ptr == &srv->wake_fd) {
+            if (ptr == &w->wake_fd) {
                 uint64_t v;
-                if (read(srv->wake_fd, &v, sizeof(v)) < 0) {
+                if (read(w->wake_fd, &v, sizeof(v)) < 0) {
                     /* nothing was pending */
                 }
             } else if (ptr == &srv->listen_fd) {
-                accept_clients(srv);
+                hook_lock(srv);
+                if (!srv->stop) {
+                    accept_clients(srv);
+                }
+                hook_unlock(srv);
             } else if (!((Client *)ptr)->dead) {
                 client_service(srv, ptr);
             }
-            hook_unlock(srv);
         }
         hook_lock(srv);
         bool stop = srv->stop;
-        if (!stop) {
-            expire_handshakes(srv);
-        }
-        while (srv->graveyard) {
-            Client *cl = srv->graveyard;
-            srv->graveyard = cl->next;
+        reap_clients(srv, w, stop);
+        while (w->graveyard) {
+            Client *cl = w->graveyard;
+            w->graveyard = cl->next;
             free(cl);
         }
         hook_unlock(srv);
@@ -412,28 +453,35 @@ NbdServer *nbd_server_new(const NbdAddress *addr, const NbdServerConfig *cfg, Er
         srv->unix_path = xstrdup(addr->path);
     }
     pthread_mutex_init(&srv->mu, NULL);
-    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
-    srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &srv->wake_fd };
-    if (srv->epfd < 0 || srv->wake_fd < 0 ||
-        epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->wake_fd, &ev) < 0) {
-        error_setg_errno(errp, errno, "NBD server: cannot set up its event loop");
-        nbd_server_free(srv);
-        return NULL;
+    for (int i = 0; i < NR_WORKERS; i++) {
+        Worker *w = &srv->workers[i];
+        w->srv = srv;
+        w->epfd = epoll_create1(EPOLL_CLOEXEC);
+        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &w->wake_fd };
+        if (w->epfd < 0 || w->wake_fd < 0 ||
+            epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0) {
+            error_setg_errno(errp, errno, "NBD server: cannot set up its event loop");
+            nbd_server_free(srv);
+            return NULL;
+        }
     }
     set_accepting(srv, true);
-    /* Signals are the program's business: the thread takes none. */
+    /* Signals are the program's business: the threads take none. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&srv->thread, NULL, server_thread, srv);
+    int rc = 0;
+    for (int i = 0; i < NR_WORKERS && !rc; i++) {
+        rc = pthread_create(&srv->workers[i].thread, NULL, worker_thread, &srv->workers[i]);
+        srv->workers[i].started = !rc;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
-        error_setg_errno(errp, rc, "NBD server: cannot start its thread");
+        error_setg_errno(errp, rc, "NBD server: cannot start its threads");
         nbd_server_free(srv);
         return NULL;
     }
-    srv->thread_started = true;
     return srv;
 }
 
@@ -444,26 +492,51 @@ void nbd_server_free(NbdServer *srv)
     }
     pthread_mutex_lock(&srv->mu);
     srv->stop = true;
-    while (srv->clients) {
-        client_close(srv, srv->clients, NULL);
+    for (Client *cl = srv->clients; cl; cl = cl->next) {
+        nbd_conn_kill(cl->conn, NULL);
     }
     set_accepting(srv, false);
     pthread_mutex_unlock(&srv->mu);
-    if (srv->thread_started) {
-        wake(srv);
-        /* The thread may be waiting for the hook's lock, which the caller holds. */
+    bool any = false;
+    for (int i = 0; i < NR_WORKERS; i++) {
+        wake(&srv->workers[i]);
+        any |= srv->workers[i].started;
+    }
+    if (any) {
+        /* The threads may be waiting for the hook's lock, which the caller holds. */
         if (srv->cfg.unlock) {
             srv->cfg.unlock();
         }
-        pthread_join(srv->thread, NULL);
+        for (int i = 0; i < NR_WORKERS; i++) {
+            if (srv->workers[i].started) {
+                pthread_join(srv->workers[i].thread, NULL);
+            }
+        }
         if (srv->cfg.lock) {
             srv->cfg.lock();
         }
     }
-    while (srv->graveyard) {
-        Client *cl = srv->graveyard;
-        srv->graveyard = cl->next;
+    /* Clients of threads that never started (set-up failed) */
+    while (srv->clients) {
+        Client *cl = srv->clients;
+        srv->clients = cl->next;
+        close(cl->fd);
+        nbd_conn_free(cl->conn);
         free(cl);
+    }
+    for (int i = 0; i < NR_WORKERS; i++) {
+        Worker *w = &srv->workers[i];
+        while (w->graveyard) {
+            Client *cl = w->graveyard;
+            w->graveyard = cl->next;
+            free(cl);
+        }
+        if (w->epfd > 0) {
+            close(w->epfd);
+        }
+        if (w->wake_fd > 0) {
+            close(w->wake_fd);
+        }
     }
     while (srv->exps.head) {
         NbdExp *e = srv->exps.head;
@@ -476,12 +549,6 @@ void nbd_server_free(NbdServer *srv)
     if (srv->unix_path) {
         unlink(srv->unix_path);
         free(srv->unix_path);
-    }
-    if (srv->epfd >= 0) {
-        close(srv->epfd);
-    }
-    if (srv->wake_fd >= 0) {
-        close(srv->wake_fd);
     }
     pthread_mutex_destroy(&srv->mu);
     free(srv);
@@ -529,11 +596,9 @@ bool nbd_export_del(NbdServer *srv, const char *name, bool hard, void **owner,
         pthread_mutex_unlock(&srv->mu);
         return false;
     }
-    Client *next;
-    for (Client *cl = srv->clients; cl; cl = next) {
-        next = cl->next;
+    for (Client *cl = srv->clients; cl; cl = cl->next) {
         if (nbd_conn_export(cl->conn) == e) {
-            client_close(srv, cl, NULL);
+            client_kill(cl, NULL);      /* detached now, closed by its worker */
         }
     }
     *pp = e->next;
