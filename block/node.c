@@ -378,6 +378,7 @@ static bool refresh_lock(BlockNode *n, const BlockNodeUser *extra, bool apply, E
     unsigned perm, shared;
     cumulative(n, extra, &perm, &shared);
     if (!image_lock_check(n->lock_fd, perm, shared, errp)) {
+        error_append_hint(errp, "Is another process using the image [%s]?\n", n->filename);
         return false;
     }
     return !apply || image_lock_apply(n->lock_fd, perm, shared, errp);
@@ -521,8 +522,12 @@ static bool lock_chain(BlockNode *n, Error **errp)
         }
         int fd = vireo_open(b->filename, O_RDONLY, 0, errp);
         unsigned shared = BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
-        if (fd < 0 || !image_lock_check(fd, BLK_PERM_CONSISTENT_READ, shared, errp) ||
-            !image_lock_apply(fd, BLK_PERM_CONSISTENT_READ, shared, errp)) {
+        if (fd >= 0 && !image_lock_check(fd, BLK_PERM_CONSISTENT_READ, shared, errp)) {
+            error_append_hint(errp, "Is another process using the image [%s]?\n", b->filename);
+            close(fd);
+            fd = -1;
+        }
+        if (fd < 0 || !image_lock_apply(fd, BLK_PERM_CONSISTENT_READ, shared, errp)) {
             if (fd >= 0) {
                 close(fd);
             }

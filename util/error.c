@@ -10,6 +10,7 @@
 struct Error {
     ErrorClass cls;
     char *msg;
+    char *hint;             /* extra lines for a human (command line), NULL: none */
 };
 
 /* A unique address; never dereferenced. */
@@ -47,6 +48,7 @@ static void error_setv(Error **errp, ErrorClass cls, char *msg)
     }
     err->cls = cls;
     err->msg = msg;
+    err->hint = NULL;
     *errp = err;
 }
 
@@ -100,13 +102,31 @@ void error_prepend(Error **errp, const char *fmt, ...)
     (*errp)->msg = full;
 }
 
+void error_append_hint(Error **errp, const char *fmt, ...)
+{
+    if (!errp || errp == &error_fatal || !*errp) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *more = vformat(fmt, ap);
+    va_end(ap);
+    char *all = NULL;
+    if (asprintf(&all, "%s%s", (*errp)->hint ? (*errp)->hint : "", more) < 0) {
+        abort();
+    }
+    free(more);
+    free((*errp)->hint);
+    (*errp)->hint = all;
+}
+
 void error_propagate(Error **dst, Error *src)
 {
     if (!src) {
         return;
     }
     if (dst == &error_fatal) {
-        fprintf(stderr, "vireo: %s\n", src->msg);
+        fprintf(stderr, "vireo: %s\n%s", src->msg, src->hint ? src->hint : "");
         exit(1);
     }
     if (!dst || *dst) {
@@ -142,6 +162,7 @@ void error_free(Error *err)
 {
     if (err && err != &error_fatal_marker) {
         free(err->msg);
+        free(err->hint);
         free(err);
     }
 }
@@ -171,7 +192,7 @@ static void print_timestamp(void)
 void error_report_err(Error *err)
 {
     print_timestamp();
-    fprintf(stderr, "vireo: %s\n", err->msg);
+    fprintf(stderr, "vireo: %s\n%s", err->msg, err->hint ? err->hint : "");
     error_free(err);
 }
 

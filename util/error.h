@@ -33,6 +33,11 @@ void error_set(Error **errp, ErrorClass cls, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prepend context: "opening disk: " + original message. */
 void error_prepend(Error **errp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Add lines for a human to read after the message (each ending in a
+ * newline): printed on the command line, never part of a QMP error.
+ */
+void error_append_hint(Error **errp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Move *src into *dst (dst may be NULL: src is freed). */
 void error_propagate(Error **dst, Error *src);
 

@@ -116,9 +116,10 @@ def test_qemu_tools_see_vireo_as_they_see_qemu():
 
 
 def message(err):
-    """The message after the program name and the option it is about."""
-    line = err.strip().splitlines()[0]
-    return re.sub(r"^(qemu-system-x86_64|vireo): (-\w+ \S+: )?", "", line)
+    """The message after the program name and the option it is about, with the hint lines."""
+    lines = err.strip().splitlines()
+    lines[0] = re.sub(r"^(qemu-system-x86_64|vireo): (-\w+ \S+: )?", "", lines[0])
+    return "\n".join(lines)
 
 
 def test_vireo_refuses_an_image_qemu_io_holds():
