@@ -46,7 +46,7 @@ static const DeviceHelp devices[] = {
 /* Character device back-ends chardev/ creates. */
 static const char *const chardev_types[] = { "stdio", "null", "socket", "file", "pty" };
 /* Network back-ends -netdev creates. */
-static const char *const netdev_types[] = { "tap", "vhost-user" };
+static const char *const netdev_types[] = { "socket", "hubport", "tap", "vhost-user" };
 
 /* "help" or "?", alone or as the last of a comma list ("NAME,help"). */
 static bool asks_help(const char *arg, size_t *name_len)
