@@ -19,6 +19,7 @@
 
 #include "ivshmem/server-qmp.h"
 #include "ivshmem/server.h"
+#include "sandbox/sandbox.h"
 #include "util/osdep.h"
 #include "util/unix-socket.h"
 
@@ -365,7 +366,8 @@ int main(int argc, char **argv)
     }
     IvshServer *s = xzalloc(sizeof(*s));
     bool ok = ivsh_server_init(s, &o.cfg, listen_fd, shm_fd, &err) &&
-              (!o.qmp_path || ivsh_qmp_attach(s, &err));
+              (!o.qmp_path || ivsh_qmp_attach(s, &err)) &&
+              sandbox_confine_program(SANDBOX_PROGRAM_IVSHMEM_SERVER, &err);
     if (ok) {
         ivsh_log(s, "listening on %s, %llu bytes of shared memory, %u vectors per client",
                  o.socket_path, (unsigned long long)o.size, o.cfg.vectors);

@@ -30,7 +30,7 @@
 #include "util/osdep.h"
 
 /* The C library and the thread itself: every kind of thread makes these. */
-static const char *const calls_common[] = {
+const char *const sandbox_calls_common[] = {
     "read", "write", "readv", "writev", "close", "futex", "exit", "exit_group",
     "rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "sigaltstack", "restart_syscall",
     "getpid", "gettid", "tgkill", "clock_gettime", "clock_nanosleep", "nanosleep",
@@ -45,7 +45,7 @@ static const char *const calls_common[] = {
  * Device emulation: what vCPU threads (on exits) and iothreads (virtqueue
  * processing) do. No opening of paths, no new sockets, no processes.
  */
-static const char *const calls_device[] = {
+const char *const sandbox_calls_device[] = {
     "poll", "ppoll", "select", "pselect6", "eventfd2", "pread64", "pwrite64",
     "preadv", "pwritev", "preadv2", "pwritev2", "fsync", "fdatasync", "fallocate",
     "sync_file_range", "lseek", "fcntl", "dup", "dup3", "sendmsg", "recvmsg", "sendto",
@@ -103,7 +103,7 @@ static const char *const calls_resourcecontrol[] = {
  * leak check at exit (a tracer made with clone() without CLONE_THREAD,
  * ptrace, waitpid). Only sanitizer builds get these.
  */
-static const char *const calls_sanitizer[] = {
+const char *const sandbox_calls_sanitizer[] = {
     "openat", "open", "readlink", "readlinkat", "getdents", "getdents64", "lseek", "pread64",
     "ptrace", "wait4", "clone", "pipe2", "dup2", "kill", "getppid", "getrlimit",
     "prlimit64", "mincore", "sched_getaffinity", "statfs", "uname",
@@ -111,7 +111,7 @@ static const char *const calls_sanitizer[] = {
 };
 
 /* ioctl requests the VMM makes after start-up, by thread kind. */
-static const unsigned long ioctls_tty[] = { TCGETS, 0 };
+const unsigned long sandbox_ioctls_tty[] = { TCGETS, 0 };
 static const unsigned long ioctls_device[] = {
     KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_SET_GSI_ROUTING, KVM_IRQFD, KVM_IOEVENTFD,
     KVM_SET_USER_MEMORY_REGION, KVM_GET_IRQCHIP, KVM_SET_IRQCHIP, KVM_GET_PIT2,
@@ -134,7 +134,7 @@ static const unsigned long ioctls_main[] = {
     TUNSETIFF, TUNSETQUEUE, FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR, FIONREAD, 0
 };
 
-static bool sanitizer_build(void)
+bool sandbox_sanitizer_build(void)
 {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
     return true;
@@ -149,8 +149,8 @@ static bool sanitizer_build(void)
 #endif
 }
 
-static bool rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned nargs,
-                 const struct scmp_arg_cmp *args, Error **errp)
+bool sandbox_rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned nargs,
+                  const struct scmp_arg_cmp *args, Error **errp)
 {
     int rc = seccomp_rule_add_array(ctx, action, nr, nargs, args);
     /* -EEXIST: the same call was allowed by an earlier list. */
@@ -161,26 +161,26 @@ static bool rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned nargs,
     return true;
 }
 
-static bool allow_names(scmp_filter_ctx ctx, const char *const *names, Error **errp)
+bool sandbox_allow_names(scmp_filter_ctx ctx, const char *const *names, Error **errp)
 {
     for (; *names; names++) {
         int nr = seccomp_syscall_resolve_name(*names);
         if (nr == __NR_SCMP_ERROR || nr < 0) {
             continue;       /* not a system call on this architecture */
         }
-        if (!rule(ctx, SCMP_ACT_ALLOW, nr, 0, NULL, errp)) {
+        if (!sandbox_rule(ctx, SCMP_ACT_ALLOW, nr, 0, NULL, errp)) {
             return false;
         }
     }
     return true;
 }
 
-static bool allow_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, Error **errp)
+bool sandbox_allow_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, Error **errp)
 {
     for (; *reqs; reqs++) {
         /* The kernel reads the request as a 32-bit int: compare only those bits. */
         struct scmp_arg_cmp cmp = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, *reqs & 0xffffffffUL);
-        if (!rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &cmp, errp)) {
+        if (!sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &cmp, errp)) {
             return false;
         }
     }
@@ -188,11 +188,11 @@ static bool allow_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, Error *
 }
 
 /* mmap and mprotect only without PROT_EXEC: no new code after start-up. */
-static bool allow_memory(scmp_filter_ctx ctx, Error **errp)
+bool sandbox_allow_memory(scmp_filter_ctx ctx, Error **errp)
 {
     struct scmp_arg_cmp no_exec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
-    return rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, &no_exec, errp) &&
-           rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, &no_exec, errp);
+    return sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, &no_exec, errp) &&
+           sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, &no_exec, errp);
 }
 
 /*
@@ -200,16 +200,16 @@ static bool allow_memory(scmp_filter_ctx ctx, Error **errp)
  * is allowed. clone3() passes its flags in memory the filter cannot read,
  * so it fails with ENOSYS and the C library falls back to clone().
  */
-static bool allow_threads(scmp_filter_ctx ctx, bool processes_too, Error **errp)
+bool sandbox_allow_threads(scmp_filter_ctx ctx, bool processes_too, Error **errp)
 {
-    if (!rule(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0, NULL, errp)) {
+    if (!sandbox_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0, NULL, errp)) {
         return false;
     }
     if (processes_too) {
-        return rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 0, NULL, errp);
+        return sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 0, NULL, errp);
     }
     struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
-    return rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &thread, errp);
+    return sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &thread, errp);
 }
 
 /* socket() only in the families vireo uses (netlink for getaddrinfo). */
@@ -218,7 +218,7 @@ static bool allow_sockets(scmp_filter_ctx ctx, Error **errp)
     static const int domains[] = { AF_UNIX, AF_INET, AF_INET6 };
     for (size_t i = 0; i < ARRAY_SIZE(domains); i++) {
         struct scmp_arg_cmp d = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i]);
-        if (!rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &d, errp)) {
+        if (!sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &d, errp)) {
             return false;
         }
     }
@@ -226,8 +226,8 @@ static bool allow_sockets(scmp_filter_ctx ctx, Error **errp)
         SCMP_A0(SCMP_CMP_EQ, AF_NETLINK), SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE),
     };
     struct scmp_arg_cmp pair = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
-    return rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, nl, errp) &&
-           rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, &pair, errp);
+    return sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, nl, errp) &&
+           sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, &pair, errp);
 }
 
 static bool kind_has_devices(SandboxKind kind)
@@ -238,22 +238,22 @@ static bool kind_has_devices(SandboxKind kind)
 
 static bool add_kind_lists(scmp_filter_ctx ctx, SandboxKind kind, bool spawn, Error **errp)
 {
-    bool ok = allow_names(ctx, calls_common, errp) && allow_memory(ctx, errp) &&
-              allow_ioctls(ctx, ioctls_tty, errp);
+    bool ok = sandbox_allow_names(ctx, sandbox_calls_common, errp) && sandbox_allow_memory(ctx, errp) &&
+              sandbox_allow_ioctls(ctx, sandbox_ioctls_tty, errp);
     if (ok && kind != SANDBOX_LOG_WRITER) {
-        ok = allow_names(ctx, calls_block_worker, errp);
+        ok = sandbox_allow_names(ctx, calls_block_worker, errp);
     }
     if (ok && kind_has_devices(kind)) {
         /* Devices may start block workers and the log writer. */
-        ok = allow_names(ctx, calls_device, errp) && allow_threads(ctx, spawn, errp) &&
-             allow_ioctls(ctx, ioctls_device, errp);
+        ok = sandbox_allow_names(ctx, sandbox_calls_device, errp) && sandbox_allow_threads(ctx, spawn, errp) &&
+             sandbox_allow_ioctls(ctx, ioctls_device, errp);
     }
     if (ok && (kind == SANDBOX_MAIN || kind == SANDBOX_VCPU)) {
-        ok = allow_ioctls(ctx, ioctls_vcpu, errp);
+        ok = sandbox_allow_ioctls(ctx, ioctls_vcpu, errp);
     }
     if (ok && (kind == SANDBOX_MAIN || kind == SANDBOX_DAEMON)) {
-        ok = allow_names(ctx, calls_main, errp) && allow_sockets(ctx, errp) &&
-             allow_ioctls(ctx, ioctls_main, errp);
+        ok = sandbox_allow_names(ctx, calls_main, errp) && allow_sockets(ctx, errp) &&
+             sandbox_allow_ioctls(ctx, ioctls_main, errp);
     }
     return ok;
 }
@@ -262,18 +262,18 @@ bool sandbox_rules_add(scmp_filter_ctx ctx, const SandboxConfig *c, SandboxKind 
                        Error **errp)
 {
     bool spawn = c->spawn == SANDBOX_ALLOW;
-    if (!add_kind_lists(ctx, kind, spawn || sanitizer_build(), errp)) {
+    if (!add_kind_lists(ctx, kind, spawn || sandbox_sanitizer_build(), errp)) {
         return false;
     }
-    if (sanitizer_build() && !allow_names(ctx, calls_sanitizer, errp)) {
+    if (sandbox_sanitizer_build() && !sandbox_allow_names(ctx, sandbox_calls_sanitizer, errp)) {
         return false;
     }
     /* The sub-options widen only the main loop's list (and so the process's). */
     if (kind != SANDBOX_MAIN && kind != SANDBOX_DAEMON) {
         return true;
     }
-    return (c->obsolete != SANDBOX_ALLOW || allow_names(ctx, calls_obsolete, errp)) &&
-           (c->elevate != SANDBOX_ALLOW || allow_names(ctx, calls_elevate, errp)) &&
-           (!spawn || allow_names(ctx, calls_spawn, errp)) &&
-           (c->resourcecontrol != SANDBOX_ALLOW || allow_names(ctx, calls_resourcecontrol, errp));
+    return (c->obsolete != SANDBOX_ALLOW || sandbox_allow_names(ctx, calls_obsolete, errp)) &&
+           (c->elevate != SANDBOX_ALLOW || sandbox_allow_names(ctx, calls_elevate, errp)) &&
+           (!spawn || sandbox_allow_names(ctx, calls_spawn, errp)) &&
+           (c->resourcecontrol != SANDBOX_ALLOW || sandbox_allow_names(ctx, calls_resourcecontrol, errp));
 }

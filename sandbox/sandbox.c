@@ -31,7 +31,7 @@
  * -Dc_args=-DSANDBOX_DEFAULT_ON=0.
  */
 #ifndef SANDBOX_DEFAULT_ON
-#define SANDBOX_DEFAULT_ON 0
+#define SANDBOX_DEFAULT_ON 1
 #endif
 SandboxConfig sandbox_config = { .enable = SANDBOX_DEFAULT_ON };
 
@@ -48,7 +48,10 @@ const OptParam sandbox_params[] = {
 
 static atomic_bool process_filter_installed;
 static __thread bool thread_filter_installed;
-static __thread SandboxKind thread_kind = SANDBOX_MAIN;
+/* For the SIGSYS report: who made the call. */
+static __thread const char *thread_label;   /* set where a thread loaded its own filter */
+static const char *other_threads_label = "main loop";
+static const char *program_label = "vireo";
 
 #define MAX_SYSCALL_NAMES 512
 static char *syscall_names[MAX_SYSCALL_NAMES];  /* for the SIGSYS report */
@@ -146,8 +149,9 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uc)
     size_t len = 0;
     int nr = si->si_syscall;
     const char *name = nr >= 0 && nr < MAX_SYSCALL_NAMES ? syscall_names[nr] : NULL;
-    append(msg, sizeof(msg), &len, "vireo: sandbox: the ");
-    append(msg, sizeof(msg), &len, sandbox_kind_name(thread_kind));
+    append(msg, sizeof(msg), &len, program_label);
+    append(msg, sizeof(msg), &len, ": sandbox: the ");
+    append(msg, sizeof(msg), &len, thread_label ? thread_label : other_threads_label);
     append(msg, sizeof(msg), &len, " thread made the forbidden system call ");
     append(msg, sizeof(msg), &len, name ? name : "?");
     append(msg, sizeof(msg), &len, " (");
@@ -183,7 +187,10 @@ static bool prepare_report(Error **errp)
 
 /* ---- building and loading ---- */
 
-bool sandbox_install(const SandboxConfig *config, SandboxKind kind, bool tsync, Error **errp)
+typedef bool AddRules(scmp_filter_ctx ctx, const SandboxConfig *c, int which, Error **errp);
+
+static bool load_filter(const SandboxConfig *config, AddRules *add, int which, const char *label,
+                        bool tsync, Error **errp)
 {
     if (config->log && !report_ready && !prepare_report(errp)) {
         return false;
@@ -199,7 +206,7 @@ bool sandbox_install(const SandboxConfig *config, SandboxKind kind, bool tsync, 
      * not a walk of the whole list. Older libseccomp lacks it: no matter. */
     seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     int rc = 0;
-    bool ok = sandbox_rules_add(ctx, config, kind, errp);
+    bool ok = add(ctx, config, which, errp);
     if (ok && tsync) {
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     }
@@ -207,14 +214,62 @@ bool sandbox_install(const SandboxConfig *config, SandboxKind kind, bool tsync, 
         rc = seccomp_load(ctx);
     }
     if (ok && rc < 0) {
-        error_setg_errno(errp, -rc, "sandbox: cannot load the %s filter", sandbox_kind_name(kind));
+        error_setg_errno(errp, -rc, "sandbox: cannot load the %s filter", label);
         ok = false;
     }
     seccomp_release(ctx);
     if (ok) {
-        thread_kind = kind;
+        thread_label = label;
     }
     return ok;
+}
+
+static bool add_kind(scmp_filter_ctx ctx, const SandboxConfig *c, int kind, Error **errp)
+{
+    return sandbox_rules_add(ctx, c, (SandboxKind)kind, errp);
+}
+
+bool sandbox_install(const SandboxConfig *config, SandboxKind kind, bool tsync, Error **errp)
+{
+    return load_filter(config, add_kind, kind, sandbox_kind_name(kind), tsync, errp);
+}
+
+static bool add_program(scmp_filter_ctx ctx, const SandboxConfig *c, int program, Error **errp)
+{
+    return sandbox_program_rules_add(ctx, (SandboxProgram)program, errp);
+}
+
+static const char *const program_names[SANDBOX_NR_PROGRAMS] = {
+    [SANDBOX_PROGRAM_STORAGE_DAEMON] = "vireo-storage-daemon",
+    [SANDBOX_PROGRAM_VHOST_USER_NET] = "vireo-vhost-user-net",
+    [SANDBOX_PROGRAM_IVSHMEM_SERVER] = "vireo-ivshmem-server",
+};
+
+const char *sandbox_program_name(SandboxProgram program)
+{
+    return program < SANDBOX_NR_PROGRAMS ? program_names[program] : "unknown";
+}
+
+bool sandbox_confine_program(SandboxProgram program, Error **errp)
+{
+    /* The daemons take no -sandbox option: a denied call is always named. */
+    static const SandboxConfig daemon_config = {
+        .enable = true, .log = true, .obsolete = SANDBOX_DENY, .elevate = SANDBOX_DENY,
+        .spawn = SANDBOX_DENY, .resourcecontrol = SANDBOX_DENY,
+    };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        error_setg_errno(errp, errno, "cannot set no_new_privs");
+        return false;
+    }
+    tzset();    /* see sandbox_lock_down() */
+    program_label = sandbox_program_name(program);
+    other_threads_label = "daemon";
+    if (!load_filter(&daemon_config, add_program, program, "daemon", true, errp)) {
+        return false;
+    }
+    malloc_trim(0);
+    atomic_store_explicit(&process_filter_installed, true, memory_order_release);
+    return true;
 }
 
 /* The hook threads call: stack this thread's own filter, once. */

@@ -69,6 +69,24 @@ bool sandbox_lock_down(Error **errp);
  */
 bool sandbox_install(const SandboxConfig *config, SandboxKind kind, bool tsync, Error **errp);
 
+/* The daemons vireo ships, each with its own allow-list (sandbox-programs.c). */
+typedef enum SandboxProgram {
+    SANDBOX_PROGRAM_STORAGE_DAEMON,     /* vireo-storage-daemon */
+    SANDBOX_PROGRAM_VHOST_USER_NET,     /* vireo-vhost-user-net */
+    SANDBOX_PROGRAM_IVSHMEM_SERVER,     /* vireo-ivshmem-server */
+    SANDBOX_NR_PROGRAMS
+} SandboxProgram;
+
+/*
+ * For a daemon, once start-up is done (listening sockets, images, taps and
+ * shared memory open; detached; pid file written) and before it serves:
+ * no_new_privs, then program's filter on every thread of the process.
+ * A denied call is named on stderr, then the process dies of SIGSYS.
+ */
+bool sandbox_confine_program(SandboxProgram program, Error **errp);
+
+const char *sandbox_program_name(SandboxProgram program);
+
 /* Is the process filter installed? */
 bool sandbox_active(void);
 

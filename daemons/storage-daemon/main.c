@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "daemons/storage-daemon/storage-daemon.h"
+#include "sandbox/sandbox.h"
 #include "util/keyval.h"
 #include "util/osdep.h"
 
@@ -236,6 +237,9 @@ int main(int argc, char **argv)
     }
     if (pidfile) {
         write_pidfile();
+    }
+    if (!sandbox_confine_program(SANDBOX_PROGRAM_STORAGE_DAEMON, &err)) {
+        die(err);
     }
     daemonize_done(ready_fd);
     while (!quit) {

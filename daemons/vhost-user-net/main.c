@@ -20,6 +20,7 @@
 #include "config.h"
 #include "daemons/vhost-user-net/vhost-user-net.h"
 #include "net/tap.h"
+#include "sandbox/sandbox.h"
 
 #define PROG "vireo-vhost-user-net"
 
@@ -177,7 +178,8 @@ int main(int argc, char **argv)
     }
     int lfd = vu_listen_unix(o.socket_path, &err);
     if (lfd < 0 || !net_daemon_init(&nd, loop, lfd, fds, o.queues, o.has_mac ? o.mac : NULL, &err) ||
-        !vu_loop_set_fd(loop, sig.fd, vu_quit_signals_ready, &sig, &err)) {
+        !vu_loop_set_fd(loop, sig.fd, vu_quit_signals_ready, &sig, &err) ||
+        !sandbox_confine_program(SANDBOX_PROGRAM_VHOST_USER_NET, &err)) {
         die(err);
     }
     while (!quit) {

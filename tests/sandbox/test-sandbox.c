@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +33,7 @@ static void body_unix_socket(void);
 static SandboxConfig child_config;
 static SandboxKind child_kind;
 static bool child_lock_down;    /* the whole start-up path: sandbox_lock_down() */
+static int child_program = -1;  /* else a daemon's start-up: sandbox_confine_program() */
 
 /* Run body in a child under child_config/child_kind; return its wait status. */
 static int run_child(ChildBody *body, char *out, size_t out_size)
@@ -43,7 +46,11 @@ static int run_child(ChildBody *body, char *out, size_t out_size)
         dup2(pipefd[1], STDERR_FILENO);
         close(pipefd[0]);
         Error *err = NULL;
-        if (child_lock_down) {
+        if (child_program >= 0) {
+            if (!sandbox_confine_program((SandboxProgram)child_program, &err)) {
+                _exit(100);
+            }
+        } else if (child_lock_down) {
             sandbox_config = child_config;
             if (!sandbox_lock_down(&err)) {
                 _exit(100);
@@ -86,6 +93,7 @@ static void setup_child(SandboxKind kind, bool log)
     child_config.log = log;
     child_kind = kind;
     child_lock_down = false;
+    child_program = -1;
 }
 
 /*
@@ -250,6 +258,74 @@ static void test_elevateprivileges(void **state)
     assert_killed_by_sigsys(run_child(body_setuid, out, sizeof(out)));
 }
 
+static void body_inet_socket(void)
+{
+    socket(AF_INET, SOCK_STREAM, 0);
+}
+
+static void body_bind(void)
+{
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);     /* syslog's kind: allowed */
+    if (s < 0) {
+        _exit(1);
+    }
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    bind(s, (struct sockaddr *)&sa, sizeof(sa_family_t));
+}
+
+/* What the ivshmem server does after start-up: eventfds, /dev/null read-only. */
+static void body_ivshmem_work(void)
+{
+    int e = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int n = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (e < 0 || n < 0) {
+        _exit(1);
+    }
+}
+
+/* The storage daemon opens images and makes sockets at run time. */
+static void body_storage_daemon_work(void)
+{
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || s < 0) {
+        _exit(1);
+    }
+}
+
+static void test_vhost_user_net_makes_no_sockets(void **state)
+{
+    char out[512];
+    setup_child(SANDBOX_MAIN, false);
+    child_program = SANDBOX_PROGRAM_VHOST_USER_NET;
+    assert_killed_by_sigsys(run_child(body_inet_socket, out, sizeof(out)));
+    assert_non_null(strstr(out, "vireo-vhost-user-net: sandbox: the daemon thread made the "
+                                "forbidden system call socket"));
+}
+
+static void test_ivshmem_server_list(void **state)
+{
+    char out[512];
+    setup_child(SANDBOX_MAIN, false);
+    child_program = SANDBOX_PROGRAM_IVSHMEM_SERVER;
+    assert_exited_zero(run_child(body_ivshmem_work, out, sizeof(out)));
+    assert_killed_by_sigsys(run_child(body_bind, out, sizeof(out)));
+    assert_non_null(strstr(out, "vireo-ivshmem-server: sandbox: the daemon thread made the "
+                                "forbidden system call bind"));
+    assert_killed_by_sigsys(run_child(body_inet_socket, out, sizeof(out)));
+}
+
+static void test_storage_daemon_list(void **state)
+{
+    char out[512];
+    setup_child(SANDBOX_MAIN, false);
+    child_program = SANDBOX_PROGRAM_STORAGE_DAEMON;
+    assert_exited_zero(run_child(body_storage_daemon_work, out, sizeof(out)));
+    assert_killed_by_sigsys(run_child(body_execve, out, sizeof(out)));
+    assert_non_null(strstr(out, "forbidden system call execve"));
+    assert_killed_by_sigsys(run_child(body_setuid, out, sizeof(out)));
+}
+
 /* vCPU threads block every signal: log=on must still name the call. */
 static void test_log_names_the_call_of_a_thread_blocking_signals(void **state)
 {
@@ -297,6 +373,9 @@ int main(void)
         cmocka_unit_test(test_elevateprivileges),
         cmocka_unit_test(test_log_names_the_call_of_a_thread_blocking_signals),
         cmocka_unit_test(test_time_conversion_opens_nothing_after_lock_down),
+        cmocka_unit_test(test_vhost_user_net_makes_no_sockets),
+        cmocka_unit_test(test_ivshmem_server_list),
+        cmocka_unit_test(test_storage_daemon_list),
         cmocka_unit_test(test_option_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
