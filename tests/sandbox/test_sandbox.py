@@ -52,16 +52,17 @@ def qtest_vm(*args):
     return v
 
 
-def test_off_by_default_and_on_on_request():
+def test_on_by_default_and_off_on_request():
     with vmm.Vireo("-m", "64M", qtest=True) as v:
         v.qmp()
-        assert status_field(f"/proc/{v.proc.pid}/status", "Seccomp") == ["0"]
-    with qtest_vm() as v:
         assert status_field(f"/proc/{v.proc.pid}/status", "Seccomp") == ["2"]
         assert status_field(f"/proc/{v.proc.pid}/status", "NoNewPrivs") == ["1"]
         assert v.qtest.readl(0xfee00030) is not None    # the VM still answers
+    with qtest_vm() as v:
+        assert status_field(f"/proc/{v.proc.pid}/status", "Seccomp") == ["2"]
     with qtest_vm("-sandbox", "off") as v:
         assert status_field(f"/proc/{v.proc.pid}/status", "Seccomp") == ["0"]
+        assert status_field(f"/proc/{v.proc.pid}/status", "NoNewPrivs") == ["0"]
 
 
 def test_every_sub_option_denied_still_runs_a_vm():
