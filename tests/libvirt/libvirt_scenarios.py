@@ -147,6 +147,44 @@ def lifecycle(d, vireo, kernel, initrd, scratch):
     return {"steps": log, "qemu_log": cmdline, "console": console}
 
 
+def disks(d, vireo, kernel, initrd, scratch):
+    """A domain with a raw virtio disk (-blockdev under libvirt), its block
+    and memory statistics, a balloon target, and a second disk attached and
+    detached while it runs paused."""
+    log = []
+    for name in ("disk0.img", "disk1.img"):
+        with open(os.path.join(scratch, name), "wb") as f:
+            f.truncate(16 << 20)
+    disk = ("<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+            f"<source file='{scratch}/disk0.img'/><target dev='vda' bus='virtio'/></disk>")
+    xml = os.path.join(scratch, "disk.xml")
+    with open(xml, "w") as f:
+        f.write(domain_xml("vireo-lv2", vireo, kernel, initrd, devices=disk))
+    extra = os.path.join(scratch, "disk1.xml")
+    with open(extra, "w") as f:
+        f.write("<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                f"<source file='{scratch}/disk1.img'/><target dev='vdb' bus='virtio'/></disk>")
+    run_cmd(d, log, "define", xml)
+    run_cmd(d, log, "start", "--paused", "vireo-lv2", timeout=300)
+    run_cmd(d, log, "domblklist", "vireo-lv2")
+    run_cmd(d, log, "domblkstat", "vireo-lv2", "vda")
+    run_cmd(d, log, "dommemstat", "vireo-lv2")
+    run_cmd(d, log, "setmem", "vireo-lv2", "200M", "--live")
+    run_cmd(d, log, "qemu-monitor-command", "vireo-lv2", '{"execute":"query-balloon"}')
+    run_cmd(d, log, "attach-device", "vireo-lv2", extra, "--live")
+    run_cmd(d, log, "domblklist", "vireo-lv2")
+    run_cmd(d, log, "detach-device", "vireo-lv2", extra, "--live")
+    run_cmd(d, log, "destroy", "vireo-lv2")
+    run_cmd(d, log, "undefine", "vireo-lv2")
+    qemu_log = os.path.join(d.dir, "log", "qemu", "vireo-lv2.log")
+    try:
+        with open(qemu_log, errors="replace") as f:
+            cmdline = f.read()[-6000:]
+    except OSError:
+        cmdline = ""
+    return {"steps": log, "qemu_log": cmdline}
+
+
 BAD = {
     # an ISA floppy controller and drive: PC hardware vireo's board does not have
     "bad_floppy": "<disk type='file' device='floppy'><driver name='qemu' type='raw'/>"
@@ -196,6 +234,7 @@ def main():
             r["qmp"] = qmp_log(d, n)
             result("probe_qemu", r)
         result("lifecycle", lifecycle(d, vireo, kernel, initrd, scratch))
+        result("disks", disks(d, vireo, kernel, initrd, scratch))
         for name, r in bad_inputs(d, vireo, kernel, initrd, scratch).items():
             result(name, r)
         result("healthy", d.healthy())

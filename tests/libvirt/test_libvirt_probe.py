@@ -133,6 +133,25 @@ def test_console_and_vcpus():
     assert len(cpus) == 1 and cpus[0]["thread-id"] > 0 and cpus[0]["cpu-index"] == 0, cpus
 
 
+def test_disk_statistics_balloon_and_hotplug():
+    r = get("disks")
+    start = step(r, "start")
+    assert start["status"] == 0, start["err"] + r["qemu_log"][-3000:]
+    assert "-blockdev" in r["qemu_log"], r["qemu_log"][-3000:]
+    blk = steps(r, "domblklist")
+    assert blk[0]["status"] == 0 and re.search(r"vda\s+\S+/disk0\.img", blk[0]["out"]), blk[0]
+    stat = step(r, "domblkstat")
+    assert stat["status"] == 0 and re.search(r"vda rd_req \d+", stat["out"]), stat
+    mem = step(r, "dommemstat")
+    assert mem["status"] == 0 and re.search(r"^actual \d+", mem["out"], re.M), mem
+    assert step(r, "setmem")["status"] == 0, step(r, "setmem")
+    attach = step(r, "attach-device")
+    assert attach["status"] == 0, attach
+    assert "vdb" in blk[1]["out"], blk[1]
+    assert step(r, "detach-device")["status"] == 0, step(r, "detach-device")
+    assert step(r, "destroy")["status"] == 0
+
+
 def test_bad_input_fails_start_clearly():
     floppy = get("bad_floppy")
     start = step(floppy, "start")
