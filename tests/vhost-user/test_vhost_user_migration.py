@@ -14,7 +14,11 @@ one per QEMU; its NIC is vireo-vhost-user-net, one daemon and tap per QEMU
   middle of the rounds; rounds finished on the destination must still see the
   right data. Pages the back-end filled after QEMU had sent them reach the
   destination only through the dirty log the back-end keeps. The daemon's log
-  must show F_LOG_ALL and a count of marked pages.
+  must show F_LOG_ALL and a count of marked pages. Limit: a build with the
+  back-end's log switched off also passed the data check (the chunks were
+  read before QEMU's first pass reached their pages), so the data check alone
+  does not prove the log; the marked-page count and the scripted tests of
+  the log (test_vhost_user_blk.py, test_vhost_user_net.py) do.
 - RARP: the guest's announce feature is off, so the destination QEMU sends
   VHOST_USER_SEND_RARP and the destination's back-end must put a RARP frame
   for the guest's MAC on its tap (a packet socket reads it).
