@@ -142,9 +142,11 @@ static json_object *dispatch(const QmpCommand *cmd, json_object *args, bool exec
     /*
      * A hand-written ('gen': false) command takes its arguments as they
      * come, as in QEMU (device_add passes device properties): only the
-     * members the schema declares are checked.
+     * members the schema declares are checked. One that declares none
+     * (query-qmp-schema) takes no arguments at all.
      */
-    json_object *declared = cmd->raw ? json_object_new_object() : NULL;
+    bool passes_extra = cmd->raw && cmd->args->nr_members > 0;
+    json_object *declared = passes_extra ? json_object_new_object() : NULL;
     for (int i = 0; declared && i < cmd->args->nr_members; i++) {
         json_object *v;
         if (json_object_object_get_ex(args, cmd->args->members[i].name, &v)) {

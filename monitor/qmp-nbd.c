@@ -233,17 +233,17 @@ void qmp_nbd_server_stop(Error **errp)
     server = NULL;
 }
 
-void qmp_block_export_add(BlockExportType type, const char *id, const char *node_name,
-                          bool has_writable, bool writable, bool has_writethrough,
-                          bool writethrough, bool has_iothread, const char *iothread,
-                          bool has_fixed_iothread, bool fixed_iothread,
-                          bool has_name, const char *name,
-                          bool has_description, const char *description,
-                          bool has_bitmaps, strList *bitmaps,
-                          bool has_allocation_depth, bool allocation_depth,
-                          bool has_addr, SocketAddress *addr,
-                          bool has_logical_block_size, uint64_t logical_block_size,
-                          bool has_num_queues, uint16_t num_queues, Error **errp)
+static void export_add_parsed(BlockExportType type, const char *id,
+                              const char *node_name, bool has_writable, bool writable, bool has_writethrough,
+                              bool writethrough, bool has_iothread, const char *iothread,
+                              bool has_fixed_iothread, bool fixed_iothread,
+                              bool has_name, const char *name,
+                              bool has_description, const char *description,
+                              bool has_bitmaps, strList *bitmaps,
+                              bool has_allocation_depth, bool allocation_depth,
+                              bool has_addr, SocketAddress *addr,
+                              bool has_logical_block_size, uint64_t logical_block_size,
+                              bool has_num_queues, uint16_t num_queues, Error **errp)
 {
     if (type != BLOCK_EXPORT_TYPE_NBD) {
         error_setg(errp, "export type '%s' is not supported here (vireo-storage-daemon "
@@ -259,6 +259,32 @@ void qmp_block_export_add(BlockExportType type, const char *id, const char *node
                has_description ? description : NULL,
                has_writable && writable, has_bitmaps ? bitmaps : NULL,
                has_allocation_depth && allocation_depth, errp);
+}
+
+/*
+ * block-export-add is hand-marshalled, as QEMU's union on @type is: the
+ * schema declares the shared members, and the whole request is checked
+ * here against BlockExportOptions, which holds every type's members.
+ */
+json_object *qmp_block_export_add(json_object *args, Error **errp)
+{
+    BlockExportOptions *o = xzalloc(sizeof(*o));
+    Error *err = NULL;
+    if (qapi_struct_from_json(&qapi_type_BlockExportOptions, args, NULL, o, &err)) {
+        export_add_parsed(o->type, o->id, o->node_name, o->has_writable, o->writable,
+                          o->has_writethrough, o->writethrough, o->has_iothread, o->iothread,
+                          o->has_fixed_iothread, o->fixed_iothread, o->has_name, o->name,
+                          o->has_description, o->description, o->has_bitmaps, o->bitmaps,
+                          o->has_allocation_depth, o->allocation_depth, o->has_addr, o->addr,
+                          o->has_logical_block_size, o->logical_block_size,
+                          o->has_num_queues, o->num_queues, &err);
+    }
+    qapi_free_BlockExportOptions(o);
+    if (err) {
+        error_propagate(errp, err);
+        return NULL;
+    }
+    return json_object_new_object();
 }
 
 void qmp_block_export_del(const char *id, bool has_mode, BlockExportRemoveMode mode,

@@ -192,6 +192,7 @@ class Schema:
         self.enums, self.structs, self.unions, self.alternates = {}, {}, {}, {}
         self.commands, self.events = [], []
         self.order = []   # (kind, name) in definition order
+        self.c_types = []
         for expr, fname, line in exprs:
             self._add(expr, fname, line)
         self._check()
@@ -225,6 +226,10 @@ class Schema:
                 'allow-oob': e.get('allow-oob', False),
                 'success-response': e.get('success-response', True),
                 'features': e.get('features', []), 'where': where})
+        elif 'pragma' in e:
+            # c-types: types hand-written handlers parse, which no generated
+            # command or event names (a hand-marshalled command's full arguments)
+            self.c_types += e['pragma'].get('c-types', [])
         elif 'event' in e:
             self.events.append({'name': e['event'], 'args': members_of(e.get('data', {})),
                                 'features': e.get('features', []), 'where': where})
@@ -350,6 +355,8 @@ class CGen:
             for m in ev['args']:
                 self.use(m.type)
             self.implicit.append((event_struct(ev), ev['args']))
+        for t in self.s.c_types:
+            self.use(t)
         for c in self.s.commands:
             if not c['gen']:
                 self.implicit.append((arg_struct(c), c['args']))
