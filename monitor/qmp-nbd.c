@@ -233,32 +233,22 @@ void qmp_nbd_server_stop(Error **errp)
     server = NULL;
 }
 
-static void export_add_parsed(BlockExportType type, const char *id,
-                              const char *node_name, bool has_writable, bool writable, bool has_writethrough,
-                              bool writethrough, bool has_iothread, const char *iothread,
-                              bool has_fixed_iothread, bool fixed_iothread,
-                              bool has_name, const char *name,
-                              bool has_description, const char *description,
-                              bool has_bitmaps, strList *bitmaps,
-                              bool has_allocation_depth, bool allocation_depth,
-                              bool has_addr, SocketAddress *addr,
-                              bool has_logical_block_size, uint64_t logical_block_size,
-                              bool has_num_queues, uint16_t num_queues, Error **errp)
+static void export_add_parsed(const BlockExportOptions *o, Error **errp)
 {
-    if (type != BLOCK_EXPORT_TYPE_NBD) {
+    if (o->type != BLOCK_EXPORT_TYPE_NBD) {
         error_setg(errp, "export type '%s' is not supported here (vireo-storage-daemon "
-                   "serves it)", BlockExportType_str[type]);
+                   "serves it)", BlockExportType_str[o->type]);
         return;
     }
-    if (has_addr || has_logical_block_size || has_num_queues) {
+    if (o->has_addr || o->has_logical_block_size || o->has_num_queues) {
         error_setg(errp, "Parameter '%s' is unexpected",
-                   has_addr ? "addr" : has_num_queues ? "num-queues" : "logical-block-size");
+                   o->has_addr ? "addr" : o->has_num_queues ? "num-queues" : "logical-block-size");
         return;
     }
-    export_add(id, node_name, false, has_name ? name : NULL,
-               has_description ? description : NULL,
-               has_writable && writable, has_bitmaps ? bitmaps : NULL,
-               has_allocation_depth && allocation_depth, errp);
+    export_add(o->id, o->node_name, false, o->has_name ? o->name : NULL,
+               o->has_description ? o->description : NULL,
+               o->has_writable && o->writable, o->has_bitmaps ? o->bitmaps : NULL,
+               o->has_allocation_depth && o->allocation_depth, errp);
 }
 
 /*
@@ -271,13 +261,7 @@ json_object *qmp_block_export_add(json_object *args, Error **errp)
     BlockExportOptions *o = xzalloc(sizeof(*o));
     Error *err = NULL;
     if (qapi_struct_from_json(&qapi_type_BlockExportOptions, args, NULL, o, &err)) {
-        export_add_parsed(o->type, o->id, o->node_name, o->has_writable, o->writable,
-                          o->has_writethrough, o->writethrough, o->has_iothread, o->iothread,
-                          o->has_fixed_iothread, o->fixed_iothread, o->has_name, o->name,
-                          o->has_description, o->description, o->has_bitmaps, o->bitmaps,
-                          o->has_allocation_depth, o->allocation_depth, o->has_addr, o->addr,
-                          o->has_logical_block_size, o->logical_block_size,
-                          o->has_num_queues, o->num_queues, &err);
+        export_add_parsed(o, &err);
     }
     qapi_free_BlockExportOptions(o);
     if (err) {

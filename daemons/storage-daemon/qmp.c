@@ -265,72 +265,62 @@ static void nbd_export_add_qmp(const char *id, const char *node_name, bool has_w
  * A vhost-user-blk export takes exactly --export's members, so it is
  * spelled as an --export string and goes through the same parser and checks.
  */
-static void export_add_parsed(BlockExportType type, const char *id,
-                              const char *node_name, bool has_writable, bool writable, bool has_writethrough,
-                              bool writethrough, bool has_iothread, const char *iothread,
-                              bool has_fixed_iothread, bool fixed_iothread,
-                              bool has_name, const char *name,
-                              bool has_description, const char *description,
-                              bool has_bitmaps, strList *bitmaps,
-                              bool has_allocation_depth, bool allocation_depth,
-                              bool has_addr, SocketAddress *addr,
-                              bool has_logical_block_size, uint64_t logical_block_size,
-                              bool has_num_queues, uint16_t num_queues, Error **errp)
+static void export_add_parsed(const BlockExportOptions *o, Error **errp)
 {
-    if (type == BLOCK_EXPORT_TYPE_NBD) {
-        if (has_addr || has_logical_block_size || has_num_queues) {
+    if (o->type == BLOCK_EXPORT_TYPE_NBD) {
+        if (o->has_addr || o->has_logical_block_size || o->has_num_queues) {
             error_setg(errp, "Parameter '%s' is unexpected",
-                       has_addr ? "addr" : has_num_queues ? "num-queues"
+                       o->has_addr ? "addr" : o->has_num_queues ? "num-queues"
                                          : "logical-block-size");
             return;
         }
-        nbd_export_add_qmp(id, node_name, has_writable, writable, has_name, name,
-                           has_description, description, has_bitmaps, bitmaps,
-                           has_allocation_depth, allocation_depth, errp);
+        nbd_export_add_qmp(o->id, o->node_name, o->has_writable, o->writable, o->has_name, o->name,
+                           o->has_description, o->description, o->has_bitmaps, o->bitmaps,
+                           o->has_allocation_depth, o->allocation_depth, errp);
         return;
     }
-    if (has_name || has_description || has_bitmaps || has_allocation_depth) {
+    if (o->has_name || o->has_description || o->has_bitmaps || o->has_allocation_depth) {
         error_setg(errp, "Parameter '%s' is unexpected",
-                   has_name ? "name" : has_description ? "description"
-                             : has_bitmaps ? "bitmaps" : "allocation-depth");
+                   o->has_name ? "name" : o->has_description ? "description"
+                             : o->has_bitmaps ? "bitmaps" : "allocation-depth");
         return;
     }
-    if (!has_addr) {
+    if (!o->has_addr) {
         error_setg(errp, "Parameter 'addr' is missing");
         return;
     }
-    if (sd_nbd_export_is(id)) {
-        error_setg(errp, "Block export id '%s' is already in use", id);
+    if (sd_nbd_export_is(o->id)) {
+        error_setg(errp, "Block export id '%s' is already in use", o->id);
         return;
     }
     char *opts = xstrdup("");
-    keyval_append(&opts, "type", BlockExportType_str[type]);
-    keyval_append(&opts, "id", id);
-    keyval_append(&opts, "node-name", node_name);
-    keyval_append(&opts, "addr.type", SocketAddressType_str[addr->type]);
-    if (addr->has_path) {
-        keyval_append(&opts, "addr.path", addr->path);
+    keyval_append(&opts, "type", BlockExportType_str[o->type]);
+    keyval_append(&opts, "id", o->id);
+    keyval_append(&opts, "node-name", o->node_name);
+    keyval_append(&opts, "addr.type", SocketAddressType_str[o->addr->type]);
+    if (o->addr->has_path) {
+        keyval_append(&opts, "addr.path", o->addr->path);
     }
-    if (addr->has_str) {
-        keyval_append(&opts, "addr.str", addr->str);
+    if (o->addr->has_str) {
+        keyval_append(&opts, "addr.str", o->addr->str);
     }
-    if (has_writable) {
-        keyval_append(&opts, "writable", writable ? "on" : "off");
+    if (o->has_writable) {
+        keyval_append(&opts, "writable", o->writable ? "on" : "off");
     }
-    if (has_writethrough) {
-        keyval_append(&opts, "writethrough", writethrough ? "on" : "off");
+    if (o->has_writethrough) {
+        keyval_append(&opts, "writethrough", o->writethrough ? "on" : "off");
     }
-    if (has_iothread) {
-        keyval_append(&opts, "iothread", iothread);
+    if (o->has_iothread) {
+        keyval_append(&opts, "iothread", o->iothread);
     }
-    if (has_fixed_iothread) {
-        keyval_append(&opts, "fixed-iothread", fixed_iothread ? "on" : "off");
+    if (o->has_fixed_iothread) {
+        keyval_append(&opts, "fixed-iothread", o->fixed_iothread ? "on" : "off");
     }
-    if (has_logical_block_size) {
-        keyval_append_u64(&opts, "logical-block-size", logical_block_size);
+    if (o->has_logical_block_size) {
+        keyval_append_u64(&opts, "logical-block-size", o->logical_block_size);
     }
-    if (has_num_queues) {
-        keyval_append_u64(&opts, "num-queues", num_queues);
+    if (o->has_num_queues) {
+        keyval_append_u64(&opts, "num-queues", o->num_queues);
     }
     blk_export_add(served_loop, opts, errp);
     free(opts);
@@ -346,13 +336,7 @@ json_object *qmp_block_export_add(json_object *args, Error **errp)
     BlockExportOptions *o = xzalloc(sizeof(*o));
     Error *err = NULL;
     if (qapi_struct_from_json(&storage_daemon_qapi_type_BlockExportOptions, args, NULL, o, &err)) {
-        export_add_parsed(o->type, o->id, o->node_name, o->has_writable, o->writable,
-                          o->has_writethrough, o->writethrough, o->has_iothread, o->iothread,
-                          o->has_fixed_iothread, o->fixed_iothread, o->has_name, o->name,
-                          o->has_description, o->description, o->has_bitmaps, o->bitmaps,
-                          o->has_allocation_depth, o->allocation_depth, o->has_addr, o->addr,
-                          o->has_logical_block_size, o->logical_block_size,
-                          o->has_num_queues, o->num_queues, &err);
+        export_add_parsed(o, &err);
     }
     qapi_free_BlockExportOptions(o);
     if (err) {
