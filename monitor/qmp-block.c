@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "block/format-info-json.h"
 #include "block/node.h"
 #include "monitor/hmp-commands.h"
 #include "qapi/qapi-commands.h"
@@ -41,23 +42,7 @@ static json_object *qcow2_specific(const BlockFormatInfo *fi)
     json_object_object_add(data, "compression-type",
                            json_object_new_string(fi->compression_type ? "zstd" : "zlib"));
     if (fi->has_bitmaps) {
-        json_object *list = json_object_new_array();
-        for (int i = 0; i < fi->nb_bitmaps; i++) {
-            json_object *b = json_object_new_object();
-            json_object *flags = json_object_new_array();
-            if (fi->bitmaps[i].in_use) {
-                json_object_array_add(flags, json_object_new_string("in-use"));
-            }
-            if (fi->bitmaps[i].autoflag) {
-                json_object_array_add(flags, json_object_new_string("auto"));
-            }
-            json_object_object_add(b, "flags", flags);
-            json_object_object_add(b, "name", json_object_new_string(fi->bitmaps[i].name));
-            json_object_object_add(b, "granularity",
-                                   json_object_new_int64(fi->bitmaps[i].granularity));
-            json_object_array_add(list, b);
-        }
-        json_object_object_add(data, "bitmaps", list);
+        json_object_object_add(data, "bitmaps", qcow2_bitmaps_info_json(fi));
     }
     json_object *spec = json_object_new_object();
     json_object_object_add(spec, "type", json_object_new_string("qcow2"));

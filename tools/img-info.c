@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "block/format-info-json.h"
 #include "tools/img.h"
 #include "util/osdep.h"
 
@@ -42,23 +43,7 @@ static json_object *format_specific_json(const BlockFormatInfo *fi)
         json_object_object_add(data, "lazy-refcounts", json_object_new_boolean(fi->lazy_refcounts));
     }
     if (fi->has_bitmaps) {
-        json_object *arr = json_object_new_array();
-        for (int i = 0; i < fi->nb_bitmaps; i++) {
-            json_object *b = json_object_new_object();
-            json_object *flags = json_object_new_array();
-            if (fi->bitmaps[i].in_use) {
-                json_object_array_add(flags, json_object_new_string("in-use"));
-            }
-            if (fi->bitmaps[i].autoflag) {
-                json_object_array_add(flags, json_object_new_string("auto"));
-            }
-            json_object_object_add(b, "flags", flags);
-            json_object_object_add(b, "name", json_object_new_string(fi->bitmaps[i].name));
-            json_object_object_add(b, "granularity",
-                                   json_object_new_int64(fi->bitmaps[i].granularity));
-            json_object_array_add(arr, b);
-        }
-        json_object_object_add(data, "bitmaps", arr);
+        json_object_object_add(data, "bitmaps", qcow2_bitmaps_info_json(fi));
     }
     json_object_object_add(data, "refcount-bits", json_object_new_int(fi->refcount_bits));
     if (fi->data_file) {
