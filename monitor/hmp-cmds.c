@@ -14,22 +14,73 @@
 #include "qapi/qapi-commands.h"
 #include "util/osdep.h"
 
+static int by_name(const void *a, const void *b)
+{
+    const HmpCommand *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
+/*
+ * One table's lines in name order (QEMU lists its help sorted), each
+ * "PREFIXname args -- help"; only the command named `only` when given.
+ */
+static void print_table(StrBuf *out, const HmpCommand *table, const char *prefix,
+                        const char *only)
+{
+    size_t n = 0;
+    while (table[n].name) {
+        n++;
+    }
+    const HmpCommand **sorted = xzalloc((n ? n : 1) * sizeof(*sorted));
+    for (size_t i = 0; i < n; i++) {
+        sorted[i] = &table[i];
+    }
+    qsort(sorted, n, sizeof(*sorted), by_name);
+    for (size_t i = 0; i < n; i++) {
+        if (!only || !strcmp(only, sorted[i]->name)) {
+            strbuf_printf(out, "%s%s %s -- %s\n", prefix, sorted[i]->name,
+                          sorted[i]->args_help, sorted[i]->help);
+        }
+    }
+    free(sorted);
+}
+
+/* help, help CMD, help info, help info SUBCMD */
 static void hmp_help(StrBuf *out, int argc, char **argv, Error **errp)
 {
-    for (const HmpCommand *c = hmp_commands; c->name; c++) {
-        if (argc > 1 && strcmp(argv[1], c->name) != 0) {
-            continue;
-        }
-        strbuf_printf(out, "%s %s -- %s\n", c->name, c->args_help, c->help);
+    if (argc > 1 && !strcmp(argv[1], "info")) {
+        print_table(out, hmp_info_commands, "info ", argc > 2 ? argv[2] : NULL);
+        return;
     }
+    print_table(out, hmp_commands, "", argc > 1 ? argv[1] : NULL);
 }
 
 static void hmp_info(StrBuf *out, int argc, char **argv, Error **errp)
 {
     /* Only reached through hmp_execute's 'info' handling; lists subcommands. */
-    for (const HmpCommand *c = hmp_info_commands; c->name; c++) {
-        strbuf_printf(out, "info %s %s -- %s\n", c->name, c->args_help, c->help);
+    print_table(out, hmp_info_commands, "info ", NULL);
+}
+
+/* QEMU's shape: the monitor's current vCPU (the first) marked with '*'. */
+static void hmp_info_cpus(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    CpuInfoFastList *list = qmp_query_cpus_fast(errp);
+    for (CpuInfoFastList *l = list; l; l = l->next) {
+        strbuf_printf(out, "%c CPU #%" PRId64 ": thread_id=%" PRId64 "\n",
+                      l == list ? '*' : ' ', l->value->cpu_index, l->value->thread_id);
     }
+    qapi_free_CpuInfoFastList(list);
+}
+
+static void hmp_info_kvm(StrBuf *out, int argc, char **argv, Error **errp)
+{
+    KvmInfo *info = qmp_query_kvm(errp);
+    if (!info) {
+        return;
+    }
+    strbuf_printf(out, "kvm support: %s\n",
+                  !info->present ? "not compiled" : info->enabled ? "enabled" : "disabled");
+    qapi_free_KvmInfo(info);
 }
 
 static void hmp_stop(StrBuf *out, int argc, char **argv, Error **errp)
@@ -170,7 +221,7 @@ static void hmp_info_fdsets(StrBuf *out, int argc, char **argv, Error **errp)
 }
 
 const HmpCommand hmp_commands[] = {
-    { "help", "[cmd]", "show the help", 0, 1, hmp_help },
+    { "help", "[cmd]", "show the help", 0, 2, hmp_help },
     { "info", "[subcommand]", "show various information about the system state", 0, 1, hmp_info },
     { "stop", "", "stop emulation", 0, 0, hmp_stop },
     { "cont", "", "resume emulation", 0, 0, hmp_cont },
@@ -192,6 +243,8 @@ const HmpCommand hmp_commands[] = {
 const HmpCommand hmp_info_commands[] = {
     { "version", "", "show the version of the emulator", 0, 0, hmp_info_version },
     { "name", "", "show the current VM name", 0, 0, hmp_info_name },
+    { "cpus", "", "show infos for each CPU", 0, 0, hmp_info_cpus },
+    { "kvm", "", "show KVM information", 0, 0, hmp_info_kvm },
     { "status", "", "show the current VM status (running|paused)", 0, 0, hmp_info_status },
     { "iothreads", "", "show iothreads", 0, 0, hmp_info_iothreads },
     { "qtree", "", "show device tree", 0, 0, hmp_info_qtree },

@@ -100,9 +100,7 @@ void hmp_execute(const char *line, StrBuf *out)
             if (argc > 1) {
                 strbuf_printf(out, "unknown command: 'info %s'\n", words[1]);
             } else {
-                for (const HmpCommand *c = hmp_info_commands; c->name; c++) {
-                    strbuf_printf(out, "info %s %s -- %s\n", c->name, c->args_help, c->help);
-                }
+                run_entry(find_command(hmp_commands, "info"), out, 1, words);
             }
         } else {
             run_entry(sub, out, argc - 1, words + 1);

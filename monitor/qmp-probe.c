@@ -69,3 +69,20 @@ ChardevInfoList *qmp_query_chardev(Error **errp)
     chardev_foreach(add_chardev, &tail);
     return list;
 }
+
+/*
+ * No vireo machine can add vCPUs after start (query-machines reports
+ * hotpluggable-cpus false for every board), so there are no slots to list:
+ * QEMU answers a machine without CPU hotplug with this error.
+ */
+HotpluggableCPUList *qmp_query_hotpluggable_cpus(Error **errp)
+{
+    error_setg(errp, "The feature '%s' is not enabled", "query-hotpluggable-cpus");
+    return NULL;
+}
+
+/* The ACPI tables offer only \_S5 (soft-off): a guest never suspends. */
+void qmp_system_wakeup(Error **errp)
+{
+    error_setg(errp, "wake-up from suspend is not supported by this guest");
+}
