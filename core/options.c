@@ -816,7 +816,7 @@ static bool opt_version(const char *arg, Error **errp)
 }
 
 /* The tables of the other option files, each ending with a NULL name. */
-static const CmdOption *const extra_tables[] = { compat_options, block_options };
+static const CmdOption *const extra_tables[] = { compat_options, block_options, global_options };
 
 /* Every option in order: the main table, then each extra table. */
 static const CmdOption *option_at(size_t i)
@@ -905,6 +905,12 @@ int options_parse(int argc, char **argv)
         if (opt->handle == opt_version || opt->handle == opt_help || startup.exit_now) {
             return 0;
         }
+    }
+    Error *gerr = NULL;
+    if (!globals_apply(&gerr)) {
+        error_report("%s", error_get_pretty(gerr));
+        error_free(gerr);
+        return -1;
     }
     /* -nographic's default console, as QEMU makes it: not with -nodefaults. */
     if (vm_config.nographic && !vm_config.nodefaults && vm_config.nr_serial == 0) {

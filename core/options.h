@@ -53,6 +53,10 @@ typedef struct CmdOption {
  */
 extern const CmdOption compat_options[];    /* core/options-compat.c */
 extern const CmdOption block_options[];     /* core/options-block.c */
+extern const CmdOption global_options[];    /* core/options-global.c */
+
+/* Merge the -global defaults into the -device options (after parsing). */
+bool globals_apply(Error **errp);
 
 /* Make the nodes of -blockdev, then of -drive (before the machine is built). */
 bool block_options_create_nodes(Error **errp);
