@@ -423,6 +423,39 @@ def nbd():
     }
 
 
+# ---- fuzz-virtio-net-ctrl: features, queue size, then control commands ----
+def ctrl(cls, cmd, data=b"", flags=0, corrupt=None):
+    body = bytes([cls, cmd]) + data
+    rec = bytes([flags]) + struct.pack("<H", len(body)) + body
+    return rec + (struct.pack("<II", *corrupt) if corrupt else b"")
+
+
+def mac_table(uni, multi):
+    return (struct.pack("<I", len(uni)) + b"".join(uni) +
+            struct.pack("<I", len(multi)) + b"".join(multi))
+
+
+@target
+def virtio_net_ctrl():
+    all_f = b"\xfe\x06"      # every feature, VERSION_1, 64 entries
+    mac = bytes.fromhex("525400abcdef")
+    return {
+        "rx-modes": all_f + b"".join(ctrl(0, c, b"\x01") for c in range(7)) + ctrl(0, 0, b""),
+        "mac-table": all_f + ctrl(1, 0, mac_table([mac] * 3, [bytes.fromhex("01005e000001")])) +
+                     ctrl(1, 0, mac_table([mac] * 70, [])) + ctrl(1, 0, b"\x05\x00\x00\x00"),
+        "mac-addr": all_f + ctrl(1, 1, mac) + ctrl(1, 1, mac[:5]) + ctrl(1, 2, mac, flags=1),
+        "vlan": all_f + ctrl(2, 0, struct.pack("<H", 100)) + ctrl(2, 1, struct.pack("<H", 4095)) +
+                ctrl(2, 0, struct.pack("<H", 0xffff), flags=1) + ctrl(2, 2, b"\x01\x00"),
+        "announce-mq": all_f + ctrl(3, 0) + ctrl(3, 1) + ctrl(4, 0, struct.pack("<H", 1)) +
+                       ctrl(4, 0, struct.pack("<H", 9)) + ctrl(5, 0, struct.pack("<Q", 0x86)),
+        "indirect-split": all_f + ctrl(1, 0, mac_table([mac], [mac]), flags=3) +
+                          ctrl(0, 1, b"\x00", flags=6) + ctrl(0, 2, b"\x01", flags=0x30),
+        "legacy-small": b"\x01\x01" + ctrl(0, 0, b"\x00") + ctrl(2, 0, b"\x05\x00", flags=2),
+        "corrupt": all_f + ctrl(0, 0, b"\x01", corrupt=(0x7000, 0x10000), flags=8) +
+                   ctrl(0, 0, b"\x01"),
+    }
+
+
 def main():
     names = sys.argv[1:] or list(GENERATORS)
     for name in names:

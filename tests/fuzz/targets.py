@@ -54,6 +54,8 @@ TARGETS = [
             900, 4096),
     _target("fuzz-nbd", "NBD server: a client's handshake, options, requests and payloads",
             450, 8192),
+    _target("fuzz-virtio-net-ctrl", "virtio-net control queue through virtio-pci on the PCI bus",
+            700, 8192),
 ]
 
 BY_NAME = {t["name"]: t for t in TARGETS}
