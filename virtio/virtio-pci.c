@@ -458,9 +458,8 @@ static uint32_t legacy_config_offset(const VirtIOPCIProxy *p)
     return pci_msix_enabled(p->pci) ? LEGACY_CONFIG_MSIX : LEGACY_CONFIG_NO_MSIX;
 }
 
-static uint64_t legacy_read(void *opaque, uint64_t off, unsigned size)
+static uint64_t legacy_register_read(VirtIOPCIProxy *p, uint64_t off, unsigned size)
 {
-    VirtIOPCIProxy *p = opaque;
     VirtIODevice *vdev = p->vdev;
     VirtQueue *vq = selected_queue(p);
     uint32_t cfg = legacy_config_offset(p);
@@ -479,6 +478,14 @@ static uint64_t legacy_read(void *opaque, uint64_t off, unsigned size)
     case LEGACY_QUEUE_VECTOR:   return vq ? vq->msix_vector : VIRTIO_NO_VECTOR;
     default:                    return 0;
     }
+}
+
+/* A narrower read than the register (a byte of the features, say) sees its
+ * low bytes only, as on real I/O ports. */
+static uint64_t legacy_read(void *opaque, uint64_t off, unsigned size)
+{
+    uint64_t v = legacy_register_read(opaque, off, size);
+    return size < 8 ? v & ((1ULL << (8 * size)) - 1) : v;
 }
 
 /* Legacy rings are contiguous: descriptors, avail, then used on the next page. */
