@@ -11,7 +11,7 @@
  * (bit 0 VERSION_1 kept off: legacy-style header, bit 1 indirect, bit 2
  * event index, bit 3 CTRL_RX, bit 4 CTRL_VLAN, bit 5 MQ, bit 6
  * CTRL_MAC_ADDR, bit 7 GUEST_ANNOUNCE), byte 1 the queue size (1 << (b & 7),
- * so 1..128, over the device's 64 too). Then commands, each a flags byte,
+ * so 1..128, over the device's 64 too: then only the sanitizers check). Then commands, each a flags byte,
  * the out length (u16 little-endian, at most 4096) and the payload (class,
  * command, data); flags: bit 0 split the payload over two descriptors,
  * bit 1 through an indirect table, bit 2 no writable ack byte, bit 3 the
@@ -58,7 +58,7 @@ static const unsigned feature_bits[8] = {
 };
 
 static unsigned qsize, avail_idx, next_desc;
-static bool driver_ok;
+static bool driver_ok, size_ok;
 
 static void fail(const char *what)
 {
@@ -111,6 +111,7 @@ static void setup(uint8_t fbyte, uint8_t sbyte)
              VIRTIO_CONFIG_S_FEATURES_OK);
     common_w(C_Q_SELECT, 2, CTRL_Q);
     qsize = 1u << (sbyte & 7);
+    size_ok = qsize <= common_r(C_Q_SIZE, 2);      /* more than offered: the device breaks */
     common_w(C_Q_SIZE, 2, qsize);
     qsize = (unsigned)common_r(C_Q_SIZE, 2);
     common_w(C_Q_DESCLO, 4, DESC);
@@ -173,9 +174,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!ind && n > qsize) {
             continue;
         }
-        if (ind && !(data[0] & 2)) {
-            honest = false;     /* indirect without the feature: a broken device */
-        }
+        if ((ind && !(data[0] & 2)) || len == 0) {
+            honest = false;     /* indirect without the feature, or an empty buffer: */
+        }                       /* the device rightly breaks */
         unsigned idx[3];
         for (unsigned k = 0; k < n; k++) {
             idx[k] = ind ? k : (first + k) % qsize;
@@ -218,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         gmem_write_u16(&fpd_mem, AVAIL + 2, htole16((uint16_t)avail_idx));
         kick();
 
-        if (!honest || !driver_ok) {
+        if (!honest || !driver_ok || !size_ok) {
             continue;
         }
         uint16_t used_idx = 0;

@@ -456,6 +456,36 @@ def virtio_net_ctrl():
     }
 
 
+# ---- fuzz-pci-config: 8-byte operations on config space and the BARs ----
+def pop(kind, size_log2, off, val=0):
+    return struct.pack("<BBHI", kind, size_log2, off, val & 0xffffffff)
+
+
+@target
+def pci_config():
+    bar_sizing = b"".join(pop(1, 2, 0x10 + 4 * i, 0xffffffff) + pop(0, 2, 0x10 + 4 * i)
+                          for i in range(6))
+    msix_on = pop(8, 1, (4 << 8) | 2, 0x8000)       # capability walk to MSI-X, enable
+    return {
+        "ids-command": pop(0, 2, 0) + pop(1, 1, 4, 0) + pop(1, 1, 4, 7) + pop(0, 1, 6) +
+                       pop(1, 2, 0, 0xdeadbeef) + pop(0, 0, 0x3d) + pop(1, 0, 0x3c, 11),
+        "bar-sizing": bar_sizing + pop(9, 0, 0) + pop(1, 2, 0x20, 0xfe200000) + pop(2, 2, 0),
+        "caps": b"".join(pop(8, 0, n << 8, 0) + pop(8, 2, (n << 8) | 4, 0xffffffff)
+                         for n in range(6)) + pop(0, 0, 0x34),
+        "common-cfg": pop(3, 2, 0, 0) + pop(2, 2, 4) + pop(3, 2, 0, 1) + pop(2, 2, 4) +
+                      pop(3, 1, 22, 2) + pop(2, 1, 24) + pop(3, 1, 24, 16) +
+                      pop(3, 2, 32, 0x1000) + pop(3, 1, 28, 1) + pop(3, 0, 20, 0xf) +
+                      pop(3, 1, 0x3000 + 8, 2) + pop(2, 0, 0x1000) + pop(2, 2, 0x2000) +
+                      pop(3, 3, 0x2000, 0x11223344) + pop(3, 1, 16, 0) + pop(3, 1, 26, 1),
+        "msix": msix_on + pop(5, 2, 0, 0xfee00000) + pop(5, 2, 4, 0) + pop(5, 2, 8, 0x41) +
+                pop(5, 2, 12, 0) + pop(4, 2, 12) + pop(4, 3, 0x800) + pop(5, 2, 0x10 * 3 + 12, 1) +
+                pop(3, 1, 16, 0) + pop(3, 0, 20, 0xf) + pop(5, 2, 0xfff, 0) + pop(8, 1, (4 << 8) | 2, 0x4000),
+        "legacy-io": pop(7, 2, 4, 0) + pop(6, 2, 0) + pop(7, 1, 14, 0) + pop(7, 2, 8, 0x10) +
+                     pop(7, 0, 18, 7) + pop(6, 0, 19) + pop(7, 1, 16, 0) + pop(6, 2, 20) +
+                     pop(7, 0, 18, 0),
+    }
+
+
 def main():
     names = sys.argv[1:] or list(GENERATORS)
     for name in names:

@@ -56,6 +56,8 @@ TARGETS = [
             450, 8192),
     _target("fuzz-virtio-net-ctrl", "virtio-net control queue through virtio-pci on the PCI bus",
             700, 8192),
+    _target("fuzz-pci-config", "PCI config space, virtio-pci registers, MSI-X table and PBA",
+            700, 4096),
 ]
 
 BY_NAME = {t["name"]: t for t in TARGETS}
