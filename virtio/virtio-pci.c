@@ -419,11 +419,18 @@ static void common_write_sized(VirtIOPCIProxy *p, uint64_t off, uint64_t val, un
     common_write(p, off, val);
 }
 
+/* A read narrower than the register (a byte of it, say) sees its low bytes
+ * only, as on a real bus. */
+static uint64_t narrow(uint64_t v, unsigned size)
+{
+    return size < 8 ? v & ((1ULL << (8 * size)) - 1) : v;
+}
+
 static uint64_t modern_read(void *opaque, uint64_t off, unsigned size)
 {
     VirtIOPCIProxy *p = opaque;
     if (off < COMMON_OFFSET + REGION_SIZE) {
-        return common_read(p, off);
+        return narrow(common_read(p, off), size);
     }
     if (off < ISR_OFFSET + REGION_SIZE) {
         return off == ISR_OFFSET ? isr_read_and_clear(p) : 0;
@@ -480,12 +487,9 @@ static uint64_t legacy_register_read(VirtIOPCIProxy *p, uint64_t off, unsigned s
     }
 }
 
-/* A narrower read than the register (a byte of the features, say) sees its
- * low bytes only, as on real I/O ports. */
 static uint64_t legacy_read(void *opaque, uint64_t off, unsigned size)
 {
-    uint64_t v = legacy_register_read(opaque, off, size);
-    return size < 8 ? v & ((1ULL << (8 * size)) - 1) : v;
+    return narrow(legacy_register_read(opaque, off, size), size);
 }
 
 /* Legacy rings are contiguous: descriptors, avail, then used on the next page. */
