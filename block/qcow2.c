@@ -744,8 +744,13 @@ static int preallocate(BlockImage *img, int mode, Error **errp)
          * clusters get a host cluster but no allocated subcluster, so a
          * backing file still shows through, as with qemu-img.
          */
-        if (qcow2_prealloc_map(img, qcow2_has_data_file(s) ? QCOW2_SC_ALLOC_ALL : 0,
-                               errp) < 0) {
+        /* Mapping writes no data: growing the file ahead would allocate disk. */
+        bool grow_ahead_off = s->prealloc_off;
+        s->prealloc_off = true;
+        int mapped = qcow2_prealloc_map(img, qcow2_has_data_file(s) ? QCOW2_SC_ALLOC_ALL : 0,
+                                        errp);
+        s->prealloc_off = grow_ahead_off;
+        if (mapped < 0) {
             return -1;
         }
         if (qcow2_has_data_file(s)) {
