@@ -46,7 +46,7 @@ r portname $(cat /sys/class/virtio-ports/vport*p1/name)
 echo "port-hello" > $(ls /dev/vport*p1)
 ip link set eth0 up
 ip addr add 10.0.9.15/24 dev eth0
-sleep 2
+for i in 1 2 3 4 5; do ping -c 1 -W 3 10.0.9.2 >/dev/null && break; sleep 1; done
 ping -c 3 -W 3 10.0.9.2 >/dev/null && r ping ok
 poweroff -f
 """
@@ -93,7 +93,10 @@ def run_guest():
         "-chardev file,id=c1,path=$LAB_TMP/port -device virtconsole,chardev=c0 "
         "-device virtserialport,chardev=c1,name=org.vireo.port -device virtio-balloon-pci "
         "-netdev tap,id=n0,ifname=vireotap0,script=no,downscript=no -device virtio-net-pci,netdev=n0 & "
-        "sleep 1; ip addr add 10.0.9.2/24 dev vireotap0; ip link set vireotap0 up; wait; "
+        # vireo creates the tap while it starts; on a loaded host that can
+        # take more than a second, so wait for the link rather than a fixed time.
+        "for i in $(seq 300); do ip link show vireotap0 >/dev/null 2>&1 && break; sleep 0.1; done; "
+        "ip addr add 10.0.9.2/24 dev vireotap0; ip link set vireotap0 up; wait; "
         "echo RESULT con $(cat $LAB_TMP/con); echo RESULT port $(cat $LAB_TMP/port)")
     status, out = lab.run_vmm(script, timeout=180)
     RESULTS["_out"] = out
