@@ -2,6 +2,13 @@
 """Regenerates the seed corpora of the fuzz targets in tests/fuzz/: a few
 small inputs per target, each reaching a different part of the parser.
 The seeds are committed; run this only to refresh them.
+
+A corpus directory also holds seeds added by hand, above all the
+reproducers of fixed bugs (a crash file moved into the corpus so the smoke
+test keeps running it). Those are never touched: corpus/GENERATED lists the
+files this script wrote, and only those are replaced or removed when it
+runs again. A generated name that collides with a hand-added file is an
+error, not an overwrite.
 Usage: make-corpus.py [TARGET...]   (default: every target)"""
 import os
 import struct
@@ -16,16 +23,53 @@ def target(fn):
     return fn
 
 
-def write(name, seeds):
+MANIFEST = os.path.join(HERE, "corpus", "GENERATED")
+
+
+def read_manifest():
+    """{target: set of file names this script generated}"""
+    out = {}
+    if os.path.exists(MANIFEST):
+        with open(MANIFEST) as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith("#") and "/" in line:
+                    t, fname = line.split("/", 1)
+                    out.setdefault(t, set()).add(fname)
+    return out
+
+
+def write_manifest(manifest):
+    with open(MANIFEST + ".tmp", "w") as f:
+        f.write("# Seeds written by tests/fuzz/make-corpus.py (TARGET/FILE); every other\n"
+                "# file in a corpus directory was added by hand and is kept as it is.\n")
+        for t in sorted(manifest):
+            for fname in sorted(manifest[t]):
+                f.write(f"{t}/{fname}\n")
+    os.replace(MANIFEST + ".tmp", MANIFEST)
+
+
+def write(name, seeds, manifest):
+    """Replace the generated seeds of corpus @name; hand-added files stay."""
     d = os.path.join(HERE, "corpus", name)
     os.makedirs(d, exist_ok=True)
-    for f in os.listdir(d):
-        os.unlink(os.path.join(d, f))
+    old = manifest.get(name, set())
+    hand = set(os.listdir(d)) - old
+    clash = hand & set(seeds)
+    if clash:
+        sys.exit(f"make-corpus: {name}: generated seed(s) {', '.join(sorted(clash))} would "
+                 "overwrite hand-added files; rename one of them")
+    for fname in old - set(seeds):
+        if os.path.exists(os.path.join(d, fname)):
+            os.unlink(os.path.join(d, fname))
     for fname, data in seeds.items():
         if isinstance(data, str):
             data = data.encode()
         with open(os.path.join(d, fname), "wb") as f:
             f.write(data)
+    manifest[name] = set(seeds)
+    if hand:
+        print(f"{name}: kept {len(hand)} hand-added seed(s): {', '.join(sorted(hand))}")
 
 
 # ---- fuzz-qmp: mode byte, then what a client writes ----
@@ -488,9 +532,11 @@ def pci_config():
 
 def main():
     names = sys.argv[1:] or list(GENERATORS)
+    manifest = read_manifest()
     for name in names:
         write(name if name.startswith("fuzz-") else "fuzz-" + name,
-              GENERATORS[name.replace("fuzz-", "")]())
+              GENERATORS[name.replace("fuzz-", "")](), manifest)
+    write_manifest(manifest)
 
 
 if __name__ == "__main__":
