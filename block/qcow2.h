@@ -297,7 +297,7 @@ void qcow2_refcount_set_entry(BDRVQcow2 *s, uint8_t *block, uint64_t i, uint64_t
 int qcow2_update_l1_refcounts(BlockImage *img, uint64_t l1_offset, uint32_t l1_size,
                               int delta, Error **errp);
 
-/* qcow2-cluster.c */
+/* Guest-to-host mapping: qcow2-cluster.c, qcow2-compress.c, qcow2-discard.c, qcow2-aio.c */
 int qcow2_read(BlockImage *img, uint64_t off, void *buf, size_t len, Error **errp);
 int qcow2_make_empty(BlockImage *img, Error **errp);
 int qcow2_amend(BlockImage *img, const BlockCreateOptions *o, Error **errp);
