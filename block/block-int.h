@@ -230,4 +230,17 @@ static inline bool is_power_of_2(uint64_t v)
 
 bool buffer_is_zero(const void *buf, size_t len);
 
+/* ---- json: file names (block/json-filename.c) ---- */
+
+/* Whether a driver of that name exists and is a protocol with no host file. */
+bool blk_driver_is_protocol(const char *name);
+/* Whether @filename is a "json:{...}" pseudo-protocol name. */
+bool blk_is_json_filename(const char *filename);
+/*
+ * Open the image a json: name describes; @format (may be NULL) must agree
+ * with its "driver", @extra_opts (may be NULL) are options given beside it.
+ */
+BlockImage *blk_open_json(const char *filename, const char *format,
+                          const KeyValList *extra_opts, unsigned flags, Error **errp);
+
 #endif

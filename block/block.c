@@ -35,6 +35,12 @@ static const BlockDriver *find_driver(const char *name)
     return NULL;
 }
 
+bool blk_driver_is_protocol(const char *name)
+{
+    const BlockDriver *drv = find_driver(name);
+    return drv && drv->open_protocol;
+}
+
 static const BlockDriver *probe_driver(BlockFile *f, Error **errp)
 {
     uint8_t *buf = blk_alloc_aligned(BLK_DIRECT_ALIGN);
@@ -273,6 +279,9 @@ BlockImage *blk_open(const char *filename, const char *format, unsigned flags,
 BlockImage *blk_open_opts(const char *filename, const char *format,
                           const KeyValList *proto_opts, unsigned flags, Error **errp)
 {
+    if (blk_is_json_filename(filename)) {
+        return blk_open_json(filename, format, proto_opts, flags, errp);
+    }
     const BlockDriver *proto = protocol_driver(filename, format);
     if (proto) {
         return open_protocol(proto, filename, format, proto_opts, flags, errp);

@@ -12,6 +12,7 @@
 #include "util/osdep.h"
 
 #define CONVERT_CHUNK (2u << 20)
+#define CONVERT_SPARSE_MAX (16u << 20)   /* the largest -S qemu-img takes */
 
 typedef struct Convert {
     BlockImage **src;
@@ -19,6 +20,7 @@ typedef struct Convert {
     BlockImage *dst;
     uint64_t total;
     bool compress, fresh_target, skip_unallocated, progress;
+    bool full_alloc;         /* -S 0: zeros are written as data, nothing left sparse */
     uint32_t zero_unit;      /* granularity of zero detection on the target */
 } Convert;
 
@@ -69,7 +71,9 @@ static int write_data(Convert *c, uint64_t off, const uint8_t *buf, size_t len, 
             run += m;
         }
         int ret = 0;
-        if (zero && c->fresh_target) {
+        if (zero && c->full_alloc) {
+            ret = blk_pwrite(c->dst, off + pos, buf + pos, run, errp);
+        } else if (zero && c->fresh_target) {
             ret = 0;
         } else if (zero) {
             ret = blk_write_zeroes(c->dst, off + pos, run, errp);
@@ -200,6 +204,10 @@ static int write_chunk(Convert *c, const Chunk *ch, Error **errp)
     if (ch->kind == BLK_STATUS_UNALLOCATED) {
         return 0;       /* left to the target's backing file */
     }
+    if (ch->kind == BLK_STATUS_ZERO && c->full_alloc) {
+        memset(ch->buf, 0, ch->len);
+        return write_data(c, ch->off, ch->buf, ch->len, errp);
+    }
     if (ch->kind == BLK_STATUS_ZERO) {
         return c->fresh_target ? 0 : blk_write_zeroes(c->dst, ch->off, ch->len, errp);
     }
@@ -267,6 +275,30 @@ static int copy_sources(Convert *c, Error **errp)
     return 0;
 }
 
+/*
+ * -S SIZE: the shortest run of zeros left unwritten in the target; 0 asks
+ * for a fully allocated target.  Runs are detected per target cluster (per
+ * 4 KiB on raw) whatever the size, so only 0 changes what is written.
+ */
+static bool parse_sparse_size(const char *arg, Convert *c)
+{
+    uint64_t n;
+    if (img_parse_size(arg, &n) < 0) {
+        img_error("Invalid buffer size for sparse output specified. You may use k, M, G, "
+                  "T, P or E suffixes for\n");
+        img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.\n");
+        return false;
+    }
+    if (n % 512 || n > CONVERT_SPARSE_MAX) {
+        img_error("Invalid buffer size for sparse output specified. Valid sizes are "
+                  "multiples of 512 up to %u. Select 0 to disable sparse detection "
+                  "(fully allocates output).\n", CONVERT_SPARSE_MAX);
+        return false;
+    }
+    c->full_alloc = n == 0;
+    return true;
+}
+
 int img_convert(int argc, char **argv)
 {
     const char *fmt = NULL, *out_fmt = "raw", *backing = NULL, *backing_fmt = NULL;
@@ -289,7 +321,12 @@ int img_convert(int argc, char **argv)
         case 'p': c.progress = true; break;
         case 'q': quiet = true; break;
         case 'n': no_create = true; break;
-        case 'S': case 'W': case 'm': case 't': case 'T': case 'U': break;
+        case 'S':
+            if (!parse_sparse_size(optarg, &c)) {
+                return 1;
+            }
+            break;
+        case 'W': case 'm': case 't': case 'T': case 'U': break;
         case 'o':
             if (!img_parse_create_opts(optarg, NULL, &o, &opt_backing, &opt_backing_fmt)) {
                 return 1;

@@ -1,0 +1,170 @@
+/*
+ * "json:{...}" file names: a whole set of open options written where a
+ * file name goes, as QEMU accepts them.  The object is flattened to the
+ * dotted keys --image-opts and -blockdev use ("file.filename"), then the
+ * image is opened through the ordinary path:
+ *
+ *   {"driver": FMT, "file": {"driver": "file", "filename": PATH}}
+ *   {"driver": FMT, "file": PATH}
+ *   {"driver": "null-co", "size": N, "read-zeroes": true}     (a protocol)
+ *   {"driver": FMT, "file": {"driver": "null-co", ...}}
+ *
+ * The image then carries PATH (or the protocol's canonical name) as its
+ * name, so relative backing file names resolve as they would for PATH.
+ * Keys the drivers do not take are refused with QEMU's wording, never
+ * silently dropped.
+ */
+#include "block/block-int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/keyval.h"
+#include "util/osdep.h"
+
+#define JSON_PREFIX "json:"
+
+bool blk_is_json_filename(const char *filename)
+{
+    return filename && !strncmp(filename, JSON_PREFIX, strlen(JSON_PREFIX));
+}
+
+/* Remove @key from @kv and return its value (owned by the caller), or NULL. */
+static char *take(KeyValList *kv, const char *key)
+{
+    char *value = NULL;
+    for (int i = 0; i < kv->n; i++) {
+        if (!strcmp(kv->items[i].key, key)) {
+            free(value);                /* the last one wins */
+            value = kv->items[i].value;
+            free(kv->items[i].key);
+            kv->items[i--] = kv->items[--kv->n];
+        }
+    }
+    return value;
+}
+
+/* Move every "PREFIXkey" of @from into @to as "key". */
+static void take_prefixed(KeyValList *from, const char *prefix, KeyValList *to)
+{
+    size_t plen = strlen(prefix);
+    for (int i = 0; i < from->n; i++) {
+        if (!strncmp(from->items[i].key, prefix, plen)) {
+            KeyVal kv = from->items[i];
+            to->items = xrealloc(to->items, sizeof(*to->items) * (size_t)(to->n + 1));
+            to->items[to->n++] = (KeyVal){ xstrdup(kv.key + plen), kv.value };
+            free(kv.key);
+            from->items[i--] = from->items[--from->n];
+        }
+    }
+}
+
+static bool parse_options(const char *filename, KeyValList *kv, Error **errp)
+{
+    const char *text = filename + strlen(JSON_PREFIX);
+    while (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r') {
+        text++;
+    }
+    if (*text != '{') {
+        error_setg(errp, "Could not parse the JSON options");
+        return false;
+    }
+    Error *err = NULL;
+    if (!keyval_parse_any(text, kv, &err)) {
+        error_setg(errp, "Could not parse the JSON options: %s", error_get_pretty(err));
+        error_free(err);
+        return false;
+    }
+    return true;
+}
+
+BlockImage *blk_open_json(const char *filename, const char *format,
+                          const KeyValList *extra_opts, unsigned flags, Error **errp)
+{
+    KeyValList kv = { 0 }, proto = { 0 };
+    char *driver = NULL, *file = NULL, *file_driver = NULL, *path = NULL;
+    BlockImage *img = NULL;
+    if (!parse_options(filename, &kv, errp)) {
+        return NULL;
+    }
+    /* Options given beside the name join those inside it. */
+    for (int i = 0; extra_opts && i < extra_opts->n; i++) {
+        kv.items = xrealloc(kv.items, sizeof(*kv.items) * (size_t)(kv.n + 1));
+        kv.items[kv.n++] = (KeyVal){ xstrdup(extra_opts->items[i].key),
+                                     xstrdup(extra_opts->items[i].value) };
+    }
+    driver = take(&kv, "driver");
+    if (driver && format && strcmp(driver, format)) {
+        error_setg(errp, "Cannot use '%s' as the format of an image whose options name "
+                   "driver '%s'", format, driver);
+        goto out;
+    }
+    const char *top = driver ? driver : format;
+    if (top && blk_driver_is_protocol(top)) {
+        /* The protocol itself is the image: every other key is its option. */
+        img = blk_open_opts(NULL, top, &kv, flags, errp);
+        goto out;
+    }
+    if (top && !strcmp(top, "file")) {
+        error_setg(errp, "A 'file' node cannot be opened without a format driver "
+                   "above it here; name the format with \"driver\"");
+        goto out;
+    }
+    file = take(&kv, "file");
+    file_driver = take(&kv, "file.driver");
+    path = take(&kv, "file.filename");
+    char *top_name = take(&kv, "filename");
+    if (top_name) {
+        /* {"filename": PATH} without a driver: PATH, its format probed. */
+        free(path);
+        path = top_name;
+    }
+    if (file && path) {
+        error_setg(errp, "Cannot reference an existing block device with additional "
+                   "options or a new filename");
+        goto out;
+    }
+    if (file) {
+        path = file;
+        file = NULL;
+    }
+    take_prefixed(&kv, "file.", &proto);
+    if (file_driver && strcmp(file_driver, "file")) {
+        if (!blk_driver_is_protocol(file_driver)) {
+            error_setg(errp, "Unknown driver '%s'", file_driver);
+            goto out;
+        }
+        if (path) {
+            error_setg(errp, "Block protocol '%s' doesn't support the option 'filename'",
+                       file_driver);
+            goto out;
+        }
+        path = xasprintf("%s://", file_driver);
+    } else if (proto.n) {
+        error_setg(errp, "Block protocol 'file' doesn't support the option '%s'",
+                   proto.items[0].key);
+        goto out;
+    }
+    if (kv.n) {
+        error_setg(errp, "Block format '%s' does not support the option '%s'",
+                   top ? top : "raw", kv.items[0].key);
+        goto out;
+    }
+    if (!path) {
+        error_setg(errp, "A block device must be specified for \"file\"");
+        goto out;
+    }
+    if (blk_is_json_filename(path)) {
+        error_setg(errp, "A json: file name cannot name another json: file name");
+        goto out;
+    }
+    img = blk_open_opts(path, top, proto.n ? &proto : NULL, flags, errp);
+out:
+    keyval_free(&kv);
+    keyval_free(&proto);
+    free(driver);
+    free(file);
+    free(file_driver);
+    free(path);
+    return img;
+}
