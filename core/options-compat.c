@@ -100,7 +100,8 @@ static bool opt_no_acpi(const char *arg, Error **errp)
 
 static bool opt_usb(const char *arg, Error **errp)
 {
-    error_setg(errp, "vireo has no USB controller");
+    error_setg(errp, "vireo has no USB controller (a libvirt domain needs "
+               "<controller type='usb' model='none'/>)");
     return false;
 }
 

@@ -896,7 +896,8 @@ int options_parse(int argc, char **argv)
         arg = keyval ? keyval : arg;
         bool handled = opt->handle(arg, &err);
         if (!handled) {
-            error_report("%s %s: %s", word, arg ? arg : "", error_get_pretty(err));
+            error_report("%s%s%s: %s", word, arg ? " " : "", arg ? arg : "",
+                         error_get_pretty(err));
             error_free(err);
             free(keyval);
             return -1;

@@ -1,13 +1,17 @@
 /*
  * The machine type names -machine accepts and query-machines lists.
  *
- * vireo has one PC board. Besides its own name it answers to "pc" and
- * "pc-i440fx-7.2", the names QEMU 7.2 and management tools use for the
- * default x86 PC, because what those tools rely on holds for it: one PCI
- * root bus "pci.0" reached through ports 0xcf8/0xcfc, where -device
- * ...,bus=pci.0,addr=N places a function, the legacy ISA devices at their
- * usual ports, and fw_cfg at 0x510. The chipset itself is not an i440FX:
- * the descriptions say so. "none" is QEMU's empty board.
+ * vireo has one PC board, listed under the name QEMU 7.2 gives its default
+ * x86 PC, "pc-i440fx-7.2", with that machine's alias "pc"; its own name
+ * "vireo-pc" is accepted too. Management tools (libvirt) lay out a PCI
+ * topology only for machines called pc, pc-i440fx-* or q35, and what they
+ * rely on for pc-i440fx holds for this board: one PCI root bus "pci.0"
+ * reached through ports 0xcf8/0xcfc, where -device ...,bus=pci.0,addr=N
+ * places a function, the legacy ISA devices at their usual ports, ACPI PCI
+ * hotplug on bus 0, and fw_cfg at 0x510. The chipset itself is not an i440FX (the
+ * host bridge is a generic one, there is no PIIX3 with USB or IDE): the
+ * description says so, and devices vireo does not have are refused when
+ * asked for. "none" is QEMU's empty board.
  */
 #include <string.h>
 
@@ -17,16 +21,14 @@
 
 #define PC_MAX_CPUS 254     /* APIC id 255 is the broadcast address */
 
+#define PC_DESC "PC with an i440FX-style PCI layout (pci.0, ISA devices, fw_cfg); " \
+                "not an i440FX chipset: no PIIX3 USB or IDE"
+
 static const MachineType machine_types[] = {
-    { "pc", "vireo-pc",
-      "vireo's PC: PCI root bus pci.0, ISA devices, fw_cfg (not an i440FX chipset)",
-      MACHINE_BOARD_PC, PC_MAX_CPUS },
-    { "pc-i440fx-7.2", "vireo-pc",
-      "vireo's PC: PCI root bus pci.0, ISA devices, fw_cfg (not an i440FX chipset)",
-      MACHINE_BOARD_PC, PC_MAX_CPUS },
-    { MACHINE_DEFAULT_TYPE, NULL,
-      "x86-64 PC for KVM: direct Linux boot, ACPI, PCI, fw_cfg",
-      MACHINE_BOARD_PC, PC_MAX_CPUS },
+    { "pc", MACHINE_DEFAULT_TYPE, PC_DESC, MACHINE_BOARD_PC, PC_MAX_CPUS },
+    { MACHINE_DEFAULT_TYPE, NULL, PC_DESC, MACHINE_BOARD_PC, PC_MAX_CPUS },
+    { "vireo-pc", MACHINE_DEFAULT_TYPE, "vireo's name for its PC", MACHINE_BOARD_PC,
+      PC_MAX_CPUS },
     { "none", NULL, "empty machine", MACHINE_BOARD_NONE, 0 },
 };
 

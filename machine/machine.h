@@ -23,11 +23,12 @@
 #include "memory/guest-memory.h"
 #include "util/error.h"
 
-#define MACHINE_DEFAULT_TYPE "vireo-pc"
+/* The PC board's name; "pc" and "vireo-pc" are aliases (machine-types.c). */
+#define MACHINE_DEFAULT_TYPE "pc-i440fx-7.2"
 
 /* The boards behind the machine type names. */
 typedef enum MachineBoard {
-    MACHINE_BOARD_PC,       /* vireo-pc: RAM, legacy devices, pci.0, ACPI, kernel */
+    MACHINE_BOARD_PC,       /* pc-i440fx-7.2: RAM, legacy devices, pci.0, ACPI, kernel */
     MACHINE_BOARD_NONE,     /* no devices, no vCPUs; RAM only when -m is given */
 } MachineBoard;
 

@@ -70,8 +70,9 @@ static const TypeEntry types[] = {
     { "machine", "object", true },
     { "none-machine", "machine", false },
     { "x86-machine", "machine", true },
-    { "vireo-pc-machine", "x86-machine", false },
-    { "pc-i440fx-7.2-machine", "vireo-pc-machine", false },
+    { "generic-pc-machine", "x86-machine", true },
+    /* the PC board; its aliases "pc" and "vireo-pc" have no type of their own */
+    { "pc-i440fx-7.2-machine", "generic-pc-machine", false },
     /* -cpu: every model is the host CPU on KVM */
     { "cpu", "device", true },
     { "x86_64-cpu", "cpu", true },

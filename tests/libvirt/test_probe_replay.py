@@ -210,7 +210,13 @@ def test_values_that_must_agree():
         assert need <= set(m), m
     names = {m["name"] for m in v["return"]} | {m.get("alias") for m in v["return"]}
     assert {"pc", "pc-i440fx-7.2", "none"} <= names, names
-    # the pc alias names the same thing in both: an i440fx-style PC with pci.0
+    # the same board layout as QEMU's: "pc-i440fx-7.2" is the default, "pc"
+    # its alias (libvirt canonicalises "pc" to it and lays out pci.0 for it)
+    for reply in (v, q):
+        default = [m for m in reply["return"] if m.get("is-default")]
+        assert len(default) == 1, reply
+        assert default[0]["name"] == "pc-i440fx-7.2" and default[0]["alias"] == "pc", default
+    assert "vireo-pc" in names      # vireo's own name is still accepted
     v, q = rs['device-list-properties {"typename": "virtio-blk-pci"}']
     vn = {p["name"] for p in v["return"]}
     qn = {p["name"] for p in q["return"]}
