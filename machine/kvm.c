@@ -765,6 +765,20 @@ bool kvm_vm_start_threads(KvmVm *vm, Error **errp)
     return ok;
 }
 
+struct kvm_cpuid2 *kvm_vm_vcpu_cpuid(const KvmVm *vm, unsigned index, bool supported)
+{
+    if (!vm || index >= vm->nr_vcpus) {
+        return NULL;
+    }
+    if (supported) {
+        size_t size = sizeof(*vm->cpuid) + vm->cpuid->nent * sizeof(vm->cpuid->entries[0]);
+        struct kvm_cpuid2 *c = xmalloc(size);
+        memcpy(c, vm->cpuid, size);
+        return c;
+    }
+    return cpuid_for_vcpu(vm, index);
+}
+
 int kvm_vm_vcpu_tid(const KvmVm *vm, unsigned index)
 {
     if (!vm || index >= vm->nr_vcpus) {

@@ -43,6 +43,13 @@ void kvm_vm_reset(KvmVm *vm);
 /* The host thread id of vCPU index (0 before its thread runs or without one). */
 int kvm_vm_vcpu_tid(const KvmVm *vm, unsigned index);
 
+/*
+ * The CPUID vCPU index was given (supported false), or the one KVM offers
+ * (KVM_GET_SUPPORTED_CPUID, true); a copy to free, NULL without that vCPU.
+ */
+struct kvm_cpuid2;
+struct kvm_cpuid2 *kvm_vm_vcpu_cpuid(const KvmVm *vm, unsigned index, bool supported);
+
 /* Stop and join the vCPU threads, close everything. */
 void kvm_vm_destroy(KvmVm *vm);
 

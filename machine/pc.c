@@ -22,6 +22,7 @@
 #include "hw/serial-16550.h"
 #include "machine/acpi.h"
 #include "machine/boot-linux.h"
+#include "machine/cpuid-info.h"
 #include "machine/kvm.h"
 #include "machine/layout.h"
 #include "memory/host-backend.h"
@@ -579,4 +580,9 @@ bool machine_device_del(Device *dev, Error **errp)
 int machine_vcpu_tid(unsigned index)
 {
     return kvm_vm_vcpu_tid(machine.kvm, index);
+}
+
+KvmVm *machine_kvm_vm(void)
+{
+    return machine.kvm;
 }

@@ -3,6 +3,7 @@
  *   /                          machine, objects
  *   /machine                   peripheral, peripheral-anon, unattached
  *   /machine/peripheral/ID     devices with an id (core/qdev.h), and so on
+ *   /machine/vcpu[N]           the vCPUs (monitor/qom-cpu.c)
  *   /objects/ID                -object / object-add objects
  * Every object has "type"; a device also "realized", "hotpluggable" and
  * "parent_bus"; a virtio proxy its "virtio-backend" child. Errors are
@@ -17,6 +18,7 @@
 #include "core/iothread.h"
 #include "core/vm-config.h"
 #include "machine/machine.h"
+#include "monitor/qom-cpu.h"
 #include "memory/host-backend.h"
 #include "qapi/qapi-commands.h"
 #include "util/keyval.h"
@@ -35,7 +37,7 @@ typedef struct Node {
 
 static const char *const containers[] = { "peripheral", "peripheral-anon", "unattached" };
 
-/* The machine object's type: its board's name, QOM style ("vireo-pc-machine"). */
+/* The machine object's type: its board's name, QOM style ("pc-i440fx-7.2-machine"). */
 static const char *machine_qom_type(void)
 {
     static char buf[64];
@@ -179,6 +181,10 @@ static void list_objects(ObjectPropertyInfoList **list)
 ObjectPropertyInfoList *qmp_qom_list(const char *path, Error **errp)
 {
     Node n;
+    unsigned cpu;
+    if (qom_cpu_path(path, &cpu)) {
+        return qom_cpu_list(cpu);
+    }
     if (!resolve(path, &n)) {
         error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", path);
         return NULL;
@@ -193,6 +199,7 @@ ObjectPropertyInfoList *qmp_qom_list(const char *path, Error **errp)
         for (size_t i = 0; i < ARRAY_SIZE(containers); i++) {
             add_child(&list, containers[i], "container");
         }
+        qom_cpu_children(&list);
         break;
     case NODE_CONTAINER: {
         char *prefix = xasprintf("/machine/%s/", n.container);
@@ -240,6 +247,10 @@ ObjectPropertyInfoList *qmp_qom_list(const char *path, Error **errp)
 json_object *qmp_qom_get(const char *path, const char *property, Error **errp)
 {
     Node n;
+    unsigned cpu;
+    if (qom_cpu_path(path, &cpu)) {
+        return qom_cpu_get(cpu, property, errp);
+    }
     if (!resolve(path, &n)) {
         error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Device '%s' not found", path);
         return NULL;
