@@ -1034,3 +1034,32 @@ void kvm_vm_destroy(KvmVm *vm)
     pthread_cond_destroy(&vm->cond);
     free(vm);
 }
+
+unsigned kvm_vm_nr_vcpus(const KvmVm *vm)
+{
+    return vm ? vm->nr_vcpus : 0;
+}
+
+bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, struct kvm_regs *regs,
+                           struct kvm_sregs *sregs, uint64_t *kernel_gs_base, Error **errp)
+{
+    struct {
+        struct kvm_msrs head;
+        struct kvm_msr_entry entry;
+    } msrs = { .head.nmsrs = 1, .entry.index = MSR_KERNEL_GS_BASE };
+    bool ok;
+    if (!vm || index >= vm->nr_vcpus) {
+        error_setg(errp, "No vCPU %u", index);
+        return false;
+    }
+    KvmVcpu *v = &vm->vcpus[index];
+    kvm_vm_hold(vm);
+    ok = ioctl(v->fd, KVM_GET_REGS, regs) == 0 && ioctl(v->fd, KVM_GET_SREGS, sregs) == 0;
+    if (!ok) {
+        error_setg_errno(errp, errno, "dump: cannot read the registers of vCPU %u", index);
+    } else {
+        *kernel_gs_base = ioctl(v->fd, KVM_GET_MSRS, &msrs) == 1 ? msrs.entry.data : 0;
+    }
+    kvm_vm_release(vm);
+    return ok;
+}

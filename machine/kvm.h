@@ -12,6 +12,7 @@
 #define VIREO_MACHINE_KVM_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "machine/boot-linux.h"
 #include "memory/guest-memory.h"
@@ -49,6 +50,16 @@ int kvm_vm_vcpu_tid(const KvmVm *vm, unsigned index);
  */
 struct kvm_cpuid2;
 struct kvm_cpuid2 *kvm_vm_vcpu_cpuid(const KvmVm *vm, unsigned index, bool supported);
+
+/*
+ * For a core dump: how many vCPUs there are, and one's registers (the
+ * vCPUs are held outside the guest while they are read).
+ */
+struct kvm_regs;
+struct kvm_sregs;
+unsigned kvm_vm_nr_vcpus(const KvmVm *vm);
+bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, struct kvm_regs *regs,
+                           struct kvm_sregs *sregs, uint64_t *kernel_gs_base, Error **errp);
 
 /* Stop and join the vCPU threads, close everything. */
 void kvm_vm_destroy(KvmVm *vm);

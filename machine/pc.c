@@ -23,6 +23,7 @@
 #include "machine/acpi.h"
 #include "machine/boot-linux.h"
 #include "machine/cpuid-info.h"
+#include "machine/dump-elf.h"
 #include "machine/kvm.h"
 #include "machine/layout.h"
 #include "memory/host-backend.h"
@@ -585,4 +586,20 @@ int machine_vcpu_tid(unsigned index)
 KvmVm *machine_kvm_vm(void)
 {
     return machine.kvm;
+}
+
+bool machine_dump_vcpus(DumpVcpu **out, unsigned *nr, Error **errp)
+{
+    unsigned n = kvm_vm_nr_vcpus(machine.kvm);
+    DumpVcpu *v = n ? xzalloc(n * sizeof(*v)) : NULL;
+    for (unsigned i = 0; i < n; i++) {
+        if (!kvm_vm_vcpu_dump_regs(machine.kvm, i, &v[i].regs, &v[i].sregs,
+                                   &v[i].kernel_gs_base, errp)) {
+            free(v);
+            return false;
+        }
+    }
+    *out = v;
+    *nr = n;
+    return true;
 }

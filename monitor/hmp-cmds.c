@@ -237,6 +237,10 @@ const HmpCommand hmp_commands[] = {
     { "device_add", "driver[,prop=value][,...]", "add device, like -device on the command line",
       1, 1, hmp_device_add },
     { "device_del", "device", "remove device", 1, 1, hmp_device_del },
+    { "sendkey", "keys [hold_ms]",
+      "send keys to the VM (e.g. 'sendkey ctrl-alt-f1', default hold time=100 ms)", 1, 2, hmp_sendkey },
+    { "dump-guest-memory", "[-p] [-d] [-z|-l|-s|-w] filename [begin length]",
+      "dump guest memory into file 'filename'.", 1, 8, hmp_dump_guest_memory },
     { NULL },
 };
 
@@ -254,6 +258,7 @@ const HmpCommand hmp_info_commands[] = {
     { "block", "[-n] [-v] [device]", "show info of one block device or all block devices "
       "(-n: show named nodes)", 0, 3, hmp_info_block },
     { "blockstats", "", "show block device statistics", 0, 0, hmp_info_blockstats },
+    { "dump", "", "Display the latest dump status", 0, 0, hmp_info_dump },
     { "virtio", "", "List all available virtio devices", 0, 0, hmp_info_virtio },
     { "virtio-status", "path", "Display status of a given virtio device", 1, 1,
       hmp_info_virtio_status },

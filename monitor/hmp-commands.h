@@ -34,4 +34,11 @@ void hmp_info_blockstats(StrBuf *out, int argc, char **argv, Error **errp);
 void hmp_device_add(StrBuf *out, int argc, char **argv, Error **errp);
 void hmp_device_del(StrBuf *out, int argc, char **argv, Error **errp);
 
+/* sendkey (monitor/qmp-input.c) */
+void hmp_sendkey(StrBuf *out, int argc, char **argv, Error **errp);
+
+/* dump-guest-memory, info dump (monitor/qmp-dump.c) */
+void hmp_dump_guest_memory(StrBuf *out, int argc, char **argv, Error **errp);
+void hmp_info_dump(StrBuf *out, int argc, char **argv, Error **errp);
+
 #endif

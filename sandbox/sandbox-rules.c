@@ -123,7 +123,7 @@ static const unsigned long ioctls_device[] = {
 };
 static const unsigned long ioctls_vcpu[] = {
     KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_SET_FPU,
-    KVM_SET_MSRS, KVM_SET_VCPU_EVENTS, KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_SET_MP_STATE,
+    KVM_GET_MSRS, KVM_SET_MSRS, KVM_SET_VCPU_EVENTS, KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_SET_MP_STATE,
     KVM_SET_CPUID2, 0
 };
 /* Only the main loop: terminals, creating things, image hints. */

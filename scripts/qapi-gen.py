@@ -283,7 +283,7 @@ def c_type(schema, t):
     k = schema.kind(t)
     if k == 'builtin':
         return BUILTIN_C[t]
-    if k == 'alternate':
+    if k in ('alternate', 'union'):
         return 'json_object *'      # checked by the handler, as 'any' is
     if k == 'enum':
         return t + ' '
@@ -303,7 +303,7 @@ def type_desc(schema, t):
         return schema.cprefix + 'qapi_type_' + list_name(t[0])
     if schema.kind(t) == 'builtin':
         return 'qapi_type_' + t
-    if schema.kind(t) == 'alternate':
+    if schema.kind(t) in ('alternate', 'union'):
         return 'qapi_type_any'
     return schema.cprefix + 'qapi_type_' + t
 
@@ -331,7 +331,7 @@ class CGen:
                 self.lists_set.add(t[0])
                 self.lists.append(t[0])
             return
-        if t in self.used_set or self.s.kind(t) in ('builtin', 'alternate'):
+        if t in self.used_set or self.s.kind(t) in ('builtin', 'alternate', 'union'):
             return
         self.used_set.add(t)
         k = self.s.kind(t)
