@@ -251,15 +251,17 @@ static int free_stored(BlockImage *img, Qcow2Bitmap *bm, Error **errp)
     return ret;
 }
 
-/* Write the bits to new clusters; all-zero and all-one clusters take no space. */
+/*
+ * Write the bits to new clusters; an all-zero cluster takes no space.  The
+ * table is written as long as it is, not padded to its cluster: the layout
+ * (and so the file's length when the table is last) is qemu-img's.
+ */
 static int store_bits(BlockImage *img, Qcow2Bitmap *bm, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     uint32_t n = (uint32_t)table_entries_needed(img, bm->granularity_bits);
     uint64_t table_bytes = ROUND_UP(MAX((uint64_t)n * 8, 8u), s->cluster_size);
     uint64_t *table = blk_alloc_aligned(table_bytes);
-    uint8_t *ones = xmalloc(s->cluster_size);
-    memset(ones, 0xff, s->cluster_size);
     uint8_t *chunk = blk_alloc_aligned(s->cluster_size);
     uint64_t bytes = bitmap_bytes(img, bm->granularity_bits);
     int ret = 0;
@@ -271,8 +273,6 @@ static int store_bits(BlockImage *img, Qcow2Bitmap *bm, Error **errp)
         uint64_t e = 0;
         if (buffer_is_zero(chunk, s->cluster_size)) {
             e = 0;
-        } else if (len == s->cluster_size && memcmp(chunk, ones, len) == 0) {
-            e = 1;
         } else {
             int64_t off = qcow2_alloc_clusters(img, 1, errp);
             ret = off < 0 ? -1 : qcow2_pwrite_checked(img, 0, (uint64_t)off, chunk,
@@ -285,14 +285,13 @@ static int store_bits(BlockImage *img, Qcow2Bitmap *bm, Error **errp)
                                                         errp);
     if (toff >= 0) {
         ret = qcow2_pwrite_checked(img, QCOW2_OL_BITMAP_TABLE, (uint64_t)toff, table,
-                                   table_bytes, errp);
+                                   (uint64_t)n * 8, errp);
         bm->table_offset = (uint64_t)toff;
         bm->table_size = n;
     } else {
         ret = -1;
     }
     free(table);
-    free(ones);
     free(chunk);
     return ret;
 }
@@ -339,8 +338,9 @@ static int write_directory(BlockImage *img, bool in_place, Error **errp)
     ret = 0;
     if (s->nb_bitmaps) {
         off = qcow2_alloc_clusters(img, padded >> s->cluster_bits, errp);
+        /* Only the directory's bytes: the file may end inside its cluster, as qemu-img's does. */
         ret = off < 0 ? -1 : qcow2_pwrite_checked(img, QCOW2_OL_BITMAP_DIRECTORY, (uint64_t)off,
-                                                  dir, padded, errp);
+                                                  dir, size, errp);
     }
     free(dir);
     if (ret < 0 || qcow2_flush_metadata(img, true, errp) < 0) {
@@ -397,12 +397,17 @@ int qcow2_store_bitmaps(BlockImage *img, Error **errp)
     if (!changed) {
         return 0;
     }
-    /* New data first; the old tables stay valid until the new directory is in place. */
+    /*
+     * New data first; the old tables stay valid until the new directory is
+     * in place.  Every bitmap in use is rewritten, changed or not, in
+     * directory order, and the old clusters are freed after the directory:
+     * the clusters end up where qemu-img 7.2 puts them.
+     */
     Qcow2Bitmap *old = xzalloc(sizeof(*old) * (size_t)(s->nb_bitmaps + 1));
     int nb_old = 0, ret = 0;
     for (int i = 0; ret == 0 && i < s->nb_bitmaps; i++) {
         Qcow2Bitmap *bm = &s->bitmaps[i];
-        if (!bm->bits || !bm->modified) {
+        if (!bm->bits) {
             continue;
         }
         old[nb_old].table_offset = bm->table_offset;
