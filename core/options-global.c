@@ -2,7 +2,9 @@
  * -global DRIVER.PROP=VALUE (or driver=D,property=P,value=V): a default for
  * property P of every -device D. The devices' own option tables (the ones
  * that parse -device and answer device-list-properties) decide whether P
- * exists; a property the user wrote on the -device itself wins.
+ * exists; a property the user wrote on the -device itself wins. Devices the
+ * board builds itself read their globals through global_value() after
+ * globals_check_board() (machine/board-globals.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -127,4 +129,34 @@ bool globals_apply(Error **errp)
         }
     }
     return true;
+}
+
+bool globals_check_board(const char *driver, const OptParam *params, Error **errp)
+{
+    for (const Global *g = globals; g; g = g->next) {
+        if (strcmp(g->driver, driver) != 0) {
+            continue;
+        }
+        const OptParam *p = params;
+        while (p->name && strcmp(p->name, g->property) != 0) {
+            p++;
+        }
+        if (!p->name) {
+            error_setg(errp, "can't apply global %s.%s=%s: Property '%s.%s' not found",
+                       g->driver, g->property, g->value, g->driver, g->property);
+            return false;
+        }
+    }
+    return true;
+}
+
+const char *global_value(const char *driver, const char *property)
+{
+    const char *value = NULL;
+    for (const Global *g = globals; g; g = g->next) {
+        if (!strcmp(g->driver, driver) && !strcmp(g->property, property)) {
+            value = g->value;
+        }
+    }
+    return value;
 }

@@ -57,6 +57,13 @@ extern const CmdOption global_options[];    /* core/options-global.c */
 
 /* Merge the -global defaults into the -device options (after parsing). */
 bool globals_apply(Error **errp);
+/*
+ * A device the board builds itself, of type driver with these properties:
+ * every -global for driver must name one of them (QEMU's error otherwise).
+ * global_value: the last -global driver.property's value, or NULL.
+ */
+bool globals_check_board(const char *driver, const OptParam *params, Error **errp);
+const char *global_value(const char *driver, const char *property);
 
 /* Make the nodes of -blockdev, then of -drive (before the machine is built). */
 bool block_options_create_nodes(Error **errp);

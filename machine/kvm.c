@@ -779,6 +779,12 @@ struct kvm_cpuid2 *kvm_vm_vcpu_cpuid(const KvmVm *vm, unsigned index, bool suppo
     return cpuid_for_vcpu(vm, index);
 }
 
+bool kvm_vm_set_pit_reinject(KvmVm *vm, bool reinject, Error **errp)
+{
+    struct kvm_reinject_control rc = { .pit_reinject = reinject };
+    return vm_ioctl(vm, KVM_REINJECT_CONTROL, &rc, "PIT tick re-injection", errp);
+}
+
 int kvm_vm_vcpu_tid(const KvmVm *vm, unsigned index)
 {
     if (!vm || index >= vm->nr_vcpus) {

@@ -41,6 +41,9 @@ void kvm_vm_release(KvmVm *vm);
 /* With vCPUs held: reset irqchip and PIT now, each vCPU's state before it next runs. */
 void kvm_vm_reset(KvmVm *vm);
 
+/* Does the in-kernel PIT re-inject ticks the guest missed (KVM's default: yes)? */
+bool kvm_vm_set_pit_reinject(KvmVm *vm, bool reinject, Error **errp);
+
 /* The host thread id of vCPU index (0 before its thread runs or without one). */
 int kvm_vm_vcpu_tid(const KvmVm *vm, unsigned index);
 

@@ -21,6 +21,7 @@
 #include "hw/rtc-mc146818.h"
 #include "hw/serial-16550.h"
 #include "machine/acpi.h"
+#include "machine/board-globals.h"
 #include "machine/boot-linux.h"
 #include "machine/cpuid-info.h"
 #include "machine/dump-elf.h"
@@ -440,12 +441,14 @@ bool machine_init(VmConfig *cfg, Error **errp)
             goto fail;
         }
     }
-    if (!create_ram(m, errp)) {
+    BoardGlobals globals;
+    if (!board_globals_read(!m->qtest, &globals, errp) || !create_ram(m, errp)) {
         goto fail;
     }
     if (!m->qtest) {
         m->kvm = kvm_vm_create(&m->mem, cfg->smp_cpus, errp);
-        if (!m->kvm) {
+        if (!m->kvm || (!globals.pit_reinject &&
+                        !kvm_vm_set_pit_reinject(m->kvm, false, errp))) {
             goto fail;
         }
         kvm_vm_install_hooks(m->kvm);

@@ -27,6 +27,8 @@ const OptParam *ivshmem_params_table(void);
 const OptParam *host_backend_params(void);
 const OptParam *rng_object_params_table(void);
 const OptParam *isa_serial_params_table(void);
+const OptParam *kvm_pit_params(void);
+const OptParam *piix4_pm_params(void);
 extern const OptParam iothread_params[];
 
 typedef struct TypeParams {
@@ -63,6 +65,8 @@ static const TypeParams type_params[] = {
     { "rng-builtin", rng_object_params_table },
     { "iothread", iothread_table },
     { "isa-serial", isa_serial_params_table },
+    { "kvm-pit", kvm_pit_params },
+    { "PIIX4_PM", piix4_pm_params },
     { "secret", secret_table },
 };
 

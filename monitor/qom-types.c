@@ -32,6 +32,9 @@ static const TypeEntry types[] = {
     { "i8042", "isa-device", false },
     { "mc146818rtc", "isa-device", false },
     { "isa-serial", "isa-device", false },
+    { "pit-common", "isa-device", true },
+    { "kvm-pit", "pit-common", false },         /* the in-kernel PIT */
+    { "PIIX4_PM", "sys-bus-device", false },    /* the ACPI PM block (not a PCI function) */
     /* -device */
     { "virtio-pci", "pci-device", true },
     { "virtio-blk-pci-base", "virtio-pci", true },

@@ -84,6 +84,8 @@ def replay(argv, sock, seq):
         replies.append(r)
     f.write('{"execute": "quit"}\n')
     f.flush()
+    while f.readline():         # until the VMM has gone (a daemon: nobody reaps it)
+        pass
     s.close()
     return replies
 
