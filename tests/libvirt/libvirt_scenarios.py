@@ -8,8 +8,11 @@ Starts a private libvirtd (lvd.py) and prints one line per scenario,
   probe            virsh domcapabilities --emulatorbin VIREO (and the QMP
                    libvirt exchanged with vireo while probing)
   probe_qemu       the same for QEMU 7.2, when given, for a side-by-side view
-  lifecycle        define, start --paused, domstate, resume, suspend,
-                   qemu-monitor-command (QMP and HMP), destroy, undefine
+  lifecycle        define, dumpxml (the machine and PCI addresses libvirt
+                   chose), start --paused, domstate, resume, suspend,
+                   qemu-monitor-command (QMP and HMP), console, reboot (the
+                   guest boots again), shutdown (ACPI power button: the guest
+                   powers off, the domain ends shut off), undefine
   bad_*            domain XML asking for what vireo lacks: virsh start fails
                    with vireo's message, libvirtd stays up
 """
@@ -29,7 +32,11 @@ def result(name, value):
     print(f"RESULT {name} {json.dumps(value)}", flush=True)
 
 
-def domain_xml(name, vireo, kernel, initrd, devices="", machine="pc", extra=""):
+USB_NONE = "<controller type='usb' model='none'/>"
+
+
+def domain_xml(name, vireo, kernel, initrd, devices="", machine="pc", extra="",
+               usb=USB_NONE):
     return f"""<domain type='kvm'>
   <name>{name}</name>
   <memory unit='MiB'>256</memory>
@@ -49,7 +56,7 @@ def domain_xml(name, vireo, kernel, initrd, devices="", machine="pc", extra=""):
   {extra}
   <devices>
     <emulator>{vireo}</emulator>
-    <controller type='usb' model='none'/>
+    {usb}
     <serial type='pty'><target port='0'/></serial>
     <console type='pty'><target type='serial' port='0'/></console>
     <memballoon model='virtio'/>
@@ -117,12 +124,25 @@ def read_console(d, dom, marker, timeout):
     return out.decode(errors="replace")[-4000:]
 
 
+def wait_domstate(d, log, dom, want, timeout):
+    """Poll virsh domstate until it says want (or timeout); the last answer is logged."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st, out, err = d.virsh("domstate", "--reason", dom)
+        if out.strip().startswith(want) or time.monotonic() > deadline:
+            log.append({"args": ["domstate", "--reason", dom], "status": st, "out": out,
+                        "err": err, "waited_for": want})
+            return out.strip()
+        time.sleep(0.5)
+
+
 def lifecycle(d, vireo, kernel, initrd, scratch):
     log = []
     xml = os.path.join(scratch, "dom.xml")
     with open(xml, "w") as f:
         f.write(domain_xml("vireo-lv1", vireo, kernel, initrd))
     run_cmd(d, log, "define", xml)
+    run_cmd(d, log, "dumpxml", "vireo-lv1")
     run_cmd(d, log, "start", "--paused", "vireo-lv1", timeout=300)
     run_cmd(d, log, "domstate", "vireo-lv1")
     run_cmd(d, log, "qemu-monitor-command", "vireo-lv1", '{"execute":"x-query-virtio"}')
@@ -133,10 +153,18 @@ def lifecycle(d, vireo, kernel, initrd, scratch):
     run_cmd(d, log, "suspend", "vireo-lv1")
     run_cmd(d, log, "domstate", "vireo-lv1")
     run_cmd(d, log, "resume", "vireo-lv1")
-    console = read_console(d, "vireo-lv1", b"VIREO-GUEST-UP", timeout=240)
+    console = read_console(d, "vireo-lv1", b"VIREO-GUEST-READY", timeout=240)
     run_cmd(d, log, "qemu-monitor-command", "vireo-lv1", '{"execute":"query-cpus-fast"}')
-    run_cmd(d, log, "destroy", "vireo-lv1")
-    run_cmd(d, log, "domstate", "vireo-lv1")
+    # reboot: libvirt presses the power button and, once the guest has
+    # powered off, resets and continues it; the guest boots again
+    run_cmd(d, log, "reboot", "vireo-lv1")
+    console2 = read_console(d, "vireo-lv1", b"VIREO-GUEST-READY", timeout=240)
+    # shutdown: the ACPI power button; the guest powers off, libvirt sees
+    # SHUTDOWN and the domain ends shut off
+    run_cmd(d, log, "shutdown", "--mode", "acpi", "vireo-lv1")
+    wait_domstate(d, log, "vireo-lv1", "shut off", timeout=180)
+    if d.virsh("domstate", "vireo-lv1")[1].strip() != "shut off":
+        run_cmd(d, log, "destroy", "vireo-lv1")
     run_cmd(d, log, "undefine", "vireo-lv1")
     qemu_log = os.path.join(d.dir, "log", "qemu", "vireo-lv1.log")
     try:
@@ -144,7 +172,7 @@ def lifecycle(d, vireo, kernel, initrd, scratch):
             cmdline = f.read()[-6000:]
     except OSError:
         cmdline = ""
-    return {"steps": log, "qemu_log": cmdline, "console": console}
+    return {"steps": log, "qemu_log": cmdline, "console": console, "console2": console2}
 
 
 def disks(d, vireo, kernel, initrd, scratch):
@@ -175,6 +203,7 @@ def disks(d, vireo, kernel, initrd, scratch):
     run_cmd(d, log, "domblklist", "vireo-lv2")
     run_cmd(d, log, "detach-device", "vireo-lv2", extra, "--live")
     run_cmd(d, log, "destroy", "vireo-lv2")
+    run_cmd(d, log, "domstate", "vireo-lv2")
     run_cmd(d, log, "undefine", "vireo-lv2")
     qemu_log = os.path.join(d.dir, "log", "qemu", "vireo-lv2.log")
     try:
@@ -193,6 +222,9 @@ BAD = {
     "bad_audio": "<audio id='1' type='oss'/>",
     # a device type vireo does not list (libvirt refuses it from the probe)
     "bad_q35_device": "<iommu model='intel'/>",
+    # libvirt's default USB controller for a pc-i440fx machine (PIIX3 UHCI,
+    # which vireo does not have; libvirt then asks for -usb)
+    "bad_usb": "",
 }
 
 
@@ -206,7 +238,8 @@ def bad_inputs(d, vireo, kernel, initrd, scratch):
         dom = "vireo-" + name.replace("_", "-")
         with open(xml, "w") as f:
             f.write(domain_xml(dom, vireo, kernel, initrd,
-                               devices=devices.replace("{scratch}", scratch)))
+                               devices=devices.replace("{scratch}", scratch),
+                               usb="" if name == "bad_usb" else USB_NONE))
         run_cmd(d, log, "define", xml)
         run_cmd(d, log, "start", dom, timeout=300)
         run_cmd(d, log, "destroy", dom)

@@ -21,6 +21,23 @@ import lab  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = {}
 
+# The guest powers off when the ACPI power button is pressed: the button
+# driver enables the fixed event, and a watcher polls its count (no acpid in
+# the image). Each boot prints its boot id, so a reboot shows a new one.
+GUEST_INIT = """#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+load-modules
+echo VIREO-GUEST-UP boot=$(cat /proc/sys/kernel/random/boot_id)
+(while :; do
+    set -- $(cat /sys/firmware/acpi/interrupts/ff_pwr_btn 2>/dev/null)
+    if [ "${1:-0}" -gt 0 ]; then echo VIREO-POWER-BUTTON; poweroff -f; fi
+    sleep 0.2
+done) &
+echo VIREO-GUEST-READY
+while :; do sleep 1000; done
+"""
+
 
 def run_scenarios():
     if RESULTS:
@@ -28,8 +45,8 @@ def run_scenarios():
     if os.geteuid() != 0:
         vtest.skip("libvirtd in a private mount namespace needs root")
     work = lab.workdir()
-    initrd = lab.build_initramfs(os.path.join(work, "lvguest.cpio.gz"),
-                                 "#!/bin/sh\necho VIREO-GUEST-UP\nwhile :; do sleep 1000; done\n")
+    initrd = lab.build_initramfs(os.path.join(work, "lvguest.cpio.gz"), GUEST_INIT,
+                                 modules=["button"])
     start = time.monotonic()
     status, out = lab.run_vmm([sys.executable, os.path.join(HERE, "libvirt_scenarios.py"),
                                vtest.binary("vireo"), lab.kernel_path(), initrd],
@@ -71,7 +88,8 @@ def test_domcapabilities():
     caps = ET.fromstring(r["xml"])
     assert caps.findtext("domain") == "kvm"
     assert caps.findtext("arch") == "x86_64"
-    assert caps.findtext("machine") == "vireo-pc"
+    # the board's name, as libvirt canonicalises "pc" (QEMU's layout)
+    assert caps.findtext("machine") == "pc-i440fx-7.2"
     assert caps.find("vcpu").get("max") == "254"
     rng = caps.find("devices/rng")
     assert rng.get("supported") == "yes"
@@ -92,6 +110,14 @@ def test_domcapabilities():
 def test_paused_domain_lifecycle():
     r = get("lifecycle")
     assert step(r, "define")["status"] == 0, step(r, "define")
+    # libvirt laid out pci.0 for the board: the machine is the board's name,
+    # the virtio devices got slots from 2 on (slot 1 is the PIIX3's on an
+    # i440FX, which libvirt leaves alone), the USB controller is none
+    dom = ET.fromstring(step(r, "dumpxml")["out"])
+    assert dom.find("os/type").get("machine") == "pc-i440fx-7.2"
+    slots = sorted(int(a.get("slot"), 16) for a in dom.findall("devices/*/address[@type='pci']"))
+    assert slots == [2, 3], slots
+    assert dom.find("devices/controller[@type='pci']").get("model") == "pci-root"
     start = step(r, "start")
     assert start["status"] == 0, start["err"] + r["qemu_log"][-3000:]
     assert steps(r, "domstate")[0]["out"].strip() == "paused"
@@ -99,12 +125,11 @@ def test_paused_domain_lifecycle():
     assert steps(r, "domstate")[1]["out"].strip() == "running"
     assert step(r, "suspend")["status"] == 0, step(r, "suspend")
     assert steps(r, "domstate")[2]["out"].strip() == "paused"
-    assert step(r, "destroy")["status"] == 0, step(r, "destroy")
-    assert steps(r, "domstate")[-1]["out"].strip() == "shut off"
     assert step(r, "undefine")["status"] == 0
     # the command line libvirt built for vireo
     log = r["qemu_log"]
-    for opt in ("-no-user-config", "-chardev pty,id=charserial0", "isa-serial",
+    for opt in ("-machine pc-i440fx-7.2,usb=off", '"bus":"pci.0","addr":"0x2"',
+                "-no-user-config", "-chardev pty,id=charserial0", "isa-serial",
                 "virtio-rng-pci", "virtio-balloon-pci", "-object secret,id=masterKey0"):
         assert opt in log, (opt, log[-3000:])
 
@@ -123,6 +148,18 @@ def test_monitor_pass_through():
                               '{"execute":"query-chardev"}')["out"])
     pty = [c for c in chardev["return"] if c["label"] == "charserial0"]
     assert pty and re.fullmatch(r"pty:/dev/pts/\d+", pty[0]["filename"]), chardev
+
+
+def test_reboot_and_acpi_shutdown():
+    r = get("lifecycle")
+    boots = [re.findall(r"VIREO-GUEST-UP boot=(\S+)", r[k]) for k in ("console", "console2")]
+    assert step(r, "reboot")["status"] == 0, step(r, "reboot")
+    assert boots[0] and boots[1] and boots[0][-1] != boots[1][-1], \
+        (boots, r["console2"][-2000:])
+    assert step(r, "shutdown")["status"] == 0, step(r, "shutdown")
+    state = step(r, "domstate", "--reason")
+    assert state["out"].strip() == "shut off (shutdown)", (state, r["qemu_log"][-2000:])
+    assert not steps(r, "destroy"), "the domain did not power off by itself"
 
 
 def test_console_and_vcpus():
@@ -150,6 +187,7 @@ def test_disk_statistics_balloon_and_hotplug():
     assert "vdb" in blk[1]["out"], blk[1]
     assert step(r, "detach-device")["status"] == 0, step(r, "detach-device")
     assert step(r, "destroy")["status"] == 0
+    assert steps(r, "domstate")[-1]["out"].strip() == "shut off"
 
 
 def test_bad_input_fails_start_clearly():
@@ -161,10 +199,13 @@ def test_bad_input_fails_start_clearly():
     start = step(audio, "start")
     assert start["status"] != 0
     assert "audio driver 'oss' is not supported" in start["err"], start["err"]
+    usb = step(get("bad_usb"), "start")
+    assert usb["status"] != 0
+    assert "vireo has no USB controller" in usb["err"], usb["err"]
     iommu = get("bad_q35_device")
     refused = [s for s in iommu["steps"][:2] if s["status"] != 0]
     assert refused, iommu["steps"]
-    for name in ("bad_floppy", "bad_audio", "bad_q35_device"):
+    for name in ("bad_floppy", "bad_audio", "bad_q35_device", "bad_usb"):
         assert get(name)["healthy"], name
     assert get("healthy") is True
 
