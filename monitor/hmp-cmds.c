@@ -259,6 +259,7 @@ const HmpCommand hmp_info_commands[] = {
       "(-n: show named nodes)", 0, 3, hmp_info_block },
     { "blockstats", "", "show block device statistics", 0, 0, hmp_info_blockstats },
     { "dump", "", "Display the latest dump status", 0, 0, hmp_info_dump },
+    { "mtree", "", "show memory tree", 0, 0, hmp_info_mtree },
     { "virtio", "", "List all available virtio devices", 0, 0, hmp_info_virtio },
     { "virtio-status", "path", "Display status of a given virtio device", 1, 1,
       hmp_info_virtio_status },

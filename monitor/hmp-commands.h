@@ -41,4 +41,7 @@ void hmp_sendkey(StrBuf *out, int argc, char **argv, Error **errp);
 void hmp_dump_guest_memory(StrBuf *out, int argc, char **argv, Error **errp);
 void hmp_info_dump(StrBuf *out, int argc, char **argv, Error **errp);
 
+/* info mtree (monitor/hmp-mtree.c) */
+void hmp_info_mtree(StrBuf *out, int argc, char **argv, Error **errp);
+
 #endif
