@@ -232,6 +232,8 @@ static inline void qcow2_l2_store(const BDRVQcow2 *s, uint8_t *t, uint64_t i, ui
 
 /* qcow2.c */
 int qcow2_write_header(BlockImage *img, Error **errp);
+/* qcow2-crypt.c: record BLK_ENCRYPT_* in a newly created, still empty image. */
+int qcow2_crypt_mark_created(const char *filename, int encrypt_format, Error **errp);
 int qcow2_flush_metadata(BlockImage *img, bool sync, Error **errp);
 void qcow2_signal_corruption(BlockImage *img, Error **errp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -264,6 +266,10 @@ int qcow2_data_write_check(BlockImage *img, uint64_t off, uint64_t len, Error **
 /* Guest data write to s->data, checked against metadata when that is the image file. */
 int qcow2_data_pwrite(BlockImage *img, uint64_t off, const void *buf, size_t len,
                       Error **errp);
+/* Host range a compressed L2 entry refers to, as refcounts account for it. */
+void qcow2_compressed_range(BDRVQcow2 *s, uint64_t l2e, uint64_t *off, uint64_t *len);
+/* qcow2-rebuild.c: a new refcount structure from @refs (per cluster; may grow). */
+int qcow2_rebuild_refcounts(BlockImage *img, uint32_t **refs, uint64_t *nb, Error **errp);
 /* Recompute s->reftable_used after the refcount table changed. */
 void qcow2_reftable_note_used(BDRVQcow2 *s);
 
