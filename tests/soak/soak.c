@@ -1,0 +1,1076 @@
+/*
+ * A hostile guest program: run as root inside a Linux guest of vireo, it
+ * takes every virtio-pci device (and ivshmem) away from its driver through
+ * sysfs and attacks it for a bounded time, plus the UART, RTC, i8042 and
+ * fw_cfg ports. Built static (gcc -static) by tests/soak/test_soak.py.
+ *
+ *   soak SEED SECONDS          attack, then leave every virtio device broken
+ *                              (NEEDS_RESET) and print one line per device
+ *
+ * Everything the devices may write lands in one 2 MiB huge page this
+ * program owns (its physical address comes from /proc/self/pagemap) or
+ * outside guest RAM: the guest kernel must survive so that the host can
+ * check the devices afterwards. Descriptor tables are always written whole,
+ * so a chain can only lead to buffers made here.
+ *
+ * Output: "SOAK ..." lines on stdout; the last one before exit is
+ * "SOAK-END ops=N ...". The seed fixes each thread's sequence of operations
+ * (the interleaving of the two threads is not reproducible).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HUGE_SIZE       (2u << 20)
+#define SAFE_SIZE       (64u << 10)         /* balloon-only tail of the page */
+#define GENERAL_SIZE    (HUGE_SIZE - SAFE_SIZE)
+#define MAX_DEVS        32
+#define VIRTIO_VENDOR   0x1af4
+
+/* Modern common configuration offsets (virtio 1.x 4.1.4.3). */
+enum {
+    C_DFSEL = 0, C_DF = 4, C_GFSEL = 8, C_GF = 12, C_MSIX = 16, C_NUMQ = 18, C_STATUS = 20,
+    C_CFGGEN = 21, C_QSEL = 22, C_QSIZE = 24, C_QMSIX = 26, C_QENABLE = 28, C_QNOFF = 30,
+    C_QDESC = 32, C_QAVAIL = 40, C_QUSED = 48, C_QRESET = 58, C_LEN = 64,
+};
+/* Legacy I/O BAR offsets. */
+enum { L_HF = 0, L_GF = 4, L_PFN = 8, L_QNUM = 12, L_QSEL = 14, L_QNOTIFY = 16, L_STATUS = 18,
+       L_ISR = 19, L_LEN = 32 };
+
+#define S_ACK 1
+#define S_DRIVER 2
+#define S_DRIVER_OK 4
+#define S_FEATURES_OK 8
+#define S_NEEDS_RESET 0x40
+
+typedef struct Bar {
+    uint64_t pa, len;
+    bool io, present;
+    volatile uint8_t *map;
+} Bar;
+
+typedef struct Dev {
+    char bdf[32], dir[300];
+    uint16_t vendor, device;
+    bool virtio, balloon;
+    int cfg_fd;
+    Bar bar[6];
+    volatile uint8_t *common, *notify, *isr, *devcfg;
+    uint32_t notify_mult, notify_len, devcfg_len;
+    volatile uint8_t *msix_table;
+    uint32_t msix_len;
+    uint16_t io_base;
+    uint16_t numq;
+    uint8_t saved_cfg[64];
+    pthread_mutex_t cfg_lock;       /* one config-space write-and-restore at a time */
+} Dev;
+
+static Dev devs[MAX_DEVS];
+static int ndevs;
+static uint8_t *dma_va;
+static uint64_t dma_pa, ram_end;
+static volatile int stop;
+static volatile int current_dev;    /* what thread 0 works on, for thread 1's races */
+static unsigned long long op_count[16];
+static unsigned long long needs_reset_seen;
+static bool have_io;
+static __thread int thread_id;
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("SOAK-FATAL ");
+    vprintf(fmt, ap);
+    printf(" (errno %d)\n", errno);
+    va_end(ap);
+    fflush(stdout);
+    exit(2);
+}
+
+/* ---- randomness ---- */
+
+typedef struct Rng { uint64_t s; } Rng;
+
+static uint64_t rnd(Rng *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 0x2545f4914f6cdd1dULL;
+}
+
+static uint64_t below(Rng *r, uint64_t n)
+{
+    return n ? rnd(r) % n : 0;
+}
+
+static bool chance(Rng *r, unsigned percent)
+{
+    return below(r, 100) < percent;
+}
+
+/* ---- sysfs helpers ---- */
+
+static int read_file(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0) {
+        return -1;
+    }
+    buf[n] = 0;
+    return n;
+}
+
+static int write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n < 0 ? -1 : 0;
+}
+
+static uint32_t cfg_read(Dev *d, unsigned off, unsigned size)
+{
+    uint32_t v = 0;
+    if (pread(d->cfg_fd, &v, size, off) != (ssize_t)size) {
+        return 0xffffffff;
+    }
+    return v;
+}
+
+static void cfg_write(Dev *d, unsigned off, uint32_t v, unsigned size)
+{
+    if (pwrite(d->cfg_fd, &v, size, off) < 0) {
+        /* a refused write is one more thing the device did not see */
+    }
+}
+
+/* ---- guest-physical memory for rings and buffers ---- */
+
+static uint64_t virt_to_phys(void *va)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    if (fd < 0) {
+        die("open pagemap");
+    }
+    uint64_t e = 0;
+    if (pread(fd, &e, 8, (uintptr_t)va / 4096 * 8) != 8) {
+        die("read pagemap");
+    }
+    close(fd);
+    if (!(e >> 63) || !(e & ((1ULL << 55) - 1))) {
+        die("page not present or PFN hidden");
+    }
+    return (e & ((1ULL << 55) - 1)) * 4096 + (uintptr_t)va % 4096;
+}
+
+static void setup_dma(void)
+{
+    write_file("/proc/sys/vm/nr_hugepages", "4");
+    dma_va = mmap(NULL, HUGE_SIZE, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE, -1, 0);
+    if (dma_va == MAP_FAILED) {
+        die("no 2 MiB huge page");
+    }
+    mlock(dma_va, HUGE_SIZE);
+    memset(dma_va, 0, HUGE_SIZE);
+    dma_pa = virt_to_phys(dma_va);
+    if (dma_pa % HUGE_SIZE) {
+        die("huge page at 0x%llx is not 2 MiB aligned", (unsigned long long)dma_pa);
+    }
+    /* The balloon reads page numbers from the safe tail: our own pages. */
+    uint32_t *pfn = (uint32_t *)(dma_va + GENERAL_SIZE);
+    for (unsigned i = 0; i < SAFE_SIZE / 4; i++) {
+        pfn[i] = (uint32_t)(dma_pa / 4096) + i % (GENERAL_SIZE / 4096);
+    }
+    /* Where RAM ends: nothing the devices accept may reach past it. */
+    FILE *f = fopen("/proc/iomem", "r");
+    char line[256];
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long long a, b;
+        if ((strstr(line, "System RAM") || strstr(line, "ACPI")) && line[0] != ' ' &&
+            sscanf(line, "%llx-%llx", &a, &b) == 2 && b + 1 > ram_end) {
+            ram_end = b + 1;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    if (!ram_end) {
+        die("no System RAM in /proc/iomem");
+    }
+}
+
+/* A guest-physical address inside our page (offset off). */
+static uint64_t dpa(uint64_t off)
+{
+    return dma_pa + off;
+}
+
+/* ---- device discovery ---- */
+
+static void map_bars(Dev *d)
+{
+    char path[400], buf[4096];
+    snprintf(path, sizeof(path), "%s/resource", d->dir);
+    if (read_file(path, buf, sizeof(buf)) < 0) {
+        return;
+    }
+    char *line = buf;
+    for (int i = 0; i < 6 && line && *line; i++) {
+        unsigned long long a, b, flags;
+        if (sscanf(line, "%llx %llx %llx", &a, &b, &flags) == 3 && b > a) {
+            Bar *bar = &d->bar[i];
+            bar->pa = a;
+            bar->len = b - a + 1;
+            bar->io = flags & 0x100;
+            bar->present = true;
+            if (!bar->io) {
+                snprintf(path, sizeof(path), "%s/resource%d", d->dir, i);
+                int fd = open(path, O_RDWR | O_SYNC);
+                if (fd >= 0) {
+                    void *m = mmap(NULL, bar->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                    bar->map = m == MAP_FAILED ? NULL : m;
+                    close(fd);
+                }
+            } else if (bar->len <= 0x10000 && a < 0x10000) {
+                d->io_base = a;
+            }
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+}
+
+static void find_caps(Dev *d)
+{
+    unsigned pos = cfg_read(d, 0x34, 1) & 0xfc;
+    for (int guard = 0; pos >= 0x40 && guard < 48; guard++) {
+        uint8_t id = cfg_read(d, pos, 1);
+        if (id == 0x09 && d->virtio) {
+            uint8_t type = cfg_read(d, pos + 3, 1), bar = cfg_read(d, pos + 4, 1);
+            uint32_t off = cfg_read(d, pos + 8, 4), len = cfg_read(d, pos + 12, 4);
+            if (bar < 6 && d->bar[bar].map && (uint64_t)off + len <= d->bar[bar].len) {
+                volatile uint8_t *p = d->bar[bar].map + off;
+                switch (type) {
+                case 1: d->common = len >= C_LEN ? p : NULL; break;
+                case 2: d->notify = p; d->notify_len = len;
+                        d->notify_mult = cfg_read(d, pos + 16, 4); break;
+                case 3: d->isr = p; break;
+                case 4: d->devcfg = p; d->devcfg_len = len; break;
+                }
+            }
+        } else if (id == 0x11) {
+            uint32_t table = cfg_read(d, pos + 4, 4);
+            unsigned n = (cfg_read(d, pos + 2, 2) & 0x7ff) + 1, bar = table & 7;
+            if (bar < 6 && d->bar[bar].map && (table & ~7u) + n * 16ull <= d->bar[bar].len) {
+                d->msix_table = d->bar[bar].map + (table & ~7u);
+                d->msix_len = n * 16;
+            }
+        }
+        pos = cfg_read(d, pos + 1, 1) & 0xfc;
+    }
+}
+
+static void discover(void)
+{
+    DIR *dir = opendir("/sys/bus/pci/devices");
+    if (!dir) {
+        die("no /sys/bus/pci/devices");
+    }
+    struct dirent *e;
+    while ((e = readdir(dir)) && ndevs < MAX_DEVS) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        Dev *d = &devs[ndevs];
+        char path[400], buf[64];
+        snprintf(d->bdf, sizeof(d->bdf), "%.31s", e->d_name);
+        snprintf(d->dir, sizeof(d->dir), "/sys/bus/pci/devices/%s", e->d_name);
+        snprintf(path, sizeof(path), "%s/vendor", d->dir);
+        if (read_file(path, buf, sizeof(buf)) < 0) {
+            continue;
+        }
+        d->vendor = strtoul(buf, NULL, 16);
+        snprintf(path, sizeof(path), "%s/device", d->dir);
+        read_file(path, buf, sizeof(buf));
+        d->device = strtoul(buf, NULL, 16);
+        if (d->vendor != VIRTIO_VENDOR && !(d->vendor == 0x1af4 && d->device == 0x1110)) {
+            continue;
+        }
+        d->virtio = d->device >= 0x1000 && d->device <= 0x107f;
+        d->balloon = d->device == 0x1002 || d->device == 0x1045;
+        /* Take the device from its driver: from now on only we drive it. */
+        snprintf(path, sizeof(path), "%s/driver/unbind", d->dir);
+        write_file(path, d->bdf);
+        snprintf(path, sizeof(path), "%s/config", d->dir);
+        d->cfg_fd = open(path, O_RDWR);
+        if (d->cfg_fd < 0) {
+            continue;
+        }
+        pthread_mutex_init(&d->cfg_lock, NULL);
+        /* I/O and memory decoding on, bus mastering on. */
+        cfg_write(d, 4, cfg_read(d, 4, 2) | 7, 2);
+        if (pread(d->cfg_fd, d->saved_cfg, 64, 0) != 64) {
+            continue;
+        }
+        map_bars(d);
+        find_caps(d);
+        if (d->common) {
+            d->numq = *(volatile uint16_t *)(d->common + C_NUMQ);
+        }
+        printf("SOAK dev %s %04x:%04x virtio=%d common=%d notify=%d devcfg=%d msix=%u io=0x%x "
+               "numq=%u\n", d->bdf, d->vendor, d->device, d->virtio, !!d->common, !!d->notify,
+               !!d->devcfg, d->msix_len / 16, d->io_base, d->numq);
+        ndevs++;
+    }
+    closedir(dir);
+}
+
+/* ---- MMIO access ---- */
+
+static void mmio_write(volatile uint8_t *p, uint64_t v, unsigned size)
+{
+    switch (size) {
+    case 1: *(volatile uint8_t *)p = v; break;
+    case 2: *(volatile uint16_t *)p = v; break;
+    case 4: *(volatile uint32_t *)p = v; break;
+    default: *(volatile uint64_t *)p = v; break;
+    }
+}
+
+static uint64_t mmio_read(volatile uint8_t *p, unsigned size)
+{
+    switch (size) {
+    case 1: return *(volatile uint8_t *)p;
+    case 2: return *(volatile uint16_t *)p;
+    case 4: return *(volatile uint32_t *)p;
+    default: return *(volatile uint64_t *)p;
+    }
+}
+
+#define C8(d, o)  (*(volatile uint8_t *)((d)->common + (o)))
+#define C16(d, o) (*(volatile uint16_t *)((d)->common + (o)))
+#define C32(d, o) (*(volatile uint32_t *)((d)->common + (o)))
+
+static void set_q64(Dev *d, unsigned off, uint64_t v)
+{
+    C32(d, off) = (uint32_t)v;
+    C32(d, off + 4) = v >> 32;
+}
+
+/* ---- hostile addresses ---- */
+
+/* A buffer for device d: ours (maybe with a huge length), or outside RAM or on MMIO. */
+static void gen_buf(Rng *r, Dev *d, uint64_t *addr, uint32_t *len)
+{
+    unsigned k = below(r, 100);
+    if (d && d->balloon && k < 70) {
+        uint64_t off = GENERAL_SIZE + below(r, SAFE_SIZE);
+        *addr = dpa(off);
+        *len = 1 + below(r, HUGE_SIZE - off);
+    } else if (k < 60) {
+        uint64_t off = below(r, GENERAL_SIZE);
+        *addr = dpa(off);
+        *len = chance(r, 70) ? 1 + below(r, 4096) : 1 + below(r, GENERAL_SIZE - off);
+        if (*len > GENERAL_SIZE - off) {
+            *len = GENERAL_SIZE - off;
+        }
+    } else if (k < 68) {
+        *addr = dpa(below(r, GENERAL_SIZE));
+        *len = 0;
+    } else if (k < 78) {
+        /* From our page across the end of RAM: must be refused whole. */
+        *addr = dpa(below(r, GENERAL_SIZE));
+        *len = ram_end + below(r, 1u << 20) > 0xffffffffull ? 0xffffffffu
+               : (uint32_t)(ram_end + below(r, 1u << 20));
+    } else if (k < 88) {
+        static const uint64_t far[] = { 0xfee00000, 0xfec00000, 0xffffffffffff0000ull,
+                                        1ull << 40, 0x100000000ull, 0xfffff000 };
+        *addr = chance(r, 50) ? far[below(r, 6)] : ram_end - below(r, 64) + (chance(r, 50) ? 0 : 4096);
+        *len = 1 + below(r, 0x10000);
+        if (*addr < ram_end && *addr + *len <= ram_end) {
+            *addr = ram_end;    /* never a buffer inside RAM that is not ours */
+        }
+    } else {
+        /* On a BAR: device memory, never RAM. */
+        Dev *t = &devs[below(r, ndevs)];
+        Bar *b = &t->bar[below(r, 6)];
+        *addr = b->present && !b->io ? b->pa + below(r, b->len) : 0xfebf0000;
+        *len = 1 + below(r, 8192);
+    }
+}
+
+static void put_desc(uint8_t *table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+                     uint16_t next)
+{
+    uint8_t *p = table + i * 16;
+    memcpy(p, &addr, 8);
+    memcpy(p + 8, &len, 4);
+    memcpy(p + 12, &flags, 2);
+    memcpy(p + 14, &next, 2);
+}
+
+/* Fill a whole descriptor table of n entries (in our page) with hostile chains. */
+static void fill_table(Rng *r, Dev *d, uint8_t *table, unsigned n, bool allow_indirect)
+{
+    unsigned style = below(r, 6);
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t addr;
+        uint32_t len;
+        gen_buf(r, d, &addr, &len);
+        uint16_t flags = below(r, 8) & 3, next = below(r, n + 2);
+        switch (style) {
+        case 0: /* a loop through every entry */
+            flags |= 1;
+            next = (i + 1) % n;
+            break;
+        case 1: /* a self loop */
+            flags |= 1;
+            next = i;
+            break;
+        case 2: /* well formed: out buffers then in buffers, short chains */
+            flags = (i % 4 < 2 ? 0 : 2) | (i % 4 != 3 ? 1 : 0);
+            next = i + 1 < n ? i + 1 : 0;
+            break;
+        default:
+            break;
+        }
+        if (allow_indirect && chance(r, 10)) {
+            /* An indirect table: ours and garbage-filled, or on MMIO / outside RAM. */
+            unsigned m = 1 + below(r, 64);
+            uint64_t off = below(r, GENERAL_SIZE - m * 16) & ~15ull;
+            if (chance(r, 70)) {
+                fill_table(r, d, dma_va + off, m, false);
+                addr = dpa(off);
+                len = chance(r, 80) ? m * 16 : below(r, 1u << 20);
+            } else {
+                gen_buf(r, NULL, &addr, &len);
+                if (addr >= dma_pa && addr < dma_pa + HUGE_SIZE) {
+                    addr = ram_end;
+                }
+            }
+            flags = 4 | (chance(r, 10) ? 1 : 0) | (chance(r, 5) ? 2 : 0);
+        }
+        put_desc(table, i, addr, len, flags, next);
+    }
+}
+
+/* A ring area: ours (aligned or not), or somewhere it must be refused. */
+static uint64_t gen_ring(Rng *r, uint64_t need, uint64_t *off_out)
+{
+    *off_out = UINT64_MAX;
+    unsigned k = below(r, 100);
+    if (k < 75 && need < GENERAL_SIZE) {
+        uint64_t off = below(r, GENERAL_SIZE - need) & (chance(r, 90) ? ~15ull : ~0ull);
+        *off_out = off;
+        return dpa(off);
+    }
+    if (k < 85) {
+        return ram_end - below(r, need);    /* across the end of RAM */
+    }
+    if (k < 92) {
+        Dev *t = &devs[below(r, ndevs)];
+        return t->bar[4].present ? t->bar[4].pa : 0xfee00000;
+    }
+    return rnd(r) | 1ull << 48;
+}
+
+/* ---- the operations ---- */
+
+enum { OP_QUEUE, OP_RESET_MID, OP_BAR, OP_CFG, OP_DOORBELL, OP_STATUS, OP_LEGACY, OP_PORTS,
+       OP_DEVCFG, OP_QRESET, OP_NUM };
+static const char *op_names[OP_NUM] = { "queue", "reset-mid-request", "bar", "config-space",
+                                        "doorbell", "status", "legacy", "ports", "device-config",
+                                        "queue-reset" };
+
+static void note_status(Dev *d)
+{
+    if (C8(d, C_STATUS) & S_NEEDS_RESET) {
+        __atomic_add_fetch(&needs_reset_seen, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static void kick(Dev *d, unsigned q)
+{
+    if (!d->notify) {
+        return;
+    }
+    uint64_t off = (uint64_t)q * d->notify_mult;
+    if (off + 2 <= d->notify_len) {
+        *(volatile uint16_t *)(d->notify + off) = q;
+    }
+}
+
+/* Set a queue up with hostile rings and contents, then kick it. */
+static void op_queue(Rng *r, Dev *d, bool proper_status)
+{
+    unsigned nq = d->numq ? d->numq : 1;
+    unsigned q = chance(r, 90) ? below(r, nq) : below(r, 0x10000);
+    if (proper_status || chance(r, 70)) {
+        C8(d, C_STATUS) = 0;
+        C8(d, C_STATUS) = S_ACK | S_DRIVER;
+        C32(d, C_GFSEL) = 1;
+        C32(d, C_GF) = chance(r, 90) ? 1 : rnd(r);  /* VERSION_1 */
+        C32(d, C_GFSEL) = 0;
+        C32(d, C_GF) = chance(r, 50) ? (1u << 28 | 1u << 29) : rnd(r);
+        C8(d, C_STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK;
+    }
+    C16(d, C_QSEL) = q;
+    uint16_t dflt = C16(d, C_QSIZE);
+    unsigned n = dflt && dflt <= 1024 ? dflt : 256;
+    unsigned k = below(r, 10);
+    uint16_t size = k < 6 ? n : k < 8 ? n >> below(r, 4) : rnd(r);
+    C16(d, C_QSIZE) = size;
+    unsigned real = size && size <= 1024 ? size : 1024;
+    uint64_t doff, aoff, uoff;
+    uint64_t desc = gen_ring(r, real * 16ull, &doff);
+    uint64_t avail = gen_ring(r, 6 + 2ull * real, &aoff);
+    uint64_t used = gen_ring(r, 6 + 8ull * real, &uoff);
+    if (doff != UINT64_MAX) {
+        fill_table(r, d, dma_va + doff, real, true);
+    }
+    if (aoff != UINT64_MAX) {
+        uint16_t *av = (uint16_t *)(dma_va + aoff);
+        av[0] = below(r, 2);
+        for (unsigned i = 0; i < real + 1; i++) {
+            av[2 + i] = chance(r, 90) ? below(r, real) : rnd(r);
+        }
+        av[1] = chance(r, 70) ? 1 + below(r, real) : rnd(r);  /* an index jump */
+    }
+    set_q64(d, C_QDESC, desc);
+    set_q64(d, C_QAVAIL, avail);
+    set_q64(d, C_QUSED, used);
+    if (chance(r, 50)) {
+        C16(d, C_QMSIX) = chance(r, 50) ? 0xffff : below(r, 8);
+    }
+    C16(d, C_QENABLE) = chance(r, 95) ? 1 : rnd(r);
+    C8(d, C_STATUS) = chance(r, 90) ? (S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK) : rnd(r);
+    for (unsigned i = below(r, 4); i < 4; i++) {
+        kick(d, q);
+        if (aoff != UINT64_MAX && chance(r, 30)) {
+            ((uint16_t *)(dma_va + aoff))[1] += below(r, 3 * real);   /* jump again */
+        }
+    }
+    note_status(d);
+}
+
+/* A well-formed request in flight, then the device reset under it. */
+static void op_reset_mid(Rng *r, Dev *d)
+{
+    C8(d, C_STATUS) = 0;
+    C8(d, C_STATUS) = S_ACK | S_DRIVER;
+    C32(d, C_GFSEL) = 1;
+    C32(d, C_GF) = 1;
+    C8(d, C_STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK;
+    unsigned q = d->device == 0x1000 || d->device == 0x1041 || d->device == 0x1003 ||
+                 d->device == 0x1043 ? 1 : 0;
+    C16(d, C_QSEL) = q;
+    unsigned n = C16(d, C_QSIZE);
+    if (!n || n > 1024) {
+        return;
+    }
+    /* Rings in a fixed 64 KiB slot per thread. */
+    uint64_t base = thread_id ? 0x80000 : 0x40000;
+    uint8_t *desc = dma_va + base;
+    uint16_t *avail = (uint16_t *)(dma_va + base + 0x4000);
+    memset(dma_va + base, 0, 0x10000);
+    uint64_t data = dpa(base + 0x9000);
+    unsigned chains = 1 + below(r, n / 3 < 32 ? n / 3 : 32);
+    for (unsigned c = 0; c < chains && c * 3 + 2 < n; c++) {
+        uint32_t hdr[4] = { chance(r, 50) ? 0 : 1, 0, (uint32_t)below(r, 4096), 0 };
+        memcpy(dma_va + base + 0x9000 + c * 64, hdr, 16);
+        put_desc(desc, c * 3, data + c * 64, 16, 1, c * 3 + 1);
+        put_desc(desc, c * 3 + 1, dpa(base + 0xa000 + c * 512), 512, 1 | 2 * chance(r, 50),
+                 c * 3 + 2);
+        put_desc(desc, c * 3 + 2, data + c * 64 + 32, 1, 2, 0);
+        avail[2 + c] = c * 3;
+    }
+    for (unsigned i = chains * 3; i < n; i++) {
+        put_desc(desc, i, dpa(base + 0xf000), 16, 2, 0);
+    }
+    avail[1] = chains;
+    C16(d, C_QSIZE) = n;
+    set_q64(d, C_QDESC, dpa(base));
+    set_q64(d, C_QAVAIL, dpa(base + 0x4000));
+    set_q64(d, C_QUSED, dpa(base + 0x6000));
+    C16(d, C_QENABLE) = 1;
+    C8(d, C_STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK;
+    kick(d, q);
+    for (unsigned spin = below(r, 2000); spin; spin--) {
+        __asm__ volatile("pause");
+    }
+    if (chance(r, 50)) {
+        C8(d, C_STATUS) = 0;
+    } else {
+        C16(d, C_QRESET) = 1;
+    }
+}
+
+/* Random accesses to one BAR; the MSI-X table keeps every vector masked. */
+static void op_bar(Rng *r, Dev *d)
+{
+    Bar *b = &d->bar[below(r, 6)];
+    if (!b->map) {
+        return;
+    }
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned size = 1u << below(r, 4);
+        uint64_t off = below(r, b->len) & ~(uint64_t)(size - 1);
+        volatile uint8_t *p = b->map + off;
+        if (chance(r, 30)) {
+            mmio_read(p, size);
+            continue;
+        }
+        uint64_t v = rnd(r);
+        if (d->msix_table && p >= d->msix_table && p < d->msix_table + d->msix_len) {
+            /* MSI-X: an unmasked random vector could INIT a vCPU; keep it masked. */
+            unsigned e = (p - d->msix_table) / 16;
+            volatile uint32_t *ctrl = (volatile uint32_t *)(d->msix_table + e * 16 + 12);
+            *ctrl = 1;
+            if ((off & 15) + size > 12) {
+                continue;
+            }
+        }
+        mmio_write(p, v, size);
+    }
+}
+
+/* Random configuration-space writes, BARs and command restored afterwards. */
+static void op_cfg(Rng *r, Dev *d)
+{
+    pthread_mutex_lock(&d->cfg_lock);
+    for (unsigned i = 0; i < 8; i++) {
+        unsigned size = 1u << below(r, 3);
+        unsigned off = (chance(r, 50) ? below(r, 0x40) : 0x40 + below(r, 0xc0)) & ~(size - 1);
+        if (off < 4) {
+            continue;
+        }
+        uint32_t v = rnd(r);
+        if (d->msix_table && chance(r, 70)) {
+            v &= ~0x8000u;      /* mostly keep MSI-X off */
+        }
+        cfg_write(d, off, v, size);
+        cfg_read(d, below(r, 256) & ~3u, 4);
+    }
+    /* What the attack moved comes back, so the guest keeps its view. */
+    cfg_write(d, 4, d->saved_cfg[4] | d->saved_cfg[5] << 8, 2);
+    for (unsigned off = 0x10; off < 0x28; off += 4) {
+        uint32_t v;
+        memcpy(&v, d->saved_cfg + off, 4);
+        cfg_write(d, off, v, 4);
+    }
+    uint32_t rom;
+    memcpy(&rom, d->saved_cfg + 0x30, 4);
+    cfg_write(d, 0x30, rom, 4);
+    cfg_write(d, 4, d->saved_cfg[4] | d->saved_cfg[5] << 8, 2);
+    pthread_mutex_unlock(&d->cfg_lock);
+}
+
+static void op_doorbell(Rng *r, Dev *d)
+{
+    if (!d->notify) {
+        return;
+    }
+    for (unsigned i = 0; i < 200; i++) {
+        uint64_t off = chance(r, 80) ? below(r, d->numq + 1) * d->notify_mult : below(r, d->notify_len);
+        unsigned size = 1u << below(r, 3);
+        if (off + size <= d->notify_len) {
+            mmio_write(d->notify + off, chance(r, 80) ? below(r, d->numq + 1) : rnd(r), size);
+        }
+    }
+}
+
+static void op_status(Rng *r, Dev *d)
+{
+    static const uint8_t seq[] = { 0, S_ACK, S_ACK | S_DRIVER, S_ACK | S_DRIVER | S_FEATURES_OK,
+                                   S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK, 0x80, 0x40 };
+    for (unsigned i = 0; i < 8; i++) {
+        C8(d, C_STATUS) = chance(r, 80) ? seq[below(r, sizeof(seq))] : rnd(r);
+        if (chance(r, 30)) {
+            C16(d, C_QSEL) = below(r, d->numq + 2);
+            C16(d, C_QSIZE) = rnd(r);
+        }
+        if (chance(r, 30)) {
+            C16(d, C_QENABLE) = 1;
+        }
+        if (chance(r, 20)) {
+            C32(d, C_DFSEL) = below(r, 4);
+            (void)C32(d, C_DF);
+            C32(d, C_GFSEL) = below(r, 4);
+            C32(d, C_GF) = rnd(r);
+        }
+        if (chance(r, 10)) {
+            C16(d, C_MSIX) = rnd(r);
+        }
+        if (d->isr && chance(r, 30)) {
+            (void)*d->isr;
+        }
+    }
+    note_status(d);
+}
+
+/* The legacy I/O BAR: rings by page number, ours (room for any size) or not RAM. */
+static void op_legacy(Rng *r, Dev *d)
+{
+    if (!have_io || !d->io_base) {
+        return;
+    }
+    uint16_t b = d->io_base;
+    for (unsigned i = 0; i < 12; i++) {
+        switch (below(r, 8)) {
+        case 0: outb(below(r, 2) ? S_ACK | S_DRIVER | S_DRIVER_OK : rnd(r), b + L_STATUS); break;
+        case 1: outw(below(r, 4), b + L_QSEL); break;
+        case 2: {
+            uint32_t pfn = chance(r, 70) ? (uint32_t)(dpa(below(r, GENERAL_SIZE - 0x20000)) >> 12)
+                                         : (uint32_t)(ram_end >> 12) + below(r, 1u << 20);
+            outl(chance(r, 10) ? 0 : pfn, b + L_PFN);
+            if (((uint64_t)pfn << 12) >= dma_pa && ((uint64_t)pfn << 12) < dma_pa + GENERAL_SIZE) {
+                uint64_t off = ((uint64_t)pfn << 12) - dma_pa;
+                unsigned n = inw(b + L_QNUM);
+                if (n && n <= 1024) {
+                    fill_table(r, d, dma_va + off, n, true);
+                    uint16_t *av = (uint16_t *)(dma_va + off + n * 16);
+                    av[1] = 1 + below(r, 2 * n);
+                    for (unsigned k = 0; k < n; k++) {
+                        av[2 + k] = below(r, n + 1);
+                    }
+                }
+            }
+            break;
+        }
+        case 3: outw(below(r, d->numq + 2), b + L_QNOTIFY); break;
+        case 4: outl(rnd(r), b + L_GF); break;
+        case 5: (void)inb(b + L_ISR); break;
+        case 6: {
+            unsigned off = 20 + below(r, 12);
+            outb(rnd(r), b + off);
+            break;
+        }
+        default: (void)inl(b + (below(r, L_LEN) & ~3u)); break;
+        }
+    }
+    note_status(d);
+}
+
+/* UART, RTC, i8042 and fw_cfg (with DMA into our page or outside RAM). */
+static void op_ports(Rng *r)
+{
+    if (!have_io) {
+        return;
+    }
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    switch (below(r, 4)) {
+    case 0: {   /* COM1, put back as Linux left it */
+        uint8_t lcr = inb(0x3fb), ier = inb(0x3f9), mcr = inb(0x3fc);
+        outb(lcr | 0x80, 0x3fb);
+        uint8_t dll = inb(0x3f8), dlm = inb(0x3f9);
+        outb(lcr, 0x3fb);
+        for (unsigned i = 0; i < 16; i++) {
+            unsigned reg = below(r, 8);
+            if (chance(r, 50)) {
+                outb(rnd(r), 0x3f8 + reg);
+            } else {
+                (void)inb(0x3f8 + reg);
+            }
+        }
+        outb(0x80, 0x3fb);
+        outb(dll, 0x3f8);
+        outb(dlm, 0x3f9);
+        outb(lcr & 0x7f, 0x3fb);
+        outb(0xc7, 0x3fa);
+        outb(ier, 0x3f9);
+        outb(mcr, 0x3fc);
+        break;
+    }
+    case 1: {   /* RTC/CMOS, control registers A and B put back */
+        outb(0x0a, 0x70);
+        uint8_t a = inb(0x71);
+        outb(0x0b, 0x70);
+        uint8_t bb = inb(0x71);
+        for (unsigned i = 0; i < 16; i++) {
+            outb(below(r, 256), 0x70);
+            if (chance(r, 50)) {
+                outb(rnd(r), 0x71);
+            } else {
+                (void)inb(0x71);
+            }
+        }
+        outb(0x0a, 0x70);
+        outb(a, 0x71);
+        outb(0x0b, 0x70);
+        outb(bb, 0x71);
+        outb(0x0c, 0x70);
+        (void)inb(0x71);
+        break;
+    }
+    case 2: {   /* i8042: anything but the commands that pull the reset line */
+        for (unsigned i = 0; i < 8; i++) {
+            uint8_t cmd = rnd(r);
+            if (chance(r, 40)) {
+                /* no reset pulses, no bytes injected as keyboard or mouse input */
+                if (cmd >= 0xf0 || cmd == 0xd1 || cmd == 0xd2 || cmd == 0xd3) {
+                    cmd = 0x20;
+                }
+                outb(cmd, 0x64);
+            } else if (chance(r, 50)) {
+                outb(cmd, 0x60);
+            } else {
+                (void)inb(chance(r, 50) ? 0x60 : 0x64);
+            }
+        }
+        break;
+    }
+    default: {  /* fw_cfg: selector, data, DMA */
+        for (unsigned i = 0; i < 8; i++) {
+            switch (below(r, 4)) {
+            case 0: outw(chance(r, 70) ? below(r, 0x40) : rnd(r), 0x510); break;
+            case 1: for (unsigned k = below(r, 64); k; k--) { (void)inb(0x511); } break;
+            case 2: outb(rnd(r), 0x511 - below(r, 2)); break;
+            default: {
+                uint64_t coff = below(r, GENERAL_SIZE - 16) & ~15ull, addr;
+                uint32_t len;
+                gen_buf(r, NULL, &addr, &len);
+                uint32_t ctl = __builtin_bswap32(chance(r, 80) ? (below(r, 4) << 16 | 8 | 2) : rnd(r));
+                uint32_t blen = __builtin_bswap32(chance(r, 50) ? len : rnd(r));
+                uint64_t baddr = __builtin_bswap64(addr);
+                memcpy(dma_va + coff, &ctl, 4);
+                memcpy(dma_va + coff + 4, &blen, 4);
+                memcpy(dma_va + coff + 8, &baddr, 8);
+                uint64_t where = chance(r, 85) ? dpa(coff) : ram_end + below(r, 4096);
+                outl(__builtin_bswap32(where >> 32), 0x514);
+                outl(__builtin_bswap32((uint32_t)where), 0x518);
+                break;
+            }
+            }
+        }
+        break;
+    }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static void op_devcfg(Rng *r, Dev *d)
+{
+    if (!d->devcfg || !d->devcfg_len) {
+        return;
+    }
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned size = 1u << below(r, 4);
+        uint64_t off = below(r, d->devcfg_len) & ~(uint64_t)(size - 1);
+        if (off + size > d->devcfg_len) {
+            continue;
+        }
+        if (chance(r, 50)) {
+            mmio_write(d->devcfg + off, rnd(r), size);
+        } else {
+            mmio_read(d->devcfg + off, size);
+        }
+    }
+}
+
+static void op_qreset(Rng *r, Dev *d)
+{
+    C16(d, C_QSEL) = below(r, d->numq + 1);
+    C16(d, C_QRESET) = chance(r, 80) ? 1 : rnd(r);
+    if (chance(r, 50)) {
+        C16(d, C_QENABLE) = 1;
+    }
+    note_status(d);
+}
+
+static unsigned run_op(Rng *r, unsigned op, Dev *d)
+{
+    if (op != OP_PORTS && op != OP_BAR && op != OP_CFG && !d->common) {
+        op = OP_BAR;
+    }
+    switch (op) {
+    case OP_QUEUE: op_queue(r, d, false); break;
+    case OP_RESET_MID: op_reset_mid(r, d); break;
+    case OP_BAR: op_bar(r, d); break;
+    case OP_CFG: op_cfg(r, d); break;
+    case OP_DOORBELL: op_doorbell(r, d); break;
+    case OP_STATUS: op_status(r, d); break;
+    case OP_LEGACY: op_legacy(r, d); break;
+    case OP_PORTS: op_ports(r); break;
+    case OP_DEVCFG: op_devcfg(r, d); break;
+    default: op_qreset(r, d); break;
+    }
+    return op;
+}
+
+static const unsigned weights[OP_NUM] = { 30, 8, 10, 5, 6, 10, 8, 8, 8, 7 };
+
+static unsigned pick_op(Rng *r)
+{
+    unsigned total = 0;
+    for (unsigned i = 0; i < OP_NUM; i++) {
+        total += weights[i];
+    }
+    unsigned x = below(r, total);
+    for (unsigned i = 0; i < OP_NUM; i++) {
+        if (x < weights[i]) {
+            return i;
+        }
+        x -= weights[i];
+    }
+    return 0;
+}
+
+typedef struct Worker {
+    int id;
+    uint64_t seed;
+    double until;
+    pthread_t th;
+} Worker;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *worker(void *opaque)
+{
+    Worker *w = opaque;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(w->id, &set);
+    sched_setaffinity(0, sizeof(set), &set);
+    Rng r = { w->seed * 0x9e3779b97f4a7c15ULL + w->id + 1 };
+    thread_id = w->id;
+    Rng *rp = &r;
+    while (now() < w->until) {
+        /* Thread 1 often races thread 0 on the same device: setup vs status. */
+        int di = w->id == 1 && chance(rp, 40) ? current_dev : (int)below(rp, ndevs);
+        if (w->id == 0) {
+            current_dev = di;
+        }
+        unsigned op = pick_op(rp);
+        if (w->id == 1 && chance(rp, 30)) {
+            op = chance(rp, 50) ? OP_STATUS : OP_QRESET;
+        }
+        op = run_op(rp, op, &devs[di]);
+        __atomic_add_fetch(&op_count[op], 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+/* Leave virtio device d broken on purpose: a descriptor loop, else a ring outside RAM. */
+static const char *break_device(Dev *d)
+{
+    C8(d, C_STATUS) = 0;
+    for (int i = 0; i < 1000 && C8(d, C_STATUS); i++) {
+        usleep(1000);
+    }
+    C8(d, C_STATUS) = S_ACK | S_DRIVER;
+    C32(d, C_GFSEL) = 1;
+    C32(d, C_GF) = 1;
+    C32(d, C_GFSEL) = 0;
+    C32(d, C_GF) = 0;
+    C8(d, C_STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK;
+    unsigned q = d->device == 0x1000 || d->device == 0x1041 || d->device == 0x1003 ||
+                 d->device == 0x1043 ? 1 : 0;
+    C16(d, C_QSEL) = q;
+    C16(d, C_QSIZE) = 16;
+    uint64_t base = 0x100000;
+    memset(dma_va + base, 0, 0x3000);
+    uint64_t buf = d->balloon ? dpa(GENERAL_SIZE) : dpa(base + 0x2000);
+    put_desc(dma_va + base, 0, buf, 64, 1, 1);
+    put_desc(dma_va + base, 1, buf, 64, 1, 0);
+    uint16_t *avail = (uint16_t *)(dma_va + base + 0x1000);
+    avail[2] = 0;
+    avail[1] = 1;
+    set_q64(d, C_QDESC, dpa(base));
+    set_q64(d, C_QAVAIL, dpa(base + 0x1000));
+    set_q64(d, C_QUSED, dpa(base + 0x1800));
+    C16(d, C_QENABLE) = 1;
+    C8(d, C_STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK;
+    kick(d, q);
+    for (int i = 0; i < 2000; i++) {
+        if (C8(d, C_STATUS) & S_NEEDS_RESET) {
+            return "loop";
+        }
+        usleep(1000);
+    }
+    C8(d, C_STATUS) = 0;
+    C8(d, C_STATUS) = S_ACK | S_DRIVER;
+    C8(d, C_STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK;
+    C16(d, C_QSEL) = q;
+    set_q64(d, C_QDESC, 1ull << 46);
+    C16(d, C_QENABLE) = 1;
+    return C8(d, C_STATUS) & S_NEEDS_RESET ? "ring-outside-ram" : "none";
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: soak SEED SECONDS\n");
+        return 2;
+    }
+    uint64_t seed = strtoull(argv[1], NULL, 0);
+    double seconds = atof(argv[2]);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("SOAK-SEED %llu seconds=%g cpus=%ld\n", (unsigned long long)seed, seconds,
+           sysconf(_SC_NPROCESSORS_ONLN));
+    have_io = iopl(3) == 0;
+    setup_dma();
+    printf("SOAK dma=0x%llx ram_end=0x%llx io=%d\n", (unsigned long long)dma_pa,
+           (unsigned long long)ram_end, have_io);
+    discover();
+    if (!ndevs) {
+        die("no virtio devices");
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    Worker w[2];
+    int nw = cpus >= 2 ? 2 : 1;
+    printf("SOAK-START threads=%d\n", nw);
+    double until = now() + seconds;
+    for (int i = 0; i < nw; i++) {
+        w[i] = (Worker){ .id = i, .seed = seed, .until = until };
+        pthread_create(&w[i].th, NULL, worker, &w[i]);
+    }
+    for (int i = 0; i < nw; i++) {
+        pthread_join(w[i].th, NULL);
+    }
+    unsigned long long total = 0;
+    for (unsigned i = 0; i < OP_NUM; i++) {
+        total += op_count[i];
+        printf("SOAK op %s %llu\n", op_names[i], op_count[i]);
+    }
+    printf("SOAK-END ops=%llu needs_reset_seen=%llu\n", total, needs_reset_seen);
+    for (int i = 0; i < ndevs; i++) {
+        Dev *d = &devs[i];
+        if (d->virtio && d->common) {
+            const char *how = break_device(d);
+            printf("SOAK-BROKEN %s %04x %s status=0x%02x\n", d->bdf, d->device, how,
+                   C8(d, C_STATUS));
+        }
+    }
+    return 0;
+}

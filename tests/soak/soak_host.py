@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""The host side of the malicious-guest soak; runs where KVM boots Linux
+(in the lab's L1, or on a KVM host).
+
+usage: soak_host.py OUT.json VIREO KERNEL INITRD SEED SECONDS BUDGET
+
+BUDGET bounds the whole run in seconds: the report is written before it ends.
+
+Starts vireo with every device it offers, a guest whose /init runs the
+hostile program (tests/soak/soak.c), and meanwhile polls QMP (query-status,
+x-query-virtio and each device's x-query-virtio-status, query-block) and
+vireo's RSS. When the guest has left every virtio device broken it checks
+NEEDS_RESET over QMP, lets the guest rebind the real drivers and use the
+devices, checks them again (and inflates the balloon), and writes what it
+saw to OUT.json for tests/soak/test_soak.py to judge.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import vmm  # noqa: E402
+
+NEEDS_RESET = "VIRTIO_CONFIG_S_NEEDS_RESET"
+DRIVER_OK = "VIRTIO_CONFIG_S_DRIVER_OK"
+TAP = "soaktap0"
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class Console:
+    """vireo's serial console (its stdout): every line, kept."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.text = ""
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        while True:
+            data = self.stream.read1(4096) if hasattr(self.stream, "read1") else self.stream.read(4096)
+            if not data:
+                break
+            with self.cond:
+                self.text += data.decode("latin-1").replace("\r", "")
+                self.cond.notify_all()
+
+    def wait_for(self, pattern, timeout, alive):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                m = re.search(pattern, self.text, re.M)
+                if m:
+                    return m
+                if time.monotonic() > deadline or not alive():
+                    return None
+                self.cond.wait(0.5)
+
+
+def device_statuses(q):
+    out = {}
+    for d in q.cmd("x-query-virtio"):
+        st = q.cmd("x-query-virtio-status", path=d["path"])
+        out[d["path"]] = {"name": d["name"], "statuses": st["status"]["statuses"],
+                          "broken": st.get("broken"), "started": st.get("started")}
+    return out
+
+
+class Poller:
+    """Polls QMP and the RSS while the guest attacks; records latencies."""
+
+    def __init__(self, q, pid):
+        self.q, self.pid = q, pid
+        self.samples, self.errors = [], []
+        self.max_latency = 0.0
+        self.polls = 0
+        self.stop = threading.Event()
+        self.lock = threading.Lock()       # one QMP conversation at a time
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            try:
+                with self.lock:
+                    status = self.q.cmd("query-status")["status"]
+                    devs = device_statuses(self.q)
+                    self.q.cmd("query-block")
+                lat = time.monotonic() - t0
+                self.max_latency = max(self.max_latency, lat)
+                self.polls += 1
+                self.samples.append({"t": t0, "latency": lat, "rss_kib": rss_kib(self.pid),
+                                     "status": status,
+                                     "needs_reset": sum(NEEDS_RESET in " ".join(d["statuses"])
+                                                        for d in devs.values())})
+            except Exception as e:      # noqa: BLE001 - reported, judged by the test
+                self.errors.append(repr(e))
+                if len(self.errors) > 5:
+                    return
+            self.stop.wait(0.5)
+
+    def close(self):
+        self.stop.set()
+        if self.th.is_alive():
+            self.th.join(30)
+
+
+def main():
+    out_path, vireo, kernel, initrd, seed, seconds, budget = sys.argv[1:8]
+    end = time.monotonic() + float(budget)
+    left = lambda: max(1.0, end - time.monotonic())
+    say = lambda msg: print(f"soak-host: {time.monotonic() - t_launch:.1f} s: {msg}", flush=True)
+    tmp = os.environ.get("LAB_TMP") or os.environ.get("TMPDIR") or "/tmp"
+    sock = os.path.join(tmp, "soak-qmp.sock")
+    disk = os.path.join(tmp, "soak-disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(16 << 20)
+    shm = f"/dev/shm/soak-ivshmem-{os.getpid()}"
+    argv = [vireo, "-m", "512M", "-smp", "2", "-display", "none", "-no-reboot",
+            "-kernel", kernel, "-initrd", initrd,
+            "-append", f"console=ttyS0 loglevel=1 panic=-1 soak_seed={seed} soak_secs={seconds}",
+            "-serial", "stdio", "-qmp", f"unix:{sock},server=on,wait=off",
+            "-fw_cfg", "name=opt/vireo/soak,string=soak",
+            "-drive", f"file={disk},format=raw,if=none,id=d0",
+            "-device", "virtio-blk-pci,drive=d0,id=blk0",
+            "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no",
+            "-device", "virtio-net-pci,netdev=n0,id=net0",
+            "-device", "virtio-serial-pci,id=ser0",
+            "-chardev", f"file,id=c0,path={tmp}/soak-con", "-device", "virtconsole,chardev=c0",
+            "-chardev", f"file,id=c1,path={tmp}/soak-port",
+            "-device", "virtserialport,chardev=c1,name=org.vireo.soak",
+            "-device", "virtio-rng-pci,id=rng0",
+            "-device", "virtio-balloon-pci,id=balloon0",
+            "-object", f"memory-backend-file,id=hb,size=1M,mem-path={shm},share=on",
+            "-device", "ivshmem-plain,memdev=hb,id=shm0"]
+    result = {"argv": argv, "seed": int(seed), "seconds": float(seconds)}
+    env = dict(os.environ)
+    # ASan holds freed memory in a quarantine (256 MiB by default) that
+    # would read as growth: keep it small so that RSS shows real leaks.
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "quarantine_size_mb=8"]))
+    t_launch, t_soak = time.monotonic(), None
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    err_chunks = []
+    threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True).start()
+    con = Console(proc.stdout)
+    alive = lambda: proc.poll() is None
+    poller = None
+    try:
+        for _ in range(300):
+            if subprocess.run(["ip", "link", "show", TAP], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        subprocess.run(["ip", "addr", "add", "10.0.9.2/24", "dev", TAP], capture_output=True)
+        subprocess.run(["ip", "link", "set", TAP, "up"], capture_output=True)
+        q = vmm.QMP.unix(sock, timeout=60)
+        poller = Poller(q, proc.pid)
+        say("vireo started, QMP connected")
+        if not con.wait_for(r"^SOAK-START", left(), alive):
+            raise RuntimeError("the hostile program never started")
+        result["rss_start_kib"] = rss_kib(proc.pid)
+        t_start = t_soak = time.monotonic()
+        result["rss_mid_kib"] = None
+        say("the attack started")
+        while alive() and not re.search(r"^SOAK-END", con.text, re.M) and time.monotonic() < end:
+            if result["rss_mid_kib"] is None and time.monotonic() - t_start > float(seconds) / 4:
+                result["rss_mid_kib"] = rss_kib(proc.pid)     # after warm-up
+            time.sleep(0.5)
+        result["rss_end_kib"] = rss_kib(proc.pid)
+        result["end_at_s"] = round(time.monotonic() - t_launch, 1)
+        say("the attack ended")
+        if not con.wait_for(r"^SOAK-WAIT", left(), alive):
+            raise RuntimeError("the guest never finished breaking its devices")
+        with poller.lock:
+            result["broken"] = device_statuses(q)
+            result["query_status_broken"] = q.cmd("query-status")
+        say("devices broken; the guest rebinds its drivers")
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        if not con.wait_for(r"^SOAK-GUEST-DONE", left(), alive):
+            raise RuntimeError("the guest never finished using its devices again")
+        with poller.lock:
+            after = device_statuses(q)
+            result["after"] = after
+            balloon = q.cmd("query-balloon")["actual"]
+            q.cmd("balloon", value=384 << 20)
+            deadline = time.monotonic() + min(60, left())
+            while time.monotonic() < deadline:
+                actual = q.cmd("query-balloon")["actual"]
+                if actual <= 384 << 20:
+                    break
+                time.sleep(0.5)
+            result["balloon"] = {"before": balloon, "after": actual}
+        poller.close()      # the guest powers off next: no poll may race vireo's exit
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        say("guest done, balloon checked")
+        try:
+            proc.wait(left())
+        except subprocess.TimeoutExpired:
+            result["error"] = "vireo did not exit after the guest powered off"
+    except Exception as e:      # noqa: BLE001 - everything goes to the report
+        result["error"] = repr(e)
+    finally:
+        if poller:
+            poller.close()
+            result["polls"] = poller.polls
+            result["poll_errors"] = poller.errors
+            result["max_qmp_latency_s"] = round(poller.max_latency, 3)
+            result["rss_samples_kib"] = [s["rss_kib"] for s in poller.samples]
+            result["needs_reset_samples"] = [s["needs_reset"] for s in poller.samples]
+            slow = sorted(poller.samples, key=lambda s: -s["latency"])[:5]
+            result["slowest_polls"] = [{"at_s": round(s["t"] - t_launch, 1),
+                                        "latency_s": round(s["latency"], 3)} for s in slow]
+            result["start_at_s"] = round(t_soak - t_launch, 1) if t_soak else None
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        time.sleep(0.5)
+        result["exit_status"] = proc.returncode
+        result["stderr"] = b"".join(err_chunks).decode(errors="replace")[-20000:]
+        result["console"] = con.text[-60000:]
+        try:
+            os.unlink(shm)
+        except OSError:
+            pass
+        with open(out_path, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
