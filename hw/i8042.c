@@ -39,8 +39,11 @@
 #define CMD_READ_OUTPORT    0xd0
 #define CMD_WRITE_OUTPORT   0xd1
 #define CMD_WRITE_KBD_OBUF  0xd2    /* next data byte appears as if from the keyboard */
+#define CMD_AUX_LOOP        0xd3    /* mouse-port loopback of the next data byte */
 #define CMD_WRITE_AUX       0xd4    /* next data byte goes to the (absent) mouse */
 #define CMD_PULSE_FIRST     0xf0    /* 0xf0-0xff pulse output-port bits 0-3 low */
+
+#define AUX_TEST_CLOCK_HIGH 0x02
 
 #define OUTPORT_RESET_N     0x01    /* CPU reset line, active low */
 #define OUTPORT_A20         0x02
@@ -139,6 +142,7 @@ static void do_command(I8042 *s, uint8_t cmd)
     case CMD_WRITE_MODE:
     case CMD_WRITE_OUTPORT:
     case CMD_WRITE_KBD_OBUF:
+    case CMD_AUX_LOOP:
     case CMD_WRITE_AUX:
         s->pending_cmd = cmd;
         break;
@@ -147,8 +151,11 @@ static void do_command(I8042 *s, uint8_t cmd)
         put_output(s, 0x55);
         break;
     case CMD_KBD_TEST:
-    case CMD_AUX_TEST:
         put_output(s, 0x00);
+        break;
+    case CMD_AUX_TEST:
+        /* Nothing on the mouse port: its clock line floats high. */
+        put_output(s, AUX_TEST_CLOCK_HIGH);
         break;
     case CMD_KBD_DISABLE:
         set_mode(s, s->mode | MODE_KBD_OFF);
@@ -203,6 +210,14 @@ static void i8042_data_write(void *opaque, uint64_t offset, uint64_t value, unsi
         s->out_from_kbd = true;
         s->status |= STAT_OBF;
         update_irq(s);
+        break;
+    case CMD_AUX_LOOP:
+        /*
+         * No mouse port: the byte comes back as a plain controller byte,
+         * without the mouse-data status bit, so a driver checking for
+         * that bit learns at once that there is no mouse port.
+         */
+        put_output(s, val);
         break;
     case CMD_WRITE_AUX:
         break;              /* no mouse */

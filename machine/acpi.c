@@ -193,6 +193,20 @@ static Aml *dsdt_isa_device(const char *name, Aml *hid, unsigned uid,
     return aml_device(name, dev);
 }
 
+/* The i8042's keyboard: data port 0x60, command/status port 0x64, IRQ 1. */
+static Aml *dsdt_keyboard(void)
+{
+    Aml *dev = aml_new();
+    aml_append(dev, aml_name_decl("_HID", aml_eisaid("PNP0303")));
+    aml_append(dev, aml_name_decl("_STA", aml_int(0x0f)));
+    Aml *crs = aml_new();
+    aml_res_io(crs, 0x60, 1);
+    aml_res_io(crs, 0x64, 1);
+    aml_res_irq(crs, 1);
+    aml_append(dev, aml_name_decl("_CRS", aml_resource_template(crs)));
+    return aml_device("KBD", dev);
+}
+
 static Aml *build_dsdt_body(const AcpiConfig *cfg)
 {
     Aml *body = aml_new();
@@ -216,6 +230,7 @@ static Aml *build_dsdt_body(const AcpiConfig *cfg)
                                        cfg->serial[i].io_base, 8, cfg->serial[i].irq));
     }
     aml_append(sb, dsdt_isa_device("RTC", aml_eisaid("PNP0B00"), 0, RTC_IO_BASE, 2, 8));
+    aml_append(sb, dsdt_keyboard());
     if (cfg->fw_cfg_port) {
         /* Status 0x0b: present, enabled, functioning, not shown in UI. */
         Aml *dev = aml_new();
@@ -278,6 +293,7 @@ static void put_gas_io(uint8_t *p, uint8_t bit_width, uint8_t access_size, uint6
 #define FADT_F_PROC_C1      (1u << 2)
 #define FADT_F_SLP_BUTTON   (1u << 5)       /* no fixed sleep button */
 #define FADT_F_RESET_REG    (1u << 10)
+#define FADT_BOOT_8042      (1u << 1)
 #define FADT_BOOT_NO_VGA    (1u << 2)
 #define I8042_CMD_PORT      0x64
 #define I8042_RESET_CMD     0xfe
@@ -300,8 +316,8 @@ static uint64_t build_fadt(TableBuf *t, uint64_t facs, uint64_t dsdt)
     put16(f + 96, 0x0fff);                  /* C2 not supported */
     put16(f + 98, 0x0fff);                  /* C3 not supported */
     f[108] = RTC_REG_CENTURY;
-    /* No 8042 flag: the kernel then skips probing a keyboard we do not have. */
-    put16(f + 109, FADT_BOOT_NO_VGA);
+    /* The i8042 with its keyboard is there (hw/i8042.c): the kernel may probe it. */
+    put16(f + 109, FADT_BOOT_8042 | FADT_BOOT_NO_VGA);
     put32(f + 112, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG);
     /* Reset register: the i8042 reset command, the one reset line we have. */
     put_gas_io(f + 116, 8, 1, I8042_CMD_PORT);

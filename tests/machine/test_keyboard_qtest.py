@@ -154,6 +154,13 @@ def test_controller_commands():
         assert drain(q) == [0x55]
         q.outb(CMD, 0xab)
         assert drain(q) == [0x00]
+        # No mouse port: its test fails and loopback bytes are not mouse data.
+        q.outb(CMD, 0xa9)
+        assert drain(q) == [0x02]
+        q.outb(CMD, 0xd3)
+        q.outb(DATA, 0x5a)
+        assert q.inb(CMD) & 0x21 == 0x01
+        assert drain(q) == [0x5a]
         q.outb(CMD, 0xad)                   # keyboard clock off: bytes wait
         key(qmp, "c", hold=0)
         assert drain(q) == []

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""send-key and dump-guest-memory with Debian's kernel as the guest (in the
+nested lab when this host's KVM cannot run Linux): the kernel's i8042 and
+atkbd drivers find vireo's keyboard, keys sent over QMP and HMP arrive at
+the keyboard's event node as the right key codes, and a dump of the running
+guest carries both vCPUs' registers (NT_PRSTATUS and QEMU notes) and its
+RAM. One lab job runs all of it (kbd_dump_scenarios.py).
+"""
+import json
+import os
+import re
+import sys
+import time
+
+import vtest
+
+sys.path.insert(0, os.path.join(vtest.ROOT, "tests", "lab"))
+import lab  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = {}
+KEY_A, KEY_B, KEY_KPENTER, KEY_LEFTSHIFT = 30, 48, 96, 42
+
+
+def run():
+    if RESULTS:
+        return RESULTS
+    try:
+        lab.kernel_path()
+    except Exception as e:
+        vtest.skip(f"no guest kernel: {e}")
+    work = lab.workdir()
+    src = open(os.path.join(HERE, "guest_scenarios.py")).read()
+    initrd = lab.build_initramfs(os.path.join(work, "kbd-agent.cpio.gz"),
+                                 src.split('AGENT_INIT = r"""')[1].split('"""')[0],
+                                 modules=["evdev"])
+    start = time.monotonic()
+    try:
+        status, out = lab.run_vmm([sys.executable, os.path.join(HERE, "kbd_dump_scenarios.py"),
+                                   lab.kernel_path(), initrd], timeout=600)
+    except lab.LabError as e:
+        vtest.skip(f"the lab is unusable: {e}")
+    for line in out.splitlines():
+        m = re.match(r"RESULT (\S+) (.*)$", line)
+        if m:
+            RESULTS[m.group(1)] = json.loads(m.group(2))
+    RESULTS["_output"] = out
+    print(f"# lab job: status {status}, {time.monotonic() - start:.1f} s", flush=True)
+    if "error_main" in RESULTS:
+        print(out[-4000:])
+    return RESULTS
+
+
+def get(name):
+    r = run()
+    if name not in r:
+        raise AssertionError(f"no result {name}: {r.get('error_main')}\n{r['_output'][-3000:]}")
+    return r[name]
+
+
+def test_guest_drivers_find_the_keyboard():
+    probe = get("probe")["dmesg"]
+    assert re.search(r"serio: i8042 KBD port at 0x60,0x64 irq 1", probe), probe
+    kb = get("keyboard")
+    assert kb["kbd_name"] == "AT Translated Set 2 keyboard" and kb["node"], kb
+
+
+def test_keys_reach_the_guest():
+    ev = [tuple(e) for e in get("key_events")["events"]]
+    want = [(KEY_A, 1), (KEY_A, 0), (KEY_KPENTER, 1), (KEY_KPENTER, 0),
+            (KEY_LEFTSHIFT, 1), (KEY_B, 1), (KEY_B, 0), (KEY_LEFTSHIFT, 0)]
+    assert ev == want, ev
+    line = get("irq1")["line"]
+    counts = [int(x) for x in line.split()[1:3] if x.isdigit()]
+    assert sum(counts) > 0 and "i8042" in line, line
+
+
+def test_dump_of_the_running_guest():
+    d = get("dump")
+    assert d["event"]["result"]["status"] == "completed", d["event"]
+    assert d["status"] == "running" and d["alive"] == "alive", d
+    assert d["machine"] == 62, d["machine"]
+    assert d["loads"] == [[0, 256 << 20]], d["loads"]
+    assert [n[:2] for n in d["notes"]] == [["CORE", 1], ["CORE", 1], ["QEMU", 0], ["QEMU", 0]]
+    assert [n[2] for n in d["notes"]] == [336, 336, 0x1b8, 0x1b8], d["notes"]
+    for i, (pr, qn) in enumerate(zip(d["prstatus"], d["qemu"])):
+        assert pr["pid"] == i + 1, pr
+        # A running 64-bit kernel: rip in its text, paging and long mode on.
+        assert pr["rip"] >= 0xffffffff80000000, hex(pr["rip"])
+        assert pr["rip"] == qn["rip"], (pr, qn)
+        assert qn["version"] == 1 and qn["size"] == 0x1b8, qn
+        assert qn["cr0"] & 0x80000001 == 0x80000001 and qn["cr3"] and qn["cr4"] & 0x20, qn
+        assert qn["cs_flags"] & (1 << 21), "cs is a 64-bit code segment"
+    assert d["banner_at"] > 0, "no 'Linux version' in the dumped RAM"
+    assert d["readelf"].count("NT_PRSTATUS") == 2, d["readelf"]
+    assert get("poweroff")["sanitizer"] == "", get("poweroff")
+
+
+if __name__ == "__main__":
+    vtest.main()
