@@ -971,8 +971,9 @@ static int qcow2_resize(BlockImage *img, uint64_t size, Error **errp)
         error_setg(errp, "size %" PRIu64 " is too large for qcow2", size);
         return -1;
     }
-    if (size < img->size && s->nb_snapshots) {
-        error_setg(errp, "Can't resize an image which has snapshots");
+    /* A version 2 snapshot has no size of its own: it takes the image's. */
+    if (s->nb_snapshots && s->version < 3) {
+        error_setg(errp, "Can't resize a v2 image which has snapshots");
         return -1;
     }
     /* Bitmaps are checked (and may refuse) before anything is changed. */
