@@ -25,18 +25,36 @@ static void die(const char *what, Error *err)
 
 void fpd_init(const char *opts)
 {
-    static const PciHostConfig cfg = { .intx_gsi = intx_gsi };
     static VmConfig vmc;
+    const char *const list[] = { opts, NULL };
+    fpd_init_devices(&vmc, list);
+}
+
+PciHost *fpd_init_bus(void)
+{
+    static const PciHostConfig cfg = { .intx_gsi = intx_gsi };
     Error *err = NULL;
+    if (host) {
+        return host;
+    }
     if (!guest_memory_create_private(&fpd_mem, FPD_RAM_SIZE, FPD_RAM_SIZE, &err)) {
         die("guest RAM", err);
     }
     if (!(host = pci_host_create(&cfg, &err))) {
         die("PCI host", err);
     }
-    VirtioCreateContext ctx = { .cfg = &vmc, .pci = host, .mem = &fpd_mem };
-    if (!virtio_pci_create_device(&ctx, opts, &err)) {
-        die(opts, err);
+    return host;
+}
+
+void fpd_init_devices(const VmConfig *vmc, const char *const *opts)
+{
+    Error *err = NULL;
+    fpd_init_bus();
+    VirtioCreateContext ctx = { .cfg = vmc, .pci = host, .mem = &fpd_mem };
+    for (; *opts; opts++) {
+        if (!virtio_pci_create_device(&ctx, *opts, &err)) {
+            die(*opts, err);
+        }
     }
     for (unsigned s = 0; s < 32; s++) {
         if ((fpd_cfg_read(s, 0, 4) & 0xffff) == 0x1af4) {

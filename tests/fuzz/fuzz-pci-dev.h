@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "core/vm-config.h"
+#include "hw/pci.h"
 #include "memory/guest-memory.h"
 
 #define FPD_RAM_SIZE    (256u << 10)
@@ -17,8 +19,13 @@
 
 extern GuestMemory fpd_mem;
 
+/* Guest RAM and the host bridge only (once; later calls return the same host). */
+PciHost *fpd_init_bus(void);
 /* Create guest RAM, the host bridge and the device (-device @opts); exits on error. */
 void fpd_init(const char *opts);
+/* The same with several -device strings (the first a PCI device, then for
+ * instance its serial ports) and the -netdev/-object lists of @vmc. */
+void fpd_init_devices(const VmConfig *vmc, const char *const *opts);
 /* The device's slot (found by scanning the bus, as a guest would). */
 unsigned fpd_slot(void);
 

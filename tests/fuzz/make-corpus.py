@@ -530,6 +530,339 @@ def pci_config():
     }
 
 
+# ---- fuzz-virtio-{net,serial,rng,balloon}: fuzz-virtio-dev.c's operations ----
+def vd_chain(q, descs, indirect=False, nokick=False):
+    """descs: (writable, length, data) each; readable ones carry their data."""
+    out = bytes([0, q, (len(descs) - 1) | (8 if indirect else 0) | (16 if nokick else 0)])
+    for writable, length, data in descs:
+        out += bytes([1 if writable else 0]) + struct.pack("<H", length)
+        if not writable:
+            out += data[:length].ljust(length, b"\0")
+    return out
+
+
+def vd_out(q, data, **kw):
+    return vd_chain(q, [(False, len(data), data)], **kw)
+
+
+def vd_in(q, length, **kw):
+    return vd_chain(q, [(True, length, b"")], **kw)
+
+
+def vd_kick(q):
+    return bytes([1, q])
+
+
+def vd_cfg(off, size_log2, val=None):
+    return bytes([0x0a if val is not None else 2, off, size_log2]) + struct.pack("<I", val or 0)
+
+
+def vd_raw(off, data):
+    return b"\x04" + struct.pack("<H", off) + data[:8].ljust(8, b"\0")
+
+
+ETH_BCAST = b"\xff" * 6 + b"\x52\x54\x00\x12\x34\x56" + b"\x08\x06"
+ETH_UNI = b"\x52\x54\x00\x12\x34\x56" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00"
+ETH_MULTI = b"\x01\x00\x5e\x00\x00\x01" + b"\x02\x00\x00\x00\x00\x01" + b"\x86\xdd"
+ETH_VLAN = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + b"\x81\x00\x00\x05\x08\x00"
+
+
+def net_frame(head, n):
+    return head + bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+
+
+def net_rx(frame):
+    return b"\x05" + struct.pack("<H", len(frame)) + frame
+
+
+@target
+def virtio_net():
+    # features byte: bit 0 VERSION_1 off, 1 INDIRECT, 2 EVENT_IDX, 3 MRG_RXBUF,
+    # 4 CTRL_VQ, 5 CTRL_RX, 6 GUEST_CSUM, 7 STATUS; queues rx0 0, tx0 1, ctrl 2
+    hdr12, hdr10 = bytes(12), bytes(10)
+    csum_hdr = b"\x01\x00" + struct.pack("<HHHH", 0, 0, 14 + 20, 16) + b"\x00\x00"
+    big = net_frame(ETH_UNI, 1500)
+    return {
+        "tx": b"\xfe\x03" + vd_out(1, hdr12 + net_frame(ETH_BCAST, 46)) +
+              vd_out(1, csum_hdr + net_frame(ETH_UNI, 100)) + b"\x06",
+        "tx-split-indirect": b"\xff\x03" + vd_chain(1, [(False, 10, hdr10), (False, 14, ETH_UNI),
+                                                        (False, 300, net_frame(b"", 300))],
+                                                    indirect=True) +
+                             vd_chain(1, [(False, 4, hdr10), (False, 200, net_frame(b"", 200))]) +
+                             b"\x06",
+        "rx-mergeable": b"\xfe\x03" + b"".join(vd_in(0, 256, nokick=True) for _ in range(6)) +
+                        vd_kick(0) + net_rx(big) + net_rx(net_frame(ETH_BCAST, 46)) + b"\x07",
+        "rx-plain": b"\xf6\x04" + vd_in(0, 1526) + vd_chain(0, [(True, 10, b""), (True, 1516, b"")]) +
+                    net_rx(big) + net_rx(net_frame(ETH_UNI, 9000)) + net_rx(b"") +
+                    vd_in(0, 20) + net_rx(big),
+        "rx-filter": b"\xfe\x03" + b"".join(vd_in(0, 2048, nokick=True) for _ in range(4)) +
+                     vd_chain(2, [(False, 3, b"\x00\x00\x00"), (True, 1, b"")]) +     # promisc off
+                     vd_chain(2, [(False, 3, b"\x00\x01\x00"), (True, 1, b"")]) +     # allmulti off
+                     net_rx(net_frame(ETH_MULTI, 60)) + net_rx(net_frame(ETH_UNI, 60)) +
+                     net_rx(net_frame(ETH_VLAN, 60)) + net_rx(net_frame(ETH_BCAST, 60)),
+        "config-reset": b"\xfe\x02" + vd_cfg(0, 2) + vd_cfg(4, 1) + vd_cfg(6, 1) + vd_cfg(8, 1) +
+                        vd_cfg(0, 0, 0x52) + vd_in(0, 64) + b"\x03" + net_rx(net_frame(ETH_UNI, 40)) +
+                        vd_in(0, 64) + net_rx(net_frame(ETH_UNI, 40)),
+        "corrupt": b"\xfe\x02" + vd_in(0, 128, nokick=True) + vd_raw(0x0, struct.pack("<QI", 0x3fff0, 0xffff)) +
+                   vd_kick(0) + net_rx(big) + vd_out(1, hdr12 + ETH_UNI) +
+                   vd_raw(0x2000 + 0x1000 + 2, b"\x40\x00") + vd_kick(1) + b"\x06",
+        "event-idx": b"\xfe\x05" + vd_out(1, hdr12 + ETH_UNI) + vd_out(1, hdr12 + ETH_UNI, nokick=True) +
+                     vd_kick(1) + vd_in(0, 1600) + net_rx(ETH_UNI) + b"\x07",
+    }
+
+
+def ser_ctrl(port, event, value):
+    return vd_out(3, struct.pack("<IHH", port, event, value))
+
+
+def ser_input(port, data):
+    return b"\x05" + bytes([port]) + struct.pack("<H", len(data)) + data
+
+
+@target
+def virtio_serial():
+    # features byte: bit 0 VERSION_1 off, 1 INDIRECT, 2 EVENT_IDX, 3 MULTIPORT,
+    # 4 CONSOLE_SIZE, 5 EMERG_WRITE, 6 NOTIFY_ON_EMPTY, 7 ANY_LAYOUT. Queues: port 0 rx 0 / tx 1, control rx 2 /
+    # tx 3, port 1 rx 4 / tx 5, port 2 rx 6 / tx 7, port 3 rx 8 / tx 9.
+    # Chardevs c0 (console, port 0), c1 (port 1, named), c2 (port 3).
+    ctrl_bufs = b"".join(vd_in(2, 64, nokick=True) for _ in range(8)) + vd_kick(2)
+    return {
+        "bringup": b"\xce\x04" + ctrl_bufs + ser_ctrl(0, 0, 1) + ser_ctrl(0, 3, 1) +
+                   ser_ctrl(1, 3, 1) + ser_ctrl(3, 3, 1) + ser_ctrl(1, 6, 1) +
+                   vd_in(4, 32) + vd_in(4, 32) + ser_input(1, b"hello, guest") +
+                   vd_out(5, b"hello, host") + ser_ctrl(1, 6, 0) + ser_input(1, b"x" * 100) +
+                   ser_ctrl(1, 6, 1) + vd_in(4, 200),
+        "console-only": b"\x06\x03" + vd_in(0, 16) + ser_input(0, b"login: ") + vd_out(1, b"root\n") +
+                        ser_input(0, b"y" * 40) + vd_in(0, 64) + vd_cfg(0, 1) + vd_cfg(4, 2) +
+                        vd_cfg(8, 2, 0x41),
+        "bad-control": b"\x0e\x04" + ctrl_bufs + ser_ctrl(0, 0, 1) + ser_ctrl(7, 6, 1) +
+                       ser_ctrl(0xffffffff, 3, 1) + ser_ctrl(1, 99, 5) + vd_out(3, b"\x01\x00") +
+                       vd_in(3, 8) + vd_out(2, b"12345678") + ser_ctrl(0, 0, 0) + ser_ctrl(0, 0, 1),
+        "port-data": b"\x8a\x05" + ctrl_bufs + ser_ctrl(0, 0, 1) + ser_ctrl(3, 3, 1) + ser_ctrl(3, 6, 1) +
+                     vd_chain(9, [(False, 5, b"split"), (False, 3, b"abc")], indirect=True) +
+                     vd_chain(8, [(True, 4, b""), (True, 4, b"")]) + ser_input(2, b"0123456789") +
+                     vd_in(8, 1) + vd_in(8, 0) + b"\x03" + ser_input(2, b"after reset"),
+        "emerg-write": b"\x26\x03" + vd_cfg(8, 2, 0x21) + vd_cfg(8, 0, 0x0a) + vd_cfg(0, 1) +
+                       vd_cfg(2, 1) + vd_cfg(4, 2),
+    }
+
+
+@target
+def virtio_rng():
+    # features byte: bit 0 VERSION_1 off, 1 INDIRECT, 2 EVENT_IDX, 3
+    # NOTIFY_ON_EMPTY, 4 ANY_LAYOUT, 5 RING_RESET; queue 0;
+    # the device gives 2048 bytes per 100 ms of guest time (op 5 runs the clock)
+    return {
+        "basic": b"\x06\x03" + vd_in(0, 64) + vd_in(0, 1) + b"\x07",
+        "quota": b"\x06\x04" + b"".join(vd_in(0, 1024) for _ in range(4)) + b"\x05" + b"\x05" +
+                 vd_in(0, 4096) + b"\x05",
+        "indirect-split": b"\x3e\x03" + vd_chain(0, [(True, 10, b""), (True, 20, b""), (True, 30, b"")],
+                                                 indirect=True) + vd_chain(0, [(True, 8, b"")] * 8),
+        "readable": b"\x06\x02" + vd_out(0, b"abcd") + vd_in(0, 0) +
+                    vd_chain(0, [(True, 8, b""), (False, 8, b"12345678")]),
+        "legacy-eventidx": b"\x05\x02" + vd_in(0, 16) + vd_in(0, 16, nokick=True) + vd_kick(0) +
+                           b"\x03" + vd_in(0, 16),
+    }
+
+
+def pfns(*ns):
+    return b"".join(struct.pack("<I", n) for n in ns)
+
+
+def stats(*pairs):
+    return b"".join(struct.pack("<HQ", t, v) for t, v in pairs)
+
+
+@target
+def virtio_balloon():
+    # features byte: bit 0 VERSION_1 off, 1 INDIRECT, 2 EVENT_IDX, 3
+    # MUST_TELL_HOST, 4 STATS_VQ, 5 DEFLATE_ON_OOM, 6 PAGE_POISON. Queues:
+    # inflate 0, deflate 1, stats 2. Op 6: target (u32 pages taken) and the
+    # stats polling interval; op 5 runs the clock to the next timer.
+    return {
+        "inflate-deflate": b"\x3e\x03" + b"\x06" + struct.pack("<I", 16) + b"\x01" + vd_cfg(0, 2) +
+                           vd_out(0, pfns(*range(40, 56))) + vd_cfg(4, 2, 16) +
+                           vd_out(1, pfns(40, 41, 42)) + vd_cfg(4, 2, 13) + vd_cfg(4, 2),
+        "out-of-range": b"\x1e\x03" + vd_out(0, pfns(0xffffffff, 64, 63, 0, 0x40000)) +
+                        vd_out(1, pfns(0xffffffff, 7)) + vd_out(0, b"\x01\x02\x03") + vd_in(0, 8),
+        "stats": b"\x1e\x03" + b"\x06" + struct.pack("<I", 0) + b"\x01" +
+                 vd_out(2, stats((0, 1), (1, 2), (2, 3), (4, 4096), (5, 1 << 20), (7, 9), (99, 1))) +
+                 b"\x05" + vd_out(2, stats((3, 5)) + b"\x01") + b"\x05" + b"\x06" +
+                 struct.pack("<I", 0) + b"\x00",
+        "poison": b"\x5e\x03" + vd_cfg(12, 2, 0xaa55aa55) + vd_out(0, pfns(50, 51)) +
+                  vd_out(1, pfns(50)) + b"\x03" + vd_out(1, pfns(51)),
+        "indirect": b"\x1e\x04" + vd_chain(0, [(False, 8, pfns(60, 61)), (False, 8, pfns(62, 63))],
+                                           indirect=True) +
+                    vd_chain(1, [(False, 4, pfns(60))] * 3),
+    }
+
+
+# ---- fuzz-legacy-io: port I/O operations on the UART, RTC and i8042 ----
+def lio(dev, reg, val=None, size=1):
+    op = dev | (reg << 3) | ({1: 0, 2: 1, 4: 2}[size] << 6) | (4 if val is not None else 0)
+    return bytes([op]) + (bytes([val]) if val is not None else b"")
+
+
+def uart(reg, val=None, size=1):
+    return lio(0, reg, val, size)
+
+
+def rtc(index, val=None):
+    return lio(1, 0, index) + lio(1, 1, val)
+
+
+def kbc_cmd(c):
+    return lio(2, 1, c)
+
+
+def kbc_data(v=None):
+    return lio(2, 0, v)
+
+
+def lio_input(data):
+    return bytes([3, len(data)]) + data
+
+
+LIO_CLOCK = b"\x07"
+
+
+@target
+def legacy_io():
+    return {
+        "uart-init": uart(3, 0x80) + uart(0, 1) + uart(1, 0) + uart(3, 0x03) + uart(2, 0xc7) +
+                     uart(1, 0x0f) + uart(4, 0x0b) + uart(0, 0x41) + uart(5) + uart(2) + uart(6) +
+                     uart(0) + uart(7, 0x5a) + uart(7),
+        "uart-rx": uart(2, 0x07) + uart(1, 0x01) + lio_input(b"hello\r\n") + uart(2) + uart(5) +
+                   uart(0) + uart(0) + lio_input(bytes(range(64))) + uart(5) + uart(2, 0x03) + uart(5) +
+                   uart(0) + uart(0),
+        "uart-loop": uart(4, 0x10) + uart(2, 0x01) + b"".join(uart(0, c) for c in b"loop") +
+                     uart(5) + uart(0) + uart(6) + uart(4, 0x1f) + uart(6) + uart(0, 0, 2) + uart(5, None, 4),
+        "rtc-read": rtc(0x0a) + rtc(0x0b) + rtc(0x00) + rtc(0x02) + rtc(0x04) + rtc(0x07) + rtc(0x08) +
+                    rtc(0x09) + rtc(0x32) + rtc(0x0d) + rtc(0x0e) + rtc(0x7f) + lio(1, 0, 0x80),
+        "rtc-set": rtc(0x0b, 0x82) + rtc(0x00, 0x59) + rtc(0x02, 0x59) + rtc(0x04, 0x23) +
+                   rtc(0x07, 0x31) + rtc(0x08, 0x12) + rtc(0x09, 0x99) + rtc(0x0b, 0x02) + LIO_CLOCK +
+                   rtc(0x0b, 0x06) + rtc(0x04, 0x13) + rtc(0x00) + rtc(0x04),
+        "rtc-interrupts": rtc(0x0a, 0x26) + rtc(0x0b, 0x72) + rtc(0x01, 0xff) + rtc(0x03, 0xff) +
+                          rtc(0x05, 0xff) + LIO_CLOCK + rtc(0x0c) + LIO_CLOCK + rtc(0x0c) +
+                          rtc(0x0a, 0x2f) + LIO_CLOCK + rtc(0x0c) + rtc(0x0a, 0x20) + rtc(0x0b, 0x00),
+        "i8042": kbc_cmd(0xaa) + kbc_data() + kbc_cmd(0x20) + kbc_data() + kbc_cmd(0x60) +
+                 kbc_data(0x47) + kbc_cmd(0xd0) + kbc_data() + kbc_cmd(0xd1) + kbc_data(0xdf) +
+                 kbc_cmd(0xad) + kbc_cmd(0xae) + kbc_data(0xff) + kbc_data() + kbc_data(0xf4) +
+                 lio(2, 1) + kbc_cmd(0xd2) + kbc_data(0x1c) + kbc_data(),
+        "i8042-reset": kbc_cmd(0xd1) + kbc_data(0x00) + kbc_cmd(0xfe) + kbc_cmd(0xf0) + kbc_cmd(0x99) +
+                       kbc_data(0xed) + kbc_data(0x07) + kbc_data(0xf2) + kbc_data() + kbc_data(),
+    }
+
+
+# ---- fuzz-hmp: HMP command lines ----
+@target
+def hmp():
+    return {
+        "help": "help\nhelp info\nhelp quit\nhelp nosuch\nhelp info status\n",
+        "info": "info\ninfo version\ninfo name\ninfo status\ninfo cpus\ninfo kvm\ninfo qtree\n"
+                "info chardev\ninfo fdsets\ninfo iothreads\ninfo block\ninfo block -n -v\n"
+                "info blockstats\ninfo balloon\ninfo virtio\ninfo nosuch\n",
+        "virtio": "info virtio-status /machine/peripheral/x\ninfo virtio-queue-status /a 0\n"
+                  "info virtio-queue-element /a 99999999999999999999 -1\n"
+                  "info virtio-vhost-queue-status \"\" x\n",
+        "lifecycle": "stop\ncont\nc\nsystem_powerdown\nsystem_reset\nx_exit_preconfig\ninfo status\n",
+        "args": "balloon\nballoon 0\nballoon -1\nballoon 1e99\nballoon 12abc\ngetfd\ngetfd fd0\n"
+                "closefd fd0\ndevice_add\ndevice_add virtio-net-pci,id=n0\ndevice_add help\n"
+                "device_add nosuch,foo=bar\ndevice_del n0\n",
+        "quoting": "  info   \"status\"  \n\"info\" name\n\"\"\n\t\thelp\t\"info\n"
+                   "info status a b c d e f g h i j k l m n o p q r s\nnosuch cmd\n",
+    }
+
+
+# ---- fuzz-ivshmem: server messages and guest accesses ----
+def iv_msg(value, fd=0, split=False, nopump=False):
+    """fd: 0 none, 1 eventfd, 2 memfd, 3 pipe, 4 two eventfds, 5 /dev/null, 6 empty memfd"""
+    kind = fd | (16 if split else 0) | (32 if nopump else 0)
+    if -128 <= value < 128:
+        return bytes([kind]) + struct.pack("<b", value)
+    return bytes([kind | 8]) + struct.pack("<q", value)
+
+
+def iv_setup(vm_id=1, shm=(2, -1)):
+    return iv_msg(0) + iv_msg(vm_id) + iv_msg(shm[1], shm[0])
+
+
+def iv_reg_w(off, val, size_log2=2):
+    return bytes([2, off, size_log2]) + struct.pack("<I", val)
+
+
+def iv_reg_r(off, size_log2=2):
+    return bytes([1, off, size_log2])
+
+
+@target
+def ivshmem():
+    peers = b"\x00" + iv_msg(2, 1) + b"\x00" + iv_msg(2, 1) + b"\x00" + iv_msg(1, 1) + b"\x00" + iv_msg(1, 1)
+    return {
+        "peers": b"\x01" + iv_setup() + peers + iv_reg_r(8) + iv_reg_w(12, 2 << 16 | 1) +
+                 iv_reg_w(12, 2 << 16) + iv_reg_w(0, 0xffffffff) + b"\x05\x02" + iv_reg_r(4) +
+                 b"\x00" + iv_msg(2) + iv_reg_w(12, 2 << 16),
+        "msix": b"\x03" + iv_setup(3) + b"\x00" + iv_msg(3, 1) + b"\x03" + struct.pack("<HI", 0, 0xfee00000) +
+                b"\x03" + struct.pack("<HI", 8, 0x41) + b"\x03" + struct.pack("<HI", 12, 1) +
+                b"\x05\x00" + b"\x03" + struct.pack("<HI", 12, 0) + b"\x03" + struct.pack("<HI", 0x800, 0),
+        "bar-move": b"\x01" + iv_setup() + peers + b"\x04" + bytes([0x04, 1]) + struct.pack("<I", 0) +
+                    iv_reg_w(12, 2 << 16) + b"\x04" + bytes([0x04, 1]) + struct.pack("<I", 6) +
+                    iv_reg_w(12, 2 << 16 | 1) + b"\x07\x10\x00",
+        "violations": b"\x01" + iv_setup() + b"\x00" + iv_msg(1) + b"\x00" + iv_msg(70000, 1),
+        "bad-fds": b"\x02" + iv_setup() + b"\x00" + iv_msg(4, 3) + b"\x00" + iv_msg(5, 4) +
+                   b"\x00" + iv_msg(6, 5) + b"\x00" + iv_msg(-1, 2),
+        "split": b"\x00" + iv_setup() + b"\x00" + iv_msg(2, 1, split=True) + b"\x00" +
+                 iv_msg(3, 1, split=True, nopump=True) + b"\x00" + iv_msg(3, 1) + b"\x06" +
+                 iv_reg_w(12, 3 << 16),
+        "bad-setup-version": b"\x00" + iv_msg(1) + iv_msg(1) + iv_msg(-1, 2),
+        "bad-setup-shm": b"\x00" + iv_msg(0) + iv_msg(0) + iv_msg(-1, 6),
+        "master-late": b"\x08" + iv_setup(5),
+    }
+
+
+# ---- fuzz-vhost-user-frontend: set-up byte, the back-end's script, operations ----
+def vufe(setup, script, ops):
+    return bytes([setup]) + struct.pack("<H", len(script)) + script + ops
+
+
+def vufe_val(action, value):
+    return bytes([action | 8]) + struct.pack("<Q", value)
+
+
+def vufe_chan(req, flags, payload=b"", size=None):
+    return b"\x05" + bytes([req, flags]) + struct.pack("<H", len(payload) if size is None else size) + payload
+
+
+@target
+def vhost_user_frontend():
+    # Requests in order: GET_FEATURES, GET_PROTOCOL_FEATURES,
+    # SET_PROTOCOL_FEATURES, GET_QUEUE_NUM, SET_OWNER, SET_BACKEND_REQ_FD,
+    # GET_MAX_MEM_SLOTS, then at DRIVER_OK the memory, inflight and rings.
+    # Set-up bits: 1 config, 2 inflight, 4 two units, 8 config_change handler.
+    start = b"\x00"
+    life = start + b"\x02\x3c" + b"\x03\x04\x08" + b"\x04\x80" + b"\x04\x01" + b"\x06" + b"\x01" + start + b"\x07\x00"
+    return {
+        "well-behaved": vufe(0x0b, b"", life + vufe_chan(2, 0x09) + b"\x06"),
+        "no-protocol-features": vufe(0x00, vufe_val(0, 1 << 32), start + b"\x04\x00\x01" + start),
+        "no-version-1": vufe(0x00, vufe_val(0, 1 << 30) + vufe_val(0, 0), start),
+        "refusals": vufe(0x0b, b"\x00\x00\x00\x00" + vufe_val(0, 1), life),
+        "refused-later": vufe(0x0b, b"\x00" * 9 + vufe_val(0, 1) + b"\x00" * 6 + vufe_val(0, 2), life),
+        "bad-replies": vufe(0x01, b"\x01", start) + b"",
+        "bad-flags": vufe(0x01, b"\x00\x02", start),
+        "bad-size": vufe(0x03, b"\x00\x00\x00\x03\x10", start),
+        "hang-up": vufe(0x03, b"\x00\x00\x00\x00\x00\x00\x00" + b"\x00" * 4 + b"\x04", life),
+        "extra-fd": vufe(0x0b, b"\x05\x00\x00\x05\x05\x05\x05", life),
+        "queues-short": vufe(0x04, b"\x00\x00\x00" + vufe_val(0, 1), start),
+        "inflight-pipe": vufe(0x02, b"\x07" * 40, life),
+        "spurious": vufe(0x03, b"\x00\x00\x00\x00\x06", life),
+        "channel": vufe(0x0b, b"", start + vufe_chan(2, 0x01) + vufe_chan(1, 0x09, bytes(16)) +
+                        vufe_chan(3, 0x09, bytes(24)) + vufe_chan(4, 0x09, bytes(8)) +
+                        vufe_chan(5, 0x01, bytes(8)) + vufe_chan(7, 0x02) + vufe_chan(2, 0x05) +
+                        vufe_chan(2, 0x09, b"", size=0xffff)),
+        "ring-base": vufe(0x00, b"", start) + b"",
+    }
+
+
 def main():
     names = sys.argv[1:] or list(GENERATORS)
     manifest = read_manifest()

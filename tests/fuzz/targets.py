@@ -58,6 +58,20 @@ TARGETS = [
             700, 8192),
     _target("fuzz-pci-config", "PCI config space, virtio-pci registers, MSI-X table and PBA",
             700, 4096),
+    _target("fuzz-virtio-net", "virtio-net rx (mergeable buffers, vnet header, filter) and tx "
+            "through a socket netdev", 1100, 8192),
+    _target("fuzz-virtio-serial", "virtio-serial control and port queues, chardev input",
+            1000, 8192),
+    _target("fuzz-virtio-rng", "virtio-rng requests, byte quota and refill timer", 750, 4096),
+    _target("fuzz-virtio-balloon", "virtio-balloon inflate, deflate and stats queues, targets",
+            780, 4096),
+    _target("fuzz-legacy-io", "16550 UART, MC146818 RTC and i8042 port registers", 620, 4096),
+    _target("fuzz-hmp", "HMP command dispatch and handlers on a machine-less vireo", 450, 4096,
+            dict_=os.path.join(FUZZ, "hmp.dict")),
+    _target("fuzz-ivshmem", "ivshmem-doorbell: server messages and descriptors, BAR0, MSI-X, "
+            "BAR2", 1350, 4096),
+    _target("fuzz-vhost-user-frontend", "vhost-user frontend: a hostile back-end's replies, "
+            "descriptors and back-end channel requests", 1250, 4096),
 ]
 
 BY_NAME = {t["name"]: t for t in TARGETS}
