@@ -33,6 +33,8 @@ void bfile_close(BlockFile *f);
  * elsewhere (and for 0) nothing happens, as the hint is advisory.
  */
 void bfile_set_extent_size_hint(int fd, uint64_t hint);
+/* nocow=on: ask the filesystem (btrfs) not to copy-on-write a new, empty file. */
+void bfile_set_nocow(int fd, bool nocow);
 int bfile_pread(BlockFile *f, uint64_t off, void *buf, size_t len, Error **errp);
 int bfile_pwrite(BlockFile *f, uint64_t off, const void *buf, size_t len, Error **errp);
 int bfile_flush(BlockFile *f, Error **errp);

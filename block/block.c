@@ -114,7 +114,7 @@ int blk_open_backing(BlockImage *img, Error **errp)
     unsigned flags = img->flags & (BLK_O_NOCACHE | BLK_O_URING);
     img->backing = open_at_depth(path, img->backing_fmt, flags, img->depth + 1, img, errp);
     if (!img->backing) {
-        error_prepend(errp, "Could not open backing file '%s': ", path);
+        error_prepend(errp, "Could not open backing file: ");
     }
     free(path);
     return img->backing ? 0 : -1;

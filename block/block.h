@@ -131,6 +131,8 @@ typedef struct BlockCreateOptions {
     const char *data_file;        /* qcow2: external data file (relative to the image) */
     bool data_file_raw;           /* qcow2: keep the data file a valid raw image */
     uint64_t extent_size_hint;    /* file: XFS extent size hint, 0 = leave the default */
+    bool nocow;                   /* file: no copy-on-write for the new file (btrfs) */
+    int encrypt_format;           /* qcow2: BLK_ENCRYPT_* */
     unsigned given;               /* BLK_CREATE_GIVEN_*: named by the user, not defaults */
 } BlockCreateOptions;
 
@@ -151,6 +153,9 @@ int blk_amend(BlockImage *img, const BlockCreateOptions *o, Error **errp);
 
 /* Drop all of @img's own data so it reads as its backing file again. */
 int blk_make_empty(BlockImage *img, Error **errp);
+
+/* qcow2 encryption: the header's crypt_method values. */
+enum { BLK_ENCRYPT_NONE, BLK_ENCRYPT_AES, BLK_ENCRYPT_LUKS };
 
 enum { BLK_PREALLOC_OFF, BLK_PREALLOC_METADATA, BLK_PREALLOC_FALLOC, BLK_PREALLOC_FULL };
 

@@ -116,6 +116,16 @@ void bfile_set_extent_size_hint(int fd, uint64_t hint)
     (void)ioctl(fd, FS_IOC_FSSETXATTR, &attr);
 }
 
+void bfile_set_nocow(int fd, bool nocow)
+{
+    int flags;
+    /* Only btrfs has the flag, and only an empty file takes it; elsewhere it is ignored. */
+    if (nocow && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+        flags |= FS_NOCOW_FL;
+        (void)ioctl(fd, FS_IOC_SETFLAGS, &flags);
+    }
+}
+
 int bfile_pread(BlockFile *f, uint64_t off, void *buf, size_t len, Error **errp)
 {
     if (off > INT64_MAX || len > INT64_MAX - off) {

@@ -743,6 +743,7 @@ static int parallels_create(const char *filename, const BlockCreateOptions *opts
     if (fd < 0) {
         return -1;
     }
+    bfile_set_nocow(fd, opts->nocow);
     bfile_set_extent_size_hint(fd, opts->extent_size_hint);
     int ret = write_new_image(fd, h, (uint32_t)bat_entries, data_off, filename, errp);
     close(fd);

@@ -878,6 +878,7 @@ static int qcow2_create(const char *filename, const BlockCreateOptions *o, Error
     if (fd < 0) {
         return -1;
     }
+    bfile_set_nocow(fd, o->nocow);
     bfile_set_extent_size_hint(fd, o->extent_size_hint);
     int ret = write_skeleton(fd, o, cluster_bits, refcount_order, errp);
     close(fd);
@@ -910,6 +911,9 @@ static int qcow2_create(const char *filename, const BlockCreateOptions *o, Error
     }
     if (blk_close(img, ret < 0 ? NULL : errp) < 0) {
         ret = -1;
+    }
+    if (ret == 0) {
+        ret = qcow2_crypt_mark_created(filename, o->encrypt_format, errp);
     }
     return ret;
 }

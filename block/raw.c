@@ -133,6 +133,7 @@ static int raw_create(const char *filename, const BlockCreateOptions *opts, Erro
     if (fd < 0) {
         return -1;
     }
+    bfile_set_nocow(fd, opts->nocow);
     bfile_set_extent_size_hint(fd, opts->extent_size_hint);
     BlockFile f = { .fd = fd, .writable = true };
     int ret = bfile_truncate(&f, opts->size, errp);

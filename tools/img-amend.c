@@ -5,6 +5,7 @@
  * anything is written, with qemu-img's wording for each refusal; the format
  * driver then applies the rest (block/qcow2-amend.c).
  */
+#include "tools/img-opts.h"
 #include "tools/img.h"
 
 #include <getopt.h>
@@ -82,7 +83,7 @@ static bool check_opts(BlockImage *img, const char *opts)
 }
 
 static int amend_image(const char *name, const char *fmt, const char **opts, int nb_opts,
-                       bool progress)
+                       bool progress, bool help)
 {
     BlockImage *img = img_open(name, fmt, BLK_O_RDWR);
     if (!img) {
@@ -92,6 +93,11 @@ static int amend_image(const char *name, const char *fmt, const char **opts, int
     char *backing = NULL, *backing_fmt = NULL;
     Error *err = NULL;
     int ret = 1;
+    if (help) {
+        /* The format was probed: its list is printed now. */
+        ret = img_print_amend_help(blk_format(img));
+        goto out;
+    }
     if (strcmp(blk_format(img), "qcow2")) {
         img_error("Format driver '%s' does not support option amendment\n", blk_format(img));
         goto out;
@@ -135,10 +141,17 @@ int img_amend(int argc, char **argv)
     const char *fmt = NULL;
     const char *opts[argc];
     int nb_opts = 0, c;
-    bool progress = false, image_opts = false;
+    bool progress = false, image_opts = false, help = false;
     while ((c = getopt_long(argc, argv, ":ho:f:t:pq", longopts, NULL)) != -1) {
         switch (c) {
-        case 'o': opts[nb_opts++] = optarg; break;
+        case 'o':
+            if (!img_opts_list_valid(optarg)) {
+                img_error("Invalid option list: %s\n", optarg);
+                return 1;
+            }
+            opts[nb_opts++] = optarg;
+            help |= img_opts_help_requested(optarg);
+            break;
         case 'f': fmt = optarg; break;
         case 'p': progress = true; break;
         case 'q': progress = false; break;
@@ -152,18 +165,21 @@ int img_amend(int argc, char **argv)
                   img_progname);
         return 1;
     }
+    if (fmt && help) {
+        return img_print_amend_help(fmt);
+    }
     if (optind != argc - 1) {
         img_error("Expecting one image file name\n");
         return 1;
     }
     if (!image_opts) {
-        return amend_image(argv[optind], fmt, opts, nb_opts, progress);
+        return amend_image(argv[optind], fmt, opts, nb_opts, progress, help);
     }
     char *path, *opt_fmt;
     if (!img_parse_image_opts(argv[optind], &path, &opt_fmt)) {
         return 1;
     }
-    int ret = amend_image(path, opt_fmt, opts, nb_opts, progress);
+    int ret = amend_image(path, opt_fmt, opts, nb_opts, progress, help);
     free(path);
     free(opt_fmt);
     return ret;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tools/img-opts.h"
 #include "tools/img.h"
 #include "util/osdep.h"
 
@@ -299,57 +300,133 @@ static bool parse_sparse_size(const char *arg, Convert *c)
     return true;
 }
 
+/*
+ * Create the target from the -o list (checked against @out_fmt's options
+ * and the host file's), -B and -F winning over backing_file/backing_fmt.
+ * Returns false with the message printed.
+ */
+static bool create_target(Convert *c, const char *out_name, const char *out_fmt,
+                          const char *options, const char **backing, const char *backing_fmt)
+{
+    ImgOptSet set;
+    Error *err = NULL;
+    if (!img_create_optset(out_fmt, true, NULL, &set)) {
+        return false;
+    }
+    bool ok = false;
+    if (options && !img_optset_parse(&set, options, &err)) {
+        img_report_err(err);
+        goto out;
+    }
+    if ((*backing && !img_optset_set(&set, "backing_file", *backing, &err)) ||
+        (backing_fmt && !img_optset_set(&set, "backing_fmt", backing_fmt, &err))) {
+        img_error("Backing file not supported for file format '%s'\n", out_fmt);
+        error_free(err);
+        goto out;
+    }
+    *backing = img_optset_get(&set, "backing_file");
+    char *size = xasprintf("%" PRIu64, c->total);
+    img_optset_set(&set, "size", size, NULL);
+    free(size);
+    if (*backing && !img_optset_get(&set, "backing_fmt")) {
+        char *path = blk_backing_path(out_name, *backing);
+        BlockImage *b = img_open(path, NULL, BLK_O_NO_BACKING);
+        free(path);
+        if (!b) {
+            goto out;
+        }
+        img_optset_set(&set, "backing_fmt", blk_format(b), NULL);
+        blk_close(b, NULL);
+    }
+    BlockCreateOptions o = { .format = out_fmt };
+    if (!img_optset_to_create(&set, &o, &err) || blk_create(out_name, &o, &err) < 0) {
+        img_error("%s: error while converting %s: %s\n", out_name, out_fmt,
+                  error_get_pretty(err));
+        error_free(err);
+        goto out;
+    }
+    /* The name stays valid for the caller: it only tests whether there is one. */
+    *backing = *backing ? "" : NULL;
+    ok = true;
+out:
+    img_optset_free(&set);
+    return ok;
+}
+
 int img_convert(int argc, char **argv)
 {
     const char *fmt = NULL, *out_fmt = "raw", *backing = NULL, *backing_fmt = NULL;
-    char *opt_backing = NULL, *opt_backing_fmt = NULL;
-    BlockCreateOptions o = { 0 };
-    bool no_create = false, quiet = false;
+    char *options = NULL;
+    bool no_create = false, quiet = false, copy_offload = false, salvage = false;
+    bool sparse_given = false;
     Convert c = { .zero_unit = 4096 };
-    int ch;
+    int ch, ret = 1;
+    enum { OPT_SALVAGE = 512 };
     static const struct option longopts[] = {
         { "force-share", no_argument, NULL, 'U' },
+        { "object", required_argument, NULL, OPT_OBJECT },
+        { "salvage", no_argument, NULL, OPT_SALVAGE },
         { NULL, 0, NULL, 0 },
     };
-    while ((ch = getopt_long(argc, argv, "f:O:B:F:o:cpqnhS:Wm:t:T:U", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "f:O:B:F:o:cCpqnhS:Wm:t:T:U", longopts, NULL)) != -1) {
         switch (ch) {
         case 'f': fmt = optarg; break;
         case 'O': out_fmt = optarg; break;
         case 'B': backing = optarg; break;
         case 'F': backing_fmt = optarg; break;
         case 'c': c.compress = true; break;
+        case 'C': copy_offload = true; break;
         case 'p': c.progress = true; break;
         case 'q': quiet = true; break;
         case 'n': no_create = true; break;
+        case OPT_SALVAGE: salvage = true; break;
         case 'S':
             if (!parse_sparse_size(optarg, &c)) {
-                return 1;
+                goto out_opts;
             }
+            sparse_given = true;
             break;
         case 'W': case 'm': case 't': case 'T': case 'U': break;
-        case 'o':
-            if (!img_parse_create_opts(optarg, NULL, &o, &opt_backing, &opt_backing_fmt)) {
-                return 1;
+        case OPT_OBJECT:
+            if (!img_add_object(optarg)) {
+                goto out_opts;
             }
             break;
-        default: return 1;
+        case 'o':
+            if (!img_opts_list_valid(optarg)) {
+                img_error("Invalid option list: %s\n", optarg);
+                goto out_opts;
+            }
+            img_opts_accumulate(&options, optarg);
+            break;
+        default: goto out_opts;
         }
     }
     c.progress &= !quiet;
-    if (argc - optind < 2) {
-        img_error("Must specify image file name\n");
-        return 1;
+    if (copy_offload && (c.compress || sparse_given || salvage)) {
+        img_error(salvage && !c.compress && !sparse_given
+                  ? "Cannot use copy offloading in salvaging mode\n"
+                  : "Cannot enable copy offloading when -%c is used\n",
+                  c.compress ? 'c' : 'S');
+        goto out_opts;
     }
-    if (opt_backing) {
-        backing = opt_backing;
-    }
-    if (opt_backing_fmt) {
-        backing_fmt = opt_backing_fmt;
-    }
-    const char *out_name = argv[argc - 1];
     c.nb_src = argc - optind - 1;
+    const char *out_name = c.nb_src >= 1 ? argv[argc - 1] : NULL;
+    if (options && img_opts_help_requested(options)) {
+        ret = img_print_create_help(out_name, out_fmt);
+        goto out_opts;
+    }
+    if (c.nb_src < 1) {
+        img_error("Must specify image file name\n");
+        goto out_opts;
+    }
+    if (copy_offload || salvage) {
+        /* Neither is implemented: refuse rather than quietly copy another way. */
+        img_error("%s is not supported by this program\n",
+                  copy_offload ? "Copy offloading (-C)" : "Salvaging (--salvage)");
+        goto out_opts;
+    }
     c.src = xzalloc(sizeof(BlockImage *) * (size_t)c.nb_src);
-    int ret = 1;
     Error *err = NULL;
     for (int i = 0; i < c.nb_src; i++) {
         c.src[i] = img_open(argv[optind + i], fmt, 0);
@@ -362,27 +439,8 @@ int img_convert(int argc, char **argv)
         img_error("Compression not supported for this file format\n");
         goto out;
     }
-    if (!no_create) {
-        o.format = out_fmt;
-        o.size = c.total;
-        o.backing_file = backing;
-        o.backing_fmt = backing_fmt;
-        if (backing && !backing_fmt) {
-            char *path = blk_backing_path(out_name, backing);
-            BlockImage *b = img_open(path, NULL, BLK_O_NO_BACKING);
-            free(path);
-            if (!b) {
-                goto out;
-            }
-            o.backing_fmt = backing_fmt = blk_format(b);
-            o.backing_fmt = opt_backing_fmt = xstrdup(backing_fmt);
-            blk_close(b, NULL);
-        }
-        if (blk_create(out_name, &o, &err) < 0) {
-            img_error("%s: %s\n", out_name, error_get_pretty(err));
-            error_free(err);
-            goto out;
-        }
+    if (!no_create && !create_target(&c, out_name, out_fmt, options, &backing, backing_fmt)) {
+        goto out;
     }
     /* Like qemu-img, convert writes with cache=unsafe: no waiting for the disk. */
     c.dst = img_open(out_name, no_create ? NULL : out_fmt, BLK_O_RDWR | BLK_O_UNSAFE);
@@ -417,8 +475,8 @@ out:
         blk_close(c.src[i], NULL);
     }
     free(c.src);
-    free(opt_backing);
-    free(opt_backing_fmt);
+out_opts:
+    free(options);
     return ret;
 }
 

@@ -89,6 +89,7 @@ int img_finish_modification(BlockImage *img, int ret, Error *err);
 /* The snapshot list as "info" and "snapshot -l" print it. */
 void img_print_snapshot_table(const BlockFormatInfo *fi);
 
+int img_create(int argc, char **argv);
 int img_info(int argc, char **argv);
 int img_snapshot(int argc, char **argv);
 int img_bitmap(int argc, char **argv);
