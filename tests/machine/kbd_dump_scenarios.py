@@ -135,8 +135,11 @@ def scenario(tmp, kernel, initrd):
             result("irq1", line=out.strip())
 
         core = os.path.join(tmp, "guest.core")
-        qmp.cmd("dump-guest-memory", paging=False, protocol="file:" + core)
-        ev = qmp.wait_event("DUMP_COMPLETED", timeout=120)
+        # Detached: writing 256 MiB can take long in the lab (L1 is emulated).
+        qmp.cmd("dump-guest-memory", paging=False, protocol="file:" + core, detach=True)
+        progress = qmp.cmd("query-dump")
+        ev = qmp.wait_event("DUMP_COMPLETED", timeout=400)
+        qmp.wait_event("RESUME", timeout=30)
         status = qmp.cmd("query-status")
         st, out = con.run("echo alive")
         machine, phdrs, notes = parse_core(core)
@@ -144,7 +147,8 @@ def scenario(tmp, kernel, initrd):
         qns = [qemu_note(d) for n, t, d in notes if n == "QEMU"]
         banner = find_in_ram(core, phdrs, b"Linux version ")
         readelf = subprocess.run(["readelf", "-n", core], capture_output=True, text=True).stdout
-        result("dump", event=ev["data"], status=status["status"], alive=out.strip(),
+        result("dump", event=ev["data"], progress=progress, status=status["status"],
+               alive=out.strip(),
                machine=machine,
                loads=[(p[4], p[5]) for p in phdrs if p[0] == 1],
                notes=[(n, t, len(d)) for n, t, d in notes],

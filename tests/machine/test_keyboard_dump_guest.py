@@ -60,13 +60,18 @@ def get(name):
 
 def test_guest_drivers_find_the_keyboard():
     probe = get("probe")["dmesg"]
+    print("# " + probe.strip().replace("\n", "\n# "))
+    # Found through ACPI (the DSDT's PNP0303 device), not by poking ports.
+    assert re.search(r"i8042: PNP: PS/2 Controller \[PNP0303:KBD\] at 0x60,0x64 irq 1", probe), probe
     assert re.search(r"serio: i8042 KBD port at 0x60,0x64 irq 1", probe), probe
+    assert "serio: i8042 AUX port" not in probe, probe      # no mouse port
     kb = get("keyboard")
     assert kb["kbd_name"] == "AT Translated Set 2 keyboard" and kb["node"], kb
 
 
 def test_keys_reach_the_guest():
     ev = [tuple(e) for e in get("key_events")["events"]]
+    print(f"# key events: {ev}")
     want = [(KEY_A, 1), (KEY_A, 0), (KEY_KPENTER, 1), (KEY_KPENTER, 0),
             (KEY_LEFTSHIFT, 1), (KEY_B, 1), (KEY_B, 0), (KEY_LEFTSHIFT, 0)]
     assert ev == want, ev
@@ -77,7 +82,10 @@ def test_keys_reach_the_guest():
 
 def test_dump_of_the_running_guest():
     d = get("dump")
+    print(f"# dump: loads {d['loads']}, prstatus {d['prstatus']}, qemu notes {d['qemu']}")
     assert d["event"]["result"]["status"] == "completed", d["event"]
+    assert d["progress"]["total"] == 256 << 20, d["progress"]
+    assert d["progress"]["status"] in ("active", "completed"), d["progress"]
     assert d["status"] == "running" and d["alive"] == "alive", d
     assert d["machine"] == 62, d["machine"]
     assert d["loads"] == [[0, 256 << 20]], d["loads"]
