@@ -143,6 +143,7 @@ enum {
     BLK_CREATE_GIVEN_LAZY = 1u << 2,
     BLK_CREATE_GIVEN_REFCOUNT_BITS = 1u << 3,
     BLK_CREATE_GIVEN_SIZE = 1u << 4,
+    BLK_CREATE_GIVEN_DATA_FILE_RAW = 1u << 5,
 };
 
 /*

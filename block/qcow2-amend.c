@@ -261,6 +261,22 @@ int qcow2_amend(BlockImage *img, const BlockCreateOptions *o, Error **errp)
         error_setg(errp, "Changing the refcount width is not supported");
         return -1;
     }
+    /* The external data file's name and raw flag (the tool checked they may change). */
+    if (qcow2_has_data_file(s) &&
+        (o->data_file || (o->given & BLK_CREATE_GIVEN_DATA_FILE_RAW))) {
+        if (o->data_file) {
+            free(s->data_file_name);
+            s->data_file_name = *o->data_file ? xstrdup(o->data_file) : NULL;
+        }
+        if (o->given & BLK_CREATE_GIVEN_DATA_FILE_RAW) {
+            s->data_raw = o->data_file_raw;
+            s->autoclear = o->data_file_raw ? s->autoclear | QCOW2_AUTOCLEAR_DATA_RAW
+                                            : s->autoclear & ~QCOW2_AUTOCLEAR_DATA_RAW;
+        }
+        if (qcow2_write_header(img, errp) < 0) {
+            return -1;
+        }
+    }
     /* In qemu-img's order: upgrade, lazy refcounts, size, and downgrade last. */
     if (version > s->version && upgrade(img, errp) < 0) {
         return -1;

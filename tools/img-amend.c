@@ -44,27 +44,59 @@ static bool check_key(BlockImage *img, const char *key, const char *val)
         img_error("Unknown compatibility level %s\n", val);
         return false;
     }
-    if (!strcmp(key, "backing_file") || !strcmp(key, "backing_fmt")) {
-        img_error("Cannot amend the backing file\nYou can use '%s rebase' instead.\n",
-                  img_progname);
-        return false;
+    if (!strcmp(key, "data_file_raw") || !strcmp(key, "data_file")) {
+        /* Only an image that has an external data file can change it. */
+        BlockFormatInfo info = { 0 };
+        bool has = blk_get_info(img, &info, NULL) == 0 && info.data_file;
+        bool raw = info.data_file_raw;
+        blk_free_info(&info);
+        if (!strcmp(key, "data_file") && !has) {
+            img_error("data-file can only be set for images that use an external data "
+                      "file\n");
+            return false;
+        }
+        /* The raw flag can be cleared, but set only where it already is. */
+        if (!strcmp(key, "data_file_raw") && strcmp(val, "off") && !raw) {
+            img_error("data-file-raw cannot be set on existing images\n");
+            return false;
+        }
+        return true;
     }
-    if (!strcmp(key, "data_file_raw")) {
-        img_error("data-file-raw cannot be set on existing images\n");
-        return false;
-    }
-    if (!strcmp(key, "data_file")) {
-        img_error("data-file can only be set for images that use an external data file\n");
-        return false;
-    }
+    /* backing_file and backing_fmt are compared with the image's once all are read. */
     static const char *const amendable[] = { "compat", "lazy_refcounts", "refcount_bits",
-                                             "size" };
+                                             "size", "backing_file", "backing_fmt" };
     if (!key_is(key, amendable, ARRAY_SIZE(amendable))) {
         img_error("Invalid parameter '%s'\n", key);
         return false;
     }
-    (void)img;
     return true;
+}
+
+/* Does any -o list name @key? */
+static bool opts_name(const char **opts, int nb_opts, const char *key)
+{
+    bool found = false;
+    for (int i = 0; i < nb_opts && !found; i++) {
+        char *copy = xstrdup(opts[i]), *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok && !found;
+             tok = strtok_r(NULL, ",", &save)) {
+            size_t n = strcspn(tok, "=");
+            found = strlen(key) == n && !strncmp(tok, key, n);
+        }
+        free(copy);
+    }
+    return found;
+}
+
+/* Naming the backing file (and format) the image already has is no change. */
+static bool same_backing(BlockImage *img, const char *backing, const char *backing_fmt)
+{
+    BlockFormatInfo info = { 0 };
+    bool same = blk_get_info(img, &info, NULL) == 0 &&
+                !strcmp(backing ? backing : "", info.backing_file ? info.backing_file : "") &&
+                !strcmp(backing_fmt ? backing_fmt : "", info.backing_fmt ? info.backing_fmt : "");
+    blk_free_info(&info);
+    return same;
 }
 
 static bool check_opts(BlockImage *img, const char *opts)
@@ -107,6 +139,14 @@ static int amend_image(const char *name, const char *fmt, const char **opts, int
             !img_parse_create_opts(opts[i], NULL, &o, &backing, &backing_fmt)) {
             goto out;
         }
+    }
+    if (opts_name(opts, nb_opts, "data_file_raw")) {
+        o.given |= BLK_CREATE_GIVEN_DATA_FILE_RAW;
+    }
+    if ((backing || backing_fmt) && !same_backing(img, backing, backing_fmt)) {
+        img_error("Cannot amend the backing file\nYou can use '%s rebase' instead.\n",
+                  img_progname);
+        goto out;
     }
     img_progress(progress, 0, 1);
     if (blk_amend(img, &o, &err) < 0) {
