@@ -265,6 +265,56 @@ def test_phdr_layout_beside_qemu():
     shutil.rmtree(d)
 
 
+def schema_of(binary_args):
+    p = subprocess.Popen(binary_args + ["-display", "none", "-qmp", "stdio"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        p.stdout.readline()
+        for req in ({"execute": "qmp_capabilities"}, {"execute": "query-qmp-schema"}):
+            p.stdin.write(json.dumps(req) + "\n")
+            p.stdin.flush()
+            while True:
+                r = json.loads(p.stdout.readline())
+                if "return" in r:
+                    break
+        return r["return"]
+    finally:
+        p.kill()
+        p.wait()
+
+
+def shape(schema, name, key):
+    """A command's or event's argument or return type, generated names replaced by structure."""
+    by = {e["name"]: e for e in schema}
+
+    def walk(t):
+        e = by[t]
+        mt = e["meta-type"]
+        if mt == "builtin":
+            return e["json-type"]
+        if mt == "enum":
+            return ("enum", tuple(e["values"]))
+        if mt == "array":
+            return ("array", walk(e["element-type"]))
+        if mt == "object":
+            return ("object", tuple((m["name"], "default" in m, walk(m["type"]))
+                                    for m in e["members"]))
+        return mt
+    return walk(by[name][key])
+
+
+def test_schema_as_qemu():
+    if not QEMU:
+        vtest.skip("qemu-system-x86_64 is not installed")
+    theirs = schema_of([QEMU, "-M", "none", "-nodefaults"])
+    with start("16M") as v:
+        ours = v.qmp().cmd("query-qmp-schema")
+    for name, key in (("dump-guest-memory", "arg-type"), ("query-dump", "ret-type"),
+                      ("query-dump-guest-memory-capability", "ret-type"),
+                      ("DUMP_COMPLETED", "arg-type")):
+        assert shape(ours, name, key) == shape(theirs, name, key), name
+
+
 def test_paging_refused_clearly():
     with start("16M") as v:
         r = v.qmp().execute("dump-guest-memory", paging=True, protocol="file:/dev/null")
