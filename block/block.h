@@ -134,6 +134,9 @@ typedef struct BlockCreateOptions {
     bool nocow;                   /* file: no copy-on-write for the new file (btrfs) */
     int encrypt_format;           /* qcow2: BLK_ENCRYPT_* */
     unsigned given;               /* BLK_CREATE_GIVEN_*: named by the user, not defaults */
+    /* amend: told how far a long change (qcow2 downgrade) has got; may be NULL */
+    void (*amend_progress)(void *opaque, uint64_t done, uint64_t total);
+    void *amend_opaque;
 } BlockCreateOptions;
 
 /* Options an image tool echoes only when the user named them. */

@@ -15,14 +15,11 @@
 
 #include "util/osdep.h"
 
-/* Progress of the zero expansion: @done of @total L1 entries visited. */
-typedef void BlockAmendProgress(void *opaque, uint64_t done, uint64_t total);
-
 /* One zero-expansion pass over every L1 table. */
 typedef struct Expand {
     BlockImage *img;
     uint64_t visited, total;        /* L1 entries, over every table (progress) */
-    BlockAmendProgress *progress;
+    void (*progress)(void *opaque, uint64_t done, uint64_t total);    /* or NULL */
     void *opaque;
 } Expand;
 
@@ -151,11 +148,11 @@ static int expand_l1(Expand *x, const uint64_t *l1, uint32_t l1_size, bool activ
 }
 
 /* Rewrite the zero clusters of every table, the snapshots' too, for a version 2 reader. */
-static int expand_zero_clusters(BlockImage *img, BlockAmendProgress *progress, void *opaque,
-                                Error **errp)
+static int expand_zero_clusters(BlockImage *img, const BlockCreateOptions *o, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
-    Expand x = { .img = img, .total = s->l1_size, .progress = progress, .opaque = opaque };
+    Expand x = { .img = img, .total = s->l1_size, .progress = o->amend_progress,
+                  .opaque = o->amend_opaque };
     for (int i = 0; i < s->nb_snapshots; i++) {
         x.total += s->snapshots[i].l1_size;
     }
@@ -187,8 +184,7 @@ static int expand_zero_clusters(BlockImage *img, BlockAmendProgress *progress, v
     return 0;
 }
 
-static int downgrade(BlockImage *img, BlockAmendProgress *progress, void *opaque,
-                     Error **errp)
+static int downgrade(BlockImage *img, const BlockCreateOptions *o, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     if (s->refcount_order != 4) {
@@ -224,7 +220,7 @@ static int downgrade(BlockImage *img, BlockAmendProgress *progress, void *opaque
         error_setg(errp, "Cannot downgrade an image with persistent bitmaps");
         return -1;
     }
-    if (expand_zero_clusters(img, progress, opaque, errp) < 0 ||
+    if (expand_zero_clusters(img, o, errp) < 0 ||
         qcow2_flush_metadata(img, true, errp) < 0) {
         return -1;
     }
@@ -295,7 +291,7 @@ int qcow2_amend(BlockImage *img, const BlockCreateOptions *o, Error **errp)
         blk_resize(img, o->size, errp) < 0) {
         return -1;
     }
-    if (version < s->version && downgrade(img, NULL, NULL, errp) < 0) {
+    if (version < s->version && downgrade(img, o, errp) < 0) {
         return -1;
     }
     return 0;

@@ -72,6 +72,25 @@ static bool check_key(BlockImage *img, const char *key, const char *val)
     return true;
 }
 
+/*
+ * Progress as qemu-img prints it: at 0 and 100 always, in between only once
+ * it has moved by more than one percent since the last line.
+ */
+typedef struct AmendProgress {
+    bool on;
+    double last;
+} AmendProgress;
+
+static void amend_progress(void *opaque, uint64_t done, uint64_t total)
+{
+    AmendProgress *p = opaque;
+    double cur = total ? (double)done * 100.0 / (double)total : 100.0;
+    if (cur == 0.0 || cur == 100.0 || cur > p->last + 1.0 || cur < p->last - 1.0) {
+        p->last = cur;
+        img_progress(p->on, done, total);
+    }
+}
+
 /* Does any -o list name @key? */
 static bool opts_name(const char **opts, int nb_opts, const char *key)
 {
@@ -148,13 +167,16 @@ static int amend_image(const char *name, const char *fmt, const char **opts, int
                   img_progname);
         goto out;
     }
-    img_progress(progress, 0, 1);
+    AmendProgress prog = { .on = progress };
+    o.amend_progress = amend_progress;
+    o.amend_opaque = &prog;
+    amend_progress(&prog, 0, 1);
     if (blk_amend(img, &o, &err) < 0) {
         img_report_err(err);
         err = NULL;
         goto out;
     }
-    img_progress(progress, 1, 1);
+    amend_progress(&prog, 1, 1);
     if (progress) {
         printf("\n");
     }
