@@ -28,8 +28,13 @@
 
 typedef struct VhostUserDev VhostUserDev;
 
-/* How long a back-end may take to answer one request. */
-#define VHOST_USER_REPLY_TIMEOUT_MS 3000
+/*
+ * How long a back-end may take to answer one request. Generous: on a
+ * loaded host dpdk-testpmd took more than 3 s to map a 256 MiB memory table,
+ * and a back-end that is slow but alive must not lose its device. A silent
+ * one still costs this much only once (the device is then broken).
+ */
+#define VHOST_USER_REPLY_TIMEOUT_MS 30000
 
 /* What a device wants from the protocol beyond the basics. */
 typedef struct VhostUserSetup {
