@@ -16,6 +16,7 @@
  */
 #include "block/block-int.h"
 
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,23 +60,77 @@ static void take_prefixed(KeyValList *from, const char *prefix, KeyValList *to)
     }
 }
 
+static void add_option(KeyValList *kv, const char *key, const char *value)
+{
+    kv->items = xrealloc(kv->items, sizeof(*kv->items) * (size_t)(kv->n + 1));
+    kv->items[kv->n++] = (KeyVal){ xstrdup(key), xstrdup(value) };
+}
+
+/*
+ * Nested objects become dotted keys and list members numbered ones
+ * ("children.0.driver"), as QEMU flattens them; booleans read on/off.
+ */
+static bool flatten(json_object *v, const char *key, KeyValList *kv, int depth, Error **errp)
+{
+    if (depth > 16) {
+        error_setg(errp, "Options nest too deeply at '%s'", key);
+        return false;
+    }
+    switch (json_object_get_type(v)) {
+    case json_type_object: {
+        json_object_object_foreach(v, k, child) {
+            char *sub = key ? xasprintf("%s.%s", key, k) : xstrdup(k);
+            bool ok = flatten(child, sub, kv, depth + 1, errp);
+            free(sub);
+            if (!ok) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+            char *sub = xasprintf("%s.%zu", key, i);
+            bool ok = flatten(json_object_array_get_idx(v, i), sub, kv, depth + 1, errp);
+            free(sub);
+            if (!ok) {
+                return false;
+            }
+        }
+        return true;
+    case json_type_boolean:
+        add_option(kv, key, json_object_get_boolean(v) ? "on" : "off");
+        return true;
+    case json_type_null:
+        add_option(kv, key, "null");
+        return true;
+    default:
+        add_option(kv, key, json_object_get_string(v));
+        return true;
+    }
+}
+
 static bool parse_options(const char *filename, KeyValList *kv, Error **errp)
 {
     const char *text = filename + strlen(JSON_PREFIX);
-    while (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r') {
-        text++;
-    }
-    if (*text != '{') {
+    json_tokener *tok = json_tokener_new();
+    json_object *obj = json_tokener_parse_ex(tok, text, (int)strlen(text));
+    bool complete = json_tokener_get_error(tok) == json_tokener_success &&
+                    json_tokener_get_parse_end(tok) == strlen(text);
+    json_tokener_free(tok);
+    bool ok = false;
+    kv->n = 0;
+    kv->items = NULL;
+    if (!obj || !complete || !json_object_is_type(obj, json_type_object)) {
         error_setg(errp, "Could not parse the JSON options");
-        return false;
+    } else {
+        ok = flatten(obj, NULL, kv, 0, errp);
     }
-    Error *err = NULL;
-    if (!keyval_parse_any(text, kv, &err)) {
-        error_setg(errp, "Could not parse the JSON options: %s", error_get_pretty(err));
-        error_free(err);
-        return false;
+    json_object_put(obj);
+    if (!ok) {
+        keyval_free(kv);
     }
-    return true;
+    return ok;
 }
 
 BlockImage *blk_open_json(const char *filename, const char *format,
