@@ -32,6 +32,7 @@
 #include "hw/rtc-mc146818.h"
 #include "hw/serial-16550.h"
 #include "memory/address-space.h"
+#include "fuzz-loop.h"
 
 #define UART    0x3f8u
 
@@ -91,6 +92,7 @@ static void uart_input(const uint8_t *buf, size_t len)
         chr->fe->read(chr->fe_opaque, buf, len);
         rx_empty = false;
     }
+    fuzz_loop_pump(4);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -11,7 +11,7 @@
 
 typedef struct Watch {
     int fd;
-    IOHandler *read;
+    IOHandler *read, *write;
     void *opaque;
 } Watch;
 
@@ -23,29 +23,27 @@ static struct {
 } sched[MAX_SCHED];
 static unsigned nr_sched;
 
-void __real_main_loop_set_fd_handler(int fd, IOHandler *read, IOHandler *write, void *opaque);
 void __wrap_main_loop_set_fd_handler(int fd, IOHandler *read, IOHandler *write, void *opaque);
-void __real_main_loop_schedule(IOHandler *cb, void *opaque);
 void __wrap_main_loop_schedule(IOHandler *cb, void *opaque);
 
+/* Instead of the real loop's (which never runs here, and would keep every
+ * removed handler until its next pass). */
 void __wrap_main_loop_set_fd_handler(int fd, IOHandler *read, IOHandler *write, void *opaque)
 {
     unsigned i;
     for (i = 0; i < nr_watches && watches[i].fd != fd; i++) {
     }
-    if (!read) {
+    if (!read && !write) {
         if (i < nr_watches) {
             watches[i] = watches[--nr_watches];
         }
     } else if (i < nr_watches) {
-        watches[i].read = read;
-        watches[i].opaque = opaque;
+        watches[i] = (Watch){ fd, read, write, opaque };
     } else if (nr_watches < MAX_FDS) {
-        watches[nr_watches++] = (Watch){ fd, read, opaque };
+        watches[nr_watches++] = (Watch){ fd, read, write, opaque };
     } else {
         abort();    /* more descriptors watched than any target here opens: a leak */
     }
-    __real_main_loop_set_fd_handler(fd, read, write, opaque);
 }
 
 void __wrap_main_loop_schedule(IOHandler *cb, void *opaque)
@@ -64,14 +62,23 @@ unsigned fuzz_loop_pump(unsigned max_rounds)
     for (unsigned round = 0; round < max_rounds; round++) {
         bool any = false;
         for (unsigned i = 0; i < nr_watches; i++) {
-            struct pollfd p = { .fd = watches[i].fd, .events = POLLIN };
-            if (poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
-                Watch w = watches[i];
-                w.read(w.opaque);   /* may change the table: look again next round */
-                any = true;
-                ran++;
-                break;
+            Watch w = watches[i];
+            struct pollfd p = { .fd = w.fd,
+                                .events = (w.read ? POLLIN : 0) | (w.write ? POLLOUT : 0) };
+            if (poll(&p, 1, 0) != 1) {
+                continue;
             }
+            /* A handler may change the table: look again next round. */
+            if (w.read && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
+                w.read(w.opaque);
+            } else if (w.write && (p.revents & (POLLOUT | POLLERR))) {
+                w.write(w.opaque);
+            } else {
+                continue;
+            }
+            any = true;
+            ran++;
+            break;
         }
         while (nr_sched) {
             IOHandler *cb = sched[0].cb;

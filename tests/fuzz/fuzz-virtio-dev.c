@@ -31,8 +31,8 @@
  *     the opcode: write, else read
  *   3 reset and set-up again
  *   4 raw: u16 offset into the rings, 8 bytes written there (hostile)
- *   5 back-end: net: a frame (u16 length, bytes) arrives from the netdev,
- *     then rx is kicked; serial: bytes (port byte, u16 length, bytes) from a
+ *   5 back-end: net: a frame (u16 length, bytes) arrives from the netdev
+ *     (read by the netdev's watch in the harness's main-loop pass); serial: bytes (port byte, u16 length, bytes) from a
  *     port's chardev; rng, balloon: the virtual clock runs to the next timer
  *   6 net: drain the sink; balloon: a new target (u32 pages below RAM) and a
  *     stats polling interval; serial, rng: ISR read
@@ -56,6 +56,7 @@
 #include "core/main-loop.h"
 #include "virtio/virtio-balloon.h"
 #include "virtio/virtio.h"
+#include "fuzz-loop.h"
 #include "fuzz-pci-dev.h"
 
 #ifndef FVD_DEVICE
@@ -108,8 +109,11 @@ static const unsigned feature_bits[8] = { 32, 28, 29, 0, 1, 2, 4, 5 };
 
 typedef struct Queue {
     unsigned size, avail_idx, next_desc, used_seen;
-    /* per head: the chain's writable bytes, +1 (0: not outstanding) */
+    /* per head: the chain's writable bytes, +1 (0: not outstanding), and
+     * the descriptor slots it holds from the head on */
     uint32_t outstanding[MAXQSIZE];
+    uint8_t slots[MAXQSIZE];
+    bool busy[MAXQSIZE];        /* slot held by an outstanding chain */
 } Queue;
 
 static Queue queues[MAXQ];
@@ -279,6 +283,18 @@ static void check_used(unsigned q)
             fail("used length over the chain's writable bytes");
         }
         Q->outstanding[id] = 0;
+        for (unsigned k = 0; k < Q->slots[id]; k++) {
+            Q->busy[(id + k) % Q->size] = false;
+        }
+    }
+}
+
+/* A main-loop pass (back-end descriptors, scheduled work), then the used rings. */
+static void settle(void)
+{
+    fuzz_loop_pump(8);
+    for (unsigned i = 0; i < nq; i++) {
+        check_used(i);
     }
 }
 
@@ -287,9 +303,7 @@ static void kick(unsigned q)
     common_w(C_Q_SELECT, 2, q);
     unsigned noff = (unsigned)common_r(C_Q_NOFF, 2);
     fpd_mmio_write(NOTIFY + 4ull * noff, 2, q);
-    for (unsigned i = 0; i < nq; i++) {
-        check_used(i);
-    }
+    settle();
 }
 
 static uint32_t take_buf(unsigned len)
@@ -368,18 +382,19 @@ static void op_chain(Input *in)
         unsigned nxt = ind ? k + 1 : (first + k + 1) % Q->size;
         put_desc(table, idx, at, len, (k + 1 < n ? 1 : 0) | (w ? 2 : 0), (uint16_t)nxt);
     }
-    unsigned head = first;
+    unsigned head = ind ? Q->next_desc : first, nslots = ind ? 1 : n;
+    for (unsigned k = 0; k < nslots; k++) {
+        if (Q->busy[(head + k) % Q->size]) {
+            honest = false;     /* the driver reuses descriptors still in flight */
+        }
+        Q->busy[(head + k) % Q->size] = true;
+    }
     if (ind) {
-        head = Q->next_desc;
         put_desc(RING(q), head, table, 16 * n, 4 /* INDIRECT */, 0);
-        Q->next_desc = (Q->next_desc + 1) % Q->size;
-    } else {
-        Q->next_desc = (Q->next_desc + n) % Q->size;
     }
-    if (Q->outstanding[head]) {
-        honest = false;         /* the driver reuses descriptors still in flight */
-    }
+    Q->next_desc = (Q->next_desc + nslots) % Q->size;
     Q->outstanding[head] = writable + 1;
+    Q->slots[head] = (uint8_t)nslots;
     gmem_write_u16(&fpd_mem, RING(q) + AVAIL_OFF + 4 + 2 * (Q->avail_idx % Q->size),
                    htole16((uint16_t)head));
     Q->avail_idx++;
@@ -433,12 +448,13 @@ static void op_backend(Input *in)
     if (send(sink, frame, len, MSG_DONTWAIT) < 0 && errno != EAGAIN) {
         fail("sending to the netdev");
     }
-    kick(0);
+    settle();   /* the netdev's watch reads it while rx has buffers */
 }
 
 static void op_other(Input *in)
 {
     drain_sink();
+    settle();   /* room in the socket: what waited to be sent goes */
 }
 
 /* Frames left over from this input must not reach the next one. */
@@ -470,9 +486,7 @@ static void op_backend(Input *in)
         }
     }
     in->pos += len;
-    for (unsigned i = 0; i < nq; i++) {
-        check_used(i);
-    }
+    settle();
 }
 
 static void op_other(Input *in)
@@ -490,9 +504,7 @@ static void op_backend(Input *in)
     if (next >= 0) {
         clock_virtual_warp(next);
     }
-    for (unsigned i = 0; i < nq; i++) {
-        check_used(i);
-    }
+    settle();
 }
 
 #if FVD_DEVICE == 4
