@@ -466,7 +466,10 @@ static void fill_table(Rng *r, Dev *d, uint8_t *table, unsigned n, bool allow_in
             if (chance(r, 70)) {
                 fill_table(r, d, dma_va + off, m, false);
                 addr = dpa(off);
-                len = chance(r, 80) ? m * 16 : below(r, 1u << 20);
+                /* Exact, or a length the device must refuse: never one that
+                 * would make it read past what was written here. */
+                len = chance(r, 80) ? m * 16 : chance(r, 50) ? m * 16 + 1 + below(r, 15)
+                                                           : 16 * 1024 + 16 + below(r, 1u << 20);
             } else {
                 gen_buf(r, NULL, &addr, &len);
                 if (addr >= dma_pa && addr < dma_pa + HUGE_SIZE) {
@@ -502,10 +505,10 @@ static uint64_t gen_ring(Rng *r, uint64_t need, uint64_t *off_out)
 /* ---- the operations ---- */
 
 enum { OP_QUEUE, OP_RESET_MID, OP_BAR, OP_CFG, OP_DOORBELL, OP_STATUS, OP_LEGACY, OP_PORTS,
-       OP_DEVCFG, OP_QRESET, OP_NUM };
+       OP_DEVCFG, OP_QRESET, OP_BAR_MOVE, OP_NUM };
 static const char *op_names[OP_NUM] = { "queue", "reset-mid-request", "bar", "config-space",
                                         "doorbell", "status", "legacy", "ports", "device-config",
-                                        "queue-reset" };
+                                        "queue-reset", "bar-move" };
 
 static void note_status(Dev *d)
 {
@@ -690,6 +693,50 @@ static void op_cfg(Rng *r, Dev *d)
     pthread_mutex_unlock(&d->cfg_lock);
 }
 
+/*
+ * Move a memory BAR onto RAM, onto another BAR, onto the local or I/O APIC,
+ * onto our own page or anywhere; touch both places; put it back.
+ */
+static void op_bar_move(Rng *r, Dev *d)
+{
+    unsigned i = below(r, 6);
+    Bar *b = &d->bar[i];
+    if (!b->present || b->io) {
+        return;
+    }
+    pthread_mutex_lock(&d->cfg_lock);
+    uint32_t lo = cfg_read(d, 0x10 + 4 * i, 4);
+    bool is64 = (lo & 6) == 4 && i < 5;
+    uint32_t hi = is64 ? cfg_read(d, 0x14 + 4 * i, 4) : 0;
+    uint64_t target;
+    switch (below(r, 6)) {
+    case 0: target = below(r, ram_end) & ~(b->len - 1); break;
+    case 1: {
+        Bar *t = &devs[below(r, ndevs)].bar[below(r, 6)];
+        target = t->present && !t->io ? t->pa + (chance(r, 50) ? 0 : below(r, t->len)) : 0;
+        break;
+    }
+    /* (A RAM BAR over the I/O APIC would hide it from the guest: its own harm.) */
+    case 2: target = d->device == 0x1110 ? dma_pa : 0xfee00000; break;
+    case 3: target = d->device == 0x1110 ? dma_pa : 0xfec00000; break;
+    case 4: target = dma_pa; break;
+    default: target = rnd(r) & (chance(r, 50) ? 0xffffffffull : ~0ull); break;
+    }
+    cfg_write(d, 0x10 + 4 * i, (uint32_t)target | (lo & 0xf), 4);
+    if (is64) {
+        cfg_write(d, 0x14 + 4 * i, target >> 32, 4);
+    }
+    if (b->map) {
+        mmio_read(b->map + below(r, b->len) / 4 * 4, 4);
+    }
+    (void)*(volatile uint32_t *)(dma_va + below(r, HUGE_SIZE) / 4 * 4);
+    cfg_write(d, 0x10 + 4 * i, lo, 4);
+    if (is64) {
+        cfg_write(d, 0x14 + 4 * i, hi, 4);
+    }
+    pthread_mutex_unlock(&d->cfg_lock);
+}
+
 static void op_doorbell(Rng *r, Dev *d)
 {
     if (!d->notify) {
@@ -856,7 +903,12 @@ static void op_ports(Rng *r)
                 uint32_t len;
                 gen_buf(r, NULL, &addr, &len);
                 uint32_t ctl = __builtin_bswap32(chance(r, 80) ? (below(r, 4) << 16 | 8 | 2) : rnd(r));
-                uint32_t blen = __builtin_bswap32(chance(r, 50) ? len : rnd(r));
+                /* An item is copied up to the length asked: keep it inside our page. */
+                bool ours = addr >= dma_pa && addr < dma_pa + GENERAL_SIZE;
+                if (ours && len > dma_pa + GENERAL_SIZE - addr) {
+                    len = dma_pa + GENERAL_SIZE - addr;
+                }
+                uint32_t blen = __builtin_bswap32(ours ? len : (uint32_t)rnd(r));
                 uint64_t baddr = __builtin_bswap64(addr);
                 memcpy(dma_va + coff, &ctl, 4);
                 memcpy(dma_va + coff + 4, &blen, 4);
@@ -905,7 +957,7 @@ static void op_qreset(Rng *r, Dev *d)
 
 static unsigned run_op(Rng *r, unsigned op, Dev *d)
 {
-    if (op != OP_PORTS && op != OP_BAR && op != OP_CFG && !d->common) {
+    if (op != OP_PORTS && op != OP_BAR && op != OP_CFG && op != OP_BAR_MOVE && !d->common) {
         op = OP_BAR;
     }
     switch (op) {
@@ -918,12 +970,14 @@ static unsigned run_op(Rng *r, unsigned op, Dev *d)
     case OP_LEGACY: op_legacy(r, d); break;
     case OP_PORTS: op_ports(r); break;
     case OP_DEVCFG: op_devcfg(r, d); break;
-    default: op_qreset(r, d); break;
+    case OP_BAR_MOVE: op_bar_move(r, d); break;
+    case OP_QRESET: op_qreset(r, d); break;
+    default: break;
     }
     return op;
 }
 
-static const unsigned weights[OP_NUM] = { 30, 8, 10, 5, 6, 10, 8, 8, 8, 7 };
+static const unsigned weights[OP_NUM] = { 30, 8, 10, 5, 6, 10, 8, 8, 8, 7, 5 };
 
 static unsigned pick_op(Rng *r)
 {

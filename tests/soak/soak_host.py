@@ -47,6 +47,7 @@ class Console:
     def __init__(self, stream):
         self.stream = stream
         self.text = ""
+        self.timeline = []      # (monotonic time, line) of the "SOAK"/"RESULT" lines
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         threading.Thread(target=self._pump, daemon=True).start()
@@ -57,7 +58,12 @@ class Console:
             if not data:
                 break
             with self.cond:
+                start = self.text.rfind("\n") + 1
                 self.text += data.decode("latin-1").replace("\r", "")
+                now = time.monotonic()
+                for line in self.text[start:].split("\n")[:-1]:
+                    if line.startswith(("SOAK", "RESULT")):
+                        self.timeline.append((now, line))
                 self.cond.notify_all()
 
     def wait_for(self, pattern, timeout, alive):
@@ -96,9 +102,9 @@ class Poller:
 
     def _run(self):
         while not self.stop.is_set():
-            t0 = time.monotonic()
             try:
                 with self.lock:
+                    t0 = time.monotonic()   # vireo's answer time, not our own lock's
                     status = self.q.cmd("query-status")["status"]
                     devs = device_statuses(self.q)
                     self.q.cmd("query-block")
@@ -234,8 +240,13 @@ def main():
         proc.wait()
         time.sleep(0.5)
         result["exit_status"] = proc.returncode
+        if poller:
+            result["events"] = [e.get("event") + " " + json.dumps(e.get("data", {}))
+                                for e in q.events][-50:]
         result["stderr"] = b"".join(err_chunks).decode(errors="replace")[-20000:]
         result["console"] = con.text[-60000:]
+        result["timeline"] = [(round(t - t_launch, 1), line) for t, line in con.timeline
+                              if not line.startswith(("SOAK-IOMEM", "SOAK dev"))]
         try:
             os.unlink(shm)
         except OSError:

@@ -57,16 +57,19 @@ for d in /sys/bus/pci/devices/*; do
     echo ${d##*/} > /sys/bus/pci/drivers/virtio-pci/bind 2>/dev/null || r bindfail ${d##*/}
 done
 for i in $(seq 100); do [ -e /dev/vda ] && [ -e /dev/hvc0 ] && break; sleep 0.1; done
+r bound
 for d in /sys/bus/virtio/devices/*; do r dev $(cat $d/device) $(cat $d/status); done
 dd if=/dev/urandom of=/tmp/pat bs=64k count=16 2>/dev/null
 dd if=/tmp/pat of=/dev/vda bs=64k oflag=direct 2>/dev/null
 dd if=/dev/vda of=/tmp/back bs=64k count=16 iflag=direct 2>/dev/null
 cmp -s /tmp/pat /tmp/back && r disk ok
+r disk-done
 r rng $(cat /sys/class/misc/hw_random/rng_current)
 dd if=/dev/hwrng of=/tmp/rnd bs=64 count=4 2>/dev/null
 r rngbytes $(wc -c < /tmp/rnd)
 echo console-after-soak > /dev/hvc0 && r hvc ok
 echo port-after-soak > $(ls /dev/vport*p1) && r port ok
+r ports-done
 ip link set eth0 up
 ip addr add 10.0.9.15/24 dev eth0
 for i in 1 2 3 4 5; do ping -c 1 -W 3 10.0.9.2 >/dev/null && break; sleep 1; done
@@ -109,6 +112,8 @@ def run_soak():
                                  stream=sys.stdout if os.environ.get("VIREO_SOAK_VERBOSE") else None)
     RESULT["_host_output"] = output
     assert os.path.exists(out), f"no result (status {status}):\n{output[-4000:]}"
+    if os.environ.get("VIREO_SOAK_KEEP"):
+        shutil.copy(out, os.environ["VIREO_SOAK_KEEP"])
     with open(out) as f:
         RESULT.update(json.load(f))
     RESULT["_host_output"] = output
@@ -129,11 +134,15 @@ def report():
           f"{r.get('polls')} QMP polls, slowest {r.get('max_qmp_latency_s')} s "
           f"(attack from {r.get('start_at_s')} s to {r.get('end_at_s')} s after launch; slowest polls "
           f"{r.get('slowest_polls')})", flush=True)
+    if os.environ.get("VIREO_SOAK_VERBOSE"):
+        for t, line in r.get("timeline", []):
+            print(f"  {t:7.1f} s  {line}")
 
 
 def fail_context():
     r = RESULT
-    return (f"seed {r.get('seed')}; error {r.get('error')}\nstderr:\n{r.get('stderr', '')[-3000:]}"
+    return (f"seed {r.get('seed')}; error {r.get('error')}; vireo's exit status "
+            f"{r.get('exit_status')}\nstderr:\n{r.get('stderr', '')[-3000:]}"
             f"\nconsole:\n{r.get('console', '')[-3000:]}")
 
 
