@@ -201,7 +201,8 @@ void hmp_dump_guest_memory(StrBuf *out, int argc, char **argv, Error **errp)
             case 's': has_format = true; format = DUMP_GUEST_MEMORY_FORMAT_KDUMP_SNAPPY; break;
             case 'w': has_format = true; format = DUMP_GUEST_MEMORY_FORMAT_WIN_DMP; break;
             default:
-                strbuf_printf(out, "dump-guest-memory: unsupported option -%c\n", *f);
+                strbuf_printf(out, "dump-guest-memory: unsupported option -%c\n"
+                              "Try \"help dump-guest-memory\" for more information\n", *f);
                 return;
             }
         }

@@ -164,7 +164,8 @@ void hmp_sendkey(StrBuf *out, int argc, char **argv, Error **errp)
         errno = 0;
         long long v = strtoll(argv[2], &end, 0);
         if (errno || end == argv[2] || *end) {
-            strbuf_printf(out, "sendkey: invalid integer: '%s'\n", argv[2]);
+            strbuf_printf(out, "invalid char '%c' in expression\n"
+                          "Try \"help sendkey\" for more information\n", *end ? *end : ' ');
             return;
         }
         hold = v;
@@ -173,8 +174,8 @@ void hmp_sendkey(StrBuf *out, int argc, char **argv, Error **errp)
     size_t max = strlen(copy) / 2 + 1;
     unsigned *qnums = xzalloc(max * sizeof(*qnums));
     unsigned n = 0;
-    char *save = NULL;
-    for (char *name = strtok_r(copy, "-", &save); name; name = strtok_r(NULL, "-", &save)) {
+    char *rest = copy;
+    for (char *name = strsep(&rest, "-"); name; name = strsep(&rest, "-")) {
         int q = keycode_qnum_of_qcode(name);
         if (q < 0 && !strncmp(name, "0x", 2) && name[2]) {
             char *end;

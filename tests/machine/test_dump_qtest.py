@@ -148,6 +148,9 @@ def test_fd_protocol_detach_and_hmp():
         assert qmp.hmp(f"dump-guest-memory {c}") == ""
         assert qmp.hmp(f"dump-guest-memory {c} 0x200000 4096") == ""
         assert qmp.hmp(f"dump-guest-memory -z {c}") == "Error: kdump-zlib is not available now\r\n"
+        assert qmp.hmp(f"dump-guest-memory -x {c}") == (
+            "dump-guest-memory: unsupported option -x\r\n"
+            'Try "help dump-guest-memory" for more information\r\n')
         assert "dump-guest-memory [-p] [-d] [-z|-l|-s|-w] filename [begin length]" in \
             qmp.hmp("help dump-guest-memory")
     with open(a, "rb") as fa, open(b, "rb") as fb:

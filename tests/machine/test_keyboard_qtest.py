@@ -190,6 +190,10 @@ def test_hmp_sendkey():
         step_ms(q, 10)
         assert drain(q) == [0x1e, 0x9e]
         assert qmp.hmp("sendkey ctrl-foo") == "invalid parameter: foo\r\n"
+        assert qmp.hmp("sendkey a-") == "invalid parameter: \r\n"
+        assert qmp.hmp("sendkey 0x") == "invalid parameter: 0x\r\n"
+        assert qmp.hmp("sendkey a foo") == ("invalid char 'f' in expression\r\n"
+                                            'Try "help sendkey" for more information\r\n')
         step_ms(q, 1000)
         assert drain(q) == []
         assert "sendkey keys [hold_ms] -- send keys to the VM" in qmp.hmp("help sendkey")
