@@ -121,6 +121,18 @@ void qmp_dump_guest_memory(bool paging, const char *protocol, bool has_detach, b
                    "(it dumps guest-physical memory; use paging=false)");
         return;
     }
+    GuestMemory *mem = machine_guest_memory();
+    if (strncmp(protocol, "fd:", 3) != 0 && strncmp(protocol, "file:", 5) != 0) {
+        error_setg(errp, "Invalid parameter 'protocol'");
+        return;
+    }
+    if (!mem || !mem->nr_regions) {
+        /* Checked before anything is opened: no empty file is left behind. */
+        error_setg(errp, "dump: no guest memory to dump");
+        dump.status = DUMP_STATUS_FAILED;
+        dump.total = dump.completed = 0;
+        return;
+    }
     int fd = open_protocol(protocol, errp);
     if (fd < 0) {
         return;
@@ -129,7 +141,6 @@ void qmp_dump_guest_memory(bool paging, const char *protocol, bool has_detach, b
     /* From here on a failure leaves the status "failed", as on QEMU. */
     DumpVcpu *vcpus = NULL;
     unsigned nr_vcpus = 0;
-    GuestMemory *mem = machine_guest_memory();
     dump.total = dump.completed = 0;
     if (has_begin && begin < 0) {
         error_setg(errp, "Invalid parameter 'begin'");

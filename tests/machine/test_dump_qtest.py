@@ -318,6 +318,20 @@ def test_schema_as_qemu():
         assert shape(ours, name, key) == shape(theirs, name, key), name
 
 
+def test_machine_without_ram_leaves_no_file():
+    d = tmp()
+    path = os.path.join(d, "none.core")
+    with vmm.Vireo("-machine", "none", qtest=True) as v:
+        qmp = v.qmp()
+        r = qmp.execute("dump-guest-memory", paging=False, protocol="file:" + path)
+        assert r["error"]["desc"] == "dump: no guest memory to dump", r
+        assert qmp.cmd("query-dump") == {"status": "failed", "completed": 0, "total": 0}
+        r = qmp.execute("dump-guest-memory", paging=False, protocol="foo:" + path)
+        assert r["error"]["desc"] == "Invalid parameter 'protocol'", r
+    assert not os.path.exists(path)
+    shutil.rmtree(d)
+
+
 def test_paging_refused_clearly():
     with start("16M") as v:
         r = v.qmp().execute("dump-guest-memory", paging=True, protocol="file:/dev/null")
