@@ -9,6 +9,9 @@
 
 #include "core/options.h"
 
+/* -device isa-serial's table (core/options-compat.c) */
+const OptParam *isa_serial_params_table(void);
+
 static const OptParam kvm_pit[] = {
     { "lost_tick_policy", OPT_STRING, "delay or discard (missed PIT ticks)", "delay" },
     { NULL },
@@ -78,11 +81,33 @@ static bool read_sleep_state(const char *prop, const char *state, Error **errp)
     return true;
 }
 
-bool board_globals_read(bool kvm, BoardGlobals *out, Error **errp)
+/*
+ * The UARTs are set up from -serial and -device isa-serial when the command
+ * line is read, before -global is known: a default for them has no place to
+ * go, so it is refused rather than dropped.
+ */
+static bool check_serial(Error **errp)
+{
+    if (!globals_check_board("isa-serial", isa_serial_params_table(), errp)) {
+        return false;
+    }
+    const OptParam *p = isa_serial_params_table();
+    for (; p->name; p++) {
+        const char *v = global_value("isa-serial", p->name);
+        if (v) {
+            error_setg(errp, "can't apply global isa-serial.%s=%s: vireo's UARTs take their "
+                       "settings from -serial or -device isa-serial only", p->name, v);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool board_globals_read(bool kvm, bool serial, BoardGlobals *out, Error **errp)
 {
     out->pit_reinject = true;
     /* QEMU applies a global only to a device that is built: kvm-pit needs KVM */
-    if (kvm && !read_pit(out, errp)) {
+    if ((kvm && !read_pit(out, errp)) || (serial && !check_serial(errp))) {
         return false;
     }
     return globals_check_board("PIIX4_PM", piix4_pm, errp) &&

@@ -8,6 +8,8 @@
  *                              GPE registers as on a PIIX4, not a PCI
  *                              function) offers no S3 or S4 sleep state, so
  *                              only a non-zero value (disabled) is accepted
+ *   isa-serial                 refused: the UARTs are set up from -serial and
+ *                              -device isa-serial as the command line is read
  * The same tables answer device-list-properties for these types. A global
  * naming another property of these types fails as QEMU's does.
  */
@@ -23,8 +25,11 @@ typedef struct BoardGlobals {
     bool pit_reinject;      /* kvm-pit.lost_tick_policy=delay */
 } BoardGlobals;
 
-/* The -global settings of the board's devices; kvm: the in-kernel PIT exists. */
-bool board_globals_read(bool kvm, BoardGlobals *out, Error **errp);
+/*
+ * The -global settings of the board's devices; kvm: the in-kernel PIT
+ * exists; serial: the board has a UART (isa-serial globals are refused).
+ */
+bool board_globals_read(bool kvm, bool serial, BoardGlobals *out, Error **errp);
 
 const OptParam *kvm_pit_params(void);
 const OptParam *piix4_pm_params(void);

@@ -442,7 +442,8 @@ bool machine_init(VmConfig *cfg, Error **errp)
         }
     }
     BoardGlobals globals;
-    if (!board_globals_read(!m->qtest, &globals, errp) || !create_ram(m, errp)) {
+    if (!board_globals_read(!m->qtest, cfg->nr_serial > 0, &globals, errp) ||
+        !create_ram(m, errp)) {
         goto fail;
     }
     if (!m->qtest) {

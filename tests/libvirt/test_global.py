@@ -104,6 +104,20 @@ def test_board_built_devices_as_qemu():
         assert message(err) == [m for m in message(qerr) if "terminating" not in m], (c, err, qerr)
 
 
+def test_isa_serial_globals_are_checked():
+    """The board's UARTs come from -serial / -device isa-serial as the command
+    line is read: an unknown property fails as in QEMU (which names the
+    -device too), a known one is refused, never silently dropped."""
+    dev = ("-chardev", "null,id=c0", "-device", "isa-serial,chardev=c0")
+    rc, err = vireo(*dev, "-global", "isa-serial.foo=1")
+    assert rc != 0 and message(err) == [
+        "can't apply global isa-serial.foo=1: Property 'isa-serial.foo' not found"], err
+    rc, err = vireo(*dev, "-global", "isa-serial.index=1")
+    assert rc != 0 and "vireo's UARTs take their settings from -serial" in err, err
+    # no UART, nothing to apply it to (as QEMU)
+    assert vireo("-global", "isa-serial.foo=1") == (0, "")
+
+
 def test_kvm_pit_tick_policy():
     if not os.path.exists("/dev/kvm"):
         vtest.skip("no /dev/kvm")
