@@ -3,6 +3,7 @@
  * registry (block/node.h), shared with vireo itself; this file turns the
  * daemon's option strings into nodes and lets exports use them.
  */
+#include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,12 +23,45 @@ typedef struct ExportUse {
 
 static ExportUse *uses;
 
+/* Can this process set up an io_uring (kernel support, no policy against it)? */
+static bool uring_works(void)
+{
+    static int works = -1;
+    if (works < 0) {
+        struct io_uring ring;
+        works = io_uring_queue_init(2, &ring, 0) == 0;
+        if (works) {
+            io_uring_queue_exit(&ring);
+        }
+    }
+    return works;
+}
+
+/*
+ * A file node without aio= gets io_uring here, not threads as in vireo
+ * itself: the daemon does nothing but I/O, and at low queue depth a request
+ * that io_uring issues from the loop (inline on files with a non-blocking
+ * path, such as O_DIRECT on ext4 or xfs) skips the two thread hand-offs of
+ * the pool. aio=threads still chooses the pool; without io_uring support the
+ * pool is what runs.
+ */
+static void default_aio(KeyValList *kv)
+{
+    const char *driver = keyval_get(kv, "driver");
+    if (!driver || strcmp(driver, "file") || keyval_get(kv, "aio") || !uring_works()) {
+        return;
+    }
+    kv->items = xrealloc(kv->items, sizeof(*kv->items) * (size_t)(kv->n + 1));
+    kv->items[kv->n++] = (KeyVal){ xstrdup("aio"), xstrdup("io_uring") };
+}
+
 bool blockdev_add(const char *opts, Error **errp)
 {
     KeyValList kv;
     if (!keyval_parse_any(opts, &kv, errp)) {   /* key=value or JSON */
         return false;
     }
+    default_aio(&kv);
     BlockNode *n = NULL;
     if (!keyval_get(&kv, "node-name") && keyval_get(&kv, "driver")) {
         error_setg(errp, "A block device must be given a name (node-name)");
