@@ -413,6 +413,10 @@ static bool recv_setup(Ivshmem *s, int64_t *msg, int *fd, const char *what, Erro
     *fd = take_one_fd(s, &extra);
     *msg = (int64_t)le64toh(le);
     if (extra) {
+        if (*fd >= 0) {
+            close(*fd);     /* the others went already; nobody takes this one */
+            *fd = -1;
+        }
         error_setg(errp, "server sent several descriptors with the %s message", what);
         return false;
     }
