@@ -71,7 +71,7 @@ TARGETS = [
     _target("fuzz-ivshmem", "ivshmem-doorbell: server messages and descriptors, BAR0, MSI-X, "
             "BAR2", 1350, 4096),
     _target("fuzz-vhost-user-frontend", "vhost-user frontend: a hostile back-end's replies, "
-            "descriptors and back-end channel requests", 1250, 4096),
+            "descriptors and back-end channel requests", 1150, 4096),
 ]
 
 BY_NAME = {t["name"]: t for t in TARGETS}
