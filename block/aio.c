@@ -306,7 +306,8 @@ static void plan(BlockAioReq *req)
     BlockQueue *q = req->queue;
     BlockImage *img = q->img;
     BlockAioPlan p;
-    if (req->type == BLK_AIO_FLUSH || !img->drv->aio_plan) {
+    /* A filter file node (blkdebug, quorum) has no descriptor to submit to. */
+    if (req->type == BLK_AIO_FLUSH || !img->drv->aio_plan || img->file.ops) {
         blk_aio_quiesce(img);
         do_sync(img, req);
         p = BLK_PLAN_DONE;

@@ -17,11 +17,30 @@
 
 /* ---- Host files ---- */
 
+/*
+ * A file node that is not one host file (blkdebug, quorum): the bfile_*
+ * calls on a BlockFile with ops go to these instead of a descriptor, whose
+ * fd is then -1 (so fd-only shortcuts such as fallocate or SEEK_DATA fail
+ * and their callers take the generic path).
+ */
+typedef struct BlockFileOps {
+    const char *name;
+    int (*pread)(void *s, uint64_t off, void *buf, size_t len, Error **errp);
+    int (*pwrite)(void *s, uint64_t off, const void *buf, size_t len, Error **errp);
+    int (*flush)(void *s, Error **errp);
+    int64_t (*length)(void *s, Error **errp);
+    int (*truncate)(void *s, uint64_t len, Error **errp);
+    int64_t (*allocated)(void *s);
+    void (*close)(void *s);
+} BlockFileOps;
+
 typedef struct BlockFile {
     int fd;                 /* -1 when closed */
     bool direct;            /* opened O_DIRECT: bounce unaligned requests */
     bool writable;
     bool unsafe;            /* cache=unsafe: flushes are skipped */
+    const BlockFileOps *ops;    /* set for a filter node (no fd) */
+    void *ops_state;
 } BlockFile;
 
 int bfile_open(BlockFile *f, const char *path, bool writable, bool direct, Error **errp);
@@ -43,6 +62,20 @@ int bfile_truncate(BlockFile *f, uint64_t len, Error **errp);
 /* Make [off, off+len) read as zeros without growing the file. */
 int bfile_zero_range(BlockFile *f, uint64_t off, uint64_t len, Error **errp);
 int64_t bfile_allocated_bytes(BlockFile *f);
+/*
+ * Open the file node @opts describe ("driver" = file, blkdebug or quorum,
+ * with that driver's options; a plain "filename" means a host file).
+ * *@base gets a path whose directory relative names resolve against, or
+ * NULL when the node has none (quorum).
+ */
+int bfile_open_node(BlockFile *f, const KeyValList *opts, bool writable, bool direct,
+                    char **base, Error **errp);
+int blkdebug_open(BlockFile *f, const KeyValList *opts, bool writable, bool direct,
+                  char **base, Error **errp);
+int quorum_open(BlockFile *f, const KeyValList *opts, bool writable, bool direct,
+                char **base, Error **errp);
+/* Whether @name is a file-node driver opened by bfile_open_node (blkdebug, quorum). */
+bool bfile_is_filter_driver(const char *name);
 void *blk_alloc_aligned(size_t len);     /* zeroed, BLK_DIRECT_ALIGN-aligned */
 
 /* ---- Async plumbing between the queue and the formats ---- */
@@ -157,6 +190,12 @@ struct BlockImage {
     BlockQueue *queue;             /* the async queue attached, if any */
     struct BdrvDirtyBitmap *dirty_bitmaps;  /* live bitmaps, newest first */
     bool bitmaps_live;             /* live bitmaps record writes, not the format */
+    /*
+     * For an image whose file is a filter node (filename then json:{...}):
+     * a path in the directory relative backing names resolve against, NULL
+     * when none can be determined.
+     */
+    char *base_path;
 };
 
 /* Open the backing file recorded in img->backing_name, if any. */
@@ -167,6 +206,14 @@ int blk_read_backing(BlockImage *img, uint64_t off, void *buf, size_t len, Error
 int blk_write_zeroes_fallback(BlockImage *img, uint64_t off, uint64_t len, Error **errp);
 /* Resolve a backing path relative to the directory of @image_path. */
 char *blk_backing_path(const char *image_path, const char *backing);
+/* The same for an opened image; NULL when its file node has no directory. */
+char *blk_image_backing_path(BlockImage *img, const char *backing);
+/*
+ * Open @format (NULL: probe) over an already opened file node, named @name,
+ * relative names resolving next to @base (may be NULL).  Takes @file and @base.
+ */
+BlockImage *blk_open_over_file(BlockFile *file, const char *name, char *base,
+                               const char *format, unsigned flags, Error **errp);
 
 /* Big-endian and little-endian field helpers for on-disk structures. */
 static inline uint16_t ld_be16(const void *p)

@@ -90,7 +90,18 @@ static bool chain_has_file(BlockImage *top, const char *path)
 
 static BlockImage *open_at_depth(const char *filename, const char *format,
                                  unsigned flags, int depth, BlockImage *top,
-                                 Error **errp);
+                                 BlockFile *file, Error **errp);
+
+char *blk_image_backing_path(BlockImage *img, const char *backing)
+{
+    if (!blk_is_json_filename(img->filename)) {
+        return blk_backing_path(img->filename, backing);
+    }
+    if (backing[0] == '/') {
+        return xstrdup(backing);
+    }
+    return img->base_path ? blk_backing_path(img->base_path, backing) : NULL;
+}
 
 int blk_open_backing(BlockImage *img, Error **errp)
 {
@@ -102,7 +113,11 @@ int blk_open_backing(BlockImage *img, Error **errp)
                    img->filename, BLK_MAX_BACKING_DEPTH);
         return -1;
     }
-    char *path = blk_backing_path(img->filename, img->backing_name);
+    char *path = blk_image_backing_path(img, img->backing_name);
+    if (!path) {
+        error_setg(errp, "Cannot use relative backing file names for '%s'", img->filename);
+        return -1;
+    }
     BlockImage *top = img;
     if (chain_has_file(top, path)) {
         error_setg(errp, "backing file '%s' of '%s' makes a loop in the backing chain",
@@ -112,7 +127,8 @@ int blk_open_backing(BlockImage *img, Error **errp)
     }
     /* Backing files are only ever read. */
     unsigned flags = img->flags & (BLK_O_NOCACHE | BLK_O_URING);
-    img->backing = open_at_depth(path, img->backing_fmt, flags, img->depth + 1, img, errp);
+    img->backing = open_at_depth(path, img->backing_fmt, flags, img->depth + 1, img, NULL,
+                                 errp);
     if (!img->backing) {
         error_prepend(errp, "Could not open backing file: ");
     }
@@ -122,7 +138,7 @@ int blk_open_backing(BlockImage *img, Error **errp)
 
 static BlockImage *open_at_depth(const char *filename, const char *format,
                                  unsigned flags, int depth, BlockImage *top,
-                                 Error **errp)
+                                 BlockFile *file, Error **errp)
 {
     BlockImage *img = xzalloc(sizeof(*img));
     img->file.fd = -1;
@@ -130,8 +146,10 @@ static BlockImage *open_at_depth(const char *filename, const char *format,
     img->flags = flags;
     img->depth = depth;
     img->parent = top;
-    if (bfile_open(&img->file, filename, flags & BLK_O_RDWR, flags & BLK_O_NOCACHE,
-                   errp) < 0) {
+    if (file) {
+        img->file = *file;      /* a file node opened by the caller */
+    } else if (bfile_open(&img->file, filename, flags & BLK_O_RDWR, flags & BLK_O_NOCACHE,
+                          errp) < 0) {
         goto fail;
     }
     img->file.unsafe = flags & BLK_O_UNSAFE;
@@ -161,6 +179,19 @@ fail:
     free(img->filename);
     free(img);
     return NULL;
+}
+
+BlockImage *blk_open_over_file(BlockFile *file, const char *name, char *base,
+                               const char *format, unsigned flags, Error **errp)
+{
+    file->unsafe = flags & BLK_O_UNSAFE;
+    BlockImage *img = open_at_depth(name, format, flags, 0, NULL, file, errp);
+    if (img) {
+        img->base_path = base;
+    } else {
+        free(base);
+    }
+    return img;
 }
 
 /*
@@ -294,7 +325,7 @@ BlockImage *blk_open_opts(const char *filename, const char *format,
     if (!path) {
         return NULL;
     }
-    BlockImage *img = open_at_depth(path, format, flags, 0, NULL, errp);
+    BlockImage *img = open_at_depth(path, format, flags, 0, NULL, NULL, errp);
     free(path);
     return img;
 }
@@ -324,6 +355,7 @@ int blk_close(BlockImage *img, Error **errp)
     free(img->backing_name);
     free(img->backing_fmt);
     free(img->filename);
+    free(img->base_path);
     free(img);
     return ret;
 }

@@ -47,11 +47,18 @@ int bfile_open(BlockFile *f, const char *path, bool writable, bool direct, Error
     f->direct = direct;
     f->writable = writable;
     f->unsafe = false;
+    f->ops = NULL;
+    f->ops_state = NULL;
     return f->fd < 0 ? -1 : 0;
 }
 
 void bfile_close(BlockFile *f)
 {
+    if (f->ops) {
+        f->ops->close(f->ops_state);
+        f->ops = NULL;
+        f->ops_state = NULL;
+    }
     if (f->fd >= 0) {
         close(f->fd);
         f->fd = -1;
@@ -132,6 +139,9 @@ int bfile_pread(BlockFile *f, uint64_t off, void *buf, size_t len, Error **errp)
         error_setg(errp, "read at offset %llu is beyond any file", (unsigned long long)off);
         return -1;
     }
+    if (f->ops) {
+        return f->ops->pread(f->ops_state, off, buf, len, errp);
+    }
     if (!f->direct || is_aligned(off, buf, len)) {
         return pread_all(f->fd, off, buf, len, errp);
     }
@@ -151,6 +161,9 @@ int bfile_pwrite(BlockFile *f, uint64_t off, const void *buf, size_t len, Error 
     if (off > INT64_MAX || len > INT64_MAX - off) {
         error_setg(errp, "write at offset %llu is beyond any file", (unsigned long long)off);
         return -1;
+    }
+    if (f->ops) {
+        return f->ops->pwrite(f->ops_state, off, buf, len, errp);
     }
     if (!f->direct || is_aligned(off, buf, len)) {
         return pwrite_all(f->fd, off, buf, len, errp);
@@ -173,6 +186,9 @@ int bfile_flush(BlockFile *f, Error **errp)
     if (f->unsafe) {
         return 0;
     }
+    if (f->ops) {
+        return f->ops->flush(f->ops_state, errp);
+    }
     if (fdatasync(f->fd) < 0) {
         error_setg_errno(errp, errno, "flush failed");
         return -1;
@@ -182,6 +198,9 @@ int bfile_flush(BlockFile *f, Error **errp)
 
 int64_t bfile_length(BlockFile *f, Error **errp)
 {
+    if (f->ops) {
+        return f->ops->length(f->ops_state, errp);
+    }
     off_t end = lseek(f->fd, 0, SEEK_END);
     if (end < 0) {
         error_setg_errno(errp, errno, "cannot find the file size");
@@ -192,6 +211,9 @@ int64_t bfile_length(BlockFile *f, Error **errp)
 
 int bfile_truncate(BlockFile *f, uint64_t len, Error **errp)
 {
+    if (f->ops && len <= INT64_MAX) {
+        return f->ops->truncate(f->ops_state, len, errp);
+    }
     if (len > INT64_MAX || ftruncate(f->fd, (off_t)len) < 0) {
         error_setg_errno(errp, len > INT64_MAX ? EFBIG : errno,
                          "cannot resize the file to %llu bytes", (unsigned long long)len);
@@ -202,7 +224,7 @@ int bfile_truncate(BlockFile *f, uint64_t len, Error **errp)
 
 int bfile_zero_range(BlockFile *f, uint64_t off, uint64_t len, Error **errp)
 {
-    if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+    if (!f->ops && fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)off, (off_t)len) == 0) {
         return 0;
     }
@@ -223,6 +245,9 @@ int bfile_zero_range(BlockFile *f, uint64_t off, uint64_t len, Error **errp)
 int64_t bfile_allocated_bytes(BlockFile *f)
 {
     struct stat st;
+    if (f->ops) {
+        return f->ops->allocated(f->ops_state);
+    }
     if (fstat(f->fd, &st) < 0) {
         return -1;
     }

@@ -8,6 +8,8 @@
  *   {"driver": FMT, "file": PATH}
  *   {"driver": "null-co", "size": N, "read-zeroes": true}     (a protocol)
  *   {"driver": FMT, "file": {"driver": "null-co", ...}}
+ *   {"driver": FMT, "file": {"driver": "blkdebug"|"quorum", ...}}  (filter nodes,
+ *       block/blkdebug.c and block/quorum.c; the image keeps the json: name)
  *
  * The image then carries PATH (or the protocol's canonical name) as its
  * name, so relative backing file names resolve as they would for PATH.
@@ -184,6 +186,27 @@ BlockImage *blk_open_json(const char *filename, const char *format,
         file = NULL;
     }
     take_prefixed(&kv, "file.", &proto);
+    if (bfile_is_filter_driver(file_driver)) {
+        /* A filter node (blkdebug, quorum) under the format; the image keeps the json: name. */
+        BlockFile f = { .fd = -1 };
+        char *base = NULL;
+        if (path) {
+            error_setg(errp, "Block protocol '%s' doesn't support the option 'filename'",
+                       file_driver);
+            goto out;
+        }
+        if (kv.n) {
+            error_setg(errp, "Block format '%s' does not support the option '%s'",
+                       top ? top : "raw", kv.items[0].key);
+            goto out;
+        }
+        add_option(&proto, "driver", file_driver);
+        if (bfile_open_node(&f, &proto, flags & BLK_O_RDWR, flags & BLK_O_NOCACHE, &base,
+                            errp) == 0) {
+            img = blk_open_over_file(&f, filename, base, top, flags, errp);
+        }
+        goto out;
+    }
     if (file_driver && strcmp(file_driver, "file")) {
         if (!blk_driver_is_protocol(file_driver)) {
             error_setg(errp, "Unknown driver '%s'", file_driver);

@@ -92,7 +92,7 @@ static json_object *info_json(BlockImage *img, const BlockFormatInfo *fi)
         json_object_object_add(o, "format-specific", format_specific_json(fi));
     }
     if (fi->backing_file) {
-        char *full = blk_backing_path(blk_filename(img), fi->backing_file);
+        char *full = blk_image_backing_path(img, fi->backing_file);
         json_object_object_add(o, "full-backing-filename", json_object_new_string(full));
         json_object_object_add(o, "backing-filename", json_object_new_string(fi->backing_file));
         free(full);
@@ -174,9 +174,11 @@ static void info_human(BlockImage *img, const BlockFormatInfo *fi)
         printf("cluster_size: %u\n", blk_cluster_size(img));
     }
     if (fi->backing_file) {
-        char *full = blk_backing_path(blk_filename(img), fi->backing_file);
+        char *full = blk_image_backing_path(img, fi->backing_file);
         printf("backing file: %s", fi->backing_file);
-        if (strcmp(full, fi->backing_file)) {
+        if (!full) {
+            printf(" (cannot determine actual path)");
+        } else if (strcmp(full, fi->backing_file)) {
             printf(" (actual path: %s)", full);
         }
         printf("\n");

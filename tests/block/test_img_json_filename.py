@@ -54,11 +54,12 @@ def test_unknown_options_and_bad_json_are_refused():
         for text in ("json:[1]", "json:{'driver':", "json:", "json:{\"driver\": \"qcow2\"}"):
             p = vimg("info", text, ok=(1,))
             assert p.stderr.startswith(os.path.basename(p.args[0]) + ": Could not open"), p.stderr
-        # Lists are flattened with numbered keys; drivers vireo lacks are named.
-        for drv, extra in (("blkdebug", {"image": {"driver": "file", "filename": img},
-                                         "set-state": [{"event": "read_aio", "new_state": 42}]}),
-                           ("quorum", {"vote-threshold": 1,
-                                       "children": [{"driver": "file", "filename": img}]})):
+        # Lists are flattened with numbered keys; drivers vireo lacks are named
+        # (blkdebug and quorum exist: tests/block/test_blkdebug_quorum.py).
+        for drv, extra in (("no-such-filter", {"image": {"driver": "file", "filename": img},
+                                               "rules": [{"event": "read_aio"}]}),
+                           ("no-such-vote", {"children": [{"driver": "file",
+                                                           "filename": img}]})):
             spec = {"driver": "qcow2", "file": dict({"driver": drv}, **extra)}
             p = vimg("info", "json:" + json.dumps(spec), ok=(1,))
             assert p.stderr.rstrip().endswith(f"Unknown driver '{drv}'"), p.stderr
