@@ -360,7 +360,7 @@ static bool file_lacks_nowait(int fd)
     return lacks;
 }
 
-BlockQueue *blk_queue_new(BlockImage *img, unsigned depth, Error **errp)
+static BlockQueue *queue_new(BlockImage *img, unsigned depth, bool uring, Error **errp)
 {
     if (img->queue) {
         error_setg(errp, "image '%s' already has an I/O queue", img->filename);
@@ -375,7 +375,7 @@ BlockQueue *blk_queue_new(BlockImage *img, unsigned depth, Error **errp)
         free(q);
         return NULL;
     }
-    q->use_uring = img->flags & BLK_O_URING;
+    q->use_uring = uring;
     if (q->use_uring) {
         int r = io_uring_queue_init(MAX(q->depth * 2, 8u), &q->ring, 0);
         if (r < 0) {
@@ -392,6 +392,16 @@ BlockQueue *blk_queue_new(BlockImage *img, unsigned depth, Error **errp)
     pthread_cond_init(&q->done_cond, NULL);
     img->queue = q;
     return q;
+}
+
+BlockQueue *blk_queue_new(BlockImage *img, unsigned depth, Error **errp)
+{
+    return queue_new(img, depth, img->flags & BLK_O_URING, errp);
+}
+
+BlockQueue *blk_queue_new_pool(BlockImage *img, unsigned depth, Error **errp)
+{
+    return queue_new(img, depth, false, errp);
 }
 
 void blk_queue_free(BlockQueue *q)
@@ -470,6 +480,13 @@ int blk_aio_pwritev(BlockQueue *q, uint64_t offset, struct iovec *iov, int iovcn
 int blk_aio_flush(BlockQueue *q, BlockCompletionFn *cb, void *opaque)
 {
     return submit(q, BLK_AIO_FLUSH, 0, NULL, 0, cb, opaque);
+}
+
+void blk_queue_submit(BlockQueue *q)
+{
+    if (q->use_uring) {
+        uring_kick(q);
+    }
 }
 
 int blk_queue_process(BlockQueue *q, bool wait)

@@ -256,6 +256,12 @@ typedef void BlockCompletionFn(void *opaque, int ret);   /* ret: 0 or -errno */
  * BLK_O_URING, else a pool of threads.
  */
 BlockQueue *blk_queue_new(BlockImage *img, unsigned depth, Error **errp);
+/*
+ * The same with the pool of threads whatever the image's aio mode: for a
+ * server whose reads mostly come from the page cache, which io_uring
+ * copies inline on the submitting thread; the pool copies on its threads.
+ */
+BlockQueue *blk_queue_new_pool(BlockImage *img, unsigned depth, Error **errp);
 void blk_queue_free(BlockQueue *q);
 int blk_queue_fd(BlockQueue *q);
 unsigned blk_queue_in_flight(BlockQueue *q);
@@ -264,6 +270,12 @@ int blk_aio_preadv(BlockQueue *q, uint64_t offset, struct iovec *iov, int iovcnt
 int blk_aio_pwritev(BlockQueue *q, uint64_t offset, struct iovec *iov, int iovcnt,
                     BlockCompletionFn *cb, void *opaque);
 int blk_aio_flush(BlockQueue *q, BlockCompletionFn *cb, void *opaque);
+/*
+ * Hand requests queued so far to the host now. Submissions may be held
+ * back to share a system call until blk_queue_process() runs; a submitter
+ * that does not run the queue itself calls this after its batch.
+ */
+void blk_queue_submit(BlockQueue *q);
 /* Run the callbacks of finished requests; with @wait, block for at least one. */
 int blk_queue_process(BlockQueue *q, bool wait);
 /* Wait until nothing is in flight. */

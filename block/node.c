@@ -484,6 +484,19 @@ static void queue_ready(void *opaque)
     }
 }
 
+void block_node_queue_drain(BlockNode *n)
+{
+    if (!n->img || !n->img->queue) {
+        return;
+    }
+    blk_queue_drain(n->img->queue);
+    for (BlockNodeUser *u = n->users; u; u = u->next) {
+        if (u->io_done) {
+            u->io_done(u->io_opaque);
+        }
+    }
+}
+
 BlockQueue *block_node_queue(BlockNode *n, unsigned depth, Error **errp)
 {
     BlockImage *img = block_node_image(n, errp);

@@ -197,6 +197,8 @@ uint64_t block_node_user_seq(const BlockNodeUser *u);
 BlockQueue *block_node_queue(BlockNode *n, unsigned depth, Error **errp);
 void block_node_user_set_io_done(BlockNodeUser *u, void (*io_done)(void *opaque),
                                  void *opaque);
+/* Run the node's queue until nothing is in flight, then every user's @io_done. */
+void block_node_queue_drain(BlockNode *n);
 /* Set by the program: watch @fd for reading (cb NULL: stop watching). */
 extern void (*block_node_watch_fd)(int fd, void (*cb)(void *opaque), void *opaque);
 

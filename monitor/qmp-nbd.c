@@ -40,6 +40,14 @@ static void server_log(const char *msg)
 
 /* ---- exports ---- */
 
+#define QUEUE_DEPTH 64      /* when the export makes the node's queue */
+
+/* The server lets an export go: its reads still in flight land first. */
+static void export_drain(void *opaque)
+{
+    block_node_queue_drain(opaque);
+}
+
 static VmmExport *find_export(const char *id, bool by_name)
 {
     for (VmmExport *e = exports; e; e = e->next) {
@@ -124,9 +132,19 @@ static void export_add(const char *id, const char *node_name, bool device_ok,
         ok = ok && nbd_bitmap_live(&bms[got], img, l->value, writable, errp);
         got += ok;
     }
+    /* Reads go through the node's shared queue, several per connection at
+     * once; its completions run from the main loop like the devices'. */
+    Error *qerr = NULL;
+    BlockQueue *queue = block_node_queue(node, QUEUE_DEPTH, &qerr);
+    if (!queue) {
+        warn_report("block export '%s' reads one request at a time: %s", id,
+                    error_get_pretty(qerr));
+        error_free(qerr);
+    }
     NbdExportConfig cfg = {
         .name = name, .description = description, .img = img, .writable = writable,
         .allocation_depth = allocation_depth, .bitmaps = bms, .nr_bitmaps = got,
+        .queue = queue, .drain = export_drain, .drain_opaque = node,
     };
     if (!ok || !nbd_export_add(server, &cfg, errp)) {
         for (unsigned i = 0; i < got; i++) {

@@ -17,116 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nbd/nbd-int.h"
+#include "nbd/nbd-engine.h"
 #include "nbd/nbd-proto.h"
 #include "util/osdep.h"
 
-#define IN_CAP          (64 * 1024 + 64)     /* staging buffer for headers */
-#define OPT_MAX         (64 * 1024)          /* longest option data kept */
-#define OUT_HIGH        (1u << 20)           /* stop reading above this backlog */
-#define MAX_EXTENTS     (64 * 1024)          /* per context and block status reply */
-
-/* Metadata context ids: fixed for base and depth, then one per bitmap. */
-#define CTX_BASE        0u
-#define CTX_DEPTH       1u
-#define CTX_BITMAP0     2u
-
-enum {
-    PH_CLIENT_FLAGS,    /* 4 bytes of client flags */
-    PH_OPT_HEADER,      /* IHAVEOPT, option, length */
-    PH_OPT_DATA,        /* option data (up to OPT_MAX) */
-    PH_OPT_SKIP,        /* discarding an over-long option, then ERR_TOO_BIG */
-    PH_REQ_HEADER,      /* 28-byte request */
-    PH_REQ_PAYLOAD,     /* a write's data */
-};
-
-typedef struct Request {
-    uint16_t flags, type;
-    uint64_t cookie, offset;
-    uint32_t len;
-} Request;
-
-struct NbdConn {
-    NbdExpList *list;
-    int state;
-    int phase;
-    const char *why;
-    bool no_zeroes;
-    bool structured;
-
-    uint8_t in[IN_CAP];
-    size_t in_start, in_end;
-
-    uint32_t opt, opt_len;
-    uint64_t skip_left;
-
-    Request req;
-    uint8_t *payload;
-    size_t payload_have;
-
-    uint8_t *out;
-    size_t out_pos, out_len, out_cap;
-
-    NbdExp *exp;                /* in transmission */
-
-    /* Selected metadata contexts (SET_META_CONTEXT) and for which export. */
-    char *meta_export;
-    bool meta_base, meta_depth;
-    bool *meta_bitmap;          /* [nr_bitmaps of that export] */
-    unsigned meta_nr_bitmaps;
-    unsigned meta_count;
-};
-
-/* ---- byte helpers ---- */
-
-static uint16_t get16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return be16toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return be32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return be64toh(v);
-}
-
-static uint8_t *put16(uint8_t *p, uint16_t v)
-{
-    v = htobe16(v);
-    memcpy(p, &v, 2);
-    return p + 2;
-}
-
-static uint8_t *put32(uint8_t *p, uint32_t v)
-{
-    v = htobe32(v);
-    memcpy(p, &v, 4);
-    return p + 4;
-}
-
-static uint8_t *put64(uint8_t *p, uint64_t v)
-{
-    v = htobe64(v);
-    memcpy(p, &v, 8);
-    return p + 8;
-}
-
 /* ---- output queue ---- */
 
-static size_t out_backlog(const NbdConn *c);
-
 /* Room for @n more bytes at the end of the queue; they count once written. */
-static uint8_t *out_reserve(NbdConn *c, size_t n)
+uint8_t *nbd_out_reserve(NbdConn *c, size_t n)
 {
     if (c->out_pos == c->out_len) {
         c->out_pos = c->out_len = 0;
@@ -134,7 +32,7 @@ static uint8_t *out_reserve(NbdConn *c, size_t n)
     if (c->out_len + n > c->out_cap) {
         /* Move the backlog down only when that is cheap (it is no longer than
          * the space it frees); else grow: the backlog is bounded anyway. */
-        if (c->out_pos && out_backlog(c) <= c->out_pos) {
+        if (c->out_pos && nbd_out_backlog(c) <= c->out_pos) {
             memmove(c->out, c->out + c->out_pos, c->out_len - c->out_pos);
             c->out_len -= c->out_pos;
             c->out_pos = 0;
@@ -152,10 +50,10 @@ static uint8_t *out_reserve(NbdConn *c, size_t n)
 
 static void out_append(NbdConn *c, const void *data, size_t n)
 {
-    memcpy(out_reserve(c, n), data, n);
+    memcpy(nbd_out_reserve(c, n), data, n);
 }
 
-static size_t out_backlog(const NbdConn *c)
+size_t nbd_out_backlog(const NbdConn *c)
 {
     return c->out_len - c->out_pos;
 }
@@ -172,7 +70,7 @@ static void die(NbdConn *c, const char *why)
 
 static void opt_reply(NbdConn *c, uint32_t type, const void *data, uint32_t len)
 {
-    uint8_t *p = out_reserve(c, 20 + len);
+    uint8_t *p = nbd_out_reserve(c, 20 + len);
     p = put64(p, NBD_REP_MAGIC);
     p = put32(p, c->opt);
     p = put32(p, type);
@@ -489,17 +387,17 @@ static void handle_option(NbdConn *c, const uint8_t *d, uint32_t len)
 
 /* ---- transmission ---- */
 
-static void simple_reply(NbdConn *c, uint32_t err)
+void nbd_simple_reply(NbdConn *c, uint32_t err)
 {
-    uint8_t *p = out_reserve(c, NBD_SIMPLE_REPLY_SIZE);
+    uint8_t *p = nbd_out_reserve(c, NBD_SIMPLE_REPLY_SIZE);
     p = put32(p, NBD_SIMPLE_REPLY_MAGIC);
     p = put32(p, err);
     put64(p, c->req.cookie);
 }
 
-static uint8_t *chunk(NbdConn *c, uint16_t flags, uint16_t type, uint32_t len)
+uint8_t *nbd_chunk(NbdConn *c, uint16_t flags, uint16_t type, uint32_t len)
 {
-    uint8_t *p = out_reserve(c, NBD_CHUNK_HEADER_SIZE + len);
+    uint8_t *p = nbd_out_reserve(c, NBD_CHUNK_HEADER_SIZE + len);
     p = put32(p, NBD_STRUCTURED_REPLY_MAGIC);
     p = put16(p, flags);
     p = put16(p, type);
@@ -508,80 +406,21 @@ static uint8_t *chunk(NbdConn *c, uint16_t flags, uint16_t type, uint32_t len)
 }
 
 /* The error reply of the current request: a chunk where one is expected. */
-static void error_reply(NbdConn *c, uint32_t err, const char *msg)
+void nbd_error_reply(NbdConn *c, uint32_t err, const char *msg)
 {
     bool chunked = c->structured &&
                    (c->req.type == NBD_CMD_READ || c->req.type == NBD_CMD_BLOCK_STATUS);
     if (!chunked) {
-        simple_reply(c, err);
+        nbd_simple_reply(c, err);
         return;
     }
     size_t n = MIN(strlen(msg), (size_t)1024);
-    uint8_t *p = chunk(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, 6 + n);
+    uint8_t *p = nbd_chunk(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, 6 + n);
     p = put32(p, err);
     p = put16(p, n);
     memcpy(p, msg, n);
 }
 
-static void do_read(NbdConn *c)
-{
-    Request *r = &c->req;
-    NbdExp *e = c->exp;
-    size_t mark = out_backlog(c);       /* relative: compaction moves out_pos */
-    Error *err = NULL;
-    if (!c->structured) {
-        simple_reply(c, 0);
-        uint8_t *data = out_reserve(c, r->len);
-        int ret = r->len ? blk_pread(e->img, r->offset, data, r->len, &err) : 0;
-        if (ret < 0) {
-            c->out_len = c->out_pos + mark;
-            error_reply(c, NBD_EIO, error_get_pretty(err));
-            error_free(err);
-        }
-        return;
-    }
-    if (r->len == 0) {
-        chunk(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0);
-        return;
-    }
-    /* Zero ranges go as hole chunks unless the client wants one piece (DF). */
-    bool sparse = !(r->flags & NBD_CMD_FLAG_DF);
-    uint64_t off = r->offset, end = r->offset + r->len;
-    int ret = 0;
-    while (off < end && ret == 0) {
-        uint64_t n = end - off;
-        uint32_t flags = 0, depth;
-        if (sparse && !nbd_exp_status(e, off, n, &n, &flags, &depth)) {
-            n = end - off, flags = 0;       /* status unknown: send the data */
-        }
-        /* Merge following extents of the same kind. */
-        while (sparse && off + n < end) {
-            uint64_t m;
-            uint32_t f2;
-            if (!nbd_exp_status(e, off + n, end - off - n, &m, &f2, &depth) ||
-                (f2 & NBD_STATE_ZERO) != (flags & NBD_STATE_ZERO)) {
-                break;
-            }
-            n += m;
-        }
-        uint16_t done = off + n == end ? NBD_REPLY_FLAG_DONE : 0;
-        if (flags & NBD_STATE_ZERO) {
-            uint8_t *p = chunk(c, done, NBD_REPLY_TYPE_OFFSET_HOLE, 12);
-            p = put64(p, off);
-            put32(p, (uint32_t)n);
-        } else {
-            uint8_t *p = chunk(c, done, NBD_REPLY_TYPE_OFFSET_DATA, 8 + n);
-            p = put64(p, off);
-            ret = blk_pread(e->img, off, p, n, &err);
-        }
-        off += n;
-    }
-    if (ret < 0) {
-        c->out_len = c->out_pos + mark;
-        error_reply(c, NBD_EIO, error_get_pretty(err));
-        error_free(err);
-    }
-}
 
 static bool zero_is_fast(NbdExp *e, uint64_t off, uint64_t len)
 {
@@ -601,7 +440,7 @@ static void do_write_like(NbdConn *c)
     uint32_t fail = NBD_EIO;
     if (r->type == NBD_CMD_WRITE_ZEROES && (r->flags & NBD_CMD_FLAG_FAST_ZERO) &&
         !zero_is_fast(e, r->offset, r->len)) {
-        error_reply(c, NBD_ENOTSUP, "fast zeroing is not possible here");
+        nbd_error_reply(c, NBD_ENOTSUP, "fast zeroing is not possible here");
         return;
     }
     switch (r->type) {
@@ -619,10 +458,10 @@ static void do_write_like(NbdConn *c)
         ret = blk_flush(e->img, &err);
     }
     if (ret < 0) {
-        error_reply(c, fail, error_get_pretty(err));
+        nbd_error_reply(c, fail, error_get_pretty(err));
         error_free(err);
     } else {
-        simple_reply(c, 0);
+        nbd_simple_reply(c, 0);
     }
 }
 
@@ -633,8 +472,8 @@ static bool block_status_chunk(NbdConn *c, uint32_t id, bool last)
     NbdExp *e = c->exp;
     bool one = r->flags & NBD_CMD_FLAG_REQ_ONE;
     /* Offsets relative to out_pos: the queue may move as it grows. */
-    size_t mark = out_backlog(c), prev = 0;
-    uint8_t *hdr = chunk(c, last ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_BLOCK_STATUS, 4);
+    size_t mark = nbd_out_backlog(c), prev = 0;
+    uint8_t *hdr = nbd_chunk(c, last ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_BLOCK_STATUS, 4);
     put32(hdr, id);
     uint64_t off = r->offset, end = r->offset + r->len;
     uint32_t count = 0, prev_flags = 0;
@@ -664,8 +503,8 @@ static bool block_status_chunk(NbdConn *c, uint32_t id, bool last)
             if (one && count) {
                 break;
             }
-            prev = out_backlog(c);
-            uint8_t *q = out_reserve(c, 8);
+            prev = nbd_out_backlog(c);
+            uint8_t *q = nbd_out_reserve(c, 8);
             put32(q, (uint32_t)n);
             put32(q + 4, flags);
             prev_flags = flags;
@@ -681,10 +520,10 @@ static bool block_status_chunk(NbdConn *c, uint32_t id, bool last)
 static void do_block_status(NbdConn *c)
 {
     if (!c->structured || !c->meta_count) {
-        error_reply(c, NBD_EINVAL, "no metadata context was negotiated");
+        nbd_error_reply(c, NBD_EINVAL, "no metadata context was negotiated");
         return;
     }
-    size_t mark = out_backlog(c);
+    size_t mark = nbd_out_backlog(c);
     unsigned left = c->meta_count;
     bool ok = true;
     if (c->meta_base) {
@@ -700,7 +539,7 @@ static void do_block_status(NbdConn *c)
     }
     if (!ok) {
         c->out_len = c->out_pos + mark;
-        error_reply(c, NBD_EIO, "block status failed");
+        nbd_error_reply(c, NBD_EIO, "block status failed");
     }
 }
 
@@ -729,55 +568,55 @@ static void handle_request(NbdConn *c)
     case NBD_CMD_CACHE: case NBD_CMD_WRITE_ZEROES: case NBD_CMD_BLOCK_STATUS:
         break;
     default:
-        error_reply(c, NBD_EINVAL, "unsupported command");
+        nbd_error_reply(c, NBD_EINVAL, "unsupported command");
         return;
     }
     if (r->flags & ~valid_flags(r->type)) {
-        error_reply(c, NBD_EINVAL, "unsupported flags");
+        nbd_error_reply(c, NBD_EINVAL, "unsupported flags");
         return;
     }
     if ((r->flags & NBD_CMD_FLAG_DF) && !c->structured) {
-        error_reply(c, NBD_EINVAL, "DF needs structured replies");
+        nbd_error_reply(c, NBD_EINVAL, "DF needs structured replies");
         return;
     }
     if (r->type == NBD_CMD_FLUSH) {
         if (r->offset || r->len) {
-            error_reply(c, NBD_EINVAL, "flush takes no range");
+            nbd_error_reply(c, NBD_EINVAL, "flush takes no range");
             return;
         }
         Error *err = NULL;
         int ret = blk_flush(e->img, &err);
         if (ret < 0) {
-            error_reply(c, NBD_EIO, error_get_pretty(err));
+            nbd_error_reply(c, NBD_EIO, error_get_pretty(err));
             error_free(err);
         } else {
-            simple_reply(c, 0);
+            nbd_simple_reply(c, 0);
         }
         return;
     }
     if (r->offset > e->size || r->len > e->size - r->offset) {
-        error_reply(c, writes ? NBD_ENOSPC : NBD_EINVAL, "request past the end of the export");
+        nbd_error_reply(c, writes ? NBD_ENOSPC : NBD_EINVAL, "request past the end of the export");
         return;
     }
     if (writes && !e->writable) {
-        error_reply(c, NBD_EPERM, "export is read-only");
+        nbd_error_reply(c, NBD_EPERM, "export is read-only");
         return;
     }
     switch (r->type) {
     case NBD_CMD_READ:
         if (r->len > NBD_MAX_PAYLOAD) {
-            error_reply(c, NBD_EINVAL, "read larger than the maximum block size");
+            nbd_error_reply(c, NBD_EINVAL, "read larger than the maximum block size");
             return;
         }
-        do_read(c);
+        nbd_read(c);
         return;
     case NBD_CMD_CACHE:
         /* Advisory: every read goes to the image, so nothing needs fetching. */
-        simple_reply(c, 0);
+        nbd_simple_reply(c, 0);
         return;
     case NBD_CMD_BLOCK_STATUS:
         if (r->len == 0) {
-            error_reply(c, NBD_EINVAL, "block status of an empty range");
+            nbd_error_reply(c, NBD_EINVAL, "block status of an empty range");
             return;
         }
         do_block_status(c);
@@ -811,16 +650,31 @@ void nbd_conn_free(NbdConn *c)
     }
     if (c->exp) {
         c->exp->clients--;
+        c->exp = NULL;
     }
     meta_clear(c);
     free(c->payload);
     free(c->out);
+    c->payload = c->out = NULL;
+    nbd_read_drop_segments(c);
+    c->notify = NULL;
+    if (c->reads) {
+        c->orphan = true;       /* the last read to finish frees it */
+        return;
+    }
     free(c);
+}
+
+void nbd_conn_set_notify(NbdConn *c, void (*notify)(void *opaque), void *opaque)
+{
+    c->notify = notify;
+    c->notify_opaque = opaque;
 }
 
 static bool wants_input(const NbdConn *c)
 {
-    return c->state == NBD_CONN_RUNNING && out_backlog(c) <= OUT_HIGH;
+    return c->state == NBD_CONN_RUNNING && nbd_out_backlog(c) <= OUT_HIGH &&
+           c->seg_bytes <= SEG_HIGH;
 }
 
 uint8_t *nbd_conn_rx_space(NbdConn *c, size_t *room)
@@ -916,12 +770,15 @@ static bool step(NbdConn *c)
             die(c, "bad request magic");
             return false;
         }
+        Request next = {
+            .flags = get16(p + 4), .type = get16(p + 6), .cookie = get64(p + 8),
+            .offset = get64(p + 16), .len = get32(p + 24),
+        };
+        if (nbd_read_must_wait(c, &next)) {
+            return false;               /* left staged until reads finish */
+        }
         Request *r = &c->req;
-        r->flags = get16(p + 4);
-        r->type = get16(p + 6);
-        r->cookie = get64(p + 8);
-        r->offset = get64(p + 16);
-        r->len = get32(p + 24);
+        *r = next;
         c->in_start += NBD_REQUEST_SIZE;
         if (r->type == NBD_CMD_DISC) {
             c->state = NBD_CONN_CLOSING;
@@ -963,6 +820,7 @@ static bool step(NbdConn *c)
 
 void nbd_conn_rx(NbdConn *c, size_t n)
 {
+    nbd_read_collect(c);
     if (c->state != NBD_CONN_RUNNING) {
         return;                         /* closing: what arrives now is dropped */
     }
@@ -982,6 +840,7 @@ void nbd_conn_rx(NbdConn *c, size_t n)
     }
     while (wants_input(c) && step(c)) {
     }
+    nbd_read_collect(c);                /* reads that needed no I/O */
 }
 
 void nbd_conn_eof(NbdConn *c)
@@ -994,16 +853,36 @@ void nbd_conn_eof(NbdConn *c)
     }
 }
 
+/* A segment once the byte queue is empty, and then to its end (nbd-engine.h). */
 const uint8_t *nbd_conn_tx_data(NbdConn *c, size_t *len)
 {
-    *len = out_backlog(c);
+    NbdSeg *s = c->seg_head;
+    c->tx_seg = s && (s->pos || !nbd_out_backlog(c));
+    if (c->tx_seg) {
+        *len = s->len - s->pos;
+        return s->data + s->pos;
+    }
+    *len = nbd_out_backlog(c);
     return c->out + c->out_pos;
 }
 
 void nbd_conn_tx_done(NbdConn *c, size_t n)
 {
-    c->out_pos += MIN(n, out_backlog(c));
-    if (c->out_cap > (4u << 20) && out_backlog(c) == 0) {
+    if (c->tx_seg) {
+        NbdSeg *s = c->seg_head;
+        s->pos += MIN(n, s->len - s->pos);
+        if (s->pos == s->len) {
+            c->seg_head = s->next;
+            if (!c->seg_head) {
+                c->seg_tail = NULL;
+            }
+            c->seg_bytes -= s->len;
+            nbd_read_seg_sent(c, s);
+        }
+        return;
+    }
+    c->out_pos += MIN(n, nbd_out_backlog(c));
+    if (c->out_cap > (4u << 20) && nbd_out_backlog(c) == 0) {
         free(c->out);                   /* a big read went out: give the memory back */
         c->out = NULL;
         c->out_cap = c->out_pos = c->out_len = 0;

@@ -68,8 +68,8 @@ NbdExp *nbd_exp_new(const NbdExportConfig *cfg, Error **errp)
     e->owner = cfg->owner;
     e->tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
                 NBD_FLAG_SEND_DF | NBD_FLAG_SEND_CACHE |
-                /* One thread serves every connection in order and a flush
-                 * covers the whole image: connections see each other's writes. */
+                /* Writes are done under one lock before they are answered and
+                 * a flush covers the whole image: connections see each other's. */
                 NBD_FLAG_CAN_MULTI_CONN;
     if (cfg->writable) {
         e->tflags |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
@@ -79,6 +79,9 @@ NbdExp *nbd_exp_new(const NbdExportConfig *cfg, Error **errp)
         e->tflags |= NBD_FLAG_READ_ONLY;
     }
     e->pref_block = 4096;       /* as QEMU says, whatever the cluster size */
+    e->queue = cfg->queue;      /* the server makes its own (queue_depth) after this */
+    e->drain = cfg->drain;
+    e->drain_opaque = cfg->drain_opaque;
     if (cfg->nr_bitmaps) {
         e->bitmaps = xmalloc(sizeof(NbdBitmap) * cfg->nr_bitmaps);
         memcpy(e->bitmaps, cfg->bitmaps, sizeof(NbdBitmap) * cfg->nr_bitmaps);
@@ -91,6 +94,17 @@ void nbd_exp_free(NbdExp *e)
 {
     if (!e) {
         return;
+    }
+    /* Reads in flight write into buffers of their connections: let them land. */
+    if (e->own_queue) {
+        blk_queue_free(e->queue);
+    } else if (e->queue && e->reads_in_flight) {
+        if (e->drain) {
+            e->drain(e->drain_opaque);
+        }
+        while (e->reads_in_flight && blk_queue_in_flight(e->queue)) {
+            blk_queue_process(e->queue, true);
+        }
     }
     for (unsigned i = 0; i < e->nr_bitmaps; i++) {
         if (e->bitmaps[i].release) {

@@ -27,6 +27,13 @@ typedef struct NbdExp {
     NbdBitmap *bitmaps;
     unsigned nr_bitmaps;
     unsigned clients;           /* connections in transmission on it */
+    /* Reads in the background (nbd-read.c): NULL queue, one at a time. */
+    BlockQueue *queue;
+    bool own_queue;             /* made by the server, freed with the export */
+    void (*drain)(void *opaque);
+    void *drain_opaque;
+    unsigned reads_in_flight;
+    void *watch;                /* the server's handle on its own queue */
     void *owner;
     struct NbdExp *next;
 } NbdExp;
@@ -59,7 +66,14 @@ enum {
 };
 
 NbdConn *nbd_conn_new(NbdExpList *list);
+/* Freed at once, or (reads in flight) when the last of them finishes. */
 void nbd_conn_free(NbdConn *c);
+/*
+ * Reads that finished in the background have replies to send: @notify
+ * runs (engine lock held, on whichever thread ran the queue) so that the
+ * connection's thread calls nbd_conn_rx(c, 0) and sends them.
+ */
+void nbd_conn_set_notify(NbdConn *c, void (*notify)(void *opaque), void *opaque);
 /*
  * Where the next received bytes go: *room bytes at the returned pointer.
  * *room is 0 while the engine wants nothing more (replies back up, closing).

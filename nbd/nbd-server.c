@@ -39,15 +39,30 @@
 
 typedef struct Worker Worker;
 
+static __thread Worker *self;       /* the calling thread's, if it is a worker */
+
+/* What an epoll entry of a worker points at, besides its eventfd and the listener. */
+enum { WATCH_CLIENT, WATCH_QUEUE };
+
 typedef struct Client {
+    int kind;                       /* WATCH_CLIENT */
     NbdConn *conn;
     int fd;
     Worker *w;                      /* the thread that does its socket I/O */
     uint32_t events;                /* what epoll watches now */
     int64_t deadline_ns;            /* end of the handshake allowance */
     bool dead;                      /* closed; freed at the end of the batch */
+    bool on_ready;                  /* in its worker's ready list */
+    struct Client *ready_next;
     struct Client *next;
 } Client;
+
+/* An export's own asynchronous queue, run by worker 0. */
+typedef struct QueueWatch {
+    int kind;                       /* WATCH_QUEUE */
+    NbdExp *e;                      /* NULL once the export is gone */
+    struct QueueWatch *next;        /* in the server's graveyard */
+} QueueWatch;
 
 struct Worker {
     NbdServer *srv;
@@ -55,6 +70,7 @@ struct Worker {
     pthread_t thread;
     bool started;
     Client *graveyard;
+    Client *ready;                  /* reads finished for these: serve them */
 };
 
 struct NbdServer {
@@ -67,6 +83,7 @@ struct NbdServer {
     bool stop;
     Client *clients;
     unsigned nr_clients;
+    QueueWatch *dead_watches;       /* freed by worker 0 after its batch */
     unsigned next_worker;
     Worker workers[NR_WORKERS];
 };
@@ -164,10 +181,40 @@ static void client_close(NbdServer *srv, Client *cl, const char *why)
         }
     }
     srv->nr_clients--;
+    if (cl->on_ready) {
+        for (Client **pp = &cl->w->ready; *pp; pp = &(*pp)->ready_next) {
+            if (*pp == cl) {
+                *pp = cl->ready_next;
+                break;
+            }
+        }
+        cl->on_ready = false;
+    }
     cl->next = cl->w->graveyard;
     cl->w->graveyard = cl;
     if (below_limit(srv) && !srv->stop) {
         set_accepting(srv, true);
+    }
+}
+
+/*
+ * Reads of the client finished in the background (engine lock held, on
+ * any thread): have its worker send their replies and go on reading.
+ */
+static void client_notify(void *opaque)
+{
+    Client *cl = opaque;
+    if (cl->dead || cl->on_ready) {
+        return;
+    }
+    bool was_empty = !cl->w->ready;
+    cl->ready_next = cl->w->ready;
+    cl->w->ready = cl;
+    cl->on_ready = true;
+    /* A non-empty list has a wake-up pending already; a worker looks at
+     * its own list after every batch. */
+    if (was_empty && cl->w != self) {
+        wake(cl->w);
     }
 }
 
@@ -246,10 +293,12 @@ static void client_service(NbdServer *srv, Client *cl)
             return;
         }
         if (!room) {
-            if (queued) {
+            if (queued || st != NBD_CONN_RUNNING) {
                 continue;       /* replies made from staged requests: send them */
             }
-            continue;           /* closing with nothing queued: handled above */
+            /* Waiting for its reads in flight: their completion brings it back. */
+            client_watch(cl, false, false);
+            return;
         }
         if (queued) {
             continue;           /* the engine made replies: send them first */
@@ -298,8 +347,10 @@ static void accept_clients(NbdServer *srv)
         int sndbuf = 4 << 20;
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
         Client *cl = xzalloc(sizeof(*cl));
+        cl->kind = WATCH_CLIENT;
         cl->fd = fd;
         cl->conn = nbd_conn_new(&srv->exps);
+        nbd_conn_set_notify(cl->conn, client_notify, cl);
         cl->w = &srv->workers[srv->next_worker++ % NR_WORKERS];
         cl->deadline_ns = now_ns() +
             (int64_t)(srv->cfg.handshake_seconds ? srv->cfg.handshake_seconds : 10) *
@@ -346,6 +397,7 @@ static void *worker_thread(void *opaque)
     Worker *w = opaque;
     NbdServer *srv = w->srv;
     struct epoll_event evs[MAX_EVENTS];
+    self = w;
     for (;;) {
         int n = epoll_wait(w->epfd, evs, MAX_EVENTS, 1000);
         if (n < 0 && errno != EINTR) {
@@ -365,9 +417,31 @@ static void *worker_thread(void *opaque)
                     accept_clients(srv);
                 }
                 hook_unlock(srv);
+            } else if (*(int *)ptr == WATCH_QUEUE) {
+                QueueWatch *qw = ptr;
+                hook_lock(srv);
+                if (qw->e) {
+                    blk_queue_process(qw->e->queue, false);
+                }
+                hook_unlock(srv);
             } else if (!((Client *)ptr)->dead) {
                 client_service(srv, ptr);
             }
+        }
+        /* Clients whose reads finished; each is taken off under the lock, as
+         * a completion on another thread may put it back at any time. */
+        for (;;) {
+            hook_lock(srv);
+            Client *cl = w->ready;
+            if (cl) {
+                w->ready = cl->ready_next;
+                cl->on_ready = false;
+            }
+            hook_unlock(srv);
+            if (!cl) {
+                break;
+            }
+            client_service(srv, cl);
         }
         hook_lock(srv);
         bool stop = srv->stop;
@@ -376,6 +450,11 @@ static void *worker_thread(void *opaque)
             Client *cl = w->graveyard;
             w->graveyard = cl->next;
             free(cl);
+        }
+        while (w == &srv->workers[0] && srv->dead_watches) {
+            QueueWatch *qw = srv->dead_watches;
+            srv->dead_watches = qw->next;
+            free(qw);
         }
         hook_unlock(srv);
         if (stop) {
@@ -541,7 +620,13 @@ void nbd_server_free(NbdServer *srv)
     while (srv->exps.head) {
         NbdExp *e = srv->exps.head;
         srv->exps.head = e->next;
+        free(e->watch);
         nbd_exp_free(e);
+    }
+    while (srv->dead_watches) {
+        QueueWatch *qw = srv->dead_watches;
+        srv->dead_watches = qw->next;
+        free(qw);
     }
     if (srv->listen_fd >= 0) {
         close(srv->listen_fd);
@@ -556,6 +641,47 @@ void nbd_server_free(NbdServer *srv)
 
 /* ---- exports ---- */
 
+/* Give @e a queue of its own, run by worker 0; without one it reads synchronously. */
+static void own_queue(NbdServer *srv, NbdExp *e, unsigned depth)
+{
+    Error *err = NULL;
+    BlockQueue *q = blk_queue_new_pool(e->img, depth, &err);
+    if (!q) {
+        srv_log(srv, "NBD export '%s' reads one request at a time: %s", e->name,
+                error_get_pretty(err));
+        error_free(err);
+        return;
+    }
+    QueueWatch *qw = xzalloc(sizeof(*qw));
+    qw->kind = WATCH_QUEUE;
+    qw->e = e;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = qw };
+    if (epoll_ctl(srv->workers[0].epfd, EPOLL_CTL_ADD, blk_queue_fd(q), &ev) < 0) {
+        srv_log(srv, "NBD export '%s' reads one request at a time: %s", e->name,
+                strerror(errno));
+        free(qw);
+        blk_queue_free(q);
+        return;
+    }
+    e->queue = q;
+    e->own_queue = true;
+    e->watch = qw;
+}
+
+/* Stop running @e's own queue (mutex held); the watch is freed after worker 0's batch. */
+static void unwatch_queue(NbdServer *srv, NbdExp *e)
+{
+    QueueWatch *qw = e->watch;
+    if (!qw) {
+        return;
+    }
+    epoll_ctl(srv->workers[0].epfd, EPOLL_CTL_DEL, blk_queue_fd(e->queue), NULL);
+    qw->e = NULL;
+    qw->next = srv->dead_watches;
+    srv->dead_watches = qw;
+    e->watch = NULL;
+}
+
 bool nbd_export_add(NbdServer *srv, const NbdExportConfig *cfg, Error **errp)
 {
     pthread_mutex_lock(&srv->mu);
@@ -564,6 +690,9 @@ bool nbd_export_add(NbdServer *srv, const NbdExportConfig *cfg, Error **errp)
         error_setg(errp, "NBD server already has export named '%s'", cfg->name);
     } else {
         NbdExp *e = nbd_exp_new(cfg, errp);
+        if (e && !cfg->queue && cfg->queue_depth) {
+            own_queue(srv, e, cfg->queue_depth);
+        }
         if (e) {
             NbdExp **tail = &srv->exps.head;
             while (*tail) {
@@ -602,11 +731,13 @@ bool nbd_export_del(NbdServer *srv, const char *name, bool hard, void **owner,
         }
     }
     *pp = e->next;
-    pthread_mutex_unlock(&srv->mu);
     if (owner) {
         *owner = e->owner;
     }
+    /* Under the mutex: its reads in flight finish into their connections. */
+    unwatch_queue(srv, e);
     nbd_exp_free(e);
+    pthread_mutex_unlock(&srv->mu);
     return true;
 }
 

@@ -72,6 +72,20 @@ typedef struct NbdExportConfig {
     NbdBitmap *bitmaps;         /* taken over (released at del) */
     unsigned nr_bitmaps;
     void *owner;                /* the caller's, returned by nbd_export_owner() */
+    /*
+     * Reads of a connection run several at a time through an asynchronous
+     * queue on the image. @queue: the program's own (a node's shared
+     * queue), whose completions it runs from its event loop holding the
+     * lock hook's lock; @drain (that lock held; NULL: the server runs the
+     * queue itself) waits until nothing is in flight on it. Without
+     * @queue, a @queue_depth above 0 has the server make a queue of that
+     * depth on the image and run it on its own threads. Neither, or the
+     * queue cannot be made: reads run one at a time.
+     */
+    BlockQueue *queue;
+    void (*drain)(void *opaque);
+    void *drain_opaque;
+    unsigned queue_depth;
 } NbdExportConfig;
 
 /* Listen on @addr and start serving. */

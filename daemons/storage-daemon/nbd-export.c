@@ -171,6 +171,7 @@ bool sd_nbd_export_add(const char *id, const char *node, const char *name,
     NbdExportConfig cfg = {
         .name = name, .description = description, .img = img, .writable = writable,
         .allocation_depth = allocation_depth, .bitmaps = bms, .nr_bitmaps = got,
+        .queue_depth = 64,      /* the server runs reads through a queue of its own */
     };
     if (got < nr_bitmaps || !nbd_export_add(server, &cfg, errp)) {
         for (unsigned i = 0; i < got; i++) {
