@@ -110,12 +110,16 @@ static bool request(VhostUserDev *dev, uint32_t req, const void *payload, uint32
         }
     }
     if (!ok) {
-        error_setg(errp, "%s: %s: %s", dev->setup.name, vhost_user_request_name(req), error_get_pretty(err));
+        /* Callers that do not want the error (errp NULL) still break the device. */
+        Error *out = NULL;
+        error_setg(&out, "%s: %s: %s", dev->setup.name, vhost_user_request_name(req),
+                   error_get_pretty(err));
         /* A refusal leaves the connection sane; anything else does not. */
         if (!strstr(error_get_pretty(err), "refused (ack")) {
-            backend_lost(dev, error_get_pretty(*errp));
+            backend_lost(dev, error_get_pretty(out));
         }
         error_free(err);
+        error_propagate(errp, out);
     }
     return ok;
 }
