@@ -447,6 +447,24 @@ static const BlockFileOps blkdebug_ops = {
     .close = bd_close,
 };
 
+char *blkdebug_plain_name(const KeyValList *opts)
+{
+    const char *config = NULL, *image = NULL;
+    for (int i = 0; i < opts->n; i++) {
+        const char *key = opts->items[i].key, *v = opts->items[i].value;
+        if (!strcmp(key, "config")) {
+            config = v;
+        } else if (!strcmp(key, "image.filename")) {
+            image = v;
+        } else if (strcmp(key, "driver") && strcmp(key, "image.driver")) {
+            return NULL;        /* rules or options the name cannot carry */
+        } else if (strcmp(v, !strcmp(key, "driver") ? "blkdebug" : "file")) {
+            return NULL;
+        }
+    }
+    return image ? xasprintf("blkdebug:%s:%s", config ? config : "", image) : NULL;
+}
+
 int blkdebug_open(BlockFile *f, const KeyValList *opts, bool writable, bool direct,
                   char **base, Error **errp)
 {
@@ -492,9 +510,9 @@ int blkdebug_open(BlockFile *f, const KeyValList *opts, bool writable, bool dire
         goto fail;
     }
     if (image_name) {
-        /* A plain string names the image file. */
-        image.items = xzalloc(sizeof(*image.items));
-        image.items[image.n++] = (KeyVal){ (char *)"filename", (char *)image_name };
+        /* A string names an existing node; an image tool has none. */
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'", image_name, image_name);
+        goto fail;
     }
     if (!image.n) {
         error_setg(errp, "A block device must be specified for \"image\"");

@@ -76,6 +76,11 @@ int quorum_open(BlockFile *f, const KeyValList *opts, bool writable, bool direct
                 char **base, Error **errp);
 /* Whether @name is a file-node driver opened by bfile_open_node (blkdebug, quorum). */
 bool bfile_is_filter_driver(const char *name);
+/*
+ * The "blkdebug:CONFIG:IMAGE" name of a blkdebug node @opts describe, when
+ * it has no options beyond config and a plain image file; else NULL.
+ */
+char *blkdebug_plain_name(const KeyValList *opts);
 void *blk_alloc_aligned(size_t len);     /* zeroed, BLK_DIRECT_ALIGN-aligned */
 
 /* ---- Async plumbing between the queue and the formats ---- */

@@ -94,7 +94,7 @@ static BlockImage *open_at_depth(const char *filename, const char *format,
 
 char *blk_image_backing_path(BlockImage *img, const char *backing)
 {
-    if (!blk_is_json_filename(img->filename)) {
+    if (!img->file.ops) {
         return blk_backing_path(img->filename, backing);
     }
     if (backing[0] == '/') {
@@ -301,6 +301,35 @@ void blk_drive_protocol_options(const KeyValList *drive, KeyValList *out)
     }
 }
 
+/* "blkdebug:CONFIG:IMAGE": a blkdebug node with a rules file over a host file. */
+static BlockImage *open_blkdebug_name(const char *filename, const char *format,
+                                      unsigned flags, Error **errp)
+{
+    const char *config = filename + 9, *colon = strchr(config, ':');
+    if (!colon || !colon[1]) {
+        error_setg(errp, "blkdebug requires both config file and image path");
+        return NULL;
+    }
+    char *cfg = xstrndup_safe(config, (size_t)(colon - config));
+    KeyValList opts = { 0 };
+    KeyVal items[3] = {
+        { (char *)"driver", (char *)"blkdebug" },
+        { (char *)"image.filename", (char *)colon + 1 },
+        { (char *)"config", cfg },
+    };
+    opts.items = items;
+    opts.n = cfg[0] ? 3 : 2;
+    BlockFile f = { .fd = -1 };
+    char *base = NULL;
+    BlockImage *img = NULL;
+    if (bfile_open_node(&f, &opts, flags & BLK_O_RDWR, flags & BLK_O_NOCACHE, &base,
+                        errp) == 0) {
+        img = blk_open_over_file(&f, filename, base, format, flags, errp);
+    }
+    free(cfg);
+    return img;
+}
+
 BlockImage *blk_open(const char *filename, const char *format, unsigned flags,
                      Error **errp)
 {
@@ -312,6 +341,9 @@ BlockImage *blk_open_opts(const char *filename, const char *format,
 {
     if (blk_is_json_filename(filename)) {
         return blk_open_json(filename, format, proto_opts, flags, errp);
+    }
+    if (filename && !strncmp(filename, "blkdebug:", 9)) {
+        return open_blkdebug_name(filename, format, flags, errp);
     }
     const BlockDriver *proto = protocol_driver(filename, format);
     if (proto) {

@@ -203,7 +203,10 @@ BlockImage *blk_open_json(const char *filename, const char *format,
         add_option(&proto, "driver", file_driver);
         if (bfile_open_node(&f, &proto, flags & BLK_O_RDWR, flags & BLK_O_NOCACHE, &base,
                             errp) == 0) {
-            img = blk_open_over_file(&f, filename, base, top, flags, errp);
+            /* blkdebug with only an image (and a config file) has a plain name. */
+            char *plain = !strcmp(file_driver, "blkdebug") ? blkdebug_plain_name(&proto) : NULL;
+            img = blk_open_over_file(&f, plain ? plain : filename, base, top, flags, errp);
+            free(plain);
         }
         goto out;
     }

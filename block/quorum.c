@@ -217,7 +217,7 @@ static void child_options(const KeyValList *opts, int idx, KeyValList *out)
         if (strncmp(key, prefix, plen)) {
             continue;
         }
-        const char *sub = key[plen] == '.' ? key + plen + 1 : key[plen] ? NULL : "filename";
+        const char *sub = key[plen] == '.' ? key + plen + 1 : key[plen] ? NULL : "";
         if (sub) {
             out->items = xrealloc(out->items, sizeof(*out->items) * (size_t)(out->n + 1));
             out->items[out->n++] = (KeyVal){ (char *)sub, opts->items[i].value };
@@ -304,6 +304,14 @@ int quorum_open(BlockFile *f, const KeyValList *opts, bool writable, bool direct
         char *child_base = NULL;
         child_options(opts, s->n, &c);
         s->children[s->n].fd = -1;
+        if (c.n == 1 && !c.items[0].key[0]) {
+            /* A string names an existing node; an image tool has none. */
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                       c.items[0].value, c.items[0].value);
+            free(c.items);
+            q_close(s);
+            return -1;
+        }
         int r = bfile_open_node(&s->children[s->n], &c, writable, direct, &child_base, errp);
         free(c.items);
         free(child_base);

@@ -207,6 +207,37 @@ def test_blkdebug_rejects_unknown_events_and_bad_align():
         assert 'A block device must be specified for "image"' in p.stderr, p.stderr
 
 
+def test_blkdebug_names_and_config_file():
+    """blkdebug:CONFIG:IMAGE names, shown for a blkdebug node with nothing but
+    a config file and an image; rules from the config file apply."""
+    need_qemu()
+    with Scratch() as s:
+        (a,) = make_children(s, 1)
+        cfg, out = s.path("rules.ini"), s.path("out.raw")
+        with open(cfg, "w") as f:
+            f.write('# fail every read\n[inject-error]\nevent = "read_aio"\nerrno = "5"\n')
+        for name in (f"blkdebug::{a}", blkdebug(a, config=cfg)):
+            mine, theirs = vimg("info", name).stdout, qimg("info", name).stdout
+            assert mine.splitlines()[0] == theirs.splitlines()[0], (mine, theirs)
+        assert vimg("info", blkdebug(a, config=cfg)).stdout.startswith(
+            f"image: blkdebug:{cfg}:{a}\n")
+        for name in (f"blkdebug:{cfg}:{a}", blkdebug(a, config=cfg)):
+            p = vimg("convert", "-O", "raw", name, out, ok=(1,))
+            assert "Input/output error" in p.stderr, p.stderr
+            qimg("convert", "-O", "raw", name, out, ok=(1,))
+        vimg("convert", "-O", "raw", f"blkdebug::{a}", out)
+        expect_pattern(out)
+        for name, text in ((f"blkdebug:{cfg}", "blkdebug requires both config file and image path"),
+                           (f"blkdebug:{s.path('none')}:{a}",
+                            "Could not read blkdebug config file: No such file or directory"),
+                           ("json:" + json.dumps({"driver": "raw", "file": {
+                               "driver": "blkdebug", "image": "node0"}}),
+                            "Cannot find device='node0' nor node-name='node0'")):
+            p = vimg("info", name, ok=(1,))
+            assert text in p.stderr, p.stderr
+            assert text in qimg("info", name, ok=(1,)).stderr
+
+
 def test_info_backing_path_through_filters():
     """qemu-iotests 110: through blkdebug the backing file resolves next to
     the image; through quorum no directory can be determined."""
@@ -215,9 +246,12 @@ def test_info_backing_path_through_filters():
         base, top = s.path("t.qcow2.base"), s.path("t.qcow2")
         vimg("create", "-q", "-f", "qcow2", base, "64M")
         vimg("create", "-q", "-f", "qcow2", "-b", "t.qcow2.base", "-F", "qcow2", top)
-        mine = vimg("info", blkdebug(top, fmt="qcow2")).stdout
-        assert f"backing file: t.qcow2.base (actual path: {base})" in mine, mine
-        assert mine.startswith("image: json:{"), mine
+        rules = {"set-state": [{"event": "read_aio", "new_state": 42}]}
+        name = blkdebug(top, fmt="qcow2", **rules)
+        mine, theirs = vimg("info", name).stdout, qimg("info", name).stdout
+        want = f"backing file: t.qcow2.base (actual path: {base})"
+        assert want in mine and want in theirs, (mine, theirs)
+        assert mine.startswith("image: json:{") and theirs.startswith("image: json:{"), mine
         name = quorum([top], 1, fmt="qcow2")
         mine, theirs = vimg("info", name).stdout, qimg("info", name).stdout
         want = "backing file: t.qcow2.base (cannot determine actual path)"
