@@ -116,6 +116,22 @@ int blk_block_status(BlockImage *img, uint64_t offset, uint64_t len,
 
 /* ---- Creating images ---- */
 
+/*
+ * qcow2 encrypt.format=luks: the passphrase and the encrypt.* choices by
+ * their qemu-img names (NULL: the default).  See block/crypto-luks.h.
+ */
+typedef struct BlockLuksOptions {
+    const uint8_t *secret;
+    size_t secret_len;
+    const char *cipher_alg;       /* aes-128, aes-192, aes-256 */
+    const char *cipher_mode;      /* xts, cbc */
+    const char *ivgen_alg;        /* plain, plain64, essiv */
+    const char *ivgen_hash_alg;   /* essiv's hash */
+    const char *hash_alg;         /* PBKDF2 and anti-forensic splitter hash */
+    uint64_t iter_time;           /* PBKDF2 time in milliseconds */
+    bool has_iter_time;
+} BlockLuksOptions;
+
 typedef struct BlockCreateOptions {
     const char *format;
     uint64_t size;
@@ -133,6 +149,7 @@ typedef struct BlockCreateOptions {
     uint64_t extent_size_hint;    /* file: XFS extent size hint, 0 = leave the default */
     bool nocow;                   /* file: no copy-on-write for the new file (btrfs) */
     int encrypt_format;           /* qcow2: BLK_ENCRYPT_* */
+    BlockLuksOptions luks;        /* qcow2 with BLK_ENCRYPT_LUKS */
     unsigned given;               /* BLK_CREATE_GIVEN_*: named by the user, not defaults */
     /* amend: told how far a long change (qcow2 downgrade) has got; may be NULL */
     void (*amend_progress)(void *opaque, uint64_t done, uint64_t total);

@@ -898,6 +898,9 @@ static int qcow2_create(const char *filename, const BlockCreateOptions *o, Error
         img->backing_fmt = o->backing_fmt ? xstrdup(o->backing_fmt) : NULL;
     }
     ret = qcow2_grow_l1(img, (o->size + l2_span - 1) / l2_span, errp);
+    if (ret == 0 && o->encrypt_format == BLK_ENCRYPT_LUKS) {
+        ret = qcow2_luks_create_header(img, o, errp);
+    }
     if (ret == 0) {
         ret = qcow2_write_header(img, errp);
     }

@@ -234,6 +234,8 @@ static inline void qcow2_l2_store(const BDRVQcow2 *s, uint8_t *t, uint64_t i, ui
 int qcow2_write_header(BlockImage *img, Error **errp);
 /* qcow2-crypt.c: record BLK_ENCRYPT_* in a newly created, still empty image. */
 int qcow2_crypt_mark_created(const char *filename, int encrypt_format, Error **errp);
+/* qcow2-crypt.c: put a new LUKS header area into a new image being created. */
+int qcow2_luks_create_header(BlockImage *img, const BlockCreateOptions *o, Error **errp);
 int qcow2_flush_metadata(BlockImage *img, bool sync, Error **errp);
 void qcow2_signal_corruption(BlockImage *img, Error **errp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -33,3 +33,8 @@ bool img_secret_exists(const char *id)
     size_t len;
     return secret_lookup(id, &len, NULL) != NULL;
 }
+
+const uint8_t *img_secret_data(const char *id, size_t *len)
+{
+    return secret_lookup(id, len, NULL);
+}

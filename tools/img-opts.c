@@ -23,6 +23,12 @@ static const ImgOptDesc qcow2_create_opts[] = {
     { "encrypt.format", IMG_OPT_STR, "Encrypt the image, format choices: 'aes', 'luks'" },
     { "encrypt.key-secret", IMG_OPT_STR,
       "ID of secret providing qcow AES key or LUKS passphrase" },
+    { "encrypt.cipher-alg", IMG_OPT_STR, "Name of encryption cipher algorithm" },
+    { "encrypt.cipher-mode", IMG_OPT_STR, "Name of encryption cipher mode" },
+    { "encrypt.ivgen-alg", IMG_OPT_STR, "Name of IV generator algorithm" },
+    { "encrypt.ivgen-hash-alg", IMG_OPT_STR, "Name of IV generator hash algorithm" },
+    { "encrypt.hash-alg", IMG_OPT_STR, "Name of encryption hash algorithm" },
+    { "encrypt.iter-time", IMG_OPT_NUM, "Time to spend in PBKDF in milliseconds" },
     { "cluster_size", IMG_OPT_SIZE, "qcow2 cluster size", "65536" },
     { "extended_l2", IMG_OPT_BOOL, "Extended L2 tables", "off" },
     { "preallocation", IMG_OPT_STR,
@@ -453,12 +459,29 @@ static bool encryption_options(const ImgOptSet *set, BlockCreateOptions *o, Erro
         error_setg(errp, "No secret with id '%s'", secret);
         return false;
     }
-    if (!strcmp(fmt, "luks")) {
-        error_setg(errp, "vireo-img cannot create LUKS-encrypted qcow2 images "
-                   "(encrypt.format=aes is supported)");
-        return false;
+    static const char *const luks_names[] = {
+        "encrypt.cipher-alg", "encrypt.cipher-mode", "encrypt.ivgen-alg",
+        "encrypt.ivgen-hash-alg", "encrypt.hash-alg", "encrypt.iter-time",
+    };
+    if (strcmp(fmt, "luks")) {
+        for (size_t i = 0; i < ARRAY_SIZE(luks_names); i++) {
+            if (given(set, luks_names[i], NULL)) {
+                error_setg(errp, "Invalid parameter '%s'", luks_names[i] + 8);
+                return false;
+            }
+        }
+        o->encrypt_format = BLK_ENCRYPT_AES;
+        return true;
     }
-    o->encrypt_format = BLK_ENCRYPT_AES;
+    BlockLuksOptions *l = &o->luks;
+    l->secret = img_secret_data(secret, &l->secret_len);
+    l->cipher_alg = img_optset_get(set, "encrypt.cipher-alg");
+    l->cipher_mode = img_optset_get(set, "encrypt.cipher-mode");
+    l->ivgen_alg = img_optset_get(set, "encrypt.ivgen-alg");
+    l->ivgen_hash_alg = img_optset_get(set, "encrypt.ivgen-hash-alg");
+    l->hash_alg = img_optset_get(set, "encrypt.hash-alg");
+    l->has_iter_time = given(set, "encrypt.iter-time", &l->iter_time);
+    o->encrypt_format = BLK_ENCRYPT_LUKS;
     return true;
 }
 

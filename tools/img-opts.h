@@ -83,5 +83,7 @@ bool img_add_object(const char *spec);
 /* tools/img-object.c: the same with the error returned; whether secret @id exists. */
 bool img_object_add(const char *spec, Error **errp);
 bool img_secret_exists(const char *id);
+/* The bytes of secret @id (*@len of them), or NULL when there is none. */
+const uint8_t *img_secret_data(const char *id, size_t *len);
 
 #endif

@@ -1,0 +1,37 @@
+/*
+ * LUKS version 1 key management for encrypted images.
+ *
+ * A LUKS1 header area starts with a 592-byte big-endian header (magic,
+ * cipher name and mode, hash, payload offset, master key length, a PBKDF2
+ * digest of the master key, a UUID and eight key slots).  Each key slot
+ * holds the master key spread over 4000 stripes by the anti-forensic
+ * splitter, encrypted sector by sector with a key derived from a
+ * passphrase by PBKDF2.  Crypto comes from nettle, randomness from
+ * getrandom().
+ */
+#ifndef VIREO_BLOCK_CRYPTO_LUKS_H
+#define VIREO_BLOCK_CRYPTO_LUKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "block/block.h"
+#include "util/error.h"
+
+#define LUKS_HEADER_SIZE   592
+#define LUKS_SECTOR_SIZE   512
+#define LUKS_NUM_SLOTS     8
+#define LUKS_STRIPES       4000
+
+/*
+ * Build the header area of a new LUKS1 volume: a random master key, slot 0
+ * active under @opts->secret, slots 1-7 laid out but disabled.  On success
+ * *@area (malloc'ed, *@len bytes, the payload offset) holds the whole area.
+ */
+int luks_create_area(const BlockLuksOptions *opts, uint8_t **area, size_t *len,
+                     Error **errp);
+
+/* Fill @buf with @len bytes from the kernel's random source. */
+int luks_random(uint8_t *buf, size_t len, Error **errp);
+
+#endif
