@@ -428,6 +428,12 @@ static int64_t bd_allocated(void *opaque)
     return bfile_allocated_bytes(&s->child);
 }
 
+static int bd_hole_fd(void *opaque)
+{
+    Blkdebug *s = opaque;
+    return bfile_hole_fd(&s->child);
+}
+
 static void bd_close(void *opaque)
 {
     Blkdebug *s = opaque;
@@ -444,6 +450,7 @@ static const BlockFileOps blkdebug_ops = {
     .length = bd_length,
     .truncate = bd_truncate,
     .allocated = bd_allocated,
+    .hole_fd = bd_hole_fd,
     .close = bd_close,
 };
 

@@ -31,6 +31,8 @@ typedef struct BlockFileOps {
     int64_t (*length)(void *s, Error **errp);
     int (*truncate)(void *s, uint64_t len, Error **errp);
     int64_t (*allocated)(void *s);
+    /* The host file whose holes are this node's (SEEK_DATA/SEEK_HOLE), or -1. */
+    int (*hole_fd)(void *s);
     void (*close)(void *s);
 } BlockFileOps;
 
@@ -62,6 +64,8 @@ int bfile_truncate(BlockFile *f, uint64_t len, Error **errp);
 /* Make [off, off+len) read as zeros without growing the file. */
 int bfile_zero_range(BlockFile *f, uint64_t off, uint64_t len, Error **errp);
 int64_t bfile_allocated_bytes(BlockFile *f);
+/* The descriptor to ask lseek(SEEK_DATA/SEEK_HOLE) about @f's holes, or -1. */
+int bfile_hole_fd(BlockFile *f);
 /*
  * Open the file node @opts describe ("driver" = file, blkdebug or quorum,
  * with that driver's options; a plain "filename" means a host file).

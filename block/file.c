@@ -242,6 +242,11 @@ int bfile_zero_range(BlockFile *f, uint64_t off, uint64_t len, Error **errp)
     return ret;
 }
 
+int bfile_hole_fd(BlockFile *f)
+{
+    return f->ops ? f->ops->hole_fd(f->ops_state) : f->fd;
+}
+
 int64_t bfile_allocated_bytes(BlockFile *f)
 {
     struct stat st;

@@ -184,6 +184,11 @@ static int64_t q_allocated(void *opaque)
     return sum;
 }
 
+static int q_hole_fd(void *opaque)
+{
+    return -1;      /* the children may differ: no holes are known */
+}
+
 static void q_close(void *opaque)
 {
     Quorum *s = opaque;
@@ -202,6 +207,7 @@ static const BlockFileOps quorum_ops = {
     .length = q_length,
     .truncate = q_truncate,
     .allocated = q_allocated,
+    .hole_fd = q_hole_fd,
     .close = q_close,
 };
 

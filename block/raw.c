@@ -93,7 +93,7 @@ static int raw_block_status(BlockImage *img, uint64_t off, uint64_t len,
         st->len = MIN(len, r->data_end - off);
         return 0;
     }
-    int fd = img->file.fd;
+    int fd = bfile_hole_fd(&img->file);
     off_t data = lseek(fd, (off_t)off, SEEK_DATA);
     st->host_offset = off;
     if (data < 0 && errno == ENXIO) {

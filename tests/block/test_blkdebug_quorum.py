@@ -168,6 +168,13 @@ def test_blkdebug_inject_error_fails_the_read():
         assert "No space left on device" in p.stderr, p.stderr
         assert "No space left on device" in qemu_io_read(name, "read 4096 512")
         assert "read failed" not in qemu_io_read(name, "read 0 4096")
+        # Block status passes through: the hole at sector 2000 is never read,
+        # so a rule there does not fire in convert (as with qemu-img).
+        name = blkdebug(a, **{"inject-error": [{"event": "read_aio", "sector": "2000"}]})
+        assert vimg("map", "--output=json", name).stdout == \
+            qimg("map", "--output=json", name).stdout
+        vimg("convert", "-O", "raw", name, out)
+        qimg("convert", "-O", "raw", name, out)
         # Without a rule, blkdebug passes the data through unchanged.
         vimg("convert", "-O", "raw", blkdebug(a, align="4096"), out)
         expect_pattern(out)
