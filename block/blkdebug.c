@@ -184,7 +184,8 @@ static bool rules_from_options(Blkdebug *s, const KeyValList *opts, const char *
                                bool inject, Error **errp)
 {
     size_t plen = strlen(prefix);
-    for (int idx = 0;; idx++) {
+    int idx;
+    for (idx = 0;; idx++) {
         Rule *r = NULL;
         for (int i = 0; i < opts->n; i++) {
             const char *key = opts->items[i].key;
@@ -204,12 +205,26 @@ static bool rules_from_options(Blkdebug *s, const KeyValList *opts, const char *
             }
         }
         if (!r) {
-            return true;
+            break;
         }
         if (!rule_complete(r, errp)) {
             return false;
         }
     }
+    /* Rules are numbered from 0 without gaps; anything else is not an option. */
+    for (int i = 0; i < opts->n; i++) {
+        const char *key = opts->items[i].key;
+        char *end;
+        if (!strncmp(key, prefix, plen) && key[plen] == '.') {
+            long n = strtol(key + plen + 1, &end, 10);
+            if (end == key + plen + 1 || *end != '.' || n < 0 || n >= idx) {
+                error_setg(errp, "Block protocol 'blkdebug' doesn't support the option '%s'",
+                           key);
+                return false;
+            }
+        }
+    }
+    return true;
 }
 
 static char *trim(char *p)

@@ -278,7 +278,20 @@ int quorum_open(BlockFile *f, const KeyValList *opts, bool writable, bool direct
             break;
         }
     }
-    if (count < 1) {
+    /* Children are numbered from 0 without gaps; anything else is not an option. */
+    for (int i = 0; i < opts->n; i++) {
+        const char *key = opts->items[i].key;
+        char *end;
+        if (!strncmp(key, "children.", 9)) {
+            long idx = strtol(key + 9, &end, 10);
+            if (end == key + 9 || (*end && *end != '.') || idx < 0 || idx >= count) {
+                error_setg(errp, "Block protocol 'quorum' doesn't support the option '%s'",
+                           key);
+                goto fail;
+            }
+        }
+    }
+        if (count < 1) {
         error_setg(errp, "Number of provided children must be 1 or more");
         goto fail;
     }

@@ -149,6 +149,11 @@ def test_quorum_option_errors_match_qemu():
             assert text in p.stderr, (name, p.stderr)
             q = qimg("info", name, ok=(1,))
             assert text in q.stderr, (name, q.stderr)
+        # Children numbered with a gap: the stray one is refused, not dropped.
+        spec = {"driver": "raw", "file": {"driver": "quorum", "vote-threshold": 1,
+                                          "children.0.filename": a, "children.2.filename": a}}
+        p = vimg("info", "json:" + json.dumps(spec), ok=(1,))
+        assert "doesn't support the option 'children.2.filename'" in p.stderr, p.stderr
 
 
 def test_blkdebug_inject_error_fails_the_read():
