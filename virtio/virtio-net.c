@@ -74,6 +74,7 @@ struct VirtIONet {
     bool vhost_running;         /* the pairs' rings are in the kernel now */
     Chardev *vu_chr;            /* -netdev vhost-user: its socket chardev */
     VhostUserDev *vu;           /* ... and the frontend running the data rings */
+    uint8_t conf_mac[6];        /* mac= (or the default): what a reset brings back */
     /* Control-queue state (kept as the driver set it). */
     uint8_t rx_mode[6];         /* indexed by RX_PROMISC.. */
     uint8_t mac_table[MAC_TABLE_MAX][6];    /* unicast entries, then multicast */
@@ -649,6 +650,8 @@ static void net_reset(VirtIODevice *vdev)
     n->mac_table_n = n->mac_table_uni = 0;
     n->uni_overflow = n->multi_overflow = false;
     memset(n->vlans, 0, sizeof(n->vlans));
+    /* A MAC the last driver set (config write, MAC_ADDR_SET) dies with it. */
+    memcpy(vdev->config + CFG_MAC, n->conf_mac, 6);
 }
 
 static void net_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t val, unsigned size)
@@ -898,6 +901,7 @@ static bool net_setup(VirtIONet *n, const VirtioCreateContext *ctx, const KeyVal
     n->rx_mode[RX_PROMISC] = 1;     /* as after a reset */
     n->hdr_len = HDR_LEN_MRG;
     memcpy(n->vdev.config + CFG_MAC, mac, 6);
+    memcpy(n->conf_mac, mac, 6);
     uint16_t st = htole16(STATUS_LINK_UP), mp = htole16(n->max_pairs);
     memcpy(n->vdev.config + CFG_STATUS, &st, 2);
     if (n->max_pairs > 1) {
