@@ -41,6 +41,29 @@ def rss_kib(pid):
     return None
 
 
+GUEST_RAM_KIB = 512 << 10
+
+
+def host_rss_kib(pid):
+    """RSS outside the guest's RAM mapping (what vireo itself holds: heap,
+    sanitizer shadow, stacks): the guest touching its own pages is not a leak."""
+    total = guest = 0
+    size = 0
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                if line.startswith("Size:"):
+                    size = int(line.split()[1])
+                elif line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                    total += rss
+                    if size == GUEST_RAM_KIB:
+                        guest += rss
+    except OSError:
+        return None
+    return total - guest
+
+
 class Console:
     """vireo's serial console (its stdout): every line, kept."""
 
@@ -112,6 +135,7 @@ class Poller:
                 self.max_latency = max(self.max_latency, lat)
                 self.polls += 1
                 self.samples.append({"t": t0, "latency": lat, "rss_kib": rss_kib(self.pid),
+                                     "host_rss_kib": host_rss_kib(self.pid),
                                      "status": status,
                                      "needs_reset": sum(NEEDS_RESET in " ".join(d["statuses"])
                                                         for d in devs.values())})
@@ -181,14 +205,17 @@ def main():
         if not con.wait_for(r"^SOAK-START", left(), alive):
             raise RuntimeError("the hostile program never started")
         result["rss_start_kib"] = rss_kib(proc.pid)
+        result["host_rss_start_kib"] = host_rss_kib(proc.pid)
         t_start = t_soak = time.monotonic()
         result["rss_mid_kib"] = None
         say("the attack started")
         while alive() and not re.search(r"^SOAK-END", con.text, re.M) and time.monotonic() < end:
             if result["rss_mid_kib"] is None and time.monotonic() - t_start > float(seconds) / 4:
                 result["rss_mid_kib"] = rss_kib(proc.pid)     # after warm-up
+                result["host_rss_mid_kib"] = host_rss_kib(proc.pid)
             time.sleep(0.5)
         result["rss_end_kib"] = rss_kib(proc.pid)
+        result["host_rss_end_kib"] = host_rss_kib(proc.pid)
         result["end_at_s"] = round(time.monotonic() - t_launch, 1)
         say("the attack ended")
         if not con.wait_for(r"^SOAK-WAIT", left(), alive):
@@ -230,6 +257,7 @@ def main():
             result["poll_errors"] = poller.errors
             result["max_qmp_latency_s"] = round(poller.max_latency, 3)
             result["rss_samples_kib"] = [s["rss_kib"] for s in poller.samples]
+            result["host_rss_samples_kib"] = [s["host_rss_kib"] for s in poller.samples]
             result["needs_reset_samples"] = [s["needs_reset"] for s in poller.samples]
             slow = sorted(poller.samples, key=lambda s: -s["latency"])[:5]
             result["slowest_polls"] = [{"at_s": round(s["t"] - t_launch, 1),

@@ -33,8 +33,9 @@ import lab  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECONDS = int(os.environ.get("VIREO_SOAK_SECONDS", "60"))
 SEED = int(os.environ.get("VIREO_SOAK_SEED") or random.SystemRandom().randrange(1, 1 << 31))
-# RSS may grow this much between a quarter into the attack and its end.
-RSS_SLACK_KIB = int(os.environ.get("VIREO_SOAK_RSS_SLACK_KIB", str(24 << 10)))
+# vireo's RSS outside guest RAM may grow this much between a quarter into
+# the attack and its end (the guest touching its own RAM is not counted).
+RSS_SLACK_KIB = int(os.environ.get("VIREO_SOAK_RSS_SLACK_KIB", str(8 << 10)))
 
 INIT = r"""#!/bin/sh
 mount -t proc proc /proc
@@ -130,7 +131,8 @@ def report():
     print(f"soak: seed {r.get('seed')}: {m.group(1) if m else '?'} hostile operations "
           f"({', '.join(f'{k} {v}' for k, v in ops.items())}); NEEDS_RESET read back "
           f"{m.group(2) if m else '?'} times; RSS at start {mib('rss_start_kib')}, "
-          f"after warm-up {mib('rss_mid_kib')}, at end {mib('rss_end_kib')}; "
+          f"after warm-up {mib('rss_mid_kib')}, at end {mib('rss_end_kib')} (outside guest RAM: "
+          f"{mib('host_rss_start_kib')}, {mib('host_rss_mid_kib')}, {mib('host_rss_end_kib')}); "
           f"{r.get('polls')} QMP polls, slowest {r.get('max_qmp_latency_s')} s "
           f"(attack from {r.get('start_at_s')} s to {r.get('end_at_s')} s after launch; slowest polls "
           f"{r.get('slowest_polls')})", flush=True)
@@ -152,7 +154,10 @@ def test_vireo_survives_and_answers():
     assert re.search(r"^SOAK-EXIT 0", r["console"], re.M), fail_context()
     m = re.search(r"^SOAK-END ops=(\d+)", r["console"], re.M)
     assert m and int(m.group(1)) > 0, fail_context()
-    assert r["polls"] > SECONDS, (r["polls"], fail_context())  # QMP answered all along
+    # QMP answered all along: every poll (five devices' status, the block
+    # list) came back, none took long even on a loaded host.
+    assert r["polls"] >= SECONDS / 10, (r["polls"], fail_context())
+    assert r["max_qmp_latency_s"] < 30, r.get("slowest_polls")
     assert not r["poll_errors"], r["poll_errors"]
     assert r["exit_status"] == 0, fail_context()
 
@@ -172,9 +177,11 @@ def test_sanitizers_silent():
 
 def test_rss_flat():
     r = run_soak()
-    mid, end = r.get("rss_mid_kib"), r.get("rss_end_kib")
+    mid, end = r.get("host_rss_mid_kib"), r.get("host_rss_end_kib")
     assert mid and end, fail_context()
-    assert end - mid <= RSS_SLACK_KIB, f"RSS grew {end - mid} KiB during the attack ({mid} -> {end})"
+    assert end - mid <= RSS_SLACK_KIB, (f"RSS outside guest RAM grew {end - mid} KiB during the "
+                                        f"attack ({mid} -> {end}); samples "
+                                        f"{r.get('host_rss_samples_kib')}")
 
 
 def test_broken_devices_need_reset():
