@@ -111,8 +111,7 @@ static int cryptor_init(LuksCryptor *cr, const LuksCipher *c, const uint8_t *key
     if (c->ivgen == IV_ESSIV) {
         const struct nettle_hash *h = c->ivgen_hash->hash;
         if (h->digest_size != 16 && h->digest_size != 24 && h->digest_size != 32) {
-            error_setg(errp, "Cipher key length %u is not supported by the ESSIV cipher",
-                       h->digest_size);
+            error_setg(errp, "No AES cipher with key size %u available", h->digest_size);
             return -1;
         }
         uint8_t ctx[512], digest[64];
@@ -354,15 +353,44 @@ enum {
     S_ACTIVE = 0, S_ITERS = 4, S_SALT = 8, S_OFFSET = 40, S_STRIPES = 44,
 };
 
-int luks_create_area(const BlockLuksOptions *opts, uint8_t **area, size_t *len,
-                     Error **errp)
+/* Parse and check @opts: every refusal happens here, before anything is written. */
+static int check_options(const BlockLuksOptions *opts, LuksCipher *c, Error **errp)
 {
-    LuksCipher c;
-    if (parse_cipher(opts, &c, errp) < 0) {
+    if (parse_cipher(opts, c, errp) < 0) {
         return -1;
     }
     if (!opts->secret) {
         error_setg(errp, "Parameter 'key-secret' is required for cipher");
+        return -1;
+    }
+    size_t key_bytes = cipher_key_bytes(c);
+    size_t split_len = key_bytes * LUKS_STRIPES;
+    if (split_len % LUKS_SECTOR_SIZE) {
+        /* QEMU 7.2 aborts on such a key slot: no image it could not open. */
+        error_setg(errp, "LUKS key material of %zu bytes (%zu-byte key, %u stripes) is not "
+                   "a whole number of %u-byte sectors; choose another cipher or mode",
+                   split_len, key_bytes, LUKS_STRIPES, LUKS_SECTOR_SIZE);
+        return -1;
+    }
+    unsigned ds = c->ivgen_hash->hash->digest_size;
+    if (c->ivgen == IV_ESSIV && ds != 16 && ds != 24 && ds != 32) {
+        error_setg(errp, "No AES cipher with key size %u available", ds);
+        return -1;
+    }
+    return 0;
+}
+
+int luks_check_options(const BlockLuksOptions *opts, Error **errp)
+{
+    LuksCipher c;
+    return check_options(opts, &c, errp);
+}
+
+int luks_create_area(const BlockLuksOptions *opts, uint8_t **area, size_t *len,
+                     Error **errp)
+{
+    LuksCipher c;
+    if (check_options(opts, &c, errp) < 0) {
         return -1;
     }
     size_t key_bytes = cipher_key_bytes(&c);

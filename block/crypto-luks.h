@@ -31,6 +31,9 @@
 int luks_create_area(const BlockLuksOptions *opts, uint8_t **area, size_t *len,
                      Error **errp);
 
+/* Refuse @opts as luks_create_area() would, without computing anything. */
+int luks_check_options(const BlockLuksOptions *opts, Error **errp);
+
 /* Fill @buf with @len bytes from the kernel's random source. */
 int luks_random(uint8_t *buf, size_t len, Error **errp);
 

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/crypto-luks.h"
 #include "util/osdep.h"
 
 #define L2_CACHE_TABLES 64
@@ -869,6 +870,9 @@ static int qcow2_create(const char *filename, const BlockCreateOptions *o, Error
     if (o->backing_file && o->preallocation != BLK_PREALLOC_OFF && !o->extended_l2) {
         error_setg(errp, "Backing file and preallocation can only be used at the same time "
                    "if extended_l2 is on");
+        return -1;
+    }
+    if (o->encrypt_format == BLK_ENCRYPT_LUKS && luks_check_options(&o->luks, errp) < 0) {
         return -1;
     }
     if (o->data_file && create_data_file(filename, o, errp) < 0) {

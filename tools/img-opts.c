@@ -466,7 +466,7 @@ static bool encryption_options(const ImgOptSet *set, BlockCreateOptions *o, Erro
     if (strcmp(fmt, "luks")) {
         for (size_t i = 0; i < ARRAY_SIZE(luks_names); i++) {
             if (given(set, luks_names[i], NULL)) {
-                error_setg(errp, "Invalid parameter '%s'", luks_names[i] + 8);
+                error_setg(errp, "Parameter '%s' is unexpected", luks_names[i]);
                 return false;
             }
         }
