@@ -85,6 +85,11 @@ bool bfile_is_filter_driver(const char *name);
  * it has no options beyond config and a plain image file; else NULL.
  */
 char *blkdebug_plain_name(const KeyValList *opts);
+/* "json:{...}" naming a filter node by its flat options. */
+char *bfile_node_json_name(const KeyValList *opts);
+/* Open @format (NULL: probe; "raw" for the node's bytes) over the filter node @opts describe. */
+BlockImage *blk_open_filter_node(const KeyValList *opts, const char *name, const char *format,
+                                 unsigned flags, Error **errp);
 void *blk_alloc_aligned(size_t len);     /* zeroed, BLK_DIRECT_ALIGN-aligned */
 
 /* ---- Async plumbing between the queue and the formats ---- */

@@ -5,6 +5,8 @@
  */
 #include "block/block-int.h"
 
+#include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,4 +52,46 @@ int bfile_open_node(BlockFile *f, const KeyValList *opts, bool writable, bool di
     }
     *base = xstrdup(filename);
     return 0;
+}
+
+char *bfile_node_json_name(const KeyValList *opts)
+{
+    char *plain = blkdebug_plain_name(opts);
+    if (plain) {
+        return plain;
+    }
+    /* Flat keys, in QEMU's spacing: json:{"driver": "quorum", "children.0.filename": ...}. */
+    size_t cap = 64, len = 0;
+    char *out = xmalloc(cap);
+    len += (size_t)snprintf(out, cap, "json:{");
+    for (int i = 0; i < opts->n; i++) {
+        json_object *k = json_object_new_string(opts->items[i].key);
+        json_object *v = json_object_new_string(opts->items[i].value);
+        const char *ks = json_object_to_json_string_ext(k, JSON_C_TO_STRING_NOSLASHESCAPE);
+        const char *vs = json_object_to_json_string_ext(v, JSON_C_TO_STRING_NOSLASHESCAPE);
+        size_t need = strlen(ks) + strlen(vs) + 8;
+        if (len + need >= cap) {
+            cap = (len + need) * 2;
+            out = xrealloc(out, cap);
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%s: %s", i ? ", " : "", ks, vs);
+        json_object_put(k);
+        json_object_put(v);
+    }
+    if (len + 2 >= cap) {
+        out = xrealloc(out, len + 2);
+    }
+    memcpy(out + len, "}", 2);
+    return out;
+}
+
+BlockImage *blk_open_filter_node(const KeyValList *opts, const char *name, const char *format,
+                                 unsigned flags, Error **errp)
+{
+    BlockFile f = { .fd = -1 };
+    char *base = NULL;
+    if (bfile_open_node(&f, opts, flags & BLK_O_RDWR, flags & BLK_O_NOCACHE, &base, errp) < 0) {
+        return NULL;
+    }
+    return blk_open_over_file(&f, name, base, format, flags, errp);
 }

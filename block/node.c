@@ -37,6 +37,7 @@ struct BlockNode {
     char *driver;
     char *device;               /* -drive id, or NULL */
     char *filename;             /* protocol nodes */
+    KeyValList filter_opts;     /* blkdebug/quorum protocol nodes: their own options */
     BlockNode *file;            /* format nodes: the protocol node below */
     BlockNode *backing;         /* backing=NODE */
     bool backing_null;          /* backing=null: the image's own chain is not opened */
@@ -599,6 +600,16 @@ static void unlock_chain(BlockNode *n)
     n->nr_chain_lock_fds = 0;
 }
 
+/* Open the format over a file node: a host file, or a filter node's own options. */
+static BlockImage *open_over(const BlockNode *f, const char *fmt, const KeyValList *proto_opts,
+                             unsigned flags, Error **errp)
+{
+    if (f->filter_opts.n) {
+        return blk_open_filter_node(&f->filter_opts, f->filename, fmt, flags, errp);
+    }
+    return blk_open_opts(f->filename, fmt, proto_opts, flags, errp);
+}
+
 /*
  * Open a format node's image (the protocol node's file with the format on
  * top), after checking the claims its metadata makes on the file.
@@ -613,12 +624,12 @@ static bool open_format(BlockNode *n, const KeyValList *proto_opts, Error **errp
     }
     unsigned flags = open_flags(n);
     Error *err = NULL;
-    n->img = blk_open_opts(f->filename, fmt, proto_opts, flags, &err);
+    n->img = open_over(f, fmt, proto_opts, flags, &err);
     if (!n->img && n->auto_read_only && (flags & BLK_O_RDWR)) {
         error_free(err);
         err = NULL;
         n->read_only = true;
-        n->img = blk_open_opts(f->filename, fmt, proto_opts, flags & ~BLK_O_RDWR, &err);
+        n->img = open_over(f, fmt, proto_opts, flags & ~BLK_O_RDWR, &err);
     }
     if (!n->img) {
         error_propagate(errp, err);
@@ -658,7 +669,7 @@ BlockImage *block_node_image(BlockNode *n, Error **errp)
         error_setg(errp, "Node '%s' has no file", n->name);
         return NULL;
     }
-    n->img = blk_open(n->filename, "raw", open_flags(n), errp);
+    n->img = open_over(n, "raw", NULL, open_flags(n), errp);
     return n->img;
 }
 
@@ -732,6 +743,7 @@ static void node_free(BlockNode *n)
     free(n->driver);
     free(n->device);
     free(n->filename);
+    keyval_free(&n->filter_opts);
     free(n->werror);
     free(n->rerror);
     free(n);
@@ -874,6 +886,25 @@ static bool protocol_options(BlockNode *n, const KeyValList *kv, Error **errp)
     return true;
 }
 
+/*
+ * A blkdebug or quorum node: its options (children included) are kept and
+ * checked when the format above opens it; its files take no lock.
+ */
+static bool filter_options(BlockNode *n, const KeyValList *kv, Error **errp)
+{
+    n->lock_fd = -1;
+    for (int i = 0; i < kv->n; i++) {
+        const char *key = kv->items[i].key;
+        if (!strcmp(key, "driver") || !key_in(key, common_keys)) {
+            KeyValList *o = &n->filter_opts;
+            o->items = xrealloc(o->items, sizeof(*o->items) * (size_t)(o->n + 1));
+            o->items[o->n++] = (KeyVal){ xstrdup(key), xstrdup(kv->items[i].value) };
+        }
+    }
+    n->filename = bfile_node_json_name(&n->filter_opts);
+    return true;
+}
+
 static BlockNode *create_child(const KeyValList *kv, const char *key, BlockNode *parent,
                                Error **errp);
 
@@ -918,7 +949,8 @@ static BlockNode *create_node(const KeyValList *kv, Error **errp)
         error_setg(errp, "Parameter 'driver' is missing");
         return NULL;
     }
-    bool proto = !strcmp(driver, "file");
+    bool filter = bfile_is_filter_driver(driver);
+    bool proto = !strcmp(driver, "file") || filter;
     if (!proto && !is_format_driver(driver)) {
         error_setg(errp, "Parameter 'driver' does not accept value '%s'", driver);
         return NULL;
@@ -926,7 +958,8 @@ static BlockNode *create_node(const KeyValList *kv, Error **errp)
     for (int i = 0; i < kv->n; i++) {
         const char *key = kv->items[i].key;
         bool sub = !proto && (!strncmp(key, "file.", 5) || !strncmp(key, "backing.", 8));
-        if (!sub && !key_in(key, common_keys) && !key_in(key, proto ? file_keys : format_keys)) {
+        if (!sub && !filter && !key_in(key, common_keys) &&
+            !key_in(key, proto ? file_keys : format_keys)) {
             error_setg(errp, "Parameter '%s' is unexpected", key);
             return NULL;
         }
@@ -945,7 +978,8 @@ static BlockNode *create_node(const KeyValList *kv, Error **errp)
     n->driver = xstrdup(driver);
     n->name = name ? xstrdup(name) : auto_name();
     bool ok = common_options(n, kv, errp) &&
-              (proto ? protocol_options(n, kv, errp) : format_options(n, kv, errp));
+              (filter ? filter_options(n, kv, errp)
+               : proto ? protocol_options(n, kv, errp) : format_options(n, kv, errp));
     if (ok) {
         node_register(n);
         if (!proto && !open_format(n, NULL, errp)) {

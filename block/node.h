@@ -3,8 +3,9 @@
  * VMM: -blockdev, -drive, blockdev-add) and vireo-storage-daemon
  * (--blockdev) share.
  *
- * A protocol node (driver "file", or "null-co"/"null-aio" from -drive)
- * names where the bytes live; a format node ("raw", "qcow2", "parallels")
+ * A protocol node (driver "file", or "null-co"/"null-aio" from -drive, or
+ * a blkdebug/quorum filter node kept as its options) names where the bytes
+ * live; a format node ("raw", "qcow2", "parallels")
  * sits on a protocol node through its `file` child and may name a backing
  * node.  A node without node-name gets an automatic "#blockNNN" name.  A
  * node may also carry a device name: the id of the -drive that made it

@@ -1,6 +1,7 @@
 /*
  * A JSON object as key=value options (-blockdev '{...}', blockdev-add):
- * nested objects become dotted keys, booleans on/off, null "null", so one
+ * nested objects become dotted keys, list members numbered ones, booleans
+ * on/off, null "null", so one
  * option parser serves both spellings.
  */
 #include <json-c/json.h>
@@ -37,6 +38,17 @@ static bool flatten(json_object *v, const char *key, KeyValList *kv, int depth, 
         }
         return true;
     }
+    case json_type_array:
+        /* List members get numbered keys, as QEMU flattens them (children.0.driver). */
+        for (size_t i = 0; key && i < json_object_array_length(v); i++) {
+            char *sub = xasprintf("%s.%zu", key, i);
+            bool ok = flatten(json_object_array_get_idx(v, i), sub, kv, depth + 1, errp);
+            free(sub);
+            if (!ok) {
+                return false;
+            }
+        }
+        return true;
     case json_type_null:
         add_item(kv, key, "null");
         return true;

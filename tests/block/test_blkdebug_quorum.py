@@ -4,6 +4,9 @@ names: quorum votes on what its children hold, blkdebug injects errors on
 the events it raises; each checked against Debian's qemu-img/qemu-io
 running the same command where they can."""
 import json
+import os
+import shutil
+import sys
 
 import vtest
 from imgtest import Scratch, need_qemu, qimg, qio, run, vimg
@@ -268,6 +271,51 @@ def test_info_backing_path_through_filters():
         mine, theirs = vimg("info", name).stdout, qimg("info", name).stdout
         want = "backing file: t.qcow2.base (cannot determine actual path)"
         assert want in mine and want in theirs, (mine, theirs)
+
+
+def vmm_nodes(spec, qemu=False):
+    """query-named-block-nodes of a paused machine started with -blockdev @spec."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+    import vmm
+    if qemu:
+        v = vmm.Vireo("-M", "pc", "-nodefaults", "-S", "-blockdev", json.dumps(spec),
+                      binary=shutil.which("qemu-system-x86_64"))
+    else:
+        v = vmm.Vireo("-nodefaults", "-S", "-blockdev", json.dumps(spec), qtest=True)
+    with v:
+        m = v.qmp()
+        nodes = m.cmd("query-named-block-nodes")
+        m.close()
+    return {n["node-name"]: n for n in nodes}
+
+
+def test_vmm_blockdev_over_filters():
+    """-blockdev takes blkdebug and quorum file nodes under a format, as QEMU
+    does (QEMU also lists the filters' own children as nodes; vireo does not)."""
+    need_qemu()
+    if not shutil.which("qemu-system-x86_64"):
+        vtest.skip("qemu-system-x86_64 is not installed")
+    with Scratch() as s:
+        img = s.path("d.qcow2")
+        qimg("create", "-q", "-f", "qcow2", img, "1M")
+        spec = {"driver": "qcow2", "node-name": "q0",
+                "file": {"driver": "blkdebug", "node-name": "f0",
+                         "image": {"driver": "file", "filename": img}}}
+        mine, theirs = vmm_nodes(spec), vmm_nodes(spec, qemu=True)
+        for name in ("q0", "f0"):
+            for key in ("drv", "file", "ro"):
+                assert mine[name][key] == theirs[name][key], (name, key, mine[name], theirs[name])
+        assert mine["q0"]["image"]["virtual-size"] == 1048576
+        spec = {"driver": "qcow2", "node-name": "q0",
+                "file": {"driver": "quorum", "node-name": "f0", "vote-threshold": 1,
+                         "children": [{"driver": "file", "filename": img}]}}
+        mine = vmm_nodes(spec)
+        assert mine["f0"]["drv"] == "quorum" and mine["q0"]["drv"] == "qcow2", mine
+        spec["file"]["vote-threshold"] = 2
+        import vmm
+        rc, _, err = vmm.run("-nodefaults", "-S", "-qtest", "null", "-blockdev", json.dumps(spec),
+                             timeout=60)
+        assert rc != 0 and "threshold may not exceed children count" in err, (rc, err)
 
 
 vtest.main()
