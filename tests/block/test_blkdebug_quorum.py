@@ -318,4 +318,48 @@ def test_vmm_blockdev_over_filters():
         assert rc != 0 and "threshold may not exceed children count" in err, (rc, err)
 
 
+def test_vmm_guest_io_through_filters():
+    """virtio-blk requests (over qtest) through quorum and blkdebug nodes:
+    the vote, the injected error and writes to every child reach the guest."""
+    need_qemu()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "virtio"))
+    import vmm
+    from test_virtio_qtest import Blk
+
+    def start(file_node):
+        spec = {"driver": "raw", "node-name": "d0", "file": file_node}
+        return vmm.Vireo("-nodefaults", "-S", "-blockdev", json.dumps(spec),
+                         "-device", "virtio-blk-pci,drive=d0", qtest=True)
+
+    def files(paths):
+        return [{"driver": "file", "filename": p} for p in paths]
+
+    with Scratch() as s:
+        a, b, c = make_children(s, 3)
+        corrupt(c)                      # sector 8 differs on one child of three
+        node = {"driver": "quorum", "vote-threshold": 2, "children": files([a, b, c])}
+        with start(node) as v:
+            blk = Blk(v)
+            st, _, data = blk.request(0, 8, in_len=512)
+            assert st == 0 and data == bytes([PATTERN]) * 512, (st, data[:16])
+            assert blk.request(1, 100, out=b"\x77" * 4096)[0] == 0
+            assert blk.request(4, 0)[0] == 0
+        for p in (a, b, c):
+            with open(p, "rb") as f:
+                f.seek(100 * 512)
+                assert f.read(4096) == b"\x77" * 4096, p
+        node = {"driver": "quorum", "vote-threshold": 2, "children": files([a, c])}
+        with start(node) as v:
+            blk = Blk(v)
+            assert blk.request(0, 8, in_len=512)[0] == 1       # VIRTIO_BLK_S_IOERR
+            assert blk.request(0, 0, in_len=512)[0] == 0       # both agree there
+        node = {"driver": "blkdebug", "image": files([a])[0],
+                "inject-error": [{"event": "read_aio", "sector": "8"}]}
+        with start(node) as v:
+            blk = Blk(v)
+            assert blk.request(0, 0, in_len=512)[0] == 0
+            assert blk.request(0, 8, in_len=512)[0] == 1
+
+
 vtest.main()
