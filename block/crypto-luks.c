@@ -65,6 +65,20 @@ typedef struct AesKey {
     nettle_cipher_func *encrypt;
 } AesKey;
 
+static void aes_key_set_decrypt(AesKey *k, size_t len, const uint8_t *key)
+{
+    if (len == 16) {
+        aes128_set_decrypt_key(&k->u.a128, key);
+        k->encrypt = (nettle_cipher_func *)aes128_decrypt;
+    } else if (len == 24) {
+        aes192_set_decrypt_key(&k->u.a192, key);
+        k->encrypt = (nettle_cipher_func *)aes192_decrypt;
+    } else {
+        aes256_set_decrypt_key(&k->u.a256, key);
+        k->encrypt = (nettle_cipher_func *)aes256_decrypt;
+    }
+}
+
 static void aes_key_set(AesKey *k, size_t len, const uint8_t *key)
 {
     if (len == 16) {
@@ -96,7 +110,7 @@ static size_t cipher_key_bytes(const LuksCipher *c)
 /* Encryption state for one key: the data key(s) and, for ESSIV, the IV key. */
 typedef struct LuksCryptor {
     const LuksCipher *c;
-    AesKey data, tweak, essiv;
+    AesKey data, data_dec, tweak, essiv;     /* data_dec: the data key's decryption */
 } LuksCryptor;
 
 static int cryptor_init(LuksCryptor *cr, const LuksCipher *c, const uint8_t *key,
@@ -105,6 +119,7 @@ static int cryptor_init(LuksCryptor *cr, const LuksCipher *c, const uint8_t *key
     memset(cr, 0, sizeof(*cr));
     cr->c = c;
     aes_key_set(&cr->data, c->aes_key_len, key);
+    aes_key_set_decrypt(&cr->data_dec, c->aes_key_len, key);
     if (c->mode == MODE_XTS) {
         aes_key_set(&cr->tweak, c->aes_key_len, key + c->aes_key_len);
     }
@@ -157,6 +172,22 @@ static void cryptor_encrypt(const LuksCryptor *cr, uint64_t first_sector, uint8_
                                 buf + off, buf + off);
         } else {
             cbc_encrypt(&cr->data.u, cr->data.encrypt, 16, iv, n, buf + off, buf + off);
+        }
+    }
+}
+
+static void cryptor_decrypt(const LuksCryptor *cr, uint64_t first_sector, uint8_t *buf,
+                            size_t len)
+{
+    for (size_t off = 0; off < len; off += LUKS_SECTOR_SIZE, first_sector++) {
+        size_t n = MIN((size_t)LUKS_SECTOR_SIZE, len - off);
+        uint8_t iv[16];
+        sector_iv(cr, first_sector, iv);
+        if (cr->c->mode == MODE_XTS) {
+            xts_decrypt_message(&cr->data_dec.u, &cr->tweak.u, cr->data_dec.encrypt,
+                                cr->tweak.encrypt, iv, n, buf + off, buf + off);
+        } else {
+            cbc_decrypt(&cr->data_dec.u, cr->data_dec.encrypt, 16, iv, n, buf + off, buf + off);
         }
     }
 }
@@ -478,4 +509,215 @@ out:
     memset(&cr, 0, sizeof(cr));
     free(buf);
     return ret;
+}
+
+/* ---- opening a volume ---- */
+
+static int luks_volume_cipher(const LuksVolume *v, LuksCipher *c, Error **errp);
+
+/* Merge the stripes the splitter made back into the key. */
+static void af_merge(const struct nettle_hash *h, const uint8_t *split, size_t len,
+                     unsigned stripes, uint8_t *key)
+{
+    uint8_t *acc = xzalloc(len);
+    for (unsigned s = 0; s + 1 < stripes; s++) {
+        for (size_t i = 0; i < len; i++) {
+            acc[i] ^= split[s * len + i];
+        }
+        af_diffuse(h, acc, len);
+    }
+    for (size_t i = 0; i < len; i++) {
+        key[i] = acc[i] ^ split[(stripes - 1) * len + i];
+    }
+    memset(acc, 0, len);
+    free(acc);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* A NUL-terminated string field, or NULL when it fills its field. */
+static const char *field_str(const uint8_t *f, size_t cap)
+{
+    return memchr(f, 0, cap) ? (const char *)f : NULL;
+}
+
+/* The header's cipher, mode spec and hash as the options that would create it. */
+static int header_cipher(const uint8_t *hdr, LuksVolume *v, LuksCipher *c, Error **errp)
+{
+    const char *name = field_str(hdr + H_CIPHER_NAME, 32);
+    const char *spec = field_str(hdr + H_CIPHER_MODE, 32);
+    const char *hash = field_str(hdr + H_HASH_SPEC, 32);
+    if (!name || !spec || !hash) {
+        error_setg(errp, "LUKS header has an unterminated cipher, mode or hash name");
+        return -1;
+    }
+    if (strcmp(name, "aes")) {
+        error_setg(errp, "Unsupported LUKS cipher '%s'", name);
+        return -1;
+    }
+    char mode[32], ivgen[32] = "", ivhash[32] = "";
+    const char *dash = strchr(spec, '-');
+    size_t mlen = dash ? (size_t)(dash - spec) : strlen(spec);
+    memcpy(mode, spec, mlen);
+    mode[mlen] = 0;
+    if (dash) {
+        snprintf(ivgen, sizeof(ivgen), "%s", dash + 1);
+        char *colon = strchr(ivgen, ':');
+        if (colon) {
+            *colon = 0;
+            snprintf(ivhash, sizeof(ivhash), "%s", colon + 1);
+        }
+    }
+    uint32_t key_bytes = get_be32(hdr + H_KEY_BYTES);
+    uint32_t aes = !strcmp(mode, "xts") ? key_bytes / 2 : key_bytes;
+    if ((aes != 16 && aes != 24 && aes != 32) || (!strcmp(mode, "xts") && key_bytes % 2)) {
+        error_setg(errp, "LUKS key length %u does not fit cipher aes in mode %s", key_bytes,
+                   mode);
+        return -1;
+    }
+    snprintf(v->cipher_alg, sizeof(v->cipher_alg), "aes-%u", aes * 8);
+    snprintf(v->cipher_mode, sizeof(v->cipher_mode), "%.7s", mode);
+    snprintf(v->ivgen_alg, sizeof(v->ivgen_alg), "%.7s", dash ? ivgen : "plain");
+    snprintf(v->ivgen_hash_alg, sizeof(v->ivgen_hash_alg), "%.15s", ivhash);
+    snprintf(v->hash_alg, sizeof(v->hash_alg), "%.15s", hash);
+    if (strlen(mode) >= sizeof(v->cipher_mode) || strlen(ivgen) >= sizeof(v->ivgen_alg) ||
+        strlen(ivhash) >= sizeof(v->ivgen_hash_alg) || strlen(hash) >= sizeof(v->hash_alg)) {
+        error_setg(errp, "Unsupported LUKS cipher mode '%s' or hash '%s'", spec, hash);
+        return -1;
+    }
+    return luks_volume_cipher(v, c, errp);
+}
+
+static int volume_options(const LuksVolume *v, BlockLuksOptions *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->cipher_alg = v->cipher_alg;
+    o->cipher_mode = v->cipher_mode;
+    o->ivgen_alg = v->ivgen_alg;
+    o->ivgen_hash_alg = v->ivgen_hash_alg[0] ? v->ivgen_hash_alg : NULL;
+    o->hash_alg = v->hash_alg;
+    return 0;
+}
+
+static int luks_volume_cipher(const LuksVolume *v, LuksCipher *c, Error **errp)
+{
+    BlockLuksOptions o;
+    volume_options(v, &o);
+    if (parse_cipher(&o, c, errp) < 0) {
+        return -1;
+    }
+    if (c->ivgen == IV_ESSIV && !v->ivgen_hash_alg[0]) {
+        error_setg(errp, "LUKS cipher mode %s-essiv names no hash", v->cipher_mode);
+        return -1;
+    }
+    return 0;
+}
+
+int luks_unlock(const uint8_t *area, size_t len, const uint8_t *secret, size_t secret_len,
+                LuksVolume *v, Error **errp)
+{
+    LuksCipher c;
+    memset(v, 0, sizeof(*v));
+    if (len < LUKS_HEADER_SIZE || memcmp(area, luks_magic, LUKS_MAGIC_LEN)) {
+        error_setg(errp, "Volume is not in LUKS format");
+        return -1;
+    }
+    if (area[H_VERSION] != 0 || area[H_VERSION + 1] != 1) {
+        error_setg(errp, "LUKS version %u is not supported",
+                   (unsigned)area[H_VERSION] << 8 | area[H_VERSION + 1]);
+        return -1;
+    }
+    if (header_cipher(area, v, &c, errp) < 0) {
+        return -1;
+    }
+    size_t key_bytes = cipher_key_bytes(&c);
+    size_t split_len = key_bytes * LUKS_STRIPES;
+    uint32_t mk_iters = get_be32(area + H_MK_ITERS);
+    v->payload_offset = get_be32(area + H_PAYLOAD);
+    v->key_bytes = key_bytes;
+    if (!mk_iters) {
+        error_setg(errp, "LUKS master key digest has no PBKDF2 iterations");
+        return -1;
+    }
+    /* Check every slot before trying any, so a damaged header is named as such. */
+    for (int i = 0; i < LUKS_NUM_SLOTS; i++) {
+        const uint8_t *sl = area + H_SLOTS + i * SLOT_SIZE;
+        uint32_t active = get_be32(sl + S_ACTIVE);
+        uint64_t start = (uint64_t)get_be32(sl + S_OFFSET) * LUKS_SECTOR_SIZE;
+        if (active != LUKS_SLOT_ACTIVE && active != LUKS_SLOT_DISABLED) {
+            error_setg(errp, "LUKS keyslot %d state 0x%08x is neither active nor disabled", i,
+                       active);
+            return -1;
+        }
+        if (active != LUKS_SLOT_ACTIVE) {
+            continue;
+        }
+        if (get_be32(sl + S_STRIPES) != LUKS_STRIPES || !get_be32(sl + S_ITERS)) {
+            error_setg(errp, "LUKS keyslot %d has %u stripes and %u iterations", i,
+                       get_be32(sl + S_STRIPES), get_be32(sl + S_ITERS));
+            return -1;
+        }
+        if (start < LUKS_HEADER_SIZE || start > len || split_len > len - start) {
+            error_setg(errp, "LUKS keyslot %d material lies outside the header area", i);
+            return -1;
+        }
+    }
+    uint8_t *material = xmalloc(split_len);
+    uint8_t slot_key[64], digest[LUKS_DIGEST_LEN];
+    LuksCryptor cr;
+    int ret = -1;
+    for (int i = 0; i < LUKS_NUM_SLOTS && ret < 0; i++) {
+        const uint8_t *sl = area + H_SLOTS + i * SLOT_SIZE;
+        if (get_be32(sl + S_ACTIVE) != LUKS_SLOT_ACTIVE) {
+            continue;
+        }
+        c.hash->pbkdf2(secret_len, secret, get_be32(sl + S_ITERS), LUKS_SALT_LEN,
+                       sl + S_SALT, key_bytes, slot_key);
+        if (cryptor_init(&cr, &c, slot_key, errp) < 0) {
+            break;
+        }
+        memcpy(material, area + (size_t)get_be32(sl + S_OFFSET) * LUKS_SECTOR_SIZE, split_len);
+        cryptor_decrypt(&cr, 0, material, split_len);
+        af_merge(c.hash->hash, material, key_bytes, LUKS_STRIPES, v->master_key);
+        c.hash->pbkdf2(key_bytes, v->master_key, mk_iters, LUKS_SALT_LEN, area + H_MK_SALT,
+                       sizeof(digest), digest);
+        if (!memcmp(digest, area + H_MK_DIGEST, sizeof(digest))) {
+            ret = 0;
+        }
+    }
+    if (ret < 0 && errp && !*errp) {
+        error_setg(errp, "Invalid password, cannot unlock any keyslot");
+    }
+    if (ret < 0) {
+        memset(v->master_key, 0, sizeof(v->master_key));
+    }
+    memset(material, 0, split_len);
+    free(material);
+    memset(slot_key, 0, sizeof(slot_key));
+    memset(&cr, 0, sizeof(cr));
+    return ret;
+}
+
+int luks_payload_crypt(const LuksVolume *v, bool encrypt, uint64_t sector, uint8_t *buf,
+                       size_t len, Error **errp)
+{
+    LuksCipher c;
+    LuksCryptor cr;
+    if (len % LUKS_SECTOR_SIZE) {
+        error_setg(errp, "encrypted I/O of %zu bytes is not a whole number of sectors", len);
+        return -1;
+    }
+    if (luks_volume_cipher(v, &c, errp) < 0 || cryptor_init(&cr, &c, v->master_key, errp) < 0) {
+        return -1;
+    }
+    if (encrypt) {
+        cryptor_encrypt(&cr, sector, buf, len);
+    } else {
+        cryptor_decrypt(&cr, sector, buf, len);
+    }
+    memset(&cr, 0, sizeof(cr));
+    return 0;
 }

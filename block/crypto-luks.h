@@ -12,6 +12,7 @@
 #ifndef VIREO_BLOCK_CRYPTO_LUKS_H
 #define VIREO_BLOCK_CRYPTO_LUKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,35 @@ int luks_create_area(const BlockLuksOptions *opts, uint8_t **area, size_t *len,
 
 /* Refuse @opts as luks_create_area() would, without computing anything. */
 int luks_check_options(const BlockLuksOptions *opts, Error **errp);
+
+/*
+ * An unlocked volume: its master key and its cipher by qemu-img's names.
+ */
+typedef struct LuksVolume {
+    uint8_t master_key[64];
+    size_t key_bytes;
+    uint32_t payload_offset;      /* sectors from the start of the header area */
+    char cipher_alg[8];           /* aes-128, aes-192, aes-256 */
+    char cipher_mode[8];          /* xts, cbc */
+    char ivgen_alg[8];            /* plain, plain64, essiv */
+    char ivgen_hash_alg[16];      /* essiv only, else "" */
+    char hash_alg[16];
+} LuksVolume;
+
+/*
+ * Unlock the LUKS1 header area @area (@len bytes, read from an image: every
+ * field is checked) with @secret, trying each active key slot.  Fails with
+ * "Invalid password, cannot unlock any keyslot" when none opens.
+ */
+int luks_unlock(const uint8_t *area, size_t len, const uint8_t *secret, size_t secret_len,
+                LuksVolume *v, Error **errp);
+
+/*
+ * En- or decrypt @len bytes (whole 512-byte sectors) of payload in place,
+ * the first being sector @sector.
+ */
+int luks_payload_crypt(const LuksVolume *v, bool encrypt, uint64_t sector, uint8_t *buf,
+                       size_t len, Error **errp);
 
 /* Fill @buf with @len bytes from the kernel's random source. */
 int luks_random(uint8_t *buf, size_t len, Error **errp);
