@@ -78,7 +78,12 @@ static bool flatten(json_object *v, const char *key, KeyValList *kv, int depth, 
         error_setg(errp, "Options nest too deeply at '%s'", key);
         return false;
     }
-    switch (json_object_get_type(v)) {
+    enum json_type type = json_object_get_type(v);
+    if (!key && type != json_type_object) {     /* only the top level has no key */
+        error_setg(errp, "Could not parse the JSON options");
+        return false;
+    }
+    switch (type) {
     case json_type_object: {
         json_object_object_foreach(v, k, child) {
             char *sub = key ? xasprintf("%s.%s", key, k) : xstrdup(k);
