@@ -68,55 +68,6 @@ static void add_option(KeyValList *kv, const char *key, const char *value)
     kv->items[kv->n++] = (KeyVal){ xstrdup(key), xstrdup(value) };
 }
 
-/*
- * Nested objects become dotted keys and list members numbered ones
- * ("children.0.driver"), as QEMU flattens them; booleans read on/off.
- */
-static bool flatten(json_object *v, const char *key, KeyValList *kv, int depth, Error **errp)
-{
-    if (depth > 16) {
-        error_setg(errp, "Options nest too deeply at '%s'", key);
-        return false;
-    }
-    enum json_type type = json_object_get_type(v);
-    if (!key && type != json_type_object) {     /* only the top level has no key */
-        error_setg(errp, "Could not parse the JSON options");
-        return false;
-    }
-    switch (type) {
-    case json_type_object: {
-        json_object_object_foreach(v, k, child) {
-            char *sub = key ? xasprintf("%s.%s", key, k) : xstrdup(k);
-            bool ok = flatten(child, sub, kv, depth + 1, errp);
-            free(sub);
-            if (!ok) {
-                return false;
-            }
-        }
-        return true;
-    }
-    case json_type_array:
-        for (size_t i = 0; i < json_object_array_length(v); i++) {
-            char *sub = xasprintf("%s.%zu", key, i);
-            bool ok = flatten(json_object_array_get_idx(v, i), sub, kv, depth + 1, errp);
-            free(sub);
-            if (!ok) {
-                return false;
-            }
-        }
-        return true;
-    case json_type_boolean:
-        add_option(kv, key, json_object_get_boolean(v) ? "on" : "off");
-        return true;
-    case json_type_null:
-        add_option(kv, key, "null");
-        return true;
-    default:
-        add_option(kv, key, json_object_get_string(v));
-        return true;
-    }
-}
-
 static bool parse_options(const char *filename, KeyValList *kv, Error **errp)
 {
     const char *text = filename + strlen(JSON_PREFIX);
@@ -131,12 +82,10 @@ static bool parse_options(const char *filename, KeyValList *kv, Error **errp)
     if (!obj || !complete || !json_object_is_type(obj, json_type_object)) {
         error_setg(errp, "Could not parse the JSON options");
     } else {
-        ok = flatten(obj, NULL, kv, 0, errp);
+        /* Flattened as -blockdev's JSON form is (children.0.driver, on/off). */
+        ok = keyval_from_json(obj, kv, errp);
     }
     json_object_put(obj);
-    if (!ok) {
-        keyval_free(kv);
-    }
     return ok;
 }
 
