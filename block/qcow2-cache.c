@@ -17,9 +17,9 @@ void qcow2_cache_init(Qcow2Cache *c, int nb_entries, uint32_t cluster_size, bool
     c->entries = xzalloc(sizeof(*c->entries) * (size_t)nb_entries);
     c->nb_entries = nb_entries;
     c->is_l2 = is_l2;
-    for (int i = 0; i < nb_entries; i++) {
-        c->entries[i].data = blk_alloc_aligned(cluster_size);
-    }
+    /* Entries get their buffer on first use (qcow2_cache_get): a small image
+     * or an idle export never holds a whole cache of zeroed clusters. */
+    (void)cluster_size;
 }
 
 void qcow2_cache_destroy(Qcow2Cache *c)
@@ -116,6 +116,9 @@ uint8_t *qcow2_cache_get(BlockImage *img, Qcow2Cache *c, uint64_t offset, bool f
     Qcow2CacheEntry *e = find_victim(img, c, errp);
     if (!e) {
         return NULL;
+    }
+    if (!e->data) {
+        e->data = blk_alloc_aligned(s->cluster_size);
     }
     if (fresh) {
         memset(e->data, 0, s->cluster_size);
