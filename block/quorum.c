@@ -101,14 +101,32 @@ static int q_pread(void *opaque, uint64_t off, void *buf, size_t len, Error **er
     return ret;
 }
 
-static int q_pwrite(void *opaque, uint64_t off, const void *buf, size_t len, Error **errp)
+/* One write, or a flush, on a child. */
+typedef struct QuorumOp {
+    bool flush;
+    uint64_t off;
+    const void *buf;
+    size_t len;
+} QuorumOp;
+
+static int child_op(BlockFile *child, const QuorumOp *op, Error **errp)
 {
-    Quorum *s = opaque;
+    return op->flush ? bfile_flush(child, errp)
+                     : bfile_pwrite(child, op->off, op->buf, op->len, errp);
+}
+
+/*
+ * Writes and flushes go to every child and succeed when at least
+ * vote-threshold children took them; otherwise the first child's error
+ * is the one reported.
+ */
+static int q_on_all_children(Quorum *s, const QuorumOp *op, Error **errp)
+{
     int ok = 0;
     Error *first = NULL;
     for (int i = 0; i < s->n; i++) {
         Error *err = NULL;
-        if (bfile_pwrite(&s->children[i], off, buf, len, &err) == 0) {
+        if (child_op(&s->children[i], op, &err) == 0) {
             ok++;
         } else if (!first) {
             first = err;
@@ -124,27 +142,14 @@ static int q_pwrite(void *opaque, uint64_t off, const void *buf, size_t len, Err
     return -1;
 }
 
+static int q_pwrite(void *opaque, uint64_t off, const void *buf, size_t len, Error **errp)
+{
+    return q_on_all_children(opaque, &(QuorumOp){ .off = off, .buf = buf, .len = len }, errp);
+}
+
 static int q_flush(void *opaque, Error **errp)
 {
-    Quorum *s = opaque;
-    int ok = 0;
-    Error *first = NULL;
-    for (int i = 0; i < s->n; i++) {
-        Error *err = NULL;
-        if (bfile_flush(&s->children[i], &err) == 0) {
-            ok++;
-        } else if (!first) {
-            first = err;
-        } else {
-            error_free(err);
-        }
-    }
-    if (ok >= s->threshold) {
-        error_free(first);
-        return 0;
-    }
-    error_propagate(errp, first);
-    return -1;
+    return q_on_all_children(opaque, &(QuorumOp){ .flush = true }, errp);
 }
 
 static int64_t q_length(void *opaque, Error **errp)
