@@ -349,6 +349,30 @@ static unsigned get_bytes(Input *in, uint64_t at, unsigned len)
     return len;
 }
 
+/*
+ * An inflate buffer lists page frames the driver gives to the host, which
+ * drops their contents.  A driver that gives away the pages holding its
+ * own rings and buffers is not honest: what the device reads there next
+ * is zeros, not what the driver made available.  @out is the chain's
+ * readable bytes in order, as the device sees them.
+ */
+static bool gives_away_own_pages(unsigned q, const uint8_t *out, unsigned len)
+{
+#if FVD_DEVICE == 4
+    for (unsigned off = 0; q == 0 && off + 4 <= len; off += 4) {
+        uint32_t pfn;
+        memcpy(&pfn, out + off, 4);
+        uint64_t addr = (uint64_t)le32toh(pfn) << 12;
+        if (addr + 0x1000 > RINGS && addr < FPD_RAM_SIZE) {
+            return true;
+        }
+    }
+#else
+    (void)q, (void)out, (void)len;
+#endif
+    return false;
+}
+
 static void op_chain(Input *in)
 {
     unsigned q = get8(in) % (nq ? nq : 1);
@@ -363,6 +387,8 @@ static void op_chain(Input *in)
     unsigned first = ind ? 0 : Q->next_desc;
     uint32_t writable = 0;
     bool seen_writable = false;
+    static uint8_t out[8 * MAX_LEN];
+    unsigned out_len = 0;
     for (unsigned k = 0; k < n; k++) {
         unsigned fl = get8(in);
         unsigned len = get16(in) % (MAX_LEN + 1);
@@ -377,10 +403,15 @@ static void op_chain(Input *in)
                 honest = false;     /* readable after writable: the device may refuse */
             }
             len = get_bytes(in, at, len);
+            memcpy(out + out_len, in->data + in->pos - len, len);
+            out_len += len;
         }
         unsigned idx = ind ? k : (first + k) % Q->size;
         unsigned nxt = ind ? k + 1 : (first + k + 1) % Q->size;
         put_desc(table, idx, at, len, (k + 1 < n ? 1 : 0) | (w ? 2 : 0), (uint16_t)nxt);
+    }
+    if (gives_away_own_pages(q, out, out_len)) {
+        honest = false;
     }
     unsigned head = ind ? Q->next_desc : first, nslots = ind ? 1 : n;
     for (unsigned k = 0; k < nslots; k++) {
