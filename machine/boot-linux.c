@@ -310,6 +310,29 @@ static bool read_phdr(LinuxLoader *l, bool is64, uint64_t phoff, unsigned i, Elf
     return true;
 }
 
+/*
+ * Copy one PT_LOAD segment into guest RAM and zero its tail past the file
+ * data. The whole segment is checked against RAM first: a memsz that
+ * leaves RAM must fail with its own error, not half-loaded and silent.
+ */
+static bool load_elf_segment(LinuxLoader *l, const ElfSeg *s, unsigned i,
+                             const GuestMemory *mem, Error **errp)
+{
+    uint8_t *dst = gmem_ptr(mem, s->paddr, s->memsz);
+    if (!dst) {
+        error_setg(errp, "kernel '%s': ELF segment %u (%llu bytes at 0x%llx) does not "
+                   "fit in guest RAM", l->kernel_path, i, (unsigned long long)s->memsz,
+                   (unsigned long long)s->paddr);
+        return false;
+    }
+    if (!load_file_range(l->kernel_fd, s->off, s->filesz, mem, s->paddr, "kernel", errp)) {
+        error_prepend(errp, "kernel '%s': ", l->kernel_path);
+        return false;
+    }
+    memset(dst + s->filesz, 0, s->memsz - s->filesz);
+    return true;
+}
+
 /* Walk the program headers; with mem != NULL also load the PT_LOAD segments. */
 static bool walk_elf(LinuxLoader *l, const GuestMemory *mem, Error **errp)
 {
@@ -338,9 +361,7 @@ static bool walk_elf(LinuxLoader *l, const GuestMemory *mem, Error **errp)
             return false;
         }
         l->kernel_end = MAX(l->kernel_end, s.paddr + s.memsz);
-        if (mem && (!load_file_range(l->kernel_fd, s.off, s.filesz, mem, s.paddr, "kernel", errp) ||
-                    !gmem_fill(mem, s.paddr + s.filesz, 0, s.memsz - s.filesz))) {
-            error_prepend(errp, "kernel '%s': ", l->kernel_path);
+        if (mem && !load_elf_segment(l, &s, i, mem, errp)) {
             return false;
         }
     }

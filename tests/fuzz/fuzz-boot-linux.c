@@ -15,7 +15,7 @@
  * bzImage's entry point (a PVH note may name any entry: a bad one only
  * crashes the guest), the mode matches the kernel's format, the command
  * line is in RAM where the kernel is told it is, and loading again (a
- * reset) succeeds too.
+ * reset) succeeds too; a load that fails says why.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -105,7 +105,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                        cmdline, &err);
     if (l) {
         BootEntry entry;
-        if (linux_loader_load(l, &mem, ACPI_TABLES_ADDR, &entry, &err)) {
+        bool loaded = linux_loader_load(l, &mem, ACPI_TABLES_ADDR, &entry, &err);
+        if (!loaded && !err) {
+            fail("a load failed without an error message");
+        }
+        if (loaded) {
             bool elf = size >= PREFIX + 4 && !memcmp(data + PREFIX, "\x7f" "ELF", 4);
             if (entry.mode != (elf ? BOOT_ENTRY_PVH32 : BOOT_ENTRY_LINUX64)) {
                 fail("entry mode does not match the kernel format");
@@ -120,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
         /* A reset loads everything again from the open files. */
-        if (!err && !linux_loader_load(l, &mem, 0, &(BootEntry){ 0 }, &err)) {
+        if (loaded && !linux_loader_load(l, &mem, 0, &(BootEntry){ 0 }, &err)) {
             fail("a second load failed where the first succeeded");
         }
         linux_loader_close(l);

@@ -283,6 +283,40 @@ static void test_pvh_elf(void **state)
     free(f);
 }
 
+/*
+ * A PT_LOAD segment whose file data fits in RAM but whose memsz runs past
+ * its end passes the open-time checks (RAM is not known then); loading must
+ * fail with an error, on every try, and leave RAM below it untouched.
+ */
+static void test_pvh_segment_past_ram(void **state)
+{
+    Env *e = *state;
+    size_t len;
+    uint8_t *f = fake_elf(&len, 0x200000, true, 1024);
+    Elf64_Phdr *ph = (Elf64_Phdr *)(f + sizeof(Elf64_Ehdr));
+    ph[0].p_memsz = 0xfe001000;
+    char *path = write_temp(f, len);
+    LinuxLoader *l = linux_loader_open(path, NULL, "", NULL);
+    assert_non_null(l);
+    gmem_fill(&e->mem, 0x200000, 0xee, 256);
+    for (int i = 0; i < 2; i++) {
+        Error *err = NULL;
+        BootEntry entry;
+        assert_false(linux_loader_load(l, &e->mem, 0, &entry, &err));
+        assert_non_null(err);
+        if (!strstr(error_get_pretty(err), "ELF segment 0")) {
+            fail_msg("'%s' does not name the segment", error_get_pretty(err));
+        }
+        assert_non_null(strstr(error_get_pretty(err), "does not fit in guest RAM"));
+        error_free(err);
+    }
+    assert_int_equal(*(uint8_t *)gmem_ptr(&e->mem, 0x200000, 1), 0xee);
+    linux_loader_close(l);
+    unlink(path);
+    free(path);
+    free(f);
+}
+
 /* ---- ACPI ---- */
 
 static uint8_t sum(const uint8_t *p, size_t n)
@@ -402,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_bzimage_rejects),
         cmocka_unit_test_setup_teardown(test_ram_too_small, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pvh_elf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pvh_segment_past_ram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acpi_tables, setup, teardown),
         cmocka_unit_test(test_e820_with_high_memory),
     };
