@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ivshmem/proto.h"
+#include "sandbox/sandbox.h"
 #include "util/osdep.h"
 
 #define DEFAULT_SOCKET "/tmp/ivshmem_socket"
@@ -362,6 +363,7 @@ static void usage(FILE *out)
 "  -c COMMAND  run COMMAND once set up, instead of reading stdin (repeatable)\n"
 "  -t SECONDS  with -c, keep printing interrupts this long, then exit (default 0)\n"
 "  -h          show this help\n"
+"  --sandbox on|off  confine the client with seccomp once connected (default on)\n"
 "\n"
 "Commands: int PEER VECTOR (ring a peer), int all (ring every vector of every\n"
 "peer), dump (list peers), quit.\n", DEFAULT_SOCKET);
@@ -377,8 +379,15 @@ typedef struct ClientArgs {
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, ClientArgs *a)
 {
+    enum { OPT_SANDBOX = 256 };
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "sandbox", required_argument, NULL, OPT_SANDBOX },
+        { NULL },
+    };
+    Error *err = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "hS:c:t:")) != -1) {
+    while ((opt = getopt_long(argc, argv, "hS:c:t:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -392,6 +401,13 @@ static int parse_args(int argc, char **argv, ClientArgs *a)
         case 't':
             if (!parse_word(optarg, 24 * 3600, &a->linger_s)) {
                 fprintf(stderr, "vireo-ivshmem-client: invalid -t '%s'\n", optarg);
+                return 1;
+            }
+            break;
+        case OPT_SANDBOX:
+            if (!sandbox_program_opt(optarg, &err)) {
+                fprintf(stderr, "vireo-ivshmem-client: %s\n", error_get_pretty(err));
+                error_free(err);
                 return 1;
             }
             break;
@@ -417,7 +433,8 @@ int main(int argc, char **argv)
     c->id = -1;
     c->shm_fd = -1;
     c->sock = connect_unix(args.path, &err);
-    bool ok = c->sock >= 0 &&
+    /* Everything after the connect comes from the server: confine it. */
+    bool ok = c->sock >= 0 && sandbox_confine_program(SANDBOX_PROGRAM_IVSHMEM_CLIENT, &err) &&
               client_loop(c, args.cmds, args.ncmds, (int)args.linger_s * 1000, &err);
     if (!ok) {
         fprintf(stderr, "vireo-ivshmem-client: %s\n", error_get_pretty(err));

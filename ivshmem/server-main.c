@@ -41,7 +41,7 @@ typedef struct Options {
     IvshServerConfig cfg;
 } Options;
 
-enum { OPT_MAX_PEERS = 256, OPT_MAX_QUEUE, OPT_QMP };
+enum { OPT_MAX_PEERS = 256, OPT_MAX_QUEUE, OPT_QMP, OPT_SANDBOX };
 
 static void usage(FILE *out)
 {
@@ -62,7 +62,8 @@ static void usage(FILE *out)
 "      --max-peers N    refuse connections beyond N clients (default: %d)\n"
 "      --max-queue N    drop a client with more than N messages unsent beyond\n"
 "                       its set-up (default: %d)\n"
-"      --qmp PATH       serve a QMP monitor on the UNIX socket PATH\n",
+"      --qmp PATH       serve a QMP monitor on the UNIX socket PATH\n"
+"      --sandbox on|off confine the server with seccomp once set up (default: on)\n",
             DEFAULT_PIDFILE, DEFAULT_SOCKET, DEFAULT_SHM_NAME,
             IVSHMEM_MAX_VECTORS, IVSHMEM_ID_COUNT, DEFAULT_MAX_QUEUE);
 }
@@ -106,6 +107,7 @@ static bool parse_option(Options *o, int c, const char *arg, Error **errp)
     case OPT_MAX_QUEUE:
         return parse_uint("--max-queue", arg, 1, 1u << 20, &o->cfg.max_queue, errp);
     case OPT_QMP: o->qmp_path = arg; return true;
+    case OPT_SANDBOX: return sandbox_program_opt(arg, errp);
     }
     error_setg(errp, "try 'vireo-ivshmem-server -h'");
     return false;
@@ -118,6 +120,7 @@ static bool parse_args(Options *o, int argc, char **argv, Error **errp)
         { "max-peers", required_argument, NULL, OPT_MAX_PEERS },
         { "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
         { "qmp", required_argument, NULL, OPT_QMP },
+        { "sandbox", required_argument, NULL, OPT_SANDBOX },
         { NULL, 0, NULL, 0 },
     };
     *o = (Options) {

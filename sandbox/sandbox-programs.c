@@ -56,6 +56,17 @@ static const char *const calls_ivshmem_server[] = {
     NULL
 };
 
+/*
+ * vireo-ivshmem-client: connected before the filter. After that it only
+ * receives messages and descriptors from the server, polls them and stdin,
+ * rings and drains eventfds, prints, and closes what it was sent. It
+ * opens nothing, creates nothing, maps nothing.
+ */
+static const char *const calls_ivshmem_client[] = {
+    "poll", "ppoll", "recvmsg", "fcntl",
+    NULL
+};
+
 static bool allow_open_read_only(scmp_filter_ctx ctx, Error **errp)
 {
     /* Exactly O_RDONLY|O_CLOEXEC: no creating, no writing, no O_PATH games. */
@@ -101,6 +112,9 @@ bool sandbox_program_rules_add(scmp_filter_ctx ctx, SandboxProgram program, Erro
                sandbox_allow_names(ctx, calls_ivshmem_server, errp) &&
                allow_open_read_only(ctx, errp) &&
                allow_unix_datagram_socket(ctx, errp);
+    case SANDBOX_PROGRAM_IVSHMEM_CLIENT:
+        return add_common(ctx, errp) &&
+               sandbox_allow_names(ctx, calls_ivshmem_client, errp);
     default:
         error_setg(errp, "sandbox: no rules for program %d", (int)program);
         return false;

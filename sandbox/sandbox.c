@@ -47,6 +47,9 @@ const OptParam sandbox_params[] = {
 };
 
 static atomic_bool process_filter_installed;
+/* What per-thread filters are built from: -sandbox's, or a daemon's. */
+static const SandboxConfig *thread_config = &sandbox_config;
+static bool program_sandbox = true;     /* a daemon's --sandbox */
 static __thread bool thread_filter_installed;
 /* For the SIGSYS report: who made the call. */
 static __thread const char *thread_label;   /* set where a thread loaded its own filter */
@@ -243,6 +246,7 @@ static const char *const program_names[SANDBOX_NR_PROGRAMS] = {
     [SANDBOX_PROGRAM_STORAGE_DAEMON] = "vireo-storage-daemon",
     [SANDBOX_PROGRAM_VHOST_USER_NET] = "vireo-vhost-user-net",
     [SANDBOX_PROGRAM_IVSHMEM_SERVER] = "vireo-ivshmem-server",
+    [SANDBOX_PROGRAM_IVSHMEM_CLIENT] = "vireo-ivshmem-client",
 };
 
 const char *sandbox_program_name(SandboxProgram program)
@@ -250,13 +254,28 @@ const char *sandbox_program_name(SandboxProgram program)
     return program < SANDBOX_NR_PROGRAMS ? program_names[program] : "unknown";
 }
 
+bool sandbox_program_opt(const char *arg, Error **errp)
+{
+    if (!strcmp(arg, "on") || !strcmp(arg, "off")) {
+        program_sandbox = !strcmp(arg, "on");
+        return true;
+    }
+    error_setg(errp, "--sandbox takes on or off, not '%s'", arg);
+    return false;
+}
+
+static void thread_enter(SandboxKind kind);
+
 bool sandbox_confine_program(SandboxProgram program, Error **errp)
 {
-    /* The daemons take no -sandbox option: a denied call is always named. */
+    /* The daemons take no sub-options: a denied call is always named. */
     static const SandboxConfig daemon_config = {
         .enable = true, .log = true, .obsolete = SANDBOX_DENY, .elevate = SANDBOX_DENY,
         .spawn = SANDBOX_DENY, .resourcecontrol = SANDBOX_DENY,
     };
+    if (!program_sandbox) {
+        return true;
+    }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
         error_setg_errno(errp, errno, "cannot set no_new_privs");
         return false;
@@ -268,7 +287,10 @@ bool sandbox_confine_program(SandboxProgram program, Error **errp)
         return false;
     }
     malloc_trim(0);
+    thread_filter_installed = true;     /* the calling thread keeps the program's list */
+    thread_config = &daemon_config;
     atomic_store_explicit(&process_filter_installed, true, memory_order_release);
+    seccomp_set_thread_hook(thread_enter);
     return true;
 }
 
@@ -290,7 +312,7 @@ static void thread_enter(SandboxKind kind)
     sigaddset(&sys, SIGSYS);
     pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
     Error *err = NULL;
-    if (!sandbox_install(&sandbox_config, kind, false, &err)) {
+    if (!sandbox_install(thread_config, kind, false, &err)) {
         /* The process filter still holds this thread. */
         error_report_err(err);
     }

@@ -74,6 +74,7 @@ typedef enum SandboxProgram {
     SANDBOX_PROGRAM_STORAGE_DAEMON,     /* vireo-storage-daemon */
     SANDBOX_PROGRAM_VHOST_USER_NET,     /* vireo-vhost-user-net */
     SANDBOX_PROGRAM_IVSHMEM_SERVER,     /* vireo-ivshmem-server */
+    SANDBOX_PROGRAM_IVSHMEM_CLIENT,     /* vireo-ivshmem-client */
     SANDBOX_NR_PROGRAMS
 } SandboxProgram;
 
@@ -81,9 +82,18 @@ typedef enum SandboxProgram {
  * For a daemon, once start-up is done (listening sockets, images, taps and
  * shared memory open; detached; pid file written) and before it serves:
  * no_new_privs, then program's filter on every thread of the process.
+ * Threads that name their kind (seccomp_thread_enter(): block workers, the
+ * log writer) then stack that kind's narrower list, as in vireo.
  * A denied call is named on stderr, then the process dies of SIGSYS.
+ * Does nothing after --sandbox off.
  */
 bool sandbox_confine_program(SandboxProgram program, Error **errp);
+
+/*
+ * A daemon's --sandbox on|off (on by default). Off is the way out when a
+ * list lacks a call some set-up needs: the daemon then runs unconfined.
+ */
+bool sandbox_program_opt(const char *arg, Error **errp);
 
 const char *sandbox_program_name(SandboxProgram program);
 

@@ -55,7 +55,9 @@ static void usage(void)
            "  --monitor [chardev=]ID[,mode=control]\n"
            "                            QMP on that socket\n"
            "  --daemonize               run in the background once everything is open\n"
-           "  --pidfile PATH            write the process id to PATH\n");
+           "  --pidfile PATH            write the process id to PATH\n"
+           "  --sandbox on|off          confine the daemon with seccomp once it serves\n"
+           "                            (default on)\n");
 }
 
 static void die(Error *err)
@@ -103,7 +105,7 @@ static bool is_nbd_export(const char *opts)
 }
 
 enum { OPT_BLOCKDEV = 256, OPT_EXPORT, OPT_OBJECT, OPT_DAEMONIZE, OPT_PIDFILE, OPT_MONITOR,
-       OPT_CHARDEV, OPT_NBD };
+       OPT_CHARDEV, OPT_NBD, OPT_SANDBOX };
 
 static const struct option long_opts[] = {
     { "help", no_argument, NULL, 'h' },
@@ -116,6 +118,7 @@ static const struct option long_opts[] = {
     { "monitor", required_argument, NULL, OPT_MONITOR },
     { "chardev", required_argument, NULL, OPT_CHARDEV },
     { "nbd-server", required_argument, NULL, OPT_NBD },
+    { "sandbox", required_argument, NULL, OPT_SANDBOX },
     { NULL },
 };
 
@@ -145,6 +148,7 @@ static void parse_args(int argc, char **argv, VuLoop *loop, bool *daemonize)
         case OPT_CHARDEV: ok = sd_chardev_add(optarg, &err); break;
         case OPT_MONITOR: ok = sd_monitor_add(loop, optarg, &quit, &err); break;
         case OPT_NBD: ok = sd_nbd_server_opt(optarg, &err); break;
+        case OPT_SANDBOX: ok = sandbox_program_opt(optarg, &err); break;
         default:
             exit(1);    /* getopt printed why */
         }

@@ -45,6 +45,7 @@ static void usage(void)
            "  --tap-fd=N[:N...]    inherited tap fds (IFF_VNET_HDR), one per queue pair\n"
            "  --queues=N           queue pairs, 1 to %d (default 1)\n"
            "  --mac=MAC            the guest's MAC address, offered through GET_CONFIG\n"
+           "  --sandbox=on|off     confine the daemon with seccomp once it serves (default on)\n"
            "  -h, --help / -V, --version\n", NET_MAX_PAIRS);
 }
 
@@ -88,6 +89,7 @@ static void parse_mac(const char *s, Options *o)
 
 static void parse_args(int argc, char **argv, Options *o)
 {
+    Error *err = NULL;
     static const struct option long_opts[] = {
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -96,6 +98,7 @@ static void parse_args(int argc, char **argv, Options *o)
         { "tap-fd", required_argument, NULL, 'f' },
         { "queues", required_argument, NULL, 'q' },
         { "mac", required_argument, NULL, 'm' },
+        { "sandbox", required_argument, NULL, 'S' },
         { NULL },
     };
     int c;
@@ -109,6 +112,11 @@ static void parse_args(int argc, char **argv, Options *o)
         case 'f': o->tap_fds = optarg; break;
         case 'q': o->queues = parse_queues(optarg); break;
         case 'm': parse_mac(optarg, o); break;
+        case 'S':
+            if (!sandbox_program_opt(optarg, &err)) {
+                die(err);
+            }
+            break;
         default: exit(1);       /* getopt printed why */
         }
     }
