@@ -130,10 +130,10 @@ static bool same_backing(BlockImage *img, const char *backing, const char *backi
     return same;
 }
 
-static int amend_image(const char *name, const char *fmt, const char **opts, int nb_opts,
-                       bool progress, bool help)
+static int amend_image(const char *name, const char *fmt, bool image_opts, const char **opts,
+                       int nb_opts, bool progress, bool help)
 {
-    BlockImage *img = img_open(name, fmt, BLK_O_RDWR);
+    BlockImage *img = img_open_image(name, fmt, image_opts, BLK_O_RDWR);
     if (!img) {
         return 1;
     }
@@ -233,15 +233,5 @@ int img_amend(int argc, char **argv)
         img_error("Expecting one image file name\n");
         return 1;
     }
-    if (!image_opts) {
-        return amend_image(argv[optind], fmt, opts, nb_opts, progress, help);
-    }
-    char *path, *opt_fmt;
-    if (!img_parse_image_opts(argv[optind], &path, &opt_fmt)) {
-        return 1;
-    }
-    int ret = amend_image(path, opt_fmt, opts, nb_opts, progress, help);
-    free(path);
-    free(opt_fmt);
-    return ret;
+    return amend_image(argv[optind], fmt, image_opts, opts, nb_opts, progress, help);
 }
