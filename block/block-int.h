@@ -139,6 +139,11 @@ typedef struct BlockDriver {
      * they open from their own options instead of a file.
      */
     int (*open_protocol)(BlockImage *img, const KeyValList *opts, Error **errp);
+    /*
+     * Whether the format takes open option @key ("l2-cache-size"); the
+     * driver's open reads them from img->open_opts.  NULL: it takes none.
+     */
+    bool (*takes_option)(const char *key);
     int (*close)(BlockImage *img, Error **errp);
     int (*create)(const char *filename, const BlockCreateOptions *opts, Error **errp);
     int (*read)(BlockImage *img, uint64_t off, void *buf, size_t len, Error **errp);
@@ -210,6 +215,8 @@ struct BlockImage {
      * when none can be determined.
      */
     char *base_path;
+    /* The format's open options (checked by takes_option), during open only. */
+    const KeyValList *open_opts;
 };
 
 /* Open the backing file recorded in img->backing_name, if any. */

@@ -90,7 +90,8 @@ static bool chain_has_file(BlockImage *top, const char *path)
 
 static BlockImage *open_at_depth(const char *filename, const char *format,
                                  unsigned flags, int depth, BlockImage *top,
-                                 BlockFile *file, Error **errp);
+                                 BlockFile *file, const KeyValList *format_opts,
+                                 Error **errp);
 
 char *blk_image_backing_path(BlockImage *img, const char *backing)
 {
@@ -128,7 +129,7 @@ int blk_open_backing(BlockImage *img, Error **errp)
     /* Backing files are only ever read. */
     unsigned flags = img->flags & (BLK_O_NOCACHE | BLK_O_URING);
     img->backing = open_at_depth(path, img->backing_fmt, flags, img->depth + 1, img, NULL,
-                                 errp);
+                                 NULL, errp);
     if (!img->backing) {
         error_prepend(errp, "Could not open backing file: ");
     }
@@ -136,9 +137,23 @@ int blk_open_backing(BlockImage *img, Error **errp)
     return img->backing ? 0 : -1;
 }
 
+/* Every open option must be one the format driver takes: none is silently dropped. */
+static bool format_takes_options(const BlockDriver *drv, const KeyValList *opts, Error **errp)
+{
+    for (int i = 0; opts && i < opts->n; i++) {
+        if (!drv->takes_option || !drv->takes_option(opts->items[i].key)) {
+            error_setg(errp, "Block format '%s' does not support the option '%s'", drv->name,
+                       opts->items[i].key);
+            return false;
+        }
+    }
+    return true;
+}
+
 static BlockImage *open_at_depth(const char *filename, const char *format,
                                  unsigned flags, int depth, BlockImage *top,
-                                 BlockFile *file, Error **errp)
+                                 BlockFile *file, const KeyValList *format_opts,
+                                 Error **errp)
 {
     BlockImage *img = xzalloc(sizeof(*img));
     img->file.fd = -1;
@@ -165,7 +180,13 @@ static BlockImage *open_at_depth(const char *filename, const char *format,
             goto fail;
         }
     }
-    if (img->drv->open(img, errp) < 0) {
+    if (!format_takes_options(img->drv, format_opts, errp)) {
+        goto fail;
+    }
+    img->open_opts = format_opts;
+    int ret = img->drv->open(img, errp);
+    img->open_opts = NULL;
+    if (ret < 0) {
         goto fail;
     }
     return img;
@@ -185,7 +206,7 @@ BlockImage *blk_open_over_file(BlockFile *file, const char *name, char *base,
                                const char *format, unsigned flags, Error **errp)
 {
     file->unsafe = flags & BLK_O_UNSAFE;
-    BlockImage *img = open_at_depth(name, format, flags, 0, NULL, file, errp);
+    BlockImage *img = open_at_depth(name, format, flags, 0, NULL, file, NULL, errp);
     if (img) {
         img->base_path = base;
     } else {
@@ -339,6 +360,21 @@ BlockImage *blk_open(const char *filename, const char *format, unsigned flags,
 BlockImage *blk_open_opts(const char *filename, const char *format,
                           const KeyValList *proto_opts, unsigned flags, Error **errp)
 {
+    return blk_open_format_opts(filename, format, proto_opts, NULL, flags, errp);
+}
+
+BlockImage *blk_open_format_opts(const char *filename, const char *format,
+                                 const KeyValList *proto_opts, const KeyValList *format_opts,
+                                 unsigned flags, Error **errp)
+{
+    bool host_file = filename && !blk_is_json_filename(filename) &&
+                     strncmp(filename, "blkdebug:", 9) && !protocol_driver(filename, format);
+    if (format_opts && format_opts->n && !host_file) {
+        /* Only an image over a host file takes format options this way. */
+        error_setg(errp, "Block format '%s' does not support the option '%s'",
+                   format ? format : "raw", format_opts->items[0].key);
+        return NULL;
+    }
     if (blk_is_json_filename(filename)) {
         return blk_open_json(filename, format, proto_opts, flags, errp);
     }
@@ -357,7 +393,7 @@ BlockImage *blk_open_opts(const char *filename, const char *format,
     if (!path) {
         return NULL;
     }
-    BlockImage *img = open_at_depth(path, format, flags, 0, NULL, NULL, errp);
+    BlockImage *img = open_at_depth(path, format, flags, 0, NULL, NULL, format_opts, errp);
     free(path);
     return img;
 }

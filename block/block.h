@@ -50,6 +50,24 @@ BlockImage *blk_open(const char *filename, const char *format, unsigned flags,
 BlockImage *blk_open_opts(const char *filename, const char *format,
                           const KeyValList *proto_opts, unsigned flags, Error **errp);
 /*
+ * The same with @format_opts (may be NULL): the format driver's open options
+ * ("l2-cache-size", "data-file.filename"), for an image over a host file;
+ * one the format does not take is refused.
+ */
+BlockImage *blk_open_format_opts(const char *filename, const char *format,
+                                 const KeyValList *proto_opts, const KeyValList *format_opts,
+                                 unsigned flags, Error **errp);
+/*
+ * Open the image a whole set of open options describes, as dotted keys
+ * ("driver", "file.filename", "file.driver", format options): the keys of
+ * --image-opts and of json: file names.  @format (may be NULL) must agree
+ * with "driver"; @name (may be NULL) names the image where no file name does.
+ */
+BlockImage *blk_open_options(const KeyValList *opts, const char *name, const char *format,
+                             unsigned flags, Error **errp);
+/* The same options as a "key=value,..." list (",," a literal comma): --image-opts. */
+BlockImage *blk_open_option_list(const char *list, unsigned flags, Error **errp);
+/*
  * The protocol options of a -drive option list: every "file.KEY", and when
  * driver= names the protocol itself, its other keys that are not -drive's
  * own.  The keys and values in @out point into @drive: release @out with
@@ -222,6 +240,7 @@ typedef struct BlockFormatInfo {
     const char *type;          /* "qcow2", "parallels" or NULL */
     int compat;                /* qcow2: 2 or 3 */
     bool lazy_refcounts, corrupt, extended_l2, dirty;
+    bool has_data_file;        /* qcow2: the external data file feature is set */
     char *data_file;           /* qcow2 external data file name, or NULL */
     bool data_file_raw;
     int refcount_bits;

@@ -13,8 +13,11 @@
  *
  * The image then carries PATH (or the protocol's canonical name) as its
  * name, so relative backing file names resolve as they would for PATH.
- * Keys the drivers do not take are refused with QEMU's wording, never
- * silently dropped.
+ * vireo-img's --image-opts lists arrive as the same dotted keys
+ * (blk_open_options), so both forms share this one path.  Keys left once
+ * "driver" and "file.*" are taken are the format's open options
+ * ("l2-cache-size", "data-file.filename"); keys the drivers do not take are
+ * refused with QEMU's wording, never silently dropped.
  */
 #include "block/block-int.h"
 
@@ -92,17 +95,27 @@ static bool parse_options(const char *filename, KeyValList *kv, Error **errp)
 BlockImage *blk_open_json(const char *filename, const char *format,
                           const KeyValList *extra_opts, unsigned flags, Error **errp)
 {
-    KeyValList kv = { 0 }, proto = { 0 };
-    char *driver = NULL, *file = NULL, *file_driver = NULL, *path = NULL;
-    BlockImage *img = NULL;
+    KeyValList kv = { 0 };
     if (!parse_options(filename, &kv, errp)) {
         return NULL;
     }
     /* Options given beside the name join those inside it. */
     for (int i = 0; extra_opts && i < extra_opts->n; i++) {
-        kv.items = xrealloc(kv.items, sizeof(*kv.items) * (size_t)(kv.n + 1));
-        kv.items[kv.n++] = (KeyVal){ xstrdup(extra_opts->items[i].key),
-                                     xstrdup(extra_opts->items[i].value) };
+        add_option(&kv, extra_opts->items[i].key, extra_opts->items[i].value);
+    }
+    BlockImage *img = blk_open_options(&kv, filename, format, flags, errp);
+    keyval_free(&kv);
+    return img;
+}
+
+BlockImage *blk_open_options(const KeyValList *opts, const char *name, const char *format,
+                             unsigned flags, Error **errp)
+{
+    KeyValList kv = { 0 }, proto = { 0 };
+    char *driver = NULL, *file = NULL, *file_driver = NULL, *path = NULL;
+    BlockImage *img = NULL;
+    for (int i = 0; i < opts->n; i++) {
+        add_option(&kv, opts->items[i].key, opts->items[i].value);
     }
     driver = take(&kv, "driver");
     if (driver && format && strcmp(driver, format)) {
@@ -159,7 +172,10 @@ BlockImage *blk_open_json(const char *filename, const char *format,
                             errp) == 0) {
             /* blkdebug with only an image (and a config file) has a plain name. */
             char *plain = !strcmp(file_driver, "blkdebug") ? blkdebug_plain_name(&proto) : NULL;
-            img = blk_open_over_file(&f, plain ? plain : filename, base, top, flags, errp);
+            char *json = plain || name ? NULL : bfile_node_json_name(&proto);
+            img = blk_open_over_file(&f, plain ? plain : name ? name : json, base, top, flags,
+                                     errp);
+            free(json);
             free(plain);
         }
         goto out;
@@ -180,11 +196,6 @@ BlockImage *blk_open_json(const char *filename, const char *format,
                    proto.items[0].key);
         goto out;
     }
-    if (kv.n) {
-        error_setg(errp, "Block format '%s' does not support the option '%s'",
-                   top ? top : "raw", kv.items[0].key);
-        goto out;
-    }
     if (!path) {
         error_setg(errp, "A block device must be specified for \"file\"");
         goto out;
@@ -193,7 +204,8 @@ BlockImage *blk_open_json(const char *filename, const char *format,
         error_setg(errp, "A json: file name cannot name another json: file name");
         goto out;
     }
-    img = blk_open_opts(path, top, proto.n ? &proto : NULL, flags, errp);
+    /* What is left belongs to the format (its driver refuses what it does not take). */
+    img = blk_open_format_opts(path, top, proto.n ? &proto : NULL, &kv, flags, errp);
 out:
     keyval_free(&kv);
     keyval_free(&proto);
@@ -201,5 +213,16 @@ out:
     free(file);
     free(file_driver);
     free(path);
+    return img;
+}
+
+BlockImage *blk_open_option_list(const char *list, unsigned flags, Error **errp)
+{
+    KeyValList kv = { 0 };
+    if (!keyval_parse(list, NULL, NULL, &kv, errp)) {
+        return NULL;
+    }
+    BlockImage *img = blk_open_options(&kv, NULL, NULL, flags, errp);
+    keyval_free(&kv);
     return img;
 }

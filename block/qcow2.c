@@ -510,7 +510,7 @@ static void free_state(BDRVQcow2 *s)
  * taken relative to the image's directory, as backing file names are, so
  * an image and its data file can move together.
  */
-static int open_data_file(BlockImage *img, Error **errp)
+static int open_data_file(BlockImage *img, const char *given, Error **errp)
 {
     BDRVQcow2 *s = img->opaque;
     if (!qcow2_has_data_file(s)) {
@@ -518,9 +518,8 @@ static int open_data_file(BlockImage *img, Error **errp)
         s->autoclear &= ~QCOW2_AUTOCLEAR_DATA_RAW;
         return 0;
     }
-    if (!s->data_file_name) {
-        error_setg(errp, "qcow2 image '%s' needs an external data file but does not name "
-                   "one", img->filename);
+    if (!s->data_file_name && !given) {
+        error_setg(errp, "'data-file' is required for this image");
         return -1;
     }
     if (s->nb_snapshots) {
@@ -529,7 +528,8 @@ static int open_data_file(BlockImage *img, Error **errp)
         return -1;
     }
     s->data_raw = s->autoclear & QCOW2_AUTOCLEAR_DATA_RAW;
-    char *path = blk_backing_path(img->filename, s->data_file_name);
+    /* One named at open is taken as given, as any file name on a command line. */
+    char *path = given ? xstrdup(given) : blk_backing_path(img->filename, s->data_file_name);
     int ret = bfile_open(&s->data_file, path, img->flags & BLK_O_RDWR,
                          img->flags & BLK_O_NOCACHE, errp);
     struct stat a, b;
@@ -568,6 +568,7 @@ static int repair_dirty(BlockImage *img, Error **errp)
 
 static int qcow2_open(BlockImage *img, Error **errp)
 {
+    Qcow2OpenOptions oo = { 0 };
     BDRVQcow2 *s = xzalloc(sizeof(*s));
     img->opaque = s;
     s->data_file.fd = -1;
@@ -579,8 +580,13 @@ static int qcow2_open(BlockImage *img, Error **errp)
         bfile_pread(&img->file, 0, hdr, s->cluster_size, errp) < 0) {
         goto out;
     }
-    qcow2_cache_init(&s->l2_cache, L2_CACHE_TABLES, s->cluster_size, true);
-    qcow2_cache_init(&s->rb_cache, RB_CACHE_BLOCKS, s->cluster_size, false);
+    if (qcow2_read_open_options(img, &oo, errp) < 0) {
+        goto out;
+    }
+    qcow2_cache_init(&s->l2_cache, oo.l2_tables ? oo.l2_tables : L2_CACHE_TABLES,
+                     s->cluster_size, true);
+    qcow2_cache_init(&s->rb_cache, oo.rb_blocks ? oo.rb_blocks : RB_CACHE_BLOCKS,
+                     s->cluster_size, false);
     s->zero_cluster = blk_alloc_aligned(s->cluster_size);
     uint64_t bname_off = ld_be64(hdr + 8);
     size_t ext_end = bname_off && bname_off < s->cluster_size ? bname_off : s->cluster_size;
@@ -588,7 +594,7 @@ static int qcow2_open(BlockImage *img, Error **errp)
     if (read_backing_name(img, hdr, errp) < 0 ||
         read_extensions(img, hdr, ext_start, MAX(ext_end, ext_start), errp) < 0 ||
         refuse_unknown_features(s, NULL, 0, errp) < 0 || read_l1(img, errp) < 0 || qcow2_refcount_init(img, errp) < 0 ||
-        qcow2_read_snapshots(img, errp) < 0 || open_data_file(img, errp) < 0) {
+        qcow2_read_snapshots(img, errp) < 0 || open_data_file(img, oo.data_file, errp) < 0) {
         goto out;
     }
     int64_t flen = bfile_length(&img->file, errp);
@@ -614,6 +620,7 @@ static int qcow2_open(BlockImage *img, Error **errp)
     ret = 0;
 out:
     free(hdr);
+    free(oo.data_file);
     if (ret < 0) {
         free_state(s);
         img->opaque = NULL;
@@ -940,7 +947,9 @@ static int qcow2_get_info(BlockImage *img, BlockFormatInfo *info, Error **errp)
     info->backing_file = img->backing_name ? xstrdup(img->backing_name) : NULL;
     info->backing_fmt = img->backing_fmt ? xstrdup(img->backing_fmt) : NULL;
     info->extended_l2 = s->ext_l2;
-    info->data_file = qcow2_has_data_file(s) ? xstrdup(s->data_file_name) : NULL;
+    info->has_data_file = qcow2_has_data_file(s);
+    info->data_file = info->has_data_file && s->data_file_name ? xstrdup(s->data_file_name)
+                                                                : NULL;
     info->data_file_raw = s->data_raw;
     info->nb_snapshots = s->nb_snapshots;
     info->snapshots = xzalloc(sizeof(BlockSnapshotInfo) * (size_t)(s->nb_snapshots + 1));
@@ -1027,6 +1036,7 @@ const BlockDriver blk_driver_qcow2 = {
     .name = "qcow2",
     .probe = qcow2_probe,
     .open = qcow2_open,
+    .takes_option = qcow2_takes_option,
     .close = qcow2_close,
     .create = qcow2_create,
     .read = qcow2_read,

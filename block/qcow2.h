@@ -197,6 +197,19 @@ typedef struct BDRVQcow2 {
     uint8_t *zero_cluster;      /* cluster of zeros, aligned */
 } BDRVQcow2;
 
+/* ---- open options (qcow2-options.c) ---- */
+
+typedef struct Qcow2OpenOptions {
+    int l2_tables;              /* L2 cache entries, 0: the default */
+    int rb_blocks;              /* refcount block cache entries, 0: the default */
+    char *data_file;            /* the data file named at open, or NULL */
+} Qcow2OpenOptions;
+
+/* Whether qcow2 takes open option @key. */
+bool qcow2_takes_option(const char *key);
+/* Read and check img->open_opts once the header is parsed. */
+int qcow2_read_open_options(BlockImage *img, Qcow2OpenOptions *o, Error **errp);
+
 static inline bool qcow2_has_data_file(const BDRVQcow2 *s)
 {
     return s->incompat & QCOW2_INCOMPAT_DATA_FILE;

@@ -1,9 +1,10 @@
 /*
  * vireo-img amend: change format options of an existing image in place.
  *
- * The -o keys are checked against what an existing image can change before
- * anything is written, with qemu-img's wording for each refusal; the format
- * driver then applies the rest (block/qcow2-amend.c).
+ * The -o lists are parsed with the format's amend table (tools/img-opts.c,
+ * the parser and tables create uses too), then checked against the image
+ * before anything is written, with qemu-img's wording for each refusal; the
+ * format driver applies the rest (block/qcow2-amend.c).
  */
 #include "tools/img-opts.h"
 #include "tools/img.h"
@@ -15,61 +16,88 @@
 
 #include "util/osdep.h"
 
-/* Keys fixed when an image is made. */
-static const char *const creation_only[] = {
-    "cluster_size", "preallocation", "extended_l2", "compression_type", "encryption",
-    "encrypt.format",
-};
-
-static bool key_is(const char *key, const char *const *list, size_t n)
+/* Whether @name was given, and its parsed number (booleans 0 or 1). */
+static bool option_value(const ImgOptSet *set, const char *name, uint64_t *num)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!strcmp(key, list[i])) {
+    for (int i = 0; i < set->n; i++) {
+        if (set->str[i] && !strcmp(set->desc[i]->name, name)) {
+            *num = set->num[i];
             return true;
         }
     }
     return false;
 }
 
-/* Refuse one -o key=value an existing image cannot take; true when it may go on. */
-static bool check_key(BlockImage *img, const char *key, const char *val)
+/* Whether any option whose name starts with "encrypt." was given. */
+static bool encrypt_option_given(const ImgOptSet *set)
 {
-    if (key_is(key, creation_only, ARRAY_SIZE(creation_only))) {
-        img_error("Invalid parameter '%s'\nThis option is only supported for image "
-                  "creation\n", key);
+    for (int i = 0; i < set->n; i++) {
+        if (set->str[i] && !strncmp(set->desc[i]->name, "encrypt.", 8)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The checks of values against the image, before anything is written. */
+static bool check_against_image(BlockImage *img, const ImgOptSet *set)
+{
+    const char *compat = img_optset_get(set, "compat");
+    if (compat && strcmp(compat, "0.10") && strcmp(compat, "v2") && strcmp(compat, "1.1") &&
+        strcmp(compat, "v3")) {
+        img_error("Unknown compatibility level %s\n", compat);
         return false;
     }
-    if (!strcmp(key, "compat") && strcmp(val, "0.10") && strcmp(val, "v2") &&
-        strcmp(val, "1.1") && strcmp(val, "v3")) {
-        img_error("Unknown compatibility level %s\n", val);
+    BlockFormatInfo info = { 0 };
+    bool has_data_file = blk_get_info(img, &info, NULL) == 0 && info.data_file;
+    bool raw = info.data_file_raw;
+    blk_free_info(&info);
+    if (img_optset_get(set, "data_file") && !has_data_file) {
+        img_error("data-file can only be set for images that use an external data file\n");
         return false;
     }
-    if (!strcmp(key, "data_file_raw") || !strcmp(key, "data_file")) {
-        /* Only an image that has an external data file can change it. */
-        BlockFormatInfo info = { 0 };
-        bool has = blk_get_info(img, &info, NULL) == 0 && info.data_file;
-        bool raw = info.data_file_raw;
-        blk_free_info(&info);
-        if (!strcmp(key, "data_file") && !has) {
-            img_error("data-file can only be set for images that use an external data "
-                      "file\n");
-            return false;
-        }
-        /* The raw flag can be cleared, but set only where it already is. */
-        if (!strcmp(key, "data_file_raw") && strcmp(val, "off") && !raw) {
-            img_error("data-file-raw cannot be set on existing images\n");
-            return false;
-        }
-        return true;
+    /* The raw flag can be cleared, but set only where it already is. */
+    uint64_t raw_on;
+    if (option_value(set, "data_file_raw", &raw_on) && raw_on && !raw) {
+        img_error("data-file-raw cannot be set on existing images\n");
+        return false;
     }
-    /* backing_file and backing_fmt are compared with the image's once all are read. */
-    static const char *const amendable[] = { "compat", "lazy_refcounts", "refcount_bits",
-                                             "size", "backing_file", "backing_fmt" };
-    if (!key_is(key, amendable, ARRAY_SIZE(amendable))) {
-        img_error("Invalid parameter '%s'\n", key);
+    if (encrypt_option_given(set)) {
+        /* Images vireo-img opens carry no encryption, so there are no keyslots to change. */
+        img_error("Can't amend encryption options - encryption not present\n");
         return false;
     }
     return true;
+}
+
+/* The parsed -o values as the changes blk_amend() makes. */
+static void to_amend_options(const ImgOptSet *set, BlockCreateOptions *o)
+{
+    for (int i = 0; i < set->n; i++) {
+        const char *name = set->desc[i]->name, *v = set->str[i];
+        uint64_t n = set->num[i];
+        if (!v) {
+            continue;
+        }
+        if (!strcmp(name, "size")) {
+            o->size = n;
+            o->given |= BLK_CREATE_GIVEN_SIZE;
+        } else if (!strcmp(name, "compat")) {
+            o->compat = !strcmp(v, "0.10") || !strcmp(v, "v2") ? 2 : 3;
+            o->given |= BLK_CREATE_GIVEN_COMPAT;
+        } else if (!strcmp(name, "lazy_refcounts")) {
+            o->lazy_refcounts = n;
+            o->given |= BLK_CREATE_GIVEN_LAZY;
+        } else if (!strcmp(name, "refcount_bits")) {
+            o->refcount_bits = n == 0 || n > 64 ? -1 : (int)n;  /* -1: a width it refuses */
+            o->given |= BLK_CREATE_GIVEN_REFCOUNT_BITS;
+        } else if (!strcmp(name, "data_file")) {
+            o->data_file = v;
+        } else if (!strcmp(name, "data_file_raw")) {
+            o->data_file_raw = n;
+            o->given |= BLK_CREATE_GIVEN_DATA_FILE_RAW;
+        }
+    }
 }
 
 /*
@@ -91,22 +119,6 @@ static void amend_progress(void *opaque, uint64_t done, uint64_t total)
     }
 }
 
-/* Does any -o list name @key? */
-static bool opts_name(const char **opts, int nb_opts, const char *key)
-{
-    bool found = false;
-    for (int i = 0; i < nb_opts && !found; i++) {
-        char *copy = xstrdup(opts[i]), *save = NULL;
-        for (char *tok = strtok_r(copy, ",", &save); tok && !found;
-             tok = strtok_r(NULL, ",", &save)) {
-            size_t n = strcspn(tok, "=");
-            found = strlen(key) == n && !strncmp(tok, key, n);
-        }
-        free(copy);
-    }
-    return found;
-}
-
 /* Naming the backing file (and format) the image already has is no change. */
 static bool same_backing(BlockImage *img, const char *backing, const char *backing_fmt)
 {
@@ -118,30 +130,15 @@ static bool same_backing(BlockImage *img, const char *backing, const char *backi
     return same;
 }
 
-static bool check_opts(BlockImage *img, const char *opts)
+static int amend_image(const char *name, const char *fmt, bool image_opts, const char **opts,
+                       int nb_opts, bool progress, bool help)
 {
-    char *copy = xstrdup(opts), *save = NULL;
-    bool ok = true;
-    for (char *tok = strtok_r(copy, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        if (eq) {
-            *eq = '\0';
-        }
-        ok = check_key(img, tok, eq ? eq + 1 : "");
-    }
-    free(copy);
-    return ok;
-}
-
-static int amend_image(const char *name, const char *fmt, const char **opts, int nb_opts,
-                       bool progress, bool help)
-{
-    BlockImage *img = img_open(name, fmt, BLK_O_RDWR);
+    BlockImage *img = img_open_image(name, fmt, image_opts, BLK_O_RDWR);
     if (!img) {
         return 1;
     }
     BlockCreateOptions o = { .format = blk_format(img) };
-    char *backing = NULL, *backing_fmt = NULL;
+    ImgOptSet set = { 0 };
     Error *err = NULL;
     int ret = 1;
     if (help) {
@@ -149,19 +146,22 @@ static int amend_image(const char *name, const char *fmt, const char **opts, int
         ret = img_print_amend_help(blk_format(img));
         goto out;
     }
-    if (strcmp(blk_format(img), "qcow2")) {
-        img_error("Format driver '%s' does not support option amendment\n", blk_format(img));
+    if (!img_amend_optset(blk_format(img), &set)) {
         goto out;
     }
     for (int i = 0; i < nb_opts; i++) {
-        if (!check_opts(img, opts[i]) ||
-            !img_parse_create_opts(opts[i], NULL, &o, &backing, &backing_fmt)) {
+        if (!img_amend_optset_parse(&set, blk_format(img), opts[i], &err)) {
+            img_report_err(err);
+            err = NULL;
             goto out;
         }
     }
-    if (opts_name(opts, nb_opts, "data_file_raw")) {
-        o.given |= BLK_CREATE_GIVEN_DATA_FILE_RAW;
+    if (!check_against_image(img, &set)) {
+        goto out;
     }
+    to_amend_options(&set, &o);
+    const char *backing = img_optset_get(&set, "backing_file");
+    const char *backing_fmt = img_optset_get(&set, "backing_fmt");
     if ((backing || backing_fmt) && !same_backing(img, backing, backing_fmt)) {
         img_error("Cannot amend the backing file\nYou can use '%s rebase' instead.\n",
                   img_progname);
@@ -182,8 +182,7 @@ static int amend_image(const char *name, const char *fmt, const char **opts, int
     }
     ret = 0;
 out:
-    free(backing);
-    free(backing_fmt);
+    img_optset_free(&set);
     if (blk_close(img, &err) < 0) {
         img_report_err(err);
         ret = 1;
@@ -234,15 +233,5 @@ int img_amend(int argc, char **argv)
         img_error("Expecting one image file name\n");
         return 1;
     }
-    if (!image_opts) {
-        return amend_image(argv[optind], fmt, opts, nb_opts, progress, help);
-    }
-    char *path, *opt_fmt;
-    if (!img_parse_image_opts(argv[optind], &path, &opt_fmt)) {
-        return 1;
-    }
-    int ret = amend_image(path, opt_fmt, opts, nb_opts, progress, help);
-    free(path);
-    free(opt_fmt);
-    return ret;
+    return amend_image(argv[optind], fmt, image_opts, opts, nb_opts, progress, help);
 }

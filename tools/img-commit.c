@@ -21,6 +21,7 @@
 
 typedef struct Commit {
     const char *filename, *fmt, *base;
+    bool image_opts;                /* filename is an --image-opts list */
     bool keep, progress, quiet;
 } Commit;
 
@@ -98,7 +99,7 @@ static int copy_down(BlockImage *top, BlockImage *base, BlockImage *dst, bool pr
 
 static int commit_image(const Commit *c)
 {
-    BlockImage *top = img_open(c->filename, c->fmt, BLK_O_RDWR);
+    BlockImage *top = img_open_image(c->filename, c->fmt, c->image_opts, BLK_O_RDWR);
     if (!top) {
         return 1;
     }
@@ -163,17 +164,6 @@ int img_commit(int argc, char **argv)
         return 1;
     }
     c.filename = argv[optind];
-    if (!image_opts) {
-        return commit_image(&c);
-    }
-    char *path, *fmt;
-    if (!img_parse_image_opts(c.filename, &path, &fmt)) {
-        return 1;
-    }
-    c.filename = path;
-    c.fmt = fmt;
-    int ret = commit_image(&c);
-    free(path);
-    free(fmt);
-    return ret;
+    c.image_opts = image_opts;
+    return commit_image(&c);
 }

@@ -78,9 +78,9 @@ static int copy_blocks(BlockImage *src, BlockImage *dst, uint64_t from, uint64_t
     return ret;
 }
 
-static int run_dd(const DdArgs *d, const char *fmt, const char *out_fmt)
+static int run_dd(const DdArgs *d, const char *fmt, bool image_opts, const char *out_fmt)
 {
-    BlockImage *src = img_open(d->in, fmt, 0);
+    BlockImage *src = img_open_image(d->in, fmt, image_opts, 0);
     if (!src) {
         return 1;
     }
@@ -148,16 +148,5 @@ int img_dd(int argc, char **argv)
         img_error("Must specify both input and output files\n");
         return 1;
     }
-    if (!image_opts) {
-        return run_dd(&d, fmt, out_fmt);
-    }
-    char *path, *opt_fmt;
-    if (!img_parse_image_opts(d.in, &path, &opt_fmt)) {
-        return 1;
-    }
-    d.in = path;
-    int ret = run_dd(&d, opt_fmt, out_fmt);
-    free(path);
-    free(opt_fmt);
-    return ret;
+    return run_dd(&d, fmt, image_opts, out_fmt);
 }

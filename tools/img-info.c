@@ -48,6 +48,8 @@ static json_object *format_specific_json(const BlockFormatInfo *fi)
     json_object_object_add(data, "refcount-bits", json_object_new_int(fi->refcount_bits));
     if (fi->data_file) {
         json_object_object_add(data, "data-file", json_object_new_string(fi->data_file));
+    }
+    if (fi->has_data_file) {
         json_object_object_add(data, "data-file-raw", json_object_new_boolean(fi->data_file_raw));
     }
     if (fi->compat >= 3) {
@@ -153,8 +155,10 @@ static void print_format_specific(const BlockFormatInfo *fi)
     }
     printf("    refcount bits: %d\n", fi->refcount_bits);
     if (fi->data_file) {
-        printf("    data file: %s\n    data file raw: %s\n", fi->data_file,
-               fi->data_file_raw ? "true" : "false");
+        printf("    data file: %s\n", fi->data_file);
+    }
+    if (fi->has_data_file) {
+        printf("    data file raw: %s\n", fi->data_file_raw ? "true" : "false");
     }
     if (fi->compat >= 3) {
         printf("    corrupt: %s\n    extended l2: %s\n", fi->corrupt ? "true" : "false",
@@ -199,12 +203,14 @@ static void info_human(BlockImage *img, const BlockFormatInfo *fi)
 }
 
 /* Print one image, or its whole backing chain, in qemu-img info's layout. */
-static int show_info(const char *name, const char *fmt, bool json, bool chain)
+static int show_info(const char *name, const char *fmt, bool image_opts, bool json,
+                     bool chain)
 {
-    if (chain && img_chain_has_loop(name, fmt)) {
+    /* An option list's chain is checked for loops as it is opened. */
+    if (chain && !image_opts && img_chain_has_loop(name, fmt)) {
         return 1;
     }
-    BlockImage *top = img_open(name, fmt, chain ? 0 : BLK_O_NO_BACKING);
+    BlockImage *top = img_open_image(name, fmt, image_opts, chain ? 0 : BLK_O_NO_BACKING);
     if (!top) {
         return 1;
     }
@@ -270,16 +276,6 @@ int img_info(int argc, char **argv)
     if (!img_one_image_name(argc)) {
         return 1;
     }
-    if (!image_opts) {
-        return show_info(argv[optind], fmt, json, chain);
-    }
-    char *path, *opt_fmt;
-    if (!img_parse_image_opts(argv[optind], &path, &opt_fmt)) {
-        return 1;
-    }
-    int ret = show_info(path, opt_fmt, json, chain);
-    free(path);
-    free(opt_fmt);
-    return ret;
+    return show_info(argv[optind], fmt, image_opts, json, chain);
 }
 

@@ -73,6 +73,18 @@ static const ImgOptDesc qcow2_amend_opts[] = {
     { "backing_fmt", IMG_OPT_STR, "Image format of the base image" },
     { "data_file", IMG_OPT_STR, "File name of an external data file" },
     { "data_file_raw", IMG_OPT_BOOL, "The external data file must stay valid as a raw image" },
+    /*
+     * LUKS keyslot changes: listed as qemu-img lists them, so scripts reading
+     * the help see the same names; tools/img-amend.c refuses them with the
+     * reason (vireo-img does not rewrite keyslots).
+     */
+    { "encrypt.iter-time", IMG_OPT_NUM, "Time to spend in PBKDF in milliseconds" },
+    { "encrypt.keyslot", IMG_OPT_NUM, "Select a single keyslot to modify explicitly" },
+    { "encrypt.new-secret", IMG_OPT_STR,
+      "New secret to set in the matching keyslots. Empty string to erase" },
+    { "encrypt.old-secret", IMG_OPT_STR, "Select all keyslots that match this password" },
+    { "encrypt.state", IMG_OPT_STR,
+      "Select new state of affected keyslots (active/inactive)" },
     { "lazy_refcounts", IMG_OPT_BOOL, "Postpone refcount updates" },
     { "refcount_bits", IMG_OPT_NUM, "Width of a reference count entry in bits" },
     { "size", IMG_OPT_SIZE, "Virtual disk size" },
@@ -307,6 +319,34 @@ bool img_optset_parse(ImgOptSet *set, const char *list, Error **errp)
     while (ok && next_element(&list, &name, &value)) {
         /* A bare name is that option set to "on". */
         ok = img_optset_set(set, name, value ? value : "on", errp);
+        free(name);
+        free(value);
+    }
+    return ok;
+}
+
+static bool table_has(const ImgOptDesc *t, const char *name)
+{
+    for (; t && t->name; t++) {
+        if (!strcmp(t->name, name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool img_amend_optset_parse(ImgOptSet *set, const char *fmt, const char *list, Error **errp)
+{
+    char *name, *value;
+    bool ok = true;
+    while (ok && next_element(&list, &name, &value)) {
+        if (find(set, name) < 0 && table_has(create_table(fmt), name)) {
+            error_setg(errp, "Invalid parameter '%s'\nThis option is only supported for "
+                       "image creation", name);
+            ok = false;
+        } else {
+            ok = img_optset_set(set, name, value ? value : "on", errp);
+        }
         free(name);
         free(value);
     }

@@ -58,6 +58,11 @@ void img_optset_free(ImgOptSet *set);
  * types.  Returns false with *errp set (no file name prefix).
  */
 bool img_optset_parse(ImgOptSet *set, const char *list, Error **errp);
+/*
+ * The same for amend's set of @fmt: an option only creation takes is refused
+ * with that reason, as qemu-img words it.
+ */
+bool img_amend_optset_parse(ImgOptSet *set, const char *fmt, const char *list, Error **errp);
 /* Set one option as if given with -o; false with *errp set if it is not valid. */
 bool img_optset_set(ImgOptSet *set, const char *name, const char *value, Error **errp);
 /* The value given for @name, or NULL. */

@@ -83,8 +83,8 @@ static BlockImage *open_new_backing(BlockImage *img, const Rebase *r)
 
 static int rebase_image(const Rebase *r)
 {
-    BlockImage *img = img_open(r->filename, r->fmt,
-                               BLK_O_RDWR | (r->unsafe ? BLK_O_NO_BACKING : 0));
+    BlockImage *img = img_open_image(r->filename, r->fmt, r->image_opts,
+                                     BLK_O_RDWR | (r->unsafe ? BLK_O_NO_BACKING : 0));
     if (!img) {
         return 1;
     }
@@ -184,17 +184,5 @@ int img_rebase(int argc, char **argv)
     if (!r.backing) {
         r.backing = "";     /* -u without -b: drop the backing file */
     }
-    if (!r.image_opts) {
-        return rebase_image(&r);
-    }
-    char *path, *fmt;
-    if (!img_parse_image_opts(r.filename, &path, &fmt)) {
-        return 1;
-    }
-    r.filename = path;
-    r.fmt = fmt;
-    int ret = rebase_image(&r);
-    free(path);
-    free(fmt);
-    return ret;
+    return rebase_image(&r);
 }

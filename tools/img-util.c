@@ -67,55 +67,27 @@ bool img_format_name_known(const char *name)
     return false;
 }
 
-bool img_parse_image_opts(const char *spec, char **path, char **fmt)
+BlockImage *img_open_image_opts(const char *spec, unsigned flags)
 {
-    *path = *fmt = NULL;
     if (!strchr(spec, '=')) {
         /* A bare name: QEMU looks for a device or node by that name. */
         img_error("Could not open '%s': Cannot find device='%s' nor node-name='%s'\n",
                   spec, spec, spec);
-        return false;
+        return NULL;
     }
-    char *copy = xstrdup(spec), *save = NULL;
-    const char *err = NULL, *bad_key = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok && !err; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        const char *val = eq ? eq + 1 : "";
-        if (eq) {
-            *eq = '\0';
-        }
-        if (!strcmp(tok, "driver")) {
-            free(*fmt);
-            *fmt = xstrdup(val);
-        } else if (!strcmp(tok, "file.filename")) {
-            free(*path);
-            *path = xstrdup(val);
-        } else if (!strcmp(tok, "file.driver")) {
-            if (strcmp(val, "file")) {
-                bad_key = "file.driver";
-            }
-        } else {
-            bad_key = tok;
-        }
-        if (bad_key && !err) {
-            img_error("Could not open '%s': Block format '%s' does not support the option "
-                      "'%s'\n", spec, *fmt ? *fmt : "file", bad_key);
-            err = "reported";
-        }
+    Error *err = NULL;
+    BlockImage *img = blk_open_option_list(spec, flags, &err);
+    if (!img) {
+        img_error("Could not open '%s': %s\n", spec, error_get_pretty(err));
+        error_free(err);
     }
-    if (!err && !*path) {
-        img_error("Could not open '%s': A block device must be specified for \"file\"\n",
-                  spec);
-        err = "reported";
-    }
-    free(copy);
-    if (err) {
-        free(*path);
-        free(*fmt);
-        *path = *fmt = NULL;
-        return false;
-    }
-    return true;
+    return img;
+}
+
+BlockImage *img_open_image(const char *name, const char *fmt, bool image_opts,
+                           unsigned flags)
+{
+    return image_opts ? img_open_image_opts(name, flags) : img_open(name, fmt, flags);
 }
 
 bool img_chain_has_loop(const char *filename, const char *fmt)

@@ -52,11 +52,15 @@ bool img_chain_has_loop(const char *filename, const char *fmt);
 int img_parse_size(const char *str, uint64_t *out);
 
 /*
- * --image-opts: take the image's path and format from "driver=FMT,
- * file.driver=file,file.filename=PATH" (the keys vireo's files need);
- * reports other keys as qemu-img does and returns false.
+ * --image-opts: open the image the option list @spec describes ("driver=FMT,
+ * file.filename=PATH,l2-cache-size=1M"), through the block layer's one open
+ * path for option sets (blk_open_options, shared with json: names); errors
+ * are reported as qemu-img words them and NULL returned.
  */
-bool img_parse_image_opts(const char *spec, char **path, char **fmt);
+BlockImage *img_open_image_opts(const char *spec, unsigned flags);
+/* img_open() or, when @image_opts, img_open_image_opts() (@fmt then unused). */
+BlockImage *img_open_image(const char *name, const char *fmt, bool image_opts,
+                           unsigned flags);
 
 /* Print @obj the way qemu-img does: 4-space indentation, "key": value. */
 void img_json_print(json_object *obj);
