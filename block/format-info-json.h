@@ -9,4 +9,7 @@
 /* The qcow2 bitmap list: [{"flags": [...], "name": ..., "granularity": ...}]. */
 json_object *qcow2_bitmaps_info_json(const BlockFormatInfo *fi);
 
+/* query-named-block-nodes' image.format-specific: {"type": "qcow2", "data": {...}}. */
+json_object *qcow2_format_specific_json(const BlockFormatInfo *fi);
+
 #endif

@@ -20,36 +20,6 @@
 
 /* ---- images and nodes ---- */
 
-static json_object *qcow2_specific(const BlockFormatInfo *fi)
-{
-    json_object *data = json_object_new_object();
-    json_object_object_add(data, "compat", json_object_new_string(fi->compat == 2 ? "0.10"
-                                                                                 : "1.1"));
-    if (fi->data_file) {
-        json_object_object_add(data, "data-file", json_object_new_string(fi->data_file));
-    }
-    if (fi->compat >= 3) {
-        if (fi->data_file) {
-            json_object_object_add(data, "data-file-raw",
-                                   json_object_new_boolean(fi->data_file_raw));
-        }
-        json_object_object_add(data, "extended-l2", json_object_new_boolean(fi->extended_l2));
-        json_object_object_add(data, "lazy-refcounts",
-                               json_object_new_boolean(fi->lazy_refcounts));
-        json_object_object_add(data, "corrupt", json_object_new_boolean(fi->corrupt));
-    }
-    json_object_object_add(data, "refcount-bits", json_object_new_int(fi->refcount_bits));
-    json_object_object_add(data, "compression-type",
-                           json_object_new_string(fi->compression_type ? "zstd" : "zlib"));
-    if (fi->has_bitmaps) {
-        json_object_object_add(data, "bitmaps", qcow2_bitmaps_info_json(fi));
-    }
-    json_object *spec = json_object_new_object();
-    json_object_object_add(spec, "type", json_object_new_string("qcow2"));
-    json_object_object_add(spec, "data", data);
-    return spec;
-}
-
 /* An open image (a format node's, or one of its backing chain). */
 static ImageInfo *image_of(BlockImage *img, const char *format, bool flat)
 {
@@ -71,7 +41,7 @@ static ImageInfo *image_of(BlockImage *img, const char *format, bool flat)
         ii->dirty_flag = fi.dirty;
         if (fi.type && !strcmp(fi.type, "qcow2")) {
             ii->has_format_specific = true;
-            ii->format_specific = qcow2_specific(&fi);
+            ii->format_specific = qcow2_format_specific_json(&fi);
         }
         if (fi.backing_file) {
             ii->has_backing_filename = true;

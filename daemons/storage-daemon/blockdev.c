@@ -130,8 +130,13 @@ static void node_info(BlockNode *n, BlockNodeInfo *info)
         info->virtual_size = blk_size(img);
         info->actual_size = blk_allocated_bytes(img);
         info->cluster_size = blk_cluster_size(img);
+        if (blk_get_info(img, &info->format, NULL) == 0) {
+            info->dirty = info->format.dirty;
+        } else {
+            info->format = (BlockFormatInfo){ 0 };
+        }
     } else if (!block_node_is_format(n) && stat(info->filename, &st) == 0) {
-        info->virtual_size = st.st_size;
+        info->virtual_size = ROUND_UP((uint64_t)st.st_size, 512);   /* whole sectors */
         info->actual_size = (int64_t)st.st_blocks * 512;
     }
 }
@@ -152,6 +157,7 @@ void blockdev_foreach(BlockNodeVisit *visit, void *opaque)
         BlockNodeInfo info;
         node_info(all[i], &info);
         visit(&info, opaque);
+        blk_free_info(&info.format);
     }
     free(all);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "block/format-info-json.h"
 #include "daemons/storage-daemon/storage-daemon.h"
 #include "monitor/qmp-server.h"
 #include "nbd/nbd.h"
@@ -425,6 +426,12 @@ static void add_node_info(const BlockNodeInfo *n, void *opaque)
     info->image->actual_size = n->actual_size;
     info->image->has_cluster_size = n->cluster_size != 0;
     info->image->cluster_size = n->cluster_size;
+    info->image->has_dirty_flag = true;
+    info->image->dirty_flag = n->dirty;
+    if (n->format.type && !strcmp(n->format.type, "qcow2")) {
+        info->image->has_format_specific = true;
+        info->image->format_specific = qcow2_format_specific_json(&n->format);
+    }
     QAPI_LIST_APPEND(*tail, info);
 }
 

@@ -31,6 +31,8 @@ typedef struct BlockNodeInfo {
     uint64_t virtual_size;
     int64_t actual_size;        /* -1: unknown */
     uint32_t cluster_size;      /* 0: the format has none */
+    bool dirty;                 /* the image says it was not closed cleanly */
+    BlockFormatInfo format;     /* a format node's facts (format.type NULL: none) */
 } BlockNodeInfo;
 typedef void BlockNodeVisit(const BlockNodeInfo *info, void *opaque);
 void blockdev_foreach(BlockNodeVisit *visit, void *opaque);

@@ -120,4 +120,65 @@ def test_bad_options_refused():
             assert p.returncode == 1 and want in p.stderr, (extra, p.returncode, p.stderr)
 
 
+def named_nodes(binary, img, qmp_sock):
+    """query-named-block-nodes of a daemon (vireo's or QEMU's) given the
+    same --blockdev options, with a persistent bitmap in the image."""
+    p = subprocess.Popen([binary] + nodes(img) + [
+        "--chardev", f"socket,id=m0,path={qmp_sock},server=on,wait=off", "--monitor", "m0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_path(qmp_sock)
+        q = vmm.QMP.unix(qmp_sock)
+        out = ok(q, "query-named-block-nodes")
+        q.close()
+    finally:
+        p.terminate()
+        p.wait(20)
+    return out
+
+
+def same_members(mine, theirs, path="", skip=("actual-size", "file", "filename"),
+                 absent=()):
+    """Every member QEMU gives, vireo gives with the same value (and no
+    more), but those named in @absent, which vireo does not give yet."""
+    if isinstance(theirs, dict):
+        assert isinstance(mine, dict), (path, mine)
+        assert set(mine) == set(theirs) - set(absent), \
+            f"{path}: vireo {sorted(mine)} qemu-storage-daemon {sorted(theirs)}"
+        for k in theirs:
+            if k not in skip and k not in absent:
+                same_members(mine[k], theirs[k], f"{path}.{k}", skip, absent)
+    elif isinstance(theirs, list):
+        assert isinstance(mine, list) and len(mine) == len(theirs), (path, mine, theirs)
+        for i, (m, t) in enumerate(zip(mine, theirs)):
+            same_members(m, t, f"{path}[{i}]", skip, absent)
+    else:
+        assert mine == theirs, f"{path}: vireo {mine!r} qemu-storage-daemon {theirs!r}"
+
+
+def test_named_block_nodes_like_qemu_storage_daemon():
+    need("qemu-img", "qemu-storage-daemon")
+    with Dir() as d:
+        img = d("d.qcow2")
+        make_qcow2(img)
+        for bitmaps in (False, True):
+            if bitmaps:
+                run("qemu-img", "bitmap", "--add", "-g", "128K", img, "b0")
+                run("qemu-img", "bitmap", "--add", "--disable", img, "b1")
+            ref = d("ref.qcow2")
+            shutil.copy(img, ref)
+            mine = named_nodes(vtest.binary("vireo-storage-daemon"), img, d(f"v{bitmaps:d}.sock"))
+            theirs = named_nodes("qemu-storage-daemon", ref, d(f"q{bitmaps:d}.sock"))
+            # The daemon does not load an image's bitmaps as live ones yet: no
+            # dirty-bitmaps member, and they are not marked in-use meanwhile.
+            skip = ("actual-size", "file", "filename") + (("flags",) if bitmaps else ())
+            same_members(mine, theirs, skip=skip,
+                         absent=("dirty-bitmaps",) if bitmaps else ())
+            spec = mine[0]["image"]["format-specific"]
+            assert spec["type"] == "qcow2" and len(spec["data"].get("bitmaps", [])) == \
+                (2 if bitmaps else 0), spec
+            # both daemons leave the image as they found it
+            run("qemu-img", "check", img)
+
+
 vtest.main()
