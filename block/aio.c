@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "block/block-stats.h"
 #include "block/dirty-bitmap.h"
 #include "util/osdep.h"
 #include "util/seccomp-hook.h"
@@ -233,6 +234,10 @@ static int reap(BlockQueue *q, bool wait)
 static void host_submit(BlockQueue *q, BlockAioReq *req)
 {
     q->host_in_flight++;
+    if (req->type == BLK_AIO_WRITE) {
+        block_stats_file_wrote(req->host_file ? req->host_file->fd : q->img->file.fd,
+                               req->host_offset + iov_total(req->iov, req->iovcnt));
+    }
     if (!q->use_uring) {
         pool_submit(q, req);
         return;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/block-stats.h"
 #include "util/osdep.h"
 
 void *blk_alloc_aligned(size_t len)
@@ -44,6 +45,7 @@ int bfile_open(BlockFile *f, const char *path, bool writable, bool direct, Error
 {
     int flags = (writable ? O_RDWR : O_RDONLY) | (direct ? O_DIRECT : 0);
     f->fd = vireo_open(path, flags, 0, errp);
+    block_stats_file_opened(f->fd);
     f->direct = direct;
     f->writable = writable;
     f->unsafe = false;
@@ -96,6 +98,7 @@ static int pread_all(int fd, uint64_t off, void *buf, size_t len, Error **errp)
 static int pwrite_all(int fd, uint64_t off, const void *buf, size_t len, Error **errp)
 {
     size_t done = 0;
+    block_stats_file_wrote(fd, off + len);
     while (done < len) {
         ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
         if (n < 0 && errno == EINTR) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "block/block-stats.h"
 #include "util/osdep.h"
 
 /*
@@ -77,6 +78,7 @@ static int raw_discard(BlockImage *img, uint64_t off, uint64_t len, Error **errp
 static int raw_write_zeroes(BlockImage *img, uint64_t off, uint64_t len, Error **errp)
 {
     raw_forget_extent(img);
+    block_stats_file_wrote(img->file.fd, off + len);    /* a write, if not of data */
     if (fallocate(img->file.fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)len) == 0) {
         return 0;
     }

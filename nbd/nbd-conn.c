@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block/node.h"
 #include "nbd/nbd-engine.h"
 #include "nbd/nbd-proto.h"
 #include "util/osdep.h"
@@ -443,6 +444,9 @@ static void do_write_like(NbdConn *c)
         nbd_error_reply(c, NBD_ENOTSUP, "fast zeroing is not possible here");
         return;
     }
+    BlockStatsCookie acct;
+    block_stats_start(&acct, r->type == NBD_CMD_TRIM ? BLOCK_STATS_UNMAP : BLOCK_STATS_WRITE,
+                      r->offset, r->len);
     switch (r->type) {
     case NBD_CMD_WRITE:
         ret = blk_pwrite(e->img, r->offset, c->payload, r->len, &err);
@@ -454,6 +458,7 @@ static void do_write_like(NbdConn *c)
         ret = blk_write_zeroes(e->img, r->offset, r->len, &err);
         break;
     }
+    block_stats_done(e->stats, &acct, ret == 0);
     if (ret == 0 && (r->flags & NBD_CMD_FLAG_FUA)) {
         ret = blk_flush(e->img, &err);
     }

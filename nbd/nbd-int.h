@@ -26,6 +26,7 @@ typedef struct NbdExp {
     uint32_t pref_block;
     NbdBitmap *bitmaps;
     unsigned nr_bitmaps;
+    struct BlockNodeStats *stats;   /* NULL: writes are not counted */
     unsigned clients;           /* connections in transmission on it */
     /* Reads in the background (nbd-read.c): NULL queue, one at a time. */
     BlockQueue *queue;

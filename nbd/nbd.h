@@ -86,6 +86,8 @@ typedef struct NbdExportConfig {
     void (*drain)(void *opaque);
     void *drain_opaque;
     unsigned queue_depth;
+    /* The node's statistics, where writes and write-zeroes count (may be NULL). */
+    struct BlockNodeStats *stats;
 } NbdExportConfig;
 
 /* Listen on @addr and start serving. */

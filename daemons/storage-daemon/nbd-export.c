@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block/node.h"
 #include "daemons/storage-daemon/storage-daemon.h"
 #include "nbd/nbd.h"
 #include "qapi/storage-daemon-qapi-events.h"
@@ -172,6 +173,7 @@ bool sd_nbd_export_add(const char *id, const char *node, const char *name,
         .name = name, .description = description, .img = img, .writable = writable,
         .allocation_depth = allocation_depth, .bitmaps = bms, .nr_bitmaps = got,
         .queue_depth = 64,      /* the server runs reads through a queue of its own */
+        .stats = block_node_stats(block_node_find(node)),
     };
     if (got < nr_bitmaps || !nbd_export_add(server, &cfg, errp)) {
         for (unsigned i = 0; i < got; i++) {

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "block/block-stats.h"
 #include "block/format-info-json.h"
+#include "block/node.h"
 #include "daemons/storage-daemon/storage-daemon.h"
 #include "monitor/qmp-server.h"
 #include "nbd/nbd.h"
@@ -439,5 +441,74 @@ BlockDeviceInfoList *qmp_query_named_block_nodes(bool has_flat, bool flat, Error
 {
     BlockDeviceInfoList *list = NULL, **tail = &list;
     blockdev_foreach(add_node_info, &tail);
+    return list;
+}
+
+/* ---- statistics ---- */
+
+/* The format node whose file is @f, if any. */
+static BlockNode *format_above(BlockNode *f)
+{
+    for (BlockNode *n = block_node_first(); n; n = block_node_next(n)) {
+        if (block_node_file(n) == f) {
+            return n;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * A node's own level, as QEMU keeps it per node: only the end of the
+ * highest write; the request counters belong to block devices.
+ */
+static BlockStats *node_stats(BlockNode *n)
+{
+    BlockStats *bs = xzalloc(sizeof(*bs));
+    bs->has_node_name = true;
+    bs->node_name = xstrdup(block_node_name(n));
+    bs->stats = xzalloc(sizeof(*bs->stats));
+    BlockNode *f = block_node_file(n);
+    if (f) {
+        bs->stats->wr_highest_offset = (int64_t)block_node_stats(n)->wr_highest_offset;
+        bs->has_parent = true;
+        bs->parent = node_stats(f);
+        return bs;
+    }
+    /* A protocol node: the writes its host file took, from the format above
+     * or (exported itself) from the raw image over it. */
+    BlockNode *top = format_above(n);
+    if (top || block_node_in_use(n)) {
+        BlockImage *img = block_node_image(top ? top : n, NULL);
+        bs->stats->wr_highest_offset = (int64_t)block_stats_image_file_highest(img);
+    }
+    if (!strcmp(block_node_driver(n), "file")) {
+        /* Discards that reached the file: a raw node with discard=unmap over
+         * a file node with it passes the client's on. */
+        bool passed = top && !strcmp(block_node_driver(top), "raw") &&
+                      block_node_discard_unmap(top) && block_node_discard_unmap(n);
+        const BlockNodeStats *s = block_node_stats(passed ? top : n);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "driver", json_object_new_string("file"));
+        json_object_object_add(o, "discard-nb-ok",
+                               json_object_new_int64((int64_t)s->ops[BLOCK_STATS_UNMAP]));
+        json_object_object_add(o, "discard-nb-failed",
+                               json_object_new_int64((int64_t)s->failed_ops[BLOCK_STATS_UNMAP]));
+        json_object_object_add(o, "discard-bytes-ok",
+                               json_object_new_int64((int64_t)s->bytes[BLOCK_STATS_UNMAP]));
+        bs->has_driver_specific = true;
+        bs->driver_specific = o;
+    }
+    return bs;
+}
+
+BlockStatsList *qmp_query_blockstats(bool has_query_nodes, bool query_nodes, Error **errp)
+{
+    BlockStatsList *list = NULL, **tail = &list;
+    if (!has_query_nodes || !query_nodes) {
+        return list;            /* no block devices here, only nodes */
+    }
+    for (BlockNode *n = block_node_first(); n; n = block_node_next(n)) {
+        QAPI_LIST_APPEND(tail, node_stats(n));
+    }
     return list;
 }

@@ -35,9 +35,9 @@ PF = (1 << PF_MQ | 1 << PF_REPLY_ACK | 1 << PF_CONFIG | 1 << PF_STATUS)
 
 COMMANDS = {"qmp_capabilities", "query-version", "query-commands", "query-qmp-schema",
             "quit", "query-block-exports", "block-export-add", "block-export-del",
-            "query-named-block-nodes", "x-query-virtio", "x-query-virtio-status",
-            "x-query-virtio-queue-status", "x-query-virtio-vhost-queue-status",
-            "x-query-virtio-queue-element",
+            "query-named-block-nodes", "query-blockstats", "x-query-virtio",
+            "x-query-virtio-status", "x-query-virtio-queue-status",
+            "x-query-virtio-vhost-queue-status", "x-query-virtio-queue-element",
             # the NBD server (qapi/block-export.json)
             "nbd-server-start", "nbd-server-stop", "nbd-server-add", "nbd-server-remove"}
 
