@@ -7,6 +7,7 @@
 #include "block/block-stats.h"
 
 #include "block/block-int.h"
+#include "block/node.h"
 
 #define TRACKED_FDS 65536
 
@@ -39,4 +40,15 @@ uint64_t block_stats_image_file_highest(BlockImage *img)
         return 0;
     }
     return __atomic_load_n(&highest[fd], __ATOMIC_RELAXED);
+}
+
+uint64_t block_stats_protocol_node_highest(BlockNode *n)
+{
+    for (BlockNode *top = block_node_first(); top; top = block_node_next(top)) {
+        if (block_node_file(top) == n) {
+            return block_stats_image_file_highest(block_node_image(top, NULL));
+        }
+    }
+    /* Not opened by a user: asking for its image would open one. */
+    return block_node_in_use(n) ? block_stats_image_file_highest(block_node_image(n, NULL)) : 0;
 }

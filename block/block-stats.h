@@ -19,4 +19,12 @@ void block_stats_file_wrote(int fd, uint64_t end);
 /* The highest write end on the host file below @img (0: none). */
 uint64_t block_stats_image_file_highest(BlockImage *img);
 
+struct BlockNode;
+/*
+ * A protocol node's wr_highest_offset: the writes its host file took
+ * through the format node above it, or through the node's own image when
+ * a user opened it directly (0 before either).
+ */
+uint64_t block_stats_protocol_node_highest(struct BlockNode *n);
+
 #endif

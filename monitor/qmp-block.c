@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "block/block-stats.h"
 #include "block/format-info-json.h"
 #include "block/node.h"
 #include "monitor/hmp-commands.h"
@@ -275,6 +276,11 @@ static BlockDeviceStats *stats_of(BlockNode *n, bool backend)
     const BlockNodeStats *s = block_node_stats(n);
     BlockDeviceStats *d = xzalloc(sizeof(*d));
     d->wr_highest_offset = (int64_t)s->wr_highest_offset;
+    if (!block_node_is_format(n)) {
+        /* A protocol node: the writes its host file took, whoever made them. */
+        d->wr_highest_offset = (int64_t)MAX(s->wr_highest_offset,
+                                            block_stats_protocol_node_highest(n));
+    }
     if (!backend) {
         return d;       /* a node's own level: only the highest write, as in QEMU */
     }
@@ -340,9 +346,12 @@ static BlockStats *node_stats(BlockNode *n, bool backend, bool chain)
     if (f) {
         bs->has_parent = true;
         bs->parent = node_stats(f, false, false);
-        /* A raw node writes where the guest does: the file's highest write is the same. */
+        /* A raw node writes where the guest does (also over a filter, which
+         * keeps no table of its own): the file has taken at least that. */
         if (!strcmp(block_node_driver(n), "raw")) {
-            bs->parent->stats->wr_highest_offset = (int64_t)block_node_stats(n)->wr_highest_offset;
+            bs->parent->stats->wr_highest_offset =
+                MAX(bs->parent->stats->wr_highest_offset,
+                    (int64_t)block_node_stats(n)->wr_highest_offset);
         }
         if (bs->parent->has_driver_specific) {
             json_object_put(bs->parent->driver_specific);

@@ -446,17 +446,6 @@ BlockDeviceInfoList *qmp_query_named_block_nodes(bool has_flat, bool flat, Error
 
 /* ---- statistics ---- */
 
-/* The format node whose file is @f, if any. */
-static BlockNode *format_above(BlockNode *f)
-{
-    for (BlockNode *n = block_node_first(); n; n = block_node_next(n)) {
-        if (block_node_file(n) == f) {
-            return n;
-        }
-    }
-    return NULL;
-}
-
 /*
  * A node's own level, as QEMU keeps it per node: only the end of the
  * highest write; the request counters belong to block devices.
@@ -474,14 +463,12 @@ static BlockStats *node_stats(BlockNode *n)
         bs->parent = node_stats(f);
         return bs;
     }
-    /* A protocol node: the writes its host file took, from the format above
-     * or (exported itself) from the raw image over it. */
-    BlockNode *top = format_above(n);
-    if (top || block_node_in_use(n)) {
-        BlockImage *img = block_node_image(top ? top : n, NULL);
-        bs->stats->wr_highest_offset = (int64_t)block_stats_image_file_highest(img);
-    }
+    bs->stats->wr_highest_offset = (int64_t)block_stats_protocol_node_highest(n);
     if (!strcmp(block_node_driver(n), "file")) {
+        BlockNode *top = NULL;
+        for (BlockNode *t = block_node_first(); t && !top; t = block_node_next(t)) {
+            top = block_node_file(t) == n ? t : NULL;
+        }
         /* Discards that reached the file: a raw node with discard=unmap over
          * a file node with it passes the client's on. */
         bool passed = top && !strcmp(block_node_driver(top), "raw") &&

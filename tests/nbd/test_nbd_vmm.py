@@ -248,6 +248,47 @@ def test_qmp_errors_like_qemu():
         assert mine == theirs, "\n".join(f"{a}\n{b}" for a, b in zip(mine, theirs) if a != b)
 
 
+def file_node_highest(q, sock):
+    """Whole new clusters written through a writable export of n0, then
+    wr_highest_offset of its file node f0 (per node and below the device)."""
+    start(q, sock)
+    export(q, writable=True)
+    run("qemu-io", "-f", "raw", "-c", "write -P 0x11 5M 64k", "-c", "write -P 0x22 320k 64k",
+        uri(sock, "disk"))
+    nodes = {s["node-name"]: s for s in ok(q, "query-blockstats", **{"query-nodes": True})}
+    return nodes["f0"]["stats"]["wr_highest_offset"]
+
+
+def test_file_node_wr_highest_offset_like_qemu():
+    """The file below a qcow2 node reports the end of the highest write it
+    took (data and metadata the format wrote), as QEMU does."""
+    need("qemu-io")
+    with Dir() as d:
+        img, ref = d("d.qcow2"), d("ref.qcow2")
+        make_qcow2(img)
+        shutil.copy(img, ref)
+        with vireo_paused(img, share_rw=True) as v:
+            mine = file_node_highest(v.qmp(), d("v.sock"))
+        assert mine == os.path.getsize(img), (mine, os.path.getsize(img))
+        if not shutil.which("qemu-system-x86_64"):
+            vtest.skip("QEMU 7.2 is not installed: compared with the file's size alone")
+        qsock = d("qemu-qmp.sock")
+        p = subprocess.Popen(["qemu-system-x86_64", "-M", "none", "-nodefaults", "-display",
+                              "none", "-S", "-qmp", f"unix:{qsock},server=on,wait=off",
+                              "-blockdev", f"driver=file,node-name=f0,filename={ref}",
+                              "-blockdev", "driver=qcow2,node-name=n0,file=f0"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_path(qsock)
+            q = vmm.QMP.unix(qsock)
+            theirs = file_node_highest(q, d("q.sock"))
+            qx(q, "quit")
+        finally:
+            p.kill()
+            p.wait()
+        assert mine == theirs, (mine, theirs)
+
+
 def test_tcp_and_max_connections():
     need("nbdinfo")
     with Dir() as d:
