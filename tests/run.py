@@ -8,7 +8,14 @@ Two kinds of tests:
     tests/lib/vtest.py that prints 'ok NAME' / 'FAIL NAME' lines and ends with
     its own 'N passed, N failed' line.
 
-Usage: tests/run.py --build DIR [-k PATTERN] [--list]
+Usage: tests/run.py --build DIR [-k PATTERN] [--list] [--jobs N]
+
+With --jobs 2 (the default; VIREO_TEST_JOBS sets it too) the tests run in
+two lanes at once: the tests that boot guests in the nested lab
+(tests/lab/lab.py; one TCG-emulated L1 machine keeps one core busy) one
+after the other in one lane, every other test in the other. Only one lab
+runs at a time, so lab tests never compete with each other for the
+emulated CPU. --jobs 1 runs everything in one lane, in file order.
 """
 import argparse
 import json
@@ -16,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +49,15 @@ def functional_tests(pattern):
                 if not pattern or re.search(pattern, name):
                     found.append((name, [sys.executable, path]))
     return found
+
+
+def uses_lab(cmd):
+    """Whether a functional test boots guests through tests/lab/lab.py."""
+    script = cmd[-1]
+    if not script.endswith(".py"):
+        return False
+    with open(script, encoding="utf-8", errors="replace") as f:
+        return re.search(r"^import lab\b", f.read(), re.M) is not None
 
 
 def cmocka_counts(output, rc):
@@ -73,12 +90,23 @@ def run_one(name, cmd, env, timeout):
     return passed, failed, output, time.monotonic() - start
 
 
+def report(name, p, f, output, secs):
+    status = "ok  " if f == 0 else "FAIL"
+    print(f"{status} {name}: {p} passed, {f} failed ({secs:.1f}s)", flush=True)
+    for line in re.findall(r"^skip .*$", output, re.M):
+        print("    " + line, flush=True)   # vtest.skip(): say what did not run, and why
+    if f:
+        tail = output.strip().splitlines()[-60:]
+        print("\n".join("    | " + l for l in tail), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build-san")
     ap.add_argument("-k", dest="pattern", default=None)
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument("--jobs", type=int, default=int(os.environ.get("VIREO_TEST_JOBS", "2")))
     args = ap.parse_args()
     build = os.path.abspath(args.build)
 
@@ -96,18 +124,27 @@ def main():
             print(name)
         return 0
 
-    total_p = total_f = 0
-    for name, cmd in tests:
-        p, f, output, secs = run_one(name, cmd, env, args.timeout)
-        total_p += p
-        total_f += f
-        status = "ok  " if f == 0 else "FAIL"
-        print(f"{status} {name}: {p} passed, {f} failed ({secs:.1f}s)", flush=True)
-        for line in re.findall(r"^skip .*$", output, re.M):
-            print("    " + line, flush=True)   # vtest.skip(): say what did not run, and why
-        if f:
-            tail = output.strip().splitlines()[-60:]
-            print("\n".join("    | " + l for l in tail), flush=True)
+    lanes = [tests] if args.jobs <= 1 else [
+        [t for t in tests if uses_lab(t[1])],
+        [t for t in tests if not uses_lab(t[1])],
+    ]
+    totals = {"passed": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def run_lane(lane):
+        for name, cmd in lane:
+            p, f, output, secs = run_one(name, cmd, env, args.timeout)
+            with lock:
+                report(name, p, f, output, secs)
+                totals["passed"] += p
+                totals["failed"] += f
+
+    threads = [threading.Thread(target=run_lane, args=(lane,)) for lane in lanes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total_p, total_f = totals["passed"], totals["failed"]
     print(f"\ntotal: {total_p} passed, {total_f} failed")
     return 0 if total_f == 0 else 1
 
