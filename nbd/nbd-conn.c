@@ -452,7 +452,8 @@ static void do_write_like(NbdConn *c)
         ret = blk_pwrite(e->img, r->offset, c->payload, r->len, &err);
         break;
     case NBD_CMD_TRIM:
-        ret = blk_discard(e->img, r->offset, r->len, &err);
+        /* Advisory, as for QEMU's nodes: one set to ignore them drops it. */
+        ret = e->ignore_discard ? 0 : blk_discard(e->img, r->offset, r->len, &err);
         break;
     default:
         ret = blk_write_zeroes(e->img, r->offset, r->len, &err);

@@ -80,6 +80,7 @@ NbdExp *nbd_exp_new(const NbdExportConfig *cfg, Error **errp)
     }
     e->pref_block = 4096;       /* as QEMU says, whatever the cluster size */
     e->stats = cfg->stats;
+    e->ignore_discard = cfg->ignore_discard;
     e->queue = cfg->queue;      /* the server makes its own (queue_depth) after this */
     e->drain = cfg->drain;
     e->drain_opaque = cfg->drain_opaque;

@@ -27,6 +27,7 @@ typedef struct NbdExp {
     NbdBitmap *bitmaps;
     unsigned nr_bitmaps;
     struct BlockNodeStats *stats;   /* NULL: writes are not counted */
+    bool ignore_discard;            /* trims succeed without reaching the image */
     unsigned clients;           /* connections in transmission on it */
     /* Reads in the background (nbd-read.c): NULL queue, one at a time. */
     BlockQueue *queue;

@@ -88,6 +88,8 @@ typedef struct NbdExportConfig {
     unsigned queue_depth;
     /* The node's statistics, where writes and write-zeroes count (may be NULL). */
     struct BlockNodeStats *stats;
+    /* The node drops discards (discard=ignore): a trim succeeds untouched. */
+    bool ignore_discard;
 } NbdExportConfig;
 
 /* Listen on @addr and start serving. */

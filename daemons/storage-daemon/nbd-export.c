@@ -134,6 +134,13 @@ static NbdExportRec *record_find(const char *id)
     return NULL;
 }
 
+/* Do discards pass the node (and its file node) as with QEMU's discard=unmap? */
+static bool discards_reach_image(BlockNode *n)
+{
+    BlockNode *f = block_node_file(n);
+    return block_node_discard_unmap(n) && (!f || block_node_discard_unmap(f));
+}
+
 bool sd_nbd_export_add(const char *id, const char *node, const char *name,
                        const char *description, bool writable, const char *const *bitmaps,
                        unsigned nr_bitmaps, bool allocation_depth, Error **errp)
@@ -174,6 +181,7 @@ bool sd_nbd_export_add(const char *id, const char *node, const char *name,
         .allocation_depth = allocation_depth, .bitmaps = bms, .nr_bitmaps = got,
         .queue_depth = 64,      /* the server runs reads through a queue of its own */
         .stats = block_node_stats(block_node_find(node)),
+        .ignore_discard = !discards_reach_image(block_node_find(node)),
     };
     if (got < nr_bitmaps || !nbd_export_add(server, &cfg, errp)) {
         for (unsigned i = 0; i < got; i++) {

@@ -232,4 +232,43 @@ def test_blockstats_like_qemu_storage_daemon():
         assert mine[1] == [], mine[1]
 
 
+def allocated_after_trim(binary, d, raw, discard, tag):
+    """Bytes the raw image holds after an NBD trim of 2 of its 4 MiB of data."""
+    sock = d(f"{tag}.sock")
+    opt = ",discard=unmap" if discard else ""
+    p = subprocess.Popen([binary,
+                          "--blockdev", f"driver=file,node-name=f1,filename={raw}{opt}",
+                          "--blockdev", f"driver=raw,node-name=r0,file=f1{opt}",
+                          "--nbd-server", f"addr.type=unix,addr.path={sock}",
+                          "--export", "type=nbd,id=e1,node-name=r0,name=raw,writable=on"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_path(sock)
+        r = run("qemu-io", "-f", "raw", "-c", "discard 0 2M", uri(sock, "raw"))
+        assert "discard 2097152/2097152" in r.stdout, r.stdout
+    finally:
+        p.terminate()
+        p.wait(20)
+    return os.stat(raw).st_blocks * 512
+
+
+def test_trim_follows_the_nodes_discard_option():
+    """A trim reaches the image only through nodes with discard=unmap, as
+    with qemu-storage-daemon (the default, ignore, drops it)."""
+    need("qemu-io", "qemu-storage-daemon")
+    with Dir() as d:
+        got = {}
+        for binary in (vtest.binary("vireo-storage-daemon"), "qemu-storage-daemon"):
+            for discard in (False, True):
+                raw = d("t.raw")
+                run("qemu-img", "create", "-q", "-f", "raw", raw, "16M")
+                run("qemu-io", "-f", "raw", "-c", "write -P 0x33 0 4M", raw)
+                got[binary, discard] = allocated_after_trim(binary, d, raw, discard,
+                                                            f"{len(got)}")
+        mine = [got[b, x] for b, x in got if b != "qemu-storage-daemon"]
+        theirs = [got[b, x] for b, x in got if b == "qemu-storage-daemon"]
+        assert mine == theirs, (mine, theirs)
+        assert mine[0] >= 4 << 20 and mine[1] <= 2 << 20, mine
+
+
 vtest.main()
