@@ -59,6 +59,18 @@ static VmmExport *find_export(const char *id, bool by_name)
 }
 
 /*
+ * Do discards reach the image? QEMU's nodes pass them on only with
+ * discard=unmap, each node of a -blockdev chain for itself (-drive sets
+ * it on both of its nodes).
+ */
+static bool discards_pass(BlockNode *n)
+{
+    BlockNode *f = block_node_file(n);
+    return block_node_discard_unmap(n) &&
+           (!f || block_node_from_drive(n) || block_node_discard_unmap(f));
+}
+
+/*
  * @device_ok: the older nbd-server-add, which names a drive or a node;
  * block-export-add takes node names only, as in QEMU.
  */
@@ -145,6 +157,7 @@ static void export_add(const char *id, const char *node_name, bool device_ok,
         .name = name, .description = description, .img = img, .writable = writable,
         .allocation_depth = allocation_depth, .bitmaps = bms, .nr_bitmaps = got,
         .queue = queue, .drain = export_drain, .drain_opaque = node,
+        .ignore_discard = !discards_pass(node),
     };
     if (!ok || !nbd_export_add(server, &cfg, errp)) {
         for (unsigned i = 0; i < got; i++) {

@@ -289,6 +289,42 @@ def test_file_node_wr_highest_offset_like_qemu():
         assert mine == theirs, (mine, theirs)
 
 
+def trimmed(d, disk_args, node):
+    """Bytes a raw image of 4 MiB of data holds after an NBD trim of 2 MiB
+    through a writable export of @node."""
+    raw = d("t.raw")
+    run("qemu-img", "create", "-q", "-f", "raw", raw, "16M")
+    run("qemu-io", "-f", "raw", "-c", "write -P 0x33 0 4M", raw)
+    with vmm.Vireo("-S", *[a.replace("RAW", raw) for a in disk_args], qtest=True) as v:
+        q = v.qmp()
+        sock = d("t.sock")
+        start(q, sock)
+        ok(q, "nbd-server-add", device=node, name="disk", writable=True)   # a -drive too
+        run("qemu-io", "-f", "raw", "-c", "discard 0 2M", uri(sock, "disk"))
+        ok(q, "nbd-server-stop")
+    return os.stat(raw).st_blocks * 512
+
+
+def test_trim_follows_the_nodes_discard_option():
+    """An NBD trim reaches the image only through nodes with discard=unmap
+    (QEMU's rule); the default, ignore, drops it."""
+    need("qemu-io")
+    dev = ["-device", "virtio-blk-pci,drive=n0,share-rw=on"]
+    with Dir() as d:
+        blockdev = ["-blockdev", "driver=file,node-name=f0,filename=RAW{}",
+                    "-blockdev", "driver=raw,node-name=n0,file=f0{}"]
+        kept = trimmed(d, [a.format("") for a in blockdev] + dev, "n0")
+        assert kept >= 4 << 20, kept
+        gone = trimmed(d, [a.format(",discard=unmap") for a in blockdev] + dev, "n0")
+        assert gone <= 2 << 20, gone
+        half = trimmed(d, [blockdev[0], blockdev[1].format(""), blockdev[2],
+                           blockdev[3].format(",discard=unmap")] + dev, "n0")
+        assert half >= 4 << 20, f"the file node without discard=unmap passed it on: {half}"
+        drive = trimmed(d, ["-drive", "file=RAW,format=raw,if=none,id=n0,discard=unmap"] +
+                        dev, "n0")
+        assert drive <= 2 << 20, drive
+
+
 def test_tcp_and_max_connections():
     need("nbdinfo")
     with Dir() as d:
