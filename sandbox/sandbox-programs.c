@@ -63,7 +63,7 @@ static const char *const calls_ivshmem_server[] = {
  * opens nothing, creates nothing, maps nothing.
  */
 static const char *const calls_ivshmem_client[] = {
-    "poll", "ppoll", "recvmsg", "fcntl",
+    "poll", "ppoll", "recvmsg",
     NULL
 };
 
