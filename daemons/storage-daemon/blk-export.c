@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "block/dirty-bitmap.h"
+#include "block/node.h"
 #include "daemons/storage-daemon/storage-daemon.h"
 #include "util/keyval.h"
 #include "util/osdep.h"
@@ -326,6 +327,8 @@ static bool export_setup(BlkExport *e, VuLoop *loop, const KeyValList *kv, Error
     e->be = (VirtioBlkBackend){
         .vdev = &e->dev.vdev, .img = e->img, .bq = e->bq, .readonly = !writable,
         .gather_segments = gather, .completed = request_completed, .opaque = e,
+        /* The node's level: query-blockstats shows its wr_highest_offset. */
+        .stats = block_node_stats(block_node_find(keyval_get(kv, "node-name"))),
     };
     return true;
 }

@@ -196,6 +196,14 @@ def test_block_export_add_and_a_frontend_using_it():
     with open(RAW, "rb") as f:
         f.seek(8 * 512)
         assert f.read(4096) == pattern
+    g = Guest(SOCK)                     # exp0: the qcow2 node disk0
+    assert g.request(T_OUT, 2048, data=pattern)[0] == 0
+    g.close()
+    # Each node's highest write, as qemu-storage-daemon reports it per node.
+    nodes = {n["node-name"]: n for n in qmp.cmd("query-blockstats", query_nodes=True)}
+    assert nodes["raw0"]["stats"]["wr_highest_offset"] == 8 * 512 + 4096, nodes["raw0"]
+    assert nodes["disk0"]["stats"]["wr_highest_offset"] == (1 << 20) + 4096, nodes["disk0"]
+    assert nodes["disk0"]["parent"]["stats"]["wr_highest_offset"] > 0, nodes["disk0"]
 
 
 def test_block_export_del_and_its_event():
