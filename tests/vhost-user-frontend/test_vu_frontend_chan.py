@@ -144,8 +144,10 @@ def test_config_change_then_backend_breaks():
         b = vufe.Blk(r.v)
         r.be.wait_for(SET_VRING_ENABLE)
         r.be.misbehave[GET_CONFIG] = "wrong-id"
-        r.be.backend_request(B_CONFIG_CHANGE_MSG)
-        r.be.backend_request(B_CONFIG_CHANGE_MSG)     # a second one already queued
+        # Two changes in one write, so the second is already queued when the
+        # first one's GET_CONFIG fails and vireo drops the channel.
+        change = struct.pack("<III", B_CONFIG_CHANGE_MSG, F_VERSION, 0)
+        r.be.channel().sendall(change + change)
         wait_until(lambda: b.d.status() & S_NEEDS_RESET, "device not broken")
         q = r.v.qmp()
         assert q.cmd("query-status")["status"] == "running"
