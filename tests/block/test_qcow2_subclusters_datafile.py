@@ -413,7 +413,7 @@ def test_data_file_refusals():
             struct.pack_into(">I", bad, pos, 0x12345678)   # turned into an unknown extension
             with open(p, "r+b") as f:
                 f.write(bad)
-            refused(("info", p), "does not name one")
+            refused(("info", p), "'data-file' is required for this image")
             with open(p, "r+b") as f:
                 f.write(hdr)
             vimg("check", p)
