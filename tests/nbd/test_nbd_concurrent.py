@@ -11,6 +11,7 @@ they are answered. A client that sends reads and never reads a reply
 stalls neither the monitor nor other clients, and costs the daemon
 bounded memory. nbdcopy with several connections copies the image
 exactly."""
+import contextlib
 import os
 import random
 import socket
@@ -190,6 +191,18 @@ def check_connections(sock, image, export, n=4):
     assert not errors, errors
 
 
+@contextlib.contextmanager
+def vireo_exporting(d):
+    """A paused vireo serving d("src.qcow2") as NBD export "disk": (QMP, socket)."""
+    with vireo_paused(d("src.qcow2")) as v:
+        q = v.qmp()
+        sock = d("v.sock")
+        ok(q, "nbd-server-start", addr={"type": "unix", "data": {"path": sock}})
+        ok(q, "block-export-add", **{"type": "nbd", "id": "e0", "node-name": "n0",
+                                      "name": "disk"})
+        yield q, sock
+
+
 def daemon(d):
     sock = d("nbd.sock")
     sd = Daemon(d, "--blockdev", f"driver=file,node-name=f0,filename={d('src.qcow2')}",
@@ -233,12 +246,7 @@ def test_vmm_connections():
     need("qemu-img")
     with Dir() as d:
         image = make_image(d)
-        with vireo_paused(d("src.qcow2")) as v:
-            q = v.qmp()
-            sock = d("v.sock")
-            ok(q, "nbd-server-start", addr={"type": "unix", "data": {"path": sock}})
-            ok(q, "block-export-add", **{"type": "nbd", "id": "e0", "node-name": "n0",
-                                          "name": "disk"})
+        with vireo_exporting(d) as (q, sock):
             late = check_batch(sock, image, "disk", seed=3)
             late += check_batch(sock, image, "disk", seed=4, structured=False)
             print(f"  vireo: {late} of 128 replies overtook an earlier read")
@@ -398,12 +406,7 @@ def test_stalled_reader_vmm():
     need("qemu-img")
     with Dir() as d:
         image = make_image(d)
-        with vireo_paused(d("src.qcow2")) as v:
-            q = v.qmp()
-            sock = d("v.sock")
-            ok(q, "nbd-server-start", addr={"type": "unix", "data": {"path": sock}})
-            ok(q, "block-export-add", **{"type": "nbd", "id": "e0", "node-name": "n0",
-                                          "name": "disk"})
+        with vireo_exporting(d) as (q, sock):
             stalled = [flood(sock, "disk"), flood(sock, "disk", 4 << 20)]
             t0 = time.monotonic()
             for _ in range(5):

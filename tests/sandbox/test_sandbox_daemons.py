@@ -12,6 +12,7 @@ confines itself once connected. --sandbox off leaves each unconfined.
 Which calls each list denies is checked in forked children by
 tests/sandbox/test-sandbox.c.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -97,22 +98,41 @@ def features(sock_path):
     return value
 
 
-def test_storage_daemon_confined_and_serving():
-    d = tempfile.mkdtemp(prefix="sb-sd-")
+@contextlib.contextmanager
+def scratch(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
     try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running(argv, log):
+    """A daemon with its stderr in LOG, killed if the test left it running."""
+    proc = subprocess.Popen(argv, stderr=open(log, "w"))
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_storage_daemon_confined_and_serving():
+    with scratch("sb-sd-") as d:
         img, log = os.path.join(d, "disk.raw"), os.path.join(d, "log")
         with open(img, "wb") as f:
             f.truncate(16 << 20)
         exp1, exp2, qmp_sock = (os.path.join(d, n) for n in ("e1.sock", "e2.sock", "qmp.sock"))
-        proc = subprocess.Popen(
+        with running(
             [vtest.binary("vireo-storage-daemon"),
              "--blockdev", f"driver=file,node-name=file0,filename={img}",
              "--blockdev", "driver=raw,node-name=disk0,file=file0",
              "--export", f"type=vhost-user-blk,id=exp1,node-name=disk0,addr.type=unix,"
                          f"addr.path={exp1},writable=on",
              "--chardev", f"socket,id=m0,path={qmp_sock},server=on,wait=off",
-             "--monitor", "m0"], stderr=open(log, "w"))
-        try:
+             "--monitor", "m0"], log) as proc:
             wait_path(qmp_sock, proc, log)
             wait_confined(proc.pid)
             features(exp1)
@@ -130,24 +150,16 @@ def test_storage_daemon_confined_and_serving():
             assert qmp.reply().get("return") == {}
             qmp.cmd("quit")
             assert proc.wait(20) == 0, read(log)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         check_log(log)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_vhost_user_net_confined_and_serving():
     if os.getuid() != 0 or not os.path.exists("/dev/net/tun"):
         vtest.skip("needs root and /dev/net/tun")
-    d = tempfile.mkdtemp(prefix="sb-vun-")
-    try:
+    with scratch("sb-vun-") as d:
         sock, log = os.path.join(d, "net.sock"), os.path.join(d, "log")
-        proc = subprocess.Popen([vtest.binary("vireo-vhost-user-net"), f"--socket-path={sock}",
-                                 f"--tap=sbx{os.getpid() % 100000}"], stderr=open(log, "w"))
-        try:
+        with running([vtest.binary("vireo-vhost-user-net"), f"--socket-path={sock}",
+                      f"--tap=sbx{os.getpid() % 100000}"], log) as proc:
             wait_path(sock, proc, log)
             wait_confined(proc.pid)
             features(sock)
@@ -156,13 +168,7 @@ def test_vhost_user_net_confined_and_serving():
             proc.terminate()
             assert proc.wait(20) == 0, read(log)
             assert not os.path.exists(sock), "the socket is removed at exit"
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         check_log(log)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_ivshmem_server_confined_and_serving():
@@ -196,18 +202,16 @@ def test_storage_daemon_nbd_every_thread_confined():
     block workers by their own list on top of the daemon's."""
     if not shutil.which("qemu-io"):
         vtest.skip("qemu-io is not installed")
-    d = tempfile.mkdtemp(prefix="sb-nbd-")
-    try:
+    with scratch("sb-nbd-") as d:
         img, log, sock = (os.path.join(d, n) for n in ("disk.raw", "log", "nbd.sock"))
         with open(img, "wb") as f:
             f.truncate(16 << 20)
-        proc = subprocess.Popen(
+        with running(
             [vtest.binary("vireo-storage-daemon"),
              "--blockdev", f"driver=file,node-name=file0,filename={img},aio=threads",
              "--blockdev", "driver=raw,node-name=disk0,file=file0",
              "--nbd-server", f"addr.type=unix,addr.path={sock}",
-             "--export", "type=nbd,id=e0,node-name=disk0,writable=on"], stderr=open(log, "w"))
-        try:
+             "--export", "type=nbd,id=e0,node-name=disk0,writable=on"], log) as proc:
             wait_path(sock, proc, log)
             wait_confined(proc.pid)
             url = f"nbd+unix:///disk0?socket={sock}"
@@ -227,13 +231,7 @@ def test_storage_daemon_nbd_every_thread_confined():
                 assert f.read(4096) == b"\x5a" * 4096
             proc.terminate()
             assert proc.wait(20) == 0, read(log)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         check_log(log)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_ivshmem_client_confined_and_working():
@@ -268,28 +266,22 @@ def test_ivshmem_client_confined_and_working():
 def test_sandbox_off_and_bad_values():
     """--sandbox off: the same daemon, no filter on any thread; a value
     other than on or off is refused before anything starts."""
-    d = tempfile.mkdtemp(prefix="sb-off-")
-    try:
+    with scratch("sb-off-") as d:
         img, log, sock = (os.path.join(d, n) for n in ("disk.raw", "log", "e.sock"))
         with open(img, "wb") as f:
             f.truncate(1 << 20)
-        proc = subprocess.Popen(
+        with running(
             [vtest.binary("vireo-storage-daemon"), "--sandbox", "off",
              "--blockdev", f"driver=file,node-name=file0,filename={img}",
              "--blockdev", "driver=raw,node-name=disk0,file=file0",
              "--export", f"type=vhost-user-blk,id=e,node-name=disk0,addr.type=unix,"
-                         f"addr.path={sock}"], stderr=open(log, "w"))
-        try:
+                         f"addr.path={sock}"], log) as proc:
             wait_path(sock, proc, log)
             features(sock)
             assert set(thread_filters(proc.pid).values()) == {0}
             assert status(proc.pid)["NoNewPrivs"] == "0"
             proc.terminate()
             assert proc.wait(20) == 0, read(log)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         with Server(vtest.binary("vireo-ivshmem-server"), "--sandbox", "off") as srv:
             assert set(thread_filters(srv.proc.pid).values()) == {0}
             client = subprocess.run([vtest.binary("vireo-ivshmem-client"), "--sandbox", "off",
@@ -305,8 +297,6 @@ def test_sandbox_off_and_bad_values():
                                capture_output=True, text=True, timeout=20)
             assert p.returncode == 1, (prog, p.returncode, p.stderr)
             assert "--sandbox takes on or off, not 'maybe'" in p.stderr, (prog, p.stderr)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
