@@ -18,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from qemu_accel import accelerators  # noqa: E402  (needs the path above)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("VIREO_ROOT") or os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("VIREO_BUILD") or os.path.join(ROOT, "build")
@@ -154,8 +157,7 @@ def report_qemu(qtests, tmp, workdir):
     if not qemu:
         print("skip compare-with-qemu: qemu-system-x86_64 is not installed", flush=True)
         return
-    accels = subprocess.run([qemu, "-accel", "help"], capture_output=True, text=True,
-                            errors="replace").stdout.splitlines()[1:]     # after the heading
+    accels = accelerators(qemu)
     if "qtest" not in accels:
         # libqtest starts its binary with -accel qtest; without it every
         # program waits for a connection that never comes, then aborts.
