@@ -344,13 +344,26 @@ void kvm_vm_set_boot_entry(KvmVm *vm, const BootEntry *entry)
 
 /* ---- vCPU reset state ---- */
 
+/* KVM_GET_MSRS/KVM_SET_MSRS of one MSR: struct kvm_msrs ends in a flexible
+ * array, so its one entry lives in a buffer sized for both. Returns the
+ * number of MSRs KVM handled (1, or 0 for an MSR this host lacks), or -1. */
+static int vcpu_msr_io(int vcpu_fd, unsigned long request, uint32_t index, uint64_t *data)
+{
+    _Alignas(struct kvm_msrs) uint8_t buf[sizeof(struct kvm_msrs) +
+                                          sizeof(struct kvm_msr_entry)] = { 0 };
+    struct kvm_msrs *msrs = (struct kvm_msrs *)buf;
+    msrs->nmsrs = 1;
+    msrs->entries[0].index = index;
+    msrs->entries[0].data = *data;
+    int handled = ioctl(vcpu_fd, request, msrs);
+    *data = msrs->entries[0].data;
+    return handled;
+}
+
 static void set_msr(KvmVcpu *v, uint32_t index, uint64_t value)
 {
-    struct { struct kvm_msrs hdr; struct kvm_msr_entry e; } m = {
-        .hdr.nmsrs = 1, .e = { .index = index, .data = value },
-    };
     /* An MSR this host lacks is simply left alone. */
-    ioctl(v->fd, KVM_SET_MSRS, &m);
+    vcpu_msr_io(v->fd, KVM_SET_MSRS, index, &value);
 }
 
 static void reset_msrs(KvmVcpu *v)
@@ -1049,10 +1062,6 @@ unsigned kvm_vm_nr_vcpus(const KvmVm *vm)
 bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, struct kvm_regs *regs,
                            struct kvm_sregs *sregs, uint64_t *kernel_gs_base, Error **errp)
 {
-    struct {
-        struct kvm_msrs head;
-        struct kvm_msr_entry entry;
-    } msrs = { .head.nmsrs = 1, .entry.index = MSR_KERNEL_GS_BASE };
     bool ok;
     if (!vm || index >= vm->nr_vcpus) {
         error_setg(errp, "No vCPU %u", index);
@@ -1064,7 +1073,9 @@ bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, struct kvm_regs *regs,
     if (!ok) {
         error_setg_errno(errp, errno, "dump: cannot read the registers of vCPU %u", index);
     } else {
-        *kernel_gs_base = ioctl(v->fd, KVM_GET_MSRS, &msrs) == 1 ? msrs.entry.data : 0;
+        uint64_t gs_base = 0;
+        *kernel_gs_base = vcpu_msr_io(v->fd, KVM_GET_MSRS, MSR_KERNEL_GS_BASE, &gs_base) == 1
+                          ? gs_base : 0;
     }
     kvm_vm_release(vm);
     return ok;

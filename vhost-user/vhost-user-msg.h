@@ -209,16 +209,18 @@ typedef struct __attribute__((packed)) VhostUserVringArea {
 /*
  * Inflight area layout for split rings (the back-end defines it; the
  * frontend only keeps the fd across back-end restarts). One region per
- * queue, each followed by queue_size descriptor states.
+ * queue, each followed by queue_size descriptor states. It lives in shared
+ * memory, not on the socket: fields sit at their natural alignment (the
+ * asserts below pin the offsets), so they can be read and stored atomically.
  */
-typedef struct __attribute__((packed)) VhostUserInflightDesc {
+typedef struct VhostUserInflightDesc {
     uint8_t inflight;       /* 1 while the request is being processed */
     uint8_t padding[5];
     uint16_t next;          /* link in the batch being completed */
     uint64_t counter;       /* submission order, to resubmit in order */
 } VhostUserInflightDesc;
 
-typedef struct __attribute__((packed)) VhostUserInflightQueue {
+typedef struct VhostUserInflightQueue {
     uint64_t features;      /* reserved */
     uint16_t version;       /* layout version, 1 */
     uint16_t desc_num;      /* queue size */
@@ -253,5 +255,9 @@ _Static_assert(sizeof(VhostUserMemRegMsg) == 40, "single region is 40 bytes");
 _Static_assert(sizeof(VhostUserInflight) == 24, "inflight is 24 bytes");
 _Static_assert(sizeof(VhostUserInflightDesc) == 16, "inflight desc is 16 bytes");
 _Static_assert(sizeof(VhostUserInflightQueue) == 16, "inflight queue header");
+_Static_assert(offsetof(VhostUserInflightDesc, next) == 6 &&
+               offsetof(VhostUserInflightDesc, counter) == 8, "inflight desc layout");
+_Static_assert(offsetof(VhostUserInflightQueue, used_idx) == 14 &&
+               offsetof(VhostUserInflightQueue, desc) == 16, "inflight queue layout");
 
 #endif
