@@ -11,6 +11,7 @@ import shutil
 import signal
 import stat
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -243,6 +244,53 @@ def test_hung_l1_is_killed_and_replaced():
         assert (status, out) == (0, "back\n"), (status, out)
     finally:
         l1.grace = 60
+
+
+def test_silent_l1_found_before_a_long_limit():
+    """A frozen L1 is found by its missing heartbeat, not after the job's
+    whole limit, and the monitor tells where its CPU was."""
+    l1 = lab_or_skip()
+    l1.silence_limit = 12
+    try:
+        l1.proc.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        status, out = l1.run("echo never", timeout=600)
+        took = time.monotonic() - t0
+        assert status == lab.TIMEOUT and lab.L1_HUNG in out, (status, out)
+        assert "no word from L1 for 12 s" in out, out
+        assert took < 40, took
+    finally:
+        l1.silence_limit = 120
+    assert not l1.alive
+
+
+def test_run_vmm_runs_a_job_again_after_l1_froze():
+    """run_vmm() runs a job a second time in a new L1 when the first L1
+    froze during it (here: L0 stops L1's QEMU once the job has started)."""
+    if not lab.uses_lab():
+        vtest.skip("jobs run on this host, not in the lab")
+    l1 = lab_or_skip()
+    work = lab.workdir("froze-")
+    mark = os.path.join(work, "first")
+    script = (f"if [ -e {mark} ]; then echo second try; exit 0; fi\n"
+              f": > {mark}; sleep 300\n")
+    l1.silence_limit = 12
+
+    def freeze():
+        end = time.monotonic() + 120
+        while not os.path.exists(mark) and time.monotonic() < end:
+            time.sleep(0.2)
+        l1.proc.send_signal(signal.SIGSTOP)
+
+    stopper = threading.Thread(target=freeze, daemon=True)
+    stopper.start()
+    try:
+        status, out = lab.run_vmm(script, timeout=600)
+    finally:
+        l1.silence_limit = 120
+        stopper.join()
+    assert status == 0 and out.endswith("second try\n"), (status, out)
+    assert "L1 froze during the job; running it again in a new L1" in out, out
 
 
 vtest.main()
