@@ -1,7 +1,8 @@
 /*
  * The block node registry (see node.h): nodes from -blockdev, -drive and
- * blockdev-add, their users, QEMU's permission rules between them, image
- * locks towards other processes, and the I/O statistics users update.
+ * blockdev-add, their images and backing chains, their options, and the
+ * queue their users share. The permission rules between users are in
+ * node-perm.c, the statistics and write thresholds in node-stats.c.
  */
 #include "block/node.h"
 
@@ -9,152 +10,21 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <stddef.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "block/block-int.h"
 #include "block/dirty-bitmap.h"
 #include "block/image-lock.h"
+#include "block/node-int.h"
 #include "util/keyval.h"
 #include "util/osdep.h"
 
-struct BlockNodeUser {
-    BlockNode *node;
-    char *desc;                 /* "block device 'vd0'", for conflict messages */
-    char *qdev;                 /* device path, or NULL */
-    unsigned perm, shared;
-    void (*io_done)(void *opaque);
-    void *io_opaque;
-    uint64_t seq;
-    int io_status;
-    BlockNodeUser *next;
-};
-
-struct BlockNode {
-    char *name;
-    char *driver;
-    char *device;               /* -drive id, or NULL */
-    char *filename;             /* protocol nodes */
-    KeyValList filter_opts;     /* blkdebug/quorum protocol nodes: their own options */
-    BlockNode *file;            /* format nodes: the protocol node below */
-    BlockNode *backing;         /* backing=NODE */
-    bool backing_null;          /* backing=null: the image's own chain is not opened */
-    BlockNode *parent;          /* the format node using this one as file/backing */
-    BlockNode *backing_chain;   /* the image's own backing file, as a node */
-    bool borrowed;              /* img belongs to the image above (a chain node) */
-    bool read_only, auto_read_only, direct, no_flush, discard_unmap;
-    bool writeback, from_drive;
-    bool monitor_owned;         /* made by -blockdev/blockdev-add itself, not nested */
-    BlockNodeAio aio;
-    BlockNodeLocking locking;
-    BlockNodeDetectZeroes detect_zeroes;
-    BlockImage *img;
-    int lock_fd;                /* protocol nodes with locking: -1 otherwise */
-    int *chain_lock_fds;        /* the backing chain's files, read locks */
-    int nr_chain_lock_fds;
-    BlockNodeUser *users;       /* newest first */
-    BlockNodeStats stats;
-    unsigned queue_depth;
-    uint64_t write_threshold;
-    char *werror, *rerror;      /* -drive's, or NULL */
-    BlockNode *next;
-};
-
 static BlockNode *nodes;        /* oldest first */
 static unsigned auto_name_counter;
-static uint64_t user_counter;
 
 void (*block_node_watch_fd)(int fd, void (*cb)(void *opaque), void *opaque);
 BlockDirtyInfoList *(*block_node_dirty_bitmaps_hook)(BlockNode *n);
 void (*block_node_threshold_hook)(BlockNode *n, uint64_t exceeded, uint64_t threshold);
-
-/* ---- statistics ---- */
-
-int64_t block_stats_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-void block_stats_start(BlockStatsCookie *c, BlockStatsKind kind, uint64_t offset,
-                       uint64_t bytes)
-{
-    *c = (BlockStatsCookie){ kind, offset, bytes, block_stats_now_ns() };
-}
-
-static void check_threshold(BlockNode *n, uint64_t end)
-{
-    uint64_t t = n->write_threshold;
-    if (t && end > t) {
-        n->write_threshold = 0;     /* one shot */
-        if (block_node_threshold_hook) {
-            block_node_threshold_hook(n, end - t, t);
-        }
-    }
-}
-
-/* A guest write reached @end of node @n: its threshold and its file's. */
-static void write_thresholds(BlockNode *n, uint64_t end)
-{
-    check_threshold(n, end);
-    BlockNode *f = n->file;
-    if (!f || !f->write_threshold) {
-        return;
-    }
-    if (!strcmp(n->driver, "raw")) {
-        check_threshold(f, end);
-    } else if (n->img && n->img->file.fd >= 0) {
-        struct stat st;
-        if (fstat(n->img->file.fd, &st) == 0) {
-            check_threshold(f, (uint64_t)st.st_size);
-        }
-    }
-}
-
-void block_node_set_write_threshold(BlockNode *n, uint64_t threshold)
-{
-    n->write_threshold = threshold;
-}
-
-uint64_t block_node_write_threshold(const BlockNode *n)
-{
-    return n->write_threshold;
-}
-
-void block_stats_done(BlockNodeStats *s, const BlockStatsCookie *c, bool ok)
-{
-    if (!s || c->kind >= BLOCK_STATS_NR) {
-        return;
-    }
-    if (c->kind == BLOCK_STATS_WRITE) {
-        /* Statistics live inside their node (block_node_stats()). */
-        BlockNode *n = (BlockNode *)((char *)s - offsetof(BlockNode, stats));
-        write_thresholds(n, c->offset + c->bytes);
-    }
-    int64_t now = block_stats_now_ns();
-    if (ok) {
-        s->ops[c->kind]++;
-        s->bytes[c->kind] += c->bytes;
-        s->total_time_ns[c->kind] += (uint64_t)(now - c->start_ns);
-        if (c->kind == BLOCK_STATS_WRITE && c->offset + c->bytes > s->wr_highest_offset) {
-            s->wr_highest_offset = c->offset + c->bytes;
-        }
-    } else {
-        s->failed_ops[c->kind]++;
-    }
-    s->last_access_ns = now;
-}
-
-void block_stats_invalid(BlockNodeStats *s, BlockStatsKind kind)
-{
-    if (s && kind < BLOCK_STATS_NR) {
-        s->invalid_ops[kind]++;
-        s->last_access_ns = block_stats_now_ns();
-    }
-}
 
 /* ---- lookup ---- */
 
@@ -240,233 +110,6 @@ BlockNodeLocking block_node_locking(const BlockNode *n) { return proto_of(n)->lo
 bool block_node_in_use(const BlockNode *n)
 {
     return n->users || n->parent;
-}
-
-/* ---- permissions ---- */
-
-/* One claim on a node: a user, or a parent node through a child role. */
-typedef struct PermEdge {
-    unsigned perm, shared;
-    char *desc;                 /* who */
-    const char *child;          /* "root", "file", "backing" */
-} PermEdge;
-
-static bool is_format_driver(const char *driver)
-{
-    return !strcmp(driver, "raw") || !strcmp(driver, "qcow2") ||
-           !strcmp(driver, "parallels");
-}
-
-static bool has_metadata(const BlockNode *n)
-{
-    return strcmp(n->driver, "raw") && is_format_driver(n->driver);
-}
-
-static void cumulative(const BlockNode *n, const BlockNodeUser *extra, unsigned *perm,
-                       unsigned *shared);
-
-/* What format node @p claims on its file child (QEMU's storage-child rule). */
-static void child_claim(const BlockNode *p, const BlockNodeUser *extra, unsigned *perm,
-                        unsigned *shared)
-{
-    unsigned pp, ps;
-    cumulative(p, extra, &pp, &ps);
-    if (!has_metadata(p)) {
-        *perm = pp;
-        *shared = ps;
-        return;
-    }
-    pp |= BLK_PERM_CONSISTENT_READ;
-    if (!block_node_read_only(p)) {
-        pp |= BLK_PERM_WRITE | BLK_PERM_RESIZE;
-    }
-    ps &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
-    if (pp & BLK_PERM_WRITE_UNCHANGED) {
-        pp |= BLK_PERM_WRITE;
-    }
-    if (pp & BLK_PERM_WRITE) {
-        pp |= BLK_PERM_RESIZE;
-    }
-    *perm = pp;
-    *shared = ps;
-}
-
-/* What a node claims on the backing node it names (QEMU's COW-child rule). */
-static void backing_claim(const BlockNode *p, const BlockNodeUser *extra, unsigned *perm,
-                          unsigned *shared)
-{
-    unsigned pp, ps;
-    cumulative(p, extra, &pp, &ps);
-    *perm = BLK_PERM_CONSISTENT_READ;
-    *shared = (ps & BLK_PERM_WRITE ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0) |
-              BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
-}
-
-/* Claims on @n, with @extra (a user not yet on any list) counted when it uses @n or above. */
-static int edges_of(const BlockNode *n, const BlockNodeUser *extra, PermEdge *out, int max)
-{
-    int k = 0;
-    if (extra && extra->node == n && k < max) {
-        out[k++] = (PermEdge){ extra->perm, extra->shared, xstrdup(extra->desc), "root" };
-    }
-    for (const BlockNodeUser *u = n->users; u && k < max; u = u->next) {
-        out[k++] = (PermEdge){ u->perm, u->shared, xstrdup(u->desc), "root" };
-    }
-    const BlockNode *p = n->parent;
-    if (p && k < max) {
-        PermEdge e = { .desc = xasprintf("node '%s'", p->name) };
-        if (p->file == n) {
-            child_claim(p, extra, &e.perm, &e.shared);
-            e.child = "file";
-        } else {
-            backing_claim(p, extra, &e.perm, &e.shared);
-            e.child = "backing";
-        }
-        out[k++] = e;
-    }
-    return k;
-}
-
-#define MAX_EDGES 64
-
-static void cumulative(const BlockNode *n, const BlockNodeUser *extra, unsigned *perm,
-                       unsigned *shared)
-{
-    PermEdge e[MAX_EDGES];
-    int k = edges_of(n, extra, e, MAX_EDGES);
-    *perm = 0;
-    *shared = BLK_PERM_ALL;
-    for (int i = 0; i < k; i++) {
-        *perm |= e[i].perm;
-        *shared &= e[i].shared;
-        free(e[i].desc);
-    }
-}
-
-/* Every pair of claims on @n must allow each other. */
-static bool check_edges(const BlockNode *n, const BlockNodeUser *extra, Error **errp)
-{
-    PermEdge e[MAX_EDGES];
-    int k = edges_of(n, extra, e, MAX_EDGES);
-    bool ok = true;
-    for (int a = 0; a < k && ok; a++) {
-        for (int b = 0; b < k && ok; b++) {
-            unsigned clash = e[b].perm & ~e[a].shared;
-            if (a == b || !clash) {
-                continue;
-            }
-            char *names = image_lock_perm_names(clash);
-            error_setg(errp, "Permission conflict on node '%s': permissions '%s' are both "
-                       "required by %s (uses node '%s' as '%s' child) and unshared by %s "
-                       "(uses node '%s' as '%s' child).", n->name, names, e[b].desc,
-                       n->name, e[b].child, e[a].desc, n->name, e[a].child);
-            free(names);
-            ok = false;
-        }
-    }
-    for (int i = 0; i < k; i++) {
-        free(e[i].desc);
-    }
-    return ok;
-}
-
-/* Lock bytes of a protocol node's file: checked against other processes, then held. */
-static bool refresh_lock(BlockNode *n, const BlockNodeUser *extra, bool apply, Error **errp)
-{
-    if (n->lock_fd < 0) {
-        return true;
-    }
-    unsigned perm, shared;
-    cumulative(n, extra, &perm, &shared);
-    if (!image_lock_check(n->lock_fd, perm, shared, errp)) {
-        error_append_hint(errp, "Is another process using the image [%s]?\n", n->filename);
-        return false;
-    }
-    return !apply || image_lock_apply(n->lock_fd, perm, shared, errp);
-}
-
-/* Check (and with @apply, take) the claims on @n and everything below it. */
-static bool refresh_tree(BlockNode *n, const BlockNodeUser *extra, bool apply, Error **errp)
-{
-    if (!check_edges(n, extra, errp) || !refresh_lock(n, extra, apply, errp)) {
-        return false;
-    }
-    if (n->file && !refresh_tree(n->file, extra, apply, errp)) {
-        return false;
-    }
-    if (n->backing_chain && !refresh_tree(n->backing_chain, extra, apply, errp)) {
-        return false;
-    }
-    return !n->backing || refresh_tree(n->backing, extra, apply, errp);
-}
-
-BlockNodeUser *block_node_attach(BlockNode *n, const char *desc, const char *qdev,
-                                 unsigned perm, unsigned shared, Error **errp)
-{
-    if ((perm & BLK_PERM_WRITE) && block_node_read_only(n)) {
-        error_setg(errp, "Block node is read-only");
-        return NULL;
-    }
-    BlockNodeUser *u = xzalloc(sizeof(*u));
-    u->node = n;
-    u->desc = xstrdup(desc);
-    u->qdev = qdev ? xstrdup(qdev) : NULL;
-    u->perm = perm;
-    u->shared = shared;
-    if (!refresh_tree(n, u, false, errp)) {
-        free(u->desc);
-        free(u->qdev);
-        free(u);
-        return NULL;
-    }
-    u->seq = ++user_counter;
-    u->next = n->users;
-    n->users = u;
-    refresh_tree(n, NULL, true, NULL);
-    return u;
-}
-
-void block_node_detach(BlockNodeUser *u)
-{
-    if (!u) {
-        return;
-    }
-    BlockNode *n = u->node;
-    for (BlockNodeUser **p = &n->users; *p; p = &(*p)->next) {
-        if (*p == u) {
-            *p = u->next;
-            break;
-        }
-    }
-    refresh_tree(n, NULL, true, NULL);   /* fewer claims: releasing cannot conflict */
-    free(u->desc);
-    free(u->qdev);
-    free(u);
-}
-
-void block_node_user_set_qdev(BlockNodeUser *u, const char *qdev)
-{
-    free(u->qdev);
-    free(u->desc);
-    u->qdev = xstrdup(qdev);
-    u->desc = xasprintf("block device '%s'", qdev);
-}
-
-BlockNodeUser *block_node_user_first(const BlockNode *n) { return n->users; }
-BlockNodeUser *block_node_user_next(const BlockNodeUser *u) { return u->next; }
-const char *block_node_user_qdev(const BlockNodeUser *u) { return u->qdev; }
-BlockNode *block_node_user_node(const BlockNodeUser *u) { return u->node; }
-uint64_t block_node_user_seq(const BlockNodeUser *u) { return u->seq; }
-void block_node_user_set_io_status(BlockNodeUser *u, int status) { u->io_status = status; }
-int block_node_user_io_status(const BlockNodeUser *u) { return u->io_status; }
-const char *block_node_drive_werror(const BlockNode *n) { return n->werror; }
-const char *block_node_drive_rerror(const BlockNode *n) { return n->rerror; }
-
-void block_node_user_set_io_done(BlockNodeUser *u, void (*io_done)(void *opaque),
-                                 void *opaque)
-{
-    u->io_done = io_done;
-    u->io_opaque = opaque;
 }
 
 /* ---- the shared queue ---- */
@@ -619,7 +262,7 @@ static bool open_format(BlockNode *n, const KeyValList *proto_opts, Error **errp
 {
     const char *fmt = n->driver[0] ? n->driver : NULL;
     BlockNode *f = n->file;
-    if (!refresh_tree(f, NULL, false, errp)) {
+    if (!node_refresh_tree(f, NULL, false, errp)) {
         return false;
     }
     unsigned flags = open_flags(n);
@@ -643,8 +286,8 @@ static bool open_format(BlockNode *n, const KeyValList *proto_opts, Error **errp
         /* Borrowed: detached again before this image closes (node_free). */
         n->img->backing = n->backing->img;
     }
-    if (!refresh_tree(f, NULL, true, errp) ||
-        (n->backing && !refresh_tree(n->backing, NULL, true, errp))) {
+    if (!node_refresh_tree(f, NULL, true, errp) ||
+        (n->backing && !node_refresh_tree(n->backing, NULL, true, errp))) {
         return false;
     }
     if (!n->backing && !lock_chain(n, errp)) {
@@ -951,7 +594,7 @@ static BlockNode *create_node(const KeyValList *kv, Error **errp)
     }
     bool filter = bfile_is_filter_driver(driver);
     bool proto = !strcmp(driver, "file") || filter;
-    if (!proto && !is_format_driver(driver)) {
+    if (!proto && !node_is_format_driver(driver)) {
         error_setg(errp, "Parameter 'driver' does not accept value '%s'", driver);
         return NULL;
     }
@@ -1013,35 +656,6 @@ static BlockNode *create_node(const KeyValList *kv, Error **errp)
     return n;
 }
 
-/*
- * A second format node over one file: vireo opens a format with its file,
- * so a file has one parent; QEMU's words when the two claims clash.
- */
-static void second_parent_error(const BlockNode *child, const BlockNode *p, Error **errp)
-{
-    unsigned op, os, np, ns;
-    child_claim(child->parent, NULL, &op, &os);
-    child_claim(p, NULL, &np, &ns);
-    const BlockNode *req = child->parent, *unsh = p;
-    unsigned clash = op & ~ns;
-    if (!clash) {
-        clash = np & ~os;
-        req = p;
-        unsh = child->parent;
-    }
-    if (!clash) {
-        error_setg(errp, "Node '%s' is already in use by node '%s'", child->name,
-                   child->parent->name);
-        return;
-    }
-    char *names = image_lock_perm_names(clash);
-    error_setg(errp, "Permission conflict on node '%s': permissions '%s' are both required by "
-               "node '%s' (uses node '%s' as 'file' child) and unshared by node '%s' (uses "
-               "node '%s' as 'file' child).", child->name, names, req->name, child->name,
-               unsh->name, child->name);
-    free(names);
-}
-
 /* The node named by @key (a reference), or made from "KEY.*" options. */
 static BlockNode *create_child(const KeyValList *kv, const char *key, BlockNode *parent,
                                Error **errp)
@@ -1058,7 +672,7 @@ static BlockNode *create_child(const KeyValList *kv, const char *key, BlockNode 
         if (!child) {
             error_setg(errp, "Cannot find device='%s' nor node-name='%s'", ref, ref);
         } else if (child->parent && !strcmp(key, "file")) {
-            second_parent_error(child, parent, errp);
+            node_second_parent_error(child, parent, errp);
             child = NULL;
         } else if (child->parent) {
             error_setg(errp, "Node '%s' is already in use by node '%s'", ref,
@@ -1149,7 +763,7 @@ BlockNode *block_node_create_drive(const char *drive_opts, Error **errp)
     }
     KeyValList proto;
     blk_drive_protocol_options(&kv, &proto);
-    bool is_proto = (format && !is_format_driver(format)) || (file && strstr(file, "://"));
+    bool is_proto = (format && !node_is_format_driver(format)) || (file && strstr(file, "://"));
     BlockNode *n = xzalloc(sizeof(*n)), *f = NULL;
     n->lock_fd = -1;
     n->from_drive = true;
