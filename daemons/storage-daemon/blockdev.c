@@ -127,6 +127,7 @@ static void node_info(BlockNode *n, BlockNodeInfo *info)
     BlockImage *img = block_node_is_format(n) ? block_node_image(n, NULL) : NULL;
     struct stat st;
     if (img) {
+        info->img = img;
         info->virtual_size = blk_size(img);
         info->actual_size = blk_allocated_bytes(img);
         info->cluster_size = blk_cluster_size(img);

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "block/block-stats.h"
+#include "block/dirty-bitmap.h"
 #include "block/format-info-json.h"
 #include "block/node.h"
 #include "daemons/storage-daemon/storage-daemon.h"
@@ -406,6 +407,27 @@ void qmp_nbd_server_remove(const char *name, bool has_mode, BlockExportRemoveMod
 
 /* ---- block nodes ---- */
 
+/* The image's live bitmaps, newest first; NULL when it has none. */
+static BlockDirtyInfoList *dirty_bitmaps(BlockImage *img)
+{
+    BlockDirtyInfoList *head = NULL, **tail = &head;
+    for (BdrvDirtyBitmap *bm = img ? bdrv_dirty_bitmap_first(img) : NULL; bm;
+         bm = bdrv_dirty_bitmap_next(bm)) {
+        BlockDirtyInfo *d = xzalloc(sizeof(*d));
+        d->has_name = true;
+        d->name = xstrdup(bdrv_dirty_bitmap_name(bm));
+        d->count = (int64_t)bdrv_dirty_bitmap_count(bm);
+        d->granularity = bdrv_dirty_bitmap_granularity(bm);
+        d->recording = bdrv_dirty_bitmap_recording(bm);
+        d->busy = bdrv_dirty_bitmap_busy(bm);
+        d->persistent = bdrv_dirty_bitmap_persistent(bm);
+        d->has_inconsistent = bdrv_dirty_bitmap_inconsistent(bm);
+        d->inconsistent = d->has_inconsistent;
+        QAPI_LIST_APPEND(tail, d);
+    }
+    return head;
+}
+
 static void add_node_info(const BlockNodeInfo *n, void *opaque)
 {
     BlockDeviceInfoList ***tail = opaque;
@@ -434,6 +456,8 @@ static void add_node_info(const BlockNodeInfo *n, void *opaque)
         info->image->has_format_specific = true;
         info->image->format_specific = qcow2_format_specific_json(&n->format);
     }
+    info->dirty_bitmaps = dirty_bitmaps(n->img);
+    info->has_dirty_bitmaps = info->dirty_bitmaps != NULL;
     QAPI_LIST_APPEND(*tail, info);
 }
 

@@ -33,6 +33,7 @@ typedef struct BlockNodeInfo {
     uint32_t cluster_size;      /* 0: the format has none */
     bool dirty;                 /* the image says it was not closed cleanly */
     BlockFormatInfo format;     /* a format node's facts (format.type NULL: none) */
+    BlockImage *img;            /* a format node's open image (its bitmaps), or NULL */
 } BlockNodeInfo;
 typedef void BlockNodeVisit(const BlockNodeInfo *info, void *opaque);
 void blockdev_foreach(BlockNodeVisit *visit, void *opaque);

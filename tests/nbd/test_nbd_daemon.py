@@ -156,27 +156,66 @@ def same_members(mine, theirs, path="", skip=("actual-size", "file", "filename")
         assert mine == theirs, f"{path}: vireo {mine!r} qemu-storage-daemon {theirs!r}"
 
 
+def crash_with_bitmaps_loaded(d, img):
+    """qemu-storage-daemon opens the image (its bitmaps go in use on disk)
+    and is killed: they are left in_use, as after a crash."""
+    sock = d("crash.sock")
+    p = subprocess.Popen(["qemu-storage-daemon"] + nodes(img) + [
+        "--chardev", f"socket,id=m0,path={sock},server=on,wait=off", "--monitor", "m0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_path(sock)
+        vmm.QMP.unix(sock).close()      # answering: the image is open
+    finally:
+        p.kill()
+        p.wait(20)
+    os.unlink(sock)
+
+
 def test_named_block_nodes_like_qemu_storage_daemon():
-    need("qemu-img", "qemu-storage-daemon")
+    """The same image given to both daemons: no bitmaps; a recording and a
+    disabled persistent bitmap; bits set by qemu-io's writes; bitmaps left
+    in use by a killed daemon (inconsistent)."""
+    need("qemu-img", "qemu-io", "qemu-storage-daemon")
     with Dir() as d:
         img = d("d.qcow2")
         make_qcow2(img)
-        for bitmaps in (False, True):
-            if bitmaps:
+        for case in ("none", "bitmaps", "written", "crashed"):
+            if case == "bitmaps":
                 run("qemu-img", "bitmap", "--add", "-g", "128K", img, "b0")
                 run("qemu-img", "bitmap", "--add", "--disable", img, "b1")
+            elif case == "written":
+                # QEMU's block layer marks the enabled b0 and stores it at close
+                run("qemu-io", "-f", "qcow2", "-c", "write -P 0x11 5M 100k",
+                    "-c", "write -P 0x12 20M 300k", img)
+            elif case == "crashed":
+                crash_with_bitmaps_loaded(d, img)
             ref = d("ref.qcow2")
             shutil.copy(img, ref)
-            mine = named_nodes(vtest.binary("vireo-storage-daemon"), img, d(f"v{bitmaps:d}.sock"))
-            theirs = named_nodes("qemu-storage-daemon", ref, d(f"q{bitmaps:d}.sock"))
-            # The daemon does not load an image's bitmaps as live ones yet: no
-            # dirty-bitmaps member, and they are not marked in-use meanwhile.
-            skip = ("actual-size", "file", "filename") + (("flags",) if bitmaps else ())
-            same_members(mine, theirs, skip=skip,
-                         absent=("dirty-bitmaps",) if bitmaps else ())
-            spec = mine[0]["image"]["format-specific"]
+            mine = named_nodes(vtest.binary("vireo-storage-daemon"), img, d(f"v{case}.sock"))
+            theirs = named_nodes("qemu-storage-daemon", ref, d(f"q{case}.sock"))
+            # The image's own flags differ while a daemon holds it: QEMU
+            # lists its own in-use marker, vireo what the file said at open.
+            skip = ("actual-size", "file", "filename") + (("flags",) if case != "none" else ())
+            same_members(mine, theirs, skip=skip)
+            top = [n for n in mine if n["node-name"] == "d0"][0]
+            bms = {b["name"]: b for b in top.get("dirty-bitmaps", [])}
+            if case == "none":
+                assert "dirty-bitmaps" not in top, top
+            elif case == "crashed":
+                # never trusted, never recording, until removed
+                assert all(b.get("inconsistent") is True and not b["recording"]
+                           for b in bms.values()) and set(bms) == {"b0", "b1"}, bms
+            else:
+                assert set(bms) == {"b0", "b1"}, top
+                assert bms["b0"]["recording"] and not bms["b1"]["recording"], bms
+                assert not any("inconsistent" in b for b in bms.values()), bms
+            if case == "written":
+                # 5M..5M+100k is one 128 KiB granule, 20M..20M+300k three
+                assert bms["b0"]["count"] == 4 * 131072 and bms["b1"]["count"] == 0, bms
+            spec = top["image"]["format-specific"]
             assert spec["type"] == "qcow2" and len(spec["data"].get("bitmaps", [])) == \
-                (2 if bitmaps else 0), spec
+                (0 if case == "none" else 2), spec
             # both daemons leave the image as they found it
             run("qemu-img", "check", img)
 
