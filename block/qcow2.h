@@ -322,6 +322,9 @@ int qcow2_update_l1_refcounts(BlockImage *img, uint64_t l1_offset, uint32_t l1_s
 int qcow2_read(BlockImage *img, uint64_t off, void *buf, size_t len, Error **errp);
 int qcow2_make_empty(BlockImage *img, Error **errp);
 int qcow2_amend(BlockImage *img, const BlockCreateOptions *o, Error **errp);
+
+/* Make a new qcow2 image at @filename (qcow2-create.c). */
+int qcow2_create(const char *filename, const BlockCreateOptions *o, Error **errp);
 int qcow2_write(BlockImage *img, uint64_t off, const void *buf, size_t len, Error **errp);
 int qcow2_write_compressed(BlockImage *img, uint64_t off, const void *buf, size_t len,
                            Error **errp);
