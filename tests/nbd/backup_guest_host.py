@@ -11,13 +11,15 @@ virtio-blk disk (a qcow2 node) while this script, over QMP:
      the guest keeps writing (every cluster it touches from then on is
      recorded in b0, so the copy may be torn only where b0 is set);
   3. lets the guest write more, stops it, adds b1 for the next increment
-     and disables b0 (a read-only export takes only a disabled bitmap);
-  4. exports the node with bitmaps [b0], reads the dirty extents with
+     and disables b0 (a read-only export takes only a disabled bitmap),
+     then exports the node with bitmaps [b0], reads the dirty extents with
      nbdinfo --map=qemu:dirty-bitmap:b0 and with qemu-img map
-     (x-dirty-bitmap), and copies exactly those extents with qemu-img onto
-     the full copy;
-  5. compares the result with the export and, after quit, with the image
-     file, and records the persistent bitmaps Debian's qemu-img finds there.
+     (x-dirty-bitmap), copies exactly those extents with qemu-img onto the
+     full copy and compares it with the export;
+  4. removes b0, lets the guest write again, stops it and applies the
+     increment b1 recorded the same way;
+  5. compares the result, after quit, with the image file, and records the
+     persistent bitmap Debian's qemu-img finds there.
 Everything it saw goes to OUT.json; the test judges it.
 """
 import json
@@ -96,6 +98,55 @@ def bitmaps(q):
     raise RuntimeError("node n0 not listed")
 
 
+def increment(q, nbd, export, bitmap, tmp, full):
+    """Export node n0 with @bitmap (disabled, the guest stopped), read its
+    dirty extents with nbdinfo and with qemu-img map, copy exactly those
+    onto @full with qemu-img, and compare @full with the export before and
+    after. The export stays for the caller to delete."""
+    r = {}
+    call(q, "block-export-add", type="nbd", id=export, **{"node-name": "n0"}, name=export,
+         bitmaps=[bitmap])
+    uri = f"nbd+unix:///{export}?socket={nbd}"
+    m = sh("nbdinfo", f"--map=qemu:dirty-bitmap:{bitmap}", uri).stdout
+    rows = [line.split() for line in m.splitlines() if line.strip()]
+    r["nbdinfo_dirty"] = coalesce((int(x[0]), int(x[1])) for x in rows
+                                  if len(x) >= 4 and x[3] == "dirty")
+    r["nbdinfo_covered"] = sum(int(x[1]) for x in rows)
+    j = sh("qemu-img", "map", "--output=json", "--image-opts",
+           f"driver=nbd,server.type=unix,server.path={nbd},export={export},"
+           f"x-dirty-bitmap=qemu:dirty-bitmap:{bitmap}").stdout
+    qmap = json.loads(j)
+    # qemu-img reads a set bit of the bitmap context as a hole: data false
+    r["qemu_img_dirty"] = coalesce((e["start"], e["length"]) for e in qmap if not e["data"])
+    r["qemu_img_covered"] = sum(e["length"] for e in qmap)
+    # without this increment the copy is not the disk
+    c = sh("qemu-img", "compare", "-f", "raw", "-F", "raw", full, uri, check=False)
+    r["before_compare_status"] = c.returncode
+    # copy exactly the dirty extents: one qemu-img convert, one source per
+    # extent, concatenated; then each piece goes to its place in the copy
+    dirty = r["nbdinfo_dirty"]
+    pieces = os.path.join(tmp, "pieces.raw")
+    copied = 0
+    for i in range(0, len(dirty), 50):
+        batch = dirty[i:i + 50]
+        srcs = [f"driver=raw,offset={off},size={ln},file.driver=nbd,file.server.type=unix,"
+                f"file.server.path={nbd},file.export={export}" for off, ln in batch]
+        sh("qemu-img", "convert", "-O", "raw", "--image-opts", *srcs, pieces)
+        with open(pieces, "rb") as src, open(full, "r+b") as dst:
+            got = os.fstat(src.fileno()).st_size
+            if got != sum(ln for _, ln in batch):
+                raise RuntimeError(f"qemu-img convert gave {got} bytes for {batch}")
+            for off, ln in batch:
+                dst.seek(off)
+                dst.write(src.read(ln))
+                copied += ln
+    r["copied_bytes"] = copied
+    c = sh("qemu-img", "compare", "-f", "raw", "-F", "raw", full, uri, check=False)
+    r["compare_export_status"] = c.returncode
+    r["compare_export_output"] = c.stdout + c.stderr
+    return r
+
+
 def main():
     out_path, vireo, kernel, initrd = sys.argv[1:5]
     tmp = os.environ.get("LAB_TMP") or os.environ.get("TMPDIR", "/tmp")
@@ -162,60 +213,28 @@ def main():
               granularity=GRANULARITY)
         call(q, "block-dirty-bitmap-disable", node="n0", name="b0")
         bm = bitmaps(q)
-        res["b0"], res["b1"] = bm["b0"], bm["b1"]
-        call(q, "block-export-add", type="nbd", id="inc", **{"node-name": "n0"}, name="inc",
-              bitmaps=["b0"])
-        uri = f"nbd+unix:///inc?socket={nbd}"
-
-        # 4. the dirty extents, as two real clients read them
-        m = sh("nbdinfo", "--map=qemu:dirty-bitmap:b0", uri).stdout
-        res["nbdinfo_map"] = m
-        rows = [line.split() for line in m.splitlines() if line.strip()]
-        res["nbdinfo_dirty"] = coalesce((int(r[0]), int(r[1])) for r in rows
-                                        if len(r) >= 4 and r[3] == "dirty")
-        res["nbdinfo_covered"] = sum(int(r[1]) for r in rows)
-        j = sh("qemu-img", "map", "--output=json", "--image-opts",
-               f"driver=nbd,server.type=unix,server.path={nbd},export=inc,"
-               "x-dirty-bitmap=qemu:dirty-bitmap:b0").stdout
-        qmap = json.loads(j)
-        res["qemu_img_map_rows"] = len(qmap)
-        # qemu-img reads a set bit of the bitmap context as a hole: data false
-        res["qemu_img_dirty"] = coalesce((e["start"], e["length"]) for e in qmap
-                                         if not e["data"])
-        res["qemu_img_covered"] = sum(e["length"] for e in qmap)
+        res["b0"], res["b1_at_add"] = bm["b0"], bm["b1"]
         res["disk_size"] = DISK_MIB << 20
-
-        # the full copy alone is not the disk: the guest wrote after b0 started
-        c = sh("qemu-img", "compare", "-f", "raw", "-F", "raw", full, uri, check=False)
-        res["full_only_compare_status"] = c.returncode
-
-        # copy exactly the dirty extents: one qemu-img convert, one source per
-        # extent, concatenated; then each piece goes to its place in the copy
-        dirty = res["nbdinfo_dirty"]
-        pieces = os.path.join(tmp, "pieces.raw")
-        copied = 0
-        for i in range(0, len(dirty), 50):
-            batch = dirty[i:i + 50]
-            srcs = [f"driver=raw,offset={off},size={ln},file.driver=nbd,file.server.type=unix,"
-                    f"file.server.path={nbd},file.export=inc" for off, ln in batch]
-            sh("qemu-img", "convert", "-O", "raw", "--image-opts", *srcs, pieces)
-            with open(pieces, "rb") as src, open(full, "r+b") as dst:
-                got = os.fstat(src.fileno()).st_size
-                if got != sum(ln for _, ln in batch):
-                    raise RuntimeError(f"qemu-img convert gave {got} bytes for {batch}")
-                for off, ln in batch:
-                    dst.seek(off)
-                    dst.write(src.read(ln))
-                    copied += ln
-        res["copied_bytes"] = copied
-
-        # 5. full copy + increment against the stopped guest's disk
-        c = sh("qemu-img", "compare", "-f", "raw", "-F", "raw", full, uri, check=False)
-        res["compare_export_status"] = c.returncode
-        res["compare_export_output"] = c.stdout + c.stderr
+        res.update(increment(q, nbd, "inc", "b0", tmp, full))
+        note(f"increment 1 applied: {res['copied_bytes']} bytes")
         res["b1_after"] = bitmaps(q)["b1"]
-        res["status_before_quit"] = call(q, "query-status")["status"]
         call(q, "block-export-del", id="inc")
+        # the backup is taken: b0 goes, b1 carries the chain on
+        call(q, "block-dirty-bitmap-remove", node="n0", name="b0")
+
+        # 4. a second increment, from b1, onto the same copy
+        base = con.writes()
+        call(q, "cont")
+        con.wait(lambda: con.writes() >= base + 20, 240, "the guest stopped writing")
+        call(q, "stop")
+        res["writes_inc2"] = con.writes() - base
+        call(q, "block-dirty-bitmap-disable", node="n0", name="b1")
+        res["b1"] = bitmaps(q)["b1"]
+        res["inc2"] = increment(q, nbd, "inc2", "b1", tmp, full)
+        note(f"increment 2 applied: {res['inc2']['copied_bytes']} bytes "
+             f"after {res['writes_inc2']} writes")
+        res["status_before_quit"] = call(q, "query-status")["status"]
+        call(q, "block-export-del", id="inc2")
         call(q, "quit")
         proc.wait(60)
         res["exit_status"] = proc.returncode

@@ -9,9 +9,10 @@ from an NBD export while the guest writes; later stops the guest, exports
 the node with bitmaps [b0], reads the changed extents with
 `nbdinfo --map=qemu:dirty-bitmap:b0` and with `qemu-img map` (x-dirty-bitmap),
 which must agree, and copies exactly those extents with qemu-img onto the
-full copy. The result must equal the stopped guest's disk, through the
-export and as an image file after quit, where Debian's qemu-img finds both
-persistent bitmaps stored cleanly.
+full copy; then a second increment the same way from b1, the bitmap added
+at the first increment. Each time the result must equal the stopped
+guest's disk through the export, and at the end the image file after quit,
+where Debian's qemu-img finds b1 stored cleanly.
 """
 import json
 import os
@@ -71,10 +72,13 @@ def run():
         RESULT.update(json.load(f))
     r = RESULT
     dirty = sum(ln for _, ln in r.get("nbdinfo_dirty", []))
+    inc2 = r.get("inc2", {}).get("nbdinfo_dirty", [])
     print(f"backup: {r.get('writes_total')} guest writes after b0 "
-          f"({r.get('writes_during_full_copy')} during the full copy); increment "
-          f"{dirty >> 10} KiB in {len(r.get('nbdinfo_dirty', []))} extents of a "
-          f"{r.get('disk_size', 0) >> 20} MiB disk; timeline {r.get('timeline')}", flush=True)
+          f"({r.get('writes_during_full_copy')} during the full copy); increment 1 "
+          f"{dirty >> 10} KiB in {len(r.get('nbdinfo_dirty', []))} extents, increment 2 "
+          f"{sum(ln for _, ln in inc2) >> 10} KiB in {len(inc2)} extents after "
+          f"{r.get('writes_inc2')} writes, of a {r.get('disk_size', 0) >> 20} MiB disk; "
+          f"timeline {r.get('timeline')}", flush=True)
     return RESULT
 
 
@@ -101,53 +105,60 @@ def test_bitmap_state():
         (0, 65536, True, True), b0
     b0 = r["b0"]
     assert b0["recording"] is False and b0["busy"] is False and b0["count"] > 0, b0
-    # the guest was stopped from b1's creation to the end
-    assert r["b1"]["recording"] is True and r["b1"]["count"] == 0, r["b1"]
+    # the guest was stopped from b1's creation to the end of the first increment
+    assert r["b1_at_add"]["recording"] is True and r["b1_at_add"]["count"] == 0, r["b1_at_add"]
     assert r["b1_after"]["count"] == 0, r["b1_after"]
+    assert r["b1"]["recording"] is False and r["b1"]["count"] > 0, r["b1"]
 
 
-def test_nbdinfo_and_qemu_img_agree():
-    r = run()
-    assert "error" not in r, context()
-    size = r["disk_size"]
+def check_increment(inc, bitmap, writes, size):
     # both maps cover the whole disk, and see the same dirty extents
-    assert r["nbdinfo_covered"] == size and r["qemu_img_covered"] == size, r
-    assert r["nbdinfo_dirty"] == r["qemu_img_dirty"], (r["nbdinfo_dirty"], r["qemu_img_dirty"])
-    dirty = sum(ln for _, ln in r["nbdinfo_dirty"])
+    assert inc["nbdinfo_covered"] == size and inc["qemu_img_covered"] == size, inc
+    assert inc["nbdinfo_dirty"] == inc["qemu_img_dirty"], \
+        (inc["nbdinfo_dirty"], inc["qemu_img_dirty"])
+    dirty = sum(ln for _, ln in inc["nbdinfo_dirty"])
     # and the bitmap's own count says the same
-    assert dirty == r["b0"]["count"], (dirty, r["b0"])
-    for off, ln in r["nbdinfo_dirty"]:
+    assert dirty == bitmap["count"], (dirty, bitmap)
+    for off, ln in inc["nbdinfo_dirty"]:
         assert off % 65536 == 0 and ln % 65536 == 0, (off, ln)
+    # every guest write (at most 64 KiB) touched one or two 64 KiB clusters
+    assert 0 < dirty <= size // 4, (dirty, size)
+    assert dirty <= 2 * 65536 * (writes + 1), (dirty, writes)
+    assert inc["copied_bytes"] == dirty
+    # the copy differed from the disk before the increment, not after
+    assert inc["before_compare_status"] == 1, inc["before_compare_status"]
+    assert inc["compare_export_status"] == 0, inc["compare_export_output"]
 
 
-def test_increment_small_and_not_empty():
+def test_first_increment():
     r = run()
     assert "error" not in r, context()
-    dirty = sum(ln for _, ln in r["nbdinfo_dirty"])
-    # every guest write touched at least one 64 KiB cluster, at most two
-    assert 0 < dirty <= r["disk_size"] // 4, (dirty, r["disk_size"])
-    assert r["copied_bytes"] == dirty
-    assert dirty <= 2 * 65536 * (r["writes_total"] + 1), (dirty, r["writes_total"])
+    check_increment(r, r["b0"], r["writes_total"], r["disk_size"])
 
 
-def test_full_plus_increment_equals_disk():
+def test_second_increment():
     r = run()
     assert "error" not in r, context()
-    # the full copy alone differs (the guest wrote after b0 started) ...
-    assert r["full_only_compare_status"] == 1, r["full_only_compare_status"]
-    # ... the full copy with the increment does not
-    assert r["compare_export_status"] == 0, r["compare_export_output"]
+    assert r["writes_inc2"] >= 20, r["writes_inc2"]
+    check_increment(r["inc2"], r["b1"], r["writes_inc2"], r["disk_size"])
+
+
+def test_backup_equals_image_file():
+    r = run()
+    assert "error" not in r, context()
+    assert r["status_before_quit"] == "paused"
     assert r["exit_status"] == 0, context()
     assert r["compare_file_status"] == 0, r["compare_file_output"]
 
 
-def test_bitmaps_stored_in_image():
+def test_bitmap_stored_in_image():
     r = run()
     assert "error" not in r, context()
     assert r["image_check"] == 0
     bms = r["image_info"]["format-specific"]["data"].get("bitmaps", [])
+    # b0 removed; b1 stored, disabled (no auto flag), not in use
     got = sorted((b["name"], b["granularity"], sorted(b["flags"])) for b in bms)
-    assert got == [("b0", 65536, []), ("b1", 65536, ["auto"])], bms
+    assert got == [("b1", 65536, [])], bms
 
 
 def test_sanitizers_silent():
