@@ -13,6 +13,7 @@
 #include <zstd.h>
 
 #include "util/osdep.h"
+#include "util/seccomp-hook.h"
 
 /* ---- compressed clusters ---- */
 
@@ -194,6 +195,13 @@ static void *compress_worker(void *opaque)
     return NULL;
 }
 
+/* A helper thread's entry; the calling thread compresses too, under its own list. */
+static void *compress_thread(void *opaque)
+{
+    seccomp_thread_enter(SANDBOX_COMPRESS_WORKER);      /* once the sandbox is on */
+    return compress_worker(opaque);
+}
+
 static unsigned compress_threads(unsigned clusters)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -206,7 +214,7 @@ static void compress_all(CompressBatch *b)
     pthread_t tids[COMPRESS_MAX_THREADS];
     unsigned started = 0, want = compress_threads(b->nb);
     /* The caller is one of the workers; a thread that fails to start is just not there. */
-    while (started + 1 < want && pthread_create(&tids[started], NULL, compress_worker, b) == 0) {
+    while (started + 1 < want && pthread_create(&tids[started], NULL, compress_thread, b) == 0) {
         started++;
     }
     compress_worker(b);

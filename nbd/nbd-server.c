@@ -31,6 +31,7 @@
 
 #include "nbd/nbd-int.h"
 #include "util/osdep.h"
+#include "util/seccomp-hook.h"
 #include "util/unix-socket.h"
 
 #define MAX_EVENTS          64
@@ -398,7 +399,9 @@ static void *worker_thread(void *opaque)
     NbdServer *srv = w->srv;
     struct epoll_event evs[MAX_EVENTS];
     self = w;
+    pthread_setname_np(pthread_self(), "NBD worker");  /* seen in /proc/PID/task/TID/comm */
     for (;;) {
+        seccomp_thread_enter(SANDBOX_NBD_WORKER);       /* once the sandbox is on */
         int n = epoll_wait(w->epfd, evs, MAX_EVENTS, 1000);
         if (n < 0 && errno != EINTR) {
             srv_log(srv, "NBD server: epoll_wait: %s", strerror(errno));

@@ -36,8 +36,9 @@ static const char *const calls_vhost_user_net[] = {
     "memfd_create", "ftruncate",   /* the inflight area, when a frontend asks */
     NULL
 };
-static const unsigned long ioctls_vhost_user_net[] = {
-    TUNSETOFFLOAD, TUNSETVNETHDRSZ, TUNSETQUEUE, TUNGETIFF, 0
+static const SandboxIoctl ioctls_vhost_user_net[] = {
+    SANDBOX_IOCTL(TUNSETOFFLOAD), SANDBOX_IOCTL(TUNSETVNETHDRSZ), SANDBOX_IOCTL(TUNSETQUEUE),
+    SANDBOX_IOCTL(TUNGETIFF), { 0 }
 };
 
 /*
@@ -71,7 +72,8 @@ static bool allow_open_read_only(scmp_filter_ctx ctx, Error **errp)
 {
     /* Exactly O_RDONLY|O_CLOEXEC: no creating, no writing, no O_PATH games. */
     struct scmp_arg_cmp flags = SCMP_A2(SCMP_CMP_EQ, O_RDONLY | O_CLOEXEC);
-    return sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1, &flags, errp);
+    return sandbox_rule_named(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1, &flags,
+                              "O_RDONLY|O_CLOEXEC", errp);
 }
 
 static bool allow_unix_datagram_socket(scmp_filter_ctx ctx, Error **errp)
@@ -81,7 +83,7 @@ static bool allow_unix_datagram_socket(scmp_filter_ctx ctx, Error **errp)
         SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
         SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM),
     };
-    return sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, args, errp);
+    return sandbox_rule_named(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, args, "AF_UNIX", errp);
 }
 
 static bool add_common(scmp_filter_ctx ctx, Error **errp)

@@ -9,9 +9,11 @@
  * Stacking matters here: a thread inherits the filters of the thread that
  * created it. A block worker may be started from a vCPU or an iothread
  * (the first request of a virtio-blk queue processed there), and the log
- * writer from whichever thread logs first. So the vCPU and iothread lists
- * hold everything a thread start and those two kinds need, or the child
- * would die on its first call.
+ * writer from whichever thread logs first; an NBD worker starts block
+ * workers too, and compression helpers when it writes compressed clusters.
+ * So the vCPU, iothread and NBD worker lists hold everything a thread
+ * start and the kinds they start need, or the child would die on its
+ * first call.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "sandbox/sandbox-internal.h"
@@ -73,6 +76,20 @@ static const char *const calls_main[] = {
     NULL
 };
 
+/*
+ * The NBD server's connection workers: accept clients, move bytes over
+ * their non-blocking sockets, wait in epoll, and run the block layer on
+ * the requests (image I/O as block workers do it, io_uring submissions,
+ * starting block workers and the log writer). They open no path and
+ * create no socket: the listener and its address are the main loop's.
+ */
+static const char *const calls_nbd_worker[] = {
+    "epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", "accept", "accept4",
+    "recvfrom", "sendto", "recvmsg", "sendmsg", "setsockopt", "getsockopt", "shutdown",
+    "fcntl", "poll", "ppoll", "io_uring_enter",
+    NULL
+};
+
 /* Block thread-pool workers: positional I/O on image descriptors. */
 static const char *const calls_block_worker[] = {
     "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "fsync",
@@ -111,27 +128,38 @@ const char *const sandbox_calls_sanitizer[] = {
 };
 
 /* ioctl requests the VMM makes after start-up, by thread kind. */
-const unsigned long sandbox_ioctls_tty[] = { TCGETS, 0 };
-static const unsigned long ioctls_device[] = {
-    KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_SET_GSI_ROUTING, KVM_IRQFD, KVM_IOEVENTFD,
-    KVM_SET_USER_MEMORY_REGION, KVM_GET_IRQCHIP, KVM_SET_IRQCHIP, KVM_GET_PIT2,
-    KVM_SET_PIT2, KVM_GET_CLOCK, KVM_SET_CLOCK, KVM_CHECK_EXTENSION,
-    VHOST_GET_FEATURES, VHOST_SET_FEATURES, VHOST_GET_BACKEND_FEATURES,
-    VHOST_SET_OWNER, VHOST_SET_MEM_TABLE, VHOST_SET_VRING_NUM, VHOST_SET_VRING_ADDR,
-    VHOST_SET_VRING_BASE, VHOST_GET_VRING_BASE, VHOST_SET_VRING_KICK,
-    VHOST_SET_VRING_CALL, VHOST_NET_SET_BACKEND, TUNSETOFFLOAD, TUNSETVNETHDRSZ, 0
+const SandboxIoctl sandbox_ioctls_tty[] = { SANDBOX_IOCTL(TCGETS), { 0 } };
+static const SandboxIoctl ioctls_device[] = {
+    SANDBOX_IOCTL(KVM_IRQ_LINE), SANDBOX_IOCTL(KVM_SIGNAL_MSI),
+    SANDBOX_IOCTL(KVM_SET_GSI_ROUTING), SANDBOX_IOCTL(KVM_IRQFD), SANDBOX_IOCTL(KVM_IOEVENTFD),
+    SANDBOX_IOCTL(KVM_SET_USER_MEMORY_REGION), SANDBOX_IOCTL(KVM_GET_IRQCHIP),
+    SANDBOX_IOCTL(KVM_SET_IRQCHIP), SANDBOX_IOCTL(KVM_GET_PIT2), SANDBOX_IOCTL(KVM_SET_PIT2),
+    SANDBOX_IOCTL(KVM_GET_CLOCK), SANDBOX_IOCTL(KVM_SET_CLOCK), SANDBOX_IOCTL(KVM_CHECK_EXTENSION),
+    SANDBOX_IOCTL(VHOST_GET_FEATURES), SANDBOX_IOCTL(VHOST_SET_FEATURES),
+    SANDBOX_IOCTL(VHOST_GET_BACKEND_FEATURES), SANDBOX_IOCTL(VHOST_SET_OWNER),
+    SANDBOX_IOCTL(VHOST_SET_MEM_TABLE), SANDBOX_IOCTL(VHOST_SET_VRING_NUM),
+    SANDBOX_IOCTL(VHOST_SET_VRING_ADDR), SANDBOX_IOCTL(VHOST_SET_VRING_BASE),
+    SANDBOX_IOCTL(VHOST_GET_VRING_BASE), SANDBOX_IOCTL(VHOST_SET_VRING_KICK),
+    SANDBOX_IOCTL(VHOST_SET_VRING_CALL), SANDBOX_IOCTL(VHOST_NET_SET_BACKEND),
+    SANDBOX_IOCTL(TUNSETOFFLOAD), SANDBOX_IOCTL(TUNSETVNETHDRSZ), { 0 }
 };
-static const unsigned long ioctls_vcpu[] = {
-    KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_SET_FPU,
-    KVM_GET_MSRS, KVM_SET_MSRS, KVM_SET_VCPU_EVENTS, KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_SET_MP_STATE,
-    KVM_SET_CPUID2, 0
+static const SandboxIoctl ioctls_vcpu[] = {
+    SANDBOX_IOCTL(KVM_RUN), SANDBOX_IOCTL(KVM_GET_REGS), SANDBOX_IOCTL(KVM_SET_REGS),
+    SANDBOX_IOCTL(KVM_GET_SREGS), SANDBOX_IOCTL(KVM_SET_SREGS), SANDBOX_IOCTL(KVM_SET_FPU),
+    SANDBOX_IOCTL(KVM_GET_MSRS), SANDBOX_IOCTL(KVM_SET_MSRS), SANDBOX_IOCTL(KVM_SET_VCPU_EVENTS),
+    SANDBOX_IOCTL(KVM_GET_LAPIC), SANDBOX_IOCTL(KVM_SET_LAPIC), SANDBOX_IOCTL(KVM_SET_MP_STATE),
+    SANDBOX_IOCTL(KVM_SET_CPUID2), { 0 }
 };
 /* Only the main loop: terminals, creating things, image hints. */
-static const unsigned long ioctls_main[] = {
-    TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, KVM_GET_API_VERSION, KVM_CREATE_VM,
-    KVM_CREATE_VCPU, KVM_GET_VCPU_MMAP_SIZE, KVM_GET_SUPPORTED_CPUID,
-    KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2, KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR,
-    TUNSETIFF, TUNSETQUEUE, FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR, FIONREAD, 0
+static const SandboxIoctl ioctls_main[] = {
+    SANDBOX_IOCTL(TCSETS), SANDBOX_IOCTL(TCSETSW), SANDBOX_IOCTL(TCSETSF),
+    SANDBOX_IOCTL(TIOCGWINSZ), SANDBOX_IOCTL(KVM_GET_API_VERSION), SANDBOX_IOCTL(KVM_CREATE_VM),
+    SANDBOX_IOCTL(KVM_CREATE_VCPU), SANDBOX_IOCTL(KVM_GET_VCPU_MMAP_SIZE),
+    SANDBOX_IOCTL(KVM_GET_SUPPORTED_CPUID), SANDBOX_IOCTL(KVM_CREATE_IRQCHIP),
+    SANDBOX_IOCTL(KVM_CREATE_PIT2), SANDBOX_IOCTL(KVM_SET_TSS_ADDR),
+    SANDBOX_IOCTL(KVM_SET_IDENTITY_MAP_ADDR), SANDBOX_IOCTL(TUNSETIFF), SANDBOX_IOCTL(TUNSETQUEUE),
+    SANDBOX_IOCTL(FS_IOC_FSGETXATTR), SANDBOX_IOCTL(FS_IOC_FSSETXATTR), SANDBOX_IOCTL(FIONREAD),
+    { 0 }
 };
 
 bool sandbox_sanitizer_build(void)
@@ -149,9 +177,25 @@ bool sandbox_sanitizer_build(void)
 #endif
 }
 
-bool sandbox_rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned nargs,
-                  const struct scmp_arg_cmp *args, Error **errp)
+static SandboxRuleRecorder *recorder;
+static void *recorder_opaque;
+
+void sandbox_set_recorder(SandboxRuleRecorder *fn, void *opaque)
 {
+    recorder = fn;
+    recorder_opaque = opaque;
+}
+
+bool sandbox_rule_named(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned nargs,
+                        const struct scmp_arg_cmp *args, const char *label, Error **errp)
+{
+    if (recorder) {
+        SandboxRuleRecord r = { .nr = nr, .action = action, .nargs = nargs, .label = label };
+        if (nargs) {
+            memcpy(r.args, args, MIN(nargs, ARRAY_SIZE(r.args)) * sizeof(*args));
+        }
+        recorder(&r, recorder_opaque);
+    }
     int rc = seccomp_rule_add_array(ctx, action, nr, nargs, args);
     /* -EEXIST: the same call was allowed by an earlier list. */
     if (rc < 0 && rc != -EEXIST) {
@@ -159,6 +203,12 @@ bool sandbox_rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned nargs,
         return false;
     }
     return true;
+}
+
+bool sandbox_rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned nargs,
+                  const struct scmp_arg_cmp *args, Error **errp)
+{
+    return sandbox_rule_named(ctx, action, nr, nargs, args, NULL, errp);
 }
 
 bool sandbox_allow_names(scmp_filter_ctx ctx, const char *const *names, Error **errp)
@@ -175,12 +225,13 @@ bool sandbox_allow_names(scmp_filter_ctx ctx, const char *const *names, Error **
     return true;
 }
 
-bool sandbox_allow_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, Error **errp)
+bool sandbox_allow_ioctls(scmp_filter_ctx ctx, const SandboxIoctl *reqs, Error **errp)
 {
-    for (; *reqs; reqs++) {
+    for (; reqs->name; reqs++) {
         /* The kernel reads the request as a 32-bit int: compare only those bits. */
-        struct scmp_arg_cmp cmp = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, *reqs & 0xffffffffUL);
-        if (!sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &cmp, errp)) {
+        struct scmp_arg_cmp cmp = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL,
+                                          reqs->request & 0xffffffffUL);
+        if (!sandbox_rule_named(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &cmp, reqs->name, errp)) {
             return false;
         }
     }
@@ -191,8 +242,10 @@ bool sandbox_allow_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, Error 
 bool sandbox_allow_memory(scmp_filter_ctx ctx, Error **errp)
 {
     struct scmp_arg_cmp no_exec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
-    return sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, &no_exec, errp) &&
-           sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, &no_exec, errp);
+    return sandbox_rule_named(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, &no_exec, "no PROT_EXEC",
+                              errp) &&
+           sandbox_rule_named(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, &no_exec,
+                              "no PROT_EXEC", errp);
 }
 
 /*
@@ -209,16 +262,20 @@ bool sandbox_allow_threads(scmp_filter_ctx ctx, bool processes_too, Error **errp
         return sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 0, NULL, errp);
     }
     struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
-    return sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &thread, errp);
+    return sandbox_rule_named(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &thread, "CLONE_THREAD",
+                              errp);
 }
 
 /* socket() only in the families vireo uses (netlink for getaddrinfo). */
 static bool allow_sockets(scmp_filter_ctx ctx, Error **errp)
 {
-    static const int domains[] = { AF_UNIX, AF_INET, AF_INET6 };
+    static const struct { int domain; const char *name; } domains[] = {
+        { AF_UNIX, "AF_UNIX" }, { AF_INET, "AF_INET" }, { AF_INET6, "AF_INET6" },
+    };
     for (size_t i = 0; i < ARRAY_SIZE(domains); i++) {
-        struct scmp_arg_cmp d = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i]);
-        if (!sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &d, errp)) {
+        struct scmp_arg_cmp d = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i].domain);
+        if (!sandbox_rule_named(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &d, domains[i].name,
+                                errp)) {
             return false;
         }
     }
@@ -226,8 +283,9 @@ static bool allow_sockets(scmp_filter_ctx ctx, Error **errp)
         SCMP_A0(SCMP_CMP_EQ, AF_NETLINK), SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE),
     };
     struct scmp_arg_cmp pair = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
-    return sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, nl, errp) &&
-           sandbox_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, &pair, errp);
+    return sandbox_rule_named(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, nl, "AF_NETLINK", errp) &&
+           sandbox_rule_named(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, &pair, "AF_UNIX",
+                              errp);
 }
 
 static bool kind_has_devices(SandboxKind kind)
@@ -238,10 +296,19 @@ static bool kind_has_devices(SandboxKind kind)
 
 static bool add_kind_lists(scmp_filter_ctx ctx, SandboxKind kind, bool spawn, Error **errp)
 {
-    bool ok = sandbox_allow_names(ctx, sandbox_calls_common, errp) && sandbox_allow_memory(ctx, errp) &&
-              sandbox_allow_ioctls(ctx, sandbox_ioctls_tty, errp);
+    bool ok = sandbox_allow_names(ctx, sandbox_calls_common, errp) && sandbox_allow_memory(ctx, errp);
+    if (kind == SANDBOX_COMPRESS_WORKER) {
+        /* Deflate or zstd over memory it is handed: no descriptor I/O at all. */
+        return ok;
+    }
+    ok = ok && sandbox_allow_ioctls(ctx, sandbox_ioctls_tty, errp);
     if (ok && kind != SANDBOX_LOG_WRITER) {
         ok = sandbox_allow_names(ctx, calls_block_worker, errp);
+    }
+    if (ok && kind == SANDBOX_NBD_WORKER) {
+        /* Block workers, compression helpers and the log writer start from here. */
+        ok = sandbox_allow_names(ctx, calls_nbd_worker, errp) &&
+             sandbox_allow_threads(ctx, spawn, errp);
     }
     if (ok && kind_has_devices(kind)) {
         /* Devices may start block workers and the log writer. */

@@ -67,6 +67,8 @@ static const char *const kind_names[SANDBOX_NR_KINDS] = {
     [SANDBOX_BLOCK_WORKER] = "block I/O worker",
     [SANDBOX_LOG_WRITER] = "log writer",
     [SANDBOX_DAEMON] = "daemon",
+    [SANDBOX_NBD_WORKER] = "NBD worker",
+    [SANDBOX_COMPRESS_WORKER] = "compression worker",
 };
 
 const char *sandbox_kind_name(SandboxKind kind)
@@ -192,54 +194,72 @@ static bool prepare_report(Error **errp)
 
 typedef bool AddRules(scmp_filter_ctx ctx, const SandboxConfig *c, int which, Error **errp);
 
+static bool add_kind(scmp_filter_ctx ctx, const SandboxConfig *c, int kind, Error **errp)
+{
+    return sandbox_rules_add(ctx, c, (SandboxKind)kind, errp);
+}
+
+static bool add_program(scmp_filter_ctx ctx, const SandboxConfig *c, int program, Error **errp)
+{
+    return sandbox_program_rules_add(ctx, (SandboxProgram)program, errp);
+}
+
+static scmp_filter_ctx build_filter(const SandboxConfig *config, AddRules *add, int which,
+                                    Error **errp)
+{
+    /* Without log=on the kernel ends the whole process at the denied call. */
+    uint32_t deny = config->log ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS;
+    scmp_filter_ctx ctx = seccomp_init(deny);
+    if (!ctx) {
+        error_setg(errp, "sandbox: cannot create a seccomp filter");
+        return NULL;
+    }
+    /* A binary tree over syscall numbers: each call costs ~log2(N) tests,
+     * not a walk of the whole list. Older libseccomp lacks it: no matter. */
+    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+    if (!add(ctx, config, which, errp)) {
+        seccomp_release(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+scmp_filter_ctx sandbox_build_filter(const SandboxConfig *config, SandboxKind kind, int program,
+                                     Error **errp)
+{
+    return program >= 0 ? build_filter(config, add_program, program, errp)
+                        : build_filter(config, add_kind, kind, errp);
+}
+
 static bool load_filter(const SandboxConfig *config, AddRules *add, int which, const char *label,
                         bool tsync, Error **errp)
 {
     if (config->log && !report_ready && !prepare_report(errp)) {
         return false;
     }
-    /* Without log=on the kernel ends the whole process at the denied call. */
-    uint32_t deny = config->log ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS;
-    scmp_filter_ctx ctx = seccomp_init(deny);
+    scmp_filter_ctx ctx = build_filter(config, add, which, errp);
     if (!ctx) {
-        error_setg(errp, "sandbox: cannot create a seccomp filter");
         return false;
     }
-    /* A binary tree over syscall numbers: each call costs ~log2(N) tests,
-     * not a walk of the whole list. Older libseccomp lacks it: no matter. */
-    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     int rc = 0;
-    bool ok = add(ctx, config, which, errp);
-    if (ok && tsync) {
+    if (tsync) {
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     }
-    if (ok && rc == 0) {
+    if (rc == 0) {
         rc = seccomp_load(ctx);
     }
-    if (ok && rc < 0) {
-        error_setg_errno(errp, -rc, "sandbox: cannot load the %s filter", label);
-        ok = false;
-    }
     seccomp_release(ctx);
-    if (ok) {
-        thread_label = label;
+    if (rc < 0) {
+        error_setg_errno(errp, -rc, "sandbox: cannot load the %s filter", label);
+        return false;
     }
-    return ok;
-}
-
-static bool add_kind(scmp_filter_ctx ctx, const SandboxConfig *c, int kind, Error **errp)
-{
-    return sandbox_rules_add(ctx, c, (SandboxKind)kind, errp);
+    thread_label = label;
+    return true;
 }
 
 bool sandbox_install(const SandboxConfig *config, SandboxKind kind, bool tsync, Error **errp)
 {
     return load_filter(config, add_kind, kind, sandbox_kind_name(kind), tsync, errp);
-}
-
-static bool add_program(scmp_filter_ctx ctx, const SandboxConfig *c, int program, Error **errp)
-{
-    return sandbox_program_rules_add(ctx, (SandboxProgram)program, errp);
 }
 
 static const char *const program_names[SANDBOX_NR_PROGRAMS] = {

@@ -17,6 +17,7 @@
 #define VIREO_SANDBOX_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "util/error.h"
 #include "util/keyval.h"
@@ -101,5 +102,17 @@ const char *sandbox_program_name(SandboxProgram program);
 bool sandbox_active(void);
 
 const char *sandbox_kind_name(SandboxKind kind);
+/* A kind's short name for the listing's command line ("nbd-worker"). */
+const char *sandbox_kind_id(SandboxKind kind);
+
+/*
+ * Print to out what kind's list (or program's, when program >= 0) allows
+ * as config shapes it: one line per system call and argument filter, as
+ * the rules are added to the filter the sandbox would load (nothing here
+ * names a call). With pfc_fd >= 0, also write libseccomp's PFC text of
+ * that same filter there. tests/sandbox/vireo-sandbox-list prints them all.
+ */
+bool sandbox_list(FILE *out, const SandboxConfig *config, SandboxKind kind, int program,
+                  int pfc_fd, Error **errp);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * Where threads tell the sandbox what kind they are. The libraries every
- * program links (util, block) call seccomp_thread_enter() at the top of
+ * program links (util, block, nbd) call seccomp_thread_enter() at the top of
  * their threads' loops; vireo's sandbox registers what it does, other
  * programs register nothing and the call costs one atomic load.
  */
@@ -14,6 +14,8 @@ typedef enum SandboxKind {
     SANDBOX_BLOCK_WORKER,   /* block/aio.c thread-pool workers */
     SANDBOX_LOG_WRITER,     /* util/log.c's stderr writer */
     SANDBOX_DAEMON,         /* a daemon's single event loop */
+    SANDBOX_NBD_WORKER,     /* nbd/nbd-server.c's connection workers */
+    SANDBOX_COMPRESS_WORKER,    /* block/qcow2-compress.c's helper threads */
     SANDBOX_NR_KINDS
 } SandboxKind;
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <seccomp.h>
@@ -17,14 +18,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include "block/block.h"
 #include "sandbox/sandbox.h"
+#include "util/osdep.h"
 
 typedef void ChildBody(void);
 
@@ -344,6 +349,190 @@ static void test_time_conversion_opens_nothing_after_lock_down(void **state)
     assert_exited_zero(run_child(body_time_in_vcpu_thread, out, sizeof(out)));
 }
 
+/* ---- the NBD workers' and the compression helpers' lists ---- */
+
+/* Made in the parent before the filter, as the NBD server makes them. */
+static int pair[2] = { -1, -1 }, image_fd = -1, listen_fd = -1, epoll_fd = -1;
+
+static void *nothing(void *opaque)
+{
+    return opaque;
+}
+
+/* An NBD worker's day: epoll, accept, socket bytes, image I/O, a block worker. */
+static void body_nbd_worker_work(void)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = pair[1] };
+    char buf[4096] = { 0 };
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, pair[1], &ev) < 0 ||
+        sendto(pair[0], "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0) != 1 ||
+        epoll_wait(epoll_fd, &ev, 1, 1000) != 1 ||
+        recvfrom(pair[1], buf, sizeof(buf), MSG_DONTWAIT, NULL, NULL) != 1) {
+        _exit(1);
+    }
+    int one = 1;
+    setsockopt(pair[1], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
+    if (accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC) >= 0 || errno != EAGAIN) {
+        _exit(2);
+    }
+    if (pwrite(image_fd, buf, sizeof(buf), 4096) != (ssize_t)sizeof(buf) ||
+        pread(image_fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf) ||
+        fallocate(image_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096) < 0 ||
+        fdatasync(image_fd) < 0 || lseek(image_fd, 0, SEEK_DATA) < 0) {
+        _exit(3);
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL) != 0) {
+        _exit(4);
+    }
+}
+
+static void body_open_listener(void)
+{
+    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+static void make_nbd_worker_fds(void)
+{
+    char path[] = "/tmp/vireo-sandbox-XXXXXX";
+    image_fd = mkstemp(path);
+    assert_true(image_fd >= 0);
+    unlink(path);
+    assert_int_equal(ftruncate(image_fd, 1 << 20), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };     /* an abstract, autobound name */
+    assert_int_equal(bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa_family_t)), 0);
+    assert_int_equal(listen(listen_fd, 1), 0);
+    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    assert_true(epoll_fd >= 0);
+}
+
+static void close_nbd_worker_fds(void)
+{
+    close(image_fd);
+    close(pair[0]);
+    close(pair[1]);
+    close(listen_fd);
+    close(epoll_fd);
+}
+
+static void test_nbd_worker_list(void **state)
+{
+    char out[512];
+    make_nbd_worker_fds();
+    setup_child(SANDBOX_NBD_WORKER, true);
+    assert_exited_zero(run_child(body_nbd_worker_work, out, sizeof(out)));
+    assert_killed_by_sigsys(run_child(body_open_listener, out, sizeof(out)));
+    assert_non_null(strstr(out, "NBD worker thread made the forbidden system call socket"));
+    close_nbd_worker_fds();
+}
+
+/* Deflate in memory, as compress_cluster() does: allowed. */
+static void body_deflate(void)
+{
+    size_t n = 1 << 20;
+    uint8_t *in = malloc(n), *z = malloc(compressBound(n));
+    uLongf zlen = compressBound(n);
+    if (!in || !z) {
+        _exit(1);
+    }
+    memset(in, 0x33, n);
+    if (compress2(z, &zlen, in, n, 6) != Z_OK || zlen >= n) {
+        _exit(2);
+    }
+    free(in);
+    free(z);
+}
+
+static void body_write_image(void)
+{
+    if (pwrite(image_fd, "x", 1, 0) < 0) {
+        _exit(1);
+    }
+}
+
+static void test_compress_worker_list(void **state)
+{
+    char out[512];
+    make_nbd_worker_fds();
+    setup_child(SANDBOX_COMPRESS_WORKER, true);
+    assert_exited_zero(run_child(body_deflate, out, sizeof(out)));
+    assert_killed_by_sigsys(run_child(body_write_image, out, sizeof(out)));
+    assert_non_null(strstr(out, "compression worker thread made the forbidden system call "
+                                "pwrite64"));
+    close_nbd_worker_fds();
+}
+
+/*
+ * A compressed qcow2 write under the storage daemon's filter, its helper
+ * threads each stacking the list of the kind they name. The hook stands in
+ * for the sandbox's own (which does the same) to note which kinds came by.
+ */
+static BlockImage *qcow2_image;
+static bool kinds_seen[SANDBOX_NR_KINDS];
+
+static void noting_hook(SandboxKind kind)
+{
+    static const SandboxConfig log_on = { .enable = true, .log = true };
+    __atomic_store_n(&kinds_seen[kind], true, __ATOMIC_RELAXED);
+    Error *err = NULL;
+    if (!sandbox_install(&log_on, kind, false, &err)) {
+        _exit(20);
+    }
+}
+
+static void body_compressed_write(void)
+{
+    seccomp_set_thread_hook(noting_hook);
+    size_t cs = blk_cluster_size(qcow2_image), len = 8 * cs;
+    uint8_t *buf = malloc(len), *back = malloc(len);
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(i / 4096);
+    }
+    Error *err = NULL;
+    if (blk_pwrite_compressed(qcow2_image, 0, buf, len, &err) < 0 ||
+        blk_pread(qcow2_image, 0, back, len, &err) < 0 || memcmp(buf, back, len) != 0) {
+        _exit(1);
+    }
+    BlockCheckResult res = { 0 };
+    if (blk_check(qcow2_image, &res, 0, &err) < 0 || res.corruptions || res.leaks ||
+        res.compressed_clusters != 8) {
+        _exit(2);       /* stored plain, or a damaged image */
+    }
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1 &&
+        !__atomic_load_n(&kinds_seen[SANDBOX_COMPRESS_WORKER], __ATOMIC_RELAXED)) {
+        _exit(3);       /* no helper thread said what it is */
+    }
+    if (blk_close(qcow2_image, &err) < 0) {
+        _exit(4);
+    }
+}
+
+static void test_compressed_write_in_the_storage_daemon(void **state)
+{
+    char out[512], dir[] = "/tmp/vireo-sandbox-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/c.qcow2", dir);
+    Error *err = NULL;
+    BlockCreateOptions o = { .format = "qcow2", .size = 4 << 20 };
+    assert_int_equal(blk_create(path, &o, &err), 0);
+    qcow2_image = blk_open(path, "qcow2", BLK_O_RDWR, &err);
+    assert_non_null(qcow2_image);
+    setup_child(SANDBOX_MAIN, true);
+    child_program = SANDBOX_PROGRAM_STORAGE_DAEMON;
+    int status = run_child(body_compressed_write, out, sizeof(out));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "child: status 0x%x: %s\n", status, out);
+    }
+    assert_exited_zero(status);
+    assert_null(strstr(out, "forbidden"));
+    blk_close(qcow2_image, NULL);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+}
+
 static void test_option_parsing(void **state)
 {
     Error *err = NULL;
@@ -376,6 +565,9 @@ int main(void)
         cmocka_unit_test(test_vhost_user_net_makes_no_sockets),
         cmocka_unit_test(test_ivshmem_server_list),
         cmocka_unit_test(test_storage_daemon_list),
+        cmocka_unit_test(test_nbd_worker_list),
+        cmocka_unit_test(test_compress_worker_list),
+        cmocka_unit_test(test_compressed_write_in_the_storage_daemon),
         cmocka_unit_test(test_option_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

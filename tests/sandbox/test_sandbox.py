@@ -6,6 +6,7 @@ option as query-command-line-options reports it (compared with QEMU 7.2).
 The filters' verdicts on single calls (a denied execve, log=on naming the
 call) are checked in forked children by tests/sandbox/test-sandbox.c.
 """
+import json
 import os
 import pwd
 import shutil
@@ -200,6 +201,65 @@ def test_bad_sub_option_values():
     assert rc == 1 and "spawn" in err, err
     rc, _, err = vmm.run("-sandbox", "on,nope=1", "-M", "none")
     assert rc == 1, err
+
+
+def thread_names(pid):
+    return {int(t): open(f"/proc/{pid}/task/{t}/comm").read().strip()
+            for t in os.listdir(f"/proc/{pid}/task")}
+
+
+def run_tool(*argv):
+    p = subprocess.run(list(argv), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (argv, p.stdout[-2000:], p.stderr[-2000:])
+    return p.stdout
+
+
+def test_nbd_export_served_by_confined_workers():
+    """An NBD export of a qcow2 node with -sandbox on,log=on: qemu-io writes,
+    nbdinfo --map and nbdcopy are served by the NBD workers, each under its
+    own list stacked on the process's; no call is refused."""
+    for tool in ("qemu-io", "qemu-img", "nbdinfo", "nbdcopy"):
+        if not shutil.which(tool):
+            vtest.skip(f"{tool} is not installed")
+    d = tempfile.mkdtemp(prefix="vireo-sandbox-nbd-")
+    try:
+        img, sock, copy = (os.path.join(d, n) for n in ("d.qcow2", "nbd.sock", "copy.raw"))
+        run_tool("qemu-img", "create", "-q", "-f", "qcow2", img, "32M")
+        with qtest_vm("-sandbox", "on,log=on", "-S",
+                      "-blockdev", f"driver=file,node-name=f0,filename={img}",
+                      "-blockdev", "driver=qcow2,node-name=n0,file=f0") as v:
+            q = v.qmp()
+            q.cmd("nbd-server-start", addr={"type": "unix", "data": {"path": sock}})
+            # (sent whole: cmd() would take "id" for the request's own)
+            q.send_raw(json.dumps({"execute": "block-export-add", "arguments": {
+                "type": "nbd", "id": "e0", "node-name": "n0", "name": "disk",
+                "writable": True}}) + "\n")
+            assert q.reply().get("return") == {}
+            url = f"nbd+unix:///disk?socket={sock}"
+            run_tool("qemu-io", "-f", "raw", "-c", "write -P 0x5a 1M 3M", "-c",
+                     "write -z 8M 64k", "-c", "discard 1M 64k", "-c", "flush", url)
+            out = run_tool("qemu-io", "-f", "raw", "-c", "read -P 0x5a 2M 2M", url)
+            assert "Pattern verification failed" not in out, out
+            out = run_tool("nbdinfo", "--map", url)
+            assert "data" in out and "hole,zero" in out, out
+            run_tool("nbdcopy", url, copy)
+            with open(copy, "rb") as f:
+                f.seek(2 << 20)
+                assert f.read(1 << 20) == b"\x5a" * (1 << 20)
+            pid = v.proc.pid
+            names, filters = thread_names(pid), task_filters(pid)
+            workers = [t for t, n in names.items() if n == "NBD worker"]
+            # the two workers, and block workers they started (named after them,
+            # with a third list of their own)
+            assert sorted(filters[t] for t in workers)[:2] == [2, 2], (names, filters)
+            assert all(filters[t] >= 2 for t in workers), (names, filters)
+            assert filters[pid] == 1
+            q.cmd("quit")
+            v.wait()
+            assert "forbidden system call" not in v.stderr, v.stderr
+        run_tool("qemu-img", "check", img)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

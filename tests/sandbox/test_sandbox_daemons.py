@@ -199,7 +199,7 @@ def run_qemu_io(url, *cmds):
 def test_storage_daemon_nbd_every_thread_confined():
     """NBD clients served by the NBD workers and the block workers they
     start (aio=threads), all after the filter; each thread confined, the
-    block workers by their own list on top of the daemon's."""
+    NBD and block workers by their own lists on top of the daemon's."""
     if not shutil.which("qemu-io"):
         vtest.skip("qemu-io is not installed")
     with scratch("sb-nbd-") as d:
@@ -224,9 +224,22 @@ def test_storage_daemon_nbd_every_thread_confined():
                 p = subprocess.run(["nbdinfo", "--map", url], capture_output=True, text=True,
                                    timeout=60)
                 assert p.returncode == 0 and "data" in p.stdout, p.stdout + p.stderr
+            if shutil.which("nbdcopy"):
+                copy = os.path.join(d, "copy.raw")
+                p = subprocess.run(["nbdcopy", url, copy], capture_output=True, text=True,
+                                   timeout=60)
+                assert p.returncode == 0, p.stderr
+                with open(copy, "rb") as f:
+                    assert f.read(1 << 20) == b"\x5a" * (1 << 20)
             filters = assert_all_threads_confined(proc.pid)
             assert max(filters.values()) >= 2, \
                 f"no block worker stacked its own filter: {filters}"
+            workers = [t for t in filters
+                       if read(f"/proc/{proc.pid}/task/{t}/comm").strip() == "NBD worker"]
+            # Threads they start inherit the name and stack one more list of their own.
+            assert sorted(filters[t] for t in workers)[:2] == [2, 2] and \
+                all(filters[t] >= 2 for t in workers), \
+                f"the NBD workers did not stack their own filter: {filters}"
             with open(img, "rb") as f:
                 assert f.read(4096) == b"\x5a" * 4096
             proc.terminate()
