@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block/qcow2.h"
 #include "tools/img-opts.h"
 #include "tools/img.h"
 #include "util/osdep.h"
@@ -541,6 +542,64 @@ static uint64_t bitmaps_size(BlockImage *img, uint64_t cs)
     return total;
 }
 
+/*
+ * The -o list (all of them, joined) against @out_fmt's creation options,
+ * as create checks it; the result in @o. False with the message printed.
+ */
+static bool measure_options(const char *out_fmt, const char *options, BlockCreateOptions *o,
+                            bool *has_backing)
+{
+    ImgOptSet set;
+    Error *err = NULL;
+    if (!img_create_optset(out_fmt, true, NULL, &set)) {
+        return false;
+    }
+    o->format = out_fmt;
+    bool ok = !options || img_optset_parse(&set, options, &err);
+    if (!ok) {
+        img_report_err(err);
+        img_error("Invalid options for file format '%s'\n", out_fmt);
+    } else if (!img_optset_to_create(&set, o, &err)) {
+        img_report_err(err);
+        ok = false;
+    }
+    img_optset_free(&set);
+    *has_backing = o->backing_file != NULL;
+    /* Only the numbers count here; the names pointed into the set. */
+    o->backing_file = o->backing_fmt = o->data_file = NULL;
+    o->luks = (BlockLuksOptions){ 0 };
+    return ok;
+}
+
+/* What a qcow2 image with @o and @virt bytes could not be: false with the message printed. */
+static bool measure_qcow2_possible(const BlockCreateOptions *o, uint64_t virt)
+{
+    uint64_t cs = o->cluster_size ? o->cluster_size : 65536;
+    int rb = o->refcount_bits ? o->refcount_bits : 16;
+    const char *why = NULL;
+    if (!is_power_of_2(cs) || cs < (1u << QCOW2_MIN_CLUSTER_BITS) ||
+        cs > (1u << QCOW2_MAX_CLUSTER_BITS)) {
+        why = "Cluster size must be a power of two between 512 and 2048k";
+    } else if (rb < 1 || rb > 64 || !is_power_of_2((uint64_t)rb)) {
+        why = "Refcount width must be a power of two and may not exceed 64 bits";
+    } else if (o->compat == 2 && rb != 16) {
+        why = "Different refcount widths than 16 bits require compatibility level 1.1 or "
+              "above (use compat=1.1 or greater)";
+    } else if (o->extended_l2 && cs < (1u << QCOW2_EXTL2_MIN_CLUSTER_BITS)) {
+        why = "Extended L2 entries are only supported with cluster sizes of at least 16384 "
+              "bytes";
+    } else {
+        uint64_t span = cs / (o->extended_l2 ? 16 : 8) * cs;
+        if (div_round_up(virt, span) * 8 > QCOW2_MAX_L1_BYTES) {
+            why = "The image size is too large (try using a larger cluster size)";
+        }
+    }
+    if (why) {
+        img_error("%s\n", why);
+    }
+    return !why;
+}
+
 int img_measure(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -550,7 +609,7 @@ int img_measure(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL, *out_fmt = "raw";
-    char *bk = NULL, *bkf = NULL;
+    char *options = NULL;
     BlockCreateOptions o = { 0 };
     bool json = false, has_size = false;
     uint64_t size = 0;
@@ -562,24 +621,33 @@ int img_measure(int argc, char **argv)
         case 'O': out_fmt = optarg; break;
         case 'U': break;
         case 'o':
-            if (!img_parse_create_opts(optarg, NULL, &o, &bk, &bkf)) {
+            if (!img_opts_list_valid(optarg)) {
+                free(options);
                 return 1;
             }
+            img_opts_accumulate(&options, optarg);
             break;
         case 256: json = !strcmp(optarg, "json"); break;
         case 257:
             if (!parse_size(optarg, &size, &err)) {
                 img_error("Invalid size specified\n");
                 error_free(err);
+                free(options);
                 return 1;
             }
             has_size = true;
             break;
-        default: return 1;
+        default:
+            free(options);
+            return 1;
         }
     }
-    free(bk);
-    free(bkf);
+    bool has_backing = false;
+    bool opts_ok = measure_options(out_fmt, options, &o, &has_backing);
+    free(options);
+    if (!opts_ok) {
+        return 1;
+    }
     if (has_size == (optind < argc)) {
         img_error("Either --size N or one filename must be specified.\n");
         return 1;
@@ -589,11 +657,15 @@ int img_measure(int argc, char **argv)
         return 1;
     }
     bool qcow2 = !strcmp(out_fmt, "qcow2");
+    if (qcow2 && !measure_qcow2_possible(&o, img ? blk_size(img) : size)) {
+        blk_close(img, NULL);
+        return 1;
+    }
     uint64_t cs = o.cluster_size ? o.cluster_size : 65536;
     int order = __builtin_ctz(o.refcount_bits ? (unsigned)o.refcount_bits : 16u);
     uint64_t virt = img ? blk_size(img) : size;
     uint64_t data = 0, bitmaps = 0;
-    for (uint64_t off = 0; img && off < virt;) {
+    for (uint64_t off = 0; img && !has_backing && off < virt;) {
         BlockStatusKind kind;
         uint64_t n;
         if (read_status(img, off, virt - off, false, &kind, &n, &err) < 0) {
@@ -610,6 +682,12 @@ int img_measure(int argc, char **argv)
     }
     if (!img) {
         data = qcow2 ? 0 : virt;   /* a new image holds no data yet */
+    } else if (has_backing) {
+        /*
+         * The new image's backing file may share nothing with the source:
+         * count every cluster as written, as qemu-img does.
+         */
+        data = ROUND_UP(virt, cs);
     }
     uint64_t full = qcow2 ? qcow2_full_size(virt, cs, order, o.extended_l2 ? 16 : 8) : virt;
     uint64_t required = qcow2 ? full - ROUND_UP(virt, cs) + MIN(data, ROUND_UP(virt, cs))

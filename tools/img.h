@@ -68,13 +68,6 @@ void img_json_print(json_object *obj);
 /* "64 MiB", "196 KiB", "1.5 GiB": three significant digits, binary units. */
 char *img_size_str(uint64_t bytes);
 
-/*
- * Parse "-o a=b,c=d" into create options; returns false with a message.
- * @target, the image being made when known, prefixes some messages.
- */
-bool img_parse_create_opts(const char *opts, const char *target, BlockCreateOptions *o,
-                           char **backing, char **backing_fmt);
-
 /* Long-option codes shared by the subcommand files. */
 enum { OPT_OUTPUT = 256, OPT_BACKING_CHAIN, OPT_ADD, OPT_REMOVE, OPT_CLEAR, OPT_ENABLE,
        OPT_DISABLE, OPT_MERGE, OPT_SIZE, OPT_IMAGE_OPTS, OPT_SHRINK, OPT_OBJECT,

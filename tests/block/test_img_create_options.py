@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """vireo-img's -o option tables: help listings for create, convert and
-amend, option lists with ",," escapes, the Formatting line, the checks made
+amend, measure's -o, option lists with ",," escapes, the Formatting line, the checks made
 after it, and AES-encrypted qcow2 creation -- each compared with qemu-img
 running the same command line."""
 import os
 import struct
 
 import vtest
-from imgtest import Scratch, need_qemu, qimg, run, vimg, vireo_img
+from imgtest import Scratch, need_qemu, qimg, qio, run, vimg, vireo_img
 
 def both(*args, cwd=None):
     """(vireo-img's, qemu-img's) combined output and exit status, program names unified."""
@@ -110,6 +110,27 @@ def test_convert_option_errors():
         vimg("convert", "-O", "qcow2", "-o", "cluster_size=4k,lazy_refcounts=on", src, dst)
         info = qimg("info", dst).stdout
         assert "cluster_size: 4096" in info and "lazy refcounts: true" in info, info
+
+
+def test_measure_options_like_qemu_img():
+    """measure reads -o with create's tables (several -o joined, in any order
+    with -O) and refuses what no qcow2 image could be, in qemu-img's words."""
+    need_qemu()
+    with Scratch() as s:
+        src = s.path("src.qcow2")
+        qimg("create", "-f", "qcow2", src, "64M")
+        qio(src, "write -P 7 1M 3M", "write -P 9 40M 100k")
+        for opts in (["-o", "cluster_size=4k"], ["-o", "cluster_size=4k", "-o", "refcount_bits=64"],
+                     ["-o", "extended_l2=on,cluster_size=64k"], ["-o", "compat=0.10"],
+                     ["-o", "cluster_size=foo"], ["-o", "nosuch=1"], ["-o", "help"],
+                     ["-o", "cluster_size=3k"], ["-o", "cluster_size=4M"], ["-o", "refcount_bits=3"],
+                     ["-o", "compat=0.10,refcount_bits=1"], ["-o", "extended_l2=on,cluster_size=4k"],
+                     ["-o", "backing_file=x"]):
+            same("measure", *opts, "-O", "qcow2", "--size", "1G")
+            same("measure", "-O", "qcow2", *opts, src)
+        same("measure", "-O", "raw", "-o", "cluster_size=4k", "--size", "1G")
+        same("measure", "-O", "qcow2", "-o", "cluster_size=512", "--size", "100T")
+        same("measure", "--output=json", "-O", "qcow2", "-o", "cluster_size=1M", src)
 
 
 def crypt_method(path):
