@@ -722,9 +722,8 @@ static int qcow2_get_info(BlockImage *img, BlockFormatInfo *info, Error **errp)
     for (int i = 0; i < s->nb_bitmaps; i++) {
         info->bitmaps[i].name = xstrdup(s->bitmaps[i].name);
         info->bitmaps[i].granularity = 1u << MIN(s->bitmaps[i].granularity_bits, 31);
-        /* What the file says, not our own in-use marker while we hold it open. */
-        info->bitmaps[i].in_use = (s->bitmaps[i].flags & BME_FLAG_IN_USE) &&
-                                  !s->bitmaps_in_use_marked;
+        /* What the file says, our own in-use marker included while we hold it (as QEMU). */
+        info->bitmaps[i].in_use = s->bitmaps[i].flags & BME_FLAG_IN_USE;
         info->bitmaps[i].autoflag = s->bitmaps[i].flags & BME_FLAG_AUTO;
     }
     return 0;
