@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -204,7 +205,10 @@ static void *compress_thread(void *opaque)
 
 static unsigned compress_threads(unsigned clusters)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    /* The CPUs this thread may run on: a system call, where sysconf() would
+     * open a file in /sys (which a confined thread may not). */
+    cpu_set_t set;
+    int cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
     unsigned n = cpus > 0 ? (unsigned)cpus : 1;
     return MIN(MIN(n, (unsigned)COMPRESS_MAX_THREADS), clusters);
 }

@@ -80,8 +80,8 @@ static const char *const calls_main[] = {
  * The NBD server's connection workers: accept clients, move bytes over
  * their non-blocking sockets, wait in epoll, and run the block layer on
  * the requests (image I/O as block workers do it, io_uring submissions,
- * starting block workers and the log writer). They open no path and
- * create no socket: the listener and its address are the main loop's.
+ * starting block workers and the log writer). They create no socket and
+ * no file: the listener and the images are the main loop's.
  */
 static const char *const calls_nbd_worker[] = {
     "epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", "accept", "accept4",
@@ -306,9 +306,17 @@ static bool add_kind_lists(scmp_filter_ctx ctx, SandboxKind kind, bool spawn, Er
         ok = sandbox_allow_names(ctx, calls_block_worker, errp);
     }
     if (ok && kind == SANDBOX_NBD_WORKER) {
-        /* Block workers, compression helpers and the log writer start from here. */
+        /*
+         * Block workers, compression helpers and the log writer start from
+         * here. Opening read-only with O_CLOEXEC, the way the C library
+         * reads /proc and /sys for malloc (sandbox.c settles that before
+         * the lock-down when it can): no creating, no writing.
+         */
+        struct scmp_arg_cmp ro = SCMP_A2(SCMP_CMP_EQ, O_RDONLY | O_CLOEXEC);
         ok = sandbox_allow_names(ctx, calls_nbd_worker, errp) &&
-             sandbox_allow_threads(ctx, spawn, errp);
+             sandbox_allow_threads(ctx, spawn, errp) &&
+             sandbox_rule_named(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1, &ro,
+                                "O_RDONLY|O_CLOEXEC", errp);
     }
     if (ok && kind_has_devices(kind)) {
         /* Devices may start block workers and the log writer. */

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -286,6 +287,49 @@ bool sandbox_program_opt(const char *arg, Error **errp)
 
 static void thread_enter(SandboxKind kind);
 
+/*
+ * Two things the C library's malloc looks up in files the first time it
+ * needs them, on whichever thread that is; after the lock-down that may be
+ * a thread whose list denies opening (an NBD worker, a block worker). Make
+ * both happen now:
+ *  - past eight arenas (one per thread, at first) it caps their number by
+ *    the count of CPUs, read from /sys: fix the cap here, at its default;
+ *  - the first time it gives back memory at the top of a thread's arena it
+ *    reads /proc/sys/vm/overcommit_memory (and keeps the answer): a helper
+ *    thread fills and frees 4 MiB of its own arena to get that done, in
+ *    pieces below the mmap threshold: past the trim threshold unless large
+ *    blocks freed earlier raised it beyond that (the NBD workers' list
+ *    allows read-only opens for that case).
+ */
+enum { PRIME_CHUNKS = 64, PRIME_CHUNK_SIZE = 64 * 1024 };
+
+static void *shrink_own_arena(void *opaque)
+{
+    void *p[PRIME_CHUNKS];
+    for (int i = 0; i < PRIME_CHUNKS; i++) {
+        p[i] = malloc(PRIME_CHUNK_SIZE);
+        if (p[i]) {
+            memset(p[i], 0, PRIME_CHUNK_SIZE);
+        }
+    }
+    for (int i = PRIME_CHUNKS; i-- > 0;) {
+        free(p[i]);     /* newest first: the arena's top grows past the trim threshold */
+    }
+    return opaque;
+}
+
+static void settle_malloc(void)
+{
+#ifdef M_ARENA_MAX
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    mallopt(M_ARENA_MAX, (int)((cpus > 0 ? cpus : 1) * (sizeof(long) == 8 ? 8 : 2)));
+#endif
+    pthread_t t;
+    if (pthread_create(&t, NULL, shrink_own_arena, NULL) == 0) {
+        pthread_join(t, NULL);
+    }
+}
+
 bool sandbox_confine_program(SandboxProgram program, Error **errp)
 {
     /* The daemons take no sub-options: a denied call is always named. */
@@ -301,6 +345,7 @@ bool sandbox_confine_program(SandboxProgram program, Error **errp)
         return false;
     }
     tzset();    /* see sandbox_lock_down() */
+    settle_malloc();
     program_label = sandbox_program_name(program);
     other_threads_label = "daemon";
     if (!load_filter(&daemon_config, add_program, program, "daemon", true, errp)) {
@@ -353,6 +398,7 @@ bool sandbox_lock_down(Error **errp)
      * the main one may open files. Read it now, while opening is allowed.
      */
     tzset();
+    settle_malloc();
     if (!sandbox_install(&sandbox_config, SANDBOX_MAIN, true, errp)) {
         return false;
     }
