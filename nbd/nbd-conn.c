@@ -876,7 +876,7 @@ const uint8_t *nbd_conn_tx_data(NbdConn *c, size_t *len)
         return s->data + s->pos;
     }
     *len = nbd_out_backlog(c);
-    return c->out + c->out_pos;
+    return *len ? c->out + c->out_pos : NULL;     /* no buffer yet before the first reply */
 }
 
 void nbd_conn_tx_done(NbdConn *c, size_t n)

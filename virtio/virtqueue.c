@@ -99,6 +99,13 @@ static void *map_ring(VirtQueue *vq, const char *what, uint64_t gpa, uint64_t le
                       uint64_t align)
 {
     void *p = gpa % align ? NULL : gmem_ptr(vq->vdev->mem, gpa, len);
+    /*
+     * A vhost-user frontend places regions in our address space: an aligned
+     * guest address can still land on an unaligned host one.
+     */
+    if ((uintptr_t)p % align) {
+        p = NULL;
+    }
     if (!p) {
         virtio_mark_broken(vq->vdev, "queue %u: %s ring at 0x%llx (%llu bytes) is not "
                            "%llu-aligned guest RAM", vq->index, what,
