@@ -30,7 +30,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vmm  # noqa: E402
+from nbdtest import qx  # noqa: E402
 
 DISK_MIB = 256
 GRANULARITY = 65536
@@ -80,12 +82,8 @@ def coalesce(extents):
 
 
 def call(q, cmd, **args):
-    """A QMP command with its arguments spelled exactly ('node-name', 'name')."""
-    req = {"execute": cmd}
-    if args:
-        req["arguments"] = args
-    q.send_raw(json.dumps(req) + "\n")
-    r = q.reply()
+    """A QMP command with its arguments spelled exactly ('node-name', 'name'); its return."""
+    r = qx(q, cmd, **args)
     if "error" in r:
         raise RuntimeError(f"{cmd} {args}: {r['error']}")
     return r["return"]
