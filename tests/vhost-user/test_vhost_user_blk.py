@@ -18,6 +18,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 sys.path.insert(0, os.path.dirname(__file__))
 import vtest  # noqa: E402
+from nbd_peek import dirty_extents  # noqa: E402
 from vufront import *  # noqa: E402,F401,F403
 
 TMP = tempfile.mkdtemp(prefix="vu-blk-")
@@ -655,25 +656,6 @@ def test_requests_over_several_clusters():
     r = subprocess.run(["qemu-img", "check", IMG], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     start_daemon()
-
-
-def dirty_extents(img, bitmap):
-    """The bitmap's dirty runs as Debian's qemu-nbd and nbdinfo read them."""
-    sock = os.path.join(TMP, "nbd.sock")
-    nbd = subprocess.Popen(["qemu-nbd", "-r", "-f", "qcow2", "-B", bitmap, "-k", sock, img])
-    try:
-        deadline = time.time() + 20
-        while not os.path.exists(sock):
-            assert time.time() < deadline and nbd.poll() is None, "qemu-nbd did not start"
-            time.sleep(0.05)
-        r = subprocess.run(["nbdinfo", "--json", f"--map=qemu:dirty-bitmap:{bitmap}",
-                            f"nbd+unix:///?socket={sock}"], capture_output=True, text=True,
-                           timeout=30)
-        assert r.returncode == 0, r.stderr
-    finally:
-        nbd.terminate()
-        nbd.wait(10)
-    return [(e["offset"], e["length"]) for e in json.loads(r.stdout) if e["type"] & 1]
 
 
 def test_export_writes_mark_a_persistent_bitmap():

@@ -5,10 +5,13 @@ Debian's kernel boots in QEMU with its RAM in a shared memfd and a
 vhost-user-blk-pci disk (two queues) served by vireo-storage-daemon from a
 qcow2 image. The guest writes a fixed pattern and random data with dd,
 drops its caches, reads both back and compares; afterwards the image must
-pass `qemu-img check` and hold what the guest wrote. Once under QEMU's TCG
+pass `qemu-img check` and hold what the guest wrote, and a persistent bitmap
+added before the run must mark exactly the clusters the guest wrote, as
+qemu-nbd and nbdinfo read it. Once under QEMU's TCG
 on the host, once with KVM (directly, or in the nested lab).
 """
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -17,6 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import vtest  # noqa: E402
+from nbd_peek import dirty_extents  # noqa: E402
 
 sys.path.insert(0, os.path.join(vtest.ROOT, "tests", "lab"))
 import lab  # noqa: E402
@@ -103,6 +107,8 @@ def guest_writes_and_reads_back(kvm):
     work = lab.workdir("vu-blk-qemu-")
     img = os.path.join(work, "disk.qcow2")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "64M"], check=True)
+    subprocess.run(["qemu-img", "bitmap", "--add", "--granularity", "65536", img, "b0"],
+                   check=True)
     initrd = lab.build_initramfs(os.path.join(work, "initrd.gz"), GUEST_INIT,
                                  modules=["virtio_pci", "virtio_blk"])
     status, out = run_guest(work, img, initrd, kvm)
@@ -124,6 +130,12 @@ def guest_writes_and_reads_back(kvm):
         md5 = hashlib.md5(f.read(4 * MiB)).hexdigest()
     guest_md5 = re.search(r"RANDOM-MD5 ([0-9a-f]{32})", out).group(1)
     assert md5 == guest_md5, (md5, guest_md5)
+    # The guest wrote 1 MiB at 1 MiB and 4 MiB at 8 MiB, and only read elsewhere.
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", img],
+                                     capture_output=True, text=True, check=True).stdout)
+    bm = info["format-specific"]["data"]["bitmaps"]
+    assert [(b["name"], b["flags"]) for b in bm] == [("b0", ["auto"])], bm
+    assert dirty_extents(img, "b0") == [(MiB, MiB), (8 * MiB, 4 * MiB)], dirty_extents(img, "b0")
 
 
 
