@@ -80,7 +80,9 @@ def seeds_run_clean(t):
     seeds = os.listdir(t["corpus"])
     assert len(seeds) >= 5, f"the seed corpus {t['corpus']} holds only {seeds}"
     out = run_fuzzer(t, ["-runs=0", t["corpus"]], timeout=120)
-    m = re.search(r"INITED cov: (\d+)", out)
+    # The target's own warnings come from a logging thread and may land in the
+    # middle of libFuzzer's "#N INITED cov: E" line.
+    m = re.search(r"INITED[\s\S]*?cov: (\d+)", out)
     assert m, out[-3000:]
     edges = int(m.group(1))
     assert edges >= t["min_edges"], \
