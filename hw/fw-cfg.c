@@ -88,25 +88,12 @@ static uint8_t read_data_byte(FwCfg *s)
 
 /* ---- DMA ---- */
 
-/* Move up to `length` bytes of the selected item; false on a bad guest buffer. */
-static bool dma_read_chunk(FwCfg *s, FwCfgItem *it, uint64_t gpa, uint32_t len)
-{
-    if (!it || s->cur_offset >= it->len) {
-        /* Past the end of the item (or no item): the guest gets zeros. */
-        return gmem_fill(s->mem, gpa, 0, len);
-    }
-    return gmem_write(s->mem, gpa, it->data + s->cur_offset, len);
-}
-
-static bool dma_write_chunk(FwCfg *s, FwCfgItem *it, uint64_t gpa, uint32_t len)
-{
-    if (!it || !it->writable || s->cur_offset >= it->len) {
-        return false;
-    }
-    return gmem_read(s->mem, gpa, it->data + s->cur_offset, len);
-}
-
-/* Perform one descriptor's transfer; returns the status for the guest. */
+/*
+ * Perform one descriptor's transfer; returns the status for the guest. The
+ * whole buffer must lie in RAM before a byte moves: a buffer that runs off
+ * the end of RAM is refused, not filled as far as it goes, so an error never
+ * leaves guest memory half written.
+ */
 static uint32_t dma_transfer(FwCfg *s, const FwCfgDmaAccess *d)
 {
     uint32_t control = be32toh(d->control);
@@ -125,22 +112,24 @@ static uint32_t dma_transfer(FwCfg *s, const FwCfgDmaAccess *d)
     FwCfgItem *it = item_for_key(s, s->cur_key);
     uint64_t avail = (it && s->cur_offset < it->len) ? it->len - s->cur_offset : 0;
     /* Inside the item, move what it has; past its end, zeros (reads) or nothing. */
-    uint32_t len = avail ? (uint32_t)MIN((uint64_t)length, avail) : length;
-    if (write && len != length) {
+    uint32_t len = (uint32_t)MIN((uint64_t)length, avail);
+    if (write && (len != length || !it || !it->writable)) {
         return FW_CFG_DMA_CTL_ERROR;    /* writes may not run past the item */
     }
-    if (length && !range_within(gpa, length, UINT64_MAX)) {
-        return FW_CFG_DMA_CTL_ERROR;    /* the buffer wraps around */
+    uint8_t *buf = NULL;
+    if ((read || write) && length) {
+        buf = gmem_ptr(s->mem, gpa, length);
+        if (!buf) {
+            return FW_CFG_DMA_CTL_ERROR;
+        }
     }
-    bool ok = true;
-    if (read) {
-        ok = dma_read_chunk(s, it, gpa, len) &&
-             (len == length || gmem_fill(s->mem, gpa + len, 0, length - len));
-    } else if (write) {
-        ok = dma_write_chunk(s, it, gpa, len);
-    }
-    if (!ok) {
-        return FW_CFG_DMA_CTL_ERROR;
+    if (read && length) {
+        if (len) {
+            memcpy(buf, it->data + s->cur_offset, len);
+        }
+        memset(buf + len, 0, length - len);
+    } else if (write && length) {
+        memcpy(it->data + s->cur_offset, buf, length);
     }
     s->cur_offset += length;
     return 0;

@@ -91,6 +91,13 @@ def test_fw_cfg_dma_read_skip_write_errors():
             assert fw_dma(q, sel << 16 | CTL_SELECT | CTL_READ, 16, RAM + 0x1000) == CTL_ERROR
             assert fw_dma(q, sel << 16 | CTL_SELECT | CTL_READ, 16, RAM - 8) == CTL_ERROR
             assert fw_dma(q, sel << 16 | CTL_SELECT | CTL_READ, 64, (1 << 64) - 32) == CTL_ERROR
+            # Refused whole: six bytes are left in the item and would fit in RAM,
+            # but the 16-byte buffer does not, so RAM keeps what it had.
+            q.memwrite(RAM - 8, b"\xa5" * 8)
+            assert fw_dma(q, sel << 16 | CTL_SELECT, 0, 0) == 0
+            assert fw_dma(q, CTL_SKIP, len(data) - 6, 0) == 0
+            assert fw_dma(q, CTL_READ, 16, RAM - 8) == CTL_ERROR
+            assert q.memread(RAM - 8, 8) == b"\xa5" * 8
             # a descriptor outside RAM: nothing to report into, and nothing breaks
             q.outl(FW_DMA, bswap32(0x7fffffff))
             q.outl(FW_DMA + 4, bswap32(0xfffff000))
