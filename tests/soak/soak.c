@@ -32,6 +32,7 @@
 #include <sys/io.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -823,6 +824,38 @@ static void op_legacy(Rng *r, Dev *d)
     note_status(d);
 }
 
+/*
+ * COM1 as Linux leaves it while idle. Linux keeps its own copy of IER and
+ * counts on the THRE interrupt that follows its setting IER's THRE bit: the
+ * attack's IIR reads take that interrupt, and a restored IER that differs
+ * from Linux's copy hides the next one, either way stalling the guest's
+ * console for good, as on real hardware. So the attack starts only once the
+ * console is quiet, and every UART operation puts back the idle state.
+ */
+static struct { uint8_t lcr, ier, mcr, dll, dlm; } uart_idle;
+
+static void uart_save(void)
+{
+    uart_idle.lcr = inb(0x3fb);
+    uart_idle.ier = inb(0x3f9) & ~0x02;     /* idle: no THRE wanted */
+    uart_idle.mcr = inb(0x3fc);
+    outb(uart_idle.lcr | 0x80, 0x3fb);
+    uart_idle.dll = inb(0x3f8);
+    uart_idle.dlm = inb(0x3f9);
+    outb(uart_idle.lcr, 0x3fb);
+}
+
+static void uart_restore(void)
+{
+    outb(0x80, 0x3fb);
+    outb(uart_idle.dll, 0x3f8);
+    outb(uart_idle.dlm, 0x3f9);
+    outb(uart_idle.lcr & 0x7f, 0x3fb);
+    outb(0xc7, 0x3fa);
+    outb(uart_idle.mcr, 0x3fc);
+    outb(uart_idle.ier, 0x3f9);
+}
+
 /* UART, RTC, i8042 and fw_cfg (with DMA into our page or outside RAM). */
 static void op_ports(Rng *r)
 {
@@ -832,11 +865,7 @@ static void op_ports(Rng *r)
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&lock);
     switch (below(r, 4)) {
-    case 0: {   /* COM1, put back as Linux left it */
-        uint8_t lcr = inb(0x3fb), ier = inb(0x3f9), mcr = inb(0x3fc);
-        outb(lcr | 0x80, 0x3fb);
-        uint8_t dll = inb(0x3f8), dlm = inb(0x3f9);
-        outb(lcr, 0x3fb);
+    case 0: {   /* COM1, put back as Linux left it while idle */
         for (unsigned i = 0; i < 16; i++) {
             unsigned reg = below(r, 8);
             if (chance(r, 50)) {
@@ -845,13 +874,7 @@ static void op_ports(Rng *r)
                 (void)inb(0x3f8 + reg);
             }
         }
-        outb(0x80, 0x3fb);
-        outb(dll, 0x3f8);
-        outb(dlm, 0x3f9);
-        outb(lcr & 0x7f, 0x3fb);
-        outb(0xc7, 0x3fa);
-        outb(ier, 0x3f9);
-        outb(mcr, 0x3fc);
+        uart_restore();
         break;
     }
     case 1: {   /* RTC/CMOS, control registers A and B put back */
@@ -1081,6 +1104,44 @@ static const char *break_device(Dev *d)
     return C8(d, C_STATUS) & S_NEEDS_RESET ? "ring-outside-ram" : "none";
 }
 
+/*
+ * A heartbeat the host reads without the UART: the last 32 bytes of
+ * ivshmem's shared memory get a magic, a counter bumped every 100 ms, the
+ * phase (1 attack, 2 done, 3 devices left broken) and the operations so far.
+ * If the console goes quiet, a moving counter says the guest still runs.
+ */
+static volatile unsigned beat_phase;
+
+static void *heartbeat(void *arg)
+{
+    Bar *b = arg;
+    volatile uint64_t *w = (volatile uint64_t *)(b->map + b->len - 32);
+    for (uint64_t n = 1;; n++) {
+        unsigned long long ops = 0;
+        for (unsigned i = 0; i < OP_NUM; i++) {
+            ops += __atomic_load_n(&op_count[i], __ATOMIC_RELAXED);
+        }
+        w[0] = 0x5441454b414f53ull;     /* "SOAKBEAT" minus the last byte */
+        w[1] = n;
+        w[2] = beat_phase;
+        w[3] = ops;
+        usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+static void start_heartbeat(void)
+{
+    for (int i = 0; i < ndevs; i++) {
+        Bar *b = &devs[i].bar[2];
+        if (devs[i].device == 0x1110 && b->present && b->map && b->len >= 4096) {
+            pthread_t th;
+            pthread_create(&th, NULL, heartbeat, b);
+            return;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -1104,6 +1165,23 @@ int main(int argc, char **argv)
     Worker w[2];
     int nw = cpus >= 2 ? 2 : 1;
     printf("SOAK-START threads=%d\n", nw);
+    if (have_io) {
+        /*
+         * Bytes the attack loops back into the console's input are noise,
+         * not flow control: a stray XOFF would stop the console for good.
+         */
+        struct termios t;
+        if (tcgetattr(STDIN_FILENO, &t) == 0) {
+            t.c_iflag &= ~(IXON | IXOFF | IXANY);
+            tcsetattr(STDIN_FILENO, TCSANOW, &t);
+        }
+        /* Sent, and the last THRE interrupt handled (Linux then clears its bit). */
+        tcdrain(STDOUT_FILENO);
+        usleep(500 * 1000);
+        uart_save();
+    }
+    beat_phase = 1;
+    start_heartbeat();
     double until = now() + seconds;
     for (int i = 0; i < nw; i++) {
         w[i] = (Worker){ .id = i, .seed = seed, .until = until };
@@ -1111,6 +1189,10 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < nw; i++) {
         pthread_join(w[i].th, NULL);
+    }
+    beat_phase = 2;
+    if (have_io) {
+        tcflush(STDIN_FILENO, TCIFLUSH);    /* and none of it is read as a line */
     }
     unsigned long long total = 0;
     for (unsigned i = 0; i < OP_NUM; i++) {
@@ -1126,5 +1208,7 @@ int main(int argc, char **argv)
                    C8(d, C_STATUS));
         }
     }
+    beat_phase = 3;
+    usleep(300 * 1000);     /* one more beat with the phase */
     return 0;
 }

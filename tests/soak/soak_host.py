@@ -17,6 +17,7 @@ saw to OUT.json for tests/soak/test_soak.py to judge.
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import threading
@@ -99,6 +100,55 @@ class Console:
                 if time.monotonic() > deadline or not alive():
                     return None
                 self.cond.wait(0.5)
+
+
+def heartbeat(shm):
+    """The guest's heartbeat in ivshmem (tests/soak/soak.c): (counter,
+    phase, operations), or None when it is not there."""
+    try:
+        with open(shm, "rb") as f:
+            f.seek(-32, os.SEEK_END)
+            magic, count, phase, ops = struct.unpack("<4Q", f.read(32))
+    except (OSError, struct.error):
+        return None
+    return (count, phase, ops) if magic == 0x5441454b414f53 else None
+
+
+def thread_states(pid):
+    """Each vireo thread: name, state, kernel wait channel, syscall, CPU ticks."""
+    out = {}
+    for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+        base = f"/proc/{pid}/task/{tid}"
+        try:
+            stat = open(f"{base}/stat").read()
+            fields = stat[stat.rindex(")") + 2:].split()
+            out[tid] = {"name": open(f"{base}/comm").read().strip(), "state": fields[0],
+                        "wchan": open(f"{base}/wchan").read().strip(),
+                        "syscall": open(f"{base}/syscall").read().split()[0],
+                        "ticks": int(fields[11]) + int(fields[12])}
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def diagnose_stall(pid, shm, q, lock):
+    """What a silent guest is doing: whether its heartbeat moves (it runs,
+    only its console is quiet) and where vireo's threads are (a vCPU thread
+    in KVM_RUN that uses CPU is running the guest; one blocked elsewhere is
+    vireo's own hang)."""
+    beat0, threads0 = heartbeat(shm), thread_states(pid)
+    time.sleep(3)
+    beat1, threads1 = heartbeat(shm), thread_states(pid)
+    for tid, t in threads1.items():
+        t["ticks_in_3s"] = t["ticks"] - threads0.get(tid, t)["ticks"]
+    diag = {"heartbeat": [beat0, beat1], "threads": threads1}
+    try:
+        with lock:
+            diag["query_status"] = q.cmd("query-status")
+            diag["cpus"] = q.cmd("query-cpus-fast")
+    except Exception as e:      # noqa: BLE001 - part of the report
+        diag["qmp_error"] = repr(e)
+    return diag
 
 
 def device_statuses(q):
@@ -218,7 +268,10 @@ def main():
         result["host_rss_end_kib"] = host_rss_kib(proc.pid)
         result["end_at_s"] = round(time.monotonic() - t_launch, 1)
         say("the attack ended")
-        if not con.wait_for(r"^SOAK-WAIT", left(), alive):
+        # The guest's last steps take seconds: past a few minutes it is stuck.
+        if not con.wait_for(r"^SOAK-WAIT", min(left(), 180), alive):
+            if alive():
+                result["stall"] = diagnose_stall(proc.pid, shm, q, poller.lock)
             raise RuntimeError("the guest never finished breaking its devices")
         with poller.lock:
             result["broken"] = device_statuses(q)
@@ -226,7 +279,9 @@ def main():
         say("devices broken; the guest rebinds its drivers")
         proc.stdin.write(b"go\n")
         proc.stdin.flush()
-        if not con.wait_for(r"^SOAK-GUEST-DONE", left(), alive):
+        if not con.wait_for(r"^SOAK-GUEST-DONE", min(left(), 300), alive):
+            if alive():
+                result["stall"] = diagnose_stall(proc.pid, shm, q, poller.lock)
             raise RuntimeError("the guest never finished using its devices again")
         with poller.lock:
             after = device_statuses(q)

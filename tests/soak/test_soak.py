@@ -143,8 +143,9 @@ def report():
 
 def fail_context():
     r = RESULT
+    stall = f"\nstalled guest: {json.dumps(r['stall'])}" if r.get("stall") else ""
     return (f"seed {r.get('seed')}; error {r.get('error')}; vireo's exit status "
-            f"{r.get('exit_status')}\nstderr:\n{r.get('stderr', '')[-3000:]}"
+            f"{r.get('exit_status')}{stall}\nstderr:\n{r.get('stderr', '')[-3000:]}"
             f"\nconsole:\n{r.get('console', '')[-3000:]}")
 
 
