@@ -4,11 +4,12 @@
 #   make run      boot the demo VM
 #   make bench    benchmarks side by side with the peers named in bench/README.md
 #   make fuzz     clang/libFuzzer build in build-fuzz/, run every fuzz target (or
-#                 TARGET=name) for FUZZTIME seconds each
+#                 TARGET=name) for FUZZTIME seconds each, or FUZZRUNS executions if sooner
 BUILD     ?= build
 SANBUILD  ?= build-san
 FUZZBUILD ?= build-fuzz
 FUZZTIME  ?= 600
+FUZZRUNS  ?= 0
 
 .PHONY: all deps check run bench fuzz clean
 
@@ -43,7 +44,7 @@ bench: deps all
 # $(FUZZBUILD)/fuzz-crashes; the committed seeds stay as they are.
 # Targets: tests/fuzz/targets.py.
 fuzz: deps $(FUZZBUILD)/build.ninja
-	python3 tests/fuzz/fuzz.py --build $(FUZZBUILD) --time $(FUZZTIME) $(TARGET)
+	python3 tests/fuzz/fuzz.py --build $(FUZZBUILD) --time $(FUZZTIME) --runs $(FUZZRUNS) $(TARGET)
 
 clean:
 	rm -rf $(BUILD) $(SANBUILD) $(FUZZBUILD)

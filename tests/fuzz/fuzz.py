@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Fuzz for longer than the smoke test does: `make fuzz` runs every target
-(or those named) one after the other, each for SECONDS. New inputs go to
+(or those named) one after the other, each for SECONDS or, with --runs, until
+it made that many executions if that comes first. New inputs go to
 BUILD/fuzz-corpus/TARGET and crashes to BUILD/fuzz-crashes/TARGET-*; the
 committed seeds stay as they are.
-Usage: fuzz.py --build DIR --time SECONDS [TARGET...]"""
+Usage: fuzz.py --build DIR --time SECONDS [--runs N] [TARGET...]"""
 import argparse
 import os
 import re
@@ -18,6 +19,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=targets.build_dir())
     ap.add_argument("--time", type=int, default=600)
+    ap.add_argument("--runs", type=int, default=0)
     ap.add_argument("names", nargs="*")
     args = ap.parse_args()
     unknown = [n for n in args.names if n not in targets.BY_NAME]
@@ -34,14 +36,18 @@ def main():
         os.makedirs(work, exist_ok=True)
         cmd = [os.path.join(args.build, t["exe"])] + targets.fuzzer_args(
             t, args.time, work, os.path.join(crashes, t["name"] + "-"))
+        if args.runs:
+            cmd.insert(1, f"-runs={args.runs}")
         print(f"== {t['name']}: {t['what']}", flush=True)
         p = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, errors="replace",
                            env=targets.fuzzer_env())
         sys.stderr.write(p.stderr[-4000:])
         runs = re.search(r"stat::number_of_executed_units:\s+(\d+)", p.stderr)
         cov = re.findall(r"cov: (\d+)", p.stderr)
+        secs = re.search(r"Done \d+ runs in (\d+) second", p.stderr)
         summary.append(f"{t['name']}: exit {p.returncode}, "
-                       f"{runs.group(1) if runs else '?'} executions, "
+                       f"{runs.group(1) if runs else '?'} executions"
+                       f"{' in ' + secs.group(1) + ' s' if secs else ''}, "
                        f"{cov[-1] if cov else '?'} edges")
         failed |= p.returncode != 0
     print("\n".join(summary))
