@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A malicious guest, for real: Debian's kernel as root runs a hostile
-program (tests/soak/soak.c, built here with gcc -static) against every
-device vireo offers in a full configuration: virtio-blk, virtio-net (tap),
-virtio-serial with a console and a port, virtio-rng, virtio-balloon,
-ivshmem-plain, the PCI configuration space of each, the UART, RTC, i8042
-and fw_cfg ports. Two guest vCPUs race each other on the same devices.
+program (tests/soak/soak.c and soak-ops.c, built here with gcc -static)
+against every device vireo offers in a full configuration: virtio-blk,
+virtio-net (tap), virtio-serial with a console and a port, virtio-rng,
+virtio-balloon, ivshmem-plain, the PCI configuration space of each, the
+UART, RTC, i8042 and fw_cfg ports. Two guest vCPUs race each other on the
+same devices.
 
 The host polls QMP and vireo's RSS meanwhile (tests/soak/soak_host.py).
 At the end vireo must be alive and answering, its RSS flat after warm-up,
@@ -98,7 +99,8 @@ def run_soak():
     work = lab.workdir("soak-")
     binary = os.path.join(work, "soak")
     build = subprocess.run([gcc, "-static", "-O2", "-Wall", "-o", binary,
-                            os.path.join(HERE, "soak.c"), "-lpthread"],
+                            os.path.join(HERE, "soak.c"), os.path.join(HERE, "soak-ops.c"),
+                            "-lpthread"],
                            capture_output=True, text=True)
     if build.returncode != 0 and "cannot find -lc" in build.stderr:
         vtest.skip("no static C library (libc6-dev)")
