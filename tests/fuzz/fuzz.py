@@ -4,7 +4,7 @@
 it made that many executions if that comes first. New inputs go to
 BUILD/fuzz-corpus/TARGET and crashes to BUILD/fuzz-crashes/TARGET-*; the
 committed seeds stay as they are.
-Usage: fuzz.py --build DIR --time SECONDS [--runs N] [TARGET...]"""
+Usage: fuzz.py --build DIR --time SECONDS [--runs N] [--timeout S] [TARGET...]"""
 import argparse
 import os
 import re
@@ -20,6 +20,9 @@ def main():
     ap.add_argument("--build", default=targets.build_dir())
     ap.add_argument("--time", type=int, default=600)
     ap.add_argument("--runs", type=int, default=0)
+    # A long run at low priority on a busy machine can be starved for
+    # seconds; libFuzzer counts that as a slow input. --timeout raises the bar.
+    ap.add_argument("--timeout", type=int, default=0)
     ap.add_argument("names", nargs="*")
     args = ap.parse_args()
     unknown = [n for n in args.names if n not in targets.BY_NAME]
@@ -38,6 +41,9 @@ def main():
             t, args.time, work, os.path.join(crashes, t["name"] + "-"))
         if args.runs:
             cmd.insert(1, f"-runs={args.runs}")
+        if args.timeout:
+            cmd = [a for a in cmd if not a.startswith("-timeout=")]
+            cmd.insert(1, f"-timeout={args.timeout}")
         print(f"== {t['name']}: {t['what']}", flush=True)
         p = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, errors="replace",
                            env=targets.fuzzer_env())
