@@ -433,6 +433,8 @@ int main(int argc, char **argv)
     beat_phase = 2;
     if (have_io) {
         tcflush(STDIN_FILENO, TCIFLUSH);    /* and none of it is read as a line */
+        /* The bytes the attack sent out of the UART end in no newline: start a line. */
+        printf("\n");
     }
     unsigned long long total = 0;
     for (unsigned i = 0; i < OP_NUM; i++) {
