@@ -210,8 +210,7 @@ static void op_reset_mid(Rng *r, Dev *d)
     C32(d, C_GFSEL) = 1;
     C32(d, C_GF) = 1;
     C8(d, C_STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK;
-    unsigned q = d->device == 0x1000 || d->device == 0x1041 || d->device == 0x1003 ||
-                 d->device == 0x1043 ? 1 : 0;
+    unsigned q = request_queue(d);
     C16(d, C_QSEL) = q;
     unsigned n = C16(d, C_QSIZE);
     if (!n || n > 1024) {

@@ -311,8 +311,7 @@ static const char *break_device(Dev *d)
     C32(d, C_GFSEL) = 0;
     C32(d, C_GF) = 0;
     C8(d, C_STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK;
-    unsigned q = d->device == 0x1000 || d->device == 0x1041 || d->device == 0x1003 ||
-                 d->device == 0x1043 ? 1 : 0;
+    unsigned q = request_queue(d);
     C16(d, C_QSEL) = q;
     C16(d, C_QSIZE) = 16;
     uint64_t base = 0x100000;

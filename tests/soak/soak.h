@@ -101,6 +101,13 @@ extern __thread int thread_id;
 /* Defined in soak-ops.c. */
 extern const char *op_names[OP_NUM];
 
+/* The queue a driver sends requests on: net's first tx, serial's port 0 output, else 0. */
+static inline unsigned request_queue(const Dev *d)
+{
+    return d->device == 0x1000 || d->device == 0x1041 || d->device == 0x1003 ||
+           d->device == 0x1043 ? 1 : 0;
+}
+
 /* ---- randomness ---- */
 
 static inline uint64_t rnd(Rng *r)
