@@ -22,7 +22,7 @@ def main():
     ap.add_argument("--runs", type=int, default=0)
     # A long run at low priority on a busy machine can be starved for
     # seconds; libFuzzer counts that as a slow input. --timeout raises the bar.
-    ap.add_argument("--timeout", type=int, default=0)
+    ap.add_argument("--timeout", type=int, default=10)
     ap.add_argument("names", nargs="*")
     args = ap.parse_args()
     unknown = [n for n in args.names if n not in targets.BY_NAME]
@@ -38,12 +38,8 @@ def main():
         work = os.path.join(args.build, "fuzz-corpus", t["name"])
         os.makedirs(work, exist_ok=True)
         cmd = [os.path.join(args.build, t["exe"])] + targets.fuzzer_args(
-            t, args.time, work, os.path.join(crashes, t["name"] + "-"))
-        if args.runs:
-            cmd.insert(1, f"-runs={args.runs}")
-        if args.timeout:
-            cmd = [a for a in cmd if not a.startswith("-timeout=")]
-            cmd.insert(1, f"-timeout={args.timeout}")
+            t, args.time, work, os.path.join(crashes, t["name"] + "-"),
+            timeout=args.timeout, runs=args.runs)
         print(f"== {t['name']}: {t['what']}", flush=True)
         p = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, errors="replace",
                            env=targets.fuzzer_env())

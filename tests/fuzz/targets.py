@@ -91,11 +91,15 @@ def build_dir():
     return os.environ.get("VIREO_FUZZ_BUILD") or os.path.join(ROOT, "build-fuzz")
 
 
-def fuzzer_args(t, seconds, work, artifact_prefix):
-    """libFuzzer arguments for a run of @seconds with new inputs in @work;
-    crash files are named @artifact_prefix + their hash."""
-    args = [f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
+def fuzzer_args(t, seconds, work, artifact_prefix, timeout=10, runs=0):
+    """libFuzzer arguments for a run of @seconds (or @runs executions, if
+    not 0 and sooner) with new inputs in @work; an input slower than
+    @timeout seconds is a finding; crash files are named @artifact_prefix +
+    their hash."""
+    args = [f"-max_total_time={seconds}", f"-timeout={timeout}", "-rss_limit_mb=2048",
             "-print_final_stats=1", f"-artifact_prefix={artifact_prefix}"]
+    if runs:
+        args.append(f"-runs={runs}")
     if t["max_len"]:
         args.append(f"-max_len={t['max_len']}")
     if t["dict"]:

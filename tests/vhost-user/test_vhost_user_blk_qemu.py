@@ -135,7 +135,8 @@ def guest_writes_and_reads_back(kvm):
                                      capture_output=True, text=True, check=True).stdout)
     bm = info["format-specific"]["data"]["bitmaps"]
     assert [(b["name"], b["flags"]) for b in bm] == [("b0", ["auto"])], bm
-    assert dirty_extents(img, "b0") == [(MiB, MiB), (8 * MiB, 4 * MiB)], dirty_extents(img, "b0")
+    dirty = dirty_extents(img, "b0")
+    assert dirty == [(MiB, MiB), (8 * MiB, 4 * MiB)], dirty
 
 
 
