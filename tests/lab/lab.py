@@ -704,7 +704,7 @@ def workdir(prefix="work-"):
     return tempfile.mkdtemp(prefix=prefix, dir=_session_root())
 
 
-def run_vmm(script, timeout=300, env=None, cwd=None, stream=None):
+def run_vmm(script, timeout=300, env=None, cwd=None, stream=None, prepare=None):
     """Run SCRIPT (shell text or argv list) where KVM can boot Linux.
 
     Directly on the host if kvm_can_boot_linux(), else inside the process's
@@ -713,7 +713,11 @@ def run_vmm(script, timeout=300, env=None, cwd=None, stream=None):
     (host|lab), $LAB_TMP and $TMPDIR (tmpfs scratch dir for sockets, removed
     after the script), $LAB_SHARED; files of workdir() are writable. A timeout
     kills the script and returns (TIMEOUT, output + note). Raises LabError if
-    the lab cannot boot."""
+    the lab cannot boot. PREPARE, if given, is called on the host before
+    each try: a job that is run again must find the files it changes (disk
+    images, bitmaps) as they were before the first try."""
+    if prepare:
+        prepare()
     if kvm_can_boot_linux():
         return run_on_host(script, timeout, env, cwd, stream)
     status, output = shared_lab().run(script, timeout, env, cwd, stream)
@@ -724,6 +728,8 @@ def run_vmm(script, timeout=300, env=None, cwd=None, stream=None):
         note = "[vireo-lab: L1 froze during the job; running it again in a new L1]\n"
         sys.stdout.write(note)
         sys.stdout.flush()
+        if prepare:
+            prepare()
         status, again = shared_lab().run(script, timeout, env, cwd, stream)
         first = "\n".join(output.splitlines()[-20:])
         output = f"[vireo-lab: the first try's last lines]\n{first}\n{note}{again}"

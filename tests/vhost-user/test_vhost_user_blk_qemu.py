@@ -81,6 +81,13 @@ def shell(argv):
     return " ".join("'" + a.replace("'", "'\\''") + "'" for a in argv)
 
 
+def make_image(img):
+    """A fresh 64 MiB qcow2 with one empty persistent bitmap, b0."""
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "64M"], check=True)
+    subprocess.run(["qemu-img", "bitmap", "--add", "--granularity", "65536", img, "b0"],
+                   check=True)
+
+
 def run_guest(work, img, initrd, kvm):
     """Daemon + QEMU: with KVM where it works (host or lab), or TCG on the host."""
     accel = ["-enable-kvm", "-cpu", "host"] if kvm else ["-accel", "tcg"]
@@ -95,7 +102,8 @@ def run_guest(work, img, initrd, kvm):
               "exit $st\n")
     script = script.replace("SOCK", "'\"$S\"'").replace("'PID'", '"$P"')
     if kvm:
-        return lab.run_vmm(script, timeout=900)
+        return lab.run_vmm(script, timeout=900, prepare=lambda: make_image(img))
+    make_image(img)
     r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=900,
                        env=dict(os.environ, LAB_TMP=work))
     return r.returncode, r.stdout + r.stderr
@@ -106,9 +114,6 @@ def guest_writes_and_reads_back(kvm):
         vtest.skip("qemu-system-x86_64 is not installed")
     work = lab.workdir("vu-blk-qemu-")
     img = os.path.join(work, "disk.qcow2")
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "64M"], check=True)
-    subprocess.run(["qemu-img", "bitmap", "--add", "--granularity", "65536", img, "b0"],
-                   check=True)
     initrd = lab.build_initramfs(os.path.join(work, "initrd.gz"), GUEST_INIT,
                                  modules=["virtio_pci", "virtio_blk"])
     status, out = run_guest(work, img, initrd, kvm)

@@ -91,12 +91,14 @@ def run_migration():
     work = lab.workdir("vu-migrate-")
     raw, img = os.path.join(work, "disk.raw"), os.path.join(work, "disk.qcow2")
     data = os.urandom(CHUNKS * CHUNK_MB * MiB)
-    with open(raw, "wb") as f:
-        f.write(data)
-        f.truncate(64 * MiB)
-    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, img],
-                   check=True)
-    os.unlink(raw)
+
+    def make_image():
+        with open(raw, "wb") as f:
+            f.write(data)
+            f.truncate(64 * MiB)
+        subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, img],
+                       check=True)
+        os.unlink(raw)
     sums = "\n".join(f"SUM{i}={hashlib.md5(data[i * CHUNK_MB * MiB:(i + 1) * CHUNK_MB * MiB]).hexdigest()}"
                      for i in range(CHUNKS))
     init = (GUEST_INIT.replace("SUMS", sums)
@@ -105,7 +107,8 @@ def run_migration():
     initrd = lab.build_initramfs(os.path.join(work, "initrd.gz"), init,
                                  modules=["virtio_pci", "virtio_blk", "virtio_net"])
     status, out = lab.run_vmm([sys.executable, HELPER, work, vtest.BUILD, img,
-                               lab.kernel_path(), initrd], timeout=1500)
+                               lab.kernel_path(), initrd], timeout=1500,
+                              prepare=make_image)
     files = {}
     for name in os.listdir(work):
         if name.endswith((".txt", ".log")):

@@ -65,7 +65,6 @@ def run_guest():
         return _run["work"], _run["out"]
     work = lab.workdir("vu-vireo-fe-")
     img = os.path.join(work, "disk.qcow2")
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", img, "64M"], check=True)
     initrd = lab.build_initramfs(os.path.join(work, "initrd.gz"), GUEST_INIT,
                                  modules=["virtio_pci", "virtio_blk", "virtio_net"])
     sd = [vtest.binary("vireo-storage-daemon"),
@@ -98,7 +97,8 @@ echo "VMM-EXIT $?"
 kill $SD $NET; wait $SD $NET
 """
     script = script.replace("@TMP@", '"$LAB_TMP"')
-    status, out = lab.run_vmm(script, timeout=900)
+    status, out = lab.run_vmm(script, timeout=900, prepare=lambda: subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", img, "64M"], check=True))
     assert status == 0, out[-4000:]
     _run.update(work=work, out=out)
     return work, out

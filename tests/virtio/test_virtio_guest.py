@@ -74,14 +74,14 @@ def run_guest():
     initrd = lab.build_initramfs(os.path.join(work, "guest.cpio.gz"), INIT,
                                  modules=["virtio_pci", "virtio_blk", "virtio_rng", "virtio_console",
                                           "virtio_balloon", "virtio_net", "ext4", "crc32c_generic"])
-    disk = os.path.join(work, "disk.img")
-    with open(disk, "wb") as f:
-        f.truncate(32 << 20)
-    ro = os.path.join(work, "ro.img")
-    with open(ro, "wb") as f:
-        f.truncate(1 << 20)
-    ext = os.path.join(work, "ext4.img")
-    RESULTS["_ext4"] = make_ext4(ext)
+    disk, ro, ext = (os.path.join(work, n) for n in ("disk.img", "ro.img", "ext4.img"))
+
+    def make_disks():
+        for path, size in ((disk, 32 << 20), (ro, 1 << 20)):
+            with open(path, "wb") as f:
+                f.truncate(0)
+                f.truncate(size)
+        RESULTS["_ext4"] = make_ext4(ext)
     vireo = vtest.binary("vireo")
     script = (
         f"{vireo} -m 512M -kernel {lab.kernel_path()} -initrd {initrd} -append 'console=ttyS0 quiet' "
@@ -98,7 +98,7 @@ def run_guest():
         "for i in $(seq 300); do ip link show vireotap0 >/dev/null 2>&1 && break; sleep 0.1; done; "
         "ip addr add 10.0.9.2/24 dev vireotap0; ip link set vireotap0 up; wait; "
         "echo RESULT con $(cat $LAB_TMP/con); echo RESULT port $(cat $LAB_TMP/port)")
-    status, out = lab.run_vmm(script, timeout=180)
+    status, out = lab.run_vmm(script, timeout=180, prepare=make_disks)
     RESULTS["_out"] = out
     RESULTS["_status"] = status
     RESULTS["dev"] = []
