@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <string.h>
@@ -56,6 +57,17 @@ bool tap_adopt_fd(int fd, Error **errp)
         return false;
     }
     return true;
+}
+
+bool tap_set_sndbuf(int fd, uint64_t bytes)
+{
+    /*
+     * The kernel's default is net.core.wmem_default (about 200 KiB): a
+     * vhost-net or VMM sender that fills it waits for the socket to drain
+     * instead of handing the next frame over.
+     */
+    int sndbuf = bytes == 0 || bytes > INT_MAX ? INT_MAX : (int)bytes;
+    return ioctl(fd, TUNSETSNDBUF, &sndbuf) == 0;
 }
 
 bool tap_set_vnet_hdr_len(int fd, int len)

@@ -6,6 +6,7 @@
 #define VIREO_NET_TAP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "util/error.h"
@@ -14,6 +15,8 @@
 int tap_open(const char *ifname, bool multi_queue, char *actual_name, Error **errp);
 /* Take over an inherited tap fd: it must carry the virtio net header; made non-blocking. */
 bool tap_adopt_fd(int fd, Error **errp);
+/* Limit the bytes in flight from the tap into the host (0: no limit). */
+bool tap_set_sndbuf(int fd, uint64_t bytes);
 bool tap_set_vnet_hdr_len(int fd, int len);
 bool tap_set_offload(int fd, bool csum, bool tso4, bool tso6, bool ecn, bool ufo);
 /*

@@ -104,6 +104,7 @@ static const OptParam netdev_params[] = {
     { "queues", OPT_NUMBER, "queue pairs", "1" },
     { "vhost", OPT_BOOL, "vhost-net", "off" },
     { "vnet_hdr", OPT_BOOL, "virtio net header", "on" },
+    { "sndbuf", OPT_SIZE, "tap: send buffer limit in bytes (0: unlimited)", "0" },
     { "chardev", OPT_STRING, "vhost-user: UNIX socket chardev of the back-end" },
     { "fd", OPT_STRING, "tap: an open tap descriptor (IFF_VNET_HDR) from the parent" },
     { "fds", OPT_STRING, "tap: open tap descriptors, one per queue pair, colon-separated" },
@@ -769,6 +770,19 @@ static bool connect_vhost_user(VirtIONet *n, Error **errp)
     return true;
 }
 
+/* sndbuf=: an explicit limit must take; the unlimited default is best effort. */
+static bool set_tap_sndbuf(VirtIONet *n, const KeyValList *kv, Error **errp)
+{
+    uint64_t bytes = keyval_get_number(kv, "sndbuf", 0);
+    for (unsigned i = 0; i < n->max_pairs; i++) {
+        if (!tap_set_sndbuf(n->pairs[i].fd, bytes) && keyval_get(kv, "sndbuf")) {
+            error_setg_errno(errp, errno, "TUNSETSNDBUF ioctl failed");
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool open_netdev(VirtIONet *n, const char *opts, bool mq, Error **errp)
 {
     KeyValList kv;
@@ -817,6 +831,9 @@ static bool open_netdev(VirtIONet *n, const char *opts, bool mq, Error **errp)
             n->pairs[i].vhost = vhost_dev_open("/dev/vhost-net", -1, 2 * i, 2, errp);
             ok = n->pairs[i].vhost != NULL;
         }
+    }
+    if (ok && type && strcmp(type, "tap") == 0) {
+        ok = set_tap_sndbuf(n, &kv, errp);
     }
     keyval_free(&kv);
     return ok;

@@ -100,6 +100,11 @@ def open_tap(vnet_hdr=True):
     return fd
 
 
+def tap_sndbuf(fd):
+    TUNGETSNDBUF = 0x800454d3
+    return struct.unpack("i", fcntl.ioctl(fd, TUNGETSNDBUF, b"\0" * 4))[0]
+
+
 def test_inherited_tap():
     fd = open_tap()
     try:
@@ -113,6 +118,12 @@ def test_inherited_tap():
             q = v.qmp()
             devs = q.cmd("x-query-virtio")
             assert [d["name"] for d in devs] == ["virtio-net"], devs
+            # As with QEMU, no sndbuf= means no limit on the tap's send buffer.
+            assert tap_sndbuf(fd) == 2**31 - 1, tap_sndbuf(fd)
+        with vmm.Vireo("-nodefaults", "-netdev", f"tap,fd={fd},id=n0,sndbuf=1M",
+                       "-device", "virtio-net-pci,netdev=n0", qtest=True, pass_fds=(fd,)) as v:
+            v.qmp().cmd("query-status")     # start-up is over
+            assert tap_sndbuf(fd) == 1 << 20, tap_sndbuf(fd)
     finally:
         os.close(fd)
     bad = open_tap(vnet_hdr=False)
