@@ -24,6 +24,9 @@ typedef struct DumpVcpu {
     struct kvm_regs regs;
     struct kvm_sregs sregs;
     uint64_t kernel_gs_base;
+    bool halted;                /* waiting in HLT for an interrupt */
+    bool interrupt_shadow;      /* right after STI or MOV SS */
+    bool smm;
 } DumpVcpu;
 
 typedef struct DumpElf DumpElf;

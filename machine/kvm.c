@@ -20,6 +20,7 @@
 #include "core/runstate.h"
 #include "hw/irq.h"
 #include "memory/address-space.h"
+#include "machine/dump-elf.h"
 #include "machine/layout.h"
 #include "util/log.h"
 #include "util/osdep.h"
@@ -821,8 +822,7 @@ unsigned kvm_vm_nr_vcpus(const KvmVm *vm)
     return vm ? vm->nr_vcpus : 0;
 }
 
-bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, struct kvm_regs *regs,
-                           struct kvm_sregs *sregs, uint64_t *kernel_gs_base, Error **errp)
+bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, DumpVcpu *out, Error **errp)
 {
     bool ok;
     if (!vm || index >= vm->nr_vcpus) {
@@ -831,13 +831,20 @@ bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, struct kvm_regs *regs,
     }
     KvmVcpu *v = &vm->vcpus[index];
     kvm_vm_hold(vm);
-    ok = ioctl(v->fd, KVM_GET_REGS, regs) == 0 && ioctl(v->fd, KVM_GET_SREGS, sregs) == 0;
+    ok = ioctl(v->fd, KVM_GET_REGS, &out->regs) == 0 &&
+         ioctl(v->fd, KVM_GET_SREGS, &out->sregs) == 0;
     if (!ok) {
         error_setg_errno(errp, errno, "dump: cannot read the registers of vCPU %u", index);
     } else {
         uint64_t gs_base = 0;
-        *kernel_gs_base = vcpu_msr_io(v->fd, KVM_GET_MSRS, MSR_KERNEL_GS_BASE, &gs_base) == 1
-                          ? gs_base : 0;
+        out->kernel_gs_base = vcpu_msr_io(v->fd, KVM_GET_MSRS, MSR_KERNEL_GS_BASE, &gs_base) == 1
+                              ? gs_base : 0;
+        struct kvm_mp_state mp = { 0 };
+        out->halted = ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED;
+        struct kvm_vcpu_events ev = { 0 };
+        bool have_ev = ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0;
+        out->interrupt_shadow = have_ev && ev.interrupt.shadow;
+        out->smm = have_ev && ev.smi.smm;
     }
     kvm_vm_release(vm);
     return ok;

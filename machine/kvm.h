@@ -58,11 +58,9 @@ struct kvm_cpuid2 *kvm_vm_vcpu_cpuid(const KvmVm *vm, unsigned index, bool suppo
  * For a core dump: how many vCPUs there are, and one's registers (the
  * vCPUs are held outside the guest while they are read).
  */
-struct kvm_regs;
-struct kvm_sregs;
+struct DumpVcpu;
 unsigned kvm_vm_nr_vcpus(const KvmVm *vm);
-bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, struct kvm_regs *regs,
-                           struct kvm_sregs *sregs, uint64_t *kernel_gs_base, Error **errp);
+bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, struct DumpVcpu *out, Error **errp);
 
 /* Stop and join the vCPU threads, close everything. */
 void kvm_vm_destroy(KvmVm *vm);

@@ -597,8 +597,7 @@ bool machine_dump_vcpus(DumpVcpu **out, unsigned *nr, Error **errp)
     unsigned n = kvm_vm_nr_vcpus(machine.kvm);
     DumpVcpu *v = n ? xzalloc(n * sizeof(*v)) : NULL;
     for (unsigned i = 0; i < n; i++) {
-        if (!kvm_vm_vcpu_dump_regs(machine.kvm, i, &v[i].regs, &v[i].sregs,
-                                   &v[i].kernel_gs_base, errp)) {
+        if (!kvm_vm_vcpu_dump_regs(machine.kvm, i, &v[i], errp)) {
             free(v);
             return false;
         }

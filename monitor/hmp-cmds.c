@@ -248,6 +248,9 @@ const HmpCommand hmp_info_commands[] = {
     { "version", "", "show the version of the emulator", 0, 0, hmp_info_version },
     { "name", "", "show the current VM name", 0, 0, hmp_info_name },
     { "cpus", "", "show infos for each CPU", 0, 0, hmp_info_cpus },
+    { "registers", "[-a] [vcpu]", "show the cpu registers (-a: all - show register info "
+      "for all cpus; vcpu: vCPU to query; show the current CPU's registers if omitted)", 0, 2,
+      hmp_info_registers },
     { "kvm", "", "show KVM information", 0, 0, hmp_info_kvm },
     { "status", "", "show the current VM status (running|paused)", 0, 0, hmp_info_status },
     { "iothreads", "", "show iothreads", 0, 0, hmp_info_iothreads },

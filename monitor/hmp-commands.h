@@ -44,4 +44,7 @@ void hmp_info_dump(StrBuf *out, int argc, char **argv, Error **errp);
 /* info mtree (monitor/hmp-mtree.c) */
 void hmp_info_mtree(StrBuf *out, int argc, char **argv, Error **errp);
 
+/* info registers (monitor/hmp-registers.c) */
+void hmp_info_registers(StrBuf *out, int argc, char **argv, Error **errp);
+
 #endif

@@ -134,6 +134,11 @@ def scenario(tmp, kernel, initrd):
             st, out = con.run("grep -E '^ *1:' /proc/interrupts")
             result("irq1", line=out.strip())
 
+        qmp.cmd("stop")
+        result("registers", all=qmp.hmp("info registers -a"), one=qmp.hmp("info registers 1"),
+               bad=qmp.hmp("info registers 7"))
+        qmp.cmd("cont")
+
         core = os.path.join(tmp, "guest.core")
         # Detached: writing 256 MiB can take long in the lab (L1 is emulated).
         qmp.cmd("dump-guest-memory", paging=False, protocol="file:" + core, detach=True)

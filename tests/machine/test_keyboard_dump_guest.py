@@ -80,6 +80,45 @@ def test_keys_reach_the_guest():
     assert sum(counts) > 0 and "i8042" in line, line
 
 
+# QEMU 7.2's lines for a 64-bit Linux kernel, in its order (up to EFER).
+REGISTER_LINES = [
+    r"RAX=[0-9a-f]{16} RBX=[0-9a-f]{16} RCX=[0-9a-f]{16} RDX=[0-9a-f]{16}",
+    r"RSI=[0-9a-f]{16} RDI=[0-9a-f]{16} RBP=[0-9a-f]{16} RSP=[0-9a-f]{16}",
+    r"R8 =[0-9a-f]{16} R9 =[0-9a-f]{16} R10=[0-9a-f]{16} R11=[0-9a-f]{16}",
+    r"R12=[0-9a-f]{16} R13=[0-9a-f]{16} R14=[0-9a-f]{16} R15=[0-9a-f]{16}",
+    r"RIP=ffffffff[0-9a-f]{8} RFL=[0-9a-f]{8} \[[-D][-O][-S][-Z][-A][-P][-C]\] CPL=0 II=[01] "
+    r"A20=1 SMM=0 HLT=[01]",
+    r"ES =0000 0{16} [0-9a-f]{8} [0-9a-f]{8}( DPL=0 DS   \[-W[-A]\])?",
+    r"CS =0010 0{16} ffffffff 00a09b00 DPL=0 CS64 \[-RA\]",
+    r"SS =0018 0{16} [0-9a-f]{8} [0-9a-f]{8}( DPL=0 DS   \[-W[-A]\])?",
+    r"DS =0000 0{16} [0-9a-f]{8} [0-9a-f]{8}( DPL=0 DS   \[-W[-A]\])?",
+    r"FS =0000 [0-9a-f]{16} [0-9a-f]{8} [0-9a-f]{8}( DPL=0 DS   \[-W[-A]\])?",
+    r"GS =0000 ffff[0-9a-f]{12} [0-9a-f]{8} [0-9a-f]{8}( DPL=0 DS   \[-W[-A]\])?",
+    r"LDT=0000 [0-9a-f]{16} [0-9a-f]{8} [0-9a-f]{8}( DPL=0 LDT)?",
+    r"TR =0040 fffffe[0-9a-f]{10} 00004087 00008b00 DPL=0 TSS64-busy",
+    r"GDT=     fffffe[0-9a-f]{10} 0000007f",
+    r"IDT=     fffffe[0-9a-f]{10} 00000fff",
+    r"CR0=80050033 CR2=[0-9a-f]{16} CR3=[0-9a-f]{16} CR4=[0-9a-f]{8}",
+    r"EFER=0000000000000d01",
+]
+
+
+def test_info_registers_like_qemu():
+    # HMP's lines end in CR LF, as QEMU's do.
+    r = {k: v.replace("\r\n", "\n") for k, v in get("registers").items()}
+    print("# " + r["all"].strip().replace("\n", "\n# "))
+    blocks = r["all"].split("\nCPU#")
+    assert blocks[0] == "" and [b.split("\n")[0] for b in blocks[1:]] == ["0", "1"], r["all"]
+    for block in blocks[1:]:
+        lines = block.rstrip("\n").split("\n")[1:]
+        assert len(lines) == len(REGISTER_LINES), lines
+        for line, want in zip(lines, REGISTER_LINES):
+            assert re.fullmatch(want, line), (line, want)
+    # The VM is stopped: asking for one vCPU gives that vCPU's block of -a.
+    assert "\nCPU#1\n" + r["one"] in r["all"], r["one"]
+    assert "CPU#7 not available" in r["bad"], r["bad"]
+
+
 def test_dump_of_the_running_guest():
     d = get("dump")
     print(f"# dump: loads {d['loads']}, prstatus {d['prstatus']}, qemu notes {d['qemu']}")
