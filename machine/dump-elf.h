@@ -27,6 +27,8 @@ typedef struct DumpVcpu {
     bool halted;                /* waiting in HLT for an interrupt */
     bool interrupt_shadow;      /* right after STI or MOV SS */
     bool smm;
+    struct kvm_debugregs debugregs;
+    struct kvm_fpu fpu;
 } DumpVcpu;
 
 typedef struct DumpElf DumpElf;

@@ -3,6 +3,7 @@
  */
 #include "machine/kvm.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -822,6 +823,36 @@ unsigned kvm_vm_nr_vcpus(const KvmVm *vm)
     return vm ? vm->nr_vcpus : 0;
 }
 
+static uint32_t le32_at(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return le32toh(v);
+}
+
+/*
+ * x87/SSE state from the XSAVE area's legacy (FXSAVE-format) part, which
+ * KVM fills for every feature, where KVM_GET_FPU can leave MXCSR zero.
+ */
+static void read_fpu(int fd, struct kvm_fpu *fpu)
+{
+    memset(fpu, 0, sizeof(*fpu));
+    struct kvm_xsave *xs = xzalloc(sizeof(*xs));
+    if (ioctl(fd, KVM_GET_XSAVE, xs) == 0) {
+        const uint8_t *p = (const uint8_t *)xs->region;
+        fpu->fcw = (uint16_t)(p[0] | p[1] << 8);
+        fpu->fsw = (uint16_t)(p[2] | p[3] << 8);
+        fpu->ftwx = p[4];
+        fpu->last_opcode = (uint16_t)(p[6] | p[7] << 8);
+        fpu->mxcsr = le32_at(p + 24);
+        memcpy(fpu->fpr, p + 32, sizeof(fpu->fpr));
+        memcpy(fpu->xmm, p + 160, sizeof(fpu->xmm));
+    } else if (ioctl(fd, KVM_GET_FPU, fpu) < 0) {
+        memset(fpu, 0, sizeof(*fpu));
+    }
+    free(xs);
+}
+
 bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, DumpVcpu *out, Error **errp)
 {
     bool ok;
@@ -845,6 +876,10 @@ bool kvm_vm_vcpu_dump_regs(KvmVm *vm, unsigned index, DumpVcpu *out, Error **err
         bool have_ev = ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0;
         out->interrupt_shadow = have_ev && ev.interrupt.shadow;
         out->smm = have_ev && ev.smi.smm;
+        if (ioctl(v->fd, KVM_GET_DEBUGREGS, &out->debugregs) < 0) {
+            memset(&out->debugregs, 0, sizeof(out->debugregs));
+        }
+        read_fpu(v->fd, &out->fpu);
     }
     kvm_vm_release(vm);
     return ok;

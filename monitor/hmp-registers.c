@@ -1,10 +1,11 @@
 /*
  * info registers [-a] [vcpu]: a vCPU's registers as KVM holds them, in the
  * layout QEMU 7.2 prints for x86 (general registers, flags, segment caches
- * with their decoded type, descriptor tables, control registers, EFER), so
- * that what people paste from one VMM reads the same from the other.
- * The debug and FPU/SSE registers QEMU adds at the end are not printed.
+ * with their decoded type, descriptor tables, control, debug and x87/SSE
+ * registers, EFER), so that what people paste from one VMM reads the same
+ * from the other.
  */
+#include <endian.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,29 @@ static void print_gprs(StrBuf *out, const struct kvm_regs *r, bool lma)
     }
 }
 
+static uint64_t le64_at(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
+}
+
+/* x87 and SSE state; KVM's ftwx is the abridged tag word QEMU prints. */
+static void print_fpu(StrBuf *out, const struct kvm_fpu *f, bool lma)
+{
+    strbuf_printf(out, "FCW=%04x FSW=%04x [ST=%d] FTW=%02x MXCSR=%08x\n", f->fcw, f->fsw,
+                  (f->fsw >> 11) & 7, f->ftwx, f->mxcsr);
+    for (int i = 0; i < 8; i++) {
+        uint16_t exp = (uint16_t)(f->fpr[i][8] | f->fpr[i][9] << 8);
+        strbuf_printf(out, "FPR%d=%016" PRIx64 " %04x%s", i, le64_at(f->fpr[i]), exp,
+                      i & 1 ? "\n" : " ");
+    }
+    for (int i = 0; i < (lma ? 16 : 8); i++) {
+        strbuf_printf(out, "XMM%02d=%016" PRIx64 " %016" PRIx64 "%s", i, le64_at(f->xmm[i] + 8),
+                      le64_at(f->xmm[i]), i & 1 ? "\n" : " ");
+    }
+}
+
 static void print_vcpu(StrBuf *out, const DumpVcpu *v)
 {
     const struct kvm_sregs *s = &v->sregs;
@@ -126,7 +150,13 @@ static void print_vcpu(StrBuf *out, const DumpVcpu *v)
         strbuf_printf(out, "CR0=%08x CR2=%08x CR3=%08x CR4=%08x\n", (uint32_t)s->cr0,
                       (uint32_t)s->cr2, (uint32_t)s->cr3, (uint32_t)s->cr4);
     }
+    const struct kvm_debugregs *d = &v->debugregs;
+    for (int i = 0; i < 4; i++) {
+        strbuf_printf(out, "DR%d=%016llx ", i, d->db[i]);
+    }
+    strbuf_printf(out, "\nDR6=%016llx DR7=%016llx\n", d->dr6, d->dr7);
     strbuf_printf(out, "EFER=%016llx\n", s->efer);
+    print_fpu(out, &v->fpu, lma);
 }
 
 void hmp_info_registers(StrBuf *out, int argc, char **argv, Error **errp)

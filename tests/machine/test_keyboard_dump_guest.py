@@ -80,7 +80,7 @@ def test_keys_reach_the_guest():
     assert sum(counts) > 0 and "i8042" in line, line
 
 
-# QEMU 7.2's lines for a 64-bit Linux kernel, in its order (up to EFER).
+# QEMU 7.2's lines for a 64-bit Linux kernel under KVM, in its order.
 REGISTER_LINES = [
     r"RAX=[0-9a-f]{16} RBX=[0-9a-f]{16} RCX=[0-9a-f]{16} RDX=[0-9a-f]{16}",
     r"RSI=[0-9a-f]{16} RDI=[0-9a-f]{16} RBP=[0-9a-f]{16} RSP=[0-9a-f]{16}",
@@ -99,8 +99,14 @@ REGISTER_LINES = [
     r"GDT=     fffffe[0-9a-f]{10} 0000007f",
     r"IDT=     fffffe[0-9a-f]{10} 00000fff",
     r"CR0=80050033 CR2=[0-9a-f]{16} CR3=[0-9a-f]{16} CR4=[0-9a-f]{8}",
+    r"DR0=0{16} DR1=0{16} DR2=0{16} DR3=0{16} ",
+    r"DR6=00000000ffff0ff0 DR7=0000000000000400",
     r"EFER=0000000000000d01",
-]
+    r"FCW=[0-9a-f]{4} FSW=[0-9a-f]{4} \[ST=[0-7]\] FTW=[0-9a-f]{2} MXCSR=[0-9a-f]{8}",
+] + [rf"FPR{i}=[0-9a-f]{{16}} [0-9a-f]{{4}} FPR{i + 1}=[0-9a-f]{{16}} [0-9a-f]{{4}}"
+     for i in range(0, 8, 2)] + \
+    [rf"XMM{i:02d}=[0-9a-f]{{16}} [0-9a-f]{{16}} XMM{i + 1:02d}=[0-9a-f]{{16}} [0-9a-f]{{16}}"
+     for i in range(0, 16, 2)]
 
 
 def test_info_registers_like_qemu():
