@@ -101,6 +101,9 @@ static void fill_table(Rng *r, Dev *d, uint8_t *table, unsigned n, bool allow_in
             }
             flags = 4 | (chance(r, 10) ? 1 : 0) | (chance(r, 5) ? 2 : 0);
         }
+        if (addr >= dpa(GENERAL_SIZE) && addr < dpa(HUGE_SIZE)) {
+            flags &= ~2;    /* the balloon's page numbers are read, never written */
+        }
         put_desc(table, i, addr, len, flags, next);
     }
 }
@@ -111,7 +114,8 @@ static uint64_t gen_ring(Rng *r, uint64_t need, uint64_t *off_out)
     *off_out = UINT64_MAX;
     unsigned k = below(r, 100);
     if (k < 75 && need < GENERAL_SIZE) {
-        uint64_t off = below(r, GENERAL_SIZE - need) & (chance(r, 90) ? ~15ull : ~0ull);
+        uint64_t room = need > RING_ROOM ? need : RING_ROOM;
+        uint64_t off = below(r, GENERAL_SIZE - room) & (chance(r, 90) ? ~15ull : ~0ull);
         *off_out = off;
         return dpa(off);
     }

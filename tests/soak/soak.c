@@ -107,6 +107,27 @@ static uint64_t virt_to_phys(void *va)
     return (e & ((1ULL << 55) - 1)) * 4096 + (uintptr_t)va % 4096;
 }
 
+static uint32_t safe_pfn(unsigned i)
+{
+    return (uint32_t)(dma_pa / 4096) + i % (GENERAL_SIZE / 4096);
+}
+
+/*
+ * No device may write the safe tail (only the balloon gets buffers there,
+ * all device-readable): a changed word means a write outside the buffers
+ * the guest gave. Returns the first changed offset into the tail, or -1.
+ */
+static long safe_tail_changed(void)
+{
+    const uint32_t *pfn = (const uint32_t *)(dma_va + GENERAL_SIZE);
+    for (unsigned i = 0; i < SAFE_SIZE / 4; i++) {
+        if (pfn[i] != safe_pfn(i)) {
+            return (long)i * 4;
+        }
+    }
+    return -1;
+}
+
 static void setup_dma(void)
 {
     write_file("/proc/sys/vm/nr_hugepages", "4");
@@ -124,7 +145,7 @@ static void setup_dma(void)
     /* The balloon reads page numbers from the safe tail: our own pages. */
     uint32_t *pfn = (uint32_t *)(dma_va + GENERAL_SIZE);
     for (unsigned i = 0; i < SAFE_SIZE / 4; i++) {
-        pfn[i] = (uint32_t)(dma_pa / 4096) + i % (GENERAL_SIZE / 4096);
+        pfn[i] = safe_pfn(i);
     }
     /* Where RAM ends: nothing the devices accept may reach past it. */
     FILE *f = fopen("/proc/iomem", "r");
@@ -439,6 +460,12 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < OP_NUM; i++) {
         total += op_count[i];
         printf("SOAK op %s %llu\n", op_names[i], op_count[i]);
+    }
+    long changed = safe_tail_changed();
+    if (changed < 0) {
+        printf("SOAK-SAFE intact\n");
+    } else {
+        printf("SOAK-SAFE changed at +0x%lx\n", changed);
     }
     printf("SOAK-END ops=%llu needs_reset_seen=%llu\n", total, needs_reset_seen);
     for (int i = 0; i < ndevs; i++) {

@@ -37,6 +37,13 @@
 #define HUGE_SIZE       (2u << 20)
 #define SAFE_SIZE       (64u << 10)         /* balloon-only tail of the page */
 #define GENERAL_SIZE    (HUGE_SIZE - SAFE_SIZE)
+/*
+ * Room kept for a ring part in the general area whatever size it was made
+ * for: the other thread may select the same queue and give it another size
+ * (up to 1024 entries: a 16 KiB descriptor table) before the device uses it,
+ * and a ring near the end must still not reach the safe tail.
+ */
+#define RING_ROOM       (16u << 10)
 #define MAX_DEVS        32
 #define VIRTIO_VENDOR   0x1af4
 

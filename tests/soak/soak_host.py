@@ -14,6 +14,7 @@ NEEDS_RESET over QMP, lets the guest rebind the real drivers and use the
 devices, checks them again (and inflates the balloon), and writes what it
 saw to OUT.json for tests/soak/test_soak.py to judge.
 """
+import bisect
 import json
 import os
 import re
@@ -131,7 +132,48 @@ def thread_states(pid):
     return out
 
 
-def diagnose_stall(pid, shm, q, lock):
+def kernel_symbolizer(console):
+    """rip -> "function+0xoff" for the guest's kernel, through this machine's
+    /proc/kallsyms when it runs the same build (the lab's L1 does), moved by
+    the difference of the two KASLR offsets; None otherwise."""
+    m = re.search(r"^SOAK-KSYM ([0-9a-f]+) (\S+) (.*?)\r?$", console, re.M)
+    if not m or (m.group(2), m.group(3)) != (os.uname().release, os.uname().version):
+        return None
+    syms = []
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[1] in "tT":
+                    syms.append((int(parts[0], 16), parts[2]))
+    except OSError:
+        return None
+    syms.sort()
+    ours = [a for a, n in syms if n == "_stext"]
+    if not ours or not ours[0]:
+        return None     # addresses hidden (kptr_restrict)
+    delta = int(m.group(1), 16) - ours[0]
+    addrs = [a for a, _ in syms]
+
+    def name(rip):
+        i = bisect.bisect_right(addrs, rip - delta) - 1
+        return f"{syms[i][1]}+{rip - delta - syms[i][0]:#x}" if i >= 0 else hex(rip)
+    return name
+
+
+def vcpu_rips(q, lock, symbolize, samples=8):
+    """Where each vCPU is, sampled a few times (the guest keeps running)."""
+    seen = []
+    for _ in range(samples):
+        with lock:
+            text = q.hmp("info registers -a")
+        rips = [int(x, 16) for x in re.findall(r"^RIP=([0-9a-f]+)", text, re.M)]
+        seen.append([symbolize(r) if symbolize else hex(r) for r in rips])
+        time.sleep(0.2)
+    return seen
+
+
+def diagnose_stall(pid, shm, q, lock, symbolize=None):
     """What a silent guest is doing: whether its heartbeat moves (it runs,
     only its console is quiet) and where vireo's threads are (a vCPU thread
     in KVM_RUN that uses CPU is running the guest; one blocked elsewhere is
@@ -146,6 +188,7 @@ def diagnose_stall(pid, shm, q, lock):
         with lock:
             diag["query_status"] = q.cmd("query-status")
             diag["cpus"] = q.cmd("query-cpus-fast")
+        diag["rips"] = vcpu_rips(q, lock, symbolize)
     except Exception as e:      # noqa: BLE001 - part of the report
         diag["qmp_error"] = repr(e)
     return diag
@@ -259,7 +302,10 @@ def main():
         t_start = t_soak = time.monotonic()
         result["rss_mid_kib"] = None
         say("the attack started")
-        while alive() and not re.search(r"^SOAK-END", con.text, re.M) and time.monotonic() < end:
+        # The attack lasts SECONDS; three minutes past that the guest is stuck.
+        attack_end = min(end, t_start + float(seconds) + 180)
+        while alive() and not re.search(r"^SOAK-END", con.text, re.M) and \
+                time.monotonic() < attack_end:
             if result["rss_mid_kib"] is None and time.monotonic() - t_start > float(seconds) / 4:
                 result["rss_mid_kib"] = rss_kib(proc.pid)     # after warm-up
                 result["host_rss_mid_kib"] = host_rss_kib(proc.pid)
@@ -267,11 +313,16 @@ def main():
         result["rss_end_kib"] = rss_kib(proc.pid)
         result["host_rss_end_kib"] = host_rss_kib(proc.pid)
         result["end_at_s"] = round(time.monotonic() - t_launch, 1)
+        if alive() and not re.search(r"^SOAK-END", con.text, re.M):
+            result["stall"] = diagnose_stall(proc.pid, shm, q, poller.lock,
+                                                 kernel_symbolizer(con.text))
+            raise RuntimeError("the guest never finished its attack")
         say("the attack ended")
         # The guest's last steps take seconds: past a few minutes it is stuck.
         if not con.wait_for(r"^SOAK-WAIT", min(left(), 180), alive):
             if alive():
-                result["stall"] = diagnose_stall(proc.pid, shm, q, poller.lock)
+                result["stall"] = diagnose_stall(proc.pid, shm, q, poller.lock,
+                                                 kernel_symbolizer(con.text))
             raise RuntimeError("the guest never finished breaking its devices")
         with poller.lock:
             result["broken"] = device_statuses(q)
@@ -281,7 +332,8 @@ def main():
         proc.stdin.flush()
         if not con.wait_for(r"^SOAK-GUEST-DONE", min(left(), 300), alive):
             if alive():
-                result["stall"] = diagnose_stall(proc.pid, shm, q, poller.lock)
+                result["stall"] = diagnose_stall(proc.pid, shm, q, poller.lock,
+                                                 kernel_symbolizer(con.text))
             raise RuntimeError("the guest never finished using its devices again")
         with poller.lock:
             after = device_statuses(q)
