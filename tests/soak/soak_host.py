@@ -46,6 +46,30 @@ def rss_kib(pid):
 GUEST_RAM_KIB = 512 << 10
 
 
+def rss_by_mapping(pid):
+    """{"start-end name": RSS KiB} for each mapping but guest RAM."""
+    out, key, size = {}, None, 0
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                parts = line.split()
+                if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                    key = parts[0] + " " + (parts[5] if len(parts) > 5 else "[anon]")
+                elif parts[0] == "Size:":
+                    size = int(parts[1])
+                elif parts[0] == "Rss:" and size != GUEST_RAM_KIB:
+                    out[key] = int(parts[1])
+    except OSError:
+        pass
+    return out
+
+
+def rss_growth(before, after, top=8):
+    """The mappings whose RSS grew most between two rss_by_mapping()s."""
+    grown = [(after[k] - before.get(k, 0), k) for k in after]
+    return [f"{k}: +{d} KiB" for d, k in sorted(grown, reverse=True)[:top] if d > 0]
+
+
 def host_rss_kib(pid):
     """RSS outside the guest's RAM mapping (what vireo itself holds: heap,
     sanitizer shadow, stacks): the guest touching its own pages is not a leak."""
@@ -309,9 +333,12 @@ def main():
             if result["rss_mid_kib"] is None and time.monotonic() - t_start > float(seconds) / 4:
                 result["rss_mid_kib"] = rss_kib(proc.pid)     # after warm-up
                 result["host_rss_mid_kib"] = host_rss_kib(proc.pid)
+                maps_mid = rss_by_mapping(proc.pid)
             time.sleep(0.5)
         result["rss_end_kib"] = rss_kib(proc.pid)
         result["host_rss_end_kib"] = host_rss_kib(proc.pid)
+        if result["rss_mid_kib"] is not None:
+            result["host_rss_growth"] = rss_growth(maps_mid, rss_by_mapping(proc.pid))
         result["end_at_s"] = round(time.monotonic() - t_launch, 1)
         if alive() and not re.search(r"^SOAK-END", con.text, re.M):
             result["stall"] = diagnose_stall(proc.pid, shm, q, poller.lock,

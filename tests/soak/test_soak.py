@@ -138,7 +138,8 @@ def report():
           f"{mib('host_rss_start_kib')}, {mib('host_rss_mid_kib')}, {mib('host_rss_end_kib')}); "
           f"{r.get('polls')} QMP polls, slowest {r.get('max_qmp_latency_s')} s "
           f"(attack from {r.get('start_at_s')} s to {r.get('end_at_s')} s after launch; slowest polls "
-          f"{r.get('slowest_polls')})", flush=True)
+          f"{r.get('slowest_polls')}); RSS grown most after warm-up: {r.get('host_rss_growth')}",
+          flush=True)
     if os.environ.get("VIREO_SOAK_VERBOSE"):
         for t, line in r.get("timeline", []):
             print(f"  {t:7.1f} s  {line}")
@@ -193,7 +194,8 @@ def test_rss_flat():
     assert mid and end, fail_context()
     assert end - mid <= RSS_SLACK_KIB, (f"RSS outside guest RAM grew {end - mid} KiB during the "
                                         f"attack ({mid} -> {end}); samples "
-                                        f"{r.get('host_rss_samples_kib')}")
+                                        f"{r.get('host_rss_samples_kib')}; grown most: "
+                                        f"{r.get('host_rss_growth')}")
 
 
 def test_broken_devices_need_reset():
