@@ -37,6 +37,18 @@ SEED = int(os.environ.get("VIREO_SOAK_SEED") or random.SystemRandom().randrange(
 # vireo's RSS outside guest RAM may grow this much between a quarter into
 # the attack and its end (the guest touching its own RAM is not counted).
 RSS_SLACK_KIB = int(os.environ.get("VIREO_SOAK_RSS_SLACK_KIB", str(8 << 10)))
+# Under ASan the allocator's regions per size class grow and shrink as its
+# quarantine recycles memory: the same seed measured from +0.4 to +10.2 MiB,
+# never steadily, where the release build stays within 2 MiB.
+ASAN_RSS_SLACK_KIB = 16 << 10
+
+
+def rss_slack_kib():
+    if "VIREO_SOAK_RSS_SLACK_KIB" in os.environ:
+        return RSS_SLACK_KIB
+    with open(vtest.binary("vireo"), "rb") as f:
+        asan = b"__asan_init" in f.read()
+    return ASAN_RSS_SLACK_KIB if asan else RSS_SLACK_KIB
 
 INIT = r"""#!/bin/sh
 mount -t proc proc /proc
@@ -192,7 +204,7 @@ def test_rss_flat():
     r = run_soak()
     mid, end = r.get("host_rss_mid_kib"), r.get("host_rss_end_kib")
     assert mid and end, fail_context()
-    assert end - mid <= RSS_SLACK_KIB, (f"RSS outside guest RAM grew {end - mid} KiB during the "
+    assert end - mid <= rss_slack_kib(), (f"RSS outside guest RAM grew {end - mid} KiB during the "
                                         f"attack ({mid} -> {end}); samples "
                                         f"{r.get('host_rss_samples_kib')}; grown most: "
                                         f"{r.get('host_rss_growth')}")
