@@ -180,10 +180,11 @@ void hmp_info_registers(StrBuf *out, int argc, char **argv, Error **errp)
     if (!machine_dump_vcpus(&vcpus, &n, errp)) {
         return;
     }
+    /* QEMU prints these as the command's output, not as errors. */
     if (!n) {
-        error_setg(errp, "No CPU available");
+        strbuf_printf(out, "No CPU available\n");
     } else if (!all && (unsigned long)only >= n) {
-        error_setg(errp, "CPU#%ld not available", only);
+        strbuf_printf(out, "CPU#%ld not available\n", only);
     }
     for (unsigned i = 0; i < n; i++) {
         if (all) {

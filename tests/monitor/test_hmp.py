@@ -159,6 +159,9 @@ def test_human_monitor_command():
         q.execute("human-monitor-command", command_line="getfd viahmp", fds=[r])
         os.close(r); os.close(w)
         assert q.execute("closefd", fdname="viahmp") == {"return": {}}
+        # qtest runs no vCPUs: QEMU says so as the command's output.
+        assert q.hmp("info registers") == "No CPU available\r\n"
+        assert q.hmp("info registers x") == "Error: Parameter 'vcpu' expects an integer\r\n"
 
 
 
