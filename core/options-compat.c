@@ -18,7 +18,7 @@
 #include <json-c/json.h>
 
 static const OptParam overcommit_params[] = {
-    { "mem-lock", OPT_BOOL, "lock guest and host memory in RAM (only off)", "off" },
+    { "mem-lock", OPT_BOOL, "lock guest RAM in host memory (no balloon discards)", "off" },
     { "cpu-pm", OPT_BOOL, "let the guest idle the host CPU (only off)", "off" },
     { NULL },
 };
@@ -47,11 +47,8 @@ static bool opt_overcommit(const char *arg, Error **errp)
         return false;
     }
     bool ok = true;
-    const char *mem_lock = keyval_get(&kv, "mem-lock");
-    if (mem_lock && strcmp(mem_lock, "off") != 0 && keyval_get_bool(&kv, "mem-lock", false)) {
-        error_setg(errp, "mem-lock=on is not supported by vireo (guest RAM is not locked)");
-        ok = false;
-    } else if (keyval_get_bool(&kv, "cpu-pm", false)) {
+    vm_config.mem_lock = keyval_get_bool(&kv, "mem-lock", false);
+    if (keyval_get_bool(&kv, "cpu-pm", false)) {
         error_setg(errp, "cpu-pm=on is not supported by vireo (vCPUs exit on HLT)");
         ok = false;
     }

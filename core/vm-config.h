@@ -49,6 +49,7 @@ typedef struct VmConfig {
     DeviceOption *netdevs;  /* -netdev */
     DeviceOption *objects;  /* -object (other than iothread) */
     bool start_paused;      /* -S */
+    bool mem_lock;          /* -overcommit mem-lock=on: guest RAM locked */
     bool preconfig;         /* --preconfig */
 } VmConfig;
 

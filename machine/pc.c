@@ -443,7 +443,7 @@ bool machine_init(VmConfig *cfg, Error **errp)
     }
     BoardGlobals globals;
     if (!board_globals_read(!m->qtest, cfg->nr_serial > 0, &globals, errp) ||
-        !create_ram(m, errp)) {
+        !create_ram(m, errp) || (cfg->mem_lock && !guest_memory_lock(&m->mem, errp))) {
         goto fail;
     }
     if (!m->qtest) {

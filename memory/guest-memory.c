@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "util/osdep.h"
@@ -130,6 +131,30 @@ bool guest_memory_create_private(GuestMemory *mem, uint64_t ram_size,
         return false;
     }
     return map_layout(mem, ram_size, lowmem_limit, errp);
+}
+
+/* The system call itself: ASan's mlock() wrapper returns 0 and locks nothing. */
+static int lock_range(void *p, size_t len)
+{
+    return (int)syscall(SYS_mlock, p, len);
+}
+
+bool guest_memory_lock(GuestMemory *mem, Error **errp)
+{
+    for (int i = 0; i < mem->nr_regions; i++) {
+        const GuestRegion *r = &mem->regions[i];
+        if (lock_range(r->hva, r->size) < 0) {
+            error_setg_errno(errp, errno, "mem-lock=on: cannot lock %llu bytes of guest RAM "
+                             "(RLIMIT_MEMLOCK, or CAP_IPC_LOCK)",
+                             (unsigned long long)r->size);
+            for (int j = 0; j < i; j++) {
+                munlock(mem->regions[j].hva, mem->regions[j].size);
+            }
+            return false;
+        }
+    }
+    mem->locked = true;
+    return true;
 }
 
 static void unmap_region(GuestRegion *r)
@@ -296,6 +321,28 @@ bool gmem_fill(const GuestMemory *mem, uint64_t gpa, uint8_t byte, uint64_t len)
     }
     memset(p, byte, len);
     return true;
+}
+
+bool gmem_discard(const GuestMemory *mem, uint64_t gpa, uint64_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uint8_t *p = gmem_ptr(mem, gpa, len);
+    if (!p || mem->locked || (uintptr_t)p % (uintptr_t)page || len % (uint64_t)page) {
+        return false;
+    }
+    if (mem->fd < 0) {
+        return madvise(p, len, MADV_DONTNEED) == 0;
+    }
+    /* Shared pages live in the memfd: unmapping ours would leave them there. */
+    for (int i = 0; i < mem->nr_regions; i++) {
+        const GuestRegion *r = &mem->regions[i];
+        if (p >= r->hva && p < r->hva + r->size) {
+            off_t at = (off_t)(r->fd_offset + (uint64_t)(p - r->hva));
+            return fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at,
+                             (off_t)len) == 0;
+        }
+    }
+    return false;
 }
 
 /* x86 hosts and guests are both little-endian: plain copies are the LE encoding. */

@@ -40,6 +40,7 @@ typedef struct GuestMemory {
     uint64_t ram_size;      /* total RAM bytes */
     int nr_regions;
     GuestRegion regions[GUEST_MEMORY_MAX_REGIONS];
+    bool locked;            /* guest_memory_lock(): pages stay, never discarded */
 } GuestMemory;
 
 /*
@@ -55,6 +56,12 @@ bool guest_memory_create_on_fd(GuestMemory *mem, int fd, uint64_t ram_size,
 bool guest_memory_create_private(GuestMemory *mem, uint64_t ram_size,
                                  uint64_t lowmem_limit, Error **errp);
 void guest_memory_destroy(GuestMemory *mem);
+/*
+ * Keep every page of guest RAM in host memory (-overcommit mem-lock=on):
+ * populated and locked now, never swapped, and never given back to the host
+ * (a balloon inflate then frees nothing, as with QEMU's locked memory).
+ */
+bool guest_memory_lock(GuestMemory *mem, Error **errp);
 
 /*
  * Memory handed over by another process as fds (a vhost-user back-end's
@@ -79,6 +86,13 @@ bool gmem_gpa_of(const GuestMemory *mem, const void *hva, uint64_t len, uint64_t
 bool gmem_read(const GuestMemory *mem, uint64_t gpa, void *buf, uint64_t len);
 bool gmem_write(const GuestMemory *mem, uint64_t gpa, const void *buf, uint64_t len);
 bool gmem_fill(const GuestMemory *mem, uint64_t gpa, uint8_t byte, uint64_t len);
+/*
+ * Give the host memory behind [gpa, gpa + len) back (the guest reads zeros
+ * there afterwards): a hole punched in shared RAM's memfd, dropped pages in
+ * private RAM. False, and nothing freed, outside RAM, unaligned to host
+ * pages, or when the memory is locked.
+ */
+bool gmem_discard(const GuestMemory *mem, uint64_t gpa, uint64_t len);
 
 /* Little-endian scalar accessors (the guest is x86). */
 bool gmem_read_u16(const GuestMemory *mem, uint64_t gpa, uint16_t *val);

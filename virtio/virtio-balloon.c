@@ -7,7 +7,6 @@
 #include <endian.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "core/main-loop.h"
 #include "util/osdep.h"
@@ -19,7 +18,6 @@
 #define BALLOON_PAGE_SHIFT      12
 #define BALLOON_PAGE_SIZE       (1u << BALLOON_PAGE_SHIFT)
 #define QUEUE_SIZE              128
-#define HOST_PAGE_SIZE          4096
 
 enum { Q_INFLATE = 0, Q_DEFLATE = 1, Q_STATS = 2 };
 /* Configuration: num_pages, actual, free_page_hint_cmd_id, poison_val */
@@ -55,11 +53,8 @@ static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
 /* Give the host page of a ballooned guest page back to the host. */
 static void discard_page(VirtIOBalloon *b, uint32_t pfn)
 {
-    uint64_t gpa = (uint64_t)pfn << BALLOON_PAGE_SHIFT;
-    void *p = gmem_ptr(b->vdev.mem, gpa, BALLOON_PAGE_SIZE);
-    if (p && ((uintptr_t)p % HOST_PAGE_SIZE) == 0) {
-        madvise(p, BALLOON_PAGE_SIZE, MADV_DONTNEED);
-    }
+    /* Outside RAM, or locked memory: nothing to give back. */
+    gmem_discard(b->vdev.mem, (uint64_t)pfn << BALLOON_PAGE_SHIFT, BALLOON_PAGE_SIZE);
 }
 
 static void balloon_pages(VirtIODevice *vdev, VirtQueue *vq)

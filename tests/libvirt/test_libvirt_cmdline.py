@@ -190,7 +190,7 @@ def test_libvirt_housekeeping_options():
 def test_refusals_name_the_option():
     cases = [
         (["-audiodev", "oss,id=a"], "audio driver 'oss' is not supported"),
-        (["-overcommit", "mem-lock=on"], "mem-lock=on is not supported"),
+        (["-overcommit", "cpu-pm=on"], "cpu-pm=on is not supported"),
         (["-usb"], "vireo has no USB controller"),
         (["-machine", "pc,usb=on"], "usb=on is not supported"),
         (["-machine", "pc,dump-guest-core=on"], "dump-guest-core=on is not supported"),

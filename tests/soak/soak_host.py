@@ -279,7 +279,14 @@ def main():
     with open(disk, "wb") as f:
         f.truncate(16 << 20)
     shm = f"/dev/shm/soak-ivshmem-{os.getpid()}"
+    # Locked guest memory: the balloon still takes and checks every page
+    # number, but frees none. The devices copy the page's data around (a
+    # disk read puts back what a write took, a used ring holds lengths such
+    # as 4096), so a balloon chain can come to read page numbers of the
+    # guest's own kernel, and freeing those (PFN 0x1000 once held its page
+    # tables) crashes the guest by its own hand, not by vireo's.
     argv = [vireo, "-m", "512M", "-smp", "2", "-display", "none", "-no-reboot",
+            "-overcommit", "mem-lock=on",
             "-kernel", kernel, "-initrd", initrd,
             "-append", f"console=ttyS0 loglevel=1 panic=-1 soak_seed={seed} soak_secs={seconds}",
             "-serial", "stdio", "-qmp", f"unix:{sock},server=on,wait=off",

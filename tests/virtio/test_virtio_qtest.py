@@ -8,6 +8,7 @@ hostile chains, which must leave the device broken with NEEDS_RESET set while
 vireo and the other devices keep working.
 """
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -387,6 +388,31 @@ def raw_chain(b, descs, table=None):
     for i, (a, n, fl, nx) in enumerate(descs):
         b.v.qtest.memwrite(base + 16 * i, struct.pack("<QIHH", a, n, fl, nx))
     b.vq.publish(0)
+
+
+def balloon_inflate_keeps(*args):
+    """Inflate the balloon with one page holding a pattern: is it still there?"""
+    with start("-m", "128M", "-device", "virtio-balloon-pci", *args) as v:
+        d = device(v, 0)
+        inflate, deflate, stats = d.init(queues=(0, 1, 2))
+        page = d.alloc.take(4096)
+        v.qtest.memwrite(page, b"\x5a" * 4096)
+        pfns = d.alloc.take(4096)
+        v.qtest.memwrite(pfns, struct.pack("<I", page >> 12))
+        inflate.add_chain([(pfns, 4, False)])
+        inflate.kick()
+        assert inflate.wait_used() == (0, 0)
+        with open(f"/proc/{v.proc.pid}/status") as f:
+            locked_kib = int(re.search(r"^VmLck:\s+(\d+)", f.read(), re.M).group(1))
+        return v.qtest.memread(page, 4096) == b"\x5a" * 4096, locked_kib
+
+
+def test_balloon_discards_unless_memory_is_locked():
+    kept, locked = balloon_inflate_keeps()
+    assert not kept and locked == 0, (kept, locked)
+    # -overcommit mem-lock=on: RAM stays resident and the balloon frees nothing.
+    kept, locked = balloon_inflate_keeps("-overcommit", "mem-lock=on")
+    assert kept and locked >= 128 << 10, (kept, locked)
 
 
 def test_hostile_loop():
