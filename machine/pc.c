@@ -415,11 +415,11 @@ static void machine_reset(void *opaque)
  */
 static bool none_board_init(Machine *m, Error **errp)
 {
-    if (m->cfg->ram_size_given &&
-        !guest_memory_create(&m->mem, m->cfg->ram_size, LOWMEM_LIMIT, errp)) {
-        return false;
+    if (!m->cfg->ram_size_given) {
+        return true;
     }
-    return true;
+    return guest_memory_create(&m->mem, m->cfg->ram_size, LOWMEM_LIMIT, errp) &&
+           (!m->cfg->mem_lock || guest_memory_lock(&m->mem, errp));
 }
 
 bool machine_init(VmConfig *cfg, Error **errp)

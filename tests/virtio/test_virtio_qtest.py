@@ -413,6 +413,10 @@ def test_balloon_discards_unless_memory_is_locked():
     # -overcommit mem-lock=on: RAM stays resident and the balloon frees nothing.
     kept, locked = balloon_inflate_keeps("-overcommit", "mem-lock=on")
     assert kept and locked >= 128 << 10, (kept, locked)
+    with start("-M", "none", "-m", "64M", "-overcommit", "mem-lock=on") as v:
+        alive(v)        # start-up is over
+        with open(f"/proc/{v.proc.pid}/status") as f:
+            assert int(re.search(r"^VmLck:\s+(\d+)", f.read(), re.M).group(1)) >= 64 << 10
 
 
 def test_hostile_loop():
