@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "block/block.h"
+#include "util/byteorder.h"
 
 #define BDRV_SECTOR_SIZE 512
 #define BLK_DIRECT_ALIGN 4096          /* O_DIRECT alignment we always honour */
@@ -235,63 +236,6 @@ char *blk_image_backing_path(BlockImage *img, const char *backing);
  */
 BlockImage *blk_open_over_file(BlockFile *file, const char *name, char *base,
                                const char *format, unsigned flags, Error **errp);
-
-/* Big-endian and little-endian field helpers for on-disk structures. */
-static inline uint16_t ld_be16(const void *p)
-{
-    const uint8_t *b = p;
-    return (uint16_t)(b[0] << 8 | b[1]);
-}
-static inline uint32_t ld_be32(const void *p)
-{
-    const uint8_t *b = p;
-    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-static inline uint64_t ld_be64(const void *p)
-{
-    return (uint64_t)ld_be32(p) << 32 | ld_be32((const uint8_t *)p + 4);
-}
-static inline void st_be16(void *p, uint16_t v)
-{
-    uint8_t *b = p;
-    b[0] = v >> 8;
-    b[1] = v;
-}
-static inline void st_be32(void *p, uint32_t v)
-{
-    uint8_t *b = p;
-    b[0] = v >> 24;
-    b[1] = v >> 16;
-    b[2] = v >> 8;
-    b[3] = v;
-}
-static inline void st_be64(void *p, uint64_t v)
-{
-    st_be32(p, v >> 32);
-    st_be32((uint8_t *)p + 4, (uint32_t)v);
-}
-static inline uint32_t ld_le32(const void *p)
-{
-    const uint8_t *b = p;
-    return (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[1] << 8 | b[0];
-}
-static inline uint64_t ld_le64(const void *p)
-{
-    return (uint64_t)ld_le32((const uint8_t *)p + 4) << 32 | ld_le32(p);
-}
-static inline void st_le32(void *p, uint32_t v)
-{
-    uint8_t *b = p;
-    b[0] = v;
-    b[1] = v >> 8;
-    b[2] = v >> 16;
-    b[3] = v >> 24;
-}
-static inline void st_le64(void *p, uint64_t v)
-{
-    st_le32(p, (uint32_t)v);
-    st_le32((uint8_t *)p + 4, v >> 32);
-}
 
 static inline bool is_power_of_2(uint64_t v)
 {

@@ -25,6 +25,7 @@
 #include <nettle/pbkdf2.h>
 #include <nettle/xts.h>
 
+#include "util/byteorder.h"
 #include "util/osdep.h"
 
 #define LUKS_MAGIC_LEN        6
@@ -348,14 +349,6 @@ static int parse_cipher(const BlockLuksOptions *o, LuksCipher *c, Error **errp)
     return c->ivgen_hash ? 0 : -1;
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 static void put_str(uint8_t *field, size_t cap, const char *s)
 {
     memset(field, 0, cap);
@@ -483,21 +476,21 @@ int luks_create_area(const BlockLuksOptions *opts, uint8_t **area, size_t *len,
     put_str(buf + H_CIPHER_NAME, 32, "aes");
     put_str(buf + H_CIPHER_MODE, 32, mode_spec);
     put_str(buf + H_HASH_SPEC, 32, c.hash->name);
-    put_be32(buf + H_PAYLOAD, payload);
-    put_be32(buf + H_KEY_BYTES, (uint32_t)key_bytes);
+    st_be32(buf + H_PAYLOAD, payload);
+    st_be32(buf + H_KEY_BYTES, (uint32_t)key_bytes);
     memcpy(buf + H_MK_DIGEST, digest, sizeof(digest));
     memcpy(buf + H_MK_SALT, mk_salt, sizeof(mk_salt));
-    put_be32(buf + H_MK_ITERS, mk_iters);
+    st_be32(buf + H_MK_ITERS, mk_iters);
     put_str(buf + H_UUID, 40, uuid);
     for (uint32_t i = 0; i < LUKS_NUM_SLOTS; i++) {
         uint8_t *s = buf + H_SLOTS + i * SLOT_SIZE;
-        put_be32(s + S_ACTIVE, i == 0 ? LUKS_SLOT_ACTIVE : LUKS_SLOT_DISABLED);
-        put_be32(s + S_ITERS, i == 0 ? slot_iters : 0);
+        st_be32(s + S_ACTIVE, i == 0 ? LUKS_SLOT_ACTIVE : LUKS_SLOT_DISABLED);
+        st_be32(s + S_ITERS, i == 0 ? slot_iters : 0);
         if (i == 0) {
             memcpy(s + S_SALT, slot_salt, sizeof(slot_salt));
         }
-        put_be32(s + S_OFFSET, LUKS_ALIGN_SECTORS + i * slot_sectors);
-        put_be32(s + S_STRIPES, LUKS_STRIPES);
+        st_be32(s + S_OFFSET, LUKS_ALIGN_SECTORS + i * slot_sectors);
+        st_be32(s + S_STRIPES, LUKS_STRIPES);
     }
     *area = buf;
     *len = (size_t)payload * LUKS_SECTOR_SIZE;
@@ -533,11 +526,6 @@ static void af_merge(const struct nettle_hash *h, const uint8_t *split, size_t l
     free(acc);
 }
 
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* A NUL-terminated string field, or NULL when it fills its field. */
 static const char *field_str(const uint8_t *f, size_t cap)
 {
@@ -571,7 +559,7 @@ static int header_cipher(const uint8_t *hdr, LuksVolume *v, LuksCipher *c, Error
             snprintf(ivhash, sizeof(ivhash), "%s", colon + 1);
         }
     }
-    uint32_t key_bytes = get_be32(hdr + H_KEY_BYTES);
+    uint32_t key_bytes = ld_be32(hdr + H_KEY_BYTES);
     uint32_t aes = !strcmp(mode, "xts") ? key_bytes / 2 : key_bytes;
     if ((aes != 16 && aes != 24 && aes != 32) || (!strcmp(mode, "xts") && key_bytes % 2)) {
         error_setg(errp, "LUKS key length %u does not fit cipher aes in mode %s", key_bytes,
@@ -635,8 +623,8 @@ int luks_unlock(const uint8_t *area, size_t len, const uint8_t *secret, size_t s
     }
     size_t key_bytes = cipher_key_bytes(&c);
     size_t split_len = key_bytes * LUKS_STRIPES;
-    uint32_t mk_iters = get_be32(area + H_MK_ITERS);
-    v->payload_offset = get_be32(area + H_PAYLOAD);
+    uint32_t mk_iters = ld_be32(area + H_MK_ITERS);
+    v->payload_offset = ld_be32(area + H_PAYLOAD);
     v->key_bytes = key_bytes;
     if (!mk_iters) {
         error_setg(errp, "LUKS master key digest has no PBKDF2 iterations");
@@ -645,8 +633,8 @@ int luks_unlock(const uint8_t *area, size_t len, const uint8_t *secret, size_t s
     /* Check every slot before trying any, so a damaged header is named as such. */
     for (int i = 0; i < LUKS_NUM_SLOTS; i++) {
         const uint8_t *sl = area + H_SLOTS + i * SLOT_SIZE;
-        uint32_t active = get_be32(sl + S_ACTIVE);
-        uint64_t start = (uint64_t)get_be32(sl + S_OFFSET) * LUKS_SECTOR_SIZE;
+        uint32_t active = ld_be32(sl + S_ACTIVE);
+        uint64_t start = (uint64_t)ld_be32(sl + S_OFFSET) * LUKS_SECTOR_SIZE;
         if (active != LUKS_SLOT_ACTIVE && active != LUKS_SLOT_DISABLED) {
             error_setg(errp, "LUKS keyslot %d state 0x%08x is neither active nor disabled", i,
                        active);
@@ -655,9 +643,9 @@ int luks_unlock(const uint8_t *area, size_t len, const uint8_t *secret, size_t s
         if (active != LUKS_SLOT_ACTIVE) {
             continue;
         }
-        if (get_be32(sl + S_STRIPES) != LUKS_STRIPES || !get_be32(sl + S_ITERS)) {
+        if (ld_be32(sl + S_STRIPES) != LUKS_STRIPES || !ld_be32(sl + S_ITERS)) {
             error_setg(errp, "LUKS keyslot %d has %u stripes and %u iterations", i,
-                       get_be32(sl + S_STRIPES), get_be32(sl + S_ITERS));
+                       ld_be32(sl + S_STRIPES), ld_be32(sl + S_ITERS));
             return -1;
         }
         if (start < LUKS_HEADER_SIZE || start > len || split_len > len - start) {
@@ -671,15 +659,15 @@ int luks_unlock(const uint8_t *area, size_t len, const uint8_t *secret, size_t s
     int ret = -1;
     for (int i = 0; i < LUKS_NUM_SLOTS && ret < 0; i++) {
         const uint8_t *sl = area + H_SLOTS + i * SLOT_SIZE;
-        if (get_be32(sl + S_ACTIVE) != LUKS_SLOT_ACTIVE) {
+        if (ld_be32(sl + S_ACTIVE) != LUKS_SLOT_ACTIVE) {
             continue;
         }
-        c.hash->pbkdf2(secret_len, secret, get_be32(sl + S_ITERS), LUKS_SALT_LEN,
+        c.hash->pbkdf2(secret_len, secret, ld_be32(sl + S_ITERS), LUKS_SALT_LEN,
                        sl + S_SALT, key_bytes, slot_key);
         if (cryptor_init(&cr, &c, slot_key, errp) < 0) {
             break;
         }
-        memcpy(material, area + (size_t)get_be32(sl + S_OFFSET) * LUKS_SECTOR_SIZE, split_len);
+        memcpy(material, area + (size_t)ld_be32(sl + S_OFFSET) * LUKS_SECTOR_SIZE, split_len);
         cryptor_decrypt(&cr, 0, material, split_len);
         af_merge(c.hash->hash, material, key_bytes, LUKS_STRIPES, v->master_key);
         c.hash->pbkdf2(key_bytes, v->master_key, mk_iters, LUKS_SALT_LEN, area + H_MK_SALT,

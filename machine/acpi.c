@@ -13,6 +13,7 @@
 #include "hw/rtc-mc146818.h"
 #include "machine/aml.h"
 #include "machine/layout.h"
+#include "util/byteorder.h"
 #include "util/osdep.h"
 
 #define ACPI_OEM_ID         "VIREO "
@@ -30,9 +31,6 @@ typedef struct TableBuf {
     size_t used;
 } TableBuf;
 
-static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
 
 static uint8_t checksum(const uint8_t *p, size_t len)
 {
@@ -58,13 +56,13 @@ static uint8_t *table_alloc(TableBuf *t, size_t len, size_t align, uint64_t *gpa
 static void fill_header(uint8_t *h, const char *sig, uint32_t len, uint8_t rev)
 {
     memcpy(h, sig, 4);
-    put32(h + 4, len);
+    st_le32(h + 4, len);
     h[8] = rev;
     memcpy(h + 10, ACPI_OEM_ID, 6);
     memcpy(h + 16, ACPI_OEM_TABLE_ID, 8);
-    put32(h + 24, 1);                   /* OEM revision */
+    st_le32(h + 24, 1);                   /* OEM revision */
     memcpy(h + 28, ACPI_CREATOR_ID, 4);
-    put32(h + 32, 1);                   /* creator revision */
+    st_le32(h + 32, 1);                   /* creator revision */
 }
 
 static void finish_table(uint8_t *h, uint32_t len)
@@ -272,7 +270,7 @@ static uint64_t build_facs(TableBuf *t)
     uint8_t *f = table_alloc(t, 64, 64, &gpa);
     if (f) {
         memcpy(f, "FACS", 4);
-        put32(f + 4, 64);
+        st_le32(f + 4, 64);
         f[32] = 2;                          /* version */
     }
     return f ? gpa : 0;
@@ -285,7 +283,7 @@ static void put_gas_io(uint8_t *p, uint8_t bit_width, uint8_t access_size, uint6
     p[1] = bit_width;
     p[2] = 0;
     p[3] = access_size;
-    put64(p + 4, port);
+    st_le64(p + 4, port);
 }
 
 #define FADT_LEN            276
@@ -302,28 +300,28 @@ static uint64_t build_fadt(TableBuf *t, uint64_t facs, uint64_t dsdt)
 {
     uint8_t f[FADT_LEN] = { 0 };
     fill_header(f, "FACP", FADT_LEN, 6);
-    put32(f + 36, facs);
-    put32(f + 40, dsdt);
-    put16(f + 46, ACPI_SCI_GSI);
+    st_le32(f + 36, facs);
+    st_le32(f + 40, dsdt);
+    st_le16(f + 46, ACPI_SCI_GSI);
     /* SMI_CMD = 0: the platform is always in ACPI mode (SCI_EN reads 1). */
-    put32(f + 56, ACPI_PM_IO_BASE + ACPI_PM1_EVT_OFFSET);
-    put32(f + 64, ACPI_PM_IO_BASE + ACPI_PM1_CNT_OFFSET);
-    put32(f + 80, ACPI_GPE0_IO_BASE);
+    st_le32(f + 56, ACPI_PM_IO_BASE + ACPI_PM1_EVT_OFFSET);
+    st_le32(f + 64, ACPI_PM_IO_BASE + ACPI_PM1_CNT_OFFSET);
+    st_le32(f + 80, ACPI_GPE0_IO_BASE);
     f[88] = ACPI_PM1_EVT_LEN;
     f[89] = ACPI_PM1_CNT_LEN;
     f[92] = ACPI_GPE0_LEN;
     /* No PM timer (PM_TMR_BLK 0): allowed since ACPI 5, and saves VM exits. */
-    put16(f + 96, 0x0fff);                  /* C2 not supported */
-    put16(f + 98, 0x0fff);                  /* C3 not supported */
+    st_le16(f + 96, 0x0fff);                  /* C2 not supported */
+    st_le16(f + 98, 0x0fff);                  /* C3 not supported */
     f[108] = RTC_REG_CENTURY;
     /* The i8042 with its keyboard is there (hw/i8042.c): the kernel may probe it. */
-    put16(f + 109, FADT_BOOT_8042 | FADT_BOOT_NO_VGA);
-    put32(f + 112, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG);
+    st_le16(f + 109, FADT_BOOT_8042 | FADT_BOOT_NO_VGA);
+    st_le32(f + 112, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG);
     /* Reset register: the i8042 reset command, the one reset line we have. */
     put_gas_io(f + 116, 8, 1, I8042_CMD_PORT);
     f[128] = I8042_RESET_CMD;
     /* One FACS pointer only (the spec forbids both); DSDT in both, as is usual. */
-    put64(f + 140, dsdt);
+    st_le64(f + 140, dsdt);
     put_gas_io(f + 220, ACPI_GPE0_LEN * 8, 1, ACPI_GPE0_IO_BASE);    /* X_GPE0_BLK */
     memcpy(f + 268, "VIREO\0\0\0", 8);     /* hypervisor vendor identity */
     finish_table(f, FADT_LEN);
@@ -345,28 +343,28 @@ static uint64_t build_madt(TableBuf *t, const AcpiConfig *cfg)
     uint8_t *m = xzalloc(len);
     uint8_t *p = m + ACPI_HEADER_LEN;
     fill_header(m, "APIC", len, 5);
-    put32(p, LAPIC_ADDR);
-    put32(p + 4, MADT_PCAT_COMPAT);
+    st_le32(p, LAPIC_ADDR);
+    st_le32(p + 4, MADT_PCAT_COMPAT);
     p += 8;
     for (unsigned i = 0; i < cfg->nr_cpus; i++, p += 8) {
         p[0] = MADT_LOCAL_APIC;
         p[1] = 8;
         p[2] = i;                           /* processor UID */
         p[3] = i;                           /* APIC id */
-        put32(p + 4, 1);                    /* enabled */
+        st_le32(p + 4, 1);                    /* enabled */
     }
     p[0] = MADT_IO_APIC;
     p[1] = 12;
     p[2] = 0;                               /* IOAPIC id */
-    put32(p + 4, IOAPIC_ADDR);
-    put32(p + 8, 0);                        /* GSI base */
+    st_le32(p + 4, IOAPIC_ADDR);
+    st_le32(p + 8, 0);                        /* GSI base */
     p += 12;
     /* ISA IRQs map 1:1 to GSIs, as KVM routes them; only the SCI is level. */
     p[0] = MADT_INT_OVERRIDE;
     p[1] = 10;
     p[3] = ACPI_SCI_GSI;
-    put32(p + 4, ACPI_SCI_GSI);
-    put16(p + 8, MPS_LEVEL_HIGH);
+    st_le32(p + 4, ACPI_SCI_GSI);
+    st_le16(p + 8, MPS_LEVEL_HIGH);
     p += 10;
     p[0] = MADT_LAPIC_NMI;
     p[1] = 6;
@@ -386,7 +384,7 @@ static uint64_t build_xsdt(TableBuf *t, const uint64_t *tables, unsigned n)
     uint8_t x[ACPI_HEADER_LEN + 8 * 8] = { 0 };
     fill_header(x, "XSDT", len, 1);
     for (unsigned i = 0; i < n; i++) {
-        put64(x + ACPI_HEADER_LEN + i * 8, tables[i]);
+        st_le64(x + ACPI_HEADER_LEN + i * 8, tables[i]);
     }
     finish_table(x, len);
     return add_table(t, x, len);
@@ -397,8 +395,8 @@ static void fill_rsdp(uint8_t *r, uint64_t xsdt)
     memcpy(r, "RSD PTR ", 8);
     memcpy(r + 9, ACPI_OEM_ID, 6);
     r[15] = 2;                              /* ACPI 2.0+: has an XSDT */
-    put32(r + 20, 36);
-    put64(r + 24, xsdt);
+    st_le32(r + 20, 36);
+    st_le64(r + 24, xsdt);
     r[8] = checksum(r, 20);
     r[32] = checksum(r, 36);
 }

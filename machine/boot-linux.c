@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "machine/layout.h"
+#include "util/byteorder.h"
 #include "util/osdep.h"
 
 /* Zero page (struct boot_params) offsets from the Linux x86 boot protocol. */
@@ -103,12 +104,6 @@ struct LinuxLoader {
     uint64_t kernel_end;        /* first byte above the kernel in RAM */
 };
 
-static uint16_t get16(const uint8_t *p, size_t off) { uint16_t v; memcpy(&v, p + off, 2); return le16toh(v); }
-static uint32_t get32(const uint8_t *p, size_t off) { uint32_t v; memcpy(&v, p + off, 4); return le32toh(v); }
-static uint64_t get64(const uint8_t *p, size_t off) { uint64_t v; memcpy(&v, p + off, 8); return le64toh(v); }
-static void put16(uint8_t *p, size_t off, uint16_t v) { v = htole16(v); memcpy(p + off, &v, 2); }
-static void put32(uint8_t *p, size_t off, uint32_t v) { v = htole32(v); memcpy(p + off, &v, 4); }
-static void put64(uint8_t *p, size_t off, uint64_t v) { v = htole64(v); memcpy(p + off, &v, 8); }
 
 /* ---- e820 ---- */
 
@@ -184,13 +179,13 @@ static int open_regular(const char *path, uint64_t *size, const char *what, Erro
 static bool probe_bzimage(LinuxLoader *l, Error **errp)
 {
     const uint8_t *h = l->setup;
-    if (get16(h, BP_BOOT_FLAG) != BOOT_FLAG_MAGIC || get32(h, BP_HEADER) != HDRS_MAGIC) {
+    if (ld_le16(h + BP_BOOT_FLAG) != BOOT_FLAG_MAGIC || ld_le32(h + BP_HEADER) != HDRS_MAGIC) {
         error_setg(errp, "'%s' is not a Linux kernel: no bzImage header and no "
                    "ELF PVH entry", l->kernel_path);
         return false;
     }
-    l->protocol = get16(h, BP_VERSION);
-    if (l->protocol < MIN_PROTOCOL_64BIT || !(get16(h, BP_XLOADFLAGS) & XLF_KERNEL_64)) {
+    l->protocol = ld_le16(h + BP_VERSION);
+    if (l->protocol < MIN_PROTOCOL_64BIT || !(ld_le16(h + BP_XLOADFLAGS) & XLF_KERNEL_64)) {
         error_setg(errp, "kernel '%s' has no 64-bit entry point (boot protocol "
                    "%u.%02u; 2.12 or later with a 64-bit kernel is needed)",
                    l->kernel_path, l->protocol >> 8, l->protocol & 0xff);
@@ -207,9 +202,9 @@ static bool probe_bzimage(LinuxLoader *l, Error **errp)
         return false;
     }
     uint64_t payload = l->kernel_size - l->setup_size;
-    uint64_t init_size = get32(h, BP_INIT_SIZE);
+    uint64_t init_size = ld_le32(h + BP_INIT_SIZE);
     /* The kernel decompresses itself at its preferred address (16 MiB by default). */
-    uint64_t pref = get64(h, BP_PREF_ADDRESS);
+    uint64_t pref = ld_le64(h + BP_PREF_ADDRESS);
     uint64_t run_at = MAX(pref ? pref : LINUX_DEFAULT_PHYS, KERNEL_LOAD_ADDR);
     l->kernel_end = MAX(KERNEL_LOAD_ADDR + payload, run_at + init_size);
     return true;
@@ -235,17 +230,17 @@ static bool fill_zero_page(LinuxLoader *l, const GuestMemory *mem, uint64_t init
     /* The setup header is copied as the kernel wrote it; its length is in the jump. */
     size_t hdr_end = MIN((size_t)BP_HEADER + l->setup[BP_JUMP + 1], (size_t)BP_E820_TABLE);
     memcpy(bp + BP_HDR_START, l->setup + BP_HDR_START, hdr_end - BP_HDR_START);
-    put16(bp, BP_VID_MODE, 0xffff);             /* "normal" text mode */
+    st_le16(bp + BP_VID_MODE, 0xffff);             /* "normal" text mode */
     bp[BP_TYPE_OF_LOADER] = LOADER_TYPE_UNKNOWN;
     bp[BP_LOADFLAGS] |= CAN_USE_HEAP;
-    put16(bp, BP_HEAP_END_PTR, 0xfe00);
-    put32(bp, BP_CMD_LINE_PTR, BOOT_CMDLINE_ADDR);
+    st_le16(bp + BP_HEAP_END_PTR, 0xfe00);
+    st_le32(bp + BP_CMD_LINE_PTR, BOOT_CMDLINE_ADDR);
     if (l->initrd_fd >= 0) {
-        put32(bp, BP_RAMDISK_IMAGE, initrd_addr);
-        put32(bp, BP_RAMDISK_SIZE, l->initrd_size);
+        st_le32(bp + BP_RAMDISK_IMAGE, initrd_addr);
+        st_le32(bp + BP_RAMDISK_SIZE, l->initrd_size);
     }
     if (rsdp_addr && l->protocol >= PROTOCOL_RSDP) {
-        put64(bp, BP_ACPI_RSDP_ADDR, rsdp_addr);
+        st_le64(bp + BP_ACPI_RSDP_ADDR, rsdp_addr);
     }
     write_e820_zero_page(bp, mem);
     return true;
@@ -269,8 +264,8 @@ static bool find_pvh_note(int fd, uint64_t off, uint64_t size, uint64_t *entry)
     if (read_exact(fd, notes, size, off)) {
         uint64_t pos = 0;
         while (!found && pos + 12 <= size) {
-            uint32_t namesz = get32(notes, pos), descsz = get32(notes, pos + 4);
-            uint32_t type = get32(notes, pos + 8);
+            uint32_t namesz = ld_le32(notes + pos), descsz = ld_le32(notes + pos + 4);
+            uint32_t type = ld_le32(notes + pos + 8);
             uint64_t name_off = pos + 12;
             uint64_t desc_off = name_off + ROUND_UP((uint64_t)namesz, 4);
             uint64_t next = desc_off + ROUND_UP((uint64_t)descsz, 4);
@@ -279,7 +274,7 @@ static bool find_pvh_note(int fd, uint64_t off, uint64_t size, uint64_t *entry)
             }
             if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 &&
                 memcmp(notes + name_off, "Xen", 4) == 0 && (descsz == 4 || descsz == 8)) {
-                *entry = descsz == 4 ? get32(notes, desc_off) : get64(notes, desc_off);
+                *entry = descsz == 4 ? ld_le32(notes + desc_off) : ld_le64(notes + desc_off);
                 found = true;
             }
             pos = next;
@@ -338,8 +333,9 @@ static bool walk_elf(LinuxLoader *l, const GuestMemory *mem, Error **errp)
 {
     const uint8_t *e = l->setup;
     bool is64 = e[EI_CLASS] == ELFCLASS64;
-    uint64_t phoff = is64 ? get64(e, offsetof(Elf64_Ehdr, e_phoff)) : get32(e, offsetof(Elf32_Ehdr, e_phoff));
-    unsigned phnum = get16(e, is64 ? offsetof(Elf64_Ehdr, e_phnum) : offsetof(Elf32_Ehdr, e_phnum));
+    uint64_t phoff = is64 ? ld_le64(e + offsetof(Elf64_Ehdr, e_phoff))
+                          : ld_le32(e + offsetof(Elf32_Ehdr, e_phoff));
+    unsigned phnum = ld_le16(e + (is64 ? offsetof(Elf64_Ehdr, e_phnum) : offsetof(Elf32_Ehdr, e_phnum)));
     bool have_entry = false;
 
     l->kernel_end = HIGH_MEMORY_START;
@@ -376,7 +372,7 @@ static bool probe_elf(LinuxLoader *l, Error **errp)
 {
     const uint8_t *e = l->setup;
     bool is64 = e[EI_CLASS] == ELFCLASS64;
-    uint16_t machine = get16(e, offsetof(Elf64_Ehdr, e_machine));
+    uint16_t machine = ld_le16(e + offsetof(Elf64_Ehdr, e_machine));
     if ((!is64 && e[EI_CLASS] != ELFCLASS32) || e[EI_DATA] != ELFDATA2LSB ||
         (machine != EM_X86_64 && machine != EM_386)) {
         error_setg(errp, "kernel '%s' is not an x86 ELF file", l->kernel_path);
@@ -475,9 +471,9 @@ LinuxLoader *linux_loader_open(const char *kernel, const char *initrd,
         goto fail;
     }
     /* cmdline_size counts the bytes before the terminating NUL. */
-    if (l->format == KERNEL_BZIMAGE && strlen(l->cmdline) > get32(l->setup, BP_CMDLINE_SIZE)) {
+    if (l->format == KERNEL_BZIMAGE && strlen(l->cmdline) > ld_le32(l->setup + BP_CMDLINE_SIZE)) {
         error_setg(errp, "kernel command line is too long: this kernel takes at most %u bytes",
-                   get32(l->setup, BP_CMDLINE_SIZE));
+                   ld_le32(l->setup + BP_CMDLINE_SIZE));
         goto fail;
     }
     if (initrd) {
@@ -497,7 +493,7 @@ static bool place_initrd(LinuxLoader *l, const GuestMemory *mem, uint64_t *addr,
 {
     uint64_t top = mem->regions[0].size;           /* end of RAM below 4 GiB */
     if (l->format == KERNEL_BZIMAGE) {
-        uint64_t max = (uint64_t)get32(l->setup, BP_INITRD_ADDR_MAX);
+        uint64_t max = (uint64_t)ld_le32(l->setup + BP_INITRD_ADDR_MAX);
         top = MIN(top, (max ? max : 0x37ffffff) + 1);
     }
     if (l->initrd_size > top || ((top - l->initrd_size) & ~0xfffULL) < l->kernel_end) {

@@ -3,7 +3,6 @@
  */
 #include "machine/kvm.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -24,6 +23,7 @@
 #include "machine/dump-elf.h"
 #include "machine/layout.h"
 #include "util/log.h"
+#include "util/byteorder.h"
 #include "util/osdep.h"
 #include "util/seccomp-hook.h"
 
@@ -823,13 +823,6 @@ unsigned kvm_vm_nr_vcpus(const KvmVm *vm)
     return vm ? vm->nr_vcpus : 0;
 }
 
-static uint32_t le32_at(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return le32toh(v);
-}
-
 /*
  * x87/SSE state from the XSAVE area's legacy (FXSAVE-format) part, which
  * KVM fills for every feature, where KVM_GET_FPU can leave MXCSR zero.
@@ -840,11 +833,11 @@ static void read_fpu(int fd, struct kvm_fpu *fpu)
     struct kvm_xsave *xs = xzalloc(sizeof(*xs));
     if (ioctl(fd, KVM_GET_XSAVE, xs) == 0) {
         const uint8_t *p = (const uint8_t *)xs->region;
-        fpu->fcw = (uint16_t)(p[0] | p[1] << 8);
-        fpu->fsw = (uint16_t)(p[2] | p[3] << 8);
+        fpu->fcw = ld_le16(p);
+        fpu->fsw = ld_le16(p + 2);
         fpu->ftwx = p[4];
-        fpu->last_opcode = (uint16_t)(p[6] | p[7] << 8);
-        fpu->mxcsr = le32_at(p + 24);
+        fpu->last_opcode = ld_le16(p + 6);
+        fpu->mxcsr = ld_le32(p + 24);
         memcpy(fpu->fpr, p + 32, sizeof(fpu->fpr));
         memcpy(fpu->xmm, p + 160, sizeof(fpu->xmm));
     } else if (ioctl(fd, KVM_GET_FPU, fpu) < 0) {

@@ -5,13 +5,13 @@
  * registers, EFER), so that what people paste from one VMM reads the same
  * from the other.
  */
-#include <endian.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "machine/dump-elf.h"
 #include "monitor/hmp-commands.h"
+#include "util/byteorder.h"
 
 #define EFER_LMA        (1u << 10)
 #define CR0_PE          1u
@@ -101,13 +101,6 @@ static void print_gprs(StrBuf *out, const struct kvm_regs *r, bool lma)
     }
 }
 
-static uint64_t le64_at(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return le64toh(v);
-}
-
 /* x87 and SSE state; KVM's ftwx is the abridged tag word QEMU prints. */
 static void print_fpu(StrBuf *out, const struct kvm_fpu *f, bool lma)
 {
@@ -115,12 +108,12 @@ static void print_fpu(StrBuf *out, const struct kvm_fpu *f, bool lma)
                   (f->fsw >> 11) & 7, f->ftwx, f->mxcsr);
     for (int i = 0; i < 8; i++) {
         uint16_t exp = (uint16_t)(f->fpr[i][8] | f->fpr[i][9] << 8);
-        strbuf_printf(out, "FPR%d=%016" PRIx64 " %04x%s", i, le64_at(f->fpr[i]), exp,
+        strbuf_printf(out, "FPR%d=%016" PRIx64 " %04x%s", i, ld_le64(f->fpr[i]), exp,
                       i & 1 ? "\n" : " ");
     }
     for (int i = 0; i < (lma ? 16 : 8); i++) {
-        strbuf_printf(out, "XMM%02d=%016" PRIx64 " %016" PRIx64 "%s", i, le64_at(f->xmm[i] + 8),
-                      le64_at(f->xmm[i]), i & 1 ? "\n" : " ");
+        strbuf_printf(out, "XMM%02d=%016" PRIx64 " %016" PRIx64 "%s", i, ld_le64(f->xmm[i] + 8),
+                      ld_le64(f->xmm[i]), i & 1 ? "\n" : " ");
     }
 }
 

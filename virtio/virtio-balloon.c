@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/main-loop.h"
+#include "util/byteorder.h"
 #include "util/osdep.h"
 #include "virtio/virtio-balloon.h"
 #include "virtio/virtio-pci.h"
@@ -48,7 +49,6 @@ static const OptParam balloon_params[] = {
     { NULL },
 };
 
-static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
 
 /* Give the host page of a ballooned guest page back to the host. */
 static void discard_page(VirtIOBalloon *b, uint32_t pfn)
@@ -125,7 +125,7 @@ static void balloon_config_write(VirtIODevice *vdev, uint32_t offset, uint64_t v
     }
     uint32_t old = b->actual;
     b->actual = val;
-    put32(vdev->config + CFG_ACTUAL, b->actual);
+    st_le32(vdev->config + CFG_ACTUAL, b->actual);
     if (old != b->actual && virtio_balloon_change_hook) {
         virtio_balloon_change_hook(b->ram_size - ((uint64_t)b->actual << BALLOON_PAGE_SHIFT));
     }
@@ -139,7 +139,7 @@ static void balloon_reset(VirtIODevice *vdev)
         b->stats_held = false;
     }
     b->actual = 0;
-    put32(vdev->config + CFG_ACTUAL, 0);
+    st_le32(vdev->config + CFG_ACTUAL, 0);
     for (int i = 0; i < BALLOON_NR_STATS; i++) {
         b->stats[i] = -1;
     }
@@ -182,7 +182,7 @@ bool virtio_balloon_set_target(int64_t target, Error **errp)
     }
     uint64_t t = MIN((uint64_t)target, b->ram_size);
     b->num_pages = (b->ram_size - t) >> BALLOON_PAGE_SHIFT;
-    put32(b->vdev.config + CFG_NUM_PAGES, b->num_pages);
+    st_le32(b->vdev.config + CFG_NUM_PAGES, b->num_pages);
     virtio_notify_config(&b->vdev);
     return true;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/vfs.h>
 
+#include "util/byteorder.h"
 #include "util/osdep.h"
 
 /* Request types and status */
@@ -69,9 +70,6 @@ typedef struct BlkRequest {
     struct BlkRequest *next_held;
 } BlkRequest;
 
-static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
 
 /* ---- completing requests ---- */
 
@@ -324,19 +322,19 @@ void virtio_blk_fill_config(uint8_t *c, uint64_t size, unsigned num_queues,
                             unsigned queue_size, bool writeback, uint32_t blk_size)
 {
     uint64_t sectors = size / SECTOR_SIZE;
-    put64(c + VIRTIO_BLK_CFG_CAPACITY, sectors);
-    put32(c + VIRTIO_BLK_CFG_SEG_MAX, queue_size - 2);
-    put16(c + VIRTIO_BLK_CFG_CYLINDERS, MIN(sectors / (16 * 63), 65535));
+    st_le64(c + VIRTIO_BLK_CFG_CAPACITY, sectors);
+    st_le32(c + VIRTIO_BLK_CFG_SEG_MAX, queue_size - 2);
+    st_le16(c + VIRTIO_BLK_CFG_CYLINDERS, MIN(sectors / (16 * 63), 65535));
     c[VIRTIO_BLK_CFG_HEADS] = 16;
     c[VIRTIO_BLK_CFG_SECTORS] = 63;
-    put32(c + VIRTIO_BLK_CFG_BLK_SIZE, blk_size);
+    st_le32(c + VIRTIO_BLK_CFG_BLK_SIZE, blk_size);
     c[VIRTIO_BLK_CFG_WRITEBACK] = writeback;
-    put16(c + VIRTIO_BLK_CFG_NUM_QUEUES, num_queues);
-    put32(c + VIRTIO_BLK_CFG_MAX_DISCARD, VIRTIO_BLK_MAX_DISCARD_SECTORS);
-    put32(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, 1);
-    put32(c + VIRTIO_BLK_CFG_DISCARD_ALIGN, 1);
-    put32(c + VIRTIO_BLK_CFG_MAX_WZ, VIRTIO_BLK_MAX_DISCARD_SECTORS);
-    put32(c + VIRTIO_BLK_CFG_MAX_WZ_SEG, 1);
+    st_le16(c + VIRTIO_BLK_CFG_NUM_QUEUES, num_queues);
+    st_le32(c + VIRTIO_BLK_CFG_MAX_DISCARD, VIRTIO_BLK_MAX_DISCARD_SECTORS);
+    st_le32(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, 1);
+    st_le32(c + VIRTIO_BLK_CFG_DISCARD_ALIGN, 1);
+    st_le32(c + VIRTIO_BLK_CFG_MAX_WZ, VIRTIO_BLK_MAX_DISCARD_SECTORS);
+    st_le32(c + VIRTIO_BLK_CFG_MAX_WZ_SEG, 1);
 }
 
 bool virtio_blk_on_forwarding_fs(const char *file)
