@@ -161,7 +161,7 @@ static bool wants_shared_ram(const VmConfig *cfg)
  * backend. A shared one (memfd, or share=on) lends its fd, so whatever maps
  * the backend sees the guest's memory; a private one gives private RAM.
  */
-static bool create_ram(Machine *m, Error **errp)
+static bool map_board_ram(Machine *m, Error **errp)
 {
     const VmConfig *cfg = m->cfg;
     if (!cfg->ram_memdev) {
@@ -188,6 +188,18 @@ static bool create_ram(Machine *m, Error **errp)
         host_backend_release(b);
     }
     return ok;
+}
+
+/*
+ * Guest RAM for any board (the none board's is always shareable, so a qtest
+ * can map it), locked in host memory with -overcommit mem-lock=on.
+ */
+static bool create_ram(Machine *m, bool none_board, Error **errp)
+{
+    bool ok = none_board
+        ? guest_memory_create(&m->mem, m->cfg->ram_size, LOWMEM_LIMIT, errp)
+        : map_board_ram(m, errp);
+    return ok && (!m->cfg->mem_lock || guest_memory_lock(&m->mem, errp));
 }
 
 static bool check_config(const VmConfig *cfg, Error **errp)
@@ -415,11 +427,7 @@ static void machine_reset(void *opaque)
  */
 static bool none_board_init(Machine *m, Error **errp)
 {
-    if (!m->cfg->ram_size_given) {
-        return true;
-    }
-    return guest_memory_create(&m->mem, m->cfg->ram_size, LOWMEM_LIMIT, errp) &&
-           (!m->cfg->mem_lock || guest_memory_lock(&m->mem, errp));
+    return !m->cfg->ram_size_given || create_ram(m, true, errp);
 }
 
 bool machine_init(VmConfig *cfg, Error **errp)
@@ -443,7 +451,7 @@ bool machine_init(VmConfig *cfg, Error **errp)
     }
     BoardGlobals globals;
     if (!board_globals_read(!m->qtest, cfg->nr_serial > 0, &globals, errp) ||
-        !create_ram(m, errp) || (cfg->mem_lock && !guest_memory_lock(&m->mem, errp))) {
+        !create_ram(m, false, errp)) {
         goto fail;
     }
     if (!m->qtest) {

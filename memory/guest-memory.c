@@ -282,15 +282,22 @@ bool gmem_gpa_of(const GuestMemory *mem, const void *hva, uint64_t len, uint64_t
     return false;
 }
 
-void *gmem_ptr(const GuestMemory *mem, uint64_t gpa, uint64_t len)
+/* The region holding all of [gpa, gpa + len), or NULL. */
+static const GuestRegion *region_of(const GuestMemory *mem, uint64_t gpa, uint64_t len)
 {
     for (int i = 0; i < mem->nr_regions; i++) {
         const GuestRegion *r = &mem->regions[i];
         if (gpa >= r->gpa && range_within(gpa - r->gpa, len, r->size)) {
-            return r->hva + (gpa - r->gpa);
+            return r;
         }
     }
     return NULL;
+}
+
+void *gmem_ptr(const GuestMemory *mem, uint64_t gpa, uint64_t len)
+{
+    const GuestRegion *r = region_of(mem, gpa, len);
+    return r ? r->hva + (gpa - r->gpa) : NULL;
 }
 
 bool gmem_read(const GuestMemory *mem, uint64_t gpa, void *buf, uint64_t len)
@@ -325,24 +332,21 @@ bool gmem_fill(const GuestMemory *mem, uint64_t gpa, uint8_t byte, uint64_t len)
 
 bool gmem_discard(const GuestMemory *mem, uint64_t gpa, uint64_t len)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    uint8_t *p = gmem_ptr(mem, gpa, len);
-    if (!p || mem->locked || (uintptr_t)p % (uintptr_t)page || len % (uint64_t)page) {
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    const GuestRegion *r = region_of(mem, gpa, len);
+    if (!r || mem->locked || len % page) {
+        return false;
+    }
+    uint64_t off = gpa - r->gpa;
+    if ((uintptr_t)(r->hva + off) % page) {
         return false;
     }
     if (mem->fd < 0) {
-        return madvise(p, len, MADV_DONTNEED) == 0;
+        return madvise(r->hva + off, len, MADV_DONTNEED) == 0;
     }
     /* Shared pages live in the memfd: unmapping ours would leave them there. */
-    for (int i = 0; i < mem->nr_regions; i++) {
-        const GuestRegion *r = &mem->regions[i];
-        if (p >= r->hva && p < r->hva + r->size) {
-            off_t at = (off_t)(r->fd_offset + (uint64_t)(p - r->hva));
-            return fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at,
-                             (off_t)len) == 0;
-        }
-    }
-    return false;
+    return fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                     (off_t)(r->fd_offset + off), (off_t)len) == 0;
 }
 
 /* x86 hosts and guests are both little-endian: plain copies are the LE encoding. */
