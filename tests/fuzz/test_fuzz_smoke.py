@@ -3,7 +3,7 @@
 own with the code under test instrumented. Per target: every committed seed
 runs clean and together they reach the target's edge floor; fixed crash
 reproducers run clean; then a few seconds of fresh mutations
-($VIREO_FUZZ_SECONDS, 8 by default) must find nothing. The fuzz build
+($VIREO_FUZZ_SECONDS, 20 by default) must find nothing. The fuzz build
 directory is $VIREO_FUZZ_BUILD, else build-fuzz/ at the top; it is set up
 here when missing and every target is built with one ninja call. Skips when
 clang with libFuzzer is not installed (scripts/install-deps installs it)."""
@@ -22,7 +22,7 @@ import targets  # noqa: E402
 
 ROOT = vtest.ROOT
 BUILD = targets.build_dir()
-SMOKE_SECONDS = int(os.environ.get("VIREO_FUZZ_SECONDS", "8"))
+SMOKE_SECONDS = int(os.environ.get("VIREO_FUZZ_SECONDS", "20"))
 
 _built = None
 
