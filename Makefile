@@ -4,12 +4,14 @@
 #   make run      boot the demo VM
 #   make bench    benchmarks side by side with the peers named in bench/README.md
 #   make fuzz     clang/libFuzzer build in build-fuzz/, run every fuzz target (or
-#                 TARGET=name) for FUZZTIME seconds each, or FUZZRUNS executions if sooner
+#                 TARGET=name) for FUZZTIME seconds each, or FUZZRUNS executions if sooner;
+#                 an input running past FUZZTIMEOUT seconds counts as a hang
 BUILD     ?= build
 SANBUILD  ?= build-san
 FUZZBUILD ?= build-fuzz
 FUZZTIME  ?= 600
 FUZZRUNS  ?= 0
+FUZZTIMEOUT ?= 120
 
 .PHONY: all deps check run bench fuzz clean
 
@@ -44,7 +46,8 @@ bench: deps all
 # $(FUZZBUILD)/fuzz-crashes; the committed seeds stay as they are.
 # Targets: tests/fuzz/targets.py.
 fuzz: deps $(FUZZBUILD)/build.ninja
-	python3 tests/fuzz/fuzz.py --build $(FUZZBUILD) --time $(FUZZTIME) --runs $(FUZZRUNS) $(TARGET)
+	python3 tests/fuzz/fuzz.py --build $(FUZZBUILD) --time $(FUZZTIME) --runs $(FUZZRUNS) \
+		--timeout $(FUZZTIMEOUT) $(TARGET)
 
 clean:
 	rm -rf $(BUILD) $(SANBUILD) $(FUZZBUILD)
