@@ -96,6 +96,9 @@ def report(name, p, f, output, secs):
     for line in re.findall(r"^skip .*$", output, re.M):
         print("    " + line, flush=True)   # vtest.skip(): say what did not run, and why
     if f:
+        # Every failing test by name first: the tail below may hold only the last.
+        for line in re.findall(r"^FAIL \S+$", output, re.M):
+            print("    " + line, flush=True)
         tail = output.strip().splitlines()[-60:]
         print("\n".join("    | " + l for l in tail), flush=True)
 

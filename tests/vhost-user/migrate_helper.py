@@ -21,6 +21,7 @@ Usage: migrate_helper.py WORK BUILD IMAGE KERNEL INITRD
 """
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -70,6 +71,16 @@ def serial(name):
         return open(os.path.join(WORK, name), errors="replace").read()
     except FileNotFoundError:
         return ""
+
+
+def last_round_begun():
+    """The highest round number the guest has begun, on either console."""
+    text = serial("src-serial.txt") + serial("dst-serial.txt")
+    return max((int(n) for n in re.findall(r"^ROUND-START (\d+)", text, re.M)), default=0)
+
+
+def finished_rounds(text):
+    return [int(n) for n in re.findall(r"^ROUND (\d+) ", text, re.M)]
 
 
 def wait_serial(name, text, timeout, proc=None):
@@ -174,6 +185,10 @@ def main():
     # The host side of the guest's network moves to the destination's tap.
     ip("addr", "del", HOST_IP, "dev", "vutS")
     ip("addr", "add", HOST_IP, "dev", "vutD")
+    # Rounds begun by now may have pinged before the move; only later ones
+    # judge the path through the destination's tap. A round pings after an
+    # 8 MiB read, so one that begins just before this is still early.
+    result["last_round_begun_before_move"] = last_round_begun()
     # What crosses the destination's tap once the host answers there.
     result["frames_moved"] = read_frames(pkt, 8)
     # The source is done: its frontend leaves the daemons, which then report
@@ -183,11 +198,15 @@ def main():
     deadline = time.monotonic() + 600
     while True:
         text = serial("dst-serial.txt")
-        done = [l for l in text.splitlines() if l.startswith("ROUND ")]
-        if len(done) > ROUNDS_AFTER or time.monotonic() > deadline or dst.poll() is not None:
+        done = finished_rounds(text)
+        moved = [n for n in done if n > result["last_round_begun_before_move"]]
+        if (len(done) > ROUNDS_AFTER and moved) or time.monotonic() > deadline \
+                or dst.poll() is not None:
             break
         time.sleep(0.5)
-    step(f"destination shows {len(done)} finished rounds")
+    step(f"destination shows {len(done)} finished rounds, {len(moved)} begun after the move")
+    result["neigh_dst"] = subprocess.run(["ip", "neigh", "show", "dev", "vutD"],
+                                         capture_output=True, text=True).stdout.strip()
     qd.cmd("quit")
     dst.wait(60)
 
