@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vmm  # noqa: E402
-from nbdtest import qx  # noqa: E402
+from nbdtest import del_export, qx  # noqa: E402
 
 DISK_MIB = 256
 GRANULARITY = 65536
@@ -196,7 +196,7 @@ def main():
         call(q, "nbd-server-start", addr={"type": "unix", "data": {"path": nbd}})
         call(q, "block-export-add", type="nbd", id="full", **{"node-name": "n0"}, name="full")
         sh("nbdcopy", f"nbd+unix:///full?socket={nbd}", full)
-        call(q, "block-export-del", id="full")
+        del_export(q, "full")
         res["writes_during_full_copy"] = con.writes() - writes_at_add
         note(f"full copy done ({res['writes_during_full_copy']} writes meanwhile)")
 
@@ -216,7 +216,7 @@ def main():
         res.update(increment(q, nbd, "inc", "b0", tmp, full))
         note(f"increment 1 applied: {res['copied_bytes']} bytes")
         res["b1_after"] = bitmaps(q)["b1"]
-        call(q, "block-export-del", id="inc")
+        del_export(q, "inc")
         # the backup is taken: b0 goes, b1 carries the chain on
         call(q, "block-dirty-bitmap-remove", node="n0", name="b0")
 
@@ -232,7 +232,7 @@ def main():
         note(f"increment 2 applied: {res['inc2']['copied_bytes']} bytes "
              f"after {res['writes_inc2']} writes")
         res["status_before_quit"] = call(q, "query-status")["status"]
-        call(q, "block-export-del", id="inc2")
+        del_export(q, "inc2")
         call(q, "quit")
         proc.wait(60)
         res["exit_status"] = proc.returncode

@@ -62,6 +62,20 @@ def ok(q, cmd, **args):
     return r["return"]
 
 
+def del_export(q, export_id, timeout=10):
+    """block-export-del in its safe mode once the server has seen the last
+    client go. A client process that has just exited may not have been
+    noticed yet (QEMU has the same window), so "still in use" is retried."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = qx(q, "block-export-del", id=export_id)
+        if "return" in r:
+            return
+        if "still in use" not in r["error"]["desc"] or time.monotonic() > deadline:
+            raise AssertionError(f"block-export-del {export_id}: {r}")
+        time.sleep(0.05)
+
+
 def err(q, cmd, **args):
     r = qx(q, cmd, **args)
     assert "error" in r, f"{cmd} {args} succeeded: {r}"

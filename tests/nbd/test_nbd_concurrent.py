@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nbdtest import (CHUNK_MAGIC, CMD_DISC, CMD_FLUSH, CMD_READ, CMD_WRITE, REQ_MAGIC,  # noqa: E402
-                     SIMPLE_MAGIC, Daemon, Dir, Raw, need, ok, run, uri, vireo_paused,
+                     SIMPLE_MAGIC, Daemon, Dir, Raw, del_export, need, ok, run, uri, vireo_paused,
                      wait_path)
 import vtest  # noqa: E402
 
@@ -252,7 +252,7 @@ def test_vmm_connections():
             print(f"  vireo: {late} of 128 replies overtook an earlier read")
             assert late > 0, "every reply came in request order: reads ran one at a time"
             check_connections(sock, image, "disk")
-            ok(q, "block-export-del", id="e0")
+            del_export(q, "e0")
             ok(q, "nbd-server-stop")
 
 

@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nbdtest import Daemon, Dir, err, make_qcow2, need, ok, run, uri, wait_path  # noqa: E402
+from nbdtest import Daemon, Dir, del_export, err, make_qcow2, need, ok, run, uri, wait_path  # noqa: E402
 import vmm  # noqa: E402
 import vtest  # noqa: E402
 
@@ -88,7 +88,7 @@ def test_qmp_export_lifecycle():
             run("qemu-io", "-f", "raw", "-c", "write -P 0x42 7M 512k", uri(sock, "disk"))
             r = run("qemu-io", "-f", "raw", "-c", "read -P 0x42 7M 512k", uri(sock, "disk"))
             assert "verification failed" not in r.stdout, r.stdout
-            ok(q, "block-export-del", id="e0")
+            del_export(q, "e0")
             q.wait_event("BLOCK_EXPORT_DELETED")
             assert ok(q, "query-block-exports") == []
             # the node is free again for another export

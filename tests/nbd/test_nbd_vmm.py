@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nbdtest import Dir, err, make_qcow2, need, ok, qx, run, uri, vireo_paused, wait_path  # noqa: E402
+from nbdtest import Dir, del_export, err, make_qcow2, need, ok, qx, run, uri, vireo_paused, wait_path  # noqa: E402
 import vmm  # noqa: E402
 import vtest  # noqa: E402
 
@@ -104,7 +104,7 @@ def test_qemu_io_writes_through_export():
             r = run("qemu-io", "-f", "raw", "-c", "read -P 0x5a 4M 256k", "-c",
                     "read -P 0 1M 64k", "-c", "read -P 0xab 1088k 960k", u)
             assert "Pattern verification failed" not in r.stdout, r.stdout
-            ok(q, "block-export-del", id="e0")
+            del_export(q, "e0")
             assert any(e["event"] == "BLOCK_EXPORT_DELETED" for e in q.events) or \
                 q.wait_event("BLOCK_EXPORT_DELETED")
             ok(q, "quit")
@@ -138,12 +138,12 @@ def test_incremental_backup_with_dirty_bitmap():
             start(q, sock)
             export(q, id="f", name="full")
             run("nbdcopy", uri(sock, "full"), full)
-            ok(q, "block-export-del", id="f")
+            del_export(q, "f")
             # the guest's writes, made here through a writable export
             export(q, id="w", name="rw", writable=True)
             run("qemu-io", "-f", "raw", "-c", "write -P 0x77 5M 100k", "-c",
                 "write -P 0x78 30M 64k", "-c", "write -z 1M 64k", uri(sock, "rw"))
-            ok(q, "block-export-del", id="w")
+            del_export(q, "w")
             # QEMU's rule: a read-only export takes only a disabled bitmap
             e = err(q, "block-export-add", **{"type": "nbd", "id": "b", "node-name": "n0",
                                                "name": "backup", "bitmaps": ["b0"]})
@@ -172,7 +172,7 @@ def test_incremental_backup_with_dirty_bitmap():
                     piece)
                 with open(piece, "rb") as f:
                     patch(full, off, f.read())
-            ok(q, "block-export-del", id="b")
+            del_export(q, "b")
             ok(q, "quit")
             v.wait()
         run("qemu-img", "compare", "-f", "raw", "-F", "qcow2", full, img)
