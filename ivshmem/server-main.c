@@ -348,6 +348,8 @@ int main(int argc, char **argv)
     Options o;
     Error *err = NULL;
     int shm_fd, listen_fd;
+    sigset_t quit_set;
+    block_quit_signals(&quit_set);  /* before the socket listens */
     if (!parse_args(&o, argc, argv, &err) ||
         !open_resources(&o, &shm_fd, &listen_fd, &err)) {
         ivsh_warn("%s", error_get_pretty(err));

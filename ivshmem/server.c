@@ -643,11 +643,7 @@ bool ivsh_server_init(IvshServer *s, const IvshServerConfig *cfg,
         return false;
     }
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
+    block_quit_signals(&mask);
     s->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (s->signal_fd < 0) {
         error_setg_errno(errp, errno, "signalfd");

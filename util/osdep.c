@@ -174,3 +174,12 @@ char *xasprintf(const char *fmt, ...)
     va_end(ap);
     return s;
 }
+
+void block_quit_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigprocmask(SIG_BLOCK, set, NULL);
+}

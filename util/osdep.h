@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include "util/error.h"
@@ -40,6 +41,15 @@ void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup_safe(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Block SIGTERM, SIGINT and SIGHUP (the daemons' requests to quit, read later
+ * through a signalfd) and fill *set with them. Call before anything a client
+ * can see exists (a listening socket, a pid file): a quit request that
+ * arrives before the signalfd is made must wait for it, not kill the
+ * process by default action with its images half closed.
+ */
+void block_quit_signals(sigset_t *set);
 
 /* Overflow-safe range check: true when [start, start+len) lies inside [0, limit). */
 static inline bool range_within(uint64_t start, uint64_t len, uint64_t limit)

@@ -141,11 +141,7 @@ void vu_loop_run_once(VuLoop *loop, int timeout_ms)
 VuQuitSignals vu_quit_signals_open(bool *quit)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    block_quit_signals(&set);
     signal(SIGPIPE, SIG_IGN);
     return (VuQuitSignals){ .fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), .quit = quit };
 }

@@ -224,6 +224,9 @@ int main(int argc, char **argv)
 {
     Error *err = NULL;
     bool bg = false;
+    sigset_t quit_set;
+    /* Before --export and --nbd-server listen: see block_quit_signals(). */
+    block_quit_signals(&quit_set);
     VuLoop *loop = vu_loop_new(&err);
     if (!loop) {
         die(err);

@@ -21,6 +21,7 @@
 #include "daemons/vhost-user-net/vhost-user-net.h"
 #include "net/tap.h"
 #include "sandbox/sandbox.h"
+#include "util/osdep.h"
 
 #define PROG "vireo-vhost-user-net"
 
@@ -177,6 +178,8 @@ int main(int argc, char **argv)
     Error *err = NULL;
     Options o;
     int fds[NET_MAX_PAIRS];
+    sigset_t quit_set;
+    block_quit_signals(&quit_set);  /* before the socket listens */
     parse_args(argc, argv, &o);
     open_taps(&o, fds);
     VuLoop *loop = vu_loop_new(&err);

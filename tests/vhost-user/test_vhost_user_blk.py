@@ -51,7 +51,8 @@ def start_daemon(*extra, fresh=True):
 
 def stop_daemon():
     daemon.terminate()
-    assert daemon.wait(10) == 0, "daemon did not exit cleanly"
+    rc = daemon.wait(10)
+    assert rc == 0, f"daemon did not exit cleanly (status {rc}): {log_text()[-2000:]}"
 
 
 def alive():
