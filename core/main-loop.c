@@ -48,6 +48,7 @@ static int epoll_fd = -1;
 static FdHandler *handlers;
 static int wake_fd = -1;        /* eventfd: main_loop_schedule and quit */
 static volatile int quit_requested = -1;
+static int stop_request_fd = -1;   /* see main_loop_stop_request_fd() */
 
 static FdHandler *find_handler(int fd)
 {
@@ -155,6 +156,16 @@ static void wake_fd_read(void *opaque)
     if (read(wake_fd, &v, sizeof(v)) < 0) {
         /* EAGAIN: nothing pending. */
     }
+}
+
+void main_loop_set_stop_request_fd(int fd)
+{
+    stop_request_fd = fd;
+}
+
+int main_loop_stop_request_fd(void)
+{
+    return stop_request_fd;
 }
 
 void main_loop_quit(int status)

@@ -26,6 +26,16 @@ void main_loop_quit(int status);
  */
 void main_loop_set_fd_handler(int fd, IOHandler *read, IOHandler *write, void *opaque);
 
+/*
+ * An fd that is readable while the host has asked vireo to stop (a quit
+ * signal is pending; core/main.c sets it to its signalfd). Code that must
+ * wait for a peer with the big lock held (a vhost-user back-end's reply)
+ * polls it too and gives up, so a stalled peer cannot hold off shutdown.
+ * -1 when none is set.
+ */
+void main_loop_set_stop_request_fd(int fd);
+int main_loop_stop_request_fd(void);
+
 /* Run cb(opaque) on the main loop soon. Safe from any thread (vCPUs, iothreads). */
 void main_loop_schedule(IOHandler *cb, void *opaque);
 

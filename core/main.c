@@ -261,18 +261,15 @@ static bool setup_signals(Error **errp)
 {
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
     /* Blocked in every thread created from now on; read through signalfd. */
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    block_quit_signals(&set);
     signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (signal_fd < 0) {
         error_setg_errno(errp, errno, "signalfd");
         return false;
     }
     main_loop_set_fd_handler(signal_fd, signal_ready, NULL, NULL);
+    main_loop_set_stop_request_fd(signal_fd);
     return true;
 }
 

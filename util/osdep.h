@@ -43,11 +43,12 @@ char *xstrndup_safe(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
- * Block SIGTERM, SIGINT and SIGHUP (the daemons' requests to quit, read later
- * through a signalfd) and fill *set with them. Call before anything a client
- * can see exists (a listening socket, a pid file): a quit request that
- * arrives before the signalfd is made must wait for it, not kill the
- * process by default action with its images half closed.
+ * Block SIGTERM, SIGINT and SIGHUP in the calling thread and the threads it
+ * creates later (requests to quit, read through a signalfd) and fill *set
+ * with them. Call before anything a client can see exists (a listening
+ * socket, a pid file): a quit request that arrives before the signalfd is
+ * made must wait for it, not kill the process by default action with its
+ * images half closed.
  */
 void block_quit_signals(sigset_t *set);
 

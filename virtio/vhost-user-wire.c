@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/main-loop.h"
 #include "virtio/vhost-user.h"
 
 
@@ -22,15 +23,25 @@ static int64_t now_ms(void)
     return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait until sock is ready for events, or the deadline passes. */
+/*
+ * Wait until sock is ready for events, or the deadline passes, or the host
+ * asks vireo to stop (the back-end must not hold shutdown off).
+ */
 static bool wait_ready(int sock, short events, int64_t deadline, Error **errp)
 {
     for (;;) {
         int64_t left = deadline - now_ms();
-        struct pollfd p = { .fd = sock, .events = events };
-        int rc = left > 0 ? poll(&p, 1, (int)left) : 0;
-        if (rc > 0) {
+        struct pollfd p[2] = {
+            { .fd = sock, .events = events },
+            { .fd = main_loop_stop_request_fd(), .events = POLLIN },
+        };
+        int rc = left > 0 ? poll(p, p[1].fd >= 0 ? 2 : 1, (int)left) : 0;
+        if (rc > 0 && p[0].revents) {
             return true;
+        }
+        if (rc > 0) {
+            error_setg(errp, "gave up waiting: vireo is stopping");
+            return false;
         }
         if (rc < 0 && errno == EINTR) {
             continue;

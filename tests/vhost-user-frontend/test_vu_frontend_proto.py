@@ -12,9 +12,11 @@ at start with one clear error each.
 """
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -241,6 +243,32 @@ def test_dropped_connection():
 def test_silence():
     err = broken_after_driver_ok("silence", SET_VRING_CALL)
     assert "no answer within" in err, err
+
+
+def test_sigterm_while_waiting_for_a_silent_back_end():
+    """A quit signal ends the wait for a back-end that never answers: vireo
+    exits as it would without the device, not a reply timeout later."""
+    with Rig(misbehave={SET_VRING_CALL: "silence"}) as r:
+        r.v.qmp()
+        driver = threading.Thread(target=setup_ignoring_exit, args=(r.v,), daemon=True)
+        driver.start()                      # DRIVER_OK blocks in the main loop
+        r.be.wait_for(SET_VRING_CALL)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        r.v.proc.send_signal(signal.SIGTERM)
+        rc = r.v.wait(timeout=REPLY_TIMEOUT + 10)
+        took = time.monotonic() - t0
+        assert took < 5, f"exit took {took:.1f} s"
+        assert rc == 0, rc
+        assert "vireo is stopping" in r.v.stderr, r.v.stderr
+
+
+def setup_ignoring_exit(v):
+    """Drive the device to DRIVER_OK; vireo exiting meanwhile is expected."""
+    try:
+        vufe.Blk(v)
+    except Exception:
+        pass
 
 
 def test_refused_request():
