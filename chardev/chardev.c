@@ -385,18 +385,23 @@ bool chardev_conn_read_sync(ChardevConn *conn, void *buf, size_t len, int timeou
 {
     size_t got = 0;
     while (got < len) {
-        struct pollfd p = { .fd = conn->in_fd, .events = POLLIN };
-        int rc = conn->in_fd >= 0 && !conn->closing ? poll(&p, 1, timeout_ms) : -1;
+        int rc = -1;
+        errno = EBADF;      /* a closed connection must not look like EINTR */
+        if (conn->in_fd >= 0 && !conn->closing) {
+            rc = main_loop_wait_peer(conn->in_fd, POLLIN, timeout_ms);
+        }
         if (rc < 0 && errno == EINTR) {
             continue;
         }
+        bool stopping = rc < 0 && errno == ECANCELED;
         ssize_t n = rc > 0 ? conn_recv(conn, (uint8_t *)buf + got, len - got) : -1;
         if (n < 0 && rc > 0 && (errno == EAGAIN || errno == EINTR)) {
             continue;
         }
         if (n <= 0) {
             error_setg(errp, "chardev '%s': %s", conn->chr ? conn->chr->id : "?",
-                       rc == 0 ? "timed out" : n == 0 ? "connection closed" : "read failed");
+                       stopping ? "gave up waiting: vireo is stopping"
+                       : rc == 0 ? "timed out" : n == 0 ? "connection closed" : "read failed");
             return false;
         }
         got += (size_t)n;

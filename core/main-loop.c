@@ -1,6 +1,7 @@
 #include "core/main-loop.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static int epoll_fd = -1;
 static FdHandler *handlers;
 static int wake_fd = -1;        /* eventfd: main_loop_schedule and quit */
 static volatile int quit_requested = -1;
-static int stop_request_fd = -1;   /* see main_loop_stop_request_fd() */
+static int stop_request_fd = -1;   /* see main_loop_set_stop_request_fd() */
 
 static FdHandler *find_handler(int fd)
 {
@@ -163,9 +164,18 @@ void main_loop_set_stop_request_fd(int fd)
     stop_request_fd = fd;
 }
 
-int main_loop_stop_request_fd(void)
+int main_loop_wait_peer(int fd, short events, int timeout_ms)
 {
-    return stop_request_fd;
+    struct pollfd p[2] = {
+        { .fd = fd, .events = events },
+        { .fd = stop_request_fd, .events = POLLIN },   /* poll skips it while -1 */
+    };
+    int rc = poll(p, 2, timeout_ms);
+    if (rc > 0 && !p[0].revents) {
+        errno = ECANCELED;
+        return -1;
+    }
+    return rc;
 }
 
 void main_loop_quit(int status)

@@ -27,14 +27,19 @@ void main_loop_quit(int status);
 void main_loop_set_fd_handler(int fd, IOHandler *read, IOHandler *write, void *opaque);
 
 /*
- * An fd that is readable while the host has asked vireo to stop (a quit
- * signal is pending; core/main.c sets it to its signalfd). Code that must
- * wait for a peer with the big lock held (a vhost-user back-end's reply)
- * polls it too and gives up, so a stalled peer cannot hold off shutdown.
- * -1 when none is set.
+ * fd is readable while the host has asked vireo to stop (a quit signal is
+ * pending; core/main.c passes its signalfd). main_loop_wait_peer() watches it.
  */
 void main_loop_set_stop_request_fd(int fd);
-int main_loop_stop_request_fd(void);
+
+/*
+ * Wait up to timeout_ms for events on a peer's fd outside the main loop (a
+ * vhost-user back-end's reply, an ivshmem server's set-up messages), giving
+ * up when the host asks vireo to stop, so a silent peer cannot hold off
+ * shutdown. Like poll(): >0 ready, 0 timed out, -1 with errno set (EINTR is
+ * the caller's to retry); errno is ECANCELED when vireo is stopping.
+ */
+int main_loop_wait_peer(int fd, short events, int timeout_ms);
 
 /* Run cb(opaque) on the main loop soon. Safe from any thread (vCPUs, iothreads). */
 void main_loop_schedule(IOHandler *cb, void *opaque);

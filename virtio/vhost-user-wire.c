@@ -31,20 +31,16 @@ static bool wait_ready(int sock, short events, int64_t deadline, Error **errp)
 {
     for (;;) {
         int64_t left = deadline - now_ms();
-        struct pollfd p[2] = {
-            { .fd = sock, .events = events },
-            { .fd = main_loop_stop_request_fd(), .events = POLLIN },
-        };
-        int rc = left > 0 ? poll(p, p[1].fd >= 0 ? 2 : 1, (int)left) : 0;
-        if (rc > 0 && p[0].revents) {
-            return true;
-        }
+        int rc = left > 0 ? main_loop_wait_peer(sock, events, (int)left) : 0;
         if (rc > 0) {
-            error_setg(errp, "gave up waiting: vireo is stopping");
-            return false;
+            return true;
         }
         if (rc < 0 && errno == EINTR) {
             continue;
+        }
+        if (rc < 0 && errno == ECANCELED) {
+            error_setg(errp, "gave up waiting: vireo is stopping");
+            return false;
         }
         error_setg(errp, rc == 0 ? "no answer within %d ms" : "poll failed",
                    VHOST_USER_REPLY_TIMEOUT_MS);

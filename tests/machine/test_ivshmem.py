@@ -542,6 +542,37 @@ def test_bad_servers():
                 srv.close()
 
 
+def test_sigterm_while_a_server_stays_silent():
+    """A server that accepts and never sends holds start-up for its 10-s
+    set-up limit; a quit signal ends that wait at once."""
+    with Tmp() as t:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(t.sock)
+        listener.listen(1)
+        listener.settimeout(20)
+        p = subprocess.Popen([vtest.binary("vireo"), "-accel", "qtest", "-display", "none",
+                              "-m", "64M", "-chardev", f"socket,id=iv,path={t.sock}",
+                              "-device", "ivshmem-doorbell,chardev=iv,vectors=2"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            conn, _ = listener.accept()
+            time.sleep(0.5)                 # vireo is now waiting for the version
+            t0 = time.monotonic()
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=30)
+            took = time.monotonic() - t0
+            conn.close()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            listener.close()
+        assert took < 5, f"exit took {took:.1f} s"
+        assert p.returncode != 0, err
+        assert "vireo is stopping" in err, err
+        assert "AddressSanitizer" not in err and "runtime error" not in err, err
+
+
 def test_hostile_server_after_setup():
     r, w = os.pipe()
     e1, e2 = os.eventfd(0), os.eventfd(0)
