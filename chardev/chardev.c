@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/main-loop.h"
@@ -718,13 +717,6 @@ bool chardev_add_client(Chardev *chr, int fd, Error **errp)
 /* Total time vireo gives its peers to take queued output at exit. */
 #define CHARDEV_EXIT_FLUSH_MS 100
 #define CHARDEV_EXIT_MAX_FDS 64
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* One write of at most PIPE_BUF bytes, on a descriptor poll() called writable. */
 static void exit_write_some(ChardevConn *conn)

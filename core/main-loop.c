@@ -197,13 +197,6 @@ struct Timer {
 
 static Timer *timer_lists[2];
 
-static int64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Virtual clock: host monotonic time minus the time spent stopped. */
 static bool virtual_running;
 static bool virtual_manual;

@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ivshmem/proto.h"
@@ -283,13 +282,6 @@ static void read_stdin(Client *c)
     run_command(c, line);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Serve until quit. The protocol has no end-of-set-up marker: the set-up is
  * over once our own vectors came and the server then stays quiet a moment.
@@ -313,7 +305,7 @@ static bool client_loop(Client *c, char **cmds, int ncmds, int linger_ms, Error 
         }
         int timeout = c->ready ? -1 : QUIET_MS;
         if (deadline >= 0) {
-            timeout = (int)MAX(0, deadline - now_ms());
+            timeout = (int)MAX(0, deadline - monotonic_ms());
         }
         fflush(stdout);
         int r = poll(pfd, (nfds_t)n, timeout);
@@ -331,7 +323,7 @@ static bool client_loop(Client *c, char **cmds, int ncmds, int linger_ms, Error 
                 run_command(c, cmds[i]);
             }
             if (ncmds) {
-                deadline = now_ms() + linger_ms;
+                deadline = monotonic_ms() + linger_ms;
             }
             continue;
         }

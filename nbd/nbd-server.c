@@ -26,7 +26,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "nbd/nbd-int.h"
@@ -88,13 +87,6 @@ struct NbdServer {
     unsigned next_worker;
     Worker workers[NR_WORKERS];
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
 
 static void srv_log(NbdServer *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -353,7 +345,7 @@ static void accept_clients(NbdServer *srv)
         cl->conn = nbd_conn_new(&srv->exps);
         nbd_conn_set_notify(cl->conn, client_notify, cl);
         cl->w = &srv->workers[srv->next_worker++ % NR_WORKERS];
-        cl->deadline_ns = now_ns() +
+        cl->deadline_ns = monotonic_ns() +
             (int64_t)(srv->cfg.handshake_seconds ? srv->cfg.handshake_seconds : 10) *
             1000000000ll;
         cl->events = EPOLLIN | EPOLLOUT;
@@ -378,7 +370,7 @@ static void accept_clients(NbdServer *srv)
 /* Locks held: close this worker's clients that are killed, overdue, or all. */
 static void reap_clients(NbdServer *srv, Worker *w, bool all)
 {
-    int64_t now = now_ns();
+    int64_t now = monotonic_ns();
     Client *next;
     for (Client *cl = srv->clients; cl; cl = next) {
         next = cl->next;

@@ -11,6 +11,7 @@
  * thing a stalled reader can stop is that thread.
  */
 #include "util/log.h"
+#include "util/osdep.h"
 #include "util/seccomp-hook.h"
 
 #include <errno.h>
@@ -35,13 +36,6 @@ static uint64_t log_dropped;        /* lines that found the queue full */
 static bool log_thread_started;
 static bool log_thread_failed;
 static LogRateLimit *log_buckets;   /* every bucket that has been used */
-
-static int64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* ---- the queue and its writer (log_mutex held unless said otherwise) ---- */
 

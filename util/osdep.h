@@ -52,6 +52,10 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 void block_quit_signals(sigset_t *set);
 
+/* CLOCK_MONOTONIC, for deadlines and durations. */
+int64_t monotonic_ns(void);
+int64_t monotonic_ms(void);
+
 /* Overflow-safe range check: true when [start, start+len) lies inside [0, limit). */
 static inline bool range_within(uint64_t start, uint64_t len, uint64_t limit)
 {

@@ -9,19 +9,13 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/main-loop.h"
+#include "util/osdep.h"
 #include "virtio/vhost-user.h"
 
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * Wait until sock is ready for events, or the deadline passes, or the host
@@ -30,7 +24,7 @@ static int64_t now_ms(void)
 static bool wait_ready(int sock, short events, int64_t deadline, Error **errp)
 {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - monotonic_ms();
         int rc = left > 0 ? main_loop_wait_peer(sock, events, (int)left) : 0;
         if (rc > 0) {
             return true;
@@ -51,7 +45,7 @@ static bool wait_ready(int sock, short events, int64_t deadline, Error **errp)
 bool vhost_user_send(int sock, const void *buf, size_t len, const int *fds,
                      unsigned nfds, Error **errp)
 {
-    int64_t deadline = now_ms() + VHOST_USER_REPLY_TIMEOUT_MS;
+    int64_t deadline = monotonic_ms() + VHOST_USER_REPLY_TIMEOUT_MS;
     union {
         char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
         struct cmsghdr align;
@@ -177,7 +171,7 @@ const char *vhost_user_request_name(uint32_t req)
 bool vhost_user_recv_reply(int sock, uint32_t request, VhostUserMsg *m, size_t want_size,
                        int *fds, unsigned max_fds, unsigned *nfds, Error **errp)
 {
-    int64_t deadline = now_ms() + VHOST_USER_REPLY_TIMEOUT_MS;
+    int64_t deadline = monotonic_ms() + VHOST_USER_REPLY_TIMEOUT_MS;
     int got_fds[VHOST_USER_MAX_FDS];
     unsigned n = 0;
     bool ok = recv_all(sock, &m->hdr, sizeof(m->hdr), got_fds, &n, deadline, errp);
