@@ -383,11 +383,14 @@ bool chardev_conn_read_sync(ChardevConn *conn, void *buf, size_t len, int timeou
                             Error **errp)
 {
     size_t got = 0;
+    /* One limit for the whole read: a peer trickling bytes must not stretch it. */
+    int64_t deadline = monotonic_ms() + timeout_ms;
     while (got < len) {
         int rc = -1;
         errno = EBADF;      /* a closed connection must not look like EINTR */
         if (conn->in_fd >= 0 && !conn->closing) {
-            rc = main_loop_wait_peer(conn->in_fd, POLLIN, timeout_ms);
+            int left = (int)MAX(0, deadline - monotonic_ms());
+            rc = main_loop_wait_peer(conn->in_fd, POLLIN, left);
         }
         if (rc < 0 && errno == EINTR) {
             continue;

@@ -573,6 +573,41 @@ def test_sigterm_while_a_server_stays_silent():
         assert "AddressSanitizer" not in err and "runtime error" not in err, err
 
 
+def test_server_trickling_its_set_up_is_timed_out():
+    """The set-up limit (10 s) is for a whole message, however slowly its
+    bytes come: one byte every 2 s would make the version take 16 s."""
+    with Tmp() as t:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(t.sock)
+        listener.listen(1)
+        stop = threading.Event()
+
+        def trickle():
+            conn, _ = listener.accept()
+            with conn:
+                for b in struct.pack("<q", 0):
+                    if stop.wait(2):
+                        return
+                    try:
+                        conn.send(bytes([b]))
+                    except OSError:
+                        return
+                stop.wait(30)
+
+        threading.Thread(target=trickle, daemon=True).start()
+        t0 = time.monotonic()
+        try:
+            err = start_error(["-chardev", f"socket,id=iv,path={t.sock}",
+                               "-device", "ivshmem-doorbell,chardev=iv,vectors=2"],
+                              "server sent invalid version message")
+        finally:
+            stop.set()
+            listener.close()
+        took = time.monotonic() - t0
+        assert "timed out" in err, err
+        assert took < 14, f"start-up failed only after {took:.1f} s"
+
+
 def test_hostile_server_after_setup():
     r, w = os.pipe()
     e1, e2 = os.eventfd(0), os.eventfd(0)
